@@ -1,0 +1,16 @@
+"""pymfn: MobileFaceNet from training to a measured deployment on Ascend 310, runnable on any x86 host."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_core():
+    """Import the native module. OpenVINO's Python package is imported first so that its shared
+    libraries (which pymfn._core links against) are already loaded, whatever venv built the module."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        pass
+    from pymfn import _core
+
+    return _core

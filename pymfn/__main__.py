@@ -1,0 +1,42 @@
+"""`python -m pymfn <command>`: one entry point, each command implemented by its own module."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, one-line summary). Each module has main(argv: list[str] | None) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("pymfn.data", "write training TFRecords from an image tree or InsightFace RecordIO"),
+    "train": ("pymfn.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
+    "freeze": ("pymfn.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
+    "import-weights": ("pymfn.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
+    "convert": ("pymfn.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
+    "image2bin": ("pymfn.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
+    "pack": ("pymfn.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+}
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = ["usage: python -m pymfn <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "Benchmarks and accuracy live in `python -m pymfn.bench` (latency, throughput, accuracy, msame).",
+              "Run `python -m pymfn <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"pymfn: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

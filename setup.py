@@ -1,0 +1,41 @@
+"""Build driver: runs CMake (CMakeLists.txt is the only place that lists native sources).
+
+`pip install .` and `pip install -e .` both end up here. The CMake build writes `_core*.so` (and, without
+CANN, the ACL emulator `libascendcl.so`) straight into the extension's output folder.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_dir = Path(self.build_temp).resolve() / "cmake"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cfg = "Debug" if self.debug else "Release"
+        args = [
+            f"-DPYMFN_OUTPUT_DIR={out_dir}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DCMAKE_BUILD_TYPE={cfg}",
+        ]
+        if os.environ.get("PYMFN_WERROR", "") not in ("", "0"):
+            args.append("-DPYMFN_WERROR=ON")
+        args += [a for a in os.environ.get("PYMFN_CMAKE_ARGS", "").split() if a]
+        jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
+        subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+
+
+setup(ext_modules=[CMakeExtension("pymfn._core")], cmdclass={"build_ext": CMakeBuild})
