@@ -11,6 +11,11 @@ def load_core():
         import openvino  # noqa: F401
     except ImportError:
         pass
+    import os
+
+    override = os.environ.get("PYMFN_CORE_DIR")  # developer builds kept outside the source tree
+    if override and override not in __path__:
+        __path__.insert(0, override)
     from pymfn import _core
 
     return _core
