@@ -1,0 +1,58 @@
+"""`python -m pymfn.bench {latency,throughput,accuracy,msame}`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
+from pymfn.bench.msame_compare import add_msame_arguments, main_msame
+from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
+
+DESCRIPTION = """\
+Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the timing loop in C++.
+
+  latency     batch 1, one request at a time: the figure an interactive user sees
+  throughput  larger batches and several requests in flight: samples per second
+  accuracy    LFW verification accuracy with the exact InsightFace 10-fold protocol
+  msame       Huawei msame's figures beside a pymfn run of the same .om and inputs
+
+Without --model every command uses the built-in MobileFaceNet (pretrained sirius-ai weights when
+PYMFN_SHARED holds them, else random weights), built once and cached under $XDG_CACHE_HOME/pymfn.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame}")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
+                       description="Per-request latency (default batch 1, one request in flight), trtexec-style report.")
+    add_run_arguments(p, batch=1, inflight=1, min_duration=3.0)
+    p.set_defaults(func=main_latency)
+    p = sub.add_parser("throughput", help="samples/s with larger batches and requests in flight", formatter_class=fmt,
+                       description="Throughput with larger batches and several in-flight requests; same JSON keys as latency.")
+    add_run_arguments(p, batch=16, inflight=2, min_duration=5.0)
+    p.set_defaults(func=main_throughput)
+    p = sub.add_parser("accuracy", help="LFW verification accuracy", formatter_class=fmt,
+                       description="LFW accuracy (InsightFace protocol) from lfw.bin, a folder of bins, or msame outputs.")
+    add_accuracy_arguments(p)
+    p.set_defaults(func=main_accuracy)
+    p = sub.add_parser("msame", help="compare with Huawei msame", formatter_class=fmt,
+                       description=__import__("pymfn.bench.msame_compare", fromlist=["x"]).__doc__)
+    add_msame_arguments(p)
+    p.set_defaults(func=main_msame)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch", None) is not None and args.batch < 1:
+        raise SystemExit("--batch must be >= 1")
+    if getattr(args, "inflight", 1) < 1:
+        raise SystemExit("--inflight must be >= 1")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""LFW verification accuracy of a model (or of an msame/om output folder) with the InsightFace protocol."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import pymfn
+from pymfn.bench import report
+from pymfn.bench.perf import choose_batch, input_spec, resolve_model
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"  # pickle protocol >= 2 opcode PROTO
+
+
+def _default_batch(engine: Any, requested: int | None) -> int:
+    offered = list(engine.supported_batches())
+    if requested is not None:
+        return choose_batch(engine, requested)
+    if not offered:
+        return 64
+    return max(b for b in offered if b <= 64) if min(offered) <= 64 else min(offered)
+
+
+def embed_array(engine: Any, samples: np.ndarray, batch: int) -> np.ndarray:
+    """Run every sample through the engine (padding of the last batch dropped) -> float32 [N, E]."""
+    core = pymfn.load_core()
+    reader = core.ArrayDataset(np.ascontiguousarray(samples)).reader(batch, 2)
+    engine.prepare(batch)
+    out = core.infer_all(engine, reader)[0]
+    return np.asarray(out, dtype=np.float32).reshape(len(samples), -1)
+
+
+def _prepare_images(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return images  # AIPP-style model: normalisation happens inside
+    return ((images.astype(np.float32) - 127.5) * 0.0078125).astype(dtype)
+
+
+def _load_issame(args: argparse.Namespace, data: Path) -> np.ndarray:
+    if args.issame:
+        src = Path(args.issame)
+    elif (data / "issame.npy").exists():
+        src = data / "issame.npy"
+    else:
+        raise SystemExit(f"--data {data}: a folder needs --issame (lfw.bin, issame.npy or issame.txt) to know the pairs")
+    if src.suffix == ".npy":
+        return np.load(src).astype(bool)
+    if src.suffix == ".txt":
+        return np.array([line.strip() in ("1", "True", "true") for line in src.read_text().split()], dtype=bool)
+    from pymfn.lfw import read_lfw_bin
+
+    return read_lfw_bin(src)[1]
+
+
+def _looks_like_msame_output(folder: Path) -> bool:
+    from pymfn import msame
+
+    return msame.is_msame_output(folder)
+
+
+def main_accuracy(args: argparse.Namespace) -> int:
+    from pymfn import eval as lfw_eval
+
+    core = pymfn.load_core()
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(f"--data: {data} does not exist (lfw.bin, a folder of .bin inputs, or an msame output folder)")
+    t_start = time.perf_counter()
+    meta: dict[str, Any] = {"data": str(data), "flip": bool(args.flip)}
+    embed_s = 0.0
+    n_embedded = 0
+
+    if data.is_dir() and _looks_like_msame_output(data):
+        from pymfn import msame
+
+        if args.flip:
+            raise SystemExit("--flip needs images; an msame output folder only holds embeddings")
+        emb = msame.read_outputs(data, dtype=args.output_dtype)
+        issame = _load_issame(args, data)
+        meta.update({"source": "msame output folder", "model": None, "engine": "msame"})
+    else:
+        model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
+        if not pretrained:
+            print("note: the default model has random weights (no pretrained weights under PYMFN_SHARED); "
+                  "its accuracy is near chance — accuracy needs weights")
+        from pymfn.engines import open_engine
+
+        engine = open_engine(str(model), engine=args.engine, precision=args.precision, threads=args.threads)
+        info, shape, dtype = input_spec(engine)
+        batch = _default_batch(engine, args.batch)
+        meta.update({"model": str(model), "model_description": description, "engine": engine.kind, "batch": batch,
+                     "engine_properties": {str(k): str(v) for k, v in dict(engine.properties()).items()}})
+        if data.is_file() and _is_pickle(data):
+            from pymfn.lfw import load_lfw
+
+            t0 = time.perf_counter()
+            images, issame = load_lfw(data, color="bgr" if args.bgr else "rgb")
+            meta["decode_s"] = time.perf_counter() - t0
+            if images.shape[1:] != shape and not (dtype == np.uint8 and images.shape[1:] == shape):
+                raise SystemExit(f"--data {data}: images are {images.shape[1:]}, the model wants {shape}")
+            samples = _prepare_images(images, dtype)
+            t0 = time.perf_counter()
+            emb = embed_array(engine, samples, batch)
+            n_embedded = len(samples)
+            if args.flip:
+                emb_flip = embed_array(engine, np.ascontiguousarray(samples[:, :, ::-1, :]), batch)
+                emb = lfw_eval.combine_flip(emb, emb_flip)
+                n_embedded *= 2
+            embed_s = time.perf_counter() - t0
+            meta["source"] = f"lfw.bin ({'BGR' if args.bgr else 'RGB'})"
+        elif data.is_dir():
+            if args.flip:
+                raise SystemExit("--flip needs decoded images; use --data lfw.bin (bins are already preprocessed)")
+            from pymfn.datasets import open_dataset
+
+            ds = open_dataset(data, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape)
+            issame = _load_issame(args, data)
+            t0 = time.perf_counter()
+            engine.prepare(batch)
+            emb = np.asarray(core.infer_all(engine, ds.reader(batch, 2))[0], dtype=np.float32)
+            embed_s = time.perf_counter() - t0
+            n_embedded = len(emb)
+            meta["source"] = ds.describe()
+        else:
+            raise SystemExit(f"--data {data}: not an lfw.bin pickle, a .bin folder or an msame output folder")
+
+    if len(emb) != 2 * len(issame):
+        raise SystemExit(f"--data {data}: {len(emb)} embeddings but {len(issame)} pairs need {2 * len(issame)}")
+    result = lfw_eval.evaluate(emb.reshape(len(emb), -1), issame)
+    doc = result.to_dict()
+    doc.update(meta)
+    doc["images_per_s"] = (n_embedded / embed_s) if embed_s > 0 else None
+    doc["embed_s"] = embed_s
+    doc["total_s"] = time.perf_counter() - t_start
+    doc["build_info"] = dict(core.build_info())
+    doc["host"] = report.host_info()
+    doc["protocol"] = ("InsightFace/FaceNet: squared L2 on L2-normalised embeddings, 10 contiguous folds, "
+                       "thresholds arange(0,4,0.01), VAL@FAR=1e-3 on arange(0,4,0.001)"
+                       + (", flip = normalise(emb + emb_mirror)" if args.flip else ""))
+
+    print(f"LFW verification — {doc.get('model') or data}")
+    print(f"  source        : {doc.get('source')}")
+    print(f"  pairs         : {doc['pairs']}   flip: {args.flip}")
+    print(f"  accuracy      : {doc['accuracy'] * 100:.2f}% ± {doc['accuracy_std'] * 100:.2f} (mean ± population std over 10 folds)")
+    print(f"  VAL@FAR=1e-3  : {doc['val'] * 100:.2f}% ± {doc['val_std'] * 100:.2f} at FAR {doc['far'] * 100:.3f}%")
+    print(f"  AUC / EER     : {doc['auc']:.4f} / {doc['eer'] * 100:.2f}%")
+    print(f"  thresholds    : {', '.join(f'{t:.2f}' for t in doc['thresholds'])}")
+    if doc["images_per_s"]:
+        print(f"  embedding     : {n_embedded} images in {embed_s:.1f} s ({doc['images_per_s']:.0f} images/s)")
+    print(f"  whole run     : {doc['total_s']:.1f} s")
+    if args.json:
+        report.write_json(doc, args.json)
+        print(f"JSON written to {args.json}")
+    if args.plot:
+        lfw_eval.plot_roc(result, args.plot)
+        print(f"ROC plot written to {args.plot}")
+    return 0
+
+
+def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="lfw.bin (InsightFace format), a folder of per-image .bin inputs (+ --issame), or an msame "
+                   "output folder (+ --issame)")
+    p.add_argument("--issame", help="pair labels for folder inputs: lfw.bin, issame.npy or issame.txt "
+                   "(default: issame.npy inside the folder, as written by `python -m pymfn image2bin`)")
+    p.add_argument("--model", help="model file; default: the built-in MobileFaceNet (see `latency --help`)")
+    p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
+    p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32", help="OpenVINO precision (default f32)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 64, or what the model offers)")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test-time augmentation, InsightFace style: normalise(emb(image) + emb(mirror))")
+    p.add_argument("--bgr", action="store_true",
+                   help="feed BGR like the reference image2bin (costs ~0.2 pt with RGB-trained weights)")
+    p.add_argument("--output-dtype", default="float16",
+                   help="dtype of msame output .bin files (default float16, the reference om's the_outputs)")
+    p.add_argument("--json", help="write accuracy, per-fold figures, thresholds, VAL/FAR, AUC, EER and timing as JSON")
+    p.add_argument("--plot", help="write the ROC curve as PNG")
+    p.add_argument("--quiet", action="store_true", help="fewer progress messages")

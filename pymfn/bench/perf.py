@@ -1,0 +1,177 @@
+"""Latency and throughput runs: pick model, engine and input, hand them to the C++ runner, report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import pymfn
+from pymfn.bench import report
+
+
+def resolve_model(model: str | None, quiet: bool = False) -> tuple[Path, str, bool]:
+    """(path, description, pretrained) for --model, or the built-in default model when it is None."""
+    if model is None:
+        from pymfn.default_model import default_model
+
+        dm = default_model(quiet=quiet)
+        return dm.path, dm.description, dm.pretrained
+    path = Path(model)
+    if not path.exists():
+        raise SystemExit(f"--model: {path} does not exist")
+    return path, f"user model {path.name}", True
+
+
+def open_engine_from_args(args: argparse.Namespace, model: Path) -> Any:
+    from pymfn.engines import open_engine
+
+    return open_engine(
+        str(model),
+        engine=args.engine,
+        precision=args.precision,
+        threads=args.threads,
+        streams=args.streams,
+        inflight=args.inflight,
+    )
+
+
+def input_spec(engine: Any) -> tuple[Any, tuple[int, ...], np.dtype]:
+    """The model's (first) input, its per-sample shape and numpy dtype; rejects multi-input models."""
+    inputs = engine.inputs()
+    real = [t for t in inputs if t.name != "ascend_mbatch_shape_data"]
+    if len(real) != 1:
+        raise SystemExit(f"model has {len(real)} data inputs ({[t.name for t in real]}); pymfn.bench drives one-input models")
+    info = real[0]
+    shape = tuple(int(d) for d in info.shape[1:])
+    if any(d < 0 for d in shape):
+        raise SystemExit(f"input '{info.name}' has a dynamic non-batch dimension {list(info.shape)}; convert with a fixed shape")
+    return info, shape, np.dtype(info.dtype)
+
+
+def make_dataset(args: argparse.Namespace, engine: Any, count: int) -> tuple[Any, str]:
+    """The input source: --input (folder / packed / .npy) or seeded random data shaped for the model."""
+    core = pymfn.load_core()
+    info, shape, dtype = input_spec(engine)
+    if args.input:
+        from pymfn.datasets import open_dataset
+
+        ds = open_dataset(args.input, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
+                          order=getattr(args, "order", "natural"))
+        return ds, ds.describe()
+    rng = np.random.default_rng(args.seed)
+    if dtype == np.uint8:
+        data = rng.integers(0, 256, size=(count, *shape), dtype=np.uint8)
+    else:
+        data = rng.uniform(-1.0, 1.0, size=(count, *shape)).astype(dtype)
+    return core.ArrayDataset(data), f"random {dtype} {list(shape)} x {count} (seed {args.seed}, cycled)"
+
+
+def choose_batch(engine: Any, requested: int) -> int:
+    offered = list(engine.supported_batches())
+    if offered and requested not in offered:
+        raise SystemExit(f"--batch {requested}: the model only offers batch sizes {offered}")
+    return requested
+
+
+def run(args: argparse.Namespace, mode: str) -> int:
+    core = pymfn.load_core()
+    model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
+    engine = open_engine_from_args(args, model)
+    batch = choose_batch(engine, args.batch)
+    dataset, input_desc = make_dataset(args, engine, count=max(batch * 4, 16))
+    reader = dataset.reader(batch, args.prefetch)
+
+    settings = core.RunSettings()
+    settings.batch_size = batch
+    settings.warmup_iterations = args.warmup
+    settings.warmup_ms = args.warmup_ms
+    settings.min_iterations = args.min_iterations
+    settings.min_duration_ms = args.min_duration * 1000.0
+    settings.max_duration_ms = args.max_duration * 1000.0
+    settings.inflight = args.inflight
+    settings.scope = core.TimingScope.kEndToEnd if args.scope == "end-to-end" else core.TimingScope.kCompute
+    result = core.run_benchmark(engine, reader, settings)
+
+    props = {str(k): str(v) for k, v in dict(engine.properties()).items()}
+    meta: dict[str, Any] = {
+        "mode": mode,
+        "engine": engine.kind,
+        "model": str(model),
+        "model_description": description,
+        "pretrained": pretrained,
+        "batch": batch,
+        "precision": props.get("precision", args.precision),
+        "scope": args.scope,
+        "inflight": args.inflight,
+        "input": input_desc,
+        "engine_properties": props,
+        "build_info": dict(core.build_info()),
+        "host": report.host_info(),
+    }
+    if "acl_runtime" in props:
+        meta["acl_runtime"] = props["acl_runtime"]
+        if props["acl_runtime"] == "emulator":
+            meta["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, "
+                                   "not Ascend NPU timings")
+    doc = report.result_to_json(result, meta)
+    print(report.format_table(doc))
+    if args.json:
+        report.write_json(doc, args.json)
+        print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {args.json}")
+    if args.plot:
+        report.plot_latency(doc, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, min_duration: float) -> None:
+    g = p.add_argument_group("model and engine")
+    g.add_argument("--model", help="frozen .pb, .onnx, OpenVINO .xml or Ascend .om; default: the built-in MobileFaceNet "
+                   "(pretrained weights from PYMFN_SHARED when present, else random weights), cached in $XDG_CACHE_HOME/pymfn")
+    g.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None,
+                   help="execution engine; default: from the file type (.om -> acl, else openvino). 'tf' is the "
+                   "TensorFlow session reference engine (frozen .pb only)")
+    g.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
+                   help="OpenVINO inference precision hint (default f32: this CPU would silently pick bf16 otherwise). "
+                   "An .om's precision is fixed at conversion")
+    g.add_argument("--threads", type=int, default=0, help="inference threads (0 = engine default = all cores)")
+    g.add_argument("--streams", type=int, default=0, help="OpenVINO streams (0 = engine default for the hint)")
+    g = p.add_argument_group("run")
+    g.add_argument("--batch", type=int, default=batch, help=f"samples per request (default {batch})")
+    g.add_argument("--inflight", type=int, default=inflight,
+                   help=f"requests in flight (default {inflight}); >1 uses the engine's asynchronous path")
+    g.add_argument("--warmup", type=int, default=10, help="untimed warm-up iterations (default 10)")
+    g.add_argument("--warmup-ms", type=float, default=0.0, help="and keep warming up for at least this long (ms)")
+    g.add_argument("--min-iterations", type=int, default=100, help="measure at least this many requests (default 100)")
+    g.add_argument("--min-duration", type=float, default=min_duration,
+                   help=f"and for at least this many seconds (default {min_duration})")
+    g.add_argument("--max-duration", type=float, default=60.0,
+                   help="stop after this many seconds even if the minimums are not met (a warning says so; default 60)")
+    g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
+                   help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
+    g = p.add_argument_group("input")
+    g.add_argument("--input", help="folder of per-sample .bin files, a packed file (python -m pymfn pack) or a .npy; "
+                   "default: seeded random data shaped like the model input")
+    g.add_argument("--order", choices=["natural", "lexicographic"], default="natural",
+                   help="file order for a .bin folder: natural (2.bin before 10.bin) or lexicographic (msame's)")
+    g.add_argument("--prefetch", type=int, default=2, help="batches the folder loader prepares ahead (default 2)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", help="write the full result (stats, settings, build/host info, raw samples) as JSON")
+    g.add_argument("--plot", help="write a PNG with the latency histogram and the per-iteration trace")
+    g.add_argument("--quiet", action="store_true", help="fewer progress messages")
+
+
+def main_latency(args: argparse.Namespace) -> int:
+    return run(args, "latency")
+
+
+def main_throughput(args: argparse.Namespace) -> int:
+    return run(args, "throughput")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use python -m pymfn.bench")

@@ -1,0 +1,63 @@
+"""The built-in default model that `python -m pymfn.bench` runs when no `--model` is given.
+
+With the pretrained sirius-ai weights in the shared folder it is MobileFaceNet frozen from the imported
+TFLite weights (so accuracy figures mean something); without them it is a seeded random-initialised
+MobileFaceNet, which is fine for latency but not for accuracy. Either is built once and cached under
+``$XDG_CACHE_HOME/pymfn/models`` so later runs start instantly.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymfn import __version__, config
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    path: Path
+    pretrained: bool
+    description: str
+
+
+def _source_key(path: Path) -> str:
+    st = path.stat()
+    raw = f"{__version__}:{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultModel:
+    """Return the cached default frozen .pb, building it on first use."""
+    models = config.cache_dir() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    suffix = "-fp16out" if fp16_output else ""
+    tflite = config.sirius_tflite_path()
+    if tflite.exists():
+        pb = models / f"mobilefacenet-sirius-{_source_key(tflite)}{suffix}.pb"
+        desc = f"MobileFaceNet, pretrained sirius-ai weights imported from {tflite}"
+        if not pb.exists():
+            if not quiet:
+                print(f"pymfn: building the default model once ({desc}) -> {pb}")
+            from pymfn import freeze, weights
+
+            with tempfile.TemporaryDirectory(dir=models) as tmp:
+                ckpt = weights.import_weights(tflite, Path(tmp) / "ckpt")
+                freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
+        return DefaultModel(pb, True, desc)
+
+    pb = models / f"mobilefacenet-random-seed0-v{__version__}{suffix}.pb"
+    desc = "MobileFaceNet, random weights (seed 0): fine for latency, accuracy needs the pretrained weights"
+    if not pb.exists():
+        if not quiet:
+            print(f"pymfn: pretrained weights not found at {tflite}; building a random-weight model -> {pb}")
+        from pymfn import freeze
+
+        freeze.freeze_random(pb, embedding_size=128, seed=0, fp16_output=fp16_output)
+    return DefaultModel(pb, False, desc)
+
+
+def clear_cache() -> None:
+    shutil.rmtree(config.cache_dir() / "models", ignore_errors=True)
