@@ -1,0 +1,56 @@
+// EMULATOR-ONLY extensions of libascendcl.so. The real CANN runtime does not export these: a client
+// must resolve them with dlsym() and treat their absence as "this is real hardware".
+//
+// They let tests (and the ACL engine's reports) ask the emulator what a real NPU cannot tell you:
+// which resources a program forgot to release, and whether the library is the emulator at all.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(_WIN32)
+#define PYMFN_EMU_API
+#else
+#define PYMFN_EMU_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Always 1 in the emulator. Real CANN has no such symbol.
+PYMFN_EMU_API int pymfnEmuIsEmulator(void);
+
+// Version string of the emulator and of the OpenVINO runtime it executes with.
+PYMFN_EMU_API const char* pymfnEmuVersion(void);
+
+// Outstanding (created but not yet released) resources, counted since the last aclInit.
+typedef struct pymfnEmuCounts {
+  uint64_t device_allocs;   // aclrtMalloc blocks not yet aclrtFree'd
+  uint64_t host_allocs;     // aclrtMallocHost blocks not yet aclrtFreeHost'd
+  uint64_t device_bytes;    // bytes in those device blocks
+  uint64_t host_bytes;      // bytes in those pinned host blocks
+  uint64_t datasets;        // aclmdlCreateDataset without aclmdlDestroyDataset
+  uint64_t data_buffers;    // aclCreateDataBuffer without aclDestroyDataBuffer
+  uint64_t descs;           // aclmdlCreateDesc without aclmdlDestroyDesc
+  uint64_t models;          // loaded, not unloaded
+  uint64_t contexts;        // aclrtCreateContext without aclrtDestroyContext
+  uint64_t streams;         // aclrtCreateStream without aclrtDestroyStream
+  uint64_t executes;        // successful aclmdlExecute/ExecuteAsync runs since aclInit (not a leak)
+} pymfnEmuCounts;
+
+// Fills *out with the live counts (works before aclInit and after aclFinalize, where it returns the
+// counts aclFinalize found). Returns 0, or 100000 when out is NULL.
+PYMFN_EMU_API int pymfnEmuGetCounts(pymfnEmuCounts* out);
+
+// Writes a human-readable leak report (the same text aclFinalize prints on stderr) into buf,
+// NUL-terminated, truncated to len-1 bytes. Returns the full length needed (excluding the NUL),
+// so a caller can retry with a larger buffer. The report is empty ("") when nothing is outstanding.
+PYMFN_EMU_API size_t pymfnEmuLeakReport(char* buf, size_t len);
+
+// Total leaked resources found by the most recent aclFinalize (0 = clean shutdown).
+PYMFN_EMU_API uint64_t pymfnEmuLeaksAtFinalize(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
