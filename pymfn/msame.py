@@ -1,0 +1,633 @@
+"""msame compatibility: read and write msame's output folders, parse its logs, run it.
+
+msame is the tool Ascend ModelZoo entries (including MobileFaceNet's) use to run an ``.om`` model over a
+folder of ``.bin`` inputs. Our benchmarks are compared against it and our accuracy scripts must accept
+either tool's output, so this module speaks its file layout exactly (facts in ``shared/docs/ascend.md``):
+
+* outputs land in ``<output>/<timestamp>/`` where the timestamp is either the unpadded
+  ``YYYYMD_H_M_S_usec`` of msame since late 2021 (``2022113_9_31_13_612340``) or the older
+  ``%Y%m%d_%H%M%S`` (``20210915_104452``);
+* folder mode writes ``<input stem>_output_<k>.bin`` (raw bytes) or ``.txt`` (text), loop mode
+  ``<om stem>_output_<k>.bin``;
+* the log prints ``Inference time: <t>ms`` per execute, then ``Inference average time : %.2f ms`` (folder
+  mode, note the space before the colon) or ``Inference average time: %f ms`` (loop mode), and
+  ``Inference average time without first time: ... ms`` when more than one execute ran.
+
+Reading is strict on purpose: a missing index, a file of the wrong size or two runs in one folder would
+otherwise silently shift every LFW pair and still produce a plausible accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pymfn._atomic import atomic_dir, atomic_write
+
+__all__ = [
+    "MsameError",
+    "MsameNotFoundError",
+    "MsameLog",
+    "MsameOutputs",
+    "MsameResult",
+    "find_msame",
+    "find_run_dir",
+    "format_timestamp",
+    "is_msame_output",
+    "parse_log",
+    "read_outputs",
+    "main",
+    "parse_msame_log",
+    "parse_msame_logs",
+    "parse_timestamp",
+    "read_msame_outputs",
+    "run_msame",
+    "write_msame_outputs",
+]
+
+
+class MsameError(ValueError):
+    """An msame folder, log or run is unusable; the message names the path and what was expected."""
+
+
+class MsameNotFoundError(FileNotFoundError):
+    """The msame executable is not installed where we looked."""
+
+
+# ---------------------------------------------------------------------------------------------- timestamps
+
+_NEW_TS = re.compile(r"^(\d{4})(\d{2,4})_(\d{1,2})_(\d{1,2})_(\d{1,2})_(\d{1,6})$")
+_OLD_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})$")
+
+
+def parse_timestamp(name: str) -> list[_dt.datetime]:
+    """Every date an msame run-folder name can stand for; empty if it is not a timestamp folder.
+
+    The unpadded format is ambiguous (``2022113`` is 2022-1-13 or 2022-11-3), so all valid readings
+    are returned and callers decide whether the ambiguity matters.
+    """
+    m = _OLD_TS.match(name)
+    if m:
+        try:
+            return [_dt.datetime(*(int(g) for g in m.groups()))]
+        except ValueError:
+            return []
+    m = _NEW_TS.match(name)
+    if not m:
+        return []
+    year, md, hour, minute, sec, usec = m.groups()
+    readings = []
+    for cut in (1, 2):  # month has 1 or 2 digits, the day takes the rest
+        mon, day = md[:cut], md[cut:]
+        if not day or len(day) > 2 or mon.startswith("0") or day.startswith("0"):
+            continue  # msame never zero-pads
+        try:
+            readings.append(_dt.datetime(int(year), int(mon), int(day), int(hour), int(minute), int(sec), int(usec)))
+        except ValueError:
+            continue
+    return readings
+
+
+def format_timestamp(when: _dt.datetime | None = None, style: str = "new") -> str:
+    """msame's run-folder name for ``when`` (default: now, local time as msame uses).
+
+    ``style="new"`` is the unpadded ``YYYYMD_H_M_S_usec`` of current msame, ``"old"`` the
+    ``%Y%m%d_%H%M%S`` of msame before late 2021.
+    """
+    when = when or _dt.datetime.now()
+    if style == "new":
+        return (f"{when.year}{when.month}{when.day}_{when.hour}_{when.minute}_{when.second}_"
+                f"{when.microsecond}")
+    if style == "old":
+        return when.strftime("%Y%m%d_%H%M%S")
+    raise ValueError(f"format_timestamp: style must be 'new' or 'old', got {style!r}")
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+_OUT_NAME = re.compile(r"^(?P<stem>.+)_output_(?P<k>\d+)\.(?P<ext>bin|txt)$")
+
+
+def _output_files(folder: Path) -> list[tuple[str, int, str, Path]]:
+    found = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        m = _OUT_NAME.match(entry.name)
+        if m:
+            found.append((m["stem"], int(m["k"]), m["ext"], Path(entry.path)))
+    return found
+
+
+def find_run_dir(output_dir: str | os.PathLike, run: str | None = None) -> Path:
+    """The folder holding the output files of one msame run.
+
+    ``output_dir`` may be the run folder itself (it contains ``*_output_<k>.*`` files) or msame's
+    ``--output`` folder, whose timestamp subfolders are the runs. With several runs and ``run=None`` the
+    newest is chosen, but only when the order is certain: an unpadded timestamp whose date is ambiguous
+    and could be the newest makes this fail and asks for ``run=``.
+    """
+    base = Path(output_dir)
+    if not base.exists():
+        raise MsameError(f"{base}: msame output folder does not exist")
+    if not base.is_dir():
+        raise MsameError(f"{base}: expected a folder of msame outputs, found a file")
+    if run is not None:
+        chosen = base / run
+        if not chosen.is_dir():
+            raise MsameError(f"{chosen}: run folder {run!r} not found under {base}")
+        return chosen
+    if _output_files(base):
+        return base
+    runs = {}
+    for entry in os.scandir(base):
+        if entry.is_dir() and not entry.name.startswith("."):
+            readings = parse_timestamp(entry.name)
+            if readings:
+                runs[entry.name] = readings
+    if not runs:
+        raise MsameError(f"{base}: no msame output files (<stem>_output_<k>.bin/.txt) and no timestamp "
+                         "subfolders (YYYYMD_H_M_S_usec or YYYYmmdd_HHMMSS) in it")
+    if len(runs) == 1:
+        return base / next(iter(runs))
+    # Newest = the run whose earliest reading is later than every other run's latest reading.
+    latest = max(runs, key=lambda n: min(runs[n]))
+    others = [n for n in runs if n != latest]
+    if any(max(runs[n]) >= min(runs[latest]) for n in others):
+        raise MsameError(f"{base}: {len(runs)} msame runs ({', '.join(sorted(runs))}) and their order is "
+                         "ambiguous (unpadded msame timestamps can be read as two dates); pass run=<folder>")
+    return base / latest
+
+
+def _natural_key(stem: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", stem))
+
+
+@dataclass
+class MsameOutputs:
+    """Outputs of one msame run, in input order.
+
+    ``outputs[k]`` has one row per input stem: shape ``(len(stems), elements_per_file)``.
+    """
+
+    run_dir: Path
+    stems: list[str]
+    outputs: list[np.ndarray]
+    fmt: str  # "BIN" or "TXT"
+    timestamp: str | None  # the run folder's name when it is a timestamp folder
+
+
+def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "float16", *,
+                       run: str | None = None, count: int | None = None, elements: int | None = None,
+                       fmt: str | None = None, txt_fp16_bits: bool = False) -> MsameOutputs:
+    """Load every ``<stem>_output_<k>`` file of one msame run into arrays in input order.
+
+    Order is natural by stem (``2`` before ``10``), which for ModelZoo's numbered inputs is the input
+    order (``0_output_0.bin`` ... ``11999_output_0.bin``). When every stem is a number the indices must
+    be exactly ``0..N-1`` (``N = count`` if given), otherwise the missing ones are named.
+
+    Args:
+        output_dir: msame's ``--output`` folder or one run folder inside it (see :func:`find_run_dir`).
+        dtype: element type of the raw ``.bin`` files (msame writes the model's output dtype, float16 for
+            the ModelZoo MobileFaceNet) and the dtype of the returned arrays for ``.txt``.
+        run: name of the timestamp folder to read when there are several.
+        count: expected number of inputs.
+        elements: expected elements per file (e.g. 128 for one embedding); all files of an output must
+            agree with each other anyway.
+        fmt: "BIN" or "TXT" to insist on one; default: whatever the folder holds (both at once is an error).
+        txt_fp16_bits: msame before its aclFloat16ToFloat fix printed float16 TXT outputs as the raw
+            16-bit integers; set this to decode such files.
+    """
+    run_dir = find_run_dir(output_dir, run)
+    dt = np.dtype(dtype)
+    files = _output_files(run_dir)
+    if not files:
+        raise MsameError(f"{run_dir}: no msame output files (<stem>_output_<k>.bin or .txt)")
+    exts = {ext for _, _, ext, _ in files}
+    if fmt is not None:
+        want = fmt.upper()
+        if want not in ("BIN", "TXT"):
+            raise MsameError(f"fmt must be 'BIN' or 'TXT', got {fmt!r}")
+        files = [f for f in files if f[2] == want.lower()]
+        if not files:
+            raise MsameError(f"{run_dir}: no .{want.lower()} output files (found only .{exts.pop()})")
+        ext = want.lower()
+    else:
+        if len(exts) > 1:
+            raise MsameError(f"{run_dir}: holds both .bin and .txt outputs; pass fmt='BIN' or fmt='TXT'")
+        ext = exts.pop()
+
+    by_stem: dict[str, dict[int, Path]] = {}
+    for stem, k, _, path in files:
+        by_stem.setdefault(stem, {})[k] = path
+    n_out = 1 + max(k for per in by_stem.values() for k in per)
+    for stem, per in by_stem.items():
+        missing = [k for k in range(n_out) if k not in per]
+        if missing:
+            raise MsameError(f"{run_dir}: input {stem!r} lacks output(s) {missing} "
+                             f"(other inputs have {n_out} outputs)")
+
+    stems = sorted(by_stem, key=_natural_key)
+    if all(s.isdigit() for s in stems):
+        numbers = sorted(int(s) for s in stems)
+        expect = count if count is not None else numbers[-1] + 1
+        missing_idx = sorted(set(range(expect)) - set(numbers))
+        extra = [n for n in numbers if n >= expect]
+        if missing_idx or extra:
+            desc = []
+            if missing_idx:
+                shown = ", ".join(map(str, missing_idx[:10])) + (" ..." if len(missing_idx) > 10 else "")
+                desc.append(f"{len(missing_idx)} missing index(es): {shown}")
+            if extra:
+                desc.append(f"{len(extra)} index(es) beyond count={expect}: {extra[:10]}")
+            raise MsameError(f"{run_dir}: expected inputs 0..{expect - 1}; " + "; ".join(desc))
+    elif count is not None and len(stems) != count:
+        raise MsameError(f"{run_dir}: expected {count} inputs, found {len(stems)}")
+
+    outputs = []
+    for k in range(n_out):
+        rows = []
+        for stem in stems:
+            path = by_stem[stem][k]
+            if ext == "bin":
+                size = path.stat().st_size
+                if size == 0 or size % dt.itemsize:
+                    raise MsameError(f"{path}: {size} bytes is not a whole number of {dt.name} elements "
+                                     f"({dt.itemsize} bytes each)")
+                row = np.fromfile(path, dtype=dt)
+            else:
+                row = _read_txt(path, dt, txt_fp16_bits)
+            rows.append(row)
+        first = rows[0].size
+        for stem, row in zip(stems, rows):
+            if row.size != first:
+                raise MsameError(f"{by_stem[stem][k]}: output {k} has {row.size} {dt.name} elements but "
+                                 f"{by_stem[stems[0]][k].name} has {first}; all files of one output must be "
+                                 "the same size")
+        if elements is not None and rows[0].size != elements:
+            raise MsameError(f"{by_stem[stems[0]][k]}: {rows[0].size} {dt.name} elements per file, expected "
+                             f"{elements}")
+        outputs.append(np.stack(rows))
+    timestamp = run_dir.name if parse_timestamp(run_dir.name) else None
+    return MsameOutputs(run_dir=run_dir, stems=stems, outputs=outputs, fmt=ext.upper(), timestamp=timestamp)
+
+
+def _read_txt(path: Path, dt: np.dtype, fp16_bits: bool) -> np.ndarray:
+    text = path.read_text()
+    tokens = text.split()
+    if not tokens:
+        raise MsameError(f"{path}: empty msame TXT output")
+    try:
+        if fp16_bits:
+            bits = np.array([int(t) for t in tokens], dtype=np.int64)
+            if bits.min() < 0 or bits.max() > 0xFFFF:
+                raise MsameError(f"{path}: txt_fp16_bits=True but values are not 16-bit integers")
+            return bits.astype(np.uint16).view(np.float16).astype(dt)
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError as exc:
+        raise MsameError(f"{path}: not an msame TXT output (whitespace-separated numbers): {exc}") from None
+    if dt.kind in "iu" and not np.all(values == np.round(values)):
+        raise MsameError(f"{path}: non-integer values for integer dtype {dt.name}")
+    return values.astype(dt)
+
+
+def _format_txt(row: np.ndarray, last_dim: int, precision: int) -> str:
+    # msame: every value followed by a space, a newline after each row of the last dimension.
+    if row.dtype.kind == "f":
+        vals = [f"{float(v):.{precision}g}" for v in row.ravel()]
+    else:
+        vals = [str(int(v)) for v in row.ravel()]
+    lines = []
+    for i in range(0, len(vals), last_dim):
+        lines.append("".join(v + " " for v in vals[i:i + last_dim]))
+    return "\n".join(lines) + "\n"
+
+
+def write_msame_outputs(out_dir: str | os.PathLike, stems: Sequence[str | int],
+                        outputs: np.ndarray | Sequence[np.ndarray], fmt: str = "BIN",
+                        timestamp: str | _dt.datetime | None = None, *, precision: int = 6) -> Path:
+    """Write our outputs in msame's layout: ``out_dir/<timestamp>/<stem>_output_<k>.<bin|txt>``.
+
+    The run folder is built under a temporary name and renamed into place, so a reader never sees half a
+    run. Returns the run folder.
+
+    Args:
+        out_dir: the equivalent of msame's ``--output``.
+        stems: input stems in order (``range(12000)`` for ModelZoo's numbered inputs).
+        outputs: one array per model output, each with ``len(stems)`` rows (a single array = output 0).
+            Row i of output k becomes ``<stems[i]>_output_<k>``; BIN files hold its raw bytes in the
+            array's dtype (keep float16 for a ModelZoo-style ``np.fromfile(..., np.float16)``).
+        fmt: "BIN" or "TXT" (msame's ``--outfmt``).
+        timestamp: folder name; a datetime is formatted like current msame; default now.
+        precision: significant digits in TXT (msame's C++ stream default is 6, which is exact for float16
+            but lossy for float32).
+    """
+    fmt_u = fmt.upper()
+    if fmt_u not in ("BIN", "TXT"):
+        raise ValueError(f"write_msame_outputs: fmt must be 'BIN' or 'TXT', got {fmt!r}")
+    if isinstance(outputs, np.ndarray):
+        outputs = [outputs]
+    outputs = [np.ascontiguousarray(o) for o in outputs]
+    stems = [str(s) for s in stems]
+    if not stems:
+        raise ValueError("write_msame_outputs: no stems given")
+    if len(set(stems)) != len(stems):
+        raise ValueError("write_msame_outputs: stems must be unique")
+    for s in stems:
+        if not s or "/" in s or s.startswith("."):
+            raise ValueError(f"write_msame_outputs: bad stem {s!r} (must be a plain, non-hidden file stem)")
+    for k, o in enumerate(outputs):
+        if o.ndim == 0 or o.shape[0] != len(stems):
+            raise ValueError(f"write_msame_outputs: output {k} has shape {o.shape}; expected "
+                             f"{len(stems)} rows, one per stem")
+    if isinstance(timestamp, _dt.datetime) or timestamp is None:
+        name = format_timestamp(timestamp)
+    else:
+        name = str(timestamp)
+        if not parse_timestamp(name):
+            raise ValueError(f"write_msame_outputs: timestamp {name!r} is not an msame run-folder name "
+                             "(YYYYMD_H_M_S_usec or YYYYmmdd_HHMMSS)")
+    run_dir = Path(out_dir) / name
+    if run_dir.exists():
+        raise FileExistsError(f"{run_dir}: run folder already exists; refusing to mix two runs")
+    ext = fmt_u.lower()
+    with atomic_dir(run_dir) as tmp:
+        for k, o in enumerate(outputs):
+            last = o.shape[-1] if o.ndim > 1 else 1
+            for i, stem in enumerate(stems):
+                target = tmp / f"{stem}_output_{k}.{ext}"
+                if ext == "bin":
+                    o[i].tofile(target)
+                else:
+                    target.write_text(_format_txt(o[i], last, precision))
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------- logs
+
+_NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+|nan|-?inf))"
+_RUN_RE = re.compile(r"^\s*Inference time:\s*" + _NUM + r"\s*ms", re.M)
+_FOLDER_AVG_RE = re.compile(r"^\s*Inference average time :\s*" + _NUM + r"\s*ms", re.M)
+_LOOP_AVG_RE = re.compile(r"^\s*Inference average time:\s*" + _NUM + r"\s*ms", re.M)
+_NOFIRST_RE = re.compile(r"^\s*Inference average time without first time:\s*" + _NUM + r"\s*ms", re.M)
+_FILE_RE = re.compile(r"start to process file:\s*(\S.*?)\s*$", re.M)
+_ERROR_RE = re.compile(r"^\s*\[ERROR\].*$", re.M)
+
+
+@dataclass
+class MsameLog:
+    """What one msame run printed."""
+
+    mode: str  # "folder" or "loop"
+    run_times_ms: list[float]  # one per execute, as printed (6 significant digits)
+    average_ms: float
+    average_without_first_ms: float | None  # msame prints it only when more than one execute ran
+    files: list[str] = field(default_factory=list)  # inputs processed (folder/file mode)
+    errors: list[str] = field(default_factory=list)  # [ERROR] lines
+    warnings: list[str] = field(default_factory=list)  # our consistency checks
+
+    def recomputed_without_first_ms(self) -> float | None:
+        """Mean of the per-run times after the first, from the per-run lines (more digits than msame's
+        folder-mode ``%.2f`` summary)."""
+        if len(self.run_times_ms) < 2:
+            return None
+        return float(np.mean(self.run_times_ms[1:]))
+
+
+def _f(s: str) -> float:
+    return float(s)
+
+
+def parse_msame_logs(text: str) -> list[MsameLog]:
+    """Every msame run in ``text`` (logs of several runs are often appended to one file), in order.
+
+    A run ends at its average line (plus the "without first time" line that follows it). A log with no
+    average line means msame did not finish and is an error.
+    """
+    summaries = sorted([(m.start(), m.end(), "folder", m) for m in _FOLDER_AVG_RE.finditer(text)]
+                       + [(m.start(), m.end(), "loop", m) for m in _LOOP_AVG_RE.finditer(text)])
+    if not summaries:
+        errs = _ERROR_RE.findall(text)
+        hint = f"; its errors: {' | '.join(e.strip() for e in errs[:3])}" if errs else ""
+        raise MsameError("no 'Inference average time' line in the msame log: the run did not finish or this "
+                         f"is not msame output{hint}")
+    logs = []
+    start = 0
+    for i, (s, e, mode, m) in enumerate(summaries):
+        nxt = summaries[i + 1][0] if i + 1 < len(summaries) else len(text)
+        nf = _NOFIRST_RE.search(text, e, nxt)
+        end = nf.end() if nf else e
+        chunk = text[start:s]
+        runs = [_f(x) for x in _RUN_RE.findall(chunk)]
+        log = MsameLog(mode=mode, run_times_ms=runs, average_ms=_f(m.group(1)),
+                       average_without_first_ms=_f(nf.group(1)) if nf else None,
+                       files=_FILE_RE.findall(chunk), errors=[x.strip() for x in _ERROR_RE.findall(chunk)])
+        _check_log(log)
+        logs.append(log)
+        start = end
+    return logs
+
+
+def parse_msame_log(text: str) -> MsameLog:
+    """The single msame run in ``text``; several runs is an error (use :func:`parse_msame_logs`)."""
+    logs = parse_msame_logs(text)
+    if len(logs) != 1:
+        raise MsameError(f"msame log holds {len(logs)} runs; use parse_msame_logs() to get them all")
+    return logs[0]
+
+
+parse_log = parse_msame_log
+
+
+def _check_log(log: MsameLog) -> None:
+    # Per-run figures are printed with 6 significant digits, folder averages with 2 decimals.
+    n = len(log.run_times_ms)
+    if n == 0:
+        log.warnings.append("no per-run 'Inference time' lines; averages cannot be checked")
+        return
+    tol_digits = 0.006 if log.mode == "folder" else 1e-5
+    mean = float(np.mean(log.run_times_ms))
+    if math.isfinite(log.average_ms) and abs(mean - log.average_ms) > tol_digits + 1e-5 * abs(mean):
+        log.warnings.append(f"printed average {log.average_ms} ms disagrees with the mean of {n} per-run "
+                            f"lines ({mean:.6f} ms): log truncated or runs failed")
+    if n > 1 and log.average_without_first_ms is None:
+        log.warnings.append(f"{n} runs but no 'without first time' line")
+    if log.average_without_first_ms is not None and n > 1:
+        m2 = float(np.mean(log.run_times_ms[1:]))
+        if abs(m2 - log.average_without_first_ms) > tol_digits + 1e-5 * abs(m2):
+            log.warnings.append(f"printed 'without first' average {log.average_without_first_ms} ms disagrees "
+                                f"with the per-run lines ({m2:.6f} ms)")
+
+
+def is_msame_output(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is an msame run folder or an ``--output`` folder with timestamp runs in it."""
+    p = Path(folder)
+    if not p.is_dir():
+        return False
+    if _output_files(p):
+        return True
+    return any(e.is_dir() and parse_timestamp(e.name) for e in os.scandir(p))
+
+
+def read_outputs(folder: str | os.PathLike, dtype: str | np.dtype = "float16", output: int = 0,
+                 **kwargs) -> np.ndarray:
+    """Output ``output`` of one msame run as an ``(N, elements)`` array in input order (the embeddings of
+    ``calculate_om_acc``); keyword arguments go to :func:`read_msame_outputs`."""
+    res = read_msame_outputs(folder, dtype, **kwargs)
+    if not 0 <= output < len(res.outputs):
+        raise MsameError(f"{res.run_dir}: output {output} requested, the run has {len(res.outputs)}")
+    return res.outputs[output]
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+def find_msame(explicit: str | os.PathLike | None = None) -> Path:
+    """The msame executable: ``explicit``, else ``$PYMFN_MSAME``, else ``msame`` on PATH."""
+    cand = explicit or os.environ.get("PYMFN_MSAME")
+    if cand:
+        p = Path(cand)
+        if not (p.is_file() and os.access(p, os.X_OK)):
+            raise MsameNotFoundError(f"{p}: msame executable not found or not executable")
+        return p
+    found = shutil.which("msame")
+    if not found:
+        raise MsameNotFoundError("msame not found on PATH (nor $PYMFN_MSAME). It is built from Ascend's "
+                                 "tools repository (msame/) against a CANN toolkit and needs an Ascend device; "
+                                 "without one, use pymfn's own runner and write_msame_outputs()")
+    return Path(found)
+
+
+@dataclass
+class MsameResult:
+    """One finished msame run."""
+
+    command: list[str]
+    returncode: int
+    log_text: str
+    log: MsameLog
+    run_dir: Path | None  # the timestamp folder it created (None if it wrote no outputs)
+
+
+def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, output_dir: str | os.PathLike, *,
+              outfmt: str = "BIN", device: int = 0, loop: int | None = None, dym_batch: int | None = None,
+              msame: str | os.PathLike | None = None, extra_args: Sequence[str] = (),
+              timeout: float | None = None) -> MsameResult:
+    """Run msame on ``model`` over ``input_dir`` (folder mode; ``None`` = msame's zero-input loop mode) and
+    parse what it printed. Raises :class:`MsameNotFoundError` without msame and :class:`MsameError` when
+    it fails (exit code, log tail)."""
+    exe = find_msame(msame)
+    model = Path(model)
+    if ".om" not in model.name:
+        raise MsameError(f"{model}: msame only accepts model paths containing '.om'")
+    if not model.is_file():
+        raise MsameError(f"{model}: model file not found")
+    if input_dir is not None and not Path(input_dir).is_dir():
+        raise MsameError(f"{input_dir}: input folder not found")
+    if outfmt.upper() not in ("BIN", "TXT"):
+        raise MsameError(f"outfmt must be 'BIN' or 'TXT', got {outfmt!r}")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in out.iterdir()}
+    cmd = [str(exe), "--model", str(model), "--output", str(out), "--outfmt", outfmt.upper(),
+           "--device", str(device)]
+    if input_dir is not None:
+        cmd += ["--input", str(input_dir)]
+    if loop is not None:
+        cmd += ["--loop", str(loop)]
+    if dym_batch is not None:
+        cmd += ["--dymBatch", str(dym_batch)]
+    cmd += list(extra_args)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    text = proc.stdout
+    tail = "\n".join(text.splitlines()[-15:])
+    if proc.returncode != 0:
+        raise MsameError(f"{exe} exited with code {proc.returncode}; last lines:\n{tail}")
+    try:
+        log = parse_msame_log(text)
+    except MsameError as exc:
+        raise MsameError(f"{exe}: {exc}; last lines:\n{tail}") from None
+    new = sorted(p for p in out.iterdir() if p.name not in before and p.is_dir() and parse_timestamp(p.name))
+    run_dir = new[-1] if len(new) == 1 else None
+    if len(new) > 1:
+        raise MsameError(f"{out}: {len(new)} new run folders appeared during one msame run: "
+                         f"{[p.name for p in new]}")
+    return MsameResult(command=cmd, returncode=proc.returncode, log_text=text, log=log, run_dir=run_dir)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pymfn.msame {read,log,run}``."""
+    ap = argparse.ArgumentParser(
+        prog="python -m pymfn.msame",
+        description="msame compatibility: turn an msame output folder into a .npy array in input order, "
+                    "summarise msame logs, or run msame itself.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("read", help="read <output>/<timestamp>/<stem>_output_<k> files into .npy",
+                       description="Read one msame run (natural stem order, strict checks) and save output k "
+                                   "as an (N, elements) .npy array.")
+    r.add_argument("output_dir", help="msame --output folder, or one timestamp folder inside it")
+    r.add_argument("--dtype", default="float16", help="element type of the .bin files (default float16, as "
+                                                      "the ModelZoo MobileFaceNet om writes)")
+    r.add_argument("--run", help="timestamp folder to read when there are several")
+    r.add_argument("--count", type=int, help="expected number of inputs (e.g. 12000 for LFW)")
+    r.add_argument("--output-index", type=int, default=0, help="which model output to save (default 0)")
+    r.add_argument("--txt-fp16-bits", action="store_true",
+                   help="TXT files of old msame that printed float16 values as raw 16-bit integers")
+    r.add_argument("--out", required=True, help="where to write the .npy")
+    lg = sub.add_parser("log", help="parse msame logs and print their timing summary",
+                        description="Parse msame stdout logs (folder or loop mode) and print per-run statistics.")
+    lg.add_argument("logs", nargs="+", help="log files")
+    rn = sub.add_parser("run", help="run msame (needs an Ascend device and msame on PATH or $PYMFN_MSAME)")
+    rn.add_argument("model", help=".om model")
+    rn.add_argument("--input", help="folder of .bin inputs (omit for loop mode with zero input)")
+    rn.add_argument("--output", required=True, help="output folder (msame adds a timestamp folder)")
+    rn.add_argument("--outfmt", default="BIN", choices=["BIN", "TXT"])
+    rn.add_argument("--device", type=int, default=0)
+    rn.add_argument("--loop", type=int)
+    rn.add_argument("--msame", help="msame executable (default: $PYMFN_MSAME or PATH)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "read":
+            res = read_msame_outputs(args.output_dir, args.dtype, run=args.run, count=args.count,
+                                     txt_fp16_bits=args.txt_fp16_bits)
+            if not 0 <= args.output_index < len(res.outputs):
+                print(f"--output-index {args.output_index}: the run has {len(res.outputs)} output(s)",
+                      file=sys.stderr)
+                return 2
+            with atomic_write(args.out) as f:
+                np.save(f, res.outputs[args.output_index])
+            arr = res.outputs[args.output_index]
+            print(f"{res.run_dir}: {len(res.stems)} inputs, output {args.output_index} {arr.shape} {arr.dtype} "
+                  f"-> {args.out}")
+        elif args.cmd == "log":
+            for path in args.logs:
+                for i, log in enumerate(parse_msame_logs(Path(path).read_text(errors="replace"))):
+                    nf = log.average_without_first_ms
+                    print(f"{path} run {i}: {log.mode} mode, {len(log.run_times_ms)} executes, average "
+                          f"{log.average_ms} ms, without first {nf if nf is not None else '-'} ms")
+                    for w in log.warnings:
+                        print(f"  warning: {w}")
+        else:
+            res = run_msame(args.model, args.input, args.output, outfmt=args.outfmt, device=args.device,
+                            loop=args.loop, msame=args.msame)
+            print(res.log_text, end="")
+            print(f"run folder: {res.run_dir}")
+    except (MsameError, MsameNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
