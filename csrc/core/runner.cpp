@@ -1,1 +1,363 @@
-// work in progress
+// The benchmark runner. Timestamps come from std::chrono::steady_clock (monotonic, unlike msame's
+// gettimeofday); nothing is allocated inside the timed loop except the sample vectors' growth.
+#include "core/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <sstream>
+
+#include "core/errors.h"
+
+namespace pymfn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Host buffer aligned for SIMD loads (64 bytes covers AVX-512 and cache lines).
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t bytes) : size_(bytes) {
+    const size_t alloc = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    ptr_ = std::aligned_alloc(64, alloc);
+    if (!ptr_) throw Error("out of memory allocating " + std::to_string(alloc) + " bytes of I/O buffer");
+  }
+  ~AlignedBuffer() { std::free(ptr_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  void* data() const { return ptr_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Per-slot memory: output buffers always; an input copy only when several requests are in flight,
+// because a reader's batch is only valid until its next next() call.
+struct Slot {
+  std::vector<std::unique_ptr<AlignedBuffer>> outputs;
+  std::unique_ptr<AlignedBuffer> input_copy;
+  IoBinding binding;
+  BatchView view;
+  Clock::time_point started;
+  bool measured = false;  // started after measurement began
+};
+
+std::string fmt(double v, int prec = 3) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(prec);
+  os << v;
+  return os.str();
+}
+
+// Fetches the next batch, starting a new pass when the current one is over.
+void fetch(BatchReader& reader, BatchView* view) {
+  if (reader.next(view)) return;
+  reader.rewind();
+  if (!reader.next(view)) throw InvalidArgument("the reader yields no batches (empty dataset)");
+}
+
+void check_engine_io(Engine& engine, size_t batch, const char* what) {
+  const auto ins = engine.inputs();
+  if (ins.size() != 1)
+    throw InvalidArgument(std::string(what) + ": the engine's model has " + std::to_string(ins.size()) +
+                          " inputs; a BatchReader feeds exactly one");
+  const auto supported = engine.supported_batches();
+  if (!supported.empty() && std::find(supported.begin(), supported.end(), batch) == supported.end()) {
+    std::string list;
+    for (size_t b : supported) list += (list.empty() ? "" : ", ") + std::to_string(b);
+    throw InvalidArgument(std::string(what) + ": batch size " + std::to_string(batch) + " is not supported by " +
+                          engine.kind() + " model " + engine.model_path() + " (supported: " + list + ")");
+  }
+  for (const auto& o : engine.outputs())
+    if (o.sample_bytes == 0)
+      throw InvalidArgument(std::string(what) + ": output '" + o.name + "' reports 0 bytes per sample");
+}
+
+void make_slot(Slot* slot, const std::vector<TensorInfo>& outs, size_t batch, size_t input_bytes, bool copy_input) {
+  slot->binding.batch_rows = batch;
+  slot->binding.inputs.assign(1, nullptr);
+  slot->binding.outputs.clear();
+  for (const auto& o : outs) {
+    slot->outputs.push_back(std::make_unique<AlignedBuffer>(o.sample_bytes * batch));
+    slot->binding.outputs.push_back(slot->outputs.back()->data());
+  }
+  if (copy_input) slot->input_copy = std::make_unique<AlignedBuffer>(input_bytes);
+}
+
+void point_input(Slot* slot, size_t input_bytes) {
+  if (slot->input_copy) {
+    std::memcpy(slot->input_copy->data(), slot->view.data, input_bytes);
+    slot->binding.inputs[0] = slot->input_copy->data();
+  } else {
+    slot->binding.inputs[0] = slot->view.data;
+  }
+}
+
+struct StageAcc {
+  double sum[3] = {0, 0, 0};
+  size_t n[3] = {0, 0, 0};
+  void add(const StageTimes& t) {
+    const double v[3] = {t.h2d_ms, t.compute_ms, t.d2h_ms};
+    for (int i = 0; i < 3; ++i)
+      if (v[i] >= 0) {
+        sum[i] += v[i];
+        ++n[i];
+      }
+  }
+};
+
+}  // namespace
+
+LatencyStats compute_stats(std::vector<double> samples) {
+  LatencyStats s;
+  s.count = samples.size();
+  if (samples.empty()) return s;
+  for (double v : samples)
+    if (!std::isfinite(v)) throw InvalidArgument("compute_stats: samples must be finite numbers");
+  std::sort(samples.begin(), samples.end());
+  const size_t n = samples.size();
+  // numpy "linear": h = (n-1) q, interpolate between floor(h) and floor(h)+1.
+  auto pct = [&](double q) {
+    const double h = (static_cast<double>(n) - 1.0) * q;
+    const size_t lo = static_cast<size_t>(std::floor(h));
+    const size_t hi = std::min(lo + 1, n - 1);
+    return samples[lo] + (h - static_cast<double>(lo)) * (samples[hi] - samples[lo]);
+  };
+  s.min = samples.front();
+  s.max = samples.back();
+  s.median = pct(0.5);
+  s.p90 = pct(0.90);
+  s.p95 = pct(0.95);
+  s.p99 = pct(0.99);
+  s.p999 = pct(0.999);
+  // Two-pass mean/variance: samples are small positive numbers, so this is exact enough and stable.
+  const double sum = std::accumulate(samples.begin(), samples.end(), 0.0);
+  s.mean = sum / static_cast<double>(n);
+  double ss = 0;
+  for (double v : samples) ss += (v - s.mean) * (v - s.mean);
+  s.std = std::sqrt(ss / static_cast<double>(n));
+  s.cv = s.mean > 0 ? s.std / s.mean : 0.0;
+  return s;
+}
+
+RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& st) {
+  // ---- validation: every message names the setting and the value.
+  if (st.batch_size < 1) throw InvalidArgument("RunSettings.batch_size must be >= 1");
+  if (st.min_iterations < 1) throw InvalidArgument("RunSettings.min_iterations must be >= 1");
+  if (!(st.warmup_ms >= 0) || !(st.min_duration_ms >= 0) || !(st.max_duration_ms >= 0))
+    throw InvalidArgument("RunSettings durations (warmup_ms, min_duration_ms, max_duration_ms) must be >= 0");
+  if (st.max_duration_ms > 0 && st.max_duration_ms < st.min_duration_ms)
+    throw InvalidArgument("RunSettings.max_duration_ms (" + fmt(st.max_duration_ms, 1) +
+                          ") is below min_duration_ms (" + fmt(st.min_duration_ms, 1) + "); use 0 for no cap");
+  if (!(st.cv_warning_threshold >= 0)) throw InvalidArgument("RunSettings.cv_warning_threshold must be >= 0");
+  if (st.inflight < 1) throw InvalidArgument("RunSettings.inflight must be >= 1");
+  if (st.inflight > engine.max_inflight())
+    throw InvalidArgument("RunSettings.inflight = " + std::to_string(st.inflight) + " but the " + engine.kind() +
+                          " engine offers at most " + std::to_string(engine.max_inflight()) +
+                          " requests in flight (open it with more requests)");
+  if (st.scope != TimingScope::kCompute && st.scope != TimingScope::kEndToEnd)
+    throw InvalidArgument("RunSettings.scope is not a valid TimingScope");
+  if (reader.batch_size() != st.batch_size)
+    throw InvalidArgument("the reader yields batches of " + std::to_string(reader.batch_size()) +
+                          " rows but RunSettings.batch_size = " + std::to_string(st.batch_size));
+  if (reader.num_batches() == 0) throw InvalidArgument("the reader yields no batches (empty dataset)");
+  check_engine_io(engine, st.batch_size, "run_benchmark");
+
+  engine.prepare(st.batch_size);
+  const auto outs = engine.outputs();
+  const size_t input_bytes = engine.inputs()[0].sample_bytes * st.batch_size;
+  const size_t k = st.inflight;
+  const bool async = k > 1;
+  const bool e2e = st.scope == TimingScope::kEndToEnd;
+
+  std::vector<Slot> slots(k);
+  for (auto& s : slots) make_slot(&s, outs, st.batch_size, input_bytes, async);
+
+  RunResult r;
+  const size_t reserve = std::min<size_t>(st.min_iterations * 2 + 16, size_t(1) << 22);
+  std::vector<double> lat;
+  std::vector<double> starts;
+  lat.reserve(reserve);
+  starts.reserve(reserve);
+  StageAcc stages;
+
+  bool measuring = false;
+  Clock::time_point warm_begin = Clock::now(), meas_begin{}, first_start{}, last_end{};
+  bool have_first = false;
+  size_t warm_done = 0;
+
+  auto warmup_over = [&](Clock::time_point now) {
+    return warm_done >= st.warmup_iterations && ms_between(warm_begin, now) >= st.warmup_ms;
+  };
+  // 0 = keep going, 1 = minimums met, 2 = max duration hit first.
+  auto stop_state = [&](Clock::time_point now) {
+    const double el = ms_between(meas_begin, now);
+    if (lat.size() >= st.min_iterations && el >= st.min_duration_ms) return 1;
+    if (st.max_duration_ms > 0 && el >= st.max_duration_ms) return 2;
+    return 0;
+  };
+  auto record = [&](Slot& s, Clock::time_point end, const StageTimes& t) {
+    if (!s.measured) {
+      ++warm_done;
+      return;
+    }
+    if (!have_first) {
+      first_start = s.started;
+      have_first = true;
+    }
+    lat.push_back(ms_between(s.started, end));
+    starts.push_back(ms_between(first_start, s.started));
+    last_end = std::max(last_end, end);
+    r.samples_processed += s.view.valid_rows;
+    stages.add(t);
+  };
+
+  reader.rewind();
+  int stop = 0;
+  if (!async) {
+    Slot& s = slots[0];
+    while (true) {
+      const auto now = Clock::now();
+      if (!measuring && warmup_over(now)) {
+        measuring = true;
+        meas_begin = now;
+      }
+      if (measuring && (stop = stop_state(now)) != 0) break;
+      s.measured = measuring;
+      if (e2e) s.started = Clock::now();
+      fetch(reader, &s.view);
+      point_input(&s, input_bytes);
+      if (!e2e) s.started = Clock::now();
+      const StageTimes t = engine.execute(s.binding);
+      record(s, Clock::now(), t);
+    }
+  } else {
+    // Round-robin over k requests: sample = one request's start-to-wait latency.
+    size_t next = 0;
+    auto launch = [&](Slot& s) {
+      const auto now = Clock::now();
+      if (!measuring && warmup_over(now)) {
+        measuring = true;
+        meas_begin = now;
+      }
+      s.measured = measuring;
+      if (e2e) s.started = Clock::now();
+      fetch(reader, &s.view);
+      point_input(&s, input_bytes);
+      if (!e2e) s.started = Clock::now();
+      engine.start(static_cast<size_t>(&s - slots.data()), s.binding);
+    };
+    std::vector<bool> inflight(k, false);
+    try {
+      for (size_t i = 0; i < k; ++i) {
+        launch(slots[i]);
+        inflight[i] = true;
+      }
+      while (true) {
+        Slot& s = slots[next];
+        const StageTimes t = engine.wait(next);
+        inflight[next] = false;
+        record(s, Clock::now(), t);
+        const auto now = Clock::now();
+        if (measuring && (stop = stop_state(now)) != 0) break;
+        launch(s);
+        inflight[next] = true;
+        next = (next + 1) % k;
+      }
+      // Drain: requests started during measurement count; late warm-up ones do not.
+      for (size_t i = 1; i < k; ++i) {
+        const size_t j = (next + i) % k;
+        if (!inflight[j]) continue;
+        const StageTimes t = engine.wait(j);
+        inflight[j] = false;
+        record(slots[j], Clock::now(), t);
+      }
+    } catch (...) {
+      // Never return while the engine may still write into our buffers.
+      for (size_t j = 0; j < k; ++j)
+        if (inflight[j]) {
+          try {
+            engine.wait(j);
+          } catch (...) {
+          }
+        }
+      throw;
+    }
+  }
+  reader.rewind();
+
+  r.iterations = lat.size();
+  r.warmup_iterations = warm_done;
+  r.wall_ms = have_first ? ms_between(first_start, last_end) : 0.0;
+  r.throughput_per_s = r.wall_ms > 0 ? static_cast<double>(r.samples_processed) * 1000.0 / r.wall_ms : 0.0;
+  r.latency = compute_stats(lat);
+  static const char* kStageNames[3] = {"h2d_ms", "compute_ms", "d2h_ms"};
+  for (int i = 0; i < 3; ++i)
+    if (stages.n[i] > 0) r.stage_means_ms[kStageNames[i]] = stages.sum[i] / static_cast<double>(stages.n[i]);
+  r.stopped_on_max_duration = stop == 2;
+  if (stop == 2) {
+    r.warnings.push_back("stopped on max_duration_ms = " + fmt(st.max_duration_ms, 1) + " after " +
+                         std::to_string(r.iterations) + " iterations (min_iterations = " +
+                         std::to_string(st.min_iterations) + ", min_duration_ms = " + fmt(st.min_duration_ms, 1) +
+                         "): statistics rest on fewer samples than asked for");
+  }
+  if (r.latency.cv > st.cv_warning_threshold) {
+    r.warnings.push_back("noisy run: latency cv = " + fmt(r.latency.cv, 4) + " > threshold " +
+                         fmt(st.cv_warning_threshold, 4) + " (std " + fmt(r.latency.std) + " ms, mean " +
+                         fmt(r.latency.mean) + " ms); close other programs, pin threads or run longer");
+  }
+  if (st.keep_samples) {
+    r.samples_ms = std::move(lat);
+    r.start_offsets_ms = std::move(starts);
+  }
+  return r;
+}
+
+std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader) {
+  const size_t batch = reader.batch_size();
+  if (batch < 1) throw InvalidArgument("infer_all: the reader's batch size is 0");
+  check_engine_io(engine, batch, "infer_all");
+  engine.prepare(batch);
+  const auto outs = engine.outputs();
+  const size_t input_bytes = engine.inputs()[0].sample_bytes * batch;
+
+  Slot slot;
+  make_slot(&slot, outs, batch, input_bytes, false);
+  std::vector<std::vector<uint8_t>> result(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) result[i].reserve(reader.num_batches() * batch * outs[i].sample_bytes);
+
+  reader.rewind();
+  size_t rows_done = 0;
+  while (reader.next(&slot.view)) {
+    const BatchView& v = slot.view;
+    if (v.batch_rows != batch || v.valid_rows > v.batch_rows)
+      throw Error("infer_all: reader returned a batch of " + std::to_string(v.batch_rows) + " rows (" +
+                  std::to_string(v.valid_rows) + " valid), expected " + std::to_string(batch));
+    if (v.first_sample != rows_done)
+      throw Error("infer_all: reader returned sample " + std::to_string(v.first_sample) + " where " +
+                  std::to_string(rows_done) + " was expected (outputs must stay in dataset order)");
+    point_input(&slot, input_bytes);
+    engine.execute(slot.binding);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const auto* p = static_cast<const uint8_t*>(slot.binding.outputs[i]);
+      result[i].insert(result[i].end(), p, p + v.valid_rows * outs[i].sample_bytes);
+    }
+    rows_done += v.valid_rows;
+  }
+  reader.rewind();
+  return result;
+}
+
+}  // namespace pymfn

@@ -1,0 +1,67 @@
+// OpenVINO engine: runs a frozen TensorFlow .pb, an .onnx file or an OpenVINO IR .xml on the host CPU.
+// It is both the x86 deployment path and the reference the ACL emulator is checked against, so it
+// defaults to f32 inference precision (parity) and never copies the caller's buffers.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/engine.h"
+
+namespace pymfn {
+
+struct OpenVINOOptions {
+  // Inference precision hint: "f32" (default: exact parity with TensorFlow), "bf16" or "f16".
+  std::string precision = "f32";
+  // ov::inference_num_threads; 0 lets OpenVINO decide.
+  int threads = 0;
+  // ov::num_streams; 0 lets the performance hint decide.
+  int streams = 0;
+  // Infer requests available to start()/wait() (the runner's in-flight slots).
+  size_t num_requests = 1;
+  // ov::hint::performance_mode: "latency" or "throughput".
+  std::string hint = "latency";
+  // OpenVINO device name.
+  std::string device = "CPU";
+};
+
+class OpenVINOEngine : public Engine {
+ public:
+  // Reads and compiles the model for its own batch size (batch 1 when the batch dimension is dynamic).
+  // Throws InputError for a missing file, InvalidArgument for a bad option or unsupported extension,
+  // EngineError (with the path and OpenVINO's message) when OpenVINO cannot read or compile the model.
+  OpenVINOEngine(const std::string& model_path, const OpenVINOOptions& options);
+  ~OpenVINOEngine() override;
+
+  std::string kind() const override { return "openvino"; }
+  std::string model_path() const override { return path_; }
+  std::vector<TensorInfo> inputs() const override { return inputs_; }
+  std::vector<TensorInfo> outputs() const override { return outputs_; }
+  std::vector<size_t> supported_batches() const override;
+  void prepare(size_t batch_rows) override;
+  StageTimes execute(const IoBinding& binding) override;
+  size_t max_inflight() const override { return options_.num_requests; }
+  void start(size_t slot, const IoBinding& binding) override;
+  StageTimes wait(size_t slot) override;
+  std::map<std::string, std::string> properties() const override;
+
+  size_t prepared_batch() const { return batch_; }
+
+ private:
+  struct Impl;
+  void compile(size_t batch_rows);
+  void bind(size_t slot, const IoBinding& binding);
+
+  std::string path_;
+  OpenVINOOptions options_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+  bool dynamic_batch_ = false;
+  size_t batch_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pymfn
