@@ -1,0 +1,125 @@
+"""The `python -m pymfn.bench` CLI end to end, on small models built in the test."""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pymfn.bench.__main__ import main as bench_main
+
+
+@pytest.fixture(scope="module")
+def random_pb(tmp_path_factory) -> Path:
+    from pymfn import freeze
+
+    out = tmp_path_factory.mktemp("model") / "mfn_random.pb"
+    freeze.freeze_random(out, embedding_size=128, seed=0)
+    return out
+
+
+def test_help_lists_commands():
+    proc = subprocess.run([sys.executable, "-m", "pymfn.bench", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("latency", "throughput", "accuracy", "msame"):
+        assert cmd in proc.stdout
+
+
+def test_latency_json_has_required_keys(random_pb, tmp_path, capsys):
+    out = tmp_path / "lat.json"
+    plot = tmp_path / "lat.png"
+    rc = bench_main(["latency", "--model", str(random_pb), "--min-iterations", "30", "--min-duration", "0.2",
+                     "--warmup", "3", "--threads", "1", "--json", str(out), "--plot", str(plot)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    for key in ("engine", "model", "batch", "precision", "scope", "iterations", "warmup", "latency_ms",
+                "throughput_per_s", "samples_ms", "percentile_method", "build_info", "host"):
+        assert key in doc, key
+    assert doc["engine"] == "openvino" and doc["batch"] == 1 and doc["precision"] == "f32"
+    assert doc["iterations"] >= 30 and len(doc["samples_ms"]) == doc["iterations"]
+    lat = doc["latency_ms"]
+    assert lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert lat["median"] == pytest.approx(float(np.median(doc["samples_ms"])), rel=1e-9)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "Latency (ms)" in text and "What the figures mean" in text
+
+
+def test_throughput_uses_batches_and_inflight(random_pb, tmp_path):
+    out = tmp_path / "thr.json"
+    rc = bench_main(["throughput", "--model", str(random_pb), "--batch", "4", "--inflight", "2", "--min-iterations", "10",
+                     "--min-duration", "0.2", "--warmup", "2", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["batch"] == 4 and doc["inflight"] == 2
+    assert doc["samples_processed"] == 4 * doc["iterations"]
+    assert doc["throughput_per_s"] > 0
+
+
+def test_end_to_end_scope_with_folder_input(random_pb, tmp_path):
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        rng.uniform(-1, 1, (112, 112, 3)).astype(np.float32).tofile(bins / f"{i}.bin")
+    out = tmp_path / "e2e.json"
+    rc = bench_main(["latency", "--model", str(random_pb), "--input", str(bins), "--scope", "end-to-end",
+                     "--batch", "2", "--min-iterations", "10", "--min-duration", "0", "--warmup", "1", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["scope"] == "end-to-end" and "5" in doc["input"]
+
+
+def test_bad_inputs_are_named(random_pb, tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        bench_main(["latency", "--model", str(tmp_path / "missing.pb")])
+    with pytest.raises(SystemExit, match="--batch"):
+        bench_main(["latency", "--model", str(random_pb), "--batch", "0"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.zeros(10, np.float32).tofile(bad / "0.bin")
+    with pytest.raises(ValueError, match="0.bin"):
+        bench_main(["latency", "--model", str(random_pb), "--input", str(bad), "--min-duration", "0"])
+
+
+def _tiny_lfw_bin(path: Path, pairs: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    bins = []
+    for _ in range(2 * pairs):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)).save(buf, format="JPEG")
+        bins.append(buf.getvalue())
+    issame = [bool(i % 2 == 0) for i in range(pairs)]
+    with open(path, "wb") as f:
+        pickle.dump((bins, issame), f, protocol=4)
+
+
+def test_accuracy_json_keys_on_a_tiny_lfw_bin(random_pb, tmp_path):
+    data = tmp_path / "tiny_lfw.bin"
+    _tiny_lfw_bin(data, pairs=20)
+    out = tmp_path / "acc.json"
+    rc = bench_main(["accuracy", "--data", str(data), "--model", str(random_pb), "--flip", "--batch", "8",
+                     "--json", str(out), "--plot", str(tmp_path / "roc.png")])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    for key in ("accuracy", "accuracy_std", "fold_accuracy", "thresholds", "val", "val_std", "far", "auc", "eer",
+                "pairs", "flip", "images_per_s"):
+        assert key in doc, key
+    assert doc["pairs"] == 20 and doc["flip"] is True and len(doc["fold_accuracy"]) == 10
+    assert (tmp_path / "roc.png").exists()
+
+
+@pytest.mark.slow
+def test_default_model_lfw_accuracy(lfw_bin, sirius_tflite, tmp_path, monkeypatch):
+    """The README's accuracy figure: pretrained default model on the real lfw.bin, no flip."""
+    out = tmp_path / "acc.json"
+    assert bench_main(["accuracy", "--data", str(lfw_bin), "--json", str(out), "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["pairs"] == 6000
+    assert doc["accuracy"] >= 0.992
