@@ -1,0 +1,433 @@
+"""LFW verification accuracy, computed exactly as InsightFace / FaceNet do (see shared/docs/lfw-protocol.md).
+
+Published LFW numbers come from one specific recipe, so every detail is kept: pair order
+(``emb[0::2]`` vs ``emb[1::2]``), squared L2 distance on L2-normalised embeddings, "same" iff
+``dist < threshold`` (strict), 10 contiguous folds, the threshold grid ``np.arange(0, 4, 0.01)`` with the
+first best threshold on ties, population std, ROC averaged over the test folds, and VAL@FAR=1e-3 on
+``np.arange(0, 4, 0.001)``.
+
+What differs from the reference code is only *how* it is computed: instead of scanning every pair once per
+threshold (400 + 4,000 passes per fold), the distances of each fold are sorted once and
+``np.searchsorted`` gives, for all thresholds at once, how many same/different pairs fall strictly below
+each threshold. Counts are integers, so the chosen thresholds, accuracies and ROC points are bit-for-bit
+those of the loop code (the tests check it), at a few hundred times the speed.
+
+VAL threshold: the reference interpolates (FAR -> threshold) with ``scipy.interpolate.interp1d(...,
+kind="slinear")``, which modern SciPy refuses because FAR repeats. Old SciPy built a degree-1 B-spline with
+the points as knots, i.e. linear interpolation between the *last* threshold of the FAR plateau below the
+target and the *first* threshold of the plateau above it. ``np.interp`` does exactly that on a
+non-decreasing FAR curve (up to the last bit of rounding); we repeat the spline's own arithmetic so the
+thresholds match the legacy ones exactly, and the tests compare against an emulation of the old spline.
+
+Flip TTA follows InsightFace: add the *raw* embeddings of an image and of its mirror, then L2-normalise
+(FaceNet instead concatenates the normalised halves; not used here).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pymfn._atomic import atomic_write
+
+__all__ = [
+    "ACC_THRESHOLDS",
+    "VAL_THRESHOLDS",
+    "VerificationResult",
+    "l2_normalize",
+    "combine_flip",
+    "pair_distances",
+    "fold_bounds",
+    "evaluate",
+    "evaluate_distances",
+    "plot_roc",
+    "main",
+]
+
+# The reference grids, built the same way so the float values are identical.
+ACC_THRESHOLDS = np.arange(0, 4, 0.01)
+VAL_THRESHOLDS = np.arange(0, 4, 0.001)
+
+
+@dataclass
+class VerificationResult:
+    """Outcome of the 10-fold LFW protocol. Accuracies are fractions (0.9923, not 99.23)."""
+
+    accuracy: float  # mean test-fold accuracy
+    accuracy_std: float  # population std over folds
+    fold_accuracy: list[float]
+    thresholds: list[float]  # best threshold chosen on the training folds, one per fold
+    val: float  # VAL (TAR) at the FAR target, mean over folds
+    val_std: float
+    far: float  # FAR actually reached on the test folds, mean
+    auc: float
+    eer: float
+    tpr: np.ndarray  # ROC over ACC_THRESHOLDS, averaged over test folds
+    fpr: np.ndarray
+    pairs: int
+    folds: int = 10
+    far_target: float = 1e-3
+    val_thresholds: list[float] = field(default_factory=list)  # interpolated VAL threshold per fold
+
+    def to_dict(self, curve: bool = False) -> dict[str, Any]:
+        """JSON-friendly dict; ``curve=True`` adds the ROC points (400 each)."""
+        d: dict[str, Any] = {
+            "accuracy": float(self.accuracy),
+            "accuracy_std": float(self.accuracy_std),
+            "fold_accuracy": [float(a) for a in self.fold_accuracy],
+            "thresholds": [float(t) for t in self.thresholds],
+            "val": float(self.val),
+            "val_std": float(self.val_std),
+            "far": float(self.far),
+            "far_target": float(self.far_target),
+            "val_thresholds": [float(t) for t in self.val_thresholds],
+            "auc": float(self.auc),
+            "eer": float(self.eer),
+            "pairs": int(self.pairs),
+            "folds": int(self.folds),
+        }
+        if curve:
+            d["tpr"] = [float(v) for v in self.tpr]
+            d["fpr"] = [float(v) for v in self.fpr]
+        return d
+
+    def summary(self) -> str:
+        return (f"LFW accuracy {100 * self.accuracy:.2f}% +- {100 * self.accuracy_std:.2f} "
+                f"({self.pairs} pairs, {self.folds} folds); VAL {100 * self.val:.2f}% +- {100 * self.val_std:.2f} "
+                f"@ FAR {self.far:.5f} (target {self.far_target:g}); AUC {self.auc:.4f}; EER {self.eer:.4f}")
+
+
+def _as_float_matrix(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array [N, D], got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: embedding dimension is 0")
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        # float16 (Ascend om output) and integers are widened: distances in fp16 would lose pairs
+        arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise ValueError(f"{name}: row {bad} contains NaN or infinity")
+    return arr
+
+
+def l2_normalize(x: Any) -> np.ndarray:
+    """Rows scaled to unit L2 norm, the way ``sklearn.preprocessing.normalize`` does it (same bits).
+
+    float32/float64 keep their dtype (the reference keeps float32 model outputs as float32), other
+    dtypes become float32. All-zero rows stay zero.
+    """
+    arr = _as_float_matrix(x, "embeddings")
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    return arr / norms[:, np.newaxis]
+
+
+def combine_flip(emb: Any, emb_flipped: Any) -> np.ndarray:
+    """InsightFace flip TTA: L2-normalise (raw embedding + raw embedding of the mirrored image)."""
+    a = _as_float_matrix(emb, "emb")
+    b = _as_float_matrix(emb_flipped, "emb_flipped")
+    if a.shape != b.shape:
+        raise ValueError(f"combine_flip: emb has shape {a.shape} but emb_flipped has {b.shape}")
+    return l2_normalize(a + b)
+
+
+def pair_distances(embeddings: np.ndarray) -> np.ndarray:
+    """Squared L2 distance of pair k = rows 2k and 2k+1 (computed as the reference does)."""
+    e1 = embeddings[0::2]
+    e2 = embeddings[1::2]
+    return np.sum(np.square(np.subtract(e1, e2)), 1)
+
+
+def fold_bounds(n: int, nrof_folds: int) -> list[tuple[int, int]]:
+    """Contiguous test folds as ``KFold(n_splits, shuffle=False)`` makes them (first n % k folds one larger)."""
+    sizes = np.full(nrof_folds, n // nrof_folds, dtype=np.int64)
+    sizes[: n % nrof_folds] += 1
+    stops = np.cumsum(sizes)
+    return [(int(s - z), int(s)) for s, z in zip(stops, sizes)]
+
+
+def _rate(num: np.ndarray, den: int) -> np.ndarray:
+    # reference: 0 when the denominator is 0, else float(num) / float(den)
+    if den == 0:
+        return np.zeros(np.shape(num), dtype=np.float64)
+    return np.asarray(num, dtype=np.float64) / float(den)
+
+
+def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3) -> VerificationResult:
+    """The protocol on precomputed pair distances (squared L2). See ``evaluate``."""
+    d = np.asarray(dist)
+    same = np.asarray(issame)
+    if d.ndim != 1:
+        raise ValueError(f"dist: expected one distance per pair (1-D), got shape {d.shape}")
+    if same.ndim != 1 or len(same) != len(d):
+        raise ValueError(f"issame: expected {len(d)} booleans (one per pair), got shape {same.shape}")
+    if same.dtype != np.bool_:
+        if same.dtype.kind not in "iub" or not np.isin(same, [0, 1]).all():
+            raise ValueError(f"issame: expected booleans or 0/1, got dtype {same.dtype}")
+        same = same.astype(bool)
+    n = len(d)
+    if not isinstance(nrof_folds, (int, np.integer)) or nrof_folds < 1 or nrof_folds > n:
+        raise ValueError(f"nrof_folds={nrof_folds}: expected an integer in 1..{n} (number of pairs)")
+    if not (0 < far_target < 1):
+        raise ValueError(f"far_target={far_target}: expected a rate in (0, 1)")
+    if d.dtype.kind != "f" or not np.isfinite(d).all():
+        raise ValueError("dist: expected finite floating-point distances")
+    # the reference compares float32 distances with float64 thresholds in float64: widening is exact
+    d = d.astype(np.float64)
+
+    folds = fold_bounds(n, nrof_folds) if nrof_folds > 1 else [(0, n)]
+    ta, tv = ACC_THRESHOLDS, VAL_THRESHOLDS
+    k = len(folds)
+    # per fold: sorted same / different distances, and "how many < t" for every threshold
+    sorted_same, sorted_diff = [], []
+    tp_a = np.empty((k, len(ta)), dtype=np.int64)
+    fp_a = np.empty((k, len(ta)), dtype=np.int64)
+    tp_v = np.empty((k, len(tv)), dtype=np.int64)
+    fp_v = np.empty((k, len(tv)), dtype=np.int64)
+    n_same = np.empty(k, dtype=np.int64)
+    n_diff = np.empty(k, dtype=np.int64)
+    for f, (a, b) in enumerate(folds):
+        s = np.sort(d[a:b][same[a:b]])
+        o = np.sort(d[a:b][~same[a:b]])
+        sorted_same.append(s)
+        sorted_diff.append(o)
+        n_same[f], n_diff[f] = len(s), len(o)
+        tp_a[f] = np.searchsorted(s, ta, side="left")  # count of d < t
+        fp_a[f] = np.searchsorted(o, ta, side="left")
+        tp_v[f] = np.searchsorted(s, tv, side="left")
+        fp_v[f] = np.searchsorted(o, tv, side="left")
+
+    if nrof_folds > 1:  # train = everything but the test fold
+        tr_tp_a, tr_fp_a = tp_a.sum(0) - tp_a, fp_a.sum(0) - fp_a
+        tr_fp_v = fp_v.sum(0) - fp_v
+        tr_same, tr_diff = n_same.sum() - n_same, n_diff.sum() - n_diff
+    else:  # InsightFace's LFold with one split trains and tests on everything
+        tr_tp_a, tr_fp_a, tr_fp_v, tr_same, tr_diff = tp_a, fp_a, fp_v, n_same, n_diff
+
+    fold_acc = np.zeros(k)
+    best_thr = []
+    tprs = np.zeros((k, len(ta)))
+    fprs = np.zeros((k, len(ta)))
+    val = np.zeros(k)
+    far = np.zeros(k)
+    val_thr = []
+    for f, (a, b) in enumerate(folds):
+        size = b - a
+        # train accuracy = (TP + TN) / n_train; TN = n_diff - FP. Integer scores: ties are exact.
+        best = int(np.argmax(tr_tp_a[f] - tr_fp_a[f]))
+        best_thr.append(float(ta[best]))
+        tprs[f] = _rate(tp_a[f], int(n_same[f]))
+        fprs[f] = _rate(fp_a[f], int(n_diff[f]))
+        tp, fp = int(tp_a[f, best]), int(fp_a[f, best])
+        fold_acc[f] = float(tp + (int(n_diff[f]) - fp)) / size
+
+        far_train = _rate(tr_fp_v[f], int(tr_diff[f]))
+        thr = _legacy_slinear(far_target, far_train, tv) if np.max(far_train) >= far_target else 0.0
+        val_thr.append(thr)
+        ta_n = int(np.searchsorted(sorted_same[f], thr, side="left"))
+        fa_n = int(np.searchsorted(sorted_diff[f], thr, side="left"))
+        val[f] = float(_rate(ta_n, int(n_same[f])))
+        far[f] = float(_rate(fa_n, int(n_diff[f])))
+
+    tpr = np.mean(tprs, 0)
+    fpr = np.mean(fprs, 0)
+    return VerificationResult(
+        accuracy=float(np.mean(fold_acc)), accuracy_std=float(np.std(fold_acc)),
+        fold_accuracy=[float(x) for x in fold_acc], thresholds=best_thr,
+        val=float(np.mean(val)), val_std=float(np.std(val)), far=float(np.mean(far)),
+        auc=_auc(fpr, tpr), eer=_eer(fpr, tpr), tpr=tpr, fpr=fpr, pairs=n, folds=nrof_folds,
+        far_target=float(far_target), val_thresholds=val_thr,
+    )
+
+
+def _legacy_slinear(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
+    """``interp1d(xp, fp, kind="slinear")(x)`` as SciPy < 1.9 computed it, for non-decreasing ``xp``.
+
+    Old SciPy turned the points into a degree-1 B-spline (knots ``r_[xp0, xp, xp_last]``, coefficients
+    ``fp``) and evaluated it with de Boor's recursion on the interval ``xp[j] <= x < xp[j+1]``, skipping
+    zero-length intervals. That is ``np.interp`` (last point of the lower plateau to first point of the
+    next one), but we repeat the spline's arithmetic so the threshold is the same to the last bit.
+    """
+    n = len(xp)
+    if not (xp[0] <= x <= xp[-1]):
+        raise ValueError(f"interpolation point {x} outside [{xp[0]}, {xp[-1]}]")
+    if n == 1:
+        return float(fp[0])
+    j = min(int(np.searchsorted(xp, x, side="right")) - 1, n - 2)
+    x0, x1 = float(xp[j]), float(xp[j + 1])
+    if x1 == x0:  # only at the right end with a final plateau: the degenerate interval gives 0
+        return 0.0
+    w = 1.0 / (x1 - x0)
+    return 0.0 + float(fp[j]) * (0.0 + w * (x1 - x)) + float(fp[j + 1]) * (w * (x - x0))
+
+
+def _auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Trapezoidal area under the averaged ROC (what ``sklearn.metrics.auc`` returns for it)."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Equal error rate: the FPR where FPR == 1 - TPR on the piecewise-linear ROC.
+
+    Along increasing thresholds both rates grow, so g = FPR + TPR - 1 is non-decreasing; the crossing is
+    found on the first segment where g turns >= 0 (FaceNet finds the same root with brentq).
+    NaN when the curve never reaches FPR + TPR = 1.
+    """
+    g = fpr + tpr - 1.0
+    hit = np.flatnonzero(g >= 0)
+    if len(hit) == 0:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0 or g[i] == 0:
+        return float(fpr[i])
+    alpha = -g[i - 1] / (g[i] - g[i - 1])
+    return float(fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1]))
+
+
+def evaluate(embeddings: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3) -> VerificationResult:
+    """Run the LFW protocol on embeddings in pair order (rows 2k, 2k+1 = pair k).
+
+    Embeddings are L2-normalised here (normalising twice is harmless), so raw model outputs can be
+    passed. For flip TTA pass ``combine_flip(emb, emb_of_mirrors)``.
+    """
+    emb = l2_normalize(embeddings)
+    same = np.asarray(issame)
+    if same.ndim != 1:
+        raise ValueError(f"issame: expected a 1-D array of booleans, got shape {same.shape}")
+    if emb.shape[0] != 2 * len(same):
+        raise ValueError(f"embeddings: {emb.shape[0]} rows for {len(same)} pairs "
+                         f"(expected 2 * len(issame) = {2 * len(same)} rows in pair order)")
+    return evaluate_distances(pair_distances(emb), same, nrof_folds=nrof_folds, far_target=far_target)
+
+
+def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | None = None,
+             log_fpr: bool = True) -> None:
+    """Save the averaged ROC curve (format from the file suffix: png, pdf, svg). Written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    fig = Figure(figsize=(5.5, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    keep = result.fpr > 0 if log_fpr else np.ones_like(result.fpr, dtype=bool)
+    ax.plot(result.fpr[keep], result.tpr[keep], lw=1.5,
+            label=f"acc {100 * result.accuracy:.2f}%, AUC {result.auc:.4f}, EER {result.eer:.4f}")
+    if log_fpr:
+        ax.set_xscale("log")
+    ax.axvline(result.far_target, color="grey", ls=":", lw=1, label=f"FAR {result.far_target:g}")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_ylim(0, 1.01)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title or f"LFW ROC ({result.pairs} pairs, {result.folds} folds)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt)
+    except ValueError as exc:
+        raise ValueError(f"{path}: cannot write a plot in format '{fmt}' ({exc})") from None
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def load_msame_outputs(folder: str | os.PathLike, count: int, dtype: str = "float16", stem: str = "{i}_output_0.bin"
+                       ) -> np.ndarray:
+    """Embeddings written by msame in folder mode (``{i}_output_0.bin``, i = 0..count-1) as ``[count, D]``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: msame output folder not found")
+    dt = np.dtype(dtype)
+    rows = []
+    for i in range(count):
+        p = folder / stem.format(i=i)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing output for image {i} (expected {count} files named {stem})")
+        v = np.fromfile(p, dtype=dt)
+        if rows and v.size != rows[0].size:
+            raise ValueError(f"{p}: {v.size} values, but image 0 has {rows[0].size}")
+        if v.size == 0 or p.stat().st_size % dt.itemsize:
+            raise ValueError(f"{p}: size {p.stat().st_size} bytes is not a whole number of {dt} values")
+        rows.append(v)
+    return np.stack(rows)
+
+
+def _load_issame(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".bin":
+        from pymfn.lfw import read_lfw_bin
+
+        return read_lfw_bin(path)[1]
+    txt = path.read_text().split()
+    try:
+        return np.array([int(t) for t in txt], dtype=np.int64)
+    except ValueError:
+        raise ValueError(f"{path}: expected one 0/1 per line") from None
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pymfn.eval",
+        description="LFW verification accuracy from embeddings, with InsightFace's 10-fold protocol "
+                    "(squared L2, strict '<', contiguous folds, VAL@FAR=1e-3). Embeddings must be in lfw.bin "
+                    "pair order (rows 2k and 2k+1 form pair k).",
+        epilog="examples:\n"
+               "  python -m pymfn.eval emb.npy --issame ../shared/data/lfw/lfw.bin\n"
+               "  python -m pymfn.eval --msame-dir om_output/2022113_9_31_13_612340 --issame bins/.issame.npy\n"
+               "  python -m pymfn.eval emb.npy --flip emb_mirror.npy --issame issame.npy --json acc.json --roc roc.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("embeddings", nargs="?", type=Path, help="embeddings .npy [2P, D] (raw or normalised)")
+    src.add_argument("--msame-dir", type=Path, help="msame folder-mode output with {i}_output_0.bin files")
+    p.add_argument("--issame", type=Path, required=True,
+                   help="pair labels: .npy (bool), .txt (0/1 per line) or an lfw.bin file")
+    p.add_argument("--flip", type=Path, help="embeddings .npy of the mirrored images (InsightFace flip TTA: sum, then normalise)")
+    p.add_argument("--dtype", default="float16", help="msame output element type (default float16, the reference om)")
+    p.add_argument("--folds", type=int, default=10, help="number of contiguous folds (default 10)")
+    p.add_argument("--json", type=Path, help="write the result as JSON here (atomically)")
+    p.add_argument("--roc", type=Path, help="save the ROC curve (png/pdf/svg)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        issame = _load_issame(args.issame)
+        if args.msame_dir is not None:
+            emb = load_msame_outputs(args.msame_dir, 2 * len(issame), args.dtype)
+        else:
+            emb = np.load(args.embeddings, allow_pickle=False)
+        if args.flip is not None:
+            emb = combine_flip(emb, np.load(args.flip, allow_pickle=False))
+        result = evaluate(emb, issame, nrof_folds=args.folds)
+    except (OSError, ValueError) as exc:
+        print(f"pymfn.eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    if args.json:
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(result.to_dict(), indent=2).encode())
+    if args.roc:
+        plot_roc(result, args.roc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

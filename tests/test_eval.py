@@ -1,0 +1,297 @@
+"""pymfn.eval against straightforward re-implementations of the reference protocol.
+
+`ref_roc` / `ref_val` below are written the way FaceNet's `calculate_roc` / `calculate_val` (and InsightFace's
+copies) work: scikit-learn KFold, one pass over the pairs per threshold, and for VAL the legacy SciPy
+`interp1d(kind="slinear")`, emulated with the degree-1 B-spline old SciPy built (knots = the FAR points,
+coefficients = the thresholds). Results must agree exactly, not approximately.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.interpolate import BSpline
+from scipy.optimize import brentq
+from sklearn.metrics import auc as sk_auc
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import normalize as sk_normalize
+
+from pymfn import eval as ev
+
+
+# ----------------------------------------------------------------------------------- reference code
+
+def _acc(threshold, dist, same):
+    pred = np.less(dist, threshold)
+    tp = np.sum(np.logical_and(pred, same))
+    fp = np.sum(np.logical_and(pred, np.logical_not(same)))
+    tn = np.sum(np.logical_and(np.logical_not(pred), np.logical_not(same)))
+    fn = np.sum(np.logical_and(np.logical_not(pred), same))
+    tpr = 0 if (tp + fn == 0) else float(tp) / float(tp + fn)
+    fpr = 0 if (fp + tn == 0) else float(fp) / float(fp + tn)
+    return tpr, fpr, float(tp + tn) / dist.size
+
+
+def _val_far(threshold, dist, same):
+    pred = np.less(dist, threshold)
+    ta = np.sum(np.logical_and(pred, same))
+    fa = np.sum(np.logical_and(pred, np.logical_not(same)))
+    return float(ta) / float(np.sum(same)), float(fa) / float(np.sum(np.logical_not(same)))
+
+
+def _splits(n, k):
+    idx = np.arange(n)
+    if k == 1:  # InsightFace LFold
+        return [(idx, idx)]
+    return list(KFold(n_splits=k, shuffle=False).split(idx))
+
+
+def legacy_slinear(far_train, thresholds, x):
+    """Old SciPy interp1d(kind='slinear'): stable sort, then make_interp_spline's k=1 shortcut
+    (knots r_[x0, x, x_last], coefficients = y) evaluated as a B-spline."""
+    order = np.argsort(far_train, kind="mergesort")
+    xs, ys = far_train[order], thresholds[order]
+    spline = BSpline.construct_fast(np.r_[xs[0], xs, xs[-1]], ys, 1)
+    return float(spline(x))
+
+
+def ref_roc(dist, same, k=10):
+    th = np.arange(0, 4, 0.01)
+    splits = _splits(len(dist), k)
+    tprs = np.zeros((k, len(th)))
+    fprs = np.zeros((k, len(th)))
+    accuracy = np.zeros(k)
+    best = []
+    for f, (tr, te) in enumerate(splits):
+        acc_train = np.zeros(len(th))
+        for i, t in enumerate(th):
+            _, _, acc_train[i] = _acc(t, dist[tr], same[tr])
+        b = np.argmax(acc_train)
+        best.append(th[b])
+        for i, t in enumerate(th):
+            tprs[f, i], fprs[f, i], _ = _acc(t, dist[te], same[te])
+        _, _, accuracy[f] = _acc(th[b], dist[te], same[te])
+    return np.mean(tprs, 0), np.mean(fprs, 0), accuracy, best
+
+
+def ref_val(dist, same, far_target=1e-3, k=10):
+    th = np.arange(0, 4, 0.001)
+    splits = _splits(len(dist), k)
+    val = np.zeros(k)
+    far = np.zeros(k)
+    thr_used = []
+    for f, (tr, te) in enumerate(splits):
+        far_train = np.zeros(len(th))
+        for i, t in enumerate(th):
+            _, far_train[i] = _val_far(t, dist[tr], same[tr])
+        thr = legacy_slinear(far_train, th, far_target) if np.max(far_train) >= far_target else 0.0
+        thr_used.append(thr)
+        val[f], far[f] = _val_far(thr, dist[te], same[te])
+    return np.mean(val), np.std(val), np.mean(far), thr_used
+
+
+def synthetic_embeddings(pairs: int, seed: int, dim: int = 16, noise: float = 1.0, dtype=np.float32):
+    """Pairs in order; same pairs are noisy copies, different pairs independent. Raw (not unit) rows."""
+    rng = np.random.default_rng(seed)
+    same = np.zeros(pairs, dtype=bool)
+    same[rng.permutation(pairs)[: pairs // 2]] = True
+    a = rng.standard_normal((pairs, dim))
+    b = np.where(same[:, None], a + noise * rng.standard_normal((pairs, dim)), rng.standard_normal((pairs, dim)))
+    emb = np.empty((2 * pairs, dim))
+    emb[0::2], emb[1::2] = a * rng.uniform(0.5, 3, (pairs, 1)), b
+    return emb.astype(dtype), same
+
+
+# -------------------------------------------------------------------------------------------- tests
+
+@pytest.mark.parametrize("pairs,folds,seed,dtype", [
+    (2400, 10, 0, np.float32),  # LFW-like; the 6,000-pair case is checked by bench/test_bench_eval.py
+    (1234, 7, 1, np.float64),  # folds of unequal size, like KFold
+    (300, 1, 3, np.float32),  # LFold: train == test
+])
+def test_matches_reference_loops_exactly(pairs, folds, seed, dtype):
+    emb, same = synthetic_embeddings(pairs, seed, dtype=dtype)
+    res = ev.evaluate(emb, same, nrof_folds=folds)
+    e = sk_normalize(emb)
+    dist = np.sum(np.square(np.subtract(e[0::2], e[1::2])), 1)
+    tpr, fpr, acc, best = ref_roc(dist, same, folds)
+    val, val_std, far, thr = ref_val(dist, same, 1e-3, folds)
+    assert res.fold_accuracy == acc.tolist()
+    assert res.accuracy == np.mean(acc) and res.accuracy_std == np.std(acc)
+    assert res.thresholds == [float(t) for t in best]
+    assert np.array_equal(res.tpr, tpr) and np.array_equal(res.fpr, fpr)
+    assert res.val_thresholds == thr
+    assert (res.val, res.val_std, res.far) == (val, val_std, far)
+    assert res.pairs == pairs and res.folds == folds
+    assert 0.5 < res.accuracy < 1.0  # the data is neither trivial nor random
+    assert 0 < res.val < 1
+
+
+def test_strict_less_and_ties_on_grid():
+    # distances exactly on grid points: "< t" vs "<= t" and first-best-on-ties both matter here
+    rng = np.random.default_rng(5)
+    n = 1000
+    same = rng.random(n) < 0.5
+    grid = np.arange(0, 4, 0.01)
+    dist = np.where(same, grid[rng.integers(40, 160, n)], grid[rng.integers(120, 300, n)])
+    res = ev.evaluate_distances(dist, same)
+    tpr, fpr, acc, best = ref_roc(dist, same)
+    val, val_std, far, thr = ref_val(dist, same)
+    assert res.fold_accuracy == acc.tolist() and res.thresholds == [float(t) for t in best]
+    assert np.array_equal(res.tpr, tpr) and np.array_equal(res.fpr, fpr)
+    assert (res.val, res.val_std, res.far) == (val, val_std, far)
+    assert res.val_thresholds == thr
+
+
+def test_legacy_val_when_far_hits_target_exactly():
+    # 2 folds of 4000 pairs with 2000 different pairs each: a training FAR of 2/2000 == 1e-3 exactly,
+    # so the interpolation lands on a plateau; np.interp and the old spline both take its last threshold
+    rng = np.random.default_rng(11)
+    n = 8000
+    same = np.zeros(n, bool)
+    same[np.r_[0:2000, 4000:6000]] = True
+    dist = np.where(same, rng.uniform(0.2, 1.5, n), rng.uniform(1.0, 3.5, n))
+    res = ev.evaluate_distances(dist, same, nrof_folds=2)
+    val, val_std, far, thr = ref_val(dist, same, 1e-3, 2)
+    assert res.val_thresholds == thr and (res.val, res.val_std, res.far) == (val, val_std, far)
+
+
+def test_val_is_zero_when_far_target_unreachable():
+    # different pairs all beyond the last VAL threshold (3.999): training FAR never reaches 1e-3
+    n = 600
+    same = np.arange(n) % 2 == 0
+    dist = np.where(same, 0.5, 3.9995)
+    res = ev.evaluate_distances(dist, same)
+    assert res.val_thresholds == [0.0] * 10
+    assert res.val == 0.0 and res.far == 0.0
+    assert res.accuracy == 1.0 and res.thresholds == [0.51] * 10  # first threshold above 0.5
+
+
+def test_perfect_and_random_separation():
+    n = 1000
+    same = np.arange(n) % 2 == 0
+    res = ev.evaluate_distances(np.where(same, 0.1, 2.0), same)
+    assert res.accuracy == 1.0 and res.accuracy_std == 0.0 and res.eer == 0.0 and res.auc > 0.999
+    rng = np.random.default_rng(0)
+    res = ev.evaluate_distances(rng.uniform(0, 4, 20000), rng.random(20000) < 0.5)
+    assert abs(res.auc - 0.5) < 0.03 and abs(res.eer - 0.5) < 0.03
+
+
+def test_kfold_bounds_match_sklearn():
+    for n, k in [(6000, 10), (1234, 10), (17, 4), (10, 10)]:
+        ours = ev.fold_bounds(n, k)
+        ref = [(int(te[0]), int(te[-1]) + 1) for _, te in KFold(n_splits=k).split(np.arange(n))]
+        assert ours == ref
+
+
+def test_auc_and_eer_against_sklearn_and_brentq():
+    emb, same = synthetic_embeddings(3000, 7, noise=1.3)
+    res = ev.evaluate(emb, same)
+    assert res.auc == pytest.approx(sk_auc(res.fpr, res.tpr), abs=1e-15)
+    # FaceNet: eer = brentq(lambda x: 1 - x - interp1d(fpr, tpr)(x), 0, 1) (np.interp here)
+    eer = brentq(lambda x: 1.0 - x - np.interp(x, res.fpr, res.tpr), 0.0, 1.0, xtol=1e-14)
+    assert res.eer == pytest.approx(eer, abs=1e-9)
+    assert 0.0 < res.eer < 0.5
+
+
+def test_l2_normalize_is_sklearn_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        x = (rng.standard_normal((50, 128)) * 7).astype(dtype)
+        x[4] = 0  # zero row stays zero
+        ours = ev.l2_normalize(x)
+        assert ours.dtype == dtype
+        assert np.array_equal(ours, sk_normalize(x))
+    half = rng.standard_normal((4, 8)).astype(np.float16)
+    assert ev.l2_normalize(half).dtype == np.float32
+
+
+def test_combine_flip_sums_raw_then_normalises():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((10, 16)).astype(np.float32), 5 * rng.standard_normal((10, 16)).astype(np.float32)
+    assert np.array_equal(ev.combine_flip(a, b), sk_normalize(a + b))
+    # not the same as summing normalised halves: the larger raw embedding weighs more
+    assert not np.allclose(ev.combine_flip(a, b), sk_normalize(sk_normalize(a) + sk_normalize(b)))
+    with pytest.raises(ValueError, match="emb_flipped has"):
+        ev.combine_flip(a, b[:5])
+
+
+def test_bad_inputs_have_clear_errors():
+    emb, same = synthetic_embeddings(100, 0)
+    with pytest.raises(ValueError, match=r"199 rows for 100 pairs"):
+        ev.evaluate(emb[:199], same)
+    with pytest.raises(ValueError, match=r"2-D array"):
+        ev.evaluate(emb[:, 0], same)
+    bad = emb.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(ValueError, match=r"row 17 contains NaN"):
+        ev.evaluate(bad, same)
+    with pytest.raises(ValueError, match=r"nrof_folds=101"):
+        ev.evaluate(emb, same, nrof_folds=101)
+    with pytest.raises(ValueError, match=r"nrof_folds=0"):
+        ev.evaluate(emb, same, nrof_folds=0)
+    with pytest.raises(ValueError, match=r"issame: expected booleans or 0/1"):
+        ev.evaluate(emb, np.where(same, 2, 0))
+    with pytest.raises(ValueError, match=r"far_target"):
+        ev.evaluate(emb, same, far_target=0)
+    with pytest.raises(ValueError, match=r"dtype"):
+        ev.evaluate(np.full((200, 3), "x"), same)
+
+
+def test_result_to_dict_is_json(tmp_path):
+    emb, same = synthetic_embeddings(600, 9)
+    res = ev.evaluate(emb, same)
+    d = json.loads(json.dumps(res.to_dict()))
+    for key in ("accuracy", "accuracy_std", "fold_accuracy", "thresholds", "val", "val_std", "far", "auc", "eer", "pairs"):
+        assert key in d
+    assert d["pairs"] == 600 and len(d["fold_accuracy"]) == 10 and d["accuracy"] == res.accuracy
+    assert len(res.to_dict(curve=True)["tpr"]) == 400
+    assert "LFW accuracy" in res.summary()
+
+
+def test_plot_roc_writes_image_atomically(tmp_path):
+    emb, same = synthetic_embeddings(600, 9)
+    res = ev.evaluate(emb, same)
+    out = tmp_path / "sub" / "roc.png"
+    ev.plot_roc(res, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ev.plot_roc(res, tmp_path / "roc.svg", log_fpr=False)
+    assert b"<svg" in (tmp_path / "roc.svg").read_bytes()[:500]
+    with pytest.raises(ValueError, match="roc.xyz"):
+        ev.plot_roc(res, tmp_path / "roc.xyz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roc.svg", "sub"]  # no temp leftovers
+
+
+def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
+    emb, same = synthetic_embeddings(300, 12)
+    np.save(tmp_path / "emb.npy", emb)
+    np.save(tmp_path / "issame.npy", same)
+    rc = ev.main([str(tmp_path / "emb.npy"), "--issame", str(tmp_path / "issame.npy"),
+                  "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    assert json.loads((tmp_path / "r.json").read_text())["accuracy"] == ev.evaluate(emb, same).accuracy
+    # msame folder layout: {i}_output_0.bin, float16 (what the reference om writes)
+    out = tmp_path / "om"
+    out.mkdir()
+    for i, row in enumerate(ev.l2_normalize(emb).astype(np.float16)):
+        row.tofile(out / f"{i}_output_0.bin")
+    rc = ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")])
+    assert rc == 0 and "LFW accuracy" in capsys.readouterr().out
+    (out / "7_output_0.bin").unlink()
+    assert ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")]) == 2
+    assert "7_output_0.bin" in capsys.readouterr().err
+
+
+def test_real_lfw_embeddings_if_available(tmp_path):
+    """Reference figure from shared/README.md, when embeddings from the pretrained model were cached by
+    the bench/integration run (PYMFN_LFW_EMB=path to emb.npy [12000, D] in lfw.bin order)."""
+    import os
+
+    path = os.environ.get("PYMFN_LFW_EMB")
+    if not path:
+        pytest.skip("set PYMFN_LFW_EMB to embeddings of lfw.bin to check the published reference figure")
+    emb = np.load(path)
+    same = np.load(os.environ.get("PYMFN_LFW_ISSAME", os.path.join(os.path.dirname(path), "issame.npy")))
+    res = ev.evaluate(emb, same)
+    assert round(100 * res.accuracy, 2) == 99.23
