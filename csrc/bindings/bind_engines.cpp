@@ -1,7 +1,344 @@
+// Python face of the Engine interface: TensorInfo, the Engine base class (with a trampoline so Python
+// classes such as pymfn.engines.TFEngine can be driven by the C++ runner) and the OpenVINO engine.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
+
 #include "bindings/bindings.h"
+#include "core/dtype.h"
+#include "core/engine.h"
+#include "core/errors.h"
+#ifdef PYMFN_WITH_OPENVINO
+#include "engines/openvino_engine.h"
+#endif
 
 namespace pymfn_bindings {
 
-void bind_engines(py::module_& m) {}
+namespace {
+
+using pymfn::DType;
+using pymfn::Engine;
+using pymfn::IoBinding;
+using pymfn::StageTimes;
+using pymfn::TensorInfo;
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+// Shape of `rows` samples of `info`: the batch dimension replaced, or [rows, elements] when the
+// per-sample shape is unknown.
+std::vector<py::ssize_t> batch_shape(const TensorInfo& info, size_t rows) {
+  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows)};
+  bool known = info.shape.size() >= 1;
+  for (size_t d = 1; d < info.shape.size(); ++d)
+    if (info.shape[d] < 0) known = false;
+  if (known) {
+    for (size_t d = 1; d < info.shape.size(); ++d) shape.push_back(static_cast<py::ssize_t>(info.shape[d]));
+  } else {
+    shape.push_back(static_cast<py::ssize_t>(info.sample_bytes / pymfn::dtype_size(info.dtype)));
+  }
+  return shape;
+}
+
+py::dtype np_dtype(DType t) { return py::dtype(pymfn::dtype_name(t)); }
+
+std::string np_shape_str(const py::array& a) {
+  std::ostringstream os;
+  os << '[';
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) os << (d ? ", " : "") << a.shape(d);
+  os << ']';
+  return os.str();
+}
+
+// Trampoline: every virtual either calls the Python override (taking the GIL) or has a sensible default.
+// A Python engine implements execute(inputs: list[np.ndarray]) -> list[np.ndarray]; the C++ side wraps the
+// runner's buffers as numpy views (no copy) and copies the returned arrays into the output buffers.
+class PyEngine : public Engine {
+ public:
+  std::string kind() const override { return attribute_str("kind"); }
+  std::string model_path() const override { return attribute_str("model_path"); }
+
+  std::vector<TensorInfo> inputs() const override {
+    PYBIND11_OVERRIDE_PURE(std::vector<TensorInfo>, Engine, inputs, );
+  }
+  std::vector<TensorInfo> outputs() const override {
+    PYBIND11_OVERRIDE_PURE(std::vector<TensorInfo>, Engine, outputs, );
+  }
+  std::vector<size_t> supported_batches() const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const Engine*>(this), "supported_batches");
+    if (!override) return {};  // default: any batch size
+    return override().cast<std::vector<size_t>>();
+  }
+  void prepare(size_t batch_rows) override {
+    {
+      py::gil_scoped_acquire gil;
+      py::function override = py::get_override(static_cast<const Engine*>(this), "prepare");
+      if (override) override(batch_rows);
+    }
+    cached_in_ = inputs();
+    cached_out_ = outputs();
+  }
+  std::map<std::string, std::string> properties() const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const Engine*>(this), "properties");
+    std::map<std::string, std::string> out;
+    if (!override) return out;
+    // Values may be any Python object; reports want strings.
+    for (auto item : py::dict(override())) out[py::str(item.first)] = py::str(item.second);
+    return out;
+  }
+  size_t max_inflight() const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const Engine*>(this), "max_inflight");
+    if (!override) return 1;
+    return override().cast<size_t>();
+  }
+
+  StageTimes execute(const IoBinding& binding) override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const Engine*>(this), "execute");
+    if (!override) throw pymfn::EngineError(type_name() + " does not implement execute(inputs) -> list of arrays");
+    if (cached_in_.empty() && cached_out_.empty()) {
+      cached_in_ = inputs();
+      cached_out_ = outputs();
+    }
+    const auto& ins = cached_in_;
+    const auto& outs = cached_out_;
+    if (binding.inputs.size() != ins.size() || binding.outputs.size() != outs.size())
+      throw pymfn::InvalidArgument(type_name() + ": binding has " + std::to_string(binding.inputs.size()) + "/" +
+                                   std::to_string(binding.outputs.size()) + " buffers, the engine declares " +
+                                   std::to_string(ins.size()) + " inputs / " + std::to_string(outs.size()) + " outputs");
+    py::list arrays;
+    static int anchor = 0;
+    py::capsule owner_none(static_cast<void*>(&anchor), [](void*) {});
+    for (size_t i = 0; i < ins.size(); ++i) {
+      // Read-only view of the runner's (or reader's) memory; `owner_none` keeps numpy from copying.
+      py::array a(np_dtype(ins[i].dtype), batch_shape(ins[i], binding.batch_rows), binding.inputs[i], owner_none);
+      a.attr("flags").attr("writeable") = false;
+      arrays.append(a);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    py::object result = override(arrays);
+    const auto t1 = std::chrono::steady_clock::now();
+    py::list seq;
+    try {
+      seq = py::list(result);
+    } catch (const py::error_already_set&) {
+      throw pymfn::EngineError(type_name() + ".execute must return a list of numpy arrays");
+    }
+    if (seq.size() != outs.size())
+      throw pymfn::EngineError(type_name() + ".execute returned " + std::to_string(seq.size()) + " arrays, outputs() declares " +
+                               std::to_string(outs.size()));
+    for (size_t i = 0; i < outs.size(); ++i) {
+      py::array a = py::array::ensure(seq[i], py::array::c_style);
+      if (!a) throw pymfn::EngineError(type_name() + ".execute output " + std::to_string(i) + " is not an array");
+      const auto want_shape = batch_shape(outs[i], binding.batch_rows);
+      const py::dtype want = np_dtype(outs[i].dtype);
+      bool same_shape = a.ndim() == static_cast<py::ssize_t>(want_shape.size());
+      for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d) same_shape = a.shape(d) == want_shape[d];
+      if (!a.dtype().equal(want) || !same_shape) {
+        std::vector<int64_t> ws(want_shape.begin(), want_shape.end());
+        throw pymfn::ShapeMismatch(model_path(), type_name() + ".execute output " + std::to_string(i) + " ('" +
+                                                     outs[i].name + "') is " + std::string(py::str(a.dtype())) + " " +
+                                                     np_shape_str(a) + ", expected " + pymfn::dtype_name(outs[i].dtype) +
+                                                     " " + shape_str(ws));
+      }
+      std::memcpy(binding.outputs[i], a.data(), outs[i].sample_bytes * binding.batch_rows);
+    }
+    StageTimes t;
+    t.compute_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    return t;
+  }
+
+  // A Python engine has no asynchronous path of its own: start() runs the request to completion and
+  // wait() hands back its timings, so inflight > 1 works (serially) if max_inflight() says so.
+  void start(size_t slot, const IoBinding& binding) override {
+    const size_t k = max_inflight();
+    if (slot >= k) throw pymfn::InvalidArgument(type_name() + ": slot " + std::to_string(slot) + " >= max_inflight " + std::to_string(k));
+    if (pending_.size() < k) pending_.resize(k);
+    pending_[slot] = execute(binding);
+  }
+  StageTimes wait(size_t slot) override {
+    if (slot >= pending_.size()) throw pymfn::InvalidArgument(type_name() + ": wait(" + std::to_string(slot) + ") without start()");
+    return pending_[slot];
+  }
+
+ private:
+  std::string type_name() const {
+    py::gil_scoped_acquire gil;
+    py::handle self = py::detail::get_object_handle(static_cast<const Engine*>(this), py::detail::get_type_info(typeid(Engine)));
+    return self ? std::string(py::str(py::type::handle_of(self).attr("__name__"))) : std::string("Python engine");
+  }
+
+  // kind / model_path may be a plain attribute, a property or a method in the Python class.
+  std::string attribute_str(const char* name) const {
+    py::gil_scoped_acquire gil;
+    py::handle self = py::detail::get_object_handle(static_cast<const Engine*>(this), py::detail::get_type_info(typeid(Engine)));
+    if (!self) throw pymfn::EngineError(std::string("engine object has no Python side to ask for ") + name);
+    py::object cls = py::reinterpret_borrow<py::object>(py::type::handle_of(self));
+    py::object base = py::reinterpret_borrow<py::object>(py::type::handle_of<Engine>());
+    // The base class's own descriptor would call back into C++: the subclass must define its own.
+    if (!py::hasattr(self, name) || cls.attr(name).is(base.attr(name)))
+      throw pymfn::EngineError(std::string(py::str(cls.attr("__name__"))) + " must define '" + name + "'");
+    py::object v = py::reinterpret_borrow<py::object>(self).attr(name);
+    if (PyCallable_Check(v.ptr())) v = v();
+    return py::str(v);
+  }
+
+  std::vector<TensorInfo> cached_in_, cached_out_;
+  std::vector<StageTimes> pending_;
+};
+
+// Engine.execute(inputs) for C++ engines: validate, prepare the batch, run with the GIL released.
+py::list execute_arrays(Engine& engine, const py::sequence& inputs) {
+  const auto ins = engine.inputs();
+  const auto outs = engine.outputs();
+  if (inputs.size() != ins.size())
+    throw pymfn::InvalidArgument("execute: got " + std::to_string(inputs.size()) + " input arrays, model " +
+                                 engine.model_path() + " has " + std::to_string(ins.size()) + " inputs");
+  std::vector<py::array> keep;
+  IoBinding binding;
+  size_t rows = 0;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    py::array a = py::array::ensure(inputs[i], py::array::c_style);
+    if (!a) throw pymfn::InvalidArgument("execute: input " + std::to_string(i) + " is not convertible to a numpy array");
+    if (!a.dtype().equal(np_dtype(ins[i].dtype)))
+      throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " ('" + ins[i].name + "') is " +
+                                                         std::string(py::str(a.dtype())) + ", the model wants " +
+                                                         pymfn::dtype_name(ins[i].dtype) + " (convert with .astype)");
+    if (a.ndim() < 1 || a.shape(0) < 1)
+      throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " has no batch dimension");
+    const size_t r = static_cast<size_t>(a.shape(0));
+    if (i == 0) rows = r;
+    if (r != rows) throw pymfn::ShapeMismatch(engine.model_path(), "execute: inputs disagree on the batch size");
+    const auto want = batch_shape(ins[i], rows);
+    bool same = a.ndim() == static_cast<py::ssize_t>(want.size());
+    for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == want[d];
+    if (!same && static_cast<size_t>(a.nbytes()) != ins[i].sample_bytes * rows) {
+      std::vector<int64_t> ws(want.begin(), want.end());
+      throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " ('" + ins[i].name + "') has shape " +
+                                                         np_shape_str(a) + ", the model wants " + shape_str(ws));
+    }
+    binding.inputs.push_back(a.data());
+    keep.push_back(a);
+  }
+  binding.batch_rows = rows;
+  py::list result;
+  for (const auto& o : outs) {
+    py::array a(np_dtype(o.dtype), batch_shape(o, rows));
+    binding.outputs.push_back(a.mutable_data());
+    result.append(a);
+  }
+  {
+    py::gil_scoped_release release;
+    engine.prepare(rows);
+    engine.execute(binding);
+  }
+  return result;
+}
+
+}  // namespace
+
+void bind_engines(py::module_& m) {
+  py::class_<TensorInfo>(m, "TensorInfo", "Name, dtype and shape of one model input or output. shape[0] is the "
+                                          "batch (-1 = dynamic); sample_bytes is the size of one sample.")
+      .def(py::init([](const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
+                       py::object sample_bytes) {
+             TensorInfo t;
+             t.name = name;
+             t.dtype = pymfn::dtype_from_name(dtype);
+             t.shape = shape;
+             if (!sample_bytes.is_none()) {
+               t.sample_bytes = sample_bytes.cast<size_t>();
+             } else {
+               if (shape.size() < 1) throw pymfn::InvalidArgument("TensorInfo '" + name + "': shape needs a batch dimension");
+               size_t elems = 1;
+               for (size_t d = 1; d < shape.size(); ++d) {
+                 if (shape[d] < 0)
+                   throw pymfn::InvalidArgument("TensorInfo '" + name + "': shape " + shape_str(shape) +
+                                                " has a dynamic non-batch dimension; pass sample_bytes");
+                 elems *= static_cast<size_t>(shape[d]);
+               }
+               t.sample_bytes = elems * pymfn::dtype_size(t.dtype);
+             }
+             return t;
+           }),
+           py::arg("name"), py::arg("dtype"), py::arg("shape"), py::arg("sample_bytes") = py::none(),
+           "sample_bytes defaults to prod(shape[1:]) * itemsize.")
+      .def_readwrite("name", &TensorInfo::name)
+      .def_property(
+          "dtype", [](const TensorInfo& t) { return pymfn::dtype_name(t.dtype); },
+          [](TensorInfo& t, const std::string& s) { t.dtype = pymfn::dtype_from_name(s); }, "numpy dtype name")
+      .def_readwrite("shape", &TensorInfo::shape)
+      .def_readwrite("sample_bytes", &TensorInfo::sample_bytes)
+      .def("__repr__", [](const TensorInfo& t) {
+        return "TensorInfo(name='" + t.name + "', dtype='" + pymfn::dtype_name(t.dtype) + "', shape=" + shape_str(t.shape) +
+               ", sample_bytes=" + std::to_string(t.sample_bytes) + ")";
+      });
+
+  py::class_<Engine, PyEngine, std::shared_ptr<Engine>>(m, "Engine", R"doc(
+An inference engine the C++ runner can time. Native engines (OpenVINOEngine, AclEngine) derive from it;
+a Python class can too (call super().__init__()) by defining:
+  kind (str), model_path (str), inputs() / outputs() -> list[TensorInfo],
+  execute(inputs: list[np.ndarray]) -> list[np.ndarray]   (arrays [batch, *sample_shape], declared dtypes)
+and optionally supported_batches() -> list[int] (default: any), prepare(batch) and properties() -> dict.
+The runner calls it from C++ with the GIL released and re-acquires the GIL for each call.)doc")
+      .def(py::init<>())
+      .def_property_readonly("kind", &Engine::kind, "engine family: 'openvino', 'acl', 'tf', ...")
+      .def_property_readonly("model_path", &Engine::model_path)
+      .def("inputs", &Engine::inputs, "TensorInfo of each model input")
+      .def("outputs", &Engine::outputs, "TensorInfo of each model output")
+      .def("supported_batches", &Engine::supported_batches,
+           "batch sizes the model can run; empty = any size (dynamic batch)")
+      .def("prepare", &Engine::prepare, py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
+           "select the batch size for the following executes (may recompile; not timed by the runner)")
+      .def("execute", &execute_arrays, py::arg("inputs"),
+           "run one batch: inputs = one C-contiguous array per model input, [batch, *sample_shape] with the "
+           "model's dtype. Calls prepare(batch) first, allocates the outputs and releases the GIL while running.")
+      .def("max_inflight", &Engine::max_inflight, "requests the engine can have in flight (RunSettings.inflight cap)")
+      .def("properties", &Engine::properties, "engine facts for reports (precision, threads, versions...)")
+      .def("__repr__", [](Engine& e) {
+        return "<" + e.kind() + " engine for " + e.model_path() + ">";
+      });
+
+#ifdef PYMFN_WITH_OPENVINO
+  py::class_<pymfn::OpenVINOEngine, Engine, std::shared_ptr<pymfn::OpenVINOEngine>>(m, "OpenVINOEngine", R"doc(
+OpenVINO on the host: a frozen TensorFlow .pb (read directly by OpenVINO's TF frontend), an .onnx file or
+an OpenVINO IR .xml. precision: 'f32' (default; forces f32 so results match TensorFlow), 'bf16' or 'f16'
+(the plugin may fall back when the CPU lacks them: properties()['inference_precision'] tells what ran).
+threads = ov::inference_num_threads, streams = ov::num_streams (0 = OpenVINO decides), num_requests =
+infer requests for in-flight runs, hint = 'latency' or 'throughput'. A dynamic-batch model is reshaped
+and recompiled by prepare(batch); a static-batch model only offers its own batch.)doc")
+      .def(py::init([](const std::string& path, const std::string& precision, int threads, int streams,
+                       size_t num_requests, const std::string& hint, const std::string& device) {
+             pymfn::OpenVINOOptions o;
+             o.precision = precision;
+             o.threads = threads;
+             o.streams = streams;
+             o.num_requests = num_requests;
+             o.hint = hint;
+             o.device = device;
+             py::gil_scoped_release release;
+             return std::make_shared<pymfn::OpenVINOEngine>(path, o);
+           }),
+           py::arg("path"), py::arg("precision") = "f32", py::arg("threads") = 0, py::arg("streams") = 0,
+           py::arg("num_requests") = 1, py::arg("hint") = "latency", py::arg("device") = "CPU")
+      .def_property_readonly("prepared_batch", &pymfn::OpenVINOEngine::prepared_batch,
+                             "batch size the engine is currently compiled for");
+#endif
+}
 
 }  // namespace pymfn_bindings

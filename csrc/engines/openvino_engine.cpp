@@ -74,6 +74,8 @@ std::string port_name(const ov::Output<const ov::Node>& port, const char* kind, 
   std::string best = *names.begin();
   for (const auto& n : names)
     if (n.size() < best.size()) best = n;
+  // TensorFlow tensor names carry an output index ("Placeholder:0"); report the node name like TFEngine.
+  if (best.size() > 2 && best.compare(best.size() - 2, 2, ":0") == 0) best.resize(best.size() - 2);
   return best;
 }
 
