@@ -347,27 +347,6 @@ def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | N
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def load_msame_outputs(folder: str | os.PathLike, count: int, dtype: str = "float16", stem: str = "{i}_output_0.bin"
-                       ) -> np.ndarray:
-    """Embeddings written by msame in folder mode (``{i}_output_0.bin``, i = 0..count-1) as ``[count, D]``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: msame output folder not found")
-    dt = np.dtype(dtype)
-    rows = []
-    for i in range(count):
-        p = folder / stem.format(i=i)
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing output for image {i} (expected {count} files named {stem})")
-        v = np.fromfile(p, dtype=dt)
-        if rows and v.size != rows[0].size:
-            raise ValueError(f"{p}: {v.size} values, but image 0 has {rows[0].size}")
-        if v.size == 0 or p.stat().st_size % dt.itemsize:
-            raise ValueError(f"{p}: size {p.stat().st_size} bytes is not a whole number of {dt} values")
-        rows.append(v)
-    return np.stack(rows)
-
-
 def _load_issame(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
@@ -390,12 +369,13 @@ def _build_parser() -> argparse.ArgumentParser:
                     "pair order (rows 2k and 2k+1 form pair k).",
         epilog="examples:\n"
                "  python -m pymfn.eval emb.npy --issame ../shared/data/lfw/lfw.bin\n"
-               "  python -m pymfn.eval --msame-dir om_output/2022113_9_31_13_612340 --issame bins/.issame.npy\n"
+               "  python -m pymfn.eval --msame-dir om_output --issame bins/.issame.npy\n"
                "  python -m pymfn.eval emb.npy --flip emb_mirror.npy --issame issame.npy --json acc.json --roc roc.png",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("embeddings", nargs="?", type=Path, help="embeddings .npy [2P, D] (raw or normalised)")
-    src.add_argument("--msame-dir", type=Path, help="msame folder-mode output with {i}_output_0.bin files")
+    src.add_argument("--msame-dir", type=Path,
+                     help="msame --output folder (or one timestamp run inside it) with {i}_output_0.bin files")
     p.add_argument("--issame", type=Path, required=True,
                    help="pair labels: .npy (bool), .txt (0/1 per line) or an lfw.bin file")
     p.add_argument("--flip", type=Path, help="embeddings .npy of the mirrored images (InsightFace flip TTA: sum, then normalise)")
@@ -411,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         issame = _load_issame(args.issame)
         if args.msame_dir is not None:
-            emb = load_msame_outputs(args.msame_dir, 2 * len(issame), args.dtype)
+            from pymfn.msame import read_outputs  # knows msame's timestamp folders and naming
+
+            emb = read_outputs(args.msame_dir, args.dtype, count=2 * len(issame))
         else:
             emb = np.load(args.embeddings, allow_pickle=False)
         if args.flip is not None:

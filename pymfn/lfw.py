@@ -49,6 +49,7 @@ class ImageDecodeError(ValueError):
     def __init__(self, index: int, source: str | None, message: str):
         self.index = index
         self.source = source
+        self.reason = message
         where = f"image {index}" + (f" of {source}" if source else "")
         super().__init__(f"{where}: {message}")
 
@@ -190,14 +191,19 @@ def _workers(n_items: int) -> int:
 
 
 def decode_images(bins: Sequence[bytes], color: str = "rgb", size: int = 112, progress: bool = False,
-                  source: str | None = None, workers: int | None = None) -> np.ndarray:
+                  source: str | Sequence[str] | None = None, workers: int | None = None,
+                  first_index: int = 0) -> np.ndarray:
     """Decode JPEG byte strings to one uint8 array ``[N, size, size, 3]``.
 
     ``color="bgr"`` reverses the channels, giving what OpenCV's ``cv2.imdecode`` returns (the reference
     Ascend pipeline feeds BGR). Decoding runs on a thread pool (Pillow releases the GIL while decoding).
-    An undecodable or wrongly sized image raises ``ImageDecodeError`` with its index (and ``source``).
+    An undecodable or wrongly sized image raises ``ImageDecodeError`` with its index (``first_index`` +
+    position, for callers decoding a slice) and its source: ``source`` is one name for all images (the
+    ``lfw.bin``) or one name per image (files of a folder).
     """
     color = _check_color(color)
+    if source is not None and not isinstance(source, str) and len(source) != len(bins):
+        raise ValueError(f"source: {len(source)} names for {len(bins)} images")
     if size <= 0:
         raise ValueError(f"size={size}: expected a positive image side")
     n = len(bins)
@@ -219,7 +225,8 @@ def decode_images(bins: Sequence[bytes], color: str = "rgb", size: int = 112, pr
     def work(start: int) -> None:
         stop = min(n, start + chunk)
         for i in range(start, stop):
-            img = decode_image(bins[i], i, size, source)
+            src = source if source is None or isinstance(source, str) else source[i]
+            img = decode_image(bins[i], first_index + i, size, src)
             out[i] = img[..., ::-1] if bgr else img
         if bar is not None:
             with lock:

@@ -272,15 +272,15 @@ def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
     assert rc == 0
     assert json.loads((tmp_path / "r.json").read_text())["accuracy"] == ev.evaluate(emb, same).accuracy
     # msame folder layout: {i}_output_0.bin, float16 (what the reference om writes)
-    out = tmp_path / "om"
-    out.mkdir()
+    out = tmp_path / "om" / "2022113_9_31_13_612340"
+    out.mkdir(parents=True)
     for i, row in enumerate(ev.l2_normalize(emb).astype(np.float16)):
         row.tofile(out / f"{i}_output_0.bin")
-    rc = ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")])
+    rc = ev.main(["--msame-dir", str(tmp_path / "om"), "--issame", str(tmp_path / "issame.npy")])
     assert rc == 0 and "LFW accuracy" in capsys.readouterr().out
     (out / "7_output_0.bin").unlink()
     assert ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")]) == 2
-    assert "7_output_0.bin" in capsys.readouterr().err
+    assert "missing index(es): 7" in capsys.readouterr().err
 
 
 def test_real_lfw_embeddings_if_available(tmp_path):

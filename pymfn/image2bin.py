@@ -1,0 +1,265 @@
+"""Turn ``lfw.bin`` or a folder of images into per-image ``.bin`` inputs (msame's folder layout) or one
+packed file.
+
+This is step 4 of the reference Ascend pipeline (see shared/docs/ascend.md): decode each JPEG as OpenCV
+does (BGR), compute ``(x - 127.5) * 0.0078125``, store float32 NHWC ``1x112x112x3`` as ``{i}.bin``
+(150,528 bytes) for i = 0..N-1 in ``lfw.bin`` order. ``--rgb`` keeps RGB (what the model was trained on),
+``--uint8`` stores raw pixels (37,632 bytes) for om models with AIPP doing the normalisation on the chip.
+
+Bookkeeping files are dot-files so that msame, which feeds *every* non-hidden file of an input folder to
+the model, never sees them:
+
+* ``.issame.npy``  pair labels (bool) when the source is ``lfw.bin``, so accuracy can be computed from the
+  model outputs alone (``python -m pymfn.eval --msame-dir OUT --issame BINS/.issame.npy``);
+* ``.index.txt``   ``i<TAB>relative/path`` for a folder source (sorted path order);
+* ``.image2bin.json``  how the bins were made (source, colour, dtype, shape, count).
+
+With ``--packed FILE`` the same samples go into one mmap-able packed file (``pymfn.pack``) and the
+bookkeeping files sit beside it as ``FILE.issame.npy``, ``FILE.index.txt`` and ``FILE.image2bin.json``.
+
+Everything is atomic: the folder is built under a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from pymfn._atomic import atomic_dir, atomic_write
+from pymfn.lfw import ImageDecodeError, LfwFormatError, decode_images, read_lfw_bin
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ISSAME_FILE",
+    "INDEX_FILE",
+    "META_FILE",
+    "SCALE",
+    "image2bin",
+    "list_images",
+    "preprocess",
+    "read_issame",
+    "main",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+ISSAME_FILE = ".issame.npy"
+INDEX_FILE = ".index.txt"
+META_FILE = ".image2bin.json"
+SCALE = 0.0078125  # 1/128, the reference image2bin's factor
+SIZE = 112
+CHUNK = 256  # images decoded/written per step (38 MB of float32)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursively, hidden entries skipped) in sorted relative-path order."""
+    root = Path(folder)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(Path(dirpath, name))
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def preprocess(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """uint8 ``[N,H,W,3]`` -> the model input: float32 ``(x - 127.5) * 0.0078125`` or the raw uint8 pixels.
+
+    In float32 both steps are exact (half-integers times a power of two), so the values equal the
+    reference's float64 computation cast to float32, bit for bit.
+    """
+    if dtype == "uint8":
+        return np.ascontiguousarray(images, dtype=np.uint8)
+    if dtype == "float32":
+        out = images.astype(np.float32)
+        out -= np.float32(127.5)
+        out *= np.float32(SCALE)
+        return out
+    raise ValueError(f"dtype={dtype!r}: expected 'float32' or 'uint8'")
+
+
+def read_issame(bins: str | os.PathLike) -> np.ndarray:
+    """Pair labels written by ``image2bin`` for a bins folder or a packed file."""
+    p = Path(bins)
+    f = p / ISSAME_FILE if p.is_dir() else p.with_name(p.name + ISSAME_FILE)
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: no pair labels (image2bin writes them only when the source is an lfw.bin)")
+    return np.load(f, allow_pickle=False)
+
+
+def _sidecar(out: Path, packed: bool, name: str) -> Path:
+    return out.with_name(out.name + name) if packed else out / name
+
+
+def _source_chunks(source: Path, limit: int | None, color: str
+                   ) -> tuple[int, Iterator[tuple[int, np.ndarray]], np.ndarray | None, list[str] | None]:
+    """(count, iterator of (start, uint8 images), issame or None, relative names or None)."""
+    if source.is_dir():
+        files = list_images(source)
+        if not files:
+            raise FileNotFoundError(f"{source}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        if limit is not None:
+            files = files[:limit]
+        names = [f.relative_to(source).as_posix() for f in files]
+
+        def gen_dir() -> Iterator[tuple[int, np.ndarray]]:
+            for s in range(0, len(files), CHUNK):
+                part = files[s:s + CHUNK]
+                data = []
+                for f in part:
+                    try:
+                        data.append(f.read_bytes())
+                    except OSError as exc:
+                        raise OSError(f"{f}: cannot read ({exc.strerror or exc})") from None
+                yield s, decode_images(data, color=color, size=SIZE, source=[str(f) for f in part], first_index=s)
+
+        return len(files), gen_dir(), None, names
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such lfw.bin file or image folder")
+    bins, issame = read_lfw_bin(source)
+    if limit is not None:
+        if limit % 2:
+            raise ValueError(f"limit={limit}: must be even for an lfw.bin source (images come in pairs)")
+        bins, issame = bins[:limit], issame[: limit // 2]
+
+    def gen_bin() -> Iterator[tuple[int, np.ndarray]]:
+        for s in range(0, len(bins), CHUNK):
+            yield s, decode_images(bins[s:s + CHUNK], color=color, size=SIZE, source=str(source), first_index=s)
+
+    return len(bins), gen_bin(), issame, None
+
+
+def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "bgr", dtype: str = "float32",
+              packed: bool = False, *, limit: int | None = None, progress: bool = False) -> Path:
+    """Write one ``{i}.bin`` per image into folder ``out`` (or, ``packed=True``, one packed file ``out``).
+
+    ``source`` is an ``lfw.bin`` (pair order kept, labels saved as ``.issame.npy``) or a folder of
+    112x112 images (sorted relative paths, mapping saved as ``.index.txt``). ``color`` is ``"bgr"`` (the
+    reference, via OpenCV) or ``"rgb"``; ``dtype`` ``"float32"`` (normalised) or ``"uint8"`` (raw pixels).
+    ``limit`` keeps the first N images. An existing ``out`` is replaced only once the new one is complete.
+    Returns the path written.
+    """
+    source, out = Path(source), Path(out)
+    color = color.lower()
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"color={color!r}: expected 'bgr' or 'rgb'")
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype={dtype!r}: expected 'float32' or 'uint8'")
+    if limit is not None and limit <= 0:
+        raise ValueError(f"limit={limit}: expected a positive number of images")
+    count, chunks, issame, names = _source_chunks(source, limit, color)
+    shape = (SIZE, SIZE, 3)
+    sample_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    meta = {"source": str(source.resolve()), "count": count, "color": color, "dtype": dtype,
+            "shape": [1, *shape], "layout": "NHWC", "sample_bytes": sample_bytes,
+            "normalisation": "(x - 127.5) * 0.0078125" if dtype == "float32" else "none (raw pixels)",
+            "files": "packed" if packed else "{i}.bin, i = 0..count-1"}
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, desc="image2bin", unit="img")
+    try:
+        if packed:
+            try:
+                from pymfn.pack import PackedWriter
+            except ImportError as exc:
+                raise RuntimeError(f"--packed needs pymfn.pack.PackedWriter, which is not available ({exc})") from None
+            with PackedWriter(out, dtype, shape) as writer:
+                for _, imgs in chunks:
+                    writer.append(preprocess(imgs, dtype))
+                    if bar is not None:
+                        bar.update(len(imgs))
+            _write_sidecars(out, True, issame, names, meta)
+        else:
+            with atomic_dir(out) as tmp:
+                for start, imgs in chunks:
+                    for j, sample in enumerate(preprocess(imgs, dtype)):
+                        sample.tofile(tmp / f"{start + j}.bin")
+                    if bar is not None:
+                        bar.update(len(imgs))
+                _write_sidecars(tmp, False, issame, names, meta)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def _write_sidecars(out: Path, packed: bool, issame: np.ndarray | None, names: list[str] | None, meta: dict) -> None:
+    if packed:  # a replaced packed file must not keep the labels/index of its predecessor
+        for name, value in ((ISSAME_FILE, issame), (INDEX_FILE, names)):
+            if value is None:
+                _sidecar(out, True, name).unlink(missing_ok=True)
+    if issame is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(issame, dtype=bool))
+        with atomic_write(_sidecar(out, packed, ISSAME_FILE)) as f:
+            f.write(buf.getvalue())
+    if names is not None:
+        with atomic_write(_sidecar(out, packed, INDEX_FILE)) as f:
+            f.write("".join(f"{i}\t{n}\n" for i, n in enumerate(names)).encode("utf-8"))
+    with atomic_write(_sidecar(out, packed, META_FILE)) as f:
+        f.write(json.dumps(meta, indent=2).encode())
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pymfn image2bin",
+        description="Convert lfw.bin or a folder of 112x112 face images into model inputs, one {i}.bin per image "
+                    "(the msame folder layout of the reference Ascend pipeline) or one packed file. Default: "
+                    "BGR like OpenCV, float32 NHWC, (x - 127.5) * 0.0078125, 150,528 bytes per image.",
+        epilog="Bookkeeping goes into dot-files msame ignores: .issame.npy (pair labels, lfw.bin sources), "
+               ".index.txt (i -> source file, folder sources) and .image2bin.json.\n\n"
+               "examples:\n"
+               "  python -m pymfn image2bin ../shared/data/lfw/lfw.bin bin_input\n"
+               "  python -m pymfn image2bin ../shared/data/lfw/lfw.bin --rgb --packed lfw_rgb.pack\n"
+               "  python -m pymfn image2bin faces/ faces_u8 --uint8     # for an om with AIPP\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, help="an InsightFace lfw.bin file or a folder of images (searched recursively, "
+                                             "sorted by relative path)")
+    p.add_argument("out", type=Path, nargs="?", help="output folder for {i}.bin files")
+    p.add_argument("--packed", type=Path, metavar="FILE", help="write one packed file instead of a folder")
+    p.add_argument("--rgb", action="store_true", help="keep RGB channel order (default BGR, as the reference's OpenCV)")
+    p.add_argument("--uint8", action="store_true",
+                   help="store raw uint8 pixels (37,632 bytes per image) for models that normalise with AIPP")
+    p.add_argument("--limit", type=int, help="convert only the first N images (even for lfw.bin)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if (args.out is None) == (args.packed is None):
+        parser.error("give either an output folder OUT or --packed FILE (exactly one)")
+    target = args.packed if args.packed is not None else args.out
+    if target.exists() and not args.force:
+        print(f"pymfn image2bin: error: {target} already exists (use --force to replace it)", file=sys.stderr)
+        return 2
+    dtype = "uint8" if args.uint8 else "float32"
+    color = "rgb" if args.rgb else "bgr"
+    t0 = time.perf_counter()
+    try:
+        path = image2bin(args.source, target, color=color, dtype=dtype, packed=args.packed is not None,
+                         limit=args.limit, progress=not args.quiet)
+    except (OSError, ValueError, RuntimeError, LfwFormatError, ImageDecodeError) as exc:
+        print(f"pymfn image2bin: error: {exc}", file=sys.stderr)
+        return 2
+    meta = json.loads(_sidecar(path, args.packed is not None, META_FILE).read_text())
+    dt = time.perf_counter() - t0
+    print(f"wrote {meta['count']} images ({meta['sample_bytes']} bytes each, {dtype} {color.upper()}) "
+          f"to {path} in {dt:.1f} s ({meta['count'] / dt:.0f} images/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
