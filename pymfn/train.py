@@ -1,0 +1,595 @@
+"""Train MobileFaceNet with the ArcFace loss: ``python -m pymfn train``.
+
+The loop is TF1 graph-mode code (``tensorflow.compat.v1``, ``tf.get_variable``, ``tf.data``, ``tf.train``
+savers and optimizers) so the same script runs here on TF 2.x CPU and on an Ascend 910 with TF 1.15 and
+npu_bridge (``--device npu`` only swaps the session config). Defaults are the reference's: batch 64,
+Adam, lr 0.01, weight decay 1e-5, 10 epochs, ArcFace s=64 m=0.5, 128-d embedding.
+
+Checkpoints: ``--ckpt-dir`` holds ``model.ckpt-<step>`` (the last ``--keep`` of them), TensorBoard event
+files, and ``pymfn_model.json`` (architecture, ``embedding_size``, classes) that the freeze step reads.
+Running again with the same ``--ckpt-dir`` resumes from the newest checkpoint; anything unreadable
+there is an error naming the file, never a silent restart from scratch. (The input pipeline restarts
+its shuffle on resume; the step count, weights and optimizer state continue.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+CHECKPOINT_PREFIX = "model.ckpt"
+MODEL_INFO_FILE = "pymfn_model.json"  # same name as pymfn.model.MODEL_INFO_FILE
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or continue; the message names the file or option at fault."""
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    ckpt_dir: str
+    batch_size: int = 64
+    max_epoch: int = 10
+    max_steps: int | None = None  # absolute global step to stop at (caps max_epoch)
+    lr: float = 0.01
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    embedding_size: int = 128
+    arcface_s: float = 64.0
+    arcface_m: float = 0.5
+    lr_schedule: str = "constant"
+    lr_decay_epochs: Sequence[float] = ()
+    lr_decay_factor: float = 0.1
+    lr_min: float = 0.0
+    warmup_steps: int = 0
+    keep: int = 5
+    save_every: int = 1000
+    summary_every: int = 10
+    eval_lfw: str | None = None
+    eval_every: int = 2000
+    eval_batch: int = 100
+    device: str = "cpu"
+    precision_mode: str = "allow_mix_precision"
+    fusion_switch_file: str | None = None
+    threads: int = 0
+    seed: int = 0
+    flip: bool = True
+    shuffle_buffer: int = 10000
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a run did, for callers and tests: per-step loss and accuracy of the steps run in this call."""
+
+    start_step: int
+    final_step: int
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # ArcFace cross-entropy (without weight decay)
+    accuracies: list[float] = field(default_factory=list)  # batch accuracy, argmax of cosines (no margin)
+    lfw: list[tuple[int, float, float]] = field(default_factory=list)  # (step, mean accuracy, std)
+    checkpoint: str | None = None
+    resumed_from: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
+    """The checkpoint prefix to resume from, None for a fresh directory, TrainError if it is damaged.
+
+    TensorFlow's own ``latest_checkpoint`` logs a warning and returns None for an unparsable or dangling
+    ``checkpoint`` file, which would silently restart training from scratch over the old run; we refuse.
+    """
+    import tensorflow.compat.v1 as tf
+    from google.protobuf import text_format
+    from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
+
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    state_file = ckpt_dir / "checkpoint"
+    if state_file.exists():
+        try:
+            state = text_format.Parse(state_file.read_text(encoding="utf-8"), CheckpointState())
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            raise TrainError(f"{state_file}: corrupt checkpoint state file ({exc}); fix or delete it, or use "
+                             "another --ckpt-dir") from None
+        if not state.model_checkpoint_path:
+            raise TrainError(f"{state_file}: names no checkpoint (model_checkpoint_path is empty)")
+        prefix = state.model_checkpoint_path
+        if not os.path.isabs(prefix):
+            prefix = str(ckpt_dir / prefix)
+        if not tf.train.checkpoint_exists(prefix):
+            raise TrainError(f"{state_file} points to checkpoint {prefix}, but {prefix}.index is missing")
+        return prefix
+    indexes = sorted(ckpt_dir.glob(f"{CHECKPOINT_PREFIX}-*.index"))
+    if indexes:
+        def step_of(p: Path) -> int:
+            m = re.search(r"-(\d+)\.index$", p.name)
+            return int(m.group(1)) if m else -1
+        best = max(indexes, key=step_of)
+        print(f"note: {state_file} missing; resuming from the highest-step checkpoint {best.with_suffix('')}",
+              file=sys.stderr)
+        return str(best.with_suffix(""))
+    return None
+
+
+def _restore(saver, sess, prefix: str) -> None:
+    import tensorflow.compat.v1 as tf
+
+    try:
+        saver.restore(sess, prefix)
+    except tf.errors.NotFoundError as exc:
+        raise TrainError(f"checkpoint {prefix} lacks variables of this model or its data files are missing "
+                         f"({_first_line(exc)}); was it written by another architecture?") from None
+    except tf.errors.InvalidArgumentError as exc:
+        raise TrainError(f"checkpoint {prefix} does not match this model: {_first_line(exc)} (different "
+                         "--embedding-size or number of classes?)") from None
+    except (tf.errors.DataLossError, tf.errors.OpError, ValueError) as exc:
+        raise TrainError(f"checkpoint {prefix} is corrupt or unreadable: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _check_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> None:
+    path = ckpt_dir / MODEL_INFO_FILE
+    if not path.exists():
+        return
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{path}: unreadable model info ({exc})") from None
+    if not isinstance(info, dict):
+        raise TrainError(f"{path}: expected a JSON object")
+    if info.get("embedding_size") not in (None, cfg.embedding_size):
+        raise TrainError(f"{path}: checkpoints in {ckpt_dir} have embedding size {info['embedding_size']}, "
+                         f"this run asks for {cfg.embedding_size}")
+    if info.get("num_classes") not in (None, num_classes):
+        raise TrainError(f"{path}: checkpoints in {ckpt_dir} were trained on {info['num_classes']} classes, "
+                         f"the data has {num_classes}")
+
+
+def _write_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> None:
+    extra = {"num_classes": num_classes, "image_size": 112, "input": "RGB, (x - 127.5) / 128",
+             "arcface": {"s": cfg.arcface_s, "m": cfg.arcface_m}}
+    try:
+        from pymfn.model import write_model_info
+    except ImportError:
+        from pymfn._atomic import atomic_write
+
+        with atomic_write(ckpt_dir / MODEL_INFO_FILE, "w") as f:
+            json.dump({"embedding_size": cfg.embedding_size, **extra}, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return
+    write_model_info(ckpt_dir, cfg.embedding_size, **extra)
+
+
+# ------------------------------------------------------------------------------------------------- LFW
+
+
+def lfw_verification(embeddings: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    """LFW accuracy (mean, std over 10 folds) of embeddings in pair order.
+
+    Uses ``pymfn.eval.evaluate`` when that module is present (the project's full protocol); otherwise
+    this module's own implementation of the same InsightFace 10-fold threshold protocol.
+    """
+    try:
+        from pymfn import eval as pymfn_eval  # noqa: A004
+    except ImportError:
+        pymfn_eval = None
+    if pymfn_eval is not None and hasattr(pymfn_eval, "evaluate"):
+        res = pymfn_eval.evaluate(embeddings, issame)
+        mean = _field(res, ("accuracy", "acc", "accuracy_mean", "mean_accuracy"))
+        std = _field(res, ("std", "accuracy_std", "acc_std"))
+        if mean is not None:
+            mean = float(np.mean(mean)) if np.ndim(mean) else float(mean)
+            return mean, float(std) if std is not None and np.ndim(std) == 0 else float(np.std(_field(res, ("accuracies", "fold_accuracies")) or [0.0]))
+    return ten_fold_accuracy(embeddings, issame)
+
+
+def _field(obj, names):
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return None
+
+
+def ten_fold_accuracy(embeddings: np.ndarray, issame: np.ndarray, folds: int = 10) -> tuple[float, float]:
+    """InsightFace's protocol, no flip: L2-normalise, squared distance, 10 contiguous folds, threshold
+    from ``arange(0, 4, 0.01)`` picked on 9 folds (first best), accuracy on the held-out one."""
+    emb = np.asarray(embeddings, np.float64)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-10)
+    same = np.asarray(issame, bool)
+    if emb.shape[0] != 2 * same.shape[0]:
+        raise ValueError(f"{emb.shape[0]} embeddings for {same.shape[0]} pairs (need 2 per pair)")
+    dist = np.sum((emb[0::2] - emb[1::2]) ** 2, axis=1)
+    thresholds = np.arange(0, 4, 0.01)
+    pred = dist[None, :] < thresholds[:, None]  # [T, P]
+    correct = pred == same[None, :]
+    n = same.shape[0]
+    bounds = np.linspace(0, n, folds + 1).astype(int)
+    accs = []
+    for k in range(folds):
+        test = np.zeros(n, bool)
+        test[bounds[k]:bounds[k + 1]] = True
+        best = int(np.argmax(correct[:, ~test].mean(axis=1)))
+        accs.append(correct[best, test].mean())
+    return float(np.mean(accs)), float(np.std(accs))
+
+
+def load_lfw_images(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB [2P,112,112,3] and issame [P] from an InsightFace lfw.bin (via pymfn.lfw)."""
+    from pymfn import lfw
+
+    try:
+        return lfw.load_lfw(path, color="rgb", cache=False)
+    except FileNotFoundError:
+        raise TrainError(f"--eval-lfw: {path} not found (expected an InsightFace lfw.bin)") from None
+    except ValueError as exc:
+        raise TrainError(f"--eval-lfw: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------ graph
+
+
+def learning_rate(cfg: TrainConfig, global_step, steps_per_epoch: int, total_steps: int):
+    """The lr tensor: constant, step (x factor at each of --lr-decay-epochs) or cosine (to --lr-min over
+    the run), each optionally after a linear warm-up of --warmup-steps."""
+    import tensorflow.compat.v1 as tf
+
+    step = tf.cast(global_step, tf.float32)
+    if cfg.lr_schedule == "constant":
+        lr = tf.constant(cfg.lr, tf.float32)
+    elif cfg.lr_schedule == "step":
+        if not cfg.lr_decay_epochs:
+            raise TrainError("--lr-schedule step needs --lr-decay-epochs (e.g. 4,7,9)")
+        bounds = [int(round(e * steps_per_epoch)) for e in cfg.lr_decay_epochs]
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise TrainError(f"--lr-decay-epochs must increase, got {list(cfg.lr_decay_epochs)}")
+        values = [cfg.lr * cfg.lr_decay_factor ** i for i in range(len(bounds) + 1)]
+        lr = tf.train.piecewise_constant(tf.cast(global_step, tf.int64), [np.int64(b) for b in bounds], values)
+    elif cfg.lr_schedule == "cosine":
+        span = max(1, total_steps - cfg.warmup_steps)
+        progress = tf.clip_by_value((step - cfg.warmup_steps) / span, 0.0, 1.0)
+        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + tf.cos(math.pi * progress))
+    else:
+        raise TrainError(f"unknown --lr-schedule {cfg.lr_schedule!r} (constant, step or cosine)")
+    if cfg.warmup_steps > 0:
+        lr = tf.where(step < cfg.warmup_steps, cfg.lr * (step + 1.0) / cfg.warmup_steps, lr)
+    return tf.identity(lr, name="learning_rate")
+
+
+def _default_model_fn() -> Callable:
+    try:
+        from pymfn.model import mobilefacenet
+    except ImportError as exc:
+        raise TrainError(f"pymfn.model is not available ({exc})") from None
+    return mobilefacenet
+
+
+def _session_config(cfg: TrainConfig):
+    import tensorflow.compat.v1 as tf
+
+    if cfg.device == "npu":
+        from pymfn import npu
+
+        npu.import_npu_bridge()
+        return npu.npu_session_config(precision_mode=cfg.precision_mode, fusion_switch_file=cfg.fusion_switch_file,
+                                      intra_op_threads=cfg.threads, inter_op_threads=cfg.threads)
+    if cfg.device != "cpu":
+        raise TrainError(f"--device must be cpu or npu, got {cfg.device!r}")
+    return tf.ConfigProto(intra_op_parallelism_threads=cfg.threads, inter_op_parallelism_threads=cfg.threads)
+
+
+def _validate(cfg: TrainConfig) -> None:
+    checks = [
+        (cfg.batch_size >= 1, f"--train-batch-size must be >= 1, got {cfg.batch_size}"),
+        (cfg.max_epoch >= 1, f"--max-epoch must be >= 1, got {cfg.max_epoch}"),
+        (cfg.max_steps is None or cfg.max_steps >= 1, f"--max-steps must be >= 1, got {cfg.max_steps}"),
+        (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
+        (cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}"),
+        (cfg.embedding_size >= 1, f"--embedding-size must be >= 1, got {cfg.embedding_size}"),
+        (cfg.keep >= 1, f"--keep must be >= 1, got {cfg.keep}"),
+        (cfg.save_every >= 1, f"--save-every must be >= 1, got {cfg.save_every}"),
+        (cfg.eval_every >= 1, f"--eval-every must be >= 1, got {cfg.eval_every}"),
+        (cfg.summary_every >= 1, f"--summary-every must be >= 1, got {cfg.summary_every}"),
+        (cfg.optimizer in ("adam", "momentum", "sgd"), f"--optimizer must be adam, momentum or sgd, got {cfg.optimizer!r}"),
+        (cfg.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {cfg.warmup_steps}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TrainError(message)
+    if cfg.eval_lfw is not None and not Path(cfg.eval_lfw).is_file():
+        raise TrainError(f"--eval-lfw: {cfg.eval_lfw} not found (expected an InsightFace lfw.bin)")
+
+
+def _summary(tf, **values: float):
+    return tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()])
+
+
+def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
+    """Run (or resume) training as configured; returns the per-step history of this call.
+
+    ``model_fn(images, is_training, embedding_size, weight_decay, reuse=...)`` builds the backbone
+    (default: ``pymfn.model.mobilefacenet``); it must put its L2 losses in REGULARIZATION_LOSSES and its
+    BN updates in UPDATE_OPS.
+    """
+    import tensorflow.compat.v1 as tf
+    from tqdm import tqdm
+
+    from pymfn import data as pdata
+    from pymfn.losses import arcface
+
+    _validate(cfg)
+    model_fn = model_fn or _default_model_fn()
+    try:
+        source = pdata.open_source(cfg.data)
+    except pdata.DataError as exc:
+        raise TrainError(f"--data: {exc}") from None
+    if source.image_size != 112:
+        raise TrainError(f"--data: images are {source.image_size}px; MobileFaceNet needs 112x112")
+    ckpt_dir = Path(cfg.ckpt_dir)
+    if ckpt_dir.exists() and not ckpt_dir.is_dir():
+        raise TrainError(f"--ckpt-dir {ckpt_dir} exists and is not a directory")
+    resume = find_resume_checkpoint(ckpt_dir)
+    if resume is not None:
+        _check_model_info(ckpt_dir, cfg, source.num_classes)
+    lfw_data = load_lfw_images(cfg.eval_lfw) if cfg.eval_lfw else None
+
+    steps_per_epoch = source.num_images // cfg.batch_size
+    total_steps = cfg.max_epoch * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(cfg.seed)
+        dataset = pdata.train_dataset(source, cfg.batch_size, seed=cfg.seed, flip=cfg.flip,
+                                      shuffle_buffer=cfg.shuffle_buffer)
+        iterator = tf.data.make_initializable_iterator(dataset)
+        images, labels = iterator.get_next()
+        global_step = tf.train.get_or_create_global_step()
+
+        prelogits = model_fn(images, True, cfg.embedding_size, cfg.weight_decay)
+        head = arcface(prelogits, labels, source.num_classes, cfg.arcface_s, cfg.arcface_m, cfg.weight_decay)
+        # Snapshot now: a second (eval) tower must not add its ops to the training step.
+        reg_losses = list(tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES))
+        update_ops = list(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+        reg = tf.add_n(reg_losses, name="weight_decay") if reg_losses else tf.constant(0.0)
+        total_loss = tf.add(head.loss, reg, name="total_loss")
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(head.cos, 1, output_type=tf.int32), labels),
+                                          tf.float32), name="accuracy")
+        lr = learning_rate(cfg, global_step, steps_per_epoch, total_steps)
+        if cfg.optimizer == "adam":
+            opt = tf.train.AdamOptimizer(lr)
+        elif cfg.optimizer == "momentum":
+            opt = tf.train.MomentumOptimizer(lr, cfg.momentum)
+        else:
+            opt = tf.train.GradientDescentOptimizer(lr)
+        with tf.control_dependencies(update_ops):
+            train_op = opt.minimize(total_loss, global_step=global_step)
+
+        summaries = tf.summary.merge([
+            tf.summary.scalar("loss/total", total_loss), tf.summary.scalar("loss/arcface", head.loss),
+            tf.summary.scalar("loss/weight_decay", reg), tf.summary.scalar("accuracy", accuracy),
+            tf.summary.scalar("learning_rate", lr)])
+
+        eval_input = eval_emb = None
+        if lfw_data is not None:
+            eval_input = tf.placeholder(tf.float32, [None, 112, 112, 3], name="lfw_images")
+            eval_emb = model_fn(eval_input, False, cfg.embedding_size, cfg.weight_decay, reuse=True)
+
+        saver = tf.train.Saver(max_to_keep=cfg.keep)
+        init = tf.global_variables_initializer()
+    graph.finalize()
+
+    result = TrainResult(start_step=0, final_step=0, resumed_from=resume)
+    session = tf.Session(graph=graph, config=_session_config(cfg))
+    writer = None
+    graph_ctx = graph.as_default()  # FileWriter refuses to work outside a graph context under TF2
+    graph_ctx.__enter__()
+    try:
+        session.run(init)
+        if resume is not None:
+            _restore(saver, session, resume)
+        session.run(iterator.initializer)
+        step = int(session.run(global_step))
+        result.start_step = result.final_step = step
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _write_model_info(ckpt_dir, cfg, source.num_classes)
+        writer = tf.summary.FileWriter(str(ckpt_dir), graph if resume is None else None)
+        if resume is not None:
+            print(f"resumed from {resume} at step {step}", file=sys.stderr)
+        if step >= total_steps:
+            print(f"nothing to do: step {step} >= {total_steps} (max epoch {cfg.max_epoch}, "
+                  f"max steps {cfg.max_steps})", file=sys.stderr)
+
+        def evaluate(at_step: int) -> None:
+            assert lfw_data is not None and eval_emb is not None
+            imgs, issame = lfw_data
+            out = []
+            for i in range(0, len(imgs), cfg.eval_batch):
+                batch = (imgs[i:i + cfg.eval_batch].astype(np.float32) - 127.5) * 0.0078125
+                out.append(session.run(eval_emb, {eval_input: batch}))
+            mean, std = lfw_verification(np.concatenate(out), issame)
+            result.lfw.append((at_step, mean, std))
+            writer.add_summary(_summary(tf, **{"lfw/accuracy": mean}), at_step)
+            tqdm.write(f"step {at_step}: LFW accuracy {100 * mean:.2f}% +- {100 * std:.2f}")
+
+        window: deque[tuple[float, int]] = deque(maxlen=20)
+        bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step",
+                   disable=not cfg.progress, dynamic_ncols=True)
+        t_last = time.perf_counter()
+        last_saved = step if resume is not None else -1
+        while step < total_steps:
+            fetches = [train_op, head.loss, accuracy]
+            want_summary = (step + 1) % cfg.summary_every == 0
+            if want_summary:
+                fetches.append(summaries)
+            out = session.run(fetches)
+            # global_step grows by exactly 1 per run; fetching it alongside train_op would race the update
+            loss_v, acc_v, step = float(out[1]), float(out[2]), step + 1
+            if not math.isfinite(loss_v):
+                raise TrainError(f"loss became {loss_v} at step {step}; lower --lr or check the data "
+                                 f"(last good checkpoint in {ckpt_dir})")
+            if want_summary:
+                writer.add_summary(out[3], step)
+            now = time.perf_counter()
+            window.append((now - t_last, cfg.batch_size))
+            t_last = now
+            result.steps.append(step)
+            result.losses.append(loss_v)
+            result.accuracies.append(acc_v)
+            ips = sum(n for _, n in window) / max(sum(t for t, _ in window), 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc_v:.2f}", img_s=f"{ips:.1f}",
+                            epoch=f"{step / max(steps_per_epoch, 1):.2f}")
+            if step % cfg.save_every == 0:
+                result.checkpoint = saver.save(session, str(ckpt_dir / CHECKPOINT_PREFIX), global_step=step)
+                last_saved = step
+            if lfw_data is not None and step % cfg.eval_every == 0:
+                evaluate(step)
+                t_last = time.perf_counter()
+        bar.close()
+        if step != last_saved and step > 0:
+            result.checkpoint = saver.save(session, str(ckpt_dir / CHECKPOINT_PREFIX), global_step=step)
+        if lfw_data is not None and (not result.lfw or result.lfw[-1][0] != step):
+            evaluate(step)
+        result.final_step = step
+    finally:
+        if writer is not None:
+            writer.close()
+        session.close()
+        graph_ctx.__exit__(None, None, None)
+    return result
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pymfn train",
+        description=("Train MobileFaceNet with the ArcFace loss on TFRecords written by `python -m pymfn data "
+                     "tfrecord` (or an identity-per-folder image tree directly). Defaults are the reference "
+                     "recipe: batch 64, Adam, lr 0.01, weight decay 1e-5, 10 epochs, ArcFace s=64 m=0.5, "
+                     "128-d embedding, random horizontal flip. Re-running with the same --ckpt-dir resumes "
+                     "from its newest checkpoint."),
+        epilog=("examples:\n"
+                "  python -m pymfn train --data data/lfw_tfr --ckpt-dir runs/lfw --eval-lfw ../shared/data/lfw/lfw.bin\n"
+                "  python -m pymfn train --data data/ms1m_tfr --ckpt-dir runs/ms1m -max_epoch 10 -train_batch_size 64 --device npu\n"
+                "TensorBoard: tensorboard --logdir <ckpt-dir> (loss, accuracy, learning_rate, lfw/accuracy)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("data and output")
+    g.add_argument("--data", required=True, metavar="DIR",
+                   help="TFRecord directory (with pymfn_data.json) or an image tree Name/*.jpg")
+    g.add_argument("--ckpt-dir", required=True, metavar="DIR",
+                   help="checkpoints, TensorBoard events and pymfn_model.json; resumed automatically")
+    g.add_argument("--keep", type=int, default=5, metavar="N", help="checkpoints to keep (default 5)")
+    g.add_argument("--save-every", type=int, default=1000, metavar="STEPS",
+                   help="checkpoint interval; one is always written at the end (default 1000)")
+    g.add_argument("--summary-every", type=int, default=10, metavar="STEPS",
+                   help="TensorBoard summary interval (default 10)")
+    g = p.add_argument_group("schedule")
+    g.add_argument("--max-epoch", "-max_epoch", dest="max_epoch", type=int, default=10, metavar="N",
+                   help="epochs to train (default 10)")
+    g.add_argument("--train-batch-size", "-train_batch_size", dest="batch_size", type=int, default=64,
+                   metavar="N", help="batch size (default 64)")
+    g.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop at this global step even before --max-epoch (tests, smoke runs)")
+    g.add_argument("--lr", type=float, default=0.01, help="base learning rate (default 0.01)")
+    g.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default="constant",
+                   help="constant; step: x --lr-decay-factor at each of --lr-decay-epochs; cosine: to --lr-min")
+    g.add_argument("--lr-decay-epochs", type=_float_list, default=[], metavar="E1,E2,..",
+                   help="epochs at which the step schedule decays (e.g. 4,7,9)")
+    g.add_argument("--lr-decay-factor", type=float, default=0.1, help="step schedule factor (default 0.1)")
+    g.add_argument("--lr-min", type=float, default=0.0, help="cosine schedule floor (default 0)")
+    g.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps before the schedule")
+    g.add_argument("--optimizer", choices=("adam", "momentum", "sgd"), default="adam", help="default adam")
+    g.add_argument("--weight-decay", type=float, default=1e-5, help="L2 factor on every weight (default 1e-5)")
+    g = p.add_argument_group("model and loss")
+    g.add_argument("--embedding-size", type=int, default=128, help="embedding dimension (default 128)")
+    g.add_argument("--arcface-s", type=float, default=64.0, help="ArcFace scale s (default 64)")
+    g.add_argument("--arcface-m", type=float, default=0.5, help="ArcFace angular margin m, radians (default 0.5)")
+    g.add_argument("--no-flip", action="store_true", help="disable the random horizontal flip")
+    g.add_argument("--shuffle-buffer", type=int, default=10000, help="tf.data shuffle buffer (default 10000)")
+    g.add_argument("--seed", type=int, default=0, help="graph and data seed (default 0)")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-lfw", metavar="LFW_BIN", default=None,
+                   help="InsightFace lfw.bin: report 10-fold LFW accuracy every --eval-every steps and at the end")
+    g.add_argument("--eval-every", type=int, default=2000, metavar="STEPS", help="default 2000")
+    g.add_argument("--eval-batch", type=int, default=100, help="LFW embedding batch (default 100)")
+    g = p.add_argument_group("device")
+    g.add_argument("--device", choices=("cpu", "npu"), default="cpu",
+                   help="npu = Ascend 910 through npu_bridge (TF 1.15 + CANN TF plugin)")
+    g.add_argument("--precision-mode", default="allow_mix_precision", help="NPU precision mode (default allow_mix_precision)")
+    g.add_argument("--fusion-switch-file", default=None, help="NPU fusion switch config file")
+    g.add_argument("--threads", type=int, default=0,
+                   help="TF intra/inter-op threads (0 = TF default; 1 to share a small machine)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        data=args.data, ckpt_dir=args.ckpt_dir, batch_size=args.batch_size, max_epoch=args.max_epoch,
+        max_steps=args.max_steps, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        embedding_size=args.embedding_size, arcface_s=args.arcface_s, arcface_m=args.arcface_m,
+        lr_schedule=args.lr_schedule, lr_decay_epochs=args.lr_decay_epochs, lr_decay_factor=args.lr_decay_factor,
+        lr_min=args.lr_min, warmup_steps=args.warmup_steps, keep=args.keep, save_every=args.save_every,
+        summary_every=args.summary_every, eval_lfw=args.eval_lfw, eval_every=args.eval_every,
+        eval_batch=args.eval_batch, device=args.device, precision_mode=args.precision_mode,
+        fusion_switch_file=args.fusion_switch_file, threads=args.threads, seed=args.seed,
+        flip=not args.no_flip, shuffle_buffer=args.shuffle_buffer, progress=not args.no_progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    from pymfn.npu import NpuUnavailableError
+
+    try:
+        result = train(cfg)
+    except (TrainError, NpuUnavailableError) as exc:
+        print(f"pymfn train: error: {exc}", file=sys.stderr)
+        return 1
+    msg = f"done: step {result.final_step}"
+    if result.losses:
+        k = min(20, len(result.losses))
+        msg += f", loss {np.mean(result.losses[:k]):.3f} -> {np.mean(result.losses[-k:]):.3f} (mean of {k} steps)"
+    if result.lfw:
+        msg += f", LFW {100 * result.lfw[-1][1]:.2f}%"
+    if result.checkpoint:
+        msg += f", checkpoint {result.checkpoint}"
+    print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
