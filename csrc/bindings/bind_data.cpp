@@ -1,7 +1,316 @@
+// Python bindings of the datasets (csrc/data). Thin by design: argument conversion, GIL release
+// around anything that blocks, and numpy views of batch memory without copies. The reader object is
+// registered as pymfn::BatchReader so other bindings (run_benchmark, infer_all) can take it as
+// `pymfn::BatchReader&`.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "bindings/bindings.h"
+#include "core/dataset.h"
+#include "core/errors.h"
+#include "core/packed_format.h"
+#include "data/array_dataset.h"
+#include "data/folder_dataset.h"
+#include "data/packed_dataset.h"
 
 namespace pymfn_bindings {
 
-void bind_data(py::module_& m) {}
+namespace {
+
+using pymfn::BatchReader;
+using pymfn::BatchView;
+using pymfn::Dataset;
+using pymfn::DType;
+
+// A reader that also remembers the element type and sample shape of its dataset, so batches can be
+// presented as typed numpy arrays. Forwards everything else; C++ consumers see a plain BatchReader.
+class TypedReader final : public BatchReader {
+ public:
+  TypedReader(std::unique_ptr<BatchReader> inner, DType dtype, std::vector<int64_t> shape, size_t sample_bytes)
+      : inner_(std::move(inner)), dtype_(dtype), shape_(std::move(shape)), sample_bytes_(sample_bytes) {
+    if (shape_.empty()) shape_.push_back(static_cast<int64_t>(sample_bytes_ / pymfn::dtype_size(dtype_)));
+  }
+  bool next(BatchView* out) override { return inner_->next(out); }
+  void rewind() override { inner_->rewind(); }
+  size_t num_batches() const override { return inner_->num_batches(); }
+  size_t batch_size() const override { return inner_->batch_size(); }
+  pymfn::ReaderStats stats() const override { return inner_->stats(); }
+
+  DType dtype() const { return dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  size_t sample_bytes() const { return sample_bytes_; }
+
+ private:
+  std::unique_ptr<BatchReader> inner_;
+  DType dtype_;
+  std::vector<int64_t> shape_;
+  size_t sample_bytes_;
+};
+
+// What reader.next() returns to Python: the view plus a reference to the reader, which owns the
+// memory `view.data` points at (ring buffer, mmap or numpy array).
+struct PyBatch {
+  BatchView view;
+  std::shared_ptr<BatchReader> reader;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;  // one sample
+  size_t sample_bytes = 0;
+};
+
+size_t positive(long long v, const char* what) {
+  if (v < 1) throw pymfn::InvalidArgument(std::string(what) + " must be at least 1, got " + std::to_string(v));
+  return static_cast<size_t>(v);
+}
+
+size_t non_negative(long long v, const char* what) {
+  if (v < 0) throw pymfn::InvalidArgument(std::string(what) + " must be >= 0, got " + std::to_string(v));
+  return static_cast<size_t>(v);
+}
+
+std::string fspath(const py::object& p) { return py::str(py::module_::import("os").attr("fspath")(p)); }
+
+std::shared_ptr<BatchReader> make_reader(const Dataset& ds, long long batch_size, long long prefetch,
+                                         long long io_threads) {
+  const size_t b = positive(batch_size, "batch_size");
+  const size_t k = non_negative(prefetch, "prefetch");
+  const size_t t = non_negative(io_threads, "threads");
+  std::unique_ptr<BatchReader> inner;
+  {
+    py::gil_scoped_release nogil;
+    if (auto* folder = dynamic_cast<const pymfn::FolderDataset*>(&ds))
+      inner = folder->make_reader(b, k, t);
+    else
+      inner = ds.reader(b, k);
+  }
+  return std::make_shared<TypedReader>(std::move(inner), ds.dtype(), ds.sample_shape(), ds.sample_bytes());
+}
+
+// Typed numpy view of rows [0, rows) of a batch; `base` keeps the memory alive. Read-only: the
+// memory may be a read-only mmap or the caller's own array.
+py::array batch_array(const PyBatch& b, size_t rows, py::object base) {
+  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows)};
+  for (int64_t d : b.shape) shape.push_back(static_cast<py::ssize_t>(d));
+  py::array arr(py::dtype(pymfn::dtype_name(b.dtype)), shape, b.view.data, base);
+  arr.attr("setflags")(py::arg("write") = false);
+  return arr;
+}
+
+py::dict stats_dict(const BatchReader& r) {
+  const pymfn::ReaderStats s = r.stats();
+  py::dict d;
+  d["batches"] = s.batches;
+  d["bytes_copied"] = s.bytes_copied;
+  d["bytes_read"] = s.bytes_read;
+  d["padded_batches"] = s.padded_batches;
+  return d;
+}
+
+py::object reader_next(const std::shared_ptr<BatchReader>& self) {
+  BatchView view;
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    ok = self->next(&view);
+  }
+  if (!ok) return py::none();
+  auto batch = std::make_unique<PyBatch>();
+  batch->view = view;
+  batch->reader = self;
+  if (auto* typed = dynamic_cast<TypedReader*>(self.get())) {
+    batch->dtype = typed->dtype();
+    batch->shape = typed->shape();
+    batch->sample_bytes = typed->sample_bytes();
+  } else {
+    // A reader made by C++ code without type information: rows of raw bytes. Its batch byte size is
+    // unknown here, so refuse rather than guess.
+    throw pymfn::InvalidArgument("this BatchReader carries no dtype/shape; create readers with dataset.reader()");
+  }
+  return py::cast(std::move(batch));
+}
+
+DType numpy_dtype(const py::array& a) {
+  const std::string name = py::str(a.dtype());
+  try {
+    return pymfn::dtype_from_name(name);
+  } catch (const pymfn::InvalidArgument&) {
+    throw pymfn::InvalidArgument("array dtype " + name +
+                                 " is not supported (expected native-endian float32, float16, int8, int32 or uint8)");
+  }
+}
+
+std::shared_ptr<pymfn::ArrayDataset> make_array_dataset(const py::object& obj, const std::string& origin) {
+  if (!py::isinstance<py::array>(obj))
+    throw pymfn::InvalidArgument(std::string("ArrayDataset needs a numpy.ndarray, got ") +
+                                 std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (arr.ndim() < 1) throw pymfn::InvalidArgument(origin + ": a 0-d array has no sample axis (expected [N, ...])");
+  if (!(arr.flags() & py::array::c_style))
+    throw pymfn::InvalidArgument(origin + ": array is not C-contiguous; samples are used in place, so pass "
+                                 "numpy.ascontiguousarray(a) if a copy is acceptable");
+  const DType dt = numpy_dtype(arr);
+  std::vector<int64_t> shape;
+  for (py::ssize_t i = 1; i < arr.ndim(); ++i) shape.push_back(static_cast<int64_t>(arr.shape(i)));
+  // The deleter runs when the dataset and its last reader are gone, possibly without the GIL held.
+  auto* held = new py::object(arr);
+  std::shared_ptr<const void> owner(arr.data(), [held](const void*) {
+    if (!Py_IsInitialized()) return;  // interpreter shutting down: leak rather than crash
+    py::gil_scoped_acquire gil;
+    delete held;
+  });
+  return std::make_shared<pymfn::ArrayDataset>(std::move(owner), arr.data(), static_cast<size_t>(arr.shape(0)), dt,
+                                               std::move(shape), origin);
+}
+
+}  // namespace
+
+void bind_data(py::module_& m) {
+  using namespace pybind11::literals;
+
+  m.attr("PACKED_MAGIC") = py::bytes(pymfn::kPackedMagic, sizeof(pymfn::kPackedMagic));
+  m.attr("PACKED_VERSION") = pymfn::kPackedVersion;
+  m.attr("PACKED_HEADER_BYTES") = pymfn::kPackedHeaderBytes;
+  m.attr("PACKED_MAX_DIMS") = pymfn::kPackedMaxDims;
+
+  m.def(
+      "sort_file_names",
+      [](std::vector<std::string> names, const std::string& order) {
+        if (pymfn::file_order_from_name(order) == pymfn::FileOrder::kNatural)
+          std::sort(names.begin(), names.end(), pymfn::natural_less);
+        else
+          std::sort(names.begin(), names.end());
+        return names;
+      },
+      "names"_a, "order"_a = "natural",
+      "Sort file names the way FolderDataset does: 'natural' (2.bin before 10.bin) or 'lexicographic' "
+      "(byte order, msame's). Exposed so Python tools list folders in exactly the same order.");
+
+  py::class_<PyBatch, std::unique_ptr<PyBatch>>(
+      m, "BatchView",
+      "One batch from a reader. `.data` is a read-only numpy view of batch_rows samples, valid until the "
+      "next call to reader.next() (the reader reuses its buffers; copy it to keep it).")
+      .def_property_readonly(
+          "data", [](py::object self) { return batch_array(self.cast<const PyBatch&>(), self.cast<const PyBatch&>().view.batch_rows, self); },
+          "numpy view [batch_rows, *sample_shape], no copy; rows >= valid_rows are zero padding")
+      .def_property_readonly(
+          "valid_data", [](py::object self) { return batch_array(self.cast<const PyBatch&>(), self.cast<const PyBatch&>().view.valid_rows, self); },
+          "numpy view of the real rows only [valid_rows, *sample_shape]")
+      .def_property_readonly("valid_rows", [](const PyBatch& b) { return b.view.valid_rows; })
+      .def_property_readonly("batch_rows", [](const PyBatch& b) { return b.view.batch_rows; })
+      .def_property_readonly("first_sample", [](const PyBatch& b) { return b.view.first_sample; })
+      .def_property_readonly("batch_index", [](const PyBatch& b) { return b.view.batch_index; })
+      .def_property_readonly("address", [](const PyBatch& b) { return reinterpret_cast<uintptr_t>(b.view.data); },
+                             "address of row 0 (to check zero-copy claims)")
+      .def("__repr__", [](const PyBatch& b) {
+        return "<BatchView batch " + std::to_string(b.view.batch_index) + ": samples " +
+               std::to_string(b.view.first_sample) + ".." + std::to_string(b.view.first_sample + b.view.valid_rows) +
+               ", " + std::to_string(b.view.valid_rows) + "/" + std::to_string(b.view.batch_rows) + " rows valid>";
+      });
+
+  py::class_<BatchReader, std::shared_ptr<BatchReader>>(
+      m, "BatchReader",
+      "Sequential batches over a dataset (one consumer). Iterate it, or call next() until it returns None, "
+      "then rewind() for another pass.")
+      .def("next", &reader_next, "The next BatchView, or None when the pass is over. Releases the GIL while waiting.")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__",
+           [](const std::shared_ptr<BatchReader>& self) {
+             py::object b = reader_next(self);
+             if (b.is_none()) throw py::stop_iteration();
+             return b;
+           })
+      .def(
+          "rewind",
+          [](BatchReader& r) {
+            py::gil_scoped_release nogil;
+            r.rewind();
+          },
+          "Start a new pass from sample 0 (views from the old pass become stale).")
+      .def_property_readonly("num_batches", &BatchReader::num_batches)
+      .def_property_readonly("batch_size", &BatchReader::batch_size)
+      .def("__len__", &BatchReader::num_batches)
+      .def("stats", &stats_dict,
+           "Counters since creation: batches, bytes_copied (host copies made to build batches), bytes_read "
+           "(read()/pread() from files), padded_batches.");
+
+  py::class_<Dataset, std::shared_ptr<Dataset>>(m, "Dataset",
+                                                "A source of fixed-size samples; knows nothing about models.")
+      .def_property_readonly("sample_count", &Dataset::sample_count)
+      .def("__len__", &Dataset::sample_count)
+      .def_property_readonly("sample_bytes", &Dataset::sample_bytes)
+      .def_property_readonly("dtype", [](const Dataset& d) { return pymfn::dtype_name(d.dtype()); })
+      .def_property_readonly("sample_shape", &Dataset::sample_shape,
+                             "shape of one sample (may be empty when only the byte size is known)")
+      .def("describe", &Dataset::describe)
+      .def("__repr__", [](const Dataset& d) { return "<" + d.describe() + ">"; })
+      .def(
+          "reader",
+          [](const Dataset& d, long long batch_size, long long prefetch) {
+            return make_reader(d, batch_size, prefetch, 0);
+          },
+          "batch_size"_a, "prefetch"_a = 2,
+          "A BatchReader of batch_size rows. prefetch = batches prepared ahead in the background (folder "
+          "sources; packed files use it as a readahead hint; arrays ignore it).");
+
+  py::class_<pymfn::FolderDataset, Dataset, std::shared_ptr<pymfn::FolderDataset>>(
+      m, "FolderDataset", "A folder of per-sample .bin files (msame / image2bin layout), read with pread in the background.")
+      .def(py::init([](const py::object& path, long long sample_bytes, const std::string& dtype,
+                       std::vector<int64_t> sample_shape, const std::string& order) {
+             const std::string p = fspath(path);
+             const size_t sb = positive(sample_bytes, "sample_bytes");
+             const DType dt = pymfn::dtype_from_name(dtype);
+             const pymfn::FileOrder fo = pymfn::file_order_from_name(order);
+             py::gil_scoped_release nogil;
+             return std::make_shared<pymfn::FolderDataset>(p, sb, dt, std::move(sample_shape), fo);
+           }),
+           "path"_a, "sample_bytes"_a, "dtype"_a = "float32", "sample_shape"_a = std::vector<int64_t>{},
+           "order"_a = "natural",
+           "Open a folder. Every *.bin file must be exactly sample_bytes long (ShapeMismatch otherwise). "
+           "order: 'natural' (2.bin before 10.bin) or 'lexicographic' (msame).")
+      .def("files", &pymfn::FolderDataset::files, "Paths in dataset order: sample i is files()[i].")
+      .def_property_readonly("path", &pymfn::FolderDataset::dir)
+      .def_property_readonly("order", [](const pymfn::FolderDataset& d) { return pymfn::file_order_name(d.order()); })
+      .def(
+          "reader",
+          [](const pymfn::FolderDataset& d, long long batch_size, long long prefetch, long long threads) {
+            return make_reader(d, batch_size, prefetch, threads);
+          },
+          "batch_size"_a, "prefetch"_a = 2, "threads"_a = 0,
+          "A BatchReader of batch_size rows; prefetch batches are read ahead by `threads` I/O threads "
+          "(0 = automatic). prefetch=0 reads synchronously inside next().");
+
+  py::class_<pymfn::PackedDataset, Dataset, std::shared_ptr<pymfn::PackedDataset>>(
+      m, "PackedDataset", "A packed sample file (see pymfn.pack) mapped into memory; batches are views, not copies.")
+      .def(py::init([](const py::object& path, std::optional<long long> sample_bytes, std::optional<std::string> dtype,
+                       std::optional<std::vector<int64_t>> sample_shape) {
+             const std::string p = fspath(path);
+             size_t sb = 0;
+             if (sample_bytes) sb = positive(*sample_bytes, "sample_bytes");
+             DType dt{};
+             if (dtype) dt = pymfn::dtype_from_name(*dtype);
+             const std::vector<int64_t> shape = sample_shape.value_or(std::vector<int64_t>{});
+             py::gil_scoped_release nogil;
+             auto ds = std::make_shared<pymfn::PackedDataset>(p);
+             ds->expect(sb, dtype ? &dt : nullptr, shape);
+             return ds;
+           }),
+           "path"_a, "sample_bytes"_a = py::none(), "dtype"_a = py::none(), "sample_shape"_a = py::none(),
+           "Open and validate a packed file. The optional sample_bytes / dtype / sample_shape are what the "
+           "model expects: a disagreement raises ShapeMismatch.")
+      .def_property_readonly("path", &pymfn::PackedDataset::path)
+      .def_property_readonly("file_bytes", &pymfn::PackedDataset::file_bytes)
+      .def_property_readonly("header_bytes", &pymfn::PackedDataset::header_bytes);
+
+  py::class_<pymfn::ArrayDataset, Dataset, std::shared_ptr<pymfn::ArrayDataset>>(
+      m, "ArrayDataset",
+      "Samples in a numpy array (first axis = samples), used in place: it must be C-contiguous and is kept "
+      "alive while the dataset or a reader exists. Batches are views into it.")
+      .def(py::init(&make_array_dataset), "array"_a, "origin"_a = "numpy array");
+}
 
 }  // namespace pymfn_bindings

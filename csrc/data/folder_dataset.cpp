@@ -1,1 +1,422 @@
-// work in progress
+#include "data/folder_dataset.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "core/errors.h"
+#include "data/aligned_buffer.h"
+
+namespace pymfn {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Thrown inside a worker when rewind()/destruction interrupts a fill; never leaves the reader.
+struct FillAborted {};
+
+// Reads one sample file into `dst`. The size was checked when the folder was opened; it is checked
+// again here because the file may have changed since.
+uint64_t read_sample_file(const std::string& path, unsigned char* dst, size_t sample_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
+  if (static_cast<uint64_t>(st.st_size) != sample_bytes)
+    throw ShapeMismatch(path, "file is now " + std::to_string(st.st_size) + " bytes but the model expects " +
+                                  std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
+  size_t got = 0;
+  while (got < sample_bytes) {
+    const ssize_t n = ::pread(fd, dst + got, sample_bytes - got, static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      throw InputError(path, std::string("read failed: ") + std::strerror(err));
+    }
+    if (n == 0)
+      throw ShapeMismatch(path, "file ended after " + std::to_string(got) + " of " + std::to_string(sample_bytes) +
+                                    " bytes (it shrank after the folder was opened)");
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+// Batch reader over a folder: a ring of prefetch+1 aligned buffers (one held by the consumer, up to
+// `prefetch` being filled or ready). Workers claim the next batch whose ring slot is free, pread its
+// files without holding the lock, and publish it; next() waits for its batch and releases the previous
+// one. With prefetch == 0 there are no threads and next() reads inline.
+class FolderBatchReader final : public BatchReader {
+ public:
+  FolderBatchReader(std::shared_ptr<const std::vector<std::string>> files, size_t sample_bytes, size_t batch_size,
+                    size_t prefetch, size_t io_threads)
+      : files_(std::move(files)), sample_bytes_(sample_bytes), batch_size_(batch_size), prefetch_(prefetch) {
+    if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
+    if (batch_size > SIZE_MAX / sample_bytes)
+      throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
+    num_batches_ = (files_->size() + batch_size - 1) / batch_size;
+    // More buffers than batches would never be used.
+    const size_t nslots = prefetch_ == 0 ? 1 : std::min(prefetch_ + 1, std::max<size_t>(num_batches_, 1));
+    slots_.resize(nslots);
+    for (Slot& s : slots_) s.buf = AlignedBuffer(batch_size_ * sample_bytes_);
+    if (prefetch_ == 0) return;
+    size_t threads = io_threads;
+    if (threads == 0) {
+      const size_t hw = std::max<unsigned>(1, std::thread::hardware_concurrency());
+      threads = std::min({prefetch_, hw, static_cast<size_t>(4)});
+    }
+    threads = std::max<size_t>(1, std::min(threads, nslots));
+    try {
+      for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { worker(); });
+    } catch (...) {
+      shutdown();
+      throw;
+    }
+  }
+
+  ~FolderBatchReader() override { shutdown(); }
+
+  bool next(BatchView* out) override {
+    if (prefetch_ == 0) return next_inline(out);
+    std::unique_lock<std::mutex> lk(mu_);
+    if (failed_) std::rethrow_exception(failed_);
+    release_held_locked();
+    if (next_consume_ >= num_batches_) return false;
+    const size_t b = next_consume_;
+    Slot& s = slots_[b % slots_.size()];
+    ready_cv_.wait(lk, [&] { return s.batch == b && (s.state == kReady || s.state == kFailed); });
+    if (s.state == kFailed) {
+      failed_ = s.error;
+      s.state = kFree;
+      work_cv_.notify_all();
+      std::rethrow_exception(failed_);
+    }
+    next_consume_ = b + 1;
+    holding_ = true;
+    publish_locked(b, s, out);
+    return true;
+  }
+
+  void rewind() override {
+    std::unique_lock<std::mutex> lk(mu_);
+    paused_ = true;
+    abort_.store(true, std::memory_order_relaxed);
+    ready_cv_.wait(lk, [&] { return filling_ == 0; });
+    for (Slot& s : slots_) {
+      s.state = kFree;
+      s.batch = SIZE_MAX;
+      s.error = nullptr;
+    }
+    next_fill_ = 0;
+    next_consume_ = 0;
+    holding_ = false;
+    failed_ = nullptr;
+    abort_.store(false, std::memory_order_relaxed);
+    paused_ = false;
+    work_cv_.notify_all();
+  }
+
+  size_t num_batches() const override { return num_batches_; }
+  size_t batch_size() const override { return batch_size_; }
+  ReaderStats stats() const override {
+    std::lock_guard<std::mutex> lk(mu_);
+    return stats_;
+  }
+
+ private:
+  enum State { kFree, kFilling, kReady, kFailed };
+  struct Slot {
+    AlignedBuffer buf;
+    size_t batch = SIZE_MAX;
+    State state = kFree;
+    std::exception_ptr error;
+  };
+
+  size_t valid_rows(size_t b) const { return std::min(batch_size_, files_->size() - b * batch_size_); }
+
+  // Reads batch b into buf; returns bytes read. Rows past the last sample are zeroed (the buffer may
+  // hold an older batch). Throws FillAborted when a rewind/shutdown interrupts it.
+  uint64_t fill(size_t b, AlignedBuffer& buf) {
+    const size_t first = b * batch_size_;
+    const size_t valid = valid_rows(b);
+    uint64_t n = 0;
+    for (size_t i = 0; i < valid; ++i) {
+      if (abort_.load(std::memory_order_relaxed)) throw FillAborted{};
+      n += read_sample_file((*files_)[first + i], buf.data() + i * sample_bytes_, sample_bytes_);
+    }
+    if (valid < batch_size_) std::memset(buf.data() + valid * sample_bytes_, 0, (batch_size_ - valid) * sample_bytes_);
+    return n;
+  }
+
+  void publish_locked(size_t b, Slot& s, BatchView* out) {
+    out->data = s.buf.data();
+    out->batch_rows = batch_size_;
+    out->valid_rows = valid_rows(b);
+    out->first_sample = b * batch_size_;
+    out->batch_index = b;
+    stats_.batches += 1;
+    if (out->valid_rows < batch_size_) stats_.padded_batches += 1;
+  }
+
+  void release_held_locked() {
+    if (!holding_) return;
+    slots_[(next_consume_ - 1) % slots_.size()].state = kFree;
+    holding_ = false;
+    work_cv_.notify_all();
+  }
+
+  bool next_inline(BatchView* out) {
+    if (failed_) std::rethrow_exception(failed_);
+    if (next_consume_ >= num_batches_) return false;
+    const size_t b = next_consume_;
+    uint64_t n;
+    try {
+      n = fill(b, slots_[0].buf);
+    } catch (...) {
+      failed_ = std::current_exception();
+      throw;
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.bytes_read += n;
+    stats_.bytes_copied += n;
+    next_consume_ = b + 1;
+    publish_locked(b, slots_[0], out);
+    return true;
+  }
+
+  bool can_claim_locked() const {
+    return !paused_ && next_fill_ < num_batches_ && slots_[next_fill_ % slots_.size()].state == kFree;
+  }
+
+  void worker() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      work_cv_.wait(lk, [&] { return stop_ || can_claim_locked(); });
+      if (stop_) return;
+      const size_t b = next_fill_++;
+      Slot& s = slots_[b % slots_.size()];
+      s.state = kFilling;
+      s.batch = b;
+      ++filling_;
+      lk.unlock();
+      std::exception_ptr err;
+      uint64_t n = 0;
+      bool aborted = false;
+      try {
+        n = fill(b, s.buf);
+      } catch (const FillAborted&) {
+        aborted = true;
+      } catch (...) {
+        err = std::current_exception();
+      }
+      lk.lock();
+      --filling_;
+      if (!aborted) {
+        s.state = err ? kFailed : kReady;
+        s.error = err;
+        // pread copies from the page cache into the batch buffer: bytes read and bytes copied agree.
+        stats_.bytes_read += n;
+        stats_.bytes_copied += n;
+      }
+      ready_cv_.notify_all();
+    }
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      abort_.store(true, std::memory_order_relaxed);
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : workers_)
+      if (t.joinable()) t.join();
+    workers_.clear();
+  }
+
+  std::shared_ptr<const std::vector<std::string>> files_;
+  size_t sample_bytes_;
+  size_t batch_size_;
+  size_t prefetch_;
+  size_t num_batches_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // workers wait for a free slot
+  std::condition_variable ready_cv_;  // consumer/rewind wait for a finished fill
+  std::vector<Slot> slots_;
+  size_t next_fill_ = 0;
+  size_t next_consume_ = 0;
+  size_t filling_ = 0;
+  bool holding_ = false;  // the consumer holds the slot of batch next_consume_ - 1
+  bool paused_ = false;
+  bool stop_ = false;
+  std::atomic<bool> abort_{false};
+  std::exception_ptr failed_;  // sticky until rewind(): the batch that failed and why
+  ReaderStats stats_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace
+
+FileOrder file_order_from_name(const std::string& name) {
+  if (name == "natural") return FileOrder::kNatural;
+  if (name == "lexicographic" || name == "lex") return FileOrder::kLexicographic;
+  throw InvalidArgument("unknown file order '" + name + "' (expected 'natural' or 'lexicographic')");
+}
+
+std::string file_order_name(FileOrder order) {
+  return order == FileOrder::kNatural ? "natural" : "lexicographic";
+}
+
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (is_digit(a[i]) && is_digit(b[j])) {
+      // Compare the digit runs by value without parsing (runs may exceed 64 bits).
+      size_t ie = i, je = j;
+      while (ie < a.size() && is_digit(a[ie])) ++ie;
+      while (je < b.size() && is_digit(b[je])) ++je;
+      size_t is = i, js = j;
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      const size_t la = ie - is, lb = je - js;
+      if (la != lb) return la < lb;
+      const int c = a.compare(is, la, b, js, lb);
+      if (c != 0) return c < 0;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  if ((i < a.size()) != (j < b.size())) return i >= a.size();  // a prefix sorts first
+  return a < b;  // equal by value ("01" vs "1"): byte order breaks the tie
+}
+
+FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType dtype,
+                             std::vector<int64_t> sample_shape, FileOrder order)
+    : dir_(dir), sample_bytes_(sample_bytes), dtype_(dtype), shape_(std::move(sample_shape)), order_(order) {
+  const size_t esize = dtype_size(dtype_);
+  if (sample_bytes_ == 0) throw InvalidArgument("sample_bytes must be positive (the model's input size in bytes)");
+  if (sample_bytes_ % esize != 0)
+    throw InvalidArgument("sample_bytes " + std::to_string(sample_bytes_) + " is not a multiple of the " +
+                          dtype_name(dtype_) + " element size " + std::to_string(esize));
+  if (!shape_.empty()) {
+    size_t prod = esize;
+    for (int64_t d : shape_) {
+      if (d <= 0) throw InvalidArgument("sample_shape " + shape_str(shape_) + " has a non-positive dimension");
+      prod *= static_cast<size_t>(d);
+    }
+    if (prod != sample_bytes_)
+      throw InvalidArgument("sample_shape " + shape_str(shape_) + " of " + dtype_name(dtype_) + " is " +
+                            std::to_string(prod) + " bytes but sample_bytes is " + std::to_string(sample_bytes_));
+  }
+
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    throw InputError(dir, err == ENOENT ? std::string("no such directory")
+                                        : std::string("cannot stat: ") + std::strerror(err));
+  }
+  if (!S_ISDIR(st.st_mode)) throw InputError(dir, "not a directory (expected a folder of per-sample .bin files)");
+
+  std::vector<std::string> names;
+  {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      const int err = errno;
+      throw InputError(dir, std::string("cannot open directory: ") + std::strerror(err));
+    }
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.empty() || name[0] == '.') continue;
+      if (name.size() < 5 || name.compare(name.size() - 4, 4, ".bin") != 0) continue;
+      names.push_back(name);
+    }
+    const int err = errno;
+    ::closedir(d);
+    if (err != 0) throw InputError(dir, std::string("cannot list directory: ") + std::strerror(err));
+  }
+  if (names.empty()) throw InputError(dir, "contains no .bin files (expected one file per sample: 0.bin, 1.bin, ...)");
+  if (order_ == FileOrder::kNatural)
+    std::sort(names.begin(), names.end(), natural_less);
+  else
+    std::sort(names.begin(), names.end());
+
+  const std::string prefix = (!dir.empty() && dir.back() == '/') ? dir : dir + "/";
+  auto files = std::make_shared<std::vector<std::string>>();
+  files->reserve(names.size());
+  std::string first_bad;
+  uint64_t first_bad_size = 0;
+  size_t bad = 0;
+  for (const std::string& name : names) {
+    std::string path = prefix + name;
+    struct stat fs;
+    if (::stat(path.c_str(), &fs) != 0) {
+      const int err = errno;
+      struct stat ls;
+      if (err == ENOENT && ::lstat(path.c_str(), &ls) == 0 && S_ISLNK(ls.st_mode))
+        throw InputError(path, "dangling symbolic link (its target does not exist)");
+      throw InputError(path, std::string("cannot stat sample file: ") + std::strerror(err));
+    }
+    if (!S_ISREG(fs.st_mode))
+      throw InputError(path, S_ISDIR(fs.st_mode) ? "is a directory, not a sample file"
+                                                 : "is not a regular file (expected a raw sample file)");
+    if (static_cast<uint64_t>(fs.st_size) != sample_bytes_) {
+      if (bad++ == 0) {
+        first_bad = path;
+        first_bad_size = static_cast<uint64_t>(fs.st_size);
+      }
+    }
+    files->push_back(std::move(path));
+  }
+  if (bad > 0)
+    throw ShapeMismatch(first_bad, "file is " + std::to_string(first_bad_size) + " bytes but the model expects " +
+                                       std::to_string(sample_bytes_) + " bytes per sample (" + dtype_name(dtype_) +
+                                       (shape_.empty() ? std::string() : " " + shape_str(shape_)) + "); " +
+                                       std::to_string(bad) + " of " + std::to_string(files->size()) +
+                                       " files have the wrong size");
+  files_ = std::move(files);
+}
+
+std::string FolderDataset::describe() const {
+  return "folder " + dir_ + " (" + std::to_string(files_->size()) + " files, " + file_order_name(order_) +
+         " order, " + std::to_string(sample_bytes_) + " bytes of " + dtype_name(dtype_) +
+         (shape_.empty() ? std::string() : " " + shape_str(shape_)) + " each)";
+}
+
+std::unique_ptr<BatchReader> FolderDataset::reader(size_t batch_size, size_t prefetch) const {
+  return make_reader(batch_size, prefetch, 0);
+}
+
+std::unique_ptr<BatchReader> FolderDataset::make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const {
+  return std::make_unique<FolderBatchReader>(files_, sample_bytes_, batch_size, prefetch, io_threads);
+}
+
+}  // namespace pymfn

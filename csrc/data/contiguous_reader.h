@@ -1,0 +1,98 @@
+// BatchReader over samples that already sit back to back in memory (an mmap of a packed file, a numpy
+// array). A full batch is a pointer into that memory: nothing is copied. Only the last partial batch is
+// copied into a zero-padded buffer, because the rows after the last sample do not exist in the source;
+// exactly those copied bytes are counted in ReaderStats::bytes_copied.
+#pragma once
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "core/dataset.h"
+#include "core/errors.h"
+#include "data/aligned_buffer.h"
+
+namespace pymfn {
+
+class ContiguousBatchReader final : public BatchReader {
+ public:
+  // `owner` keeps the memory alive for as long as this reader lives (the mmap, or the numpy array),
+  // so a reader may outlive the Dataset object that created it. `advise_ahead` > 0 asks the kernel
+  // (madvise WILLNEED) to fault in that many batches past the one handed out: useful for file mmaps.
+  ContiguousBatchReader(std::shared_ptr<const void> owner, const unsigned char* base, size_t count,
+                        size_t sample_bytes, size_t batch_size, size_t advise_ahead)
+      : owner_(std::move(owner)), base_(base), count_(count), sample_bytes_(sample_bytes),
+        batch_size_(batch_size), advise_ahead_(advise_ahead) {
+    if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
+    if (sample_bytes != 0 && batch_size > SIZE_MAX / sample_bytes)
+      throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
+    num_batches_ = (count + batch_size - 1) / batch_size;
+    if (advise_ahead_ > 0) advise(0);
+  }
+
+  bool next(BatchView* out) override {
+    if (next_batch_ >= num_batches_) return false;
+    const size_t b = next_batch_++;
+    const size_t first = b * batch_size_;
+    const size_t valid = std::min(batch_size_, count_ - first);
+    const unsigned char* src = base_ + first * sample_bytes_;
+    out->batch_rows = batch_size_;
+    out->valid_rows = valid;
+    out->first_sample = first;
+    out->batch_index = b;
+    if (valid == batch_size_) {
+      out->data = src;  // zero-copy: a view into the source
+    } else {
+      // Partial last batch: copy the real rows, zero the rest (the buffer may hold an earlier pass).
+      if (!pad_) pad_ = std::make_unique<AlignedBuffer>(batch_size_ * sample_bytes_);
+      const size_t real = valid * sample_bytes_;
+      std::memcpy(pad_->data(), src, real);
+      std::memset(pad_->data() + real, 0, (batch_size_ - valid) * sample_bytes_);
+      stats_.bytes_copied += real;
+      stats_.padded_batches += 1;
+      out->data = pad_->data();
+    }
+    stats_.batches += 1;
+    if (advise_ahead_ > 0) advise(b + 1);
+    return true;
+  }
+
+  void rewind() override {
+    next_batch_ = 0;
+    if (advise_ahead_ > 0) advise(0);
+  }
+  size_t num_batches() const override { return num_batches_; }
+  size_t batch_size() const override { return batch_size_; }
+  ReaderStats stats() const override { return stats_; }
+
+ private:
+  // Hint the kernel to read batches [from, from + advise_ahead_) ahead of use. Advisory only: a
+  // failure changes nothing but speed, so its result is ignored.
+  void advise(size_t from) {
+    if (from >= num_batches_) return;
+    const size_t to = std::min(num_batches_, from + advise_ahead_);
+    const size_t first_byte = from * batch_size_ * sample_bytes_;
+    const size_t last_byte = std::min(count_, to * batch_size_) * sample_bytes_;
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t start = reinterpret_cast<uintptr_t>(base_ + first_byte) & ~(page - 1);
+    uintptr_t end = reinterpret_cast<uintptr_t>(base_ + last_byte);
+    if (end > start) (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
+  }
+
+  std::shared_ptr<const void> owner_;
+  const unsigned char* base_;
+  size_t count_;
+  size_t sample_bytes_;
+  size_t batch_size_;
+  size_t advise_ahead_;
+  size_t num_batches_ = 0;
+  size_t next_batch_ = 0;
+  std::unique_ptr<AlignedBuffer> pad_;
+  ReaderStats stats_;
+};
+
+}  // namespace pymfn
