@@ -63,7 +63,8 @@
 // Async: every stream owns one worker thread. aclmdlExecuteAsync and aclrtMemcpyAsync validate their
 // arguments at once (failing immediately, like the real enqueue) and queue the work; the worker runs it in
 // order; aclrtSynchronizeStream waits for the queue and returns the first error the worker hit since the
-// last synchronize (its message becomes the caller's aclGetRecentErrMsg).
+// last synchronize (its message becomes the caller's aclGetRecentErrMsg). pymfnEmuPauseStream holds a
+// worker so tests can keep work queued deterministically.
 //
 // What it does NOT model: timing (it runs at CPU speed), real Ascend om files (rejected with 100013),
 // AIPP, events, multiple devices' memory being distinct (every device shares the host's memory), use after
@@ -231,6 +232,7 @@ struct Stream {
   std::deque<Task> queue;
   bool busy = false;
   bool stop = false;
+  bool paused = false;  // test hook (pymfnEmuPauseStream)
   aclError first_error = ACL_SUCCESS;
   std::string first_message;
   std::thread worker;
@@ -238,7 +240,7 @@ struct Stream {
   void loop() {
     std::unique_lock<std::mutex> lk(mu);
     for (;;) {
-      cv.wait(lk, [&] { return stop || !queue.empty(); });
+      cv.wait(lk, [&] { return stop || (!queue.empty() && !paused); });
       if (queue.empty() && stop) return;
       Task t = std::move(queue.front());
       queue.pop_front();
@@ -275,10 +277,19 @@ struct Stream {
     return rc;
   }
 
+  void set_paused(bool p) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      paused = p;
+    }
+    cv.notify_one();
+  }
+
   void shutdown() {
     {
       std::lock_guard<std::mutex> lk(mu);
       stop = true;
+      paused = false;
     }
     cv.notify_one();
     if (worker.joinable()) worker.join();
@@ -942,7 +953,9 @@ static aclError emu_alloc(const char* fn, void** ptr, size_t size, bool device) 
   const size_t rounded = (size + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) return fail(ACL_ERROR_BAD_ALLOC, fn, "cannot allocate " + std::to_string(size) + " bytes");
-  if (device) std::memset(p, 0xA5, rounded);  // device memory is not zeroed
+  // Device memory is never zeroed: 0xA5 makes reads of unwritten device memory visible. Pinned host
+  // memory comes from fresh pages (zeros).
+  std::memset(p, device ? 0xA5 : 0, rounded);
   g.blocks[reinterpret_cast<uintptr_t>(p)] = Block{size, device};
   *ptr = p;
   return ACL_SUCCESS;
@@ -1505,6 +1518,16 @@ size_t pymfnEmuLeakReport(char* buf, size_t len) {
     buf[n] = '\0';
   }
   return r.size();
+}
+
+int pymfnEmuPauseStream(void* stream, int paused) {
+  Stream* s = static_cast<Stream*>(stream);
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (!g.streams.count(s)) return ACL_ERROR_INVALID_PARAM;
+  }
+  s->set_paused(paused != 0);
+  return ACL_SUCCESS;
 }
 
 uint64_t pymfnEmuLeaksAtFinalize(void) {

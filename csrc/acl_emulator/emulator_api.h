@@ -51,6 +51,12 @@ PYMFN_EMU_API size_t pymfnEmuLeakReport(char* buf, size_t len);
 // Total leaked resources found by the most recent aclFinalize (0 = clean shutdown).
 PYMFN_EMU_API uint64_t pymfnEmuLeaksAtFinalize(void);
 
+// Test hook: while paused (paused != 0) the stream's worker starts no queued work, so a test can hold
+// work "in flight" deterministically (e.g. to check that a second stream is refused the same model).
+// aclrtSynchronizeStream on a paused stream with queued work would wait forever: resume it first.
+// Returns 0, or 100000 for a stream that is not live.
+PYMFN_EMU_API int pymfnEmuPauseStream(void* stream, int paused);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

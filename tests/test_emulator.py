@@ -1,0 +1,707 @@
+"""The ACL emulator (libascendcl.so test double), driven through ctypes exactly as an ACL client would.
+
+aclInit/aclFinalize are process-global, so every scenario runs in a fresh `python` subprocess: the
+parent builds the om files, starts `python -c "... scenario_<name>(...)"`, and checks the JSON the child
+prints (and its stderr, where aclFinalize reports leaks). Each rule of the emulator's contract (see the
+top of csrc/acl_emulator/emulator.cpp) is broken on purpose somewhere below.
+"""
+from __future__ import annotations
+
+import ctypes as C
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# documented ACL codes
+OK, INVALID_PARAM, UNINIT, REPEAT_INIT, INVALID_FILE = 0, 100000, 100001, 100002, 100003
+INVALID_MODEL_ID, PARSE_MODEL, READ_MODEL = 100011, 100013, 100014
+INVALID_DEVICE, CONTEXT_NULL, MODEL_CONTEXT = 200002, 107002, 107004
+FAILURE, RT_FAILURE = 500001, 500003
+H2H, H2D, D2H, D2D = 0, 1, 2, 3
+
+
+# ---------------------------------------------------------------- ctypes binding (used in the children)
+
+class IODims(C.Structure):
+    _fields_ = [("name", C.c_char * 128), ("dimCount", C.c_size_t), ("dims", C.c_int64 * 128)]
+
+
+class Batch(C.Structure):
+    _fields_ = [("batchCount", C.c_size_t), ("batch", C.c_uint64 * 128)]
+
+
+class Counts(C.Structure):
+    _fields_ = [(n, C.c_uint64) for n in ("device_allocs", "host_allocs", "device_bytes", "host_bytes", "datasets",
+                                         "data_buffers", "descs", "models", "contexts", "streams", "executes")]
+
+
+def bind(path: str) -> C.CDLL:
+    """Declare the prototypes of csrc/acl/acl_api.h and csrc/acl_emulator/emulator_api.h."""
+    lib = C.CDLL(path)
+    P, S, I, U32, U64, E = C.c_void_p, C.c_size_t, C.c_int, C.c_uint32, C.c_uint64, C.c_int
+    sigs = {
+        "aclInit": (E, [C.c_char_p]), "aclFinalize": (E, []), "aclGetRecentErrMsg": (C.c_char_p, []),
+        "aclrtSetDevice": (E, [C.c_int32]), "aclrtResetDevice": (E, [C.c_int32]),
+        "aclrtGetDeviceCount": (E, [C.POINTER(U32)]), "aclrtGetRunMode": (E, [C.POINTER(C.c_int)]),
+        "aclrtCreateContext": (E, [C.POINTER(P), C.c_int32]), "aclrtDestroyContext": (E, [P]),
+        "aclrtSetCurrentContext": (E, [P]),
+        "aclrtCreateStream": (E, [C.POINTER(P)]), "aclrtDestroyStream": (E, [P]), "aclrtSynchronizeStream": (E, [P]),
+        "aclrtMalloc": (E, [C.POINTER(P), S, I]), "aclrtFree": (E, [P]),
+        "aclrtMallocHost": (E, [C.POINTER(P), S]), "aclrtFreeHost": (E, [P]),
+        "aclrtMemcpy": (E, [P, S, P, S, I]), "aclrtMemcpyAsync": (E, [P, S, P, S, I, P]),
+        "aclrtMemset": (E, [P, S, C.c_int32, S]),
+        "aclmdlLoadFromFile": (E, [C.c_char_p, C.POINTER(U32)]), "aclmdlLoadFromMem": (E, [P, S, C.POINTER(U32)]),
+        "aclmdlUnload": (E, [U32]), "aclmdlQuerySize": (E, [C.c_char_p, C.POINTER(S), C.POINTER(S)]),
+        "aclmdlCreateDesc": (P, []), "aclmdlDestroyDesc": (E, [P]), "aclmdlGetDesc": (E, [P, U32]),
+        "aclmdlGetNumInputs": (S, [P]), "aclmdlGetNumOutputs": (S, [P]),
+        "aclmdlGetInputSizeByIndex": (S, [P, S]), "aclmdlGetOutputSizeByIndex": (S, [P, S]),
+        "aclmdlGetInputDims": (E, [P, S, C.POINTER(IODims)]), "aclmdlGetOutputDims": (E, [P, S, C.POINTER(IODims)]),
+        "aclmdlGetCurOutputDims": (E, [P, S, C.POINTER(IODims)]),
+        "aclmdlGetInputNameByIndex": (C.c_char_p, [P, S]), "aclmdlGetOutputNameByIndex": (C.c_char_p, [P, S]),
+        "aclmdlGetInputIndexByName": (E, [P, C.c_char_p, C.POINTER(S)]),
+        "aclmdlGetInputDataType": (I, [P, S]), "aclmdlGetOutputDataType": (I, [P, S]),
+        "aclmdlGetInputFormat": (I, [P, S]),
+        "aclmdlGetDynamicBatch": (E, [P, C.POINTER(Batch)]), "aclmdlSetDynamicBatchSize": (E, [U32, P, S, U64]),
+        "aclmdlCreateDataset": (P, []), "aclmdlDestroyDataset": (E, [P]), "aclmdlAddDatasetBuffer": (E, [P, P]),
+        "aclmdlGetDatasetNumBuffers": (S, [P]), "aclmdlGetDatasetBuffer": (P, [P, S]),
+        "aclCreateDataBuffer": (P, [P, S]), "aclDestroyDataBuffer": (E, [P]), "aclUpdateDataBuffer": (E, [P, P, S]),
+        "aclGetDataBufferAddr": (P, [P]), "aclGetDataBufferSizeV2": (S, [P]),
+        "aclmdlExecute": (E, [U32, P, P]), "aclmdlExecuteAsync": (E, [U32, P, P, P]),
+        "pymfnEmuIsEmulator": (I, []), "pymfnEmuGetCounts": (I, [C.POINTER(Counts)]),
+        "pymfnEmuLeakReport": (S, [C.c_char_p, S]), "pymfnEmuLeaksAtFinalize": (U64, []),
+        "pymfnEmuPauseStream": (I, [P, I]),
+    }
+    for name, (res, args) in sigs.items():
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+class Acl:
+    """Small helpers over the raw API for the scenarios."""
+
+    def __init__(self, path: str):
+        self.lib = bind(path)
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
+
+    def err(self) -> str:
+        return (self.lib.aclGetRecentErrMsg() or b"").decode()
+
+    def malloc(self, size: int) -> int:
+        p = C.c_void_p()
+        assert self.lib.aclrtMalloc(C.byref(p), size, 0) == OK, self.err()
+        return p.value
+
+    def malloc_host(self, size: int) -> int:
+        p = C.c_void_p()
+        assert self.lib.aclrtMallocHost(C.byref(p), size) == OK, self.err()
+        return p.value
+
+    def load(self, path: str) -> int:
+        mid = C.c_uint32()
+        rc = self.lib.aclmdlLoadFromFile(path.encode(), C.byref(mid))
+        assert rc == OK, (rc, self.err())
+        return mid.value
+
+    def dataset(self, bufs: list[tuple[int, int]]) -> tuple[int, list[int]]:
+        ds = self.lib.aclmdlCreateDataset()
+        handles = []
+        for ptr, size in bufs:
+            b = self.lib.aclCreateDataBuffer(ptr, size)
+            assert b and self.lib.aclmdlAddDatasetBuffer(ds, b) == OK
+            handles.append(b)
+        return ds, handles
+
+    def destroy_dataset(self, ds: int, handles: list[int]) -> None:
+        for b in handles:
+            assert self.lib.aclDestroyDataBuffer(b) == OK
+        assert self.lib.aclmdlDestroyDataset(ds) == OK
+
+    def counts(self) -> dict:
+        c = Counts()
+        assert self.lib.pymfnEmuGetCounts(C.byref(c)) == 0
+        return {n: getattr(c, n) for n, _ in Counts._fields_}
+
+    def leak_report(self) -> str:
+        n = self.lib.pymfnEmuLeakReport(None, 0)
+        buf = C.create_string_buffer(n + 1)
+        self.lib.pymfnEmuLeakReport(buf, n + 1)
+        return buf.value.decode()
+
+
+def to_dev(acl: Acl, arr: np.ndarray) -> int:
+    """Device buffer holding `arr`, filled through a checked HOST_TO_DEVICE copy."""
+    arr = np.ascontiguousarray(arr)
+    p = acl.malloc(arr.nbytes)
+    assert acl.aclrtMemcpy(p, arr.nbytes, arr.ctypes.data, arr.nbytes, H2D) == OK, acl.err()
+    return p
+
+
+def from_dev(acl: Acl, ptr: int, nbytes: int, dtype) -> np.ndarray:
+    out = np.empty(nbytes, np.uint8)
+    assert acl.aclrtMemcpy(out.ctypes.data, nbytes, ptr, nbytes, D2H) == OK, acl.err()
+    return out.view(dtype)
+
+
+# ---------------------------------------------------------------- scenarios (run in children)
+
+def scenario_rules(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    p = C.c_void_p()
+    r["malloc_before_init"] = acl.aclrtMalloc(C.byref(p), 64, 0)
+    r["dataset_before_init_is_null"] = acl.aclmdlCreateDataset() is None
+    r["init"] = acl.aclInit(None)
+    r["init_again"] = acl.aclInit(None)
+    r["err_init_again"] = acl.err()
+    r["err_cleared"] = acl.err()
+    r["malloc_without_device"] = acl.aclrtMalloc(C.byref(p), 64, 0)
+    r["set_device_1"] = acl.aclrtSetDevice(1)
+    r["set_device_0"] = acl.aclrtSetDevice(0)
+    mode = C.c_int(-1)
+    acl.aclrtGetRunMode(C.byref(mode))
+    r["run_mode"] = mode.value
+    dev, dev2, pinned = acl.malloc(256), acl.malloc(256), acl.malloc_host(256)
+    host = np.zeros(256, np.uint8)
+    hp = host.ctypes.data
+    r["fresh_device_memory_byte"] = int(from_dev(acl, dev, 1, np.uint8)[0])
+    r["h2d_ok"] = acl.aclrtMemcpy(dev, 256, hp, 256, H2D)
+    r["h2d_pinned_ok"] = acl.aclrtMemcpy(dev, 256, pinned, 256, H2D)
+    r["h2d_src_device"] = acl.aclrtMemcpy(dev, 256, dev2, 256, H2D)
+    r["err_h2d_src_device"] = acl.err()
+    r["h2d_dst_host"] = acl.aclrtMemcpy(hp, 256, hp, 256, H2D)
+    r["d2h_dst_device"] = acl.aclrtMemcpy(dev2, 256, dev, 256, D2H)
+    r["d2h_ok"] = acl.aclrtMemcpy(hp, 256, dev, 256, D2H)
+    r["d2d_ok"] = acl.aclrtMemcpy(dev2, 256, dev, 256, D2D)
+    r["d2d_src_host"] = acl.aclrtMemcpy(dev2, 256, hp, 256, D2D)
+    r["h2h_device_src"] = acl.aclrtMemcpy(hp, 256, dev, 256, H2H)
+    r["count_gt_destmax"] = acl.aclrtMemcpy(dev, 128, hp, 256, H2D)
+    r["err_count"] = acl.err()
+    r["past_block_end"] = acl.aclrtMemcpy(dev + 128, 256, hp, 256, H2D)
+    r["memset_ok"] = acl.aclrtMemset(dev, 256, 7, 256)
+    r["memset_host"] = acl.aclrtMemset(hp, 256, 7, 256)
+    r["free_unknown"] = acl.aclrtFree(hp)
+    r["free_interior"] = acl.aclrtFree(dev + 16)
+    r["freehost_device"] = acl.aclrtFreeHost(dev)
+    r["free_pinned_with_free"] = acl.aclrtFree(pinned)
+    r["free_ok"] = acl.aclrtFree(dev2)
+    r["double_free"] = acl.aclrtFree(dev2)
+    mid = C.c_uint32()
+    r["load_missing"] = acl.aclmdlLoadFromFile(a["missing"].encode(), C.byref(mid))
+    r["load_short"] = acl.aclmdlLoadFromFile(a["short"].encode(), C.byref(mid))
+    r["err_load_short"] = acl.err()
+    r["load_bad_magic"] = acl.aclmdlLoadFromFile(a["bad_magic"].encode(), C.byref(mid))
+    r["load_bad_headsize"] = acl.aclmdlLoadFromFile(a["bad_headsize"].encode(), C.byref(mid))
+    r["load_real_om"] = acl.aclmdlLoadFromFile(a["real_om"].encode(), C.byref(mid))
+    r["err_load_real_om"] = acl.err()
+    r["load_truncated_emu"] = acl.aclmdlLoadFromFile(a["truncated"].encode(), C.byref(mid))
+    r["unload_unknown"] = acl.aclmdlUnload(999)
+    ds = acl.aclmdlCreateDataset()
+    r["execute_unknown_id"] = acl.aclmdlExecute(999, ds, ds)
+    r["destroy_unknown_buffer"] = acl.aclDestroyDataBuffer(hp)
+    r["desc_getter_bad_handle"] = acl.aclmdlGetNumInputs(hp)
+    # leave dev + pinned + ds + one data buffer outstanding on purpose
+    acl.aclCreateDataBuffer(dev, 256)
+    r["counts_before_finalize"] = acl.counts()
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    r["report_after_finalize"] = acl.leak_report()
+    r["malloc_after_finalize"] = acl.aclrtMalloc(C.byref(p), 64, 0)
+    r["finalize_twice"] = acl.aclFinalize()
+    return r
+
+
+def _run_static(acl: Acl, a: dict, r: dict) -> None:
+    """Load the static om, check its description, execute on a["x"]; fills r."""
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    assert acl.aclmdlGetDesc(desc, mid) == OK
+    r["n_in"], r["n_out"] = acl.aclmdlGetNumInputs(desc), acl.aclmdlGetNumOutputs(desc)
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    r["in_size"], r["out_size"] = in_size, out_size
+    d = IODims()
+    acl.aclmdlGetInputDims(desc, 0, C.byref(d))
+    r["in_dims"], r["in_dim_name"] = list(d.dims[:d.dimCount]), d.name.decode()
+    acl.aclmdlGetOutputDims(desc, 0, C.byref(d))
+    r["out_dims"] = list(d.dims[:d.dimCount])
+    r["in_name"] = acl.aclmdlGetInputNameByIndex(desc, 0).decode()
+    r["out_name"] = acl.aclmdlGetOutputNameByIndex(desc, 0).decode()
+    r["in_dtype"], r["out_dtype"] = acl.aclmdlGetInputDataType(desc, 0), acl.aclmdlGetOutputDataType(desc, 0)
+    r["in_format"] = acl.aclmdlGetInputFormat(desc, 0)
+    r["in_dtype_oob"] = acl.aclmdlGetInputDataType(desc, 5)
+    idx = C.c_size_t()
+    r["index_of_missing_name"] = acl.aclmdlGetInputIndexByName(desc, b"nope", C.byref(idx))
+    x = np.load(a["x"])
+    outs = []
+    din, dout = acl.malloc(in_size), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    for row in x:
+        assert acl.aclrtMemcpy(din, in_size, row.ctypes.data, in_size, H2D) == OK
+        rc = acl.aclmdlExecute(mid, ids, ods)
+        assert rc == OK, (rc, acl.err())
+        outs.append(from_dev(acl, dout, out_size, np.float16).tolist())
+    r["outputs"] = outs
+    # host memory in the dataset: the device cannot read it
+    host_in = np.ascontiguousarray(x[0])
+    pinned = acl.malloc_host(in_size)
+    hds, hb = acl.dataset([(host_in.ctypes.data, in_size)])
+    r["execute_host_buffer"] = acl.aclmdlExecute(mid, hds, ods)
+    r["err_host_buffer"] = acl.err()
+    pds, pb = acl.dataset([(pinned, in_size)])
+    r["execute_pinned_buffer"] = acl.aclmdlExecute(mid, pds, ods)
+    # wrong size
+    acl.aclUpdateDataBuffer(ib[0], din, in_size - 4)
+    r["execute_wrong_size"] = acl.aclmdlExecute(mid, ids, ods)
+    r["err_wrong_size"] = acl.err()
+    acl.aclUpdateDataBuffer(ib[0], din, in_size)
+    r["execute_missing_output"] = acl.aclmdlExecute(mid, ids, ids)
+    for ds_, bs in ((ids, ib), (ods, ob), (hds, hb), (pds, pb)):
+        acl.destroy_dataset(ds_, bs)
+    for ptr in (din, dout):
+        assert acl.aclrtFree(ptr) == OK
+    assert acl.aclrtFreeHost(pinned) == OK
+    assert acl.aclmdlDestroyDesc(desc) == OK
+    assert acl.aclmdlUnload(mid) == OK
+    r["unload_twice"] = acl.aclmdlUnload(mid)
+
+
+def scenario_static(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    _run_static(acl, a, r)
+    assert acl.aclrtResetDevice(0) == OK
+    r["counts_before_finalize"] = acl.counts()
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_device_mode(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    mode = C.c_int(-1)
+    acl.aclrtGetRunMode(C.byref(mode))
+    r["run_mode"] = mode.value
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    acl.aclmdlGetDesc(desc, mid)
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    # "read the input file straight into device memory": no copy call at all
+    din, dout = acl.malloc(in_size), acl.malloc(out_size)
+    raw = Path(a["bin"]).read_bytes()
+    C.memmove(din, raw, in_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    r["execute_file_in_device_memory"] = acl.aclmdlExecute(mid, ids, ods)
+    r["output"] = np.frombuffer(C.string_at(dout, out_size), np.float16).tolist()
+    pin = acl.malloc_host(out_size)
+    pds, pb = acl.dataset([(pin, out_size)])
+    r["execute_pinned_output"] = acl.aclmdlExecute(mid, ids, pds)
+    host = np.zeros(out_size, np.uint8)
+    hds, hb = acl.dataset([(host.ctypes.data, out_size)])
+    r["execute_malloc_output"] = acl.aclmdlExecute(mid, ids, hds)
+    r["memcpy_kind_not_checked"] = acl.aclrtMemcpy(dout, out_size, din, out_size, H2D)
+    r["memcpy_count_still_checked"] = acl.aclrtMemcpy(dout, out_size, din, out_size + 1, D2D)
+    for ds_, bs in ((ids, ib), (ods, ob), (pds, pb), (hds, hb)):
+        acl.destroy_dataset(ds_, bs)
+    acl.aclrtFree(din), acl.aclrtFree(dout), acl.aclrtFreeHost(pin)
+    acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_dynamic(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    acl.aclmdlGetDesc(desc, mid)
+    r["n_in"] = acl.aclmdlGetNumInputs(desc)
+    idx = C.c_size_t()
+    r["index_rc"] = acl.aclmdlGetInputIndexByName(desc, b"ascend_mbatch_shape_data", C.byref(idx))
+    r["mbatch_index"] = idx.value
+    r["mbatch_size"] = acl.aclmdlGetInputSizeByIndex(desc, idx.value)
+    b = Batch()
+    acl.aclmdlGetDynamicBatch(desc, C.byref(b))
+    r["batches"] = list(b.batch[:b.batchCount])
+    d = IODims()
+    acl.aclmdlGetInputDims(desc, 0, C.byref(d))
+    r["in_dims"] = list(d.dims[:d.dimCount])
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    r["in_size"], r["out_size"] = in_size, out_size
+    x = np.load(a["x"])  # [maxBatch, ...]
+    din = to_dev(acl, x)
+    dmb, dout = acl.malloc(8), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size), (dmb, 8)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    r["execute_without_set"] = acl.aclmdlExecute(mid, ids, ods)
+    r["err_without_set"] = acl.err()
+    r["set_batch_3"] = acl.aclmdlSetDynamicBatchSize(mid, ids, idx.value, 3)
+    r["err_batch_3"] = acl.err()
+    r["set_wrong_index"] = acl.aclmdlSetDynamicBatchSize(mid, ids, 0, 2)
+    r["set_batch_2"] = acl.aclmdlSetDynamicBatchSize(mid, ids, idx.value, 2)
+    r["execute_batch_2"] = acl.aclmdlExecute(mid, ids, ods)
+    raw = from_dev(acl, dout, out_size, np.uint8)
+    r["output_batch_2"] = raw.view(np.float16).tolist()
+    r["untouched_tail_bytes"] = sorted(set(raw[out_size * 2 // 8:].tolist()))
+    acl.aclmdlGetCurOutputDims(desc, 0, C.byref(d))
+    r["cur_out_dims"] = list(d.dims[:d.dimCount])
+    assert acl.aclmdlSetDynamicBatchSize(mid, ids, idx.value, 8) == OK
+    r["execute_batch_8"] = acl.aclmdlExecute(mid, ids, ods)
+    r["output_batch_8"] = from_dev(acl, dout, out_size, np.float16).tolist()
+    acl.destroy_dataset(ids, ib), acl.destroy_dataset(ods, ob)
+    for p in (din, dmb, dout):
+        acl.aclrtFree(p)
+    acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_async(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    acl.aclmdlGetDesc(desc, mid)
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    s1, s2 = C.c_void_p(), C.c_void_p()
+    assert acl.aclrtCreateStream(C.byref(s1)) == OK and acl.aclrtCreateStream(C.byref(s2)) == OK
+    x = np.load(a["x"])
+    din, dout = to_dev(acl, x[0]), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    pinned = acl.malloc_host(out_size)
+    assert acl.pymfnEmuPauseStream(s1, 1) == OK  # keep s1's work queued while we break the rules
+    r["enqueue_s1"] = acl.aclmdlExecuteAsync(mid, ids, ods, s1)
+    r["enqueue_s1_again"] = acl.aclmdlExecuteAsync(mid, ids, ods, s1)
+    r["enqueue_s2_same_model"] = acl.aclmdlExecuteAsync(mid, ids, ods, s2)
+    r["err_s2"] = acl.err()
+    r["sync_execute_while_queued"] = acl.aclmdlExecute(mid, ids, ods)
+    r["memcpy_async"] = acl.aclrtMemcpyAsync(pinned, out_size, dout, out_size, D2H, s1)
+    r["memcpy_async_bad_kind"] = acl.aclrtMemcpyAsync(pinned, out_size, dout, out_size, H2D, s1)
+    r["unload_while_queued"] = acl.aclmdlUnload(mid)
+    r["output_before_sync_untouched"] = C.string_at(pinned, 1)[0] == 0
+    assert acl.pymfnEmuPauseStream(s1, 0) == OK
+    r["sync_s1"] = acl.aclrtSynchronizeStream(s1)
+    r["output"] = np.frombuffer(C.string_at(pinned, out_size), np.float16).tolist()
+    r["enqueue_s2_after_sync"] = acl.aclmdlExecuteAsync(mid, ids, ods, s2)
+    r["sync_s2"] = acl.aclrtSynchronizeStream(s2)
+    # a thread without a context cannot allocate
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("rc", acl.aclrtMalloc(C.byref(C.c_void_p()), 64, 0)))
+    t.start(), t.join()
+    r["malloc_other_thread_no_ctx"] = box["rc"]
+    # another context cannot execute the model loaded in the default one
+    ctx = C.c_void_p()
+    assert acl.aclrtCreateContext(C.byref(ctx), 0) == OK  # becomes current
+    r["execute_other_context"] = acl.aclmdlExecute(mid, ids, ods)
+    assert acl.aclrtDestroyContext(ctx) == OK
+    acl.aclrtSetDevice(0)
+    acl.aclrtDestroyStream(s1), acl.aclrtDestroyStream(s2)
+    acl.destroy_dataset(ids, ib), acl.destroy_dataset(ods, ob)
+    acl.aclrtFree(din), acl.aclrtFree(dout), acl.aclrtFreeHost(pinned)
+    acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_loop(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    acl.aclmdlGetDesc(desc, mid)
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    x = np.load(a["x"])
+    din, dout = to_dev(acl, x[0]), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    execute = acl.lib.aclmdlExecute
+    t0 = time.perf_counter()
+    failures = sum(execute(mid, ids, ods) != OK for _ in range(a["n"]))
+    r["seconds"] = time.perf_counter() - t0
+    r["failures"] = failures
+    r["executes"] = acl.counts()["executes"]
+    acl.destroy_dataset(ids, ib), acl.destroy_dataset(ods, ob)
+    acl.aclrtFree(din), acl.aclrtFree(dout)
+    acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid), acl.aclrtResetDevice(0)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    r["report"] = acl.leak_report()
+    return r
+
+
+def scenario_env(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    r["init"] = acl.aclInit(None)
+    r["err"] = acl.err()
+    if r["init"] == OK:
+        n = C.c_uint32()
+        acl.aclrtGetDeviceCount(C.byref(n))
+        r["count"] = n.value
+        r["set_last"] = acl.aclrtSetDevice(n.value - 1)
+        r["set_past"] = acl.aclrtSetDevice(n.value)
+        r["create_ctx_past"] = acl.aclrtCreateContext(C.byref(C.c_void_p()), n.value)
+        acl.aclrtResetDevice(n.value - 1)
+        r["finalize"] = acl.aclFinalize()
+    return r
+
+
+# ---------------------------------------------------------------- parent side
+
+def find_emulator() -> Path | None:
+    """The emulator build to test: $PYMFN_ACL_EMULATOR, $PYMFN_CORE_DIR, then the in-place build."""
+    cands = [os.environ.get("PYMFN_ACL_EMULATOR")]
+    if os.environ.get("PYMFN_CORE_DIR"):
+        cands.append(str(Path(os.environ["PYMFN_CORE_DIR"]) / "libascendcl.so"))
+    cands.append(str(ROOT / "pymfn" / "libascendcl.so"))
+    for c in filter(None, cands):
+        if Path(c).is_file():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def emu() -> Path:
+    path = find_emulator()
+    if path is None:
+        pytest.skip("libascendcl.so emulator not built (cmake build, or set PYMFN_ACL_EMULATOR)")
+    import openvino  # noqa: F401  (its libraries must be loadable for the emulator)
+
+    lib = C.CDLL(str(path))
+    if not hasattr(lib, "pymfnEmuIsEmulator"):
+        pytest.skip(f"{path} is a real CANN libascendcl.so, not the emulator")
+    return path
+
+
+def run_scenario(emu: Path, name: str, args: dict, env: dict | None = None, timeout: int = 120) -> tuple[dict, str]:
+    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import openvino; import test_emulator as t; "
+            f"print('@@' + json.dumps(t.scenario_{name}({str(emu)!r}, json.loads(sys.argv[1]))))")
+    full_env = dict(os.environ)
+    for k in ("PYMFN_ACL_EMU_RUN_MODE", "PYMFN_ACL_EMU_DEVICES"):
+        full_env.pop(k, None)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True,
+                       env=full_env, timeout=timeout)
+    assert p.returncode == 0, f"scenario {name} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    line = [l for l in p.stdout.splitlines() if l.startswith("@@")][-1]
+    return json.loads(line[2:]), p.stderr
+
+
+def _tiny_model(batch: int):
+    """A small OpenVINO model shaped like MobileFaceNet's ends: NHWC float32 [batch,8,8,3] -> conv -> relu ->
+    dense(16) -> L2-normalise -> float16, input 'Placeholder', output 'the_outputs'. Built with the
+    OpenVINO opset directly so these tests need neither TensorFlow nor a converter (test_convert.py
+    covers pb -> om)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.RandomState(0)
+    x = ops.parameter([batch, 8, 8, 3], np.float32, name="Placeholder")
+    x.output(0).set_names({"Placeholder"})
+    y = ops.transpose(x, ops.constant(np.array([0, 3, 1, 2], np.int64)))
+    y = ops.convolution(y, ops.constant((rng.randn(4, 3, 3, 3) * 0.3).astype(np.float32)), [1, 1], [1, 1], [1, 1],
+                        [1, 1])
+    y = ops.relu(y)
+    y = ops.reshape(y, ops.constant(np.array([-1, 256], np.int64)), False)
+    y = ops.matmul(y, ops.constant((rng.randn(256, 16) * 0.1).astype(np.float32)), False, False)
+    y = ops.normalize_l2(y, ops.constant(np.array([1], np.int64)), 1e-10, "max")
+    y = ops.convert(y, np.float16)
+    y.output(0).set_names({"the_outputs"})
+    return ov.Model([y], [x], "tiny")
+
+
+def _emu_om(path: Path, batch: int, precision: str, dynamic: list[int] | None = None) -> str:
+    import openvino as ov
+
+    from pymfn import om as omlib
+
+    model = _tiny_model(-1 if dynamic else batch)
+    xml = path.with_suffix(".xml")
+    ov.save_model(model, str(xml), compress_to_fp16=(precision == "f16"))
+    b = -1 if dynamic else batch
+    meta = omlib.EmulatorMeta(inputs=[omlib.EmulatorTensor("Placeholder", "float32", [b, 8, 8, 3], "NHWC")],
+                              outputs=[omlib.EmulatorTensor("the_outputs", "float16", [b, 16])],
+                              precision=precision, dynamic_batch=dynamic or [])
+    omlib.write_emulator_om(path, meta, xml.read_bytes(), xml.with_suffix(".bin").read_bytes(), name=path.stem)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict:
+    """Emulator oms (static f32/f16, dynamic 1,2,4,8) of the tiny model + inputs + OpenVINO f32 reference."""
+    import openvino as ov
+
+    d = tmp_path_factory.mktemp("emu")
+    x = np.random.RandomState(1).uniform(-1, 1, (8, 1, 8, 8, 3)).astype(np.float32)
+    np.save(d / "x.npy", x)
+    np.save(d / "x8.npy", x[:, 0])
+    x[0].tofile(d / "x0.bin")
+    compiled = ov.Core().compile_model(_tiny_model(8), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ref32 = np.asarray(compiled(x[:, 0])[0], np.float32)  # the model's own fp16 cast, from f32 inference
+    return {"dir": d, "ref": ref32, "f32": _emu_om(d / "f32.om", 1, "f32"), "f16": _emu_om(d / "f16.om", 1, "f16"),
+            "dyn": _emu_om(d / "dyn.om", 1, "f32", [1, 2, 4, 8]),
+            **{k: str(d / f) for k, f in (("x", "x.npy"), ("x8", "x8.npy"), ("bin", "x0.bin"))}}
+
+
+def _bad_files(d: Path, good_om: str) -> dict:
+    from pymfn import om as omlib
+
+    (d / "short.om").write_bytes(b"IMOD" + bytes(100))
+    (d / "bad_magic.om").write_bytes(b"XMOD" + bytes(300))
+    blob = bytearray(Path(good_om).read_bytes())
+    blob[4:8] = (128).to_bytes(4, "little")
+    (d / "bad_headsize.om").write_bytes(bytes(blob))
+    omlib.write_om_header(d / "real.om", b"\x01" * 1000, name="tf_MobileFaceNet")  # genuine header, no emulator marker
+    (d / "truncated.om").write_bytes(Path(good_om).read_bytes()[:-10])
+    return {k: str(d / f"{k}.om") for k in ("short", "bad_magic", "bad_headsize", "real", "truncated")} | {
+        "missing": str(d / "missing.om"), "real_om": str(d / "real.om")}
+
+
+def test_rules_enforced(emu, models):
+    r, stderr = run_scenario(emu, "rules", _bad_files(models["dir"], models["f32"]))
+    assert r["malloc_before_init"] == UNINIT and r["dataset_before_init_is_null"]
+    assert r["init"] == OK and r["init_again"] == REPEAT_INIT
+    assert "aclInit" in r["err_init_again"] and "100002" in r["err_init_again"]
+    assert r["err_cleared"] == ""  # aclGetRecentErrMsg returns a message once
+    assert r["malloc_without_device"] == CONTEXT_NULL
+    assert r["set_device_1"] == INVALID_DEVICE and r["set_device_0"] == OK
+    assert r["run_mode"] == 1  # ACL_HOST by default
+    assert r["fresh_device_memory_byte"] == 0xA5  # device memory is not zeroed
+    assert r["h2d_ok"] == OK and r["h2d_pinned_ok"] == OK
+    assert r["h2d_src_device"] == INVALID_PARAM and "source" in r["err_h2d_src_device"]
+    assert r["h2d_dst_host"] == INVALID_PARAM and r["d2h_dst_device"] == INVALID_PARAM
+    assert r["d2h_ok"] == OK and r["d2d_ok"] == OK
+    assert r["d2d_src_host"] == INVALID_PARAM and r["h2h_device_src"] == INVALID_PARAM
+    assert r["count_gt_destmax"] == INVALID_PARAM and "destMax" in r["err_count"]
+    assert r["past_block_end"] == INVALID_PARAM
+    assert r["memset_ok"] == OK and r["memset_host"] == INVALID_PARAM
+    assert r["free_unknown"] == INVALID_PARAM and r["free_interior"] == INVALID_PARAM
+    assert r["freehost_device"] == INVALID_PARAM and r["free_pinned_with_free"] == INVALID_PARAM
+    assert r["free_ok"] == OK and r["double_free"] == INVALID_PARAM
+    assert r["load_missing"] == READ_MODEL
+    assert r["load_short"] == INVALID_FILE and "256" in r["err_load_short"]
+    assert r["load_bad_magic"] == INVALID_FILE and r["load_bad_headsize"] == INVALID_FILE
+    assert r["load_real_om"] == PARSE_MODEL and "emulator" in r["err_load_real_om"]
+    assert r["load_truncated_emu"] == PARSE_MODEL
+    assert r["unload_unknown"] == INVALID_MODEL_ID and r["execute_unknown_id"] == INVALID_MODEL_ID
+    assert r["destroy_unknown_buffer"] == INVALID_PARAM and r["desc_getter_bad_handle"] == 0
+    c = r["counts_before_finalize"]
+    assert (c["device_allocs"], c["host_allocs"], c["datasets"], c["data_buffers"]) == (1, 1, 1, 1)
+    assert r["finalize"] == OK and r["leaks_at_finalize"] == 4
+    assert "aclrtMalloc, 256 bytes" in stderr and "dataset(s)" in stderr and "data buffer(s)" in stderr
+    assert r["report_after_finalize"] in stderr
+    assert r["malloc_after_finalize"] == UNINIT and r["finalize_twice"] == UNINIT
+
+
+def test_static_om_matches_openvino_f32(emu, models):
+    r, stderr = run_scenario(emu, "static", {"om": models["f32"], "x": models["x"]})
+    assert (r["n_in"], r["n_out"]) == (1, 1)
+    assert r["in_size"] == 8 * 8 * 3 * 4 and r["out_size"] == 16 * 2  # fp16 output
+    assert r["in_dims"] == [1, 8, 8, 3] and r["out_dims"] == [1, 16]
+    assert r["in_name"] == "Placeholder" == r["in_dim_name"] and r["out_name"] == "the_outputs"
+    assert (r["in_dtype"], r["out_dtype"], r["in_format"], r["in_dtype_oob"]) == (0, 1, 1, -1)
+    assert r["index_of_missing_name"] == INVALID_PARAM
+    out = np.asarray(r["outputs"], np.float32)
+    # f32 inference, output cast to fp16 by the graph: at most one fp16 ulp apart
+    np.testing.assert_allclose(out, models["ref"], rtol=0, atol=2 ** -10)
+    assert np.abs(np.linalg.norm(out, axis=1) - 1).max() < 5e-3
+    assert r["execute_host_buffer"] == RT_FAILURE and "device memory" in r["err_host_buffer"]
+    assert r["execute_pinned_buffer"] == RT_FAILURE
+    assert r["execute_wrong_size"] == INVALID_PARAM and "exactly" in r["err_wrong_size"]
+    assert r["execute_missing_output"] == INVALID_PARAM
+    assert r["unload_twice"] == INVALID_MODEL_ID
+    c = r["counts_before_finalize"]
+    assert sum(v for k, v in c.items() if k not in ("executes", "device_bytes", "host_bytes")) == 0
+    assert r["finalize"] == OK and r["leaks_at_finalize"] == 0 and "outstanding" not in stderr
+
+
+def test_f16_precision_om_close_to_f32(emu, models):
+    r, _ = run_scenario(emu, "static", {"om": models["f16"], "x": models["x"]})
+    out = np.asarray(r["outputs"], np.float32)
+    err = np.abs(out - models["ref"]).max()
+    assert err < 2e-2, err  # fp16 weights and inputs: close, not identical
+    assert r["leaks_at_finalize"] == 0
+
+
+def test_device_run_mode(emu, models):
+    r, _ = run_scenario(emu, "device_mode", {"om": models["f32"], "bin": models["bin"]},
+                        env={"PYMFN_ACL_EMU_RUN_MODE": "device"})
+    assert r["run_mode"] == 0  # ACL_DEVICE
+    assert r["execute_file_in_device_memory"] == OK
+    np.testing.assert_allclose(np.asarray(r["output"], np.float32), models["ref"][0], atol=2 ** -10)
+    assert r["execute_pinned_output"] == OK
+    assert r["execute_malloc_output"] == RT_FAILURE  # plain malloc memory is not runtime memory
+    assert r["memcpy_kind_not_checked"] == OK and r["memcpy_count_still_checked"] == INVALID_PARAM
+    assert r["leaks_at_finalize"] == 0
+
+
+def test_dynamic_batch(emu, models):
+    r, _ = run_scenario(emu, "dynamic", {"om": models["dyn"], "x": models["x8"]})
+    assert r["n_in"] == 2 and r["index_rc"] == OK and r["mbatch_index"] == 1 and r["mbatch_size"] == 8
+    assert r["batches"] == [1, 2, 4, 8] and r["in_dims"] == [-1, 8, 8, 3]
+    assert r["in_size"] == 8 * 8 * 8 * 3 * 4 and r["out_size"] == 8 * 16 * 2
+    assert r["execute_without_set"] == INVALID_PARAM and "aclmdlSetDynamicBatchSize" in r["err_without_set"]
+    assert r["set_batch_3"] == INVALID_PARAM and "1,2,4,8" in r["err_batch_3"]
+    assert r["set_wrong_index"] == INVALID_PARAM
+    assert r["set_batch_2"] == OK and r["execute_batch_2"] == OK
+    out2 = np.asarray(r["output_batch_2"], np.float32).reshape(8, 16)
+    np.testing.assert_allclose(out2[:2], models["ref"][:2], atol=2 ** -10)  # valid part: size * 2 / 8
+    assert r["untouched_tail_bytes"] == [0xA5]  # the rest of the output buffer was not written
+    assert r["cur_out_dims"] == [2, 16]
+    assert r["execute_batch_8"] == OK
+    np.testing.assert_allclose(np.asarray(r["output_batch_8"], np.float32).reshape(8, 16), models["ref"],
+                               atol=2 ** -10)
+    assert r["leaks_at_finalize"] == 0
+
+
+def test_async_streams_and_contexts(emu, models):
+    r, _ = run_scenario(emu, "async", {"om": models["f32"], "x": models["x"]})
+    assert r["enqueue_s1"] == OK and r["enqueue_s1_again"] == OK
+    assert r["enqueue_s2_same_model"] == FAILURE and "another stream" in r["err_s2"]
+    assert r["sync_execute_while_queued"] == FAILURE
+    assert r["memcpy_async"] == OK and r["memcpy_async_bad_kind"] == INVALID_PARAM
+    assert r["sync_s1"] == OK
+    np.testing.assert_allclose(np.asarray(r["output"], np.float32), models["ref"][0], atol=2 ** -10)
+    assert r["enqueue_s2_after_sync"] == OK and r["sync_s2"] == OK
+    assert r["unload_while_queued"] == FAILURE and r["output_before_sync_untouched"]
+    assert r["malloc_other_thread_no_ctx"] == CONTEXT_NULL
+    assert r["execute_other_context"] == MODEL_CONTEXT
+    assert r["leaks_at_finalize"] == 0
+
+
+def test_ten_thousand_executes_without_leaks(emu, models):
+    r, stderr = run_scenario(emu, "loop", {"om": models["f32"], "x": models["x"], "n": 10_000})
+    assert r["failures"] == 0 and r["executes"] == 10_000
+    assert r["finalize"] == OK and r["leaks_at_finalize"] == 0 and r["report"] == ""
+    assert "outstanding" not in stderr
+
+
+@pytest.mark.parametrize("env,expect", [
+    ({"PYMFN_ACL_EMU_DEVICES": "2"}, {"init": OK, "count": 2, "set_last": OK, "set_past": INVALID_DEVICE,
+                                      "create_ctx_past": INVALID_DEVICE}),
+    ({"PYMFN_ACL_EMU_DEVICES": "zero"}, {"init": INVALID_PARAM}),
+    ({"PYMFN_ACL_EMU_RUN_MODE": "cloud"}, {"init": INVALID_PARAM}),
+])
+def test_environment_configuration(emu, env, expect):
+    r, _ = run_scenario(emu, "env", {}, env=env)
+    for k, v in expect.items():
+        assert r[k] == v, (k, r)
+    if r["init"] != OK:
+        assert next(iter(env)) in r["err"]
