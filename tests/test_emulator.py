@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes as C
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -206,6 +207,11 @@ def scenario_rules(lib: str, a: dict) -> dict:
     r["load_real_om"] = acl.aclmdlLoadFromFile(a["real_om"].encode(), C.byref(mid))
     r["err_load_real_om"] = acl.err()
     r["load_truncated_emu"] = acl.aclmdlLoadFromFile(a["truncated"].encode(), C.byref(mid))
+    r["load_bad_meta"] = acl.aclmdlLoadFromFile(a["bad_meta"].encode(), C.byref(mid))
+    r["err_bad_meta"] = acl.err()
+    r["load_bad_ir"] = acl.aclmdlLoadFromFile(a["bad_ir"].encode(), C.byref(mid))
+    blob = Path(a["short"]).read_bytes()
+    r["load_mem_short"] = acl.aclmdlLoadFromMem(blob, len(blob), C.byref(mid))
     r["unload_unknown"] = acl.aclmdlUnload(999)
     ds = acl.aclmdlCreateDataset()
     r["execute_unknown_id"] = acl.aclmdlExecute(999, ds, ds)
@@ -570,7 +576,15 @@ def _bad_files(d: Path, good_om: str) -> dict:
     (d / "bad_headsize.om").write_bytes(bytes(blob))
     omlib.write_om_header(d / "real.om", b"\x01" * 1000, name="tf_MobileFaceNet")  # genuine header, no emulator marker
     (d / "truncated.om").write_bytes(Path(good_om).read_bytes()[:-10])
-    return {k: str(d / f"{k}.om") for k in ("short", "bad_magic", "bad_headsize", "real", "truncated")} | {
+    # payloads the C++ meta parser / OpenVINO must refuse (written raw, bypassing Python's validation)
+    meta = b"pymfn-emu-om 1\nprecision f32\ninput x float32 ND 1,4\noutput y float32 ND 1,4\ncolour blue\n"
+    omlib.write_om_header(d / "bad_meta.om", omlib.PAYLOAD_MAGIC + struct.pack("<QQQ", len(meta), 0, 0) + meta,
+                          name="m", emulator=True)
+    good_meta = omlib.EmulatorMeta([omlib.EmulatorTensor("x", "float32", [1, 4])],
+                                   [omlib.EmulatorTensor("y", "float32", [1, 4])])
+    omlib.write_emulator_om(d / "bad_ir.om", good_meta, b"<not-an-ir", b"")
+    return {k: str(d / f"{k}.om") for k in ("short", "bad_magic", "bad_headsize", "real", "truncated", "bad_meta",
+                                            "bad_ir")} | {
         "missing": str(d / "missing.om"), "real_om": str(d / "real.om")}
 
 
@@ -600,6 +614,8 @@ def test_rules_enforced(emu, models):
     assert r["load_bad_magic"] == INVALID_FILE and r["load_bad_headsize"] == INVALID_FILE
     assert r["load_real_om"] == PARSE_MODEL and "emulator" in r["err_load_real_om"]
     assert r["load_truncated_emu"] == PARSE_MODEL
+    assert r["load_bad_meta"] == PARSE_MODEL and "colour" in r["err_bad_meta"]
+    assert r["load_bad_ir"] == PARSE_MODEL and r["load_mem_short"] == INVALID_FILE
     assert r["unload_unknown"] == INVALID_MODEL_ID and r["execute_unknown_id"] == INVALID_MODEL_ID
     assert r["destroy_unknown_buffer"] == INVALID_PARAM and r["desc_getter_bad_handle"] == 0
     c = r["counts_before_finalize"]
