@@ -1,0 +1,416 @@
+"""Native datasets: folder of .bin files, packed file, numpy array (pymfn._core + pymfn.datasets)."""
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pymfn import pack
+from pymfn.datasets import open_dataset
+
+SHAPE = (2, 3, 4)
+SAMPLE_BYTES = 2 * 3 * 4 * 4  # float32
+
+
+def make_bins(folder: Path, n: int, shape=SHAPE, seed: int = 0) -> np.ndarray:
+    """Write n per-sample .bin files (natural numbering) and return the samples in natural order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+    for i in range(n):
+        data[i].tofile(folder / f"{i}.bin")
+    return data
+
+
+def read_all(reader) -> tuple[np.ndarray, list]:
+    """Concatenate the valid rows of one pass; also return the views' metadata."""
+    rows, meta = [], []
+    for b in reader:
+        rows.append(b.valid_data.copy())
+        meta.append((b.batch_index, b.first_sample, b.valid_rows, b.batch_rows))
+    return np.concatenate(rows), meta
+
+
+@pytest.fixture
+def bins(tmp_path):
+    folder = tmp_path / "bins"
+    return folder, make_bins(folder, 10)
+
+
+# ---------------------------------------------------------------- folder source
+
+def test_natural_and_lexicographic_order(core, tmp_path):
+    data = make_bins(tmp_path / "b", 12)
+    nat = core.FolderDataset(tmp_path / "b", SAMPLE_BYTES, "float32", list(SHAPE))
+    lex = core.FolderDataset(tmp_path / "b", SAMPLE_BYTES, "float32", list(SHAPE), order="lexicographic")
+    assert [Path(f).name for f in nat.files()] == [f"{i}.bin" for i in range(12)]
+    lex_names = [Path(f).name for f in lex.files()]
+    assert lex_names == sorted(f"{i}.bin" for i in range(12))
+    assert lex_names[:4] == ["0.bin", "1.bin", "10.bin", "11.bin"]
+    assert nat.order == "natural" and lex.order == "lexicographic"
+    # The samples follow the file order.
+    got_nat, _ = read_all(nat.reader(5))
+    np.testing.assert_array_equal(got_nat, data)
+    got_lex, _ = read_all(lex.reader(5))
+    np.testing.assert_array_equal(got_lex, data[[int(n[:-4]) for n in lex_names]])
+
+
+def test_natural_sort_matches_python(core):
+    names = ["10.bin", "2.bin", "a10b2.bin", "a10b10.bin", "a2b.bin", "01.bin", "1.bin", "001.bin", "x.bin",
+             "B.bin", "b.bin", "1a.bin", "1-.bin", "99999999999999999999999.bin", "100000000000000000000000.bin",
+             "é1.bin", "img_0009.bin", "img_10.bin"]
+    for order in ("natural", "lexicographic"):
+        assert core.sort_file_names(names, order) == pack.sort_names(names, order)
+    nat = core.sort_file_names(names, "natural")
+    assert nat.index("2.bin") < nat.index("10.bin")
+    assert nat.index("99999999999999999999999.bin") < nat.index("100000000000000000000000.bin")
+    assert nat.index("img_0009.bin") < nat.index("img_10.bin")
+    # Random names: the C++ comparator and the Python key agree (both must be total orders).
+    rng = np.random.default_rng(1)
+    alphabet = list("ab0123_.9")
+    rand = ["".join(rng.choice(alphabet, size=rng.integers(1, 8))) + ".bin" for _ in range(300)]
+    assert core.sort_file_names(rand, "natural") == pack.sort_names(rand, "natural")
+    with pytest.raises(core.InvalidArgument, match="order"):
+        core.sort_file_names(names, "random")
+
+
+def test_folder_bytes_padding_and_stats(core, bins):
+    folder, data = bins
+    ds = core.FolderDataset(str(folder), SAMPLE_BYTES, "float32", list(SHAPE))
+    assert (ds.sample_count, ds.sample_bytes, ds.dtype, ds.sample_shape) == (10, SAMPLE_BYTES, "float32", list(SHAPE))
+    assert "10 files" in ds.describe()
+    r = ds.reader(4, prefetch=2)
+    assert (r.num_batches, r.batch_size, len(r)) == (3, 4, 3)
+    views = []
+    for b in r:
+        assert b.data.shape == (4, *SHAPE) and b.data.dtype == np.float32
+        assert not b.data.flags.writeable
+        assert b.address % 4096 == 0  # aligned batch buffers
+        views.append((b.batch_index, b.first_sample, b.valid_rows, b.batch_rows, b.data.copy()))
+    assert [v[:4] for v in views] == [(0, 0, 4, 4), (1, 4, 4, 4), (2, 8, 2, 4)]
+    got = np.concatenate([v[4][:v[2]] for v in views])
+    np.testing.assert_array_equal(got, data)
+    assert not views[-1][4][2:].any(), "padding rows must be zeros"
+    assert r.next() is None
+    s = r.stats()
+    assert s == {"batches": 3, "bytes_copied": 10 * SAMPLE_BYTES, "bytes_read": 10 * SAMPLE_BYTES, "padded_batches": 1}
+
+
+@pytest.mark.parametrize("prefetch,threads", [(0, 0), (1, 1), (3, 0), (4, 2), (8, 3)])
+def test_prefetch_and_rewind_multiple_passes(core, tmp_path, prefetch, threads):
+    data = make_bins(tmp_path / "b", 23)
+    ds = core.FolderDataset(tmp_path / "b", SAMPLE_BYTES, sample_shape=list(SHAPE))
+    r = ds.reader(3, prefetch=prefetch, threads=threads)
+    for _ in range(3):
+        got, meta = read_all(r)
+        np.testing.assert_array_equal(got, data)
+        assert [m[0] for m in meta] == list(range(8)) and meta[-1][2] == 2
+        r.rewind()
+    # Rewind in the middle of a pass (workers may be mid-fill) restarts from sample 0.
+    first = r.next()
+    r.next()
+    r.rewind()
+    again = r.next()
+    assert again.batch_index == 0 and first.batch_index == 0
+    np.testing.assert_array_equal(again.data, data[:3])
+    s = r.stats()
+    assert s["batches"] == 3 * 8 + 3
+    assert s["padded_batches"] == 3
+    assert s["bytes_read"] == s["bytes_copied"] >= (3 * 23 + 9) * SAMPLE_BYTES
+
+
+def test_many_small_batches_keep_their_content(core, tmp_path):
+    """Batch size 1 with a deep ring and two threads: each view must hold its own sample."""
+    data = make_bins(tmp_path / "b", 200, shape=(16,))
+    r = core.FolderDataset(tmp_path / "b", 64, sample_shape=[16]).reader(1, prefetch=6, threads=2)
+    for i, b in enumerate(r):
+        assert b.first_sample == i
+        np.testing.assert_array_equal(b.data[0], data[i])
+
+
+def test_batch_larger_than_dataset(core, bins):
+    folder, data = bins
+    r = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE)).reader(64, prefetch=4)
+    assert r.num_batches == 1
+    b = r.next()
+    assert (b.valid_rows, b.batch_rows, b.data.shape) == (10, 64, (64, *SHAPE))
+    np.testing.assert_array_equal(b.valid_data, data)
+    assert not b.data[10:].any()
+    assert r.next() is None
+
+
+def test_shape_free_folder_gives_flat_rows(core, bins):
+    folder, data = bins
+    b = core.FolderDataset(folder, SAMPLE_BYTES, "float32").reader(10).next()
+    assert b.data.shape == (10, SAMPLE_BYTES // 4)
+    np.testing.assert_array_equal(b.data, data.reshape(10, -1))
+    u8 = core.FolderDataset(folder, SAMPLE_BYTES, "uint8").reader(10).next()
+    assert u8.data.shape == (10, SAMPLE_BYTES) and u8.data.dtype == np.uint8
+    assert u8.data.tobytes() == data.tobytes()
+
+
+def test_folder_skips_dotfiles_and_other_names_and_follows_symlinks(core, bins, tmp_path):
+    folder, data = bins
+    (folder / ".hidden.bin").write_bytes(b"x")      # wrong size, but skipped
+    (folder / "notes.txt").write_text("not a sample")
+    (folder / "10.bin.tmp").write_bytes(b"zz")
+    other = tmp_path / "elsewhere.raw"
+    data[3].tofile(other)
+    os.symlink(other, folder / "10.bin")
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
+    assert ds.sample_count == 11 and Path(ds.files()[-1]).name == "10.bin"
+    got, _ = read_all(ds.reader(4))
+    np.testing.assert_array_equal(got[10], data[3])
+
+
+# ---------------------------------------------------------------- folder: bad input
+
+def test_missing_and_empty_folder(core, tmp_path):
+    with pytest.raises(core.InputError, match="no such directory") as e:
+        core.FolderDataset(tmp_path / "nope", SAMPLE_BYTES)
+    assert e.value.path == str(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(core.InputError, match="no .bin files") as e:
+        core.FolderDataset(tmp_path / "empty", SAMPLE_BYTES)
+    assert e.value.path == str(tmp_path / "empty")
+    f = tmp_path / "file.bin"
+    f.write_bytes(b"\0" * SAMPLE_BYTES)
+    with pytest.raises(core.InputError, match="not a directory"):
+        core.FolderDataset(f, SAMPLE_BYTES)
+
+
+def test_unreadable_entries(core, bins):
+    folder, _ = bins
+    (folder / "5x.bin").mkdir()
+    with pytest.raises(core.InputError, match="is a directory") as e:
+        core.FolderDataset(folder, SAMPLE_BYTES)
+    assert e.value.path == str(folder / "5x.bin")
+    (folder / "5x.bin").rmdir()
+    os.symlink(folder / "missing-target", folder / "77.bin")
+    with pytest.raises(core.InputError, match="dangling symbolic link") as e:
+        core.FolderDataset(folder, SAMPLE_BYTES)
+    assert e.value.path == str(folder / "77.bin")
+
+
+def test_size_mismatch_names_file_and_sizes(core, bins):
+    folder, _ = bins
+    (folder / "4.bin").write_bytes(b"\0" * 10)
+    (folder / "7.bin").write_bytes(b"\0" * 20)
+    with pytest.raises(core.ShapeMismatch) as e:
+        core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
+    assert e.value.path == str(folder / "4.bin")
+    msg = str(e.value)
+    assert "10 bytes" in msg and f"{SAMPLE_BYTES} bytes" in msg and "2 of 10 files" in msg
+    assert isinstance(e.value, core.InputError) and isinstance(e.value, ValueError)
+
+
+def test_file_changed_after_open_fails_at_read(core, bins):
+    folder, data = bins
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
+    (folder / "6.bin").write_bytes(b"\0" * (SAMPLE_BYTES - 4))
+    for prefetch in (0, 2):
+        r = ds.reader(4, prefetch=prefetch)
+        r.next()
+        with pytest.raises(core.ShapeMismatch, match="changed after the folder was opened") as e:
+            r.next()
+        assert e.value.path == str(folder / "6.bin")
+        with pytest.raises(core.ShapeMismatch):  # sticky until rewind
+            r.next()
+    data[6].tofile(folder / "6.bin")
+    r.rewind()
+    got, _ = read_all(r)
+    np.testing.assert_array_equal(got, data)
+    os.unlink(folder / "6.bin")
+    r.rewind()
+    r.next()
+    with pytest.raises(core.InputError, match="cannot open sample file"):
+        r.next()
+
+
+def test_bad_arguments(core, bins):
+    folder, _ = bins
+    with pytest.raises(core.InvalidArgument, match="sample_shape"):
+        core.FolderDataset(folder, SAMPLE_BYTES, "float32", [2, 3, 5])
+    with pytest.raises(core.InvalidArgument, match="multiple"):
+        core.FolderDataset(folder, 7, "float32")
+    with pytest.raises(core.InvalidArgument, match="sample_bytes"):
+        core.FolderDataset(folder, 0)
+    with pytest.raises(core.InvalidArgument, match="unknown dtype"):
+        core.FolderDataset(folder, SAMPLE_BYTES, "float64")
+    with pytest.raises(core.InvalidArgument, match="unknown file order"):
+        core.FolderDataset(folder, SAMPLE_BYTES, order="random")
+    ds = core.FolderDataset(folder, SAMPLE_BYTES)
+    with pytest.raises(core.InvalidArgument, match="batch_size"):
+        ds.reader(0)
+    with pytest.raises(core.InvalidArgument, match="prefetch"):
+        ds.reader(2, prefetch=-1)
+
+
+# ---------------------------------------------------------------- packed source
+
+def write_packed(path: Path, data: np.ndarray) -> Path:
+    with pack.PackedWriter(path, data.dtype.name, data.shape[1:]) as w:
+        w.append(data)
+    return path
+
+
+def test_packed_zero_copy(core, tmp_path):
+    data = np.random.default_rng(2).standard_normal((10, *SHAPE)).astype(np.float32)
+    ds = core.PackedDataset(write_packed(tmp_path / "x.pack", data))
+    assert (ds.sample_count, ds.sample_bytes, ds.dtype, ds.sample_shape) == (10, SAMPLE_BYTES, "float32", list(SHAPE))
+    assert ds.header_bytes == 4096 and ds.file_bytes == 4096 + 10 * SAMPLE_BYTES
+    r = ds.reader(5)
+    addrs = []
+    for b in r:
+        addrs.append(b.data.__array_interface__["data"][0])
+        np.testing.assert_array_equal(b.data, data[b.first_sample:b.first_sample + 5])
+    assert addrs[1] - addrs[0] == 5 * SAMPLE_BYTES and addrs[0] % 4096 == 0
+    assert r.stats() == {"batches": 2, "bytes_copied": 0, "bytes_read": 0, "padded_batches": 0}
+
+
+def test_packed_partial_batch_copies_exactly_the_valid_rows(core, tmp_path):
+    data = np.arange(7 * 6, dtype=np.uint8).reshape(7, 6)
+    ds = core.PackedDataset(write_packed(tmp_path / "x.pack", data))
+    r = ds.reader(3)
+    for _ in range(2):  # two passes
+        got, meta = read_all(r)
+        np.testing.assert_array_equal(got, data)
+        assert meta[-1] == (2, 6, 1, 3)
+        r.rewind()
+    last = list(r)[-1]
+    assert not last.data[1:].any()
+    assert r.stats() == {"batches": 9, "bytes_copied": 3 * 6, "bytes_read": 0, "padded_batches": 3}
+    big = ds.reader(100)
+    b = big.next()
+    np.testing.assert_array_equal(b.valid_data, data)
+    assert big.stats()["bytes_copied"] == data.nbytes
+
+
+def test_packed_expectations(core, tmp_path):
+    data = np.zeros((3, *SHAPE), np.float32)
+    p = write_packed(tmp_path / "x.pack", data)
+    core.PackedDataset(p, sample_bytes=SAMPLE_BYTES, dtype="float32", sample_shape=list(SHAPE))
+    with pytest.raises(core.ShapeMismatch, match="float32 but the model expects uint8") as e:
+        core.PackedDataset(p, dtype="uint8")
+    assert e.value.path == str(p)
+    with pytest.raises(core.ShapeMismatch, match=r"\[2, 3, 4\] but the model expects \[4, 3, 2\]"):
+        core.PackedDataset(p, sample_shape=[4, 3, 2])
+    with pytest.raises(core.ShapeMismatch, match=f"{SAMPLE_BYTES} bytes but the model expects 12 bytes"):
+        core.PackedDataset(p, sample_bytes=12)
+
+
+def test_packed_bad_files(core, tmp_path):
+    data = np.ones((4, 8), np.float32)
+    good = write_packed(tmp_path / "good.pack", data)
+    raw = good.read_bytes()
+    trunc = tmp_path / "trunc.pack"
+    trunc.write_bytes(raw[:-5])
+    with pytest.raises(core.FormatError, match="truncated") as e:
+        core.PackedDataset(trunc)
+    assert e.value.path == str(trunc)
+    assert f"{len(raw) - 5} bytes" in str(e.value) and f"{len(raw)} bytes" in str(e.value)
+    magic = tmp_path / "magic.pack"
+    magic.write_bytes(b"NOTPACK\0" + raw[8:])
+    with pytest.raises(core.FormatError, match="bad magic"):
+        core.PackedDataset(magic)
+    tiny = tmp_path / "tiny.pack"
+    tiny.write_bytes(b"PYMFN")
+    with pytest.raises(core.FormatError, match="too short"):
+        core.PackedDataset(tiny)
+    with pytest.raises(core.InputError, match="No such file") as e:
+        core.PackedDataset(tmp_path / "absent.pack")
+    assert e.value.path == str(tmp_path / "absent.pack")
+    with pytest.raises(core.InputError, match="not a regular file"):
+        core.PackedDataset(tmp_path)
+    # The views stay valid after the dataset object is gone (the reader keeps the mapping).
+    r = core.PackedDataset(good).reader(4)
+    gc.collect()
+    np.testing.assert_array_equal(r.next().data, data)
+
+
+# ---------------------------------------------------------------- numpy source
+
+def test_array_zero_copy(core):
+    arr = np.random.default_rng(3).standard_normal((11, *SHAPE)).astype(np.float32)
+    ds = core.ArrayDataset(arr)
+    assert (ds.sample_count, ds.sample_bytes, ds.sample_shape) == (11, SAMPLE_BYTES, list(SHAPE))
+    r = ds.reader(4)
+    base = arr.__array_interface__["data"][0]
+    for b in r:
+        if b.valid_rows == b.batch_rows:
+            assert b.data.__array_interface__["data"][0] == base + b.first_sample * SAMPLE_BYTES
+        np.testing.assert_array_equal(b.valid_data, arr[b.first_sample:b.first_sample + b.valid_rows])
+    assert r.stats() == {"batches": 3, "bytes_copied": 3 * SAMPLE_BYTES, "bytes_read": 0, "padded_batches": 1}
+
+
+def test_array_kept_alive(core):
+    arr = np.arange(12, dtype=np.int32).reshape(4, 3)
+    r = core.ArrayDataset(arr).reader(2)
+    del arr
+    gc.collect()
+    b = r.next()
+    np.testing.assert_array_equal(b.data, [[0, 1, 2], [3, 4, 5]])
+
+
+def test_array_bad_input(core):
+    with pytest.raises(core.InvalidArgument, match="C-contiguous"):
+        core.ArrayDataset(np.zeros((4, 3), np.float32, order="F"))
+    with pytest.raises(core.InvalidArgument, match="C-contiguous"):
+        core.ArrayDataset(np.zeros((4, 6), np.float32)[:, ::2])
+    with pytest.raises(core.InvalidArgument, match="float64"):
+        core.ArrayDataset(np.zeros((4, 3)))
+    with pytest.raises(core.InvalidArgument, match=">f4"):
+        core.ArrayDataset(np.zeros((4, 3), ">f4"))
+    with pytest.raises(core.InvalidArgument, match="numpy.ndarray"):
+        core.ArrayDataset([[1.0, 2.0]])
+    with pytest.raises(core.InvalidArgument, match="no samples"):
+        core.ArrayDataset(np.zeros((0, 3), np.float32))
+    with pytest.raises(core.InvalidArgument, match="0-d"):
+        core.ArrayDataset(np.zeros((), np.float32))
+
+
+# ---------------------------------------------------------------- open_dataset
+
+def test_open_dataset_dispatch(core, bins, tmp_path):
+    folder, data = bins
+    ds = open_dataset(folder, sample_shape=SHAPE)
+    assert isinstance(ds, core.FolderDataset) and ds.sample_bytes == SAMPLE_BYTES
+    packed = write_packed(tmp_path / "samples.dat", data)  # recognised by magic, not by name
+    ds = open_dataset(packed, dtype="float32", sample_shape=SHAPE)
+    assert isinstance(ds, core.PackedDataset)
+    np.save(tmp_path / "x.npy", data)
+    ds = open_dataset(tmp_path / "x.npy", sample_bytes=SAMPLE_BYTES)
+    assert isinstance(ds, core.ArrayDataset) and ds.describe().startswith("npy ")
+    np.testing.assert_array_equal(read_all(ds.reader(4))[0], data)
+    ds = open_dataset(data)
+    assert isinstance(ds, core.ArrayDataset) and isinstance(ds, core.Dataset)
+
+
+def test_open_dataset_errors(core, bins, tmp_path):
+    folder, data = bins
+    with pytest.raises(core.InvalidArgument, match="sample_bytes or sample_shape"):
+        open_dataset(folder)
+    with pytest.raises(core.InvalidArgument, match="disagrees"):
+        open_dataset(folder, sample_bytes=10, sample_shape=SHAPE)
+    with pytest.raises(core.InputError, match="no such file") as e:
+        open_dataset(tmp_path / "nothing")
+    assert e.value.path == str(tmp_path / "nothing")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"hello world")
+    with pytest.raises(core.FormatError, match="not a packed file"):
+        open_dataset(junk)
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.zeros((3, 4), np.float32)))
+    with pytest.raises(core.InputError, match="Fortran"):
+        open_dataset(tmp_path / "f.npy")
+    with pytest.raises(core.ShapeMismatch, match="model expects uint8"):
+        open_dataset(data, dtype="uint8")
+    with pytest.raises(core.ShapeMismatch, match="model expects"):
+        open_dataset(data, sample_shape=(24,))
+    packed = write_packed(tmp_path / "p.pack", data)
+    with pytest.raises(core.ShapeMismatch):
+        open_dataset(packed, dtype="float16")
+    with pytest.raises(TypeError):
+        open_dataset(42)
