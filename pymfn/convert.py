@@ -357,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "default: the .pb path with the target's suffix")
     p.add_argument("--input-name", default="Placeholder", help="input node name (default: Placeholder)")
     p.add_argument("--input-shape", default=None,
-                   help="input dims, e.g. 1,112,112,3 (default for om/om-emu: 1,112,112,3; for onnx/openvino: "
-                        "keep the graph's dynamic batch)")
+                   help="input dims, e.g. 1,112,112,3 (write --input-shape=-1,... when it starts with -1). "
+                        "Default for om/om-emu: 1,112,112,3; for onnx/openvino: keep the graph's dynamic batch")
     p.add_argument("--dynamic-batch", default=None, metavar="B1,B2,...",
                    help="ATC dynamic batch list, e.g. 1,2,4,8 (2..100 sizes, each 1..2048); sets -1 as batch dim "
                         "and adds the 'ascend_mbatch_shape_data' input")
