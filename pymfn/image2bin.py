@@ -173,7 +173,7 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
                 from pymfn.pack import PackedWriter
             except ImportError as exc:
                 raise RuntimeError(f"--packed needs pymfn.pack.PackedWriter, which is not available ({exc})") from None
-            with PackedWriter(out, dtype, shape) as writer:
+            with PackedWriter(out, dtype, shape, count=count) as writer:
                 for _, imgs in chunks:
                     writer.append(preprocess(imgs, dtype))
                     if bar is not None:
