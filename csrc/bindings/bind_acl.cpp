@@ -28,15 +28,6 @@ py::dict stage_dict(const pymfn::StageTimes& t) {
   return d;
 }
 
-py::dict tensor_dict(const TensorInfo& t) {
-  py::dict d;
-  d["name"] = t.name;
-  d["dtype"] = pymfn::dtype_name(t.dtype);
-  d["shape"] = t.shape;
-  d["sample_bytes"] = t.sample_bytes;
-  return d;
-}
-
 // Validates one array against a tensor and the prepared batch; returns its data pointer.
 void* array_ptr(py::array& a, const TensorInfo& t, size_t rows, const std::string& what, bool writable) {
   if (!(a.flags() & py::array::c_style)) throw pymfn::InvalidArgument(what + ": array must be C-contiguous");
@@ -170,62 +161,27 @@ py::dict emulator_leaks() {
 }  // namespace
 
 void bind_acl(py::module_& m) {
-  auto cls = py::class_<AclEngine, std::shared_ptr<AclEngine>>(m, "AclEngine", py::dynamic_attr(), R"doc(
+  auto cls = py::class_<AclEngine, pymfn::Engine, std::shared_ptr<AclEngine>>(m, "AclEngine", py::dynamic_attr(), R"doc(
 AscendCL engine for Ascend .om models (real CANN runtime, or pymfn's emulator when CANN is absent or
 PYMFN_ACL=emulator; see acl_runtime()).
 
 AclEngine(path, device=0, num_requests=1): validates the om header (FormatError naming the file), loads
 the model once per request slot (one model id and stream per slot, so async requests never share a model
-id) and builds every dataset once. Batch sizes: supported_batches(); prepare(b) selects one (the smallest
-is prepared on load). Timing per call: h2d_ms, compute_ms (the synchronous aclmdlExecute, msame's scope),
-d2h_ms.)doc");
+id) and builds every dataset once. Batch sizes: supported_batches() (static: the om's batch; dynamic: the
+sizes given to atc --dynamic_batch_size); prepare(b) selects one (the smallest is prepared on load) and
+rejects others with InvalidArgument listing the offered sizes. Timing per call: h2d_ms, compute_ms (the
+synchronous aclmdlExecute, msame's scope), d2h_ms. properties()['acl_runtime'] says whether the emulator
+or a real CANN runtime ran.)doc");
   cls.def(py::init([](const std::string& path, int device, size_t num_requests) {
             py::gil_scoped_release release;
             return std::make_shared<AclEngine>(path, device, num_requests);
           }),
           py::arg("path"), py::arg("device") = 0, py::arg("num_requests") = 1)
-      .def_property_readonly("kind", &AclEngine::kind)
-      .def_property_readonly("model_path", &AclEngine::model_path)
       .def_property_readonly("device", &AclEngine::device)
       .def_property_readonly("device_mode", &AclEngine::device_mode,
                              "True in ACL_DEVICE run mode (host memory is device memory)")
       .def_property_readonly("prepared_batch", &AclEngine::prepared_batch)
-      .def("input_info", [](const AclEngine& e) {
-            py::list l;
-            for (const auto& t : e.inputs()) l.append(tensor_dict(t));
-            return l;
-          }, "Model inputs (without ATC's ascend_mbatch_shape_data) as dicts: name, dtype, shape, sample_bytes")
-      .def("output_info", [](const AclEngine& e) {
-            py::list l;
-            for (const auto& t : e.outputs()) l.append(tensor_dict(t));
-            return l;
-          }, "Model outputs as dicts: name, dtype, shape (-1 = dynamic batch), sample_bytes")
-      .def("supported_batches", &AclEngine::supported_batches)
-      .def("max_inflight", &AclEngine::max_inflight)
-      .def("prepare", &AclEngine::prepare, py::arg("batch_rows"), py::call_guard<py::gil_scoped_release>(),
-           "Select the batch size for the following executes; InvalidArgument lists the offered ones")
-      .def("properties", &AclEngine::properties)
-      .def("infer", [](AclEngine& e, py::object inputs) {
-            // Convenience: allocate outputs, prepare the batch the inputs carry, execute once.
-            auto ins = as_list(inputs);
-            if (ins.empty() || ins[0].ndim() == 0) throw pymfn::InvalidArgument("infer: inputs need a batch dimension");
-            const size_t rows = static_cast<size_t>(ins[0].shape(0));
-            if (rows != e.prepared_batch()) {
-              py::gil_scoped_release release;
-              e.prepare(rows);
-            }
-            py::list outs;
-            for (const auto& t : e.outputs()) outs.append(py::array(np_dtype(t.dtype), batch_shape(t, rows)));
-            Binding b = make_binding(e, py::cast(ins), outs);
-            {
-              py::gil_scoped_release release;
-              e.execute(b.io);
-            }
-            return outs;
-          }, py::arg("inputs"),
-          "Run one batch (an array or a list, one per model input, rows = batch) and return the outputs "
-          "(valid rows only)")
-      .def("execute", [](AclEngine& e, py::object inputs, py::object outputs) {
+      .def("execute_into", [](AclEngine& e, py::object inputs, py::object outputs) {
             Binding b = make_binding(e, inputs, outputs);
             pymfn::StageTimes t;
             {
@@ -234,7 +190,9 @@ d2h_ms.)doc");
             }
             return stage_dict(t);
           }, py::arg("inputs"), py::arg("outputs"),
-          "Synchronous execute into caller arrays (C-contiguous, prepared batch rows); returns stage times")
+          "Synchronous execute of the prepared batch from caller arrays into caller arrays (C-contiguous, "
+          "exact dtype and byte size; an input_buffer()/output_buffer() view skips that copy); returns "
+          "{'h2d_ms', 'compute_ms', 'd2h_ms'}. Engine.execute(inputs) is the allocating convenience form.")
       .def("start", [](py::object self, size_t slot, py::object inputs, py::object outputs) {
             AclEngine& e = self.cast<AclEngine&>();
             Binding b = make_binding(e, inputs, outputs);
