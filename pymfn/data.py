@@ -286,10 +286,24 @@ def normalise(image_uint8):
     return (tf.cast(image_uint8, tf.float32) - 127.5) * 0.0078125
 
 
-def decode_image(encoded, image_size: int = 112, flip: bool = False, seed: int | None = None):
-    """Encoded JPEG/PNG -> normalised float32 [size, size, 3] RGB, with an optional random mirror."""
+def decode_image(encoded, image_size: int = 112, flip: bool = False, seed: int | None = None,
+                 jpeg_only: bool = True):
+    """Encoded JPEG (or, with ``jpeg_only=False``, also PNG/BMP) -> normalised float32 [size, size, 3]
+    RGB, with an optional random mirror.
+
+    JPEGs are decoded with the accurate integer IDCT, the one Pillow and OpenCV use, so training sees
+    the same pixels as evaluation and deployment (TF's default fast IDCT differs by a few levels).
+    """
     tf = _tf()
-    img = tf.image.decode_image(encoded, channels=3)  # JPEG (and PNG/BMP for raw folders); RGB order
+
+    def jpeg():
+        return tf.image.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
+
+    if jpeg_only:
+        img = jpeg()
+    else:
+        img = tf.cond(tf.image.is_jpeg(encoded), jpeg,
+                      lambda: tf.reshape(tf.image.decode_image(encoded, channels=3), [image_size, image_size, 3]))
     img = tf.ensure_shape(img, [image_size, image_size, 3])
     if flip:
         img = tf.image.random_flip_left_right(img, seed=seed)
@@ -360,7 +374,7 @@ def train_dataset(source: TrainSource, batch_size: int, *, seed: int = 0, flip: 
         ds = ds.shuffle(len(source.files), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        ds = ds.map(lambda p, y: (decode_image(tf.read_file(p), source.image_size, flip, seed), y),
+        ds = ds.map(lambda p, y: (decode_image(tf.read_file(p), source.image_size, flip, seed, jpeg_only=False), y),
                     num_parallel_calls=parallel)
     return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 

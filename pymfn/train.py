@@ -60,6 +60,7 @@ class TrainConfig:
     eval_lfw: str | None = None
     eval_every: int = 2000
     eval_batch: int = 100
+    eval_pairs: int | None = None  # balanced subset of LFW pairs (fast smoke evaluation); None = all 6000
     device: str = "cpu"
     precision_mode: str = "allow_mix_precision"
     fusion_switch_file: str | None = None
@@ -112,7 +113,7 @@ def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
         prefix = state.model_checkpoint_path
         if not os.path.isabs(prefix):
             prefix = str(ckpt_dir / prefix)
-        if not tf.train.checkpoint_exists(prefix):
+        if not os.path.exists(prefix + ".index"):
             raise TrainError(f"{state_file} points to checkpoint {prefix}, but {prefix}.index is missing")
         return prefix
     indexes = sorted(ckpt_dir.glob(f"{CHECKPOINT_PREFIX}-*.index"))
@@ -186,30 +187,15 @@ def _write_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> Non
 def lfw_verification(embeddings: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
     """LFW accuracy (mean, std over 10 folds) of embeddings in pair order.
 
-    Uses ``pymfn.eval.evaluate`` when that module is present (the project's full protocol); otherwise
-    this module's own implementation of the same InsightFace 10-fold threshold protocol.
+    Uses ``pymfn.eval.evaluate`` (the project's full InsightFace protocol) when importable; otherwise
+    :func:`ten_fold_accuracy`, this module's own implementation of the accuracy part of that protocol.
     """
     try:
-        from pymfn import eval as pymfn_eval  # noqa: A004
+        from pymfn.eval import evaluate
     except ImportError:
-        pymfn_eval = None
-    if pymfn_eval is not None and hasattr(pymfn_eval, "evaluate"):
-        res = pymfn_eval.evaluate(embeddings, issame)
-        mean = _field(res, ("accuracy", "acc", "accuracy_mean", "mean_accuracy"))
-        std = _field(res, ("std", "accuracy_std", "acc_std"))
-        if mean is not None:
-            mean = float(np.mean(mean)) if np.ndim(mean) else float(mean)
-            return mean, float(std) if std is not None and np.ndim(std) == 0 else float(np.std(_field(res, ("accuracies", "fold_accuracies")) or [0.0]))
-    return ten_fold_accuracy(embeddings, issame)
-
-
-def _field(obj, names):
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return None
+        return ten_fold_accuracy(embeddings, issame)
+    res = evaluate(embeddings, issame)
+    return float(res.accuracy), float(res.accuracy_std)
 
 
 def ten_fold_accuracy(embeddings: np.ndarray, issame: np.ndarray, folds: int = 10) -> tuple[float, float]:
@@ -235,12 +221,38 @@ def ten_fold_accuracy(embeddings: np.ndarray, issame: np.ndarray, folds: int = 1
     return float(np.mean(accs)), float(np.std(accs))
 
 
-def load_lfw_images(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 RGB [2P,112,112,3] and issame [P] from an InsightFace lfw.bin (via pymfn.lfw)."""
+def subset_pairs(issame: np.ndarray, pairs: int, folds: int = 10) -> np.ndarray:
+    """Indices of a balanced subset of ``pairs`` pairs that keeps the 10-fold structure: from each
+    contiguous fold the first ``pairs / (2 * folds)`` same-person and as many different-person pairs."""
+    same = np.asarray(issame, bool)
+    per = pairs // (2 * folds)
+    if per < 1:
+        raise TrainError(f"--eval-pairs must be at least {2 * folds} (one same and one different pair per fold)")
+    bounds = np.linspace(0, len(same), folds + 1).astype(int)
+    chosen = []
+    for k in range(folds):
+        idx = np.arange(bounds[k], bounds[k + 1])
+        pos, neg = idx[same[idx]][:per], idx[~same[idx]][:per]
+        if len(pos) < per or len(neg) < per:
+            raise TrainError(f"--eval-pairs {pairs}: fold {k} has only {len(pos)} same / {len(neg)} different pairs")
+        chosen.append(np.sort(np.concatenate([pos, neg])))
+    return np.concatenate(chosen)
+
+
+def load_lfw_images(path: str, pairs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB [2P,112,112,3] and issame [P] from an InsightFace lfw.bin (via pymfn.lfw), optionally
+    reduced to a balanced ``pairs``-pair subset."""
     from pymfn import lfw
 
     try:
-        return lfw.load_lfw(path, color="rgb", cache=False)
+        if pairs is None:
+            return lfw.load_lfw(path, color="rgb", cache=False)
+        bins, issame = lfw.read_lfw_bin(path)
+        if pairs > len(issame):
+            raise TrainError(f"--eval-pairs {pairs}: {path} has only {len(issame)} pairs")
+        keep = subset_pairs(issame, pairs)
+        picked = [bins[2 * i + j] for i in keep for j in (0, 1)]
+        return lfw.decode_images(picked, color="rgb", source=str(path)), np.asarray(issame)[keep]
     except FileNotFoundError:
         raise TrainError(f"--eval-lfw: {path} not found (expected an InsightFace lfw.bin)") from None
     except ValueError as exc:
@@ -313,6 +325,8 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.summary_every >= 1, f"--summary-every must be >= 1, got {cfg.summary_every}"),
         (cfg.optimizer in ("adam", "momentum", "sgd"), f"--optimizer must be adam, momentum or sgd, got {cfg.optimizer!r}"),
         (cfg.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {cfg.warmup_steps}"),
+        (cfg.eval_pairs is None or cfg.eval_pairs >= 20, f"--eval-pairs must be >= 20, got {cfg.eval_pairs}"),
+        (cfg.eval_batch >= 1, f"--eval-batch must be >= 1, got {cfg.eval_batch}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -339,6 +353,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     from pymfn.losses import arcface
 
     _validate(cfg)
+    session_config = _session_config(cfg)  # first: --device npu without npu_bridge fails before any work
     model_fn = model_fn or _default_model_fn()
     try:
         source = pdata.open_source(cfg.data)
@@ -352,7 +367,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     resume = find_resume_checkpoint(ckpt_dir)
     if resume is not None:
         _check_model_info(ckpt_dir, cfg, source.num_classes)
-    lfw_data = load_lfw_images(cfg.eval_lfw) if cfg.eval_lfw else None
+    lfw_data = load_lfw_images(cfg.eval_lfw, cfg.eval_pairs) if cfg.eval_lfw else None
 
     steps_per_epoch = source.num_images // cfg.batch_size
     total_steps = cfg.max_epoch * steps_per_epoch
@@ -402,7 +417,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     graph.finalize()
 
     result = TrainResult(start_step=0, final_step=0, resumed_from=resume)
-    session = tf.Session(graph=graph, config=_session_config(cfg))
+    session = tf.Session(graph=graph, config=session_config)
     writer = None
     graph_ctx = graph.as_default()  # FileWriter refuses to work outside a graph context under TF2
     graph_ctx.__enter__()
@@ -432,7 +447,8 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             mean, std = lfw_verification(np.concatenate(out), issame)
             result.lfw.append((at_step, mean, std))
             writer.add_summary(_summary(tf, **{"lfw/accuracy": mean}), at_step)
-            tqdm.write(f"step {at_step}: LFW accuracy {100 * mean:.2f}% +- {100 * std:.2f}")
+            tqdm.write(f"step {at_step}: LFW accuracy {100 * mean:.2f}% +- {100 * std:.2f} "
+                       f"({len(issame)} pairs)")
 
         window: deque[tuple[float, int]] = deque(maxlen=20)
         bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step",
@@ -545,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="InsightFace lfw.bin: report 10-fold LFW accuracy every --eval-every steps and at the end")
     g.add_argument("--eval-every", type=int, default=2000, metavar="STEPS", help="default 2000")
     g.add_argument("--eval-batch", type=int, default=100, help="LFW embedding batch (default 100)")
+    g.add_argument("--eval-pairs", type=int, default=None, metavar="N",
+                   help="evaluate on a balanced subset of N pairs (N/20 same + N/20 different per fold) "
+                        "instead of all 6000: a quick smoke figure on slow machines")
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=("cpu", "npu"), default="cpu",
                    help="npu = Ascend 910 through npu_bridge (TF 1.15 + CANN TF plugin)")
@@ -564,7 +583,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_schedule=args.lr_schedule, lr_decay_epochs=args.lr_decay_epochs, lr_decay_factor=args.lr_decay_factor,
         lr_min=args.lr_min, warmup_steps=args.warmup_steps, keep=args.keep, save_every=args.save_every,
         summary_every=args.summary_every, eval_lfw=args.eval_lfw, eval_every=args.eval_every,
-        eval_batch=args.eval_batch, device=args.device, precision_mode=args.precision_mode,
+        eval_batch=args.eval_batch, eval_pairs=args.eval_pairs, device=args.device, precision_mode=args.precision_mode,
         fusion_switch_file=args.fusion_switch_file, threads=args.threads, seed=args.seed,
         flip=not args.no_flip, shuffle_buffer=args.shuffle_buffer, progress=not args.no_progress)
 
