@@ -1,6 +1,8 @@
 // Page-aligned host buffers for batches. Engines (OpenVINO, ACL H2D copies) are fastest on aligned
 // memory, and a page-aligned start lets a batch buffer be handed to an mmap-style consumer unchanged.
 #pragma once
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -10,18 +12,25 @@
 namespace pymfn {
 
 constexpr size_t kBatchAlignment = 4096;
+constexpr size_t kHugePage = size_t(2) << 20;
 
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  // Zero-filled, so padding rows of a partial batch start out as zeros.
+  // Not zero-filled: readers write every row they hand out (data or explicit zero padding), and
+  // skipping the memset avoids touching every page of a large ring up front. Buffers of 2 MiB or
+  // more are 2 MiB-aligned and marked for transparent huge pages: fewer page faults and TLB misses
+  // while the batch is copied in.
   explicit AlignedBuffer(size_t bytes) : size_(bytes) {
+    const size_t align = bytes >= kHugePage ? kHugePage : kBatchAlignment;
     // aligned_alloc needs a size that is a multiple of the alignment; round up (the tail is unused).
-    size_t rounded = (bytes + kBatchAlignment - 1) / kBatchAlignment * kBatchAlignment;
-    if (rounded == 0) rounded = kBatchAlignment;
-    void* p = std::aligned_alloc(kBatchAlignment, rounded);
+    size_t rounded = (bytes + align - 1) / align * align;
+    if (rounded == 0) rounded = align;
+    void* p = std::aligned_alloc(align, rounded);
     if (p == nullptr) throw std::bad_alloc();
-    std::memset(p, 0, rounded);
+#ifdef MADV_HUGEPAGE
+    if (align == kHugePage) (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint; failure is harmless
+#endif
     data_.reset(static_cast<unsigned char*>(p));
   }
   unsigned char* data() { return data_.get(); }

@@ -1,0 +1,162 @@
+"""Batched loading of per-image .bin files: the native reader vs a naive Python loop, and a packed file.
+
+The data set is the msame/image2bin layout at full LFW size: 12,000 fp32 files of 112x112x3
+(150,528 bytes each, 1.8 GB), generated once from random data into $XDG_CACHE_HOME/pymfn/bench-bins
+and read in batches of 64 from a warm page cache. Every figure is relative to a peer measured in the
+same run (the naive loop), so the ratio means something on a busy or slow machine; absolute GB/s
+are reported in extra_info, not asserted. Besides wall-clock GB/s, "GB per CPU-second" (bytes over
+process CPU time, all threads) is reported: it is what a loader costs when the cores are shared.
+
+Short mode for CI: PYMFN_BENCH_QUICK=1 uses 600 files.
+
+    PYTHONPATH=. python -m pytest bench/test_bench_loader.py --benchmark-only
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pymfn import config, pack
+from pymfn._atomic import atomic_dir
+
+SHAPE = (112, 112, 3)
+SAMPLE_BYTES = 112 * 112 * 3 * 4
+BATCH = 64
+QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
+COUNT = 600 if QUICK else 12000
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return r.ru_utime + r.ru_stime
+
+
+def _warm(files: list[str]) -> None:
+    """Read every file once so the timed passes see a warm page cache."""
+    for f in files:
+        with open(f, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+
+
+@pytest.fixture(scope="module")
+def core():
+    """The native module (bench/ does not share tests/conftest.py)."""
+    import pymfn
+
+    return pymfn.load_core()
+
+
+@pytest.fixture(scope="module")
+def bench_bins() -> Path:
+    """COUNT random fp32 .bin files in the cache; built once (atomically) and reused by later runs."""
+    from tqdm import tqdm
+
+    folder = config.cache_dir() / f"bench-bins-{COUNT}"
+    if folder.is_dir() and len(os.listdir(folder)) == COUNT:
+        return folder
+    rng = np.random.default_rng(1234)
+    with atomic_dir(folder) as tmp:
+        for i in tqdm(range(COUNT), desc="bench bins", unit="file"):
+            rng.standard_normal(SAMPLE_BYTES // 4, dtype=np.float32).tofile(tmp / f"{i}.bin")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bench_packed(bench_bins) -> Path:
+    out = config.cache_dir() / f"bench-{COUNT}.pack"
+    try:
+        h = pack.read_header(out)
+        if h.count == COUNT and h.sample_shape == SHAPE:
+            return out
+    except (OSError, ValueError):
+        pass
+    return pack.pack_folder(bench_bins, out, sample_shape=SHAPE)
+
+
+def _naive_pass(files: list[str]) -> int:
+    """The obvious Python loader: np.fromfile per file, np.stack per batch (last batch unpadded)."""
+    n = 0
+    for i in range(0, len(files), BATCH):
+        batch = np.stack([np.fromfile(f, dtype=np.float32) for f in files[i:i + BATCH]])
+        n += batch.shape[0]
+    return n
+
+
+def _native_pass(ds, prefetch: int, threads: int) -> int:
+    n = 0
+    reader = ds.reader(BATCH, prefetch=prefetch, threads=threads)  # thread start-up is inside the timing
+    while (b := reader.next()) is not None:
+        n += b.valid_rows
+    return n
+
+
+def _timed(fn, rounds: int) -> tuple[float, float]:
+    """Best wall time and the CPU time of that round."""
+    best = (float("inf"), 0.0)
+    for _ in range(rounds):
+        c0, t0 = _cpu_seconds(), time.perf_counter()
+        fn()
+        dt, dc = time.perf_counter() - t0, _cpu_seconds() - c0
+        best = min(best, (dt, dc))
+    return best
+
+
+@pytest.mark.parametrize("prefetch,threads", [(2, 0), (4, 2), (0, 0)], ids=["prefetch2-auto", "prefetch4-2threads", "sync"])
+def test_folder_reader_vs_naive(benchmark, core, bench_bins, prefetch, threads):
+    ds = core.FolderDataset(bench_bins, SAMPLE_BYTES, "float32", list(SHAPE))
+    files = ds.files()
+    assert len(files) == COUNT
+    total = COUNT * SAMPLE_BYTES
+    _warm(files)
+
+    naive_wall, naive_cpu = _timed(lambda: _naive_pass(files), rounds=2)
+    assert _native_pass(ds, prefetch, threads) == COUNT  # warm-up + correctness of the count
+    cpu_before = _cpu_seconds()
+    benchmark.pedantic(_native_pass, args=(ds, prefetch, threads), rounds=5 if QUICK else 3, iterations=1)
+    native_cpu = (_cpu_seconds() - cpu_before) / benchmark.stats.stats.rounds
+    native_wall = benchmark.stats.stats.min
+
+    ratio = naive_wall / native_wall
+    info = {
+        "files": COUNT, "bytes_per_pass": total, "batch": BATCH, "prefetch": prefetch, "threads": threads,
+        "native_gb_per_s": round(total / native_wall / 1e9, 3),
+        "naive_gb_per_s": round(total / naive_wall / 1e9, 3),
+        "speedup_vs_naive": round(ratio, 2),
+        "native_gb_per_cpu_s": round(total / native_cpu / 1e9, 3) if native_cpu > 0 else None,
+        "naive_gb_per_cpu_s": round(total / naive_cpu / 1e9, 3) if naive_cpu > 0 else None,
+    }
+    benchmark.extra_info.update(info)
+    print(f"\nfolder reader {prefetch=} {threads=}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    # Relative claim only: the native reader must beat the naive loop measured in this same run.
+    assert ratio > 1.0
+
+
+def test_packed_reader_zero_copy(benchmark, core, bench_packed):
+    ds = core.PackedDataset(bench_packed, dtype="float32", sample_shape=list(SHAPE))
+    reader = ds.reader(BATCH)
+    arr = np.memmap(bench_packed, dtype=np.float32, mode="r", offset=ds.header_bytes)
+    arr.sum(dtype=np.float64)  # fault the mapping in: warm page cache, like the folder benchmark
+
+    def one_pass() -> int:
+        reader.rewind()
+        n = 0
+        while (b := reader.next()) is not None:
+            n += b.valid_rows
+        return n
+
+    assert benchmark(one_pass) == COUNT
+    s = reader.stats()
+    partial = COUNT % BATCH
+    passes = s["batches"] // reader.num_batches
+    # Zero host copies, except the rows of the padded last batch (copied once per pass).
+    assert s["bytes_copied"] == passes * partial * SAMPLE_BYTES
+    assert s["bytes_read"] == 0
+    benchmark.extra_info.update({"files": COUNT, "passes": passes, "bytes_copied_per_pass": partial * SAMPLE_BYTES,
+                                 "bytes_served_per_pass": COUNT * SAMPLE_BYTES,
+                                 "batches_per_s": round(reader.num_batches / benchmark.stats.stats.mean)})
