@@ -115,6 +115,11 @@ def test_corrupt_and_malformed_files(tmp_path, small):
     (tmp_path / "dict.bin").write_bytes(pickle.dumps({"bins": bins}))
     with pytest.raises(lfw.LfwFormatError, match=r"dict.bin: pickle holds dict; expected a \(bins, issame\) pair"):
         lfw.read_lfw_bin(tmp_path / "dict.bin")
+    rng = np.random.default_rng(0)
+    for k in range(30):  # random garbage behind a pickle header never escapes as a raw exception
+        (tmp_path / "fuzz.bin").write_bytes(b"\x80\x04" + rng.integers(0, 256, int(rng.integers(1, 200)), np.uint8).tobytes())
+        with pytest.raises(lfw.LfwFormatError, match="fuzz.bin"):
+            lfw.read_lfw_bin(tmp_path / "fuzz.bin")
     write_bin(tmp_path / "badsame.bin", bins, ["yes", "no", "yes", "no"])
     with pytest.raises(lfw.LfwFormatError, match=r"badsame.bin: issame holds"):
         lfw.read_lfw_bin(tmp_path / "badsame.bin")
