@@ -227,7 +227,7 @@ py::list execute_arrays(Engine& engine, const py::sequence& inputs) {
     const auto want = batch_shape(ins[i], rows);
     bool same = a.ndim() == static_cast<py::ssize_t>(want.size());
     for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == want[d];
-    if (!same && static_cast<size_t>(a.nbytes()) != ins[i].sample_bytes * rows) {
+    if (!same) {
       std::vector<int64_t> ws(want.begin(), want.end());
       throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " ('" + ins[i].name + "') has shape " +
                                                          np_shape_str(a) + ", the model wants " + shape_str(ws));
