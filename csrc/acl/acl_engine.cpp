@@ -286,6 +286,7 @@ void AclEngine::select_batch(Slot& s) {
 
 double AclEngine::copy_inputs(Slot& s, const IoBinding& b) {
   const auto t0 = Clock::now();
+  uint64_t n = 0, bytes_total = 0;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const size_t m = user_to_model_input_[i];
     const size_t bytes = valid_bytes(model_in_bytes_[m]);
@@ -297,12 +298,19 @@ double AclEngine::copy_inputs(Slot& s, const IoBinding& b) {
       acl::check(api_, "aclrtMemcpy(input, HOST_TO_DEVICE)",
                  api_.aclrtMemcpy(s.dev_in[m], model_in_bytes_[m], b.inputs[i], bytes, ACL_MEMCPY_HOST_TO_DEVICE));
     }
+    ++n;
+    bytes_total += bytes;
   }
-  return ms_since(t0);
+  const double ms = n == 0 ? 0.0 : ms_since(t0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  copies_.h2d_copies += n;
+  copies_.h2d_bytes += bytes_total;
+  return ms;
 }
 
 double AclEngine::copy_outputs(Slot& s, const IoBinding& b) {
   const auto t0 = Clock::now();
+  uint64_t n = 0, bytes_total = 0;
   for (size_t o = 0; o < outputs_.size(); ++o) {
     const size_t bytes = valid_bytes(model_out_bytes_[o]);
     if (device_mode_) {
@@ -313,8 +321,14 @@ double AclEngine::copy_outputs(Slot& s, const IoBinding& b) {
       acl::check(api_, "aclrtMemcpy(output, DEVICE_TO_HOST)",
                  api_.aclrtMemcpy(b.outputs[o], bytes, s.dev_out[o], bytes, ACL_MEMCPY_DEVICE_TO_HOST));
     }
+    ++n;
+    bytes_total += bytes;
   }
-  return ms_since(t0);
+  const double ms = n == 0 ? 0.0 : ms_since(t0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  copies_.d2h_copies += n;
+  copies_.d2h_bytes += bytes_total;
+  return ms;
 }
 
 StageTimes AclEngine::execute(const IoBinding& binding) {
@@ -418,6 +432,11 @@ void* AclEngine::output_buffer(size_t slot, size_t output) {
   }
   Slot& s = slots_[slot];
   return device_mode_ ? s.dev_out[output] : s.host_out[output];
+}
+
+AclEngine::CopyStats AclEngine::copy_stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return copies_;
 }
 
 size_t AclEngine::input_buffer_bytes(size_t input) const {

@@ -71,6 +71,12 @@ class AclEngine : public Engine {
   size_t input_buffer_bytes(size_t input) const;
   size_t output_buffer_bytes(size_t output) const;
 
+  // Copies made by execute/start/wait since load: proves the zero-copy path (ACL_DEVICE + input_buffer()).
+  struct CopyStats {
+    uint64_t h2d_copies = 0, h2d_bytes = 0, d2h_copies = 0, d2h_bytes = 0;
+  };
+  CopyStats copy_stats() const;
+
   bool device_mode() const { return device_mode_; }
   size_t prepared_batch() const { return batch_; }
   int device() const { return device_; }
@@ -127,6 +133,7 @@ class AclEngine : public Engine {
   std::string om_platform_;
 
   std::vector<Slot> slots_;
+  CopyStats copies_;  // guarded by mutex_
   mutable std::mutex mutex_;  // guards slot state between threads
 };
 

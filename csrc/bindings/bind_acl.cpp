@@ -231,6 +231,16 @@ or a real CANN runtime ran.)doc");
             return buffer_view(self, e, e.output_buffer(slot, index), e.outputs().at(index));
           }, py::arg("index") = 0, py::arg("slot") = 0,
           "View of the slot's output memory (device buffer in ACL_DEVICE mode, pinned host memory otherwise)")
+      .def("copy_stats", [](const AclEngine& e) {
+            const auto c = e.copy_stats();
+            py::dict d;
+            d["h2d_copies"] = c.h2d_copies;
+            d["h2d_bytes"] = c.h2d_bytes;
+            d["d2h_copies"] = c.d2h_copies;
+            d["d2h_bytes"] = c.d2h_bytes;
+            return d;
+          }, "aclrtMemcpy calls (and bytes) the engine made for inputs and outputs since it was loaded; a batch "
+             "bound from input_buffer() in ACL_DEVICE mode makes none")
       .def("__repr__", [](const AclEngine& e) {
             return "<AclEngine " + e.model_path() + " batches=" + std::to_string(e.supported_batches().size()) +
                    " runtime=" + e.properties().at("acl_runtime") + ">";
