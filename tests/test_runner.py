@@ -1,0 +1,303 @@
+"""The C++ benchmark runner: statistics, settings validation, warnings, timing scopes, in-flight
+requests and infer_all, driven through Python-implemented engines (the Engine trampoline) so every
+property can be checked against a known behaviour."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def engines(core):
+    """Small Python engine classes built on the module's _core.Engine."""
+
+    class RowSum(core.Engine):
+        """Output row i = [sum(x_i), first element of x_i]; optional sleep per call."""
+
+        kind = "rowsum"
+
+        def __init__(self, width: int = 4, sleep=None, inflight: int = 1, dtype: str = "float32"):
+            super().__init__()
+            self.width, self.sleep, self.inflight, self.dtype = width, sleep, inflight, dtype
+            self.calls = 0
+            self.prepared = []
+
+        @property
+        def model_path(self) -> str:
+            return f"<rowsum width {self.width}>"
+
+        def inputs(self):
+            return [core.TensorInfo("x", self.dtype, [-1, self.width])]
+
+        def outputs(self):
+            return [core.TensorInfo("y", "float32", [-1, 2])]
+
+        def prepare(self, batch):
+            self.prepared.append(batch)
+
+        def max_inflight(self):
+            return self.inflight
+
+        def execute(self, inputs):
+            self.calls += 1
+            if self.sleep is not None:
+                time.sleep(self.sleep())
+            x = inputs[0].astype(np.float32)  # small integers: sums are exact
+            return [np.stack([x.sum(axis=1), x[:, 0]], axis=1)]
+
+    return RowSum
+
+
+def dataset(core, n: int = 7, width: int = 4):
+    data = np.arange(n * width, dtype=np.float32).reshape(n, width)
+    return data, core.ArrayDataset(data)
+
+
+def quick(core, **kw):
+    base = dict(warmup_iterations=2, min_iterations=5, min_duration_ms=0, max_duration_ms=20000)
+    base.update(kw)
+    return core.RunSettings(**base)
+
+
+# ----------------------------------------------------------------------------------------- stats
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000, 4097])
+def test_stats_match_numpy(core, n):
+    x = np.random.default_rng(n).lognormal(0.0, 0.5, n)
+    s = core.compute_stats(x.tolist())
+    assert s.count == n
+    for q, got in [(50, s.median), (90, s.p90), (95, s.p95), (99, s.p99), (99.9, s.p999)]:
+        assert got == pytest.approx(np.percentile(x, q), rel=1e-12, abs=1e-12), q
+    assert s.min == x.min() and s.max == x.max()
+    assert s.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert s.std == pytest.approx(x.std(), rel=1e-9)  # population std (ddof=0)
+    assert s.cv == pytest.approx(x.std() / x.mean(), rel=1e-9)
+
+
+def test_stats_edge_cases(core):
+    assert core.compute_stats([]).count == 0
+    s = core.compute_stats([2.0, 2.0, 2.0])
+    assert (s.std, s.cv, s.p999) == (0.0, 0.0, 2.0)
+    with pytest.raises(core.InvalidArgument, match="finite"):
+        core.compute_stats([1.0, float("nan")])
+    assert set(core.compute_stats([1.0]).to_dict()) >= {"min", "mean", "median", "p90", "p99", "p999", "max", "std", "cv"}
+
+
+# -------------------------------------------------------------------------------------- settings
+def test_settings_fields_and_repr(core):
+    s = core.RunSettings(batch_size=4, inflight=2, scope="end-to-end", keep_samples=False)
+    assert (s.batch_size, s.inflight, s.scope, s.keep_samples) == (4, 2, core.TimingScope.kEndToEnd, False)
+    assert "batch_size=4" in repr(s) and "scope='end-to-end'" in repr(s)
+    s.scope = core.TimingScope.kCompute
+    assert s.scope == core.TimingScope.kCompute
+    d = core.RunSettings()
+    assert (d.batch_size, d.warmup_iterations, d.min_iterations, d.min_duration_ms, d.max_duration_ms, d.inflight,
+            d.cv_warning_threshold) == (1, 10, 100, 1000.0, 60000.0, 1, 0.05)
+
+
+def test_settings_rejects_bad_values(core):
+    with pytest.raises(TypeError, match="no field 'batchsize'"):
+        core.RunSettings(batchsize=2)
+    with pytest.raises(core.InvalidArgument, match="min_iterations must be >= 0"):
+        core.RunSettings(min_iterations=-1)
+    with pytest.raises(core.InvalidArgument, match="warmup_ms"):
+        core.RunSettings().warmup_ms = -5.0
+    with pytest.raises(core.InvalidArgument, match="scope 'fast'"):
+        core.RunSettings(scope="fast")
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"min_iterations": 0}, "min_iterations must be >= 1"),
+    ({"inflight": 0}, "inflight must be >= 1"),
+    ({"inflight": 2}, "at most 1 requests in flight"),
+    ({"batch_size": 3}, "reader yields batches of 2 rows but RunSettings.batch_size = 3"),
+    ({"min_duration_ms": 500, "max_duration_ms": 100}, "max_duration_ms .* below min_duration_ms"),
+])
+def test_run_rejects_inconsistent_settings(core, engines, kw, pattern):
+    _, ds = dataset(core)
+    s = quick(core, batch_size=2)
+    for k, v in kw.items():
+        setattr(s, k, v)
+    with pytest.raises(core.InvalidArgument, match=pattern):
+        core.run_benchmark(engines(), ds.reader(2), s)
+
+
+def test_unsupported_batch_is_rejected(core, engines):
+    class Only4(engines):
+        def supported_batches(self):
+            return [4]
+
+    _, ds = dataset(core)
+    with pytest.raises(core.InvalidArgument, match=r"batch size 2 is not supported.*supported: 4"):
+        core.run_benchmark(Only4(), ds.reader(2), quick(core, batch_size=2))
+
+
+# ----------------------------------------------------------------------------------------- runs
+def test_basic_run_accounting(core, engines):
+    _, ds = dataset(core, n=7)
+    eng = engines()
+    r = core.run_benchmark(eng, ds.reader(3), quick(core, batch_size=3, warmup_iterations=4, min_iterations=9))
+    assert eng.prepared == [3]
+    assert r.warmup_iterations == 4 and r.iterations == 9 and eng.calls == 13
+    # 7 samples in batches of 3 -> passes of 3+3+1 valid rows; the reader wraps around.
+    # 13 calls from sample 0: batches 0..12 -> the measured ones are calls 4..12.
+    valid = [3, 3, 1] * 5
+    assert r.samples_processed == sum(valid[4:13])
+    samples = np.asarray(r.samples_ms)
+    assert samples.shape == (9,) and samples.dtype == np.float64 and (samples > 0).all()
+    starts = np.asarray(r.start_offsets_ms)
+    assert starts[0] == 0 and (np.diff(starts) > 0).all()
+    assert r.wall_ms >= starts[-1] + samples[-1] - 1e-9
+    assert r.throughput_per_s == pytest.approx(r.samples_processed / (r.wall_ms / 1000.0))
+    assert r.latency.count == 9 and r.latency.median == pytest.approx(np.median(samples))
+    assert r.stage_means_ms["compute_ms"] > 0 and "h2d_ms" not in r.stage_means_ms
+    assert not r.stopped_on_max_duration
+
+
+def test_min_duration_keeps_running(core, engines):
+    _, ds = dataset(core)
+    r = core.run_benchmark(engines(sleep=lambda: 0.002), ds.reader(1),
+                           quick(core, min_iterations=1, min_duration_ms=60))
+    assert r.iterations >= 20  # ~2 ms each for >= 60 ms
+    assert r.wall_ms >= 60
+
+
+def test_keep_samples_false(core, engines):
+    _, ds = dataset(core)
+    r = core.run_benchmark(engines(), ds.reader(1), quick(core, keep_samples=False))
+    assert r.iterations == 5 and len(r.samples_ms) == 0 and r.latency.count == 5
+
+
+def test_noisy_engine_warns(core, engines):
+    rng = np.random.default_rng(0)
+    _, ds = dataset(core)
+    noisy = engines(sleep=lambda: float(rng.choice([0.0005, 0.006])))
+    r = core.run_benchmark(noisy, ds.reader(1), quick(core, min_iterations=30))
+    assert r.latency.cv > 0.3
+    assert any(w.startswith("noisy run") and "cv" in w for w in r.warnings), r.warnings
+
+
+def test_steady_engine_does_not_warn_noisy(core, engines):
+    _, ds = dataset(core)
+    r = core.run_benchmark(engines(sleep=lambda: 0.004), ds.reader(1),
+                           quick(core, min_iterations=10, cv_warning_threshold=5.0))
+    assert not any("noisy" in w for w in r.warnings)
+
+
+def test_max_duration_stop_warns(core, engines):
+    _, ds = dataset(core)
+    r = core.run_benchmark(engines(sleep=lambda: 0.005), ds.reader(1),
+                           quick(core, min_iterations=100000, min_duration_ms=0, max_duration_ms=80))
+    assert r.stopped_on_max_duration
+    assert 3 <= r.iterations < 100000
+    assert any("stopped on max_duration_ms" in w and "min_iterations = 100000" in w for w in r.warnings)
+
+
+def test_scope_end_to_end_includes_the_batch_fetch(core, engines, tmp_path):
+    # Folder samples read synchronously (prefetch=0): the read is outside the compute scope and inside
+    # the end-to-end one. 8 MB per sample makes the read dominate a trivial engine by a wide margin.
+    width = 8 << 20
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        rng.integers(0, 255, width, dtype=np.uint8).tofile(tmp_path / f"{i}.bin")
+    ds = core.FolderDataset(str(tmp_path), width, "uint8", [width])
+
+    class Trivial(engines):
+        def execute(self, inputs):
+            return [np.zeros((inputs[0].shape[0], 2), np.float32)]
+
+    eng = Trivial(width=width, dtype="uint8")
+    common = dict(warmup_iterations=2, min_iterations=12, min_duration_ms=0)
+    compute = core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="compute", **common))
+    e2e = core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="end-to-end", **common))
+    assert e2e.latency.median > compute.latency.median + 0.3, (compute.latency, e2e.latency)
+    assert e2e.latency.median > 3 * compute.latency.median
+
+
+def test_inflight_round_robin_with_python_engine(core, engines):
+    # A Python engine has no async path: start() runs the request, wait() returns its times. The runner's
+    # round-robin bookkeeping (per-slot buffers, input copies, drain) must still add up.
+    data, ds = dataset(core, n=7)
+    eng = engines(inflight=3)
+    r = core.run_benchmark(eng, ds.reader(2), quick(core, batch_size=2, inflight=3, warmup_iterations=3,
+                                                    min_iterations=10))
+    # Requests already in flight when warm-up ends still count as warm-up (at most inflight - 1 extra).
+    assert r.iterations >= 10 and 3 <= r.warmup_iterations <= 3 + 2
+    assert eng.calls == r.iterations + r.warmup_iterations
+
+
+def test_infer_all_drops_padding_and_keeps_order(core, engines):
+    data, ds = dataset(core, n=7)
+    for batch in (1, 3, 7, 8):
+        out = core.infer_all(engines(), ds.reader(batch))
+        assert len(out) == 1
+        y = out[0]
+        assert y.shape == (7, 2) and y.dtype == np.float32
+        np.testing.assert_array_equal(y[:, 0], data.sum(axis=1))
+        np.testing.assert_array_equal(y[:, 1], data[:, 0])
+
+
+def test_infer_all_float16_output_dtype(core, engines):
+    class Half(engines):
+        def outputs(self):
+            return [core.TensorInfo("h", "float16", [-1, 4])]
+
+        def execute(self, inputs):
+            return [inputs[0].astype(np.float16)]
+
+    data, ds = dataset(core, n=5)
+    y = core.infer_all(Half(), ds.reader(2))[0]
+    assert y.dtype == np.float16 and y.shape == (5, 4)
+    np.testing.assert_array_equal(y, data.astype(np.float16))
+
+
+def test_python_engine_errors_surface(core, engines):
+    _, ds = dataset(core)
+
+    class Boom(engines):
+        def execute(self, inputs):
+            raise RuntimeError("engine exploded")
+
+    class WrongShape(engines):
+        def execute(self, inputs):
+            return [np.zeros((inputs[0].shape[0], 3), np.float32)]
+
+    class WrongDtype(engines):
+        def execute(self, inputs):
+            return [np.zeros((inputs[0].shape[0], 2), np.float64)]
+
+    class NoKind(core.Engine):
+        def inputs(self):
+            return [core.TensorInfo("x", "float32", [-1, 4])]
+
+        def outputs(self):
+            return [core.TensorInfo("y", "float32", [-1, 4])]
+
+        def execute(self, inputs):
+            return [inputs[0].copy()]
+
+    with pytest.raises(RuntimeError, match="engine exploded"):
+        core.run_benchmark(Boom(), ds.reader(1), quick(core))
+    with pytest.raises(core.ShapeMismatch, match=r"float32 \[1, 3\], expected float32 \[1, 2\]"):
+        core.infer_all(WrongShape(), ds.reader(1))
+    with pytest.raises(core.ShapeMismatch, match="float64 .*expected float32"):
+        core.infer_all(WrongDtype(), ds.reader(1))
+    with pytest.raises(core.EngineError, match="NoKind must define 'kind'"):
+        NoKind().kind
+    # The runner itself needs kind only for messages; infer_all works without it.
+    np.testing.assert_array_equal(core.infer_all(NoKind(), ds.reader(2))[0], dataset(core)[0])
+
+
+def test_engine_inputs_are_read_only_views(core, engines):
+    seen = []
+
+    class Peek(engines):
+        def execute(self, inputs):
+            seen.append((inputs[0].flags.writeable, inputs[0].flags.owndata))
+            return super().execute(inputs)
+
+    _, ds = dataset(core)
+    core.infer_all(Peek(), ds.reader(2))
+    assert seen and all(w is False and own is False for w, own in seen)
