@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from pymfn import model as mfn
-from pymfn._atomic import atomic_write
+from pymfn._atomic import atomic_dir, atomic_write
 
 DEFAULT_INPUT = "Placeholder"
 DEFAULT_OUTPUT = "embeddings"
@@ -54,7 +54,7 @@ def _checkpoint_shapes(prefix: str) -> dict[str, list[int]]:
     try:
         return dict(tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: "
+        raise CheckpointError(f"{prefix}: corrupt or unreadable checkpoint ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from e
 
 
@@ -76,14 +76,19 @@ def infer_embedding_size(ckpt: str | Path, scope: str = mfn.DEFAULT_SCOPE) -> in
 
 
 def build_inference_graph(embedding_size: int, input_name: str = DEFAULT_INPUT, output_name: str | None = None,
-                          fp16_output: bool = False) -> tuple[tf.Graph, tf.Tensor, tf.Tensor]:
-    """A fresh graph with the placeholder, the network in inference mode and the named output."""
+                          fp16_output: bool = False, custom_getter=None) -> tuple[tf.Graph, tf.Tensor, tf.Tensor]:
+    """A fresh graph with the placeholder, the network in inference mode and the named output.
+
+    Without ``custom_getter`` the weights are variables (restore them with a Saver); freezing passes a
+    getter that returns constants instead.
+    """
     graph = tf.Graph()
     with graph.as_default():
         # An unnamed placeholder is called 'Placeholder'; naming it explicitly gives the same default.
         x = tf.placeholder(tf.float32, [None, mfn.INPUT_SIZE, mfn.INPUT_SIZE, mfn.INPUT_CHANNELS],
                            name=input_name)
-        prelogits = mfn.mobilefacenet(x, is_training=False, embedding_size=embedding_size)
+        with tf.variable_scope(tf.get_variable_scope(), custom_getter=custom_getter):
+            prelogits = mfn.mobilefacenet(x, is_training=False, embedding_size=embedding_size, weight_decay=0.0)
         if fp16_output:
             emb = tf.nn.l2_normalize(prelogits, 1, 1e-10, name="embeddings_fp32")
             out = tf.cast(emb, tf.float16, name=output_name or DEFAULT_FP16_OUTPUT)
@@ -96,22 +101,36 @@ def build_inference_graph(embedding_size: int, input_name: str = DEFAULT_INPUT, 
     return graph, x, out
 
 
-def _restore(sess: tf.Session, prefix: str) -> None:
-    variables = mfn.model_variables()
-    shapes = _checkpoint_shapes(prefix)
-    missing = [v.op.name for v in variables if v.op.name not in shapes]
-    if missing:
-        raise CheckpointError(f"{prefix}: missing {len(missing)} model variables, e.g. {missing[:3]}")
-    bad = [(v.op.name, shapes[v.op.name], v.shape.as_list()) for v in variables
-           if list(shapes[v.op.name]) != v.shape.as_list()]
-    if bad:
-        raise CheckpointError(f"{prefix}: variable shapes do not match the model, e.g. {bad[0][0]} is "
-                              f"{bad[0][1]} in the checkpoint but {bad[0][2]} in the graph")
+def _constant_getter(prefix: str):
+    """A custom getter that turns every model variable into a Const holding its checkpoint value.
+
+    This is what freezing means (variables -> constants), done while building the graph, so no session,
+    no variable ops and no conversion pass are needed; names stay those of the variables.
+    """
     try:
-        tf.train.Saver(variables).restore(sess, prefix)
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"{prefix}: restore failed ({type(e).__name__}: "
+        raise CheckpointError(f"{prefix}: corrupt or unreadable checkpoint ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from e
+
+    def constant_getter(getter, name, shape=None, dtype=tf.float32, **kwargs):
+        if name not in shapes:
+            raise CheckpointError(f"{prefix}: variable '{name}' missing; not a pymfn MobileFaceNet checkpoint "
+                                  "(or a different scope/architecture)")
+        if list(shapes[name]) != [int(d) for d in shape]:
+            raise CheckpointError(f"{prefix}: '{name}' is {list(shapes[name])} in the checkpoint but "
+                                  f"{list(shape)} in the model")
+        try:
+            value = reader.get_tensor(name)
+        except (tf.errors.OpError, ValueError) as e:
+            raise CheckpointError(f"{prefix}: cannot read '{name}' (corrupt checkpoint data: "
+                                  f"{type(e).__name__})") from e
+        if value.dtype != np.float32:
+            raise CheckpointError(f"{prefix}: '{name}' is {value.dtype}, expected float32")
+        return tf.constant(value, name=name.rsplit("/", 1)[-1])
+
+    return constant_getter
 
 
 def freeze_checkpoint(ckpt_dir: str | Path, out_pb: str | Path, input_name: str = DEFAULT_INPUT,
@@ -126,41 +145,48 @@ def freeze_checkpoint(ckpt_dir: str | Path, out_pb: str | Path, input_name: str 
     if embedding_size is not None and int(embedding_size) != recorded:
         raise CheckpointError(f"{prefix}: holds a {recorded}-d embedding, but embedding size "
                               f"{embedding_size} was requested")
-    graph, _, out = build_inference_graph(recorded, input_name, output_name, fp16_output)
-    with graph.as_default(), tf.Session(graph=graph) as sess:
-        _restore(sess, prefix)
-        frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [out.op.name])
-    frozen = tf.graph_util.extract_sub_graph(frozen, [out.op.name])
+    graph, _, out = build_inference_graph(recorded, input_name, output_name, fp16_output,
+                                          custom_getter=_constant_getter(prefix))
+    frozen = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [out.op.name])
     out_pb = Path(out_pb)
     with atomic_write(out_pb) as f:
         f.write(frozen.SerializeToString())
     return out_pb
 
 
-def freeze_random(out_pb: str | Path, embedding_size: int = 128, seed: int = 0,
-                  fp16_output: bool = False) -> Path:
-    """Freeze a seeded random-init MobileFaceNet, for benchmarks and conversion tests without weights.
+def make_random_checkpoint(out_dir: str | Path, embedding_size: int = 128, seed: int = 0) -> Path:
+    """Write a seeded random-init checkpoint (with model info) whose BN statistics are calibrated.
 
     Untrained BN statistics (mean 0, variance 1) let activations grow by orders of magnitude over 50
-    layers, which would make fp16 and accuracy comparisons meaningless; so the moving statistics are set
-    from one training-mode pass over a seeded batch of noise images (layer by layer, as BN sees them).
+    layers, which would make fp16 and engine-parity comparisons meaningless; so the moving statistics are
+    set from one training-mode pass over a seeded batch of noise images (each layer's statistics as BN
+    sees them, i.e. exactly the batch statistics of that pass).
     """
     rng = np.random.RandomState(seed)
     batch = ((rng.uniform(0, 255, (16, mfn.INPUT_SIZE, mfn.INPUT_SIZE, mfn.INPUT_CHANNELS)) - 127.5)
              / 128.0).astype(np.float32)
+    out_dir = Path(out_dir)
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        x = tf.placeholder(tf.float32, [None, mfn.INPUT_SIZE, mfn.INPUT_SIZE, mfn.INPUT_CHANNELS])
+        mfn.mobilefacenet(x, is_training=True, embedding_size=embedding_size, bn_decay=0.0)
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        saver = tf.train.Saver(mfn.model_variables(), save_relative_paths=True)
+        with tf.Session() as sess, atomic_dir(out_dir) as tmp:
+            sess.run(tf.global_variables_initializer())
+            sess.run(updates, {x: batch})
+            saver.save(sess, str(tmp / "model.ckpt"), write_meta_graph=False)
+            mfn.write_model_info(tmp, embedding_size, source=f"random init, seed {seed}")
+    return out_dir
+
+
+def freeze_random(out_pb: str | Path, embedding_size: int = 128, seed: int = 0,
+                  fp16_output: bool = False) -> Path:
+    """Freeze a seeded random-init MobileFaceNet (BN statistics calibrated, see
+    :func:`make_random_checkpoint`), for benchmarks and conversion tests without weights."""
     with tempfile.TemporaryDirectory(prefix="pymfn-random-") as tmp:
-        with tf.Graph().as_default():
-            tf.set_random_seed(seed)
-            x = tf.placeholder(tf.float32, [None, mfn.INPUT_SIZE, mfn.INPUT_SIZE, mfn.INPUT_CHANNELS])
-            mfn.mobilefacenet(x, is_training=True, embedding_size=embedding_size, bn_decay=0.0)
-            updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-            saver = tf.train.Saver(mfn.model_variables())
-            with tf.Session() as sess:
-                sess.run(tf.global_variables_initializer())
-                sess.run(updates, {x: batch})
-                saver.save(sess, str(Path(tmp) / "model.ckpt"), write_meta_graph=False)
-        mfn.write_model_info(tmp, embedding_size, source=f"random seed {seed}")
-        return freeze_checkpoint(tmp, out_pb, fp16_output=fp16_output)
+        ckpt = make_random_checkpoint(Path(tmp) / "ckpt", embedding_size, seed)
+        return freeze_checkpoint(ckpt, out_pb, fp16_output=fp16_output)
 
 
 def load_frozen(pb_path: str | Path) -> tuple[tf.GraphDef, str, str]:

@@ -302,33 +302,35 @@ def detect_format(source: Path) -> str:
                              "model.json; expected MobileFaceNet.tflite or mobilefacenet.json")
 
 
-def save_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embedding_size: int,
-                    **info: object) -> Path:
-    """Write ``values`` as a TF checkpoint of the model graph (built in a temp dir, renamed into place)."""
+def write_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embedding_size: int,
+                     **info: object) -> Path:
+    """Write ``values`` as a TF checkpoint of the model (built in a temp dir, renamed into place).
+
+    Names and shapes are checked against the variables the model graph asks for. The bundle is written
+    by one SaveV2 op over constants (what ``tf.train.Saver`` runs underneath), which avoids building
+    the whole network with variables just to save it; ``tf.train.Saver`` restores it normally.
+    """
     import tensorflow.compat.v1 as tf
 
     out_dir = Path(out_dir)
-    with tf.Graph().as_default():
-        x = tf.placeholder(tf.float32, [None, mfn.INPUT_SIZE, mfn.INPUT_SIZE, mfn.INPUT_CHANNELS])
-        mfn.mobilefacenet(x, is_training=False, embedding_size=embedding_size)
-        variables = mfn.model_variables()
-        names = {v.op.name for v in variables}
-        missing, extra = sorted(names - values.keys()), sorted(values.keys() - names)
-        if missing or extra:
-            raise ValueError(f"weight mapping does not cover the model: missing {missing[:5]}, extra {extra[:5]}")
-        feeds, assigns = {}, []
-        for v in variables:
-            val = values[v.op.name]
-            if tuple(val.shape) != tuple(v.shape.as_list()):
-                raise ValueError(f"{v.op.name}: source shape {val.shape} != model shape {v.shape.as_list()}")
-            ph = tf.placeholder(tf.float32, val.shape)
-            assigns.append(tf.assign(v, ph))
-            feeds[ph] = val.astype(np.float32)
-        saver = tf.train.Saver(variables, save_relative_paths=True)
-        with tf.Session() as sess, atomic_dir(out_dir) as tmp:
-            sess.run(assigns, feeds)
-            saver.save(sess, str(tmp / CHECKPOINT_PREFIX), write_meta_graph=False)
-            mfn.write_model_info(tmp, embedding_size, **info)
+    specs = mfn.variable_specs(embedding_size)
+    missing, extra = sorted(specs.keys() - values.keys()), sorted(values.keys() - specs.keys())
+    if missing or extra:
+        raise ValueError(f"weight mapping does not cover the model: missing {missing[:5]}, extra {extra[:5]}")
+    for name, (shape, _) in specs.items():
+        if tuple(values[name].shape) != shape:
+            raise ValueError(f"{name}: source shape {values[name].shape} != model shape {shape}")
+    names = sorted(specs)
+    with atomic_dir(out_dir) as tmp:
+        with tf.Graph().as_default(), tf.Session() as sess:
+            tensors = [tf.constant(values[n].astype(np.float32)) for n in names]
+            save = tf.raw_ops.SaveV2(prefix=str(tmp / CHECKPOINT_PREFIX), tensor_names=names,
+                                     shape_and_slices=[""] * len(names), tensors=tensors)
+            sess.run(save)
+        # checkpoint state with a relative path, so the directory can be moved
+        (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_PREFIX}"\n'
+                                        f'all_model_checkpoint_paths: "{CHECKPOINT_PREFIX}"\n')
+        mfn.write_model_info(tmp, embedding_size, **info)
     return out_dir
 
 
@@ -351,7 +353,7 @@ def import_weights(source: str | Path, out_dir: str | Path, embedding_size: int 
         raise WeightsFormatError(f"{source}: holds a {size}-d embedding layer but embedding size "
                                  f"{embedding_size} was requested")
     values = map_to_pymfn(layers)
-    return save_checkpoint(values, out_dir, size, source=str(source.resolve()), source_format=fmt,
+    return write_checkpoint(values, out_dir, size, source=str(source.resolve()), source_format=fmt,
                            repairs=repairs)
 
 

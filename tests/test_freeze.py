@@ -1,0 +1,132 @@
+"""Freezing: frozen pb == checkpoint graph, fp16 output, interface (names, dynamic batch), errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from pymfn import freeze, model as mfn
+
+EMB = 128
+
+
+@pytest.fixture(scope="module")
+def random_ckpt(tmp_path_factory) -> Path:
+    return freeze.make_random_checkpoint(tmp_path_factory.mktemp("ck") / "ckpt", EMB, seed=3)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    rng = np.random.RandomState(1)
+    return mfn.normalize(rng.randint(0, 256, (5, 112, 112, 3)).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def frozen_fp32(random_ckpt, tmp_path_factory) -> Path:
+    return freeze.freeze_checkpoint(random_ckpt, tmp_path_factory.mktemp("pb") / "model.pb")
+
+
+def _checkpoint_graph_embeddings(ckpt: Path, images: np.ndarray) -> np.ndarray:
+    """The same network evaluated straight from the checkpoint variables (no freezing)."""
+    graph, x, out = freeze.build_inference_graph(EMB)
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        tf.train.Saver(mfn.model_variables()).restore(sess, tf.train.latest_checkpoint(str(ckpt)))
+        return sess.run(out, {x: images})
+
+
+def test_frozen_equals_checkpoint_graph(random_ckpt, frozen_fp32, images) -> None:
+    ref = _checkpoint_graph_embeddings(random_ckpt, images)
+    got = freeze.run_frozen(frozen_fp32, images)
+    assert got.dtype == np.float32 and got.shape == (5, EMB)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.abs(got - ref).max() <= 1e-5
+    # calibrated BN: random images give clearly different embeddings, not one collapsed vector
+    assert np.sum((got[0] - got[1]) ** 2) > 1e-3
+
+
+def test_frozen_interface(frozen_fp32, images) -> None:
+    graph_def, inp, out = freeze.load_frozen(frozen_fp32)
+    assert (inp, out) == ("Placeholder:0", "embeddings:0")
+    ops = {n.op for n in graph_def.node}
+    assert not ops & {"VarHandleOp", "VariableV2", "ReadVariableOp", "If", "StatelessIf", "Switch", "Merge"}
+    bns = [n for n in graph_def.node if n.op.startswith("FusedBatchNorm")]
+    assert len(bns) == 50 and all(not n.attr["is_training"].b for n in bns)
+    placeholder = next(n for n in graph_def.node if n.op == "Placeholder")
+    dims = [d.size for d in placeholder.attr["shape"].shape.dim]
+    assert dims == [-1, 112, 112, 3]
+    # dynamic batch: 1 and 5 images through the same graph give the same per-image result
+    one = freeze.run_frozen(frozen_fp32, images[:1])
+    five = freeze.run_frozen(frozen_fp32, images)
+    np.testing.assert_allclose(one[0], five[0], atol=1e-5)
+    assert 3.5e6 < frozen_fp32.stat().st_size < 5e6  # ~1.0M float32 parameters
+
+
+def test_fp16_output_differs_by_rounding_only(random_ckpt, frozen_fp32, images, tmp_path) -> None:
+    pb16 = freeze.freeze_checkpoint(random_ckpt, tmp_path / "m16.pb", fp16_output=True)
+    _, inp, out = freeze.load_frozen(pb16)
+    assert (inp, out) == ("Placeholder:0", "the_outputs:0")
+    e16 = freeze.run_frozen(pb16, images)
+    e32 = freeze.run_frozen(frozen_fp32, images)
+    assert e16.dtype == np.float16
+    # the fp32 part is the same graph, so the result is the fp32 embedding rounded to nearest fp16
+    np.testing.assert_array_equal(e16, e32.astype(np.float16))
+    assert 0 < np.abs(e16.astype(np.float32) - e32).max() <= 2.0 ** -12
+
+
+def test_custom_names_and_cli(random_ckpt, images, tmp_path, capsys) -> None:
+    pb = tmp_path / "named.pb"
+    rc = freeze.main(["--ckpt", str(random_ckpt), "--out", str(pb), "--input-name", "input",
+                      "--output-name", "emb", "--embedding-size", str(EMB)])
+    assert rc == 0 and "input:0" in capsys.readouterr().out
+    _, inp, out = freeze.load_frozen(pb)
+    assert (inp, out) == ("input:0", "emb:0")
+
+
+def test_freeze_random_is_seeded(random_ckpt, frozen_fp32, tmp_path) -> None:
+    pb = freeze.freeze_random(tmp_path / "r.pb", EMB, seed=3)
+    a, _, _ = freeze.load_frozen(pb)
+    b, _, _ = freeze.load_frozen(frozen_fp32)
+    consts_a = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in a.node if n.op == "Const"}
+    consts_b = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in b.node if n.op == "Const"}
+    assert consts_a.keys() == consts_b.keys()
+    # same seed -> same random weights; BN statistics may differ in the last bits (threaded reductions)
+    for name, value in consts_a.items():
+        np.testing.assert_allclose(value, consts_b[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_checkpoint_errors(tmp_path, random_ckpt, capsys) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        freeze.freeze_checkpoint(tmp_path / "nowhere", tmp_path / "a.pb")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="empty.*no TensorFlow checkpoint"):
+        freeze.freeze_checkpoint(empty, tmp_path / "a.pb")
+    # corrupt: a copy of the checkpoint whose data file is garbage of the same name
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    for f in random_ckpt.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    for f in bad.glob("*.index"):
+        f.write_bytes(b"this is not a tensor bundle index" * 10)
+    with pytest.raises(freeze.CheckpointError, match="corrupt"):
+        freeze.freeze_checkpoint(bad, tmp_path / "a.pb")
+    with pytest.raises(freeze.CheckpointError, match="128-d.*192"):
+        freeze.freeze_checkpoint(random_ckpt, tmp_path / "a.pb", embedding_size=192)
+    assert not (tmp_path / "a.pb").exists()
+    assert freeze.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.pb")]) == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_load_frozen_rejects_non_graphs(tmp_path) -> None:
+    junk = tmp_path / "junk.pb"
+    junk.write_bytes(b"\xff\xfe not a protobuf \x00\x01" * 7)
+    with pytest.raises(freeze.FrozenGraphError, match="junk.pb"):
+        freeze.load_frozen(junk)
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    with pytest.raises(freeze.FrozenGraphError, match="empty.pb.*no nodes"):
+        freeze.load_frozen(empty)
+    with pytest.raises(FileNotFoundError, match="absent.pb"):
+        freeze.load_frozen(tmp_path / "absent.pb")

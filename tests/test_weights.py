@@ -1,0 +1,151 @@
+"""Pretrained-weight import: TFLite and repaired TF.js -> checkpoint -> frozen pb reproduce the TFLite model."""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pymfn import freeze, model as mfn, weights
+
+N_IMAGES = 48  # 24 LFW pairs; the TFLite model takes exactly 2 images per call
+
+
+@pytest.fixture(scope="module")
+def lfw_images(lfw_bin: Path) -> np.ndarray:
+    from PIL import Image
+
+    with open(lfw_bin, "rb") as f:
+        bins, _ = pickle.load(f, encoding="bytes")
+    imgs = [np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB")) for b in bins[:N_IMAGES]]
+    return mfn.normalize(np.stack(imgs))
+
+
+@pytest.fixture(scope="module")
+def tflite_embeddings(sirius_tflite: Path, lfw_images: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_path=str(sirius_tflite))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    res = []
+    for i in range(0, len(lfw_images), 2):
+        interp.set_tensor(inp, lfw_images[i:i + 2])
+        interp.invoke()
+        res.append(interp.get_tensor(out).copy())
+    emb = np.concatenate(res)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def _frozen_embeddings(ckpt: Path, pb: Path, images: np.ndarray) -> np.ndarray:
+    freeze.freeze_checkpoint(ckpt, pb)
+    return freeze.run_frozen(pb, images)
+
+
+def test_tflite_import_reproduces_tflite(tmp_path, sirius_tflite, lfw_images, tflite_embeddings, capsys) -> None:
+    ckpt = tmp_path / "ckpt"
+    assert weights.main(["--from", str(sirius_tflite), "--out", str(ckpt), "--embedding-size", "192"]) == 0
+    assert "embedding size 192" in capsys.readouterr().out
+    info = mfn.read_model_info(ckpt)
+    assert info["embedding_size"] == 192 and info["source_format"] == "tflite"
+    assert not list(tmp_path.glob(".ckpt.*"))  # no temp dir left behind
+    emb = _frozen_embeddings(ckpt, tmp_path / "m.pb", lfw_images)
+    assert emb.shape == (N_IMAGES, 192)
+    assert np.abs(emb - tflite_embeddings).max() < 1e-4
+
+
+def test_repaired_tfjs_import_reproduces_tflite(tmp_path, sirius_tfjs, lfw_images, tflite_embeddings) -> None:
+    ckpt = weights.import_weights(sirius_tfjs, tmp_path / "ckpt")
+    info = mfn.read_model_info(ckpt)
+    assert info["source_format"] == "tfjs"
+    assert any("negated" in r for r in info["repairs"]) and any("ReLU" in r for r in info["repairs"])
+    emb = _frozen_embeddings(ckpt, tmp_path / "m.pb", lfw_images)
+    assert np.abs(emb - tflite_embeddings).max() < 1e-4
+    # sanity: different people really get different embeddings (the unrepaired export collapses them)
+    assert np.sum((emb[0] - emb[2]) ** 2) > 0.1
+
+
+def test_tfjs_and_tflite_readers_agree(sirius_tflite, sirius_tfjs) -> None:
+    """Kernel layouts and the TFLite creation-order naming line up with TF.js's explicit layer names."""
+    a = weights.read_tflite(sirius_tflite)
+    b, repairs = weights.read_tfjs(sirius_tfjs)
+    assert len(repairs) == 2
+    assert a.keys() == b.keys() == {name for name, _, _ in weights.sirius_layers()}
+    for name in a:
+        np.testing.assert_allclose(a[name].kernel, b[name].kernel, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(a[name].bias, b[name].bias, atol=1e-6, err_msg=name)
+        assert (a[name].alpha is None) == (b[name].alpha is None)
+        if a[name].alpha is not None:
+            np.testing.assert_allclose(a[name].alpha, b[name].alpha, atol=1e-6, err_msg=name)
+    # 'keep' reproduces the shipped (wrong) signs; 33 PReLUs in the network
+    kept, _ = weights.read_tfjs(sirius_tfjs, slope_sign="keep")
+    prelus = [n for n in a if a[n].alpha is not None]
+    assert len(prelus) == 33
+    for name in prelus:
+        np.testing.assert_allclose(kept[name].alpha, -a[name].alpha, atol=1e-6)
+
+
+def test_fold_linear_is_exact() -> None:
+    rng = np.random.RandomState(0)
+    a = weights.SourceLayer(rng.randn(1, 1, 5, 4).astype(np.float32), rng.randn(4).astype(np.float32), None)
+    b = weights.SourceLayer(rng.randn(1, 1, 4, 3).astype(np.float32), rng.randn(3).astype(np.float32), None)
+    x = rng.randn(7, 5)
+    two_step = (x @ a.kernel[0, 0] + a.bias) @ b.kernel[0, 0] + b.bias
+    f = weights._fold_linear(a, b)
+    np.testing.assert_allclose(x @ f.kernel[0, 0] + f.bias, two_step, rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_embedding_size_is_an_error(tmp_path, sirius_tflite) -> None:
+    out = tmp_path / "ckpt"
+    with pytest.raises(weights.WeightsFormatError, match=r"MobileFaceNet\.tflite.*192-d.*128"):
+        weights.import_weights(sirius_tflite, out, embedding_size=128)
+    assert not out.exists()
+
+
+def test_non_model_files_are_rejected(tmp_path, sirius_tflite, capsys) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    with pytest.raises(weights.WeightsFormatError, match="notes.txt.*neither a TFLite"):
+        weights.import_weights(text, tmp_path / "o1")
+    other_json = tmp_path / "model.json"
+    other_json.write_text(json.dumps({"format": "layers-model"}))
+    with pytest.raises(weights.WeightsFormatError, match="model.json.*not a TF.js graph model"):
+        weights.import_weights(other_json, tmp_path / "o2")
+    fake = tmp_path / "fake.tflite"
+    fake.write_bytes(b"\x00\x00\x00\x00TFL3" + b"\x00" * 200)
+    with pytest.raises(weights.WeightsFormatError, match="fake.tflite"):
+        weights.import_weights(fake, tmp_path / "o3")
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        weights.import_weights(tmp_path / "missing.tflite", tmp_path / "o4")
+    # a real TF.js file whose weight shard is truncated
+    src = Path(str(sirius_tflite)).parent
+    doc = json.loads((src / "mobilefacenet.json").read_text())
+    (tmp_path / "tfjs").mkdir()
+    (tmp_path / "tfjs" / "mobilefacenet.json").write_text(json.dumps(doc))
+    (tmp_path / "tfjs" / "mobilefacenet.bin").write_bytes((src / "mobilefacenet.bin").read_bytes()[:1000])
+    with pytest.raises(weights.WeightsFormatError, match="ends early"):
+        weights.import_weights(tmp_path / "tfjs" / "mobilefacenet.json", tmp_path / "o5")
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
+    assert weights.main(["--from", str(text), "--out", str(tmp_path / "o6")]) == 1
+    assert "notes.txt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lfw_fold_accuracy_of_imported_model(tmp_path, sirius_tflite, lfw_bin) -> None:
+    """First LFW fold (600 pairs): best-threshold accuracy of the imported, frozen model."""
+    from PIL import Image
+
+    with open(lfw_bin, "rb") as f:
+        bins, issame = pickle.load(f, encoding="bytes")
+    n = 1200
+    images = mfn.normalize(np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"))
+                                     for b in bins[:n]]))
+    ckpt = weights.import_weights(sirius_tflite, tmp_path / "ckpt")
+    emb = _frozen_embeddings(ckpt, tmp_path / "m.pb", images)
+    dist = np.sum((emb[0::2] - emb[1::2]) ** 2, axis=1)
+    same = np.asarray(issame[:n // 2], bool)
+    best = max(np.mean((dist < t) == same) for t in np.arange(0, 4, 0.01))
+    assert best >= 0.985
