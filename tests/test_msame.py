@@ -1,0 +1,356 @@
+"""pymfn.msame: msame's output folders (both timestamp formats, BIN and TXT), its logs (folder and loop
+mode) and running it. The log texts below follow msame's printf/ostream formats exactly."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pymfn import msame
+
+FOLDER_LOG = """\
+[INFO] acl init success
+[INFO] open device 0 success
+[INFO] load model ./tf_MobileFaceNet.om success
+[INFO] create model description success
+[INFO] get input dynamic gear count success
+[INFO] create model output success
+./om_output//2022113_9_31_13_612340
+[INFO] start to process file:./bin_input/0.bin
+[INFO] model execute success
+Inference time: 1.514ms
+[INFO] get max dynamic batch size success
+[INFO] output data success
+[INFO] destroy model input success
+[INFO] start to process file:./bin_input/1.bin
+[INFO] model execute success
+Inference time: 0.742ms
+[INFO] output data success
+[INFO] start to process file:./bin_input/10.bin
+[INFO] model execute success
+Inference time: 0.751ms
+[INFO] output data success
+Inference average time : 1.00 ms
+Inference average time without first time: 0.75 ms
+[INFO] unload model success, model Id is 1
+[INFO] Execute sample success
+[INFO] end to destroy stream
+[INFO] end to destroy context
+[INFO] end to reset device is 0
+[INFO] end to finalize acl
+"""
+
+LOOP_LOG = """\
+[INFO] output data success
+Inference time: 105.386ms
+[INFO] model execute success
+Inference time: 105.419ms
+[INFO] model execute success
+Inference time: 105.323ms
+[INFO] output data success
+Inference average time: 105.376000 ms
+Inference average time without first time: 105.371000 ms
+[INFO] unload model success, model Id is 1
+[INFO] Execute sample success.
+Test Finish!
+"""
+
+
+# ------------------------------------------------------------------------------------------ logs
+
+def test_folder_mode_log():
+    log = msame.parse_msame_log(FOLDER_LOG)
+    assert log.mode == "folder"
+    assert log.run_times_ms == [1.514, 0.742, 0.751]
+    assert log.average_ms == 1.00 and log.average_without_first_ms == 0.75
+    assert log.files == ["./bin_input/0.bin", "./bin_input/1.bin", "./bin_input/10.bin"]
+    assert log.errors == [] and log.warnings == []
+    assert log.recomputed_without_first_ms() == pytest.approx(0.7465)
+
+
+def test_loop_mode_log_and_indentation():
+    indented = textwrap.indent(LOOP_LOG, "    ")  # as pasted into a README
+    for text in (LOOP_LOG, indented):
+        log = msame.parse_msame_log(text)
+        assert log.mode == "loop" and len(log.run_times_ms) == 3
+        assert log.average_ms == pytest.approx(105.376) and log.average_without_first_ms == pytest.approx(105.371)
+        assert log.warnings == []
+
+
+def test_single_file_has_no_without_first_line():
+    text = "Inference time: 2.5ms\nInference average time : 2.50 ms\n"
+    log = msame.parse_msame_log(text)
+    assert log.average_without_first_ms is None and log.warnings == [] and log.recomputed_without_first_ms() is None
+
+
+def test_inconsistent_log_is_flagged():
+    text = "Inference time: 1ms\nInference time: 1ms\nInference average time : 3.00 ms\n" \
+           "Inference average time without first time: 1.00 ms\n"
+    log = msame.parse_msame_log(text)
+    assert any("disagrees" in w for w in log.warnings)
+
+
+def test_unfinished_log_is_an_error():
+    with pytest.raises(msame.MsameError, match="did not finish.*model execute failed"):
+        msame.parse_msame_log("Inference time: 1ms\n[ERROR] model execute failed\n")
+
+
+def test_several_runs_in_one_log():
+    runs = msame.parse_msame_logs(FOLDER_LOG + LOOP_LOG)
+    assert [r.mode for r in runs] == ["folder", "loop"]
+    assert len(runs[0].run_times_ms) == 3 and len(runs[1].run_times_ms) == 3
+    with pytest.raises(msame.MsameError, match="2 runs"):
+        msame.parse_msame_log(FOLDER_LOG + LOOP_LOG)
+
+
+# ------------------------------------------------------------------------------------------ timestamps
+
+def test_timestamp_formats():
+    assert msame.parse_timestamp("20210915_104452") == [dt.datetime(2021, 9, 15, 10, 44, 52)]
+    assert msame.parse_timestamp("2022113_9_31_13_612340") == [dt.datetime(2022, 1, 13, 9, 31, 13, 612340),
+                                                                dt.datetime(2022, 11, 3, 9, 31, 13, 612340)]
+    assert msame.parse_timestamp("20221231_23_59_59_0") == [dt.datetime(2022, 12, 31, 23, 59, 59)]
+    assert msame.parse_timestamp("2022101_0_0_0_5") == [dt.datetime(2022, 10, 1, 0, 0, 0, 5)]  # not 2022-1-01
+    assert msame.parse_timestamp("outputs") == [] and msame.parse_timestamp("20211340_104452") == []
+    when = dt.datetime(2022, 1, 3, 9, 5, 7, 42)
+    assert msame.format_timestamp(when) == "202213_9_5_7_42"
+    assert msame.format_timestamp(when, "old") == "20220103_090507"
+    assert when in msame.parse_timestamp(msame.format_timestamp(when))
+
+
+# ------------------------------------------------------------------------------------------ folders
+
+def _emb(n: int, k: int = 128, seed: int = 0) -> np.ndarray:
+    e = np.random.default_rng(seed).standard_normal((n, k)).astype(np.float32)
+    return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float16)
+
+
+def _write_bins(run: Path, emb: np.ndarray) -> None:
+    run.mkdir(parents=True)
+    for i, row in enumerate(emb):
+        row.tofile(run / f"{i}_output_0.bin")
+
+
+@pytest.mark.parametrize("stamp", ["2022113_9_31_13_612340", "20210915_104452"])
+def test_read_bin_run_in_natural_order(tmp_path, stamp):
+    emb = _emb(12)
+    _write_bins(tmp_path / stamp, emb)
+    res = msame.read_msame_outputs(tmp_path, "float16")
+    assert res.run_dir == tmp_path / stamp and res.timestamp == stamp and res.fmt == "BIN"
+    assert res.stems == [str(i) for i in range(12)]  # 2 before 10, unlike msame's own lexicographic scan
+    assert res.outputs[0].dtype == np.float16 and np.array_equal(res.outputs[0], emb)
+    # the run folder itself works too, and the bench's short name returns the array
+    assert np.array_equal(msame.read_outputs(tmp_path / stamp), emb)
+    assert msame.is_msame_output(tmp_path) and msame.is_msame_output(tmp_path / stamp)
+    assert not msame.is_msame_output(tmp_path / "nope")
+
+
+def test_read_txt_as_msame_prints_it(tmp_path):
+    emb = _emb(3, 8)
+    run = tmp_path / "2023510_14_2_9_77"
+    run.mkdir()
+    for i, row in enumerate(emb):
+        # msame: aclFloat16ToFloat, ostream default (6 significant digits), a space after every value
+        (run / f"{i}_output_0.txt").write_text("".join(f"{float(v):g} " for v in row) + "\n")
+    res = msame.read_msame_outputs(tmp_path, "float16")
+    assert res.fmt == "TXT" and np.array_equal(res.outputs[0], emb)
+
+
+def test_read_txt_of_old_msame_printing_fp16_bits(tmp_path):
+    emb = _emb(2, 8)
+    run = tmp_path / "20200101_000000"
+    run.mkdir()
+    for i, row in enumerate(emb):
+        (run / f"{i}_output_0.txt").write_text(" ".join(str(int(b)) for b in row.view(np.uint16)) + " ")
+    res = msame.read_msame_outputs(tmp_path, "float16", txt_fp16_bits=True)
+    assert np.array_equal(res.outputs[0], emb)
+
+
+@pytest.mark.parametrize("fmt", ["BIN", "TXT"])
+def test_round_trip_through_write_msame_outputs(tmp_path, fmt):
+    emb = _emb(11)
+    extra = np.arange(11 * 6, dtype=np.float32).reshape(11, 2, 3) / 7  # a second model output
+    when = dt.datetime(2024, 2, 29, 23, 1, 2, 3)
+    run = msame.write_msame_outputs(tmp_path / "om_output", range(11), [emb, extra], fmt=fmt, timestamp=when)
+    assert run == tmp_path / "om_output" / "2024229_23_1_2_3"
+    assert sorted(p.name for p in run.iterdir())[:3] == [f"0_output_0.{fmt.lower()}", f"0_output_1.{fmt.lower()}",
+                                                         f"10_output_0.{fmt.lower()}"]
+    res = msame.read_msame_outputs(tmp_path / "om_output", "float16")
+    assert np.array_equal(res.outputs[0], emb)
+    got1 = msame.read_msame_outputs(tmp_path / "om_output", "float32").outputs[1].reshape(11, 2, 3)
+    if fmt == "BIN":
+        # the reference calculate_om_acc reads exactly like this
+        ref = np.stack([np.fromfile(run / f"{i}_output_0.bin", np.float16) for i in range(11)])
+        assert np.array_equal(ref, emb)
+        assert np.array_equal(got1, extra)
+    else:
+        np.testing.assert_allclose(got1, extra, rtol=1e-5)  # msame's 6 significant digits
+        assert (run / "0_output_1.txt").read_text() == "0 0.142857 0.285714 \n0.428571 0.571429 0.714286 \n"
+    with pytest.raises(FileExistsError):
+        msame.write_msame_outputs(tmp_path / "om_output", range(11), emb, fmt=fmt, timestamp=when)
+
+
+def test_write_rejects_bad_arguments(tmp_path):
+    emb = _emb(3)
+    with pytest.raises(ValueError, match="expected 4 rows"):
+        msame.write_msame_outputs(tmp_path, range(4), emb)
+    with pytest.raises(ValueError, match="fmt"):
+        msame.write_msame_outputs(tmp_path, range(3), emb, fmt="CSV")
+    with pytest.raises(ValueError, match="timestamp"):
+        msame.write_msame_outputs(tmp_path, range(3), emb, timestamp="latest")
+    with pytest.raises(ValueError, match="unique"):
+        msame.write_msame_outputs(tmp_path, ["a", "a", "b"], emb)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(msame.MsameError, match="does not exist"):
+        msame.read_msame_outputs(tmp_path / "absent")
+    with pytest.raises(msame.MsameError, match="no msame output files"):
+        msame.read_msame_outputs(tmp_path)
+    (tmp_path / "20210915_104452").mkdir()
+    with pytest.raises(msame.MsameError, match="20210915_104452: no msame output files"):
+        msame.read_msame_outputs(tmp_path)
+
+
+def test_missing_index_is_named(tmp_path):
+    run = tmp_path / "20210915_104452"
+    _write_bins(run, _emb(30))
+    (run / "17_output_0.bin").unlink()
+    with pytest.raises(msame.MsameError, match=r"1 missing index\(es\): 17"):
+        msame.read_msame_outputs(tmp_path)
+    with pytest.raises(msame.MsameError, match="0..39.*missing"):
+        msame.read_msame_outputs(tmp_path, count=40)
+
+
+def test_wrong_file_sizes(tmp_path):
+    run = tmp_path / "20210915_104452"
+    _write_bins(run, _emb(5))
+    with open(run / "3_output_0.bin", "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(msame.MsameError, match=r"3_output_0.bin: output 0 has 129 float16 elements"):
+        msame.read_msame_outputs(tmp_path)
+    with open(run / "3_output_0.bin", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(msame.MsameError, match=r"3_output_0.bin: 259 bytes is not a whole number"):
+        msame.read_msame_outputs(tmp_path)
+    run2 = tmp_path / "x" / "20210915_104452"
+    _write_bins(run2, _emb(5, 64))
+    with pytest.raises(msame.MsameError, match="64 float16 elements per file, expected 128"):
+        msame.read_msame_outputs(run2, elements=128)
+
+
+def test_mixed_formats_and_missing_output(tmp_path):
+    run = tmp_path / "20210915_104452"
+    _write_bins(run, _emb(3))
+    (run / "0_output_0.txt").write_text("1 2 3")
+    with pytest.raises(msame.MsameError, match="both .bin and .txt"):
+        msame.read_msame_outputs(tmp_path)
+    assert msame.read_msame_outputs(tmp_path, fmt="BIN").outputs[0].shape == (3, 128)
+    (run / "0_output_0.txt").unlink()
+    _emb(1, 4).tofile(run / "1_output_1.bin")
+    with pytest.raises(msame.MsameError, match="input '0' lacks output"):
+        msame.read_msame_outputs(tmp_path)
+
+
+def test_several_runs_pick_the_newest_only_when_certain(tmp_path):
+    old, new = tmp_path / "20210915_104452", tmp_path / "20221231_23_59_59_0"
+    _write_bins(old, _emb(2, seed=1))
+    _write_bins(new, _emb(2, seed=2))
+    res = msame.read_msame_outputs(tmp_path)
+    assert res.run_dir == new and np.array_equal(res.outputs[0], _emb(2, seed=2))
+    assert msame.read_msame_outputs(tmp_path, run=old.name).run_dir == old
+    _write_bins(tmp_path / "2022113_1_0_0_0", _emb(2, seed=3))  # 2022-1-13 or 2022-11-3
+    _write_bins(tmp_path / "2022115_1_0_0_0", _emb(2, seed=4))  # 2022-1-15 or 2022-11-5
+    assert msame.read_msame_outputs(tmp_path).run_dir == new  # still newest whatever the reading
+    (new / "0_output_0.bin").unlink()
+    (new / "1_output_0.bin").unlink()
+    new.rmdir()
+    with pytest.raises(msame.MsameError, match="ambiguous.*run="):
+        msame.read_msame_outputs(tmp_path)
+    with pytest.raises(msame.MsameError, match="not found"):
+        msame.read_msame_outputs(tmp_path, run="20200101_000000")
+
+
+# ------------------------------------------------------------------------------------------ running msame
+
+def test_without_msame_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("PYMFN_MSAME", raising=False)
+    model = tmp_path / "m.om"
+    model.write_bytes(b"x")
+    with pytest.raises(msame.MsameNotFoundError, match="msame not found on PATH"):
+        msame.run_msame(model, tmp_path, tmp_path / "out")
+    monkeypatch.setenv("PYMFN_MSAME", str(tmp_path / "nope"))
+    with pytest.raises(msame.MsameNotFoundError, match="nope"):
+        msame.find_msame()
+
+
+# A stand-in for the msame executable (none exists off Ascend hardware): same flags, same folder layout,
+# same log lines; its "model" copies the first 8 bytes of each input to the output.
+_STANDIN = """#!{python}
+import os, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+from pymfn.msame import write_msame_outputs
+a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+assert ".om" in a["--model"]
+if a.get("--device", "0") != "0":
+    print("[ERROR] open device " + a["--device"] + " failed"); sys.exit(1)
+names = sorted(n for n in os.listdir(a["--input"]) if not n.startswith("."))
+outs, times = [], []
+for n in names:
+    print("[INFO] start to process file:" + os.path.join(a["--input"], n))
+    data = np.fromfile(os.path.join(a["--input"], n), np.uint8)[:8]
+    t0 = time.time(); outs.append(data.view(np.float16).copy()); t = (time.time() - t0) * 1000 + 0.5
+    times.append(t); print("Inference time: %g" % t + "ms")
+write_msame_outputs(a["--output"], [n.rsplit(".", 1)[0] for n in names], np.stack(outs), fmt=a["--outfmt"])
+print("Inference average time : %.2f ms" % (sum(times) / len(times)))
+if len(times) > 1:
+    print("Inference average time without first time: %.2f ms" % ((sum(times) - times[0]) / (len(times) - 1)))
+"""
+
+
+def test_run_msame_with_a_stand_in(tmp_path, monkeypatch):
+    exe = tmp_path / "bin" / "msame"
+    exe.parent.mkdir()
+    exe.write_text(_STANDIN.format(python=sys.executable, root=str(Path(msame.__file__).parent.parent)))
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.delenv("PYMFN_MSAME", raising=False)
+    inputs = tmp_path / "bin_input"
+    inputs.mkdir()
+    vals = _emb(12, 4)
+    for i in range(12):
+        vals[i].tofile(inputs / f"{i}.bin")
+    model = tmp_path / "tf_MobileFaceNet.om"
+    model.write_bytes(b"IMOD")
+    res = msame.run_msame(model, inputs, tmp_path / "om_output")
+    assert res.returncode == 0 and res.log.mode == "folder" and len(res.log.run_times_ms) == 12
+    assert res.log.files[:3] == [str(inputs / "0.bin"), str(inputs / "1.bin"), str(inputs / "10.bin")]
+    assert res.run_dir is not None and res.run_dir.parent == tmp_path / "om_output"
+    assert np.array_equal(msame.read_outputs(res.run_dir), vals)
+    with pytest.raises(msame.MsameError, match=r"exited with code 1(.|\n)*open device 3 failed"):
+        msame.run_msame(model, inputs, tmp_path / "om_output", device=3)
+    with pytest.raises(msame.MsameError, match="containing '.om'"):
+        msame.run_msame(tmp_path / "model.bin", inputs, tmp_path / "om_output")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def test_cli_read_and_log(tmp_path, capsys):
+    emb = _emb(4)
+    msame.write_msame_outputs(tmp_path / "out", range(4), emb, timestamp="20210915_104452")
+    assert msame.main(["read", str(tmp_path / "out"), "--count", "4", "--out", str(tmp_path / "e.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "e.npy"), emb)
+    (tmp_path / "run.log").write_text(FOLDER_LOG)
+    assert msame.main(["log", str(tmp_path / "run.log")]) == 0
+    assert "folder mode, 3 executes, average 1.0 ms, without first 0.75 ms" in capsys.readouterr().out
+    assert msame.main(["read", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npy")]) == 1
+    assert "does not exist" in capsys.readouterr().err
