@@ -75,11 +75,11 @@ PYBIND11_MODULE(_core, m) {
       exc.attr("path") = e.path();
       PyErr_SetObject(input_error.ptr(), exc.ptr());
     } catch (const pymfn::EngineError& e) {
-      engine_error(e.what());
+      py::set_error(engine_error, e.what());
     } catch (const pymfn::InvalidArgument& e) {
-      invalid_argument(e.what());
+      py::set_error(invalid_argument, e.what());
     } catch (const pymfn::Error& e) {
-      error(e.what());
+      py::set_error(error, e.what());
     }
   });
 
