@@ -50,7 +50,7 @@ def main_msame(args: argparse.Namespace) -> int:
     msame_outputs = None
     msame_wall = None
     if args.log:
-        log_info = msame.parse_log(Path(args.log).read_text(errors="replace"))
+        log_info = msame.parse_msame_log(Path(args.log).read_text(errors="replace"))
     if args.msame_output:
         msame_outputs = msame.read_outputs(Path(args.msame_output), dtype=args.output_dtype)
     if args.run_msame:
