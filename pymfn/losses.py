@@ -7,7 +7,9 @@ beat the other classes by an angle ``m``, which is what makes the embeddings ver
 ``cos(theta + m)`` stops being monotonic in theta once ``theta + m > pi``: a very wrong sample would
 then get a *larger* target logit as it grows worse. InsightFace's standard formulation (not the
 "easy margin" variant) therefore switches, for ``theta > pi - m``, to the linear fallback
-``cos(theta) - m * sin(m)``, which stays decreasing and continuous at the switch point. We do the same.
+``cos(theta) - m * sin(m)`` (a CosFace-style additive margin), which keeps the target logit decreasing
+in theta all the way to pi. It is not continuous at the switch: it steps down from -1 to
+``-cos(m) - m sin(m)`` (-1.117 for m=0.5), still in the decreasing direction. We do the same.
 """
 from __future__ import annotations
 

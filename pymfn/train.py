@@ -131,6 +131,20 @@ def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
 def _restore(saver, sess, prefix: str) -> None:
     import tensorflow.compat.v1 as tf
 
+    # Resource variables accept a restored value of any shape, so compare shapes first: a checkpoint
+    # of another configuration must fail here, not train on silently reshaped weights.
+    try:
+        stored = dict(tf.train.list_variables(prefix))
+    except (tf.errors.OpError, ValueError) as exc:
+        raise TrainError(f"checkpoint {prefix} is corrupt or unreadable: {_first_line(exc)}") from None
+    for var in sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
+        name, shape = var.op.name, var.shape.as_list()
+        if name not in stored:
+            raise TrainError(f"checkpoint {prefix} lacks variable {name}; was it written by another architecture?")
+        if list(stored[name]) != shape:
+            raise TrainError(f"checkpoint {prefix} does not match this model: {name} has shape "
+                             f"{list(stored[name])} there, {shape} here (different --embedding-size or "
+                             "number of classes?)")
     try:
         saver.restore(sess, prefix)
     except tf.errors.NotFoundError as exc:
@@ -276,8 +290,9 @@ def learning_rate(cfg: TrainConfig, global_step, steps_per_epoch: int, total_ste
         bounds = [int(round(e * steps_per_epoch)) for e in cfg.lr_decay_epochs]
         if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
             raise TrainError(f"--lr-decay-epochs must increase, got {list(cfg.lr_decay_epochs)}")
-        values = [cfg.lr * cfg.lr_decay_factor ** i for i in range(len(bounds) + 1)]
-        lr = tf.train.piecewise_constant(tf.cast(global_step, tf.int64), [np.int64(b) for b in bounds], values)
+        # the step run at global_step == bound is the first of the decayed epoch
+        passed = tf.reduce_sum(tf.cast(step >= tf.constant(bounds, tf.float32), tf.float32))
+        lr = cfg.lr * tf.pow(tf.constant(cfg.lr_decay_factor, tf.float32), passed)
     elif cfg.lr_schedule == "cosine":
         span = max(1, total_steps - cfg.warmup_steps)
         progress = tf.clip_by_value((step - cfg.warmup_steps) / span, 0.0, 1.0)

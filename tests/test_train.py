@@ -1,0 +1,247 @@
+"""ArcFace loss, learning-rate schedules, resume/checkpoint errors, LFW protocol, and a CI-sized training run."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pymfn import data, train
+from pymfn.train import TrainConfig, TrainError
+
+
+def _session_run(build):
+    import tensorflow.compat.v1 as tf
+
+    with tf.Graph().as_default():
+        tensors = build(tf)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return sess.run(tensors)
+
+
+# --------------------------------------------------------------------------------------------- ArcFace
+
+
+def _arcface_numpy(cos, labels, s, m):
+    theta = np.arccos(np.clip(cos, -1, 1))
+    target = np.where(theta + m <= math.pi, np.cos(theta + m), cos - m * math.sin(m))
+    logits = s * cos.copy()
+    rows = np.arange(len(labels))
+    logits[rows, labels] = s * target[rows, labels]
+    return logits
+
+
+def test_arcface_margin_formula():
+    from pymfn.losses import arcface_margin
+
+    cos = np.array([[0.9, 0.1, -0.2], [-0.95, 0.3, 0.0], [0.5, -0.999, 1.0]], np.float32)
+    labels = np.array([0, 0, 1])
+    out = _session_run(lambda tf: arcface_margin(tf.constant(cos), tf.one_hot(labels, 3), s=64.0, m=0.5))
+    np.testing.assert_allclose(out, _arcface_numpy(cos.astype(np.float64), labels, 64.0, 0.5), atol=2e-4)
+    # row 1 (theta ~ 2.82 > pi - 0.5) takes the fallback cos - m sin m, not cos(theta + m)
+    assert out[1, 0] == pytest.approx(64 * (-0.95 - 0.5 * math.sin(0.5)), abs=1e-3)
+    # the target logit decreases monotonically in theta over [0, pi], across the switch at pi - m
+    theta = np.linspace(0, math.pi, 2001)
+    c = np.cos(theta).astype(np.float32)[:, None]
+    curve = _session_run(lambda tf: arcface_margin(tf.constant(c), tf.ones([len(c), 1]), s=1.0, m=0.5))[:, 0]
+    assert np.all(np.diff(curve) <= 1e-6)
+    assert curve[0] == pytest.approx(math.cos(0.5), abs=1e-5) and curve[-1] == pytest.approx(-1 - 0.5 * math.sin(0.5), abs=1e-4)
+    with pytest.raises(ValueError, match="margin"):
+        _session_run(lambda tf: arcface_margin(tf.constant(cos), tf.one_hot(labels, 3), m=2.0))
+
+
+def test_arcface_head_normalises_and_matches_numpy():
+    from pymfn.losses import arcface
+
+    rng = np.random.RandomState(0)
+    emb = rng.randn(6, 8).astype(np.float32) * 3
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    w = rng.randn(8, 5).astype(np.float32)
+
+    def build(tf, scale):
+        out = arcface(tf.constant(emb), tf.constant(labels), 5, s=30.0, m=0.3, weight_decay=1e-3)
+        assign = tf.assign(out.weights, w * scale[None, :])
+        with tf.control_dependencies([assign]):
+            return tf.identity(out.logits), tf.identity(out.loss), tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)
+
+    logits, loss, reg = _session_run(lambda tf: build(tf, np.ones(5, np.float32)))
+    logits2, _, _ = _session_run(lambda tf: build(tf, np.array([1, 2, 3, 0.5, 10], np.float32)))
+    np.testing.assert_allclose(logits, logits2, atol=1e-3)  # class centres are normalised
+    cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0, keepdims=True))
+    want = _arcface_numpy(cos, labels, 30.0, 0.3)
+    np.testing.assert_allclose(logits, want, atol=1e-3)
+    z = want - want.max(axis=1, keepdims=True)
+    ce = -(z[np.arange(6), labels] - np.log(np.exp(z).sum(axis=1)))
+    assert loss == pytest.approx(ce.mean(), rel=1e-4)
+    assert len(reg) == 1  # the class-centre L2 penalty is registered for the trainer to add
+
+
+# --------------------------------------------------------------------------------------- schedules, CLI
+
+
+@pytest.mark.parametrize("schedule,expect", [
+    ("constant", {0: 0.01, 50: 0.01, 99: 0.01}),
+    ("step", {0: 0.01, 19: 0.01, 20: 0.001, 49: 0.001, 50: 0.0001}),
+    ("cosine", {0: 0.01, 50: 0.005 + 0.5 * 0.0, 100: 0.0}),
+])
+def test_learning_rate(schedule, expect):
+    cfg = TrainConfig(data="", ckpt_dir="", lr=0.01, lr_schedule=schedule, lr_decay_epochs=[2, 5])
+
+    def build(tf):
+        step = tf.placeholder(tf.int64, [])
+        return step, train.learning_rate(cfg, step, steps_per_epoch=10, total_steps=100)
+
+    import tensorflow.compat.v1 as tf
+
+    with tf.Graph().as_default():
+        step, lr = build(tf)
+        with tf.Session() as sess:
+            for s, want in expect.items():
+                assert sess.run(lr, {step: s}) == pytest.approx(want, abs=1e-7), (schedule, s)
+
+
+def test_warmup():
+    cfg = TrainConfig(data="", ckpt_dir="", lr=0.1, warmup_steps=10)
+    import tensorflow.compat.v1 as tf
+
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        lr = train.learning_rate(cfg, step, 10, 100)
+        with tf.Session() as sess:
+            assert sess.run(lr, {step: 0}) == pytest.approx(0.01)
+            assert sess.run(lr, {step: 4}) == pytest.approx(0.05)
+            assert sess.run(lr, {step: 10}) == pytest.approx(0.1)
+
+
+def test_reference_flags():
+    p = train.build_parser()
+    ref = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "-max_epoch", "3",
+                                               "-train_batch_size", "16"]))
+    new = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "--max-epoch", "3",
+                                               "--train-batch-size", "16"]))
+    assert ref == new and ref.max_epoch == 3 and ref.batch_size == 16
+    d = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c"]))
+    assert (d.batch_size, d.lr, d.optimizer, d.weight_decay, d.max_epoch, d.arcface_s, d.arcface_m,
+            d.embedding_size) == (64, 0.01, "adam", 1e-5, 10, 64.0, 0.5, 128)
+
+
+def test_bad_options_and_data(tmp_path, capsys):
+    assert train.main(["--data", str(tmp_path / "none"), "--ckpt-dir", str(tmp_path / "c")]) == 1
+    assert "--data: training data not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert train.main(["--data", str(tmp_path / "empty"), "--ckpt-dir", str(tmp_path / "c")]) == 1
+    assert "no images found" in capsys.readouterr().err
+    assert train.main(["--data", "x", "--ckpt-dir", "c", "--train-batch-size", "0"]) == 1
+    assert "--train-batch-size must be >= 1" in capsys.readouterr().err
+    assert train.main(["--data", "x", "--ckpt-dir", "c", "--eval-lfw", str(tmp_path / "lfw.bin")]) == 1
+    assert "lfw.bin not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ LFW protocol
+
+
+def test_ten_fold_accuracy_agrees_with_eval_module():
+    rng = np.random.RandomState(1)
+    issame = np.tile(np.repeat([True, False], 30), 10)
+    a = rng.randn(600, 16)
+    b = np.where(issame[:, None], a + 0.9 * rng.randn(600, 16), rng.randn(600, 16))
+    emb = np.empty((1200, 16))
+    emb[0::2], emb[1::2] = a, b
+    mean, std = train.ten_fold_accuracy(emb, issame)
+    assert 0.6 < mean < 1.0
+    ev = pytest.importorskip("pymfn.eval")
+    res = ev.evaluate(emb, issame)
+    assert mean == pytest.approx(res.accuracy, abs=1e-12) and std == pytest.approx(res.accuracy_std, abs=1e-12)
+
+
+def test_subset_pairs_is_balanced_per_fold():
+    issame = np.tile(np.repeat([True, False], 300), 10)
+    keep = train.subset_pairs(issame, 1000)
+    assert len(keep) == 1000 and issame[keep].sum() == 500
+    assert all(((keep >= 600 * k) & (keep < 600 * (k + 1))).sum() == 100 for k in range(10))
+    with pytest.raises(TrainError, match="at least 20"):
+        train.subset_pairs(issame, 10)
+
+
+# ------------------------------------------------------------------------------------ checkpoint errors
+
+
+def test_find_resume_checkpoint(tmp_path):
+    assert train.find_resume_checkpoint(tmp_path / "missing") is None
+    assert train.find_resume_checkpoint(tmp_path) is None
+    state = tmp_path / "checkpoint"
+    state.write_text("this is { not a checkpoint state")
+    with pytest.raises(TrainError, match=r"checkpoint: corrupt checkpoint state file"):
+        train.find_resume_checkpoint(tmp_path)
+    state.write_text('model_checkpoint_path: "model.ckpt-7"\n')
+    with pytest.raises(TrainError, match=r"model\.ckpt-7\.index is missing"):
+        train.find_resume_checkpoint(tmp_path)
+    (tmp_path / "model.ckpt-7.index").write_bytes(b"")
+    assert train.find_resume_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-7")
+    state.unlink()
+    (tmp_path / "model.ckpt-12.index").write_bytes(b"")
+    assert train.find_resume_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-12")
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing_data", "shape"])
+def test_restore_errors_name_the_checkpoint(tmp_path, damage):
+    import tensorflow.compat.v1 as tf
+
+    prefix = str(tmp_path / "model.ckpt-1")
+    with tf.Graph().as_default():
+        tf.get_variable("w", [4, 3], initializer=tf.ones_initializer())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver().save(sess, prefix)
+    data_file = tmp_path / "model.ckpt-1.data-00000-of-00001"
+    if damage == "corrupt":
+        data_file.write_bytes(b"\x00garbage" * 3)
+        (tmp_path / "model.ckpt-1.index").write_bytes(b"not an index at all")
+    elif damage == "missing_data":
+        data_file.unlink()
+    with tf.Graph().as_default():
+        tf.get_variable("w", [4, 5] if damage == "shape" else [4, 3])
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            with pytest.raises(TrainError, match=r"checkpoint .*model\.ckpt-1"):
+                train._restore(saver, sess, prefix)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def _small_tree(src, dst, identities: int, per_identity: int):
+    names = [p.name for p in sorted(src.iterdir()) if p.is_dir() and len(list(p.iterdir())) >= per_identity]
+    for name in names[:identities]:
+        (dst / name).mkdir(parents=True)
+        for f in sorted((src / name).iterdir())[:per_identity]:
+            (dst / name / f.name).symlink_to(f)
+    return dst
+
+
+@pytest.mark.slow
+def test_training_loss_falls_and_resumes(lfw_train_dir, tmp_path):
+    tree = _small_tree(lfw_train_dir, tmp_path / "tree", identities=8, per_identity=8)
+    assert data.main(["tfrecord", "--from", str(tree), "--out", str(tmp_path / "tfr"), "--shards", "2"]) == 0
+    ckpt = tmp_path / "ckpt"
+    cfg = TrainConfig(data=str(tmp_path / "tfr"), ckpt_dir=str(ckpt), batch_size=8, max_steps=32,
+                      save_every=1000, summary_every=4, progress=False, seed=0, threads=2, shuffle_buffer=64)
+    res = train.train(cfg)
+    assert res.start_step == 0 and res.final_step == 32 and len(res.losses) == 32
+    assert all(np.isfinite(res.losses))
+    first, last = np.mean(res.losses[:8]), np.mean(res.losses[-8:])
+    assert last < 0.7 * first, f"loss did not fall: first 8 steps {first:.2f}, last 8 steps {last:.2f}"
+    info = json.loads((ckpt / "pymfn_model.json").read_text())
+    assert info["embedding_size"] == 128 and info["num_classes"] == 8
+    assert (ckpt / "model.ckpt-32.index").exists() and list(ckpt.glob("events.out.tfevents.*"))
+
+    # same directory again: resumes at 32 (weights and Adam state restored), runs to 34
+    res2 = train.train(TrainConfig(**{**cfg.__dict__, "max_steps": 34}))
+    assert res2.resumed_from == str(ckpt / "model.ckpt-32") and res2.start_step == 32 and res2.final_step == 34
+    assert np.mean(res2.losses) < first
+
+    # a different architecture against these checkpoints is refused, naming the info file
+    with pytest.raises(TrainError, match="pymfn_model.json: checkpoints .* have embedding size 128"):
+        train.train(TrainConfig(**{**cfg.__dict__, "embedding_size": 64, "max_steps": 40}))
