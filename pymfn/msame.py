@@ -185,11 +185,13 @@ class MsameOutputs:
     outputs: list[np.ndarray]
     fmt: str  # "BIN" or "TXT"
     timestamp: str | None  # the run folder's name when it is a timestamp folder
+    other_runs: list[str] = field(default_factory=list)  # timestamp folders beside it that were NOT read
 
 
 def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "float16", *,
                        run: str | None = None, count: int | None = None, elements: int | None = None,
-                       fmt: str | None = None, txt_fp16_bits: bool = False) -> MsameOutputs:
+                       fmt: str | None = None, txt_fp16_bits: bool = False,
+                       first_index: int = 0) -> MsameOutputs:
     """Load every ``<stem>_output_<k>`` file of one msame run into arrays in input order.
 
     Order is natural by stem (``2`` before ``10``), which for ModelZoo's numbered inputs is the input
@@ -207,6 +209,8 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
         fmt: "BIN" or "TXT" to insist on one; default: whatever the folder holds (both at once is an error).
         txt_fp16_bits: msame before its aclFloat16ToFloat fix printed float16 TXT outputs as the raw
             16-bit integers; set this to decode such files.
+        first_index: number of the first input for numbered stems (0 for ModelZoo's image2bin). A gap is
+            never bridged: every pair after it would silently shift.
     """
     run_dir = find_run_dir(output_dir, run)
     dt = np.dtype(dtype)
@@ -240,17 +244,23 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
     stems = sorted(by_stem, key=_natural_key)
     if all(s.isdigit() for s in stems):
         numbers = sorted(int(s) for s in stems)
-        expect = count if count is not None else numbers[-1] + 1
-        missing_idx = sorted(set(range(expect)) - set(numbers))
-        extra = [n for n in numbers if n >= expect]
+        dups = sorted({n for n in numbers if numbers.count(n) > 1}) if len(set(numbers)) != len(numbers) else []
+        if dups:
+            raise MsameError(f"{run_dir}: stems name the same index more than once (e.g. '1' and '01'): {dups[:10]}")
+        lo = first_index
+        hi = lo + count if count is not None else max(numbers[-1] + 1, lo)
+        missing_idx = sorted(set(range(lo, hi)) - set(numbers))
+        extra = [n for n in numbers if n >= hi or n < lo]
         if missing_idx or extra:
             desc = []
             if missing_idx:
                 shown = ", ".join(map(str, missing_idx[:10])) + (" ..." if len(missing_idx) > 10 else "")
                 desc.append(f"{len(missing_idx)} missing index(es): {shown}")
             if extra:
-                desc.append(f"{len(extra)} index(es) beyond count={expect}: {extra[:10]}")
-            raise MsameError(f"{run_dir}: expected inputs 0..{expect - 1}; " + "; ".join(desc))
+                desc.append(f"{len(extra)} index(es) outside {lo}..{hi - 1}: {extra[:10]}")
+            raise MsameError(f"{run_dir}: expected inputs {lo}..{hi - 1}; " + "; ".join(desc) +
+                             ("" if first_index else " (inputs numbered from 1? pass first_index=1)"
+                              if missing_idx == [0] else ""))
     elif count is not None and len(stems) != count:
         raise MsameError(f"{run_dir}: expected {count} inputs, found {len(stems)}")
 
@@ -279,7 +289,12 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
                              f"{elements}")
         outputs.append(np.stack(rows))
     timestamp = run_dir.name if parse_timestamp(run_dir.name) else None
-    return MsameOutputs(run_dir=run_dir, stems=stems, outputs=outputs, fmt=ext.upper(), timestamp=timestamp)
+    others = []
+    if timestamp is not None and run_dir.parent.is_dir():
+        others = sorted(e.name for e in os.scandir(run_dir.parent)
+                        if e.is_dir() and e.name != run_dir.name and parse_timestamp(e.name))
+    return MsameOutputs(run_dir=run_dir, stems=stems, outputs=outputs, fmt=ext.upper(), timestamp=timestamp,
+                        other_runs=others)
 
 
 def _read_txt(path: Path, dt: np.dtype, fp16_bits: bool) -> np.ndarray:
@@ -581,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "the ModelZoo MobileFaceNet om writes)")
     r.add_argument("--run", help="timestamp folder to read when there are several")
     r.add_argument("--count", type=int, help="expected number of inputs (e.g. 12000 for LFW)")
+    r.add_argument("--first-index", type=int, default=0, help="number of the first input file (default 0)")
     r.add_argument("--output-index", type=int, default=0, help="which model output to save (default 0)")
     r.add_argument("--txt-fp16-bits", action="store_true",
                    help="TXT files of old msame that printed float16 values as raw 16-bit integers")
@@ -600,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "read":
             res = read_msame_outputs(args.output_dir, args.dtype, run=args.run, count=args.count,
-                                     txt_fp16_bits=args.txt_fp16_bits)
+                                     txt_fp16_bits=args.txt_fp16_bits, first_index=args.first_index)
             if not 0 <= args.output_index < len(res.outputs):
                 print(f"--output-index {args.output_index}: the run has {len(res.outputs)} output(s)",
                       file=sys.stderr)
@@ -610,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
             arr = res.outputs[args.output_index]
             print(f"{res.run_dir}: {len(res.stems)} inputs, output {args.output_index} {arr.shape} {arr.dtype} "
                   f"-> {args.out}")
+            if res.other_runs:
+                print(f"note: read run {res.run_dir.name}; other runs there, not read: {', '.join(res.other_runs)} "
+                      "(choose with --run)")
         elif args.cmd == "log":
             for path in args.logs:
                 for i, log in enumerate(parse_msame_logs(Path(path).read_text(errors="replace"))):

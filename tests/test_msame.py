@@ -229,6 +229,20 @@ def test_missing_index_is_named(tmp_path):
         msame.read_msame_outputs(tmp_path, count=40)
 
 
+def test_numbering_from_one_needs_first_index(tmp_path):
+    run = tmp_path / "20210915_104452"
+    run.mkdir()
+    emb = _emb(4)
+    for i, row in enumerate(emb, start=1):
+        row.tofile(run / f"{i}_output_0.bin")
+    with pytest.raises(msame.MsameError, match="missing index.*: 0 .*first_index=1"):
+        msame.read_msame_outputs(tmp_path)
+    assert np.array_equal(msame.read_msame_outputs(tmp_path, first_index=1, count=4).outputs[0], emb)
+    emb[0].tofile(run / "01_output_0.bin")
+    with pytest.raises(msame.MsameError, match="more than once"):
+        msame.read_msame_outputs(tmp_path, first_index=1)
+
+
 def test_wrong_file_sizes(tmp_path):
     run = tmp_path / "20210915_104452"
     _write_bins(run, _emb(5))
@@ -265,6 +279,7 @@ def test_several_runs_pick_the_newest_only_when_certain(tmp_path):
     _write_bins(new, _emb(2, seed=2))
     res = msame.read_msame_outputs(tmp_path)
     assert res.run_dir == new and np.array_equal(res.outputs[0], _emb(2, seed=2))
+    assert res.other_runs == [old.name]
     assert msame.read_msame_outputs(tmp_path, run=old.name).run_dir == old
     _write_bins(tmp_path / "2022113_1_0_0_0", _emb(2, seed=3))  # 2022-1-13 or 2022-11-3
     _write_bins(tmp_path / "2022115_1_0_0_0", _emb(2, seed=4))  # 2022-1-15 or 2022-11-5
