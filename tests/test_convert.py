@@ -300,3 +300,37 @@ def test_om_emu_bad_input_name(tiny_pb, tmp_path, capsys):
                          "--input-name", "images", "--input-shape", "1,16,16,3")
     assert rc == 2 and "no input named 'images'" in err and "Placeholder" in err
     assert not (tmp_path / "x.om").exists()
+
+
+@pytest.mark.slow  # builds (or reuses from the cache) the default MobileFaceNet and converts it twice
+def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
+    """The reference deployment on the emulator: MobileFaceNet with float16 'the_outputs', converted with the
+    reference atc options, fed image2bin-style BGR faces from lfw.bin; outputs agree with OpenVINO f32."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_emulator as te
+
+    from pymfn.default_model import default_model
+    from pymfn.lfw import decode_images, read_lfw_bin
+
+    emu = te.find_emulator()
+    if emu is None:
+        pytest.skip("emulator not built")
+    pb = default_model(fp16_output=True, quiet=True).path
+    bins, _ = read_lfw_bin(lfw_bin)
+    x = (decode_images(bins[:6], color="bgr").astype(np.float32) - 127.5) * 0.0078125  # image2bin
+    np.save(tmp_path / "x.npy", x[:, None])
+    ref = _ov_reference(pb, x)
+    emb = ref.shape[1]
+    for mode, check in (("allow_fp32_to_fp16", "cos"), ("must_keep_origin_dtype", "ulp")):
+        out = tmp_path / f"{mode}.om"
+        rc, _, err = run_cli(capsys, str(pb), "--target", "om-emu", "--output", str(out), "--precision-mode", mode)
+        assert rc == 0, err
+        r, _ = te.run_scenario(emu, "static", {"om": str(out), "x": str(tmp_path / "x.npy")})
+        assert r["in_size"] == 150_528 and r["out_size"] == emb * 2 and r["out_dtype"] == 1  # fp16 output
+        got = np.asarray(r["outputs"], np.float32)
+        if check == "ulp":
+            np.testing.assert_allclose(got, ref, atol=2 ** -10)
+        else:  # fp16 weights + fp16-rounded inputs: the same embeddings up to a small angle
+            cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+            assert cos.min() > 0.999, cos
+        assert r["leaks_at_finalize"] == 0
