@@ -330,7 +330,9 @@ def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | N
     ax.axvline(result.far_target, color="grey", ls=":", lw=1, label=f"FAR {result.far_target:g}")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_ylim(0, 1.01)
+    shown = result.tpr[keep]
+    low = float(shown.min()) if shown.size else 0.0  # zoom on the part of the curve that is drawn
+    ax.set_ylim(max(0.0, low - 0.01), 1.002)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"LFW ROC ({result.pairs} pairs, {result.folds} folds)")
     ax.legend(loc="lower right", fontsize=8)
