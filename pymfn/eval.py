@@ -295,13 +295,15 @@ def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1]))
 
 
-def evaluate(embeddings: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3) -> VerificationResult:
+def evaluate(embeddings: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3,
+             flipped: Any = None) -> VerificationResult:
     """Run the LFW protocol on embeddings in pair order (rows 2k, 2k+1 = pair k).
 
     Embeddings are L2-normalised here (normalising twice is harmless), so raw model outputs can be
-    passed. For flip TTA pass ``combine_flip(emb, emb_of_mirrors)``.
+    passed. ``flipped``: raw embeddings of the mirrored images (``lfw.mirror``) for InsightFace flip
+    TTA, i.e. ``combine_flip(embeddings, flipped)``.
     """
-    emb = l2_normalize(embeddings)
+    emb = l2_normalize(embeddings) if flipped is None else combine_flip(embeddings, flipped)
     same = np.asarray(issame)
     if same.ndim != 1:
         raise ValueError(f"issame: expected a 1-D array of booleans, got shape {same.shape}")

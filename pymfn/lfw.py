@@ -31,6 +31,7 @@ __all__ = [
     "decode_image",
     "decode_images",
     "load_lfw",
+    "mirror",
     "clear_cache",
 ]
 
@@ -243,6 +244,14 @@ def decode_images(bins: Sequence[bytes], color: str = "rgb", size: int = 112, pr
         if bar is not None:
             bar.close()
     return out
+
+
+def mirror(images: np.ndarray) -> np.ndarray:
+    """Horizontal mirror of NHWC images (the flip of flip TTA: width is axis 2, not axis 1)."""
+    arr = np.asarray(images)
+    if arr.ndim != 4:
+        raise ValueError(f"images: expected NHWC [N, H, W, C], got shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, ::-1])
 
 
 # One decoded LFW kept in memory: evaluation loops (several models, flip on/off) reload it often.

@@ -215,6 +215,9 @@ def test_combine_flip_sums_raw_then_normalises():
     assert not np.allclose(ev.combine_flip(a, b), sk_normalize(sk_normalize(a) + sk_normalize(b)))
     with pytest.raises(ValueError, match="emb_flipped has"):
         ev.combine_flip(a, b[:5])
+    emb, same = synthetic_embeddings(300, 1)
+    flip = emb + np.random.default_rng(2).standard_normal(emb.shape).astype(np.float32)
+    assert ev.evaluate(emb, same, flipped=flip).to_dict() == ev.evaluate(ev.combine_flip(emb, flip), same).to_dict()
 
 
 def test_bad_inputs_have_clear_errors():

@@ -162,6 +162,15 @@ def test_decode_matches_pil_and_bgr_swaps(small):
         lfw.decode_images(bins, color="hsv")
 
 
+def test_mirror_flips_width():
+    x = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
+    m = lfw.mirror(x)
+    assert np.array_equal(m[:, :, 0], x[:, :, -1]) and np.array_equal(m[:, 0], x[:, 0, ::-1])
+    assert m.flags.c_contiguous
+    with pytest.raises(ValueError, match="NHWC"):
+        lfw.mirror(x[0])
+
+
 def test_grayscale_becomes_three_channels():
     g = jpeg(3, mode="L")
     img = lfw.decode_images([g])[0]
