@@ -216,6 +216,11 @@ class PackedWriter:
             f.seek(0)
             f.write(header.encode())
             f.seek(0, os.SEEK_END)
+            # The temp file is created 0600; give the result the usual umask-based mode, since packed
+            # data sets are meant to be shared (e.g. read by another user's benchmark run).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)
         except BaseException as e:
             ctx.__exit__(type(e), e, e.__traceback__)
             raise

@@ -1,6 +1,7 @@
 """The packed file format: PackedWriter / read_packed / pack_folder / CLI, and agreement with the C++ reader."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -34,6 +35,9 @@ def test_writer_roundtrip_and_layout(tmp_path):
     assert pack.read_header(out) == pack.PackedHeader(1, 4096, "float32", (3, 4), 6, 48)
     assert pack.is_packed(out) and not pack.is_packed(tmp_path)
     assert [p.name for p in out.parent.iterdir()] == ["x.pack"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @pytest.mark.parametrize("dtype,code", [("float32", 0), ("float16", 1), ("int8", 2), ("int32", 3), ("uint8", 4)])
@@ -114,6 +118,7 @@ CORRUPTIONS = {
     "truncated": (lambda r: r[:-1], "the file is truncated"),
     "trailing": (lambda r: r + b"\0", "trailing bytes"),
     "short": (lambda r: r[:50], "too short"),
+    "empty": (lambda r: _corrupt(r, 24, "<Q", 0)[:4096], "packed file contains no samples"),
 }
 
 

@@ -112,6 +112,11 @@ py::dict stats_dict(const BatchReader& r) {
 }
 
 py::object reader_next(const std::shared_ptr<BatchReader>& self) {
+  // Readers made by dataset.reader() carry dtype and shape; a bare C++ reader could not be presented
+  // as a typed array, so refuse it before consuming a batch rather than guess a layout.
+  auto* typed = dynamic_cast<TypedReader*>(self.get());
+  if (typed == nullptr)
+    throw pymfn::InvalidArgument("this BatchReader carries no dtype/shape; create readers with dataset.reader()");
   BatchView view;
   bool ok;
   {
@@ -122,15 +127,9 @@ py::object reader_next(const std::shared_ptr<BatchReader>& self) {
   auto batch = std::make_unique<PyBatch>();
   batch->view = view;
   batch->reader = self;
-  if (auto* typed = dynamic_cast<TypedReader*>(self.get())) {
-    batch->dtype = typed->dtype();
-    batch->shape = typed->shape();
-    batch->sample_bytes = typed->sample_bytes();
-  } else {
-    // A reader made by C++ code without type information: rows of raw bytes. Its batch byte size is
-    // unknown here, so refuse rather than guess.
-    throw pymfn::InvalidArgument("this BatchReader carries no dtype/shape; create readers with dataset.reader()");
-  }
+  batch->dtype = typed->dtype();
+  batch->shape = typed->shape();
+  batch->sample_bytes = typed->sample_bytes();
   return py::cast(std::move(batch));
 }
 

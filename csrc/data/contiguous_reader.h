@@ -22,7 +22,7 @@ class ContiguousBatchReader final : public BatchReader {
  public:
   // `owner` keeps the memory alive for as long as this reader lives (the mmap, or the numpy array),
   // so a reader may outlive the Dataset object that created it. `advise_ahead` > 0 asks the kernel
-  // (madvise WILLNEED) to fault in that many batches past the one handed out: useful for file mmaps.
+  // to read that many batches ahead of the one handed out (file mmaps only; see advise_batch).
   ContiguousBatchReader(std::shared_ptr<const void> owner, const unsigned char* base, size_t count,
                         size_t sample_bytes, size_t batch_size, size_t advise_ahead)
       : owner_(std::move(owner)), base_(base), count_(count), sample_bytes_(sample_bytes),
@@ -31,7 +31,7 @@ class ContiguousBatchReader final : public BatchReader {
     if (sample_bytes != 0 && batch_size > SIZE_MAX / sample_bytes)
       throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
     num_batches_ = (count + batch_size - 1) / batch_size;
-    if (advise_ahead_ > 0) advise(0);
+    advise_window();
   }
 
   bool next(BatchView* out) override {
@@ -57,30 +57,41 @@ class ContiguousBatchReader final : public BatchReader {
       out->data = pad_->data();
     }
     stats_.batches += 1;
-    if (advise_ahead_ > 0) advise(b + 1);
+    if (advise_ahead_ > 0) advise_batch(b + advise_ahead_);
     return true;
   }
 
   void rewind() override {
     next_batch_ = 0;
-    if (advise_ahead_ > 0) advise(0);
+    advise_window();
   }
   size_t num_batches() const override { return num_batches_; }
   size_t batch_size() const override { return batch_size_; }
   ReaderStats stats() const override { return stats_; }
 
  private:
-  // Hint the kernel to read batches [from, from + advise_ahead_) ahead of use. Advisory only: a
-  // failure changes nothing but speed, so its result is ignored.
-  void advise(size_t from) {
-    if (from >= num_batches_) return;
-    const size_t to = std::min(num_batches_, from + advise_ahead_);
-    const size_t first_byte = from * batch_size_ * sample_bytes_;
-    const size_t last_byte = std::min(count_, to * batch_size_) * sample_bytes_;
+  // Readahead hints for file mappings: ask the kernel (madvise WILLNEED) to start reading batch b
+  // before it is handed out. Skipped when the batch's first and last pages are already resident
+  // (mincore), because WILLNEED on a warm mapping still walks the page cache (~0.5 ms per 10 MB
+  // batch) for nothing. Advisory only: a failure changes nothing but speed.
+  void advise_window() {
+    for (size_t b = 0; b <= advise_ahead_ && advise_ahead_ > 0; ++b) advise_batch(b);
+  }
+
+  void advise_batch(size_t b) {
+    if (b >= num_batches_) return;
     static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    uintptr_t start = reinterpret_cast<uintptr_t>(base_ + first_byte) & ~(page - 1);
-    uintptr_t end = reinterpret_cast<uintptr_t>(base_ + last_byte);
-    if (end > start) (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
+    const size_t first_byte = b * batch_size_ * sample_bytes_;
+    const size_t end_byte = std::min(count_, (b + 1) * batch_size_) * sample_bytes_;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(base_ + first_byte) & ~(page - 1);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(base_ + end_byte);
+    if (end <= start) return;
+    const uintptr_t last = (end - 1) & ~(page - 1);
+    unsigned char in_first = 0, in_last = 0;
+    if (mincore(reinterpret_cast<void*>(start), 1, &in_first) == 0 &&
+        mincore(reinterpret_cast<void*>(last), 1, &in_last) == 0 && (in_first & 1) && (in_last & 1))
+      return;
+    (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
   }
 
   std::shared_ptr<const void> owner_;

@@ -105,7 +105,7 @@ PackedDataset::PackedDataset(const std::string& path) : path_(path) {
     got += static_cast<size_t>(n);
   }
   validate_packed_header(h, file_bytes_, path);
-  if (h.count == 0) throw InputError(path, "packed file contains no samples");
+  if (h.count == 0) throw FormatError(path, "packed file contains no samples");
 
   dtype_from_code(h.dtype, &dtype_);
   header_bytes_ = h.header_bytes;
@@ -141,7 +141,7 @@ std::string PackedDataset::describe() const {
 
 std::unique_ptr<BatchReader> PackedDataset::reader(size_t batch_size, size_t prefetch) const {
   return std::make_unique<ContiguousBatchReader>(mapping_, base_, count_, sample_bytes_, batch_size,
-                                                 std::max<size_t>(prefetch, 1));
+                                                 prefetch);
 }
 
 }  // namespace pymfn

@@ -19,8 +19,8 @@ void validate_packed_header(const PackedHeader& h, uint64_t file_size, const std
 
 class PackedDataset final : public Dataset {
  public:
-  // Opens, validates and mmaps `path`. Throws InputError (missing, not a regular file, no samples)
-  // or FormatError (see validate_packed_header).
+  // Opens, validates and mmaps `path`. Throws InputError (missing, not a regular file) or
+  // FormatError (see validate_packed_header; also a file with no samples).
   explicit PackedDataset(const std::string& path);
 
   // Checks the file against what a model expects; throws ShapeMismatch naming the file and both
@@ -32,8 +32,8 @@ class PackedDataset final : public Dataset {
   DType dtype() const override { return dtype_; }
   std::vector<int64_t> sample_shape() const override { return shape_; }
   std::string describe() const override;
-  // `prefetch` = how many batches ahead the reader asks the kernel to fault in (madvise WILLNEED);
-  // no host copies either way.
+  // `prefetch` = how many batches ahead the reader asks the kernel to read when they are not in the
+  // page cache yet (madvise WILLNEED; 0 = no hints). No host copies either way.
   std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const override;
   const void* contiguous_data() const override { return base_; }
 
