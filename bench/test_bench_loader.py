@@ -133,8 +133,17 @@ def test_folder_reader_vs_naive(benchmark, core, bench_bins, prefetch, threads):
     }
     benchmark.extra_info.update(info)
     print(f"\nfolder reader {prefetch=} {threads=}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
-    # Relative claim only: the native reader must beat the naive loop measured in this same run.
-    assert ratio > 1.0
+    # Relative claims only (absolute GB/s depend on the machine and its load). The target is >= 5x the
+    # naive loop with >= 2 GB/s on an idle 2-core host; the floor asserted here is what still holds
+    # on a heavily shared one (measured 4.2-4.8x at load average 14 in full mode, 2.6-4.1x in quick
+    # mode where thread start-up weighs more), so a failure means a regression such as per-file
+    # overhead creeping back, not a noisy neighbour.
+    assert ratio >= 2.0, f"native folder reader only {ratio:.2f}x the naive loop"
+    stats = ds.reader(BATCH, prefetch=prefetch, threads=threads)
+    for _ in stats:
+        pass
+    s = stats.stats()
+    assert s["bytes_read"] == s["bytes_copied"] == total  # one copy per byte: pread into the batch buffer
 
 
 def test_packed_reader_zero_copy(benchmark, core, bench_packed):

@@ -369,9 +369,10 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pymfn pack",
-        description="Pack a folder of per-sample .bin files (msame / image2bin layout) or of images into one "
-                    "packed file that the native loader maps into memory: batches are then pointers into the "
-                    "file, with no per-sample reads or host copies. The output is written atomically.",
+        description="Pack a folder of per-sample .bin files (msame / image2bin layout) or of images into one\n"
+                    "packed file that the native loader maps into memory: batches are then pointers into the\n"
+                    "file, with no per-sample reads or host copies. The output is written atomically (a failed\n"
+                    "run leaves no partial file). Images must already be aligned to --shape: nothing is resized.",
         epilog="examples:\n"
                "  python -m pymfn pack --from lfw_bins/ --out lfw.pack            # 112x112x3 float32 bins\n"
                "  python -m pymfn pack --from faces/ --out faces.pack --dtype uint8   # raw images\n"
