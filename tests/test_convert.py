@@ -302,7 +302,7 @@ def test_om_emu_bad_input_name(tiny_pb, tmp_path, capsys):
     assert not (tmp_path / "x.om").exists()
 
 
-@pytest.mark.slow  # builds (or reuses from the cache) the default MobileFaceNet and converts it twice
+@pytest.mark.slow  # builds (or reuses from the cache) the default MobileFaceNet and compiles it
 def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
     """The reference deployment on the emulator: MobileFaceNet with float16 'the_outputs', converted with the
     reference atc options, fed image2bin-style BGR faces from lfw.bin; outputs agree with OpenVINO f32."""
@@ -321,16 +321,15 @@ def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
     np.save(tmp_path / "x.npy", x[:, None])
     ref = _ov_reference(pb, x)
     emb = ref.shape[1]
-    for mode, check in (("allow_fp32_to_fp16", "cos"), ("must_keep_origin_dtype", "ulp")):
-        out = tmp_path / f"{mode}.om"
-        rc, _, err = run_cli(capsys, str(pb), "--target", "om-emu", "--output", str(out), "--precision-mode", mode)
-        assert rc == 0, err
-        r, _ = te.run_scenario(emu, "static", {"om": str(out), "x": str(tmp_path / "x.npy")})
-        assert r["in_size"] == 150_528 and r["out_size"] == emb * 2 and r["out_dtype"] == 1  # fp16 output
-        got = np.asarray(r["outputs"], np.float32)
-        if check == "ulp":
-            np.testing.assert_allclose(got, ref, atol=2 ** -10)
-        else:  # fp16 weights + fp16-rounded inputs: the same embeddings up to a small angle
-            cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
-            assert cos.min() > 0.999, cos
-        assert r["leaks_at_finalize"] == 0
+    # reference options (allow_fp32_to_fp16); the f32 path is checked to one fp16 ulp on the tiny model
+    out = tmp_path / "tf_MobileFaceNet.om"
+    rc, _, err = run_cli(capsys, str(pb), "--target", "om-emu", "--output", str(out))
+    assert rc == 0, err
+    r, _ = te.run_scenario(emu, "static", {"om": str(out), "x": str(tmp_path / "x.npy")})
+    assert r["in_size"] == 150_528 and r["out_size"] == emb * 2 and r["out_dtype"] == 1  # fp16 output
+    got = np.asarray(r["outputs"], np.float32)
+    # fp16 weights + fp16-rounded inputs: the same embeddings up to a small angle
+    cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.999, cos
+    assert np.abs(got - ref).max() < 5e-3
+    assert r["leaks_at_finalize"] == 0
