@@ -413,26 +413,27 @@ def _run(args: argparse.Namespace) -> int:
                           op_select_implmode=args.op_select_implmode, output_type=args.output_type,
                           fusion_switch_file=args.fusion_switch_file, log=args.log)
         effective_shape(shape, dynamic)  # validate before writing anything
+        if not args.dry_run and not model.is_file():
+            raise ConvertError(f"{model}: frozen .pb not found")
         if args.aipp:
             cfg = Path(base + "_aipp.cfg")
             opts.insert_op_conf = str(cfg)
-            if not args.dry_run:
+            if not args.dry_run:  # written even when atc is missing: the CANN machine needs it with the command
                 with atomic_write(cfg, "w") as f:
                     f.write(aipp_config(args.aipp))
             n = 1
             for d in shape[1:]:
                 n *= d
-            print(f"AIPP ({args.aipp}): the om takes uint8 NHWC input, {n:,} bytes per image; write inputs with "
-                  f"`python -m pymfn image2bin --uint8` in {args.aipp.upper()} channel order "
-                  f"(no normalisation: the NPU computes (x - 127.5) * 0.0078125)")
+            flags = "--uint8" + (" --rgb" if args.aipp == "rgb" else "")
+            print(f"AIPP ({args.aipp}): the om takes uint8 NHWC input, {n:,} bytes per image in "
+                  f"{args.aipp.upper()} order, un-normalised (the NPU computes (x - 127.5) * 0.0078125); "
+                  f"write the inputs with `python -m pymfn image2bin {flags} SOURCE OUT_DIR`")
         command = atc_command_string(opts)
         if args.dry_run:
             if args.aipp:
                 print(f"# {opts.insert_op_conf}:\n" + "".join("# " + l + "\n" for l in aipp_config(args.aipp).splitlines()))
             print(command)
             return 0
-        if not model.is_file():
-            raise ConvertError(f"{model}: frozen .pb not found")
         atc = find_atc(args.atc)
         if atc is None:
             where = args.atc or "PATH, $ASCEND_TOOLKIT_HOME/{bin,compiler/bin}, " + ", ".join(CANN_ROOTS)

@@ -102,10 +102,24 @@ def test_aipp_written_and_passed(tmp_path, capsys):
     base = tmp_path / "mfn"
     rc, out, _ = run_cli(capsys, "m.pb", "--output", str(base), "--aipp", "bgr", "--dry-run")
     assert rc == 0 and f"--insert_op_conf={base}_aipp.cfg" in out and "37,632 bytes" in out
+    assert "image2bin --uint8 SOURCE" in out  # bgr is image2bin's default order
+    rc, out, _ = run_cli(capsys, "m.pb", "--output", str(base), "--aipp", "rgb", "--dry-run")
+    assert "image2bin --uint8 --rgb" in out
     assert not Path(f"{base}_aipp.cfg").exists()  # a dry run writes nothing
-    # without atc the config is still written (it is needed on the CANN machine) and the error shows the command
     rc, _, err = run_cli(capsys, str(tmp_path / "missing.pb"), "--output", str(base), "--aipp", "rgb")
-    assert rc == 2
+    assert rc == 2 and "missing.pb" in err and not Path(f"{base}_aipp.cfg").exists()
+
+
+def test_aipp_config_written_without_atc(tmp_path, monkeypatch, capsys):
+    """Without atc the AIPP config is still written (the CANN machine needs it) and the error shows the
+    command that uses it."""
+    _no_atc_env(monkeypatch, tmp_path)
+    pb = tmp_path / "m.pb"
+    pb.write_bytes(b"graph")
+    base = tmp_path / "mfn"
+    rc, _, err = run_cli(capsys, str(pb), "--output", str(base), "--aipp", "bgr")
+    assert rc == 2 and f"--insert_op_conf={base}_aipp.cfg" in err
+    assert Path(f"{base}_aipp.cfg").read_text() == convert.aipp_config("bgr")
 
 
 def _no_atc_env(monkeypatch, tmp_path):
