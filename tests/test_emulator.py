@@ -468,6 +468,40 @@ def scenario_env(lib: str, a: dict) -> dict:
     return r
 
 
+def scenario_stale_context(lib: str, a: dict) -> dict:
+    """A thread keeps a current context that another thread (or aclFinalize) destroyed."""
+    import queue
+
+    acl, r = Acl(lib), {}
+    jobs: queue.Queue = queue.Queue()
+    results: queue.Queue = queue.Queue()
+
+    def worker():
+        while (job := jobs.get()) is not None:
+            results.put(job())
+
+    def in_worker(fn):
+        jobs.put(fn)
+        return results.get()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert acl.aclInit(None) == OK
+    ctx = C.c_void_p()
+    r["worker_create_ctx"] = in_worker(lambda: acl.aclrtCreateContext(C.byref(ctx), 0))
+    r["worker_malloc"] = in_worker(lambda: acl.aclrtMalloc(C.byref(C.c_void_p()), 64, 0))
+    r["main_destroys_ctx"] = acl.aclrtDestroyContext(ctx)
+    r["worker_malloc_after_destroy"] = in_worker(lambda: acl.aclrtMalloc(C.byref(C.c_void_p()), 64, 0))
+    r["worker_set_device"] = in_worker(lambda: acl.aclrtSetDevice(0))
+    acl.aclFinalize()
+    assert acl.aclInit(None) == OK
+    r["worker_malloc_after_reinit"] = in_worker(lambda: acl.aclrtMalloc(C.byref(C.c_void_p()), 64, 0))
+    jobs.put(None)
+    t.join()
+    r["finalize"] = acl.aclFinalize()
+    return r
+
+
 # ---------------------------------------------------------------- parent side
 
 def find_emulator() -> Path | None:
@@ -721,3 +755,13 @@ def test_environment_configuration(emu, env, expect):
         assert r[k] == v, (k, r)
     if r["init"] != OK:
         assert next(iter(env)) in r["err"]
+
+
+def test_stale_contexts_are_not_current(emu):
+    r, stderr = run_scenario(emu, "stale_context", {})
+    assert r["worker_create_ctx"] == OK and r["worker_malloc"] == OK
+    assert r["main_destroys_ctx"] == OK and r["worker_malloc_after_destroy"] == CONTEXT_NULL
+    assert r["worker_set_device"] == OK
+    assert r["worker_malloc_after_reinit"] == CONTEXT_NULL  # aclFinalize ended every context
+    assert r["finalize"] == OK
+    assert "aclrtMalloc, 64 bytes" in stderr  # the first session's block was reported at its finalize

@@ -137,6 +137,7 @@ constexpr size_t kNone = static_cast<size_t>(-1);
 struct Context {
   int32_t device = 0;
   bool is_default = false;  // created by aclrtSetDevice
+  uint64_t serial = 0;      // never reused, so a stale thread-local pointer cannot match a new context
 };
 
 struct Block {
@@ -201,6 +202,8 @@ uint64_t g_final_leaks = 0;
 thread_local std::string t_error;
 thread_local std::string t_error_returned;
 thread_local Context* t_ctx = nullptr;
+thread_local uint64_t t_ctx_serial = 0;
+uint64_t g_ctx_serial = 0;  // survives aclFinalize on purpose
 
 aclError fail(aclError code, const std::string& where, const std::string& why) {
   t_error = std::string(where) + ": " + why + " [" + pymfn::acl::error_name(code) + " " + std::to_string(code) + "]";
@@ -327,7 +330,30 @@ aclError need_init(const char* fn) {
   return ACL_SUCCESS;
 }
 
+Context* new_context(int32_t device, bool is_default) {
+  auto* c = new Context();
+  c->device = device;
+  c->is_default = is_default;
+  c->serial = ++g_ctx_serial;
+  return c;
+}
+
+void set_ctx(Context* c) {
+  t_ctx = c;
+  t_ctx_serial = c ? c->serial : 0;
+}
+
+// Drops this thread's current context if it was destroyed meanwhile (by another thread, aclrtResetDevice
+// or aclFinalize), so a stale pointer never passes for a live context.
+void validate_ctx() {
+  if (!t_ctx) return;
+  bool live = g.contexts.count(t_ctx) > 0;
+  for (const auto& kv : g.default_ctx) live = live || kv.second == t_ctx;
+  if (!live || t_ctx->serial != t_ctx_serial) set_ctx(nullptr);
+}
+
 aclError need_ctx(const char* fn) {
+  validate_ctx();
   if (!t_ctx)
     return fail(ACL_ERROR_RT_CONTEXT_NULL, fn,
                 "no current context in this thread (call aclrtSetDevice or aclrtSetCurrentContext first)");
@@ -720,6 +746,7 @@ aclError load_image(const char* fn, std::vector<uint8_t> image, const std::strin
   EMU_CHECK(build_model(fn, std::move(image), source, &m));  // compile outside the registry lock
   std::lock_guard<std::mutex> lk(g_mu);
   EMU_CHECK(need_init(fn));
+  EMU_CHECK(need_ctx(fn));  // the context may have gone while the model compiled
   *id = register_model(std::move(m));
   return ACL_SUCCESS;
 }
@@ -767,7 +794,7 @@ aclError aclInit(const char* configPath) {
   g.initialised = true;
   g.run_mode = mode;
   g.devices = devices;
-  t_ctx = nullptr;
+  set_ctx(nullptr);
   return ACL_SUCCESS;
 }
 
@@ -792,7 +819,7 @@ aclError aclFinalize(void) {
   for (auto& kv : g.default_ctx) delete kv.second;
   for (auto* s : g.streams) delete s;
   g = State();
-  t_ctx = nullptr;
+  set_ctx(nullptr);
   return ACL_SUCCESS;
 }
 
@@ -811,13 +838,9 @@ aclError aclrtSetDevice(int32_t deviceId) {
                 "device " + std::to_string(deviceId) + " does not exist (" + std::to_string(g.devices) +
                     " device(s); PYMFN_ACL_EMU_DEVICES sets the count)");
   Context*& def = g.default_ctx[deviceId];
-  if (!def) {
-    def = new Context();
-    def->device = deviceId;
-    def->is_default = true;
-  }
+  if (!def) def = new_context(deviceId, true);
   ++g.device_refs[deviceId];
-  t_ctx = def;
+  set_ctx(def);
   return ACL_SUCCESS;
 }
 
@@ -833,7 +856,9 @@ aclError aclrtResetDevice(int32_t deviceId) {
     Context* def = g.default_ctx[deviceId];
     for (auto& kv : g.models)
       if (kv.second->ctx == def) kv.second->ctx = nullptr;  // model outlives its context: execute will fail
-    if (t_ctx == def) t_ctx = nullptr;
+    for (auto* s : g.streams)
+      if (s->ctx == def) s->ctx = nullptr;
+    if (t_ctx == def) set_ctx(nullptr);
     delete def;
     g.default_ctx.erase(deviceId);
   }
@@ -862,10 +887,9 @@ aclError aclrtCreateContext(aclrtContext* context, int32_t deviceId) {
   if (!context) return fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext", "context is NULL");
   if (deviceId < 0 || static_cast<uint32_t>(deviceId) >= g.devices)
     return fail(ACL_ERROR_INVALID_DEVICE, "aclrtCreateContext", "device " + std::to_string(deviceId) + " does not exist");
-  auto* c = new Context();
-  c->device = deviceId;
+  auto* c = new_context(deviceId, false);
   g.contexts.insert(c);
-  t_ctx = c;  // like the real runtime, a new context becomes the thread's current one
+  set_ctx(c);  // like the real runtime, a new context becomes the thread's current one
   *context = c;
   return ACL_SUCCESS;
 }
@@ -877,8 +901,10 @@ aclError aclrtDestroyContext(aclrtContext context) {
   if (!g.contexts.count(c)) return fail(ACL_ERROR_INVALID_PARAM, "aclrtDestroyContext", "not a context created by aclrtCreateContext");
   for (auto& kv : g.models)
     if (kv.second->ctx == c) kv.second->ctx = nullptr;
+  for (auto* s : g.streams)
+    if (s->ctx == c) s->ctx = nullptr;
   g.contexts.erase(c);
-  if (t_ctx == c) t_ctx = nullptr;
+  if (t_ctx == c) set_ctx(nullptr);
   delete c;
   return ACL_SUCCESS;
 }
@@ -890,7 +916,7 @@ aclError aclrtSetCurrentContext(aclrtContext context) {
   bool known = g.contexts.count(c) > 0;
   for (auto& kv : g.default_ctx) known = known || kv.second == c;
   if (!known) return fail(ACL_ERROR_INVALID_PARAM, "aclrtSetCurrentContext", "not a live context");
-  t_ctx = c;
+  set_ctx(c);
   return ACL_SUCCESS;
 }
 
