@@ -362,11 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamic-batch", default=None, metavar="B1,B2,...",
                    help="ATC dynamic batch list, e.g. 1,2,4,8 (2..100 sizes, each 1..2048); sets -1 as batch dim "
                         "and adds the 'ascend_mbatch_shape_data' input")
-    p.add_argument("--precision-mode", choices=PRECISION_MODES, default="allow_fp32_to_fp16",
+    p.add_argument("--precision-mode", choices=PRECISION_MODES, default=None,
                    help="ATC --precision_mode (default allow_fp32_to_fp16, the reference). om-emu: fp16 modes run "
                         "in f16-ish precision, must_keep_origin_dtype in f32")
-    p.add_argument("--op-select-implmode", choices=IMPL_MODES, default="high_precision")
-    p.add_argument("--soc-version", default="Ascend310", help="ATC --soc_version (default Ascend310)")
+    p.add_argument("--op-select-implmode", choices=IMPL_MODES, default=None,
+                   help="ATC --op_select_implmode (default high_precision)")
+    p.add_argument("--soc-version", default=None, help="ATC --soc_version (default Ascend310)")
     p.add_argument("--output-type", choices=OUTPUT_TYPES, default=None,
                    help="ATC --output_type (default: dtype of the last op, float16 for the reference model)")
     p.add_argument("--fusion-switch-file", default=None, help="ATC --fusion_switch_file")
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "it as --insert_op_conf; the value is the channel order of the uint8 input files "
                         "(bgr adds rbuv_swap_switch)")
     p.add_argument("--atc", default=None, help="path to atc (default: PATH, $ASCEND_TOOLKIT_HOME, /usr/local/Ascend/...)")
-    p.add_argument("--opset", type=int, default=13, help="ONNX opset for --target onnx (>= 13)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset for --target onnx (default 13; >= 13)")
     p.add_argument("--dry-run", action="store_true", help="print the atc command and exit (target om)")
     return p
 
@@ -395,7 +396,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+# Options that only mean something to atc, by target: given for a target that ignores them -> error
+# (silently dropping an option the user typed would misreport what was built).
+_ATC_ONLY = ("op_select_implmode", "soc_version", "fusion_switch_file", "log")
+
+
+def _check_target_options(args: argparse.Namespace) -> None:
+    given = lambda names: ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]  # noqa: E731
+    if args.target == "om-emu":
+        bad = given(_ATC_ONLY + ("opset",))
+    elif args.target == "onnx":
+        bad = given(_ATC_ONLY + ("precision_mode", "output_type"))
+    elif args.target == "openvino":
+        bad = given(_ATC_ONLY + ("precision_mode", "output_type", "opset"))
+    else:
+        bad = given(("opset",))
+    if args.dry_run and args.target != "om":
+        bad.append("--dry-run")
+    if bad:
+        raise ConvertError(f"not applicable to --target {args.target}: {', '.join(bad)}")
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check_target_options(args)
     model = Path(args.model)
     dynamic = parse_dynamic_batch(args.dynamic_batch) if args.dynamic_batch else None
     if args.dynamic_batch and args.target in ("onnx", "openvino"):
@@ -409,8 +432,9 @@ def _run(args: argparse.Namespace) -> int:
         out_text = args.output if args.output else str(out)
         base = out_text[:-3] if out_text.endswith(".om") else out_text
         opts = AtcOptions(model=args.model, output=base, input_name=args.input_name, input_shape=shape,
-                          dynamic_batch=dynamic, soc_version=args.soc_version, precision_mode=args.precision_mode,
-                          op_select_implmode=args.op_select_implmode, output_type=args.output_type,
+                          dynamic_batch=dynamic, soc_version=args.soc_version or "Ascend310",
+                          precision_mode=args.precision_mode or "allow_fp32_to_fp16",
+                          op_select_implmode=args.op_select_implmode or "high_precision", output_type=args.output_type,
                           fusion_switch_file=args.fusion_switch_file, log=args.log)
         effective_shape(shape, dynamic)  # validate before writing anything
         if not args.dry_run and not model.is_file():
@@ -448,9 +472,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]
         header = convert_om_emu(model, out, input_name=args.input_name, input_shape=shape, dynamic_batch=dynamic,
-                                precision_mode=args.precision_mode, output_type=args.output_type)
-        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision "
-              f"{EMU_PRECISION[args.precision_mode]} for {args.precision_mode})")
+                                precision_mode=args.precision_mode or "allow_fp32_to_fp16", output_type=args.output_type)
+        mode = args.precision_mode or "allow_fp32_to_fp16"
+        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode})")
         return 0
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
@@ -458,7 +482,7 @@ def _run(args: argparse.Namespace) -> int:
         convert_openvino(model, out, input_name=args.input_name, input_shape=shape)
         print(f"wrote {out} and {out.with_suffix('.bin')}")
         return 0
-    convert_onnx(model, out, opset=args.opset, input_shape=shape)
+    convert_onnx(model, out, opset=args.opset or 13, input_shape=shape)
     print(f"wrote {out}")
     return 0
 

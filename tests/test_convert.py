@@ -211,6 +211,18 @@ def test_fake_atc_failures_leave_nothing(tmp_path, fake_atc, monkeypatch, capsys
     assert list((tmp_path / "o").iterdir()) == []
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["--target", "om-emu", "--soc-version", "Ascend310"], "--soc-version"),
+    (["--target", "om-emu", "--dry-run"], "--dry-run"),
+    (["--target", "openvino", "--precision-mode", "force_fp16"], "--precision-mode"),
+    (["--target", "onnx", "--output-type", "FP16"], "--output-type"),
+    (["--target", "om", "--opset", "17"], "--opset"),
+])
+def test_options_foreign_to_the_target_are_refused(capsys, argv, needle):
+    rc, _, err = run_cli(capsys, "m.pb", *argv)
+    assert rc == 2 and needle in err and "not applicable" in err
+
+
 def test_host_targets_reject_om_only_options(capsys):
     rc, _, err = run_cli(capsys, "m.pb", "--target", "onnx", "--dynamic-batch", "1,2")
     assert rc == 2 and "om/om-emu" in err
