@@ -20,6 +20,8 @@ AclApi* g_api = nullptr;  // never freed: the library stays loaded until the pro
 
 std::mutex g_init_mutex;
 int g_init_refs = 0;
+bool g_initialised = false;
+bool g_atexit_registered = false;
 
 bool file_exists(const std::string& p) {
   struct stat st;
@@ -204,11 +206,24 @@ void check(const AclApi& api, const char* call, int code) {
   if (code != 0) throw AclError(call, code, error_name(code), recent_error_message(api));
 }
 
+static void finalize_at_exit() {
+  std::lock_guard<std::mutex> lock(g_init_mutex);
+  if (g_initialised && g_init_refs == 0 && g_api != nullptr) {
+    (void)g_api->aclFinalize();
+    g_initialised = false;
+  }
+}
+
 void acquire_acl_init(const AclApi& api) {
   std::lock_guard<std::mutex> lock(g_init_mutex);
-  if (g_init_refs == 0) {
+  if (!g_initialised) {
     int rc = api.aclInit(nullptr);
     if (rc != 0 && rc != ACL_ERROR_REPEAT_INITIALIZE) check(api, "aclInit", rc);
+    g_initialised = true;
+    if (!g_atexit_registered) {
+      std::atexit(finalize_at_exit);
+      g_atexit_registered = true;
+    }
   }
   ++g_init_refs;
 }
@@ -216,7 +231,12 @@ void acquire_acl_init(const AclApi& api) {
 void release_acl_init(const AclApi& api) noexcept {
   std::lock_guard<std::mutex> lock(g_init_mutex);
   if (g_init_refs <= 0) return;
-  if (--g_init_refs == 0) (void)api.aclFinalize();
+  // CANN allows one aclInit per process, so the real runtime stays initialised until exit; the emulator
+  // is finalised as soon as the last engine goes, which makes its leak check run right there.
+  if (--g_init_refs == 0 && api.emulator) {
+    (void)api.aclFinalize();
+    g_initialised = false;
+  }
 }
 
 int acl_init_refcount() {

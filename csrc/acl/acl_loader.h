@@ -62,8 +62,10 @@ std::string recent_error_message(const AclApi& api);
 void check(const AclApi& api, const char* call, int code);
 
 // Process-wide aclInit/aclFinalize, reference-counted across engines: acquire() runs aclInit on the
-// first reference, release() runs aclFinalize when the last one goes. A runtime that refuses a second
-// aclInit after aclFinalize (ACL_ERROR_REPEAT_INITIALIZE) is treated as initialised.
+// first reference. When the last reference goes, the emulator is finalised at once (its leak report then
+// covers everything); real CANN, which allows one aclInit per process, is finalised at process exit
+// (atexit) if no engine is alive then. ACL_ERROR_REPEAT_INITIALIZE from aclInit (someone else in the
+// process initialised ACL) is accepted.
 void acquire_acl_init(const AclApi& api);
 void release_acl_init(const AclApi& api) noexcept;
 int acl_init_refcount();
