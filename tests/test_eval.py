@@ -284,17 +284,3 @@ def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
     (out / "7_output_0.bin").unlink()
     assert ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")]) == 2
     assert "missing index(es): 7" in capsys.readouterr().err
-
-
-def test_real_lfw_embeddings_if_available(tmp_path):
-    """Reference figure from shared/README.md, when embeddings from the pretrained model were cached by
-    the bench/integration run (PYMFN_LFW_EMB=path to emb.npy [12000, D] in lfw.bin order)."""
-    import os
-
-    path = os.environ.get("PYMFN_LFW_EMB")
-    if not path:
-        pytest.skip("set PYMFN_LFW_EMB to embeddings of lfw.bin to check the published reference figure")
-    emb = np.load(path)
-    same = np.load(os.environ.get("PYMFN_LFW_ISSAME", os.path.join(os.path.dirname(path), "issame.npy")))
-    res = ev.evaluate(emb, same)
-    assert round(100 * res.accuracy, 2) == 99.23
