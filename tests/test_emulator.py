@@ -502,6 +502,43 @@ def scenario_stale_context(lib: str, a: dict) -> dict:
     return r
 
 
+def scenario_shared_model_threads(lib: str, a: dict) -> dict:
+    """Two threads execute ONE model id without a lock (the mistake the emulator must catch)."""
+    acl = Acl(lib)
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    ctx = C.c_void_p()
+    acl.aclrtGetCurrentContext(C.byref(ctx))
+    mid = acl.load(a["om"])
+    desc = acl.aclmdlCreateDesc()
+    acl.aclmdlGetDesc(desc, mid)
+    in_size, out_size = acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+    din, dout = acl.malloc(in_size), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    codes: dict = {}
+    lock = threading.Lock()
+    seen = threading.Event()
+
+    def work():
+        acl.aclrtSetCurrentContext(ctx)
+        for _ in range(a["n"]):
+            rc = acl.aclmdlExecute(mid, ids, ods)  # ctypes drops the GIL: the other thread runs meanwhile
+            with lock:
+                codes[rc] = codes.get(rc, 0) + 1
+            if rc == FAILURE:
+                seen.set()
+            if seen.is_set() and codes.get(OK):
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    acl.destroy_dataset(ids, ib), acl.destroy_dataset(ods, ob)
+    acl.aclrtFree(din), acl.aclrtFree(dout), acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+    return {"codes": {str(k): v for k, v in codes.items()}, "finalize": acl.aclFinalize(),
+            "leaks_at_finalize": acl.pymfnEmuLeaksAtFinalize()}
+
+
 # ---------------------------------------------------------------- parent side
 
 def find_emulator() -> Path | None:
@@ -765,3 +802,12 @@ def test_stale_contexts_are_not_current(emu):
     assert r["worker_malloc_after_reinit"] == CONTEXT_NULL  # aclFinalize ended every context
     assert r["finalize"] == OK
     assert "aclrtMalloc, 64 bytes" in stderr  # the first session's block was reported at its finalize
+
+
+def test_one_model_id_on_two_threads_is_caught(emu, models):
+    # The threads race for real; with the GIL handed over at every ctypes call they overlap within a few
+    # iterations, so 2 x 3000 calls without a single collision would mean the check is missing.
+    r, _ = run_scenario(emu, "shared_model_threads", {"om": models["f32"], "n": 3000})
+    assert set(r["codes"]) <= {str(OK), str(FAILURE)}, r["codes"]
+    assert r["codes"].get(str(FAILURE), 0) >= 1 and r["codes"].get(str(OK), 0) >= 1
+    assert r["leaks_at_finalize"] == 0
