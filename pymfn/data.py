@@ -331,8 +331,12 @@ class TrainSource:
     labels: list[int] | None = None  # per image (folder only)
 
 
-def open_source(path: str | os.PathLike, image_size: int = 112) -> TrainSource:
-    """A TFRecord directory (has pymfn_data.json) or, directly, an identity-per-folder image tree."""
+def open_source(path: str | os.PathLike, image_size: int = 112, verify: bool = True) -> TrainSource:
+    """A TFRecord directory (has pymfn_data.json) or, directly, an identity-per-folder image tree.
+
+    Image trees are decoded once up front (``verify``), so a corrupt file is reported by name now
+    rather than as an anonymous decode error inside the TF pipeline mid-training.
+    """
     path = Path(path)
     if (path / META_NAME).is_file():
         meta = load_meta(path)
@@ -344,6 +348,11 @@ def open_source(path: str | os.PathLike, image_size: int = 112) -> TrainSource:
     if any(path.glob("*.tfrecord")):
         raise DataError(f"{path} holds .tfrecord files but no {META_NAME}: write it with `python -m pymfn data tfrecord`")
     tree = scan_image_tree(path)
+    if verify:
+        from tqdm import tqdm
+
+        for p, _ in tqdm(tree.files, desc="checking images", unit="img", leave=False):
+            check_image(_read_file(p), str(p), image_size)
     return TrainSource("folder", len(tree.class_names), len(tree.files), image_size,
                        [str(p) for p, _ in tree.files], [label for _, label in tree.files])
 

@@ -475,7 +475,12 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             want_summary = (step + 1) % cfg.summary_every == 0
             if want_summary:
                 fetches.append(summaries)
-            out = session.run(fetches)
+            try:
+                out = session.run(fetches)
+            except tf.errors.OpError as exc:
+                # e.g. a damaged TFRecord shard (DataLossError) or an undecodable image in the pipeline
+                raise TrainError(f"training step {step + 1} failed reading or computing on --data {cfg.data}: "
+                                 f"{_first_line(exc)}") from None
             # global_step grows by exactly 1 per run; fetching it alongside train_op would race the update
             loss_v, acc_v, step = float(out[1]), float(out[2]), step + 1
             if not math.isfinite(loss_v):

@@ -209,6 +209,13 @@ def test_train_dataset_batches(tmp_path):
         data.train_dataset(src, 64)
 
 
+def test_open_source_checks_tree_images(tmp_path):
+    root = _tree(tmp_path / "t", {"A": 2, "B": 2})
+    (root / "B" / "B_0002.jpg").write_bytes(b"\xff\xd8\xff broken")
+    with pytest.raises(DataError, match=r"B_0002\.jpg: unreadable or corrupt image"):
+        data.open_source(root)
+
+
 def test_open_source_errors(tmp_path):
     with pytest.raises(DataError, match="training data not found"):
         data.open_source(tmp_path / "nope")

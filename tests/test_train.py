@@ -212,6 +212,46 @@ def test_restore_errors_name_the_checkpoint(tmp_path, damage):
 # ------------------------------------------------------------------------------------------- training
 
 
+def _tiny_model(images, is_training, embedding_size, weight_decay, reuse=None):
+    """A linear stand-in backbone: exercises the loop mechanics in a second, not the network."""
+    import tensorflow.compat.v1 as tf
+
+    with tf.variable_scope("tiny", reuse=reuse):
+        x = tf.nn.avg_pool(images, [1, 8, 8, 1], [1, 8, 8, 1], "VALID")  # 14x14x3
+        w = tf.get_variable("w", [14 * 14 * 3, embedding_size])
+        return tf.matmul(tf.reshape(x, [-1, 14 * 14 * 3]), w)
+
+
+def _tiny_tfrecords(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "tree"
+    rng = np.random.RandomState(0)
+    for c in range(3):
+        (root / f"id{c}").mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.randint(0, 255, (112, 112, 3), dtype=np.uint8)).save(root / f"id{c}" / f"{i}.jpg")
+    data.tfrecords_from_tree(root, tmp_path / "tfr", num_shards=1)
+    return tmp_path / "tfr"
+
+
+def test_loop_mechanics_with_stand_in_model(tmp_path):
+    tfr = _tiny_tfrecords(tmp_path)
+    cfg = TrainConfig(data=str(tfr), ckpt_dir=str(tmp_path / "ck"), batch_size=4, max_epoch=2, save_every=2,
+                      keep=2, progress=False, lr_schedule="cosine", summary_every=1)
+    res = train.train(cfg, model_fn=_tiny_model)
+    assert res.final_step == 6 and res.steps == list(range(1, 7))  # 2 epochs of 12 images at batch 4
+    kept = sorted(p.name for p in (tmp_path / "ck").glob("model.ckpt-*.index"))
+    assert kept == ["model.ckpt-4.index", "model.ckpt-6.index"]  # --keep 2
+    # a damaged shard is reported as a training-data error
+    shard = next(tfr.glob("*.tfrecord"))
+    shard.write_bytes(shard.read_bytes()[:5000])
+    with pytest.raises(TrainError, match=r"failed reading or computing on --data"):
+        train.train(TrainConfig(**{**cfg.__dict__, "ckpt_dir": str(tmp_path / "ck2"), "shuffle_buffer": 1}),
+                    model_fn=_tiny_model)
+
+
+
 def _small_tree(src, dst, identities: int, per_identity: int):
     names = [p.name for p in sorted(src.iterdir()) if p.is_dir() and len(list(p.iterdir())) >= per_identity]
     for name in names[:identities]:
