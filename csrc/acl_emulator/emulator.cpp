@@ -14,8 +14,10 @@
 //   * every call before aclInit (and after aclFinalize) -> 100001; aclInit twice -> 100002; aclInit with a
 //     config path that cannot be read -> 100003; bad environment values -> 100000.
 //   * device ids: aclrtSetDevice/ResetDevice/CreateContext with id < 0 or >= device count -> 200002.
-//   * contexts: aclrtMalloc/MallocHost/Memcpy/Memset/CreateStream/model load/execute/unload need a current
-//     context in the calling thread (aclrtSetDevice or aclrtSetCurrentContext) -> 107002 otherwise; a model
+//   * contexts: aclrtMalloc/MallocHost/Memcpy(Async)/Memset/CreateStream, model load/execute/unload and
+//     aclmdlSetDynamicBatchSize need a current context in the calling thread (aclrtSetDevice,
+//     aclrtCreateContext or aclrtSetCurrentContext) -> 107002 otherwise, also when that context has since
+//     been destroyed (by another thread, aclrtResetDevice or aclFinalize); a model
 //     executed or unloaded from another context than it was loaded in -> 107004; a stream used from another
 //     context -> 107003.
 //   * memory: a registry of every aclrtMalloc ("device") and aclrtMallocHost ("pinned host") block; anything
@@ -61,7 +63,9 @@
 // batch of the model's last execute.
 //
 // Async: every stream owns one worker thread. aclmdlExecuteAsync and aclrtMemcpyAsync validate their
-// arguments at once (failing immediately, like the real enqueue) and queue the work; the worker runs it in
+// arguments at once (failing immediately, like the real enqueue; the dataset's buffer addresses and the
+// dynamic batch value are taken at that moment, the data itself is read when the work runs) and queue the
+// work; the worker runs it in
 // order; aclrtSynchronizeStream waits for the queue and returns the first error the worker hit since the
 // last synchronize (its message becomes the caller's aclGetRecentErrMsg). pymfnEmuPauseStream holds a
 // worker so tests can keep work queued deterministically.
