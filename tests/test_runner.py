@@ -192,7 +192,7 @@ def test_max_duration_stop_warns(core, engines):
     r = core.run_benchmark(engines(sleep=lambda: 0.005), ds.reader(1),
                            quick(core, min_iterations=100000, min_duration_ms=0, max_duration_ms=80))
     assert r.stopped_on_max_duration
-    assert 3 <= r.iterations < 100000
+    assert 1 <= r.iterations < 100000
     assert any("stopped on max_duration_ms" in w and "min_iterations = 100000" in w for w in r.warnings)
 
 
