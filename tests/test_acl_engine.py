@@ -276,6 +276,11 @@ _MODE_SCRIPT = textwrap.dedent("""
     t_own = e.execute_into([buf[:4]], [own])
     c_own = e.copy_stats()
     own_diff = float(np.abs(own.astype(float) - plain.astype(float)).max())
+    try:
+        e.execute_into([buf[1:5]], [np.zeros((4, %d), np.float16)])
+        inside = "no error"
+    except core.InvalidArgument as ex:
+        inside = str(ex)
     late = np.zeros((4, %d), np.float16)
     e.start(1, [x[4:8]], [late])
     e.wait(1)
@@ -283,12 +288,12 @@ _MODE_SCRIPT = textwrap.dedent("""
     del e, buf
     gc.collect()
     leaks = core.acl_emulator_leaks()
-    print(json.dumps({"props": props, "plain": plain.astype(float).tolist(), "own_diff": own_diff,
+    print(json.dumps({"props": props, "plain": plain.astype(float).tolist(), "own_diff": own_diff, "inside": inside,
                       "late": late.astype(float).tolist(),
                       "t_plain": t_plain, "t_own": t_own, "c_plain": c_plain, "c_own": c_own,
                       "leaks": leaks["total"], "report": leaks["report"], "finalize": leaks["leaks_at_finalize"],
                       "refs": core.acl_runtime()["acl_init_refcount"]}))
-""" % (EMB, EMB, EMB))
+""" % (EMB, EMB, EMB, EMB))
 
 
 def _run_py(code: str, *args: str, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
@@ -316,8 +321,10 @@ def test_run_modes_copies_and_zero_leaks(acl, models, ov_reference, tmp_path, mo
     own_copies = r["c_own"]["h2d_copies"] - r["c_plain"]["h2d_copies"]
     if mode == "device":
         assert own_copies == 0 and r["t_own"]["h2d_ms"] == 0.0  # read straight into device memory
+        assert "inside input_buffer() but not at its start" in r["inside"]  # would be an overlapping memcpy
     else:
         assert own_copies == 1  # ACL_HOST: pinned source, but the H2D copy is unavoidable
+        assert r["inside"] == "no error"  # pinned host -> device never overlaps
     # destroyed engine: nothing outstanding, aclFinalize ran (last engine gone) and found nothing
     assert r["leaks"] == 0 and r["report"] == "" and r["finalize"] == 0 and r["refs"] == 0
     assert "outstanding" not in proc.stderr

@@ -292,6 +292,13 @@ double AclEngine::copy_inputs(Slot& s, const IoBinding& b) {
     const size_t bytes = valid_bytes(model_in_bytes_[m]);
     if (device_mode_) {
       if (b.inputs[i] == s.dev_in[m]) continue;  // already in device memory: zero copy
+      const auto* base = static_cast<const uint8_t*>(s.dev_in[m]);
+      const auto* src = static_cast<const uint8_t*>(b.inputs[i]);
+      if (src > base && src < base + model_in_bytes_[m]) {
+        // A copy within the same buffer could overlap (aclrtMemcpy is a memcpy, not a memmove).
+        throw InvalidArgument("AclEngine: input " + std::to_string(i) + " points inside input_buffer() but not at "
+                              "its start; bind the buffer's first rows for a zero-copy execute");
+      }
       acl::check(api_, "aclrtMemcpy(input, DEVICE_TO_DEVICE)",
                  api_.aclrtMemcpy(s.dev_in[m], model_in_bytes_[m], b.inputs[i], bytes, ACL_MEMCPY_DEVICE_TO_DEVICE));
     } else {
