@@ -561,6 +561,8 @@ def emu() -> Path:
     import openvino  # noqa: F401  (its libraries must be loadable for the emulator)
 
     lib = C.CDLL(str(path))
+    if not hasattr(lib, "aclInit"):
+        pytest.fail(f"{path} exports no AscendCL functions: a stale or placeholder build; rebuild (cmake --build)")
     if not hasattr(lib, "pymfnEmuIsEmulator"):
         pytest.skip(f"{path} is a real CANN libascendcl.so, not the emulator")
     return path
