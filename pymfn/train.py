@@ -61,6 +61,7 @@ class TrainConfig:
     eval_every: int = 2000
     eval_batch: int = 100
     eval_pairs: int | None = None  # balanced subset of LFW pairs (fast smoke evaluation); None = all 6000
+    init_from: str | None = None  # checkpoint (or dir) whose backbone weights start a fresh run (fine-tuning)
     device: str = "cpu"
     precision_mode: str = "allow_mix_precision"
     fusion_switch_file: str | None = None
@@ -128,7 +129,21 @@ def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def _restore(saver, sess, prefix: str) -> None:
+def _init_checkpoint(path: str) -> str:
+    """Checkpoint prefix for --init-from: a prefix, or a directory (its newest checkpoint)."""
+    if Path(path).is_dir():
+        prefix = find_resume_checkpoint(path)
+        if prefix is None:
+            raise TrainError(f"--init-from: no checkpoint in directory {path}")
+        return prefix
+    if not os.path.exists(path + ".index"):
+        raise TrainError(f"--init-from: checkpoint {path} not found ({path}.index missing)")
+    return path
+
+
+def _restore(saver, sess, prefix: str, var_list=None) -> None:
+    """Restore ``var_list`` (default: all global variables) from ``prefix`` after checking that every
+    one exists there with the same shape; every failure is a TrainError naming the checkpoint."""
     import tensorflow.compat.v1 as tf
 
     # Resource variables accept a restored value of any shape, so compare shapes first: a checkpoint
@@ -137,7 +152,7 @@ def _restore(saver, sess, prefix: str) -> None:
         stored = dict(tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError) as exc:
         raise TrainError(f"checkpoint {prefix} is corrupt or unreadable: {_first_line(exc)}") from None
-    for var in sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
+    for var in var_list if var_list is not None else sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
         name, shape = var.op.name, var.shape.as_list()
         if name not in stored:
             raise TrainError(f"checkpoint {prefix} lacks variable {name}; was it written by another architecture?")
@@ -398,7 +413,9 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
         images, labels = iterator.get_next()
         global_step = tf.train.get_or_create_global_step()
 
+        before = set(tf.global_variables())
         prelogits = model_fn(images, True, cfg.embedding_size, cfg.weight_decay)
+        backbone_vars = [v for v in tf.global_variables() if v not in before]
         head = arcface(prelogits, labels, source.num_classes, cfg.arcface_s, cfg.arcface_m, cfg.weight_decay)
         # Snapshot now: a second (eval) tower must not add its ops to the training step.
         reg_losses = list(tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES))
@@ -428,6 +445,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             eval_emb = model_fn(eval_input, False, cfg.embedding_size, cfg.weight_decay, reuse=True)
 
         saver = tf.train.Saver(max_to_keep=cfg.keep)
+        init_saver = tf.train.Saver(backbone_vars) if cfg.init_from and resume is None else None
         init = tf.global_variables_initializer()
     graph.finalize()
 
@@ -440,6 +458,13 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
         session.run(init)
         if resume is not None:
             _restore(saver, session, resume)
+            if cfg.init_from:
+                print(f"note: --init-from ignored, resuming {resume}", file=sys.stderr)
+        elif init_saver is not None:
+            assert cfg.init_from is not None
+            prefix = _init_checkpoint(cfg.init_from)
+            _restore(init_saver, session, prefix, backbone_vars)
+            print(f"initialised {len(backbone_vars)} backbone variables from {prefix}", file=sys.stderr)
         session.run(iterator.initializer)
         step = int(session.run(global_step))
         result.start_step = result.final_step = step
@@ -456,7 +481,8 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             assert lfw_data is not None and eval_emb is not None
             imgs, issame = lfw_data
             out = []
-            for i in range(0, len(imgs), cfg.eval_batch):
+            for i in tqdm(range(0, len(imgs), cfg.eval_batch), desc="LFW embeddings", unit="batch",
+                          leave=False, disable=not cfg.progress):
                 batch = (imgs[i:i + cfg.eval_batch].astype(np.float32) - 127.5) * 0.0078125
                 out.append(session.run(eval_emb, {eval_input: batch}))
             mean, std = lfw_verification(np.concatenate(out), issame)
@@ -574,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--arcface-s", type=float, default=64.0, help="ArcFace scale s (default 64)")
     g.add_argument("--arcface-m", type=float, default=0.5, help="ArcFace angular margin m, radians (default 0.5)")
     g.add_argument("--no-flip", action="store_true", help="disable the random horizontal flip")
+    g.add_argument("--init-from", metavar="CKPT", default=None,
+                   help="start a fresh run from this checkpoint's backbone weights (prefix or directory, e.g. "
+                        "from `python -m pymfn import-weights`); the ArcFace head starts new. Ignored on resume")
     g.add_argument("--shuffle-buffer", type=int, default=10000, help="tf.data shuffle buffer (default 10000)")
     g.add_argument("--seed", type=int, default=0, help="graph and data seed (default 0)")
     g = p.add_argument_group("evaluation")
@@ -605,7 +634,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         summary_every=args.summary_every, eval_lfw=args.eval_lfw, eval_every=args.eval_every,
         eval_batch=args.eval_batch, eval_pairs=args.eval_pairs, device=args.device, precision_mode=args.precision_mode,
         fusion_switch_file=args.fusion_switch_file, threads=args.threads, seed=args.seed,
-        flip=not args.no_flip, shuffle_buffer=args.shuffle_buffer, progress=not args.no_progress)
+        flip=not args.no_flip, init_from=args.init_from, shuffle_buffer=args.shuffle_buffer, progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -243,6 +243,22 @@ def test_loop_mechanics_with_stand_in_model(tmp_path):
     assert res.final_step == 6 and res.steps == list(range(1, 7))  # 2 epochs of 12 images at batch 4
     kept = sorted(p.name for p in (tmp_path / "ck").glob("model.ckpt-*.index"))
     assert kept == ["model.ckpt-4.index", "model.ckpt-6.index"]  # --keep 2
+    # --init-from: a fresh run starts from the backbone weights of another run (fine-tuning)
+    import tensorflow.compat.v1 as tf
+
+    ft = TrainConfig(**{**cfg.__dict__, "ckpt_dir": str(tmp_path / "ft"), "init_from": str(tmp_path / "ck"),
+                        "max_steps": 1, "lr": 1e-7, "lr_schedule": "constant"})
+    assert train.train(ft, model_fn=_tiny_model).final_step == 1
+    w_a = tf.train.load_variable(str(tmp_path / "ck" / "model.ckpt-6"), "tiny/w")
+    w_b = tf.train.load_variable(str(tmp_path / "ft" / "model.ckpt-1"), "tiny/w")
+    np.testing.assert_allclose(w_a, w_b, atol=1e-5)
+    with pytest.raises(TrainError, match=r"--init-from: no checkpoint in directory"):
+        train.train(TrainConfig(**{**ft.__dict__, "ckpt_dir": str(tmp_path / "ft2"), "init_from": str(tmp_path)}),
+                    model_fn=_tiny_model)
+    with pytest.raises(TrainError, match=r"tiny/w has shape \[588, 128\] there, \[588, 16\] here"):
+        train.train(TrainConfig(**{**ft.__dict__, "ckpt_dir": str(tmp_path / "ft3"), "embedding_size": 16}),
+                    model_fn=_tiny_model)
+
     # a damaged shard is reported as a training-data error
     shard = next(tfr.glob("*.tfrecord"))
     shard.write_bytes(shard.read_bytes()[:5000])
