@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,31 @@ def test_prefetch_and_rewind_multiple_passes(core, tmp_path, prefetch, threads):
     assert s["batches"] == 3 * 8 + 3
     assert s["padded_batches"] == 3
     assert s["bytes_read"] == s["bytes_copied"] >= (3 * 23 + 9) * SAMPLE_BYTES
+
+
+def _wait_for(pred, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_background_pool_stays_prefetch_batches_ahead(core, tmp_path, prefetch):
+    """Without any next() call the pool reads exactly `prefetch` batches, then one more per batch consumed."""
+    make_bins(tmp_path / "b", 40, shape=(8,))
+    r = core.FolderDataset(tmp_path / "b", 32, sample_shape=[8]).reader(4, prefetch=prefetch)
+    batch_bytes = 4 * 32
+    assert _wait_for(lambda: r.stats()["bytes_read"] == prefetch * batch_bytes)
+    time.sleep(0.1)  # give it the chance to run further ahead; it must not
+    assert r.stats()["bytes_read"] == prefetch * batch_bytes and r.stats()["batches"] == 0
+    r.next()
+    r.next()
+    assert _wait_for(lambda: r.stats()["bytes_read"] == (prefetch + 2) * batch_bytes)
+    time.sleep(0.05)
+    assert r.stats()["bytes_read"] == (prefetch + 2) * batch_bytes
 
 
 def test_many_small_batches_keep_their_content(core, tmp_path):

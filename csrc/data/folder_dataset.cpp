@@ -116,6 +116,7 @@ class FolderBatchReader final : public BatchReader {
     }
     next_consume_ = b + 1;
     holding_ = true;
+    work_cv_.notify_all();  // the window moved: a worker may now start batch b + prefetch
     publish_locked(b, s, out);
     return true;
   }
@@ -207,8 +208,11 @@ class FolderBatchReader final : public BatchReader {
     return true;
   }
 
+  // A worker may start batch next_fill_ when its ring slot is free and it is at most `prefetch`
+  // batches ahead of the consumer (so the pool never reads further ahead than asked).
   bool can_claim_locked() const {
-    return !paused_ && next_fill_ < num_batches_ && slots_[next_fill_ % slots_.size()].state == kFree;
+    return !paused_ && next_fill_ < num_batches_ && next_fill_ < next_consume_ + prefetch_ &&
+           slots_[next_fill_ % slots_.size()].state == kFree;
   }
 
   void worker() {
