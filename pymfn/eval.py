@@ -18,6 +18,8 @@ the points as knots, i.e. linear interpolation between the *last* threshold of t
 target and the *first* threshold of the plateau above it. ``np.interp`` does exactly that on a
 non-decreasing FAR curve (up to the last bit of rounding); we repeat the spline's own arithmetic so the
 thresholds match the legacy ones exactly, and the tests compare against an emulation of the old spline.
+(The workaround some forks use, ``interp1d`` on ``np.unique(far_train)``, keeps the *first* threshold of
+each plateau and so gives lower thresholds than the published figures; it is not used.)
 
 Flip TTA follows InsightFace: add the *raw* embeddings of an image and of its mirror, then L2-normalise
 (FaceNet instead concatenates the normalised halves; not used here).

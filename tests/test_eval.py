@@ -144,6 +144,29 @@ def test_strict_less_and_ties_on_grid():
     assert res.val_thresholds == thr
 
 
+def test_legacy_interpolation_is_not_a_unique_dedup():
+    """The common fork workaround, interp1d on np.unique(far_train) (first threshold of each plateau),
+    interpolates from the *first* threshold of the lower plateau and so picks lower thresholds than the
+    legacy figure; ours must equal the legacy spline, not the workaround."""
+    from scipy.interpolate import interp1d
+
+    emb, same = synthetic_embeddings(6000, 21)
+    res = ev.evaluate(emb, same)
+    dist = ev.pair_distances(ev.l2_normalize(emb))
+    th = np.arange(0, 4, 0.001)
+    differs = 0
+    for f, (a, b) in enumerate(ev.fold_bounds(len(dist), 10)):
+        train = np.r_[0:a, b:len(dist)]
+        d, s = dist[train], same[train]
+        far_train = np.array([np.sum((d < t) & ~s) / np.sum(~s) for t in th])
+        legacy = legacy_slinear(far_train, th, 1e-3)
+        u, idx = np.unique(far_train, return_index=True)
+        dedup = float(interp1d(u, th[idx], kind="slinear")(1e-3))
+        assert res.val_thresholds[f] == legacy
+        differs += dedup != legacy
+    assert differs > 0
+
+
 def test_legacy_val_when_far_hits_target_exactly():
     # 2 folds of 4000 pairs with 2000 different pairs each: a training FAR of 2/2000 == 1e-3 exactly,
     # so the interpolation lands on a plateau; np.interp and the old spline both take its last threshold
