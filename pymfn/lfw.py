@@ -187,7 +187,12 @@ def _check_color(color: str) -> str:
 
 
 def _workers(n_items: int) -> int:
-    return max(1, min(os.cpu_count() or 1, 8, n_items // 64 or 1))
+    """Threads for decoding: the cores this process may use (capped at 8), and none for tiny jobs."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8, n_items // 64 or 1))
 
 
 def decode_images(bins: Sequence[bytes], color: str = "rgb", size: int = 112, progress: bool = False,
