@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-weights": ("pymfn.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
     "convert": ("pymfn.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
     "image2bin": ("pymfn.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
+    "eval": ("pymfn.eval", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
     "pack": ("pymfn.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
 }
 

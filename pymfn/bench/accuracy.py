@@ -43,12 +43,14 @@ def _prepare_images(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _load_issame(args: argparse.Namespace, data: Path) -> np.ndarray:
-    if args.issame:
-        src = Path(args.issame)
-    elif (data / "issame.npy").exists():
-        src = data / "issame.npy"
-    else:
-        raise SystemExit(f"--data {data}: a folder needs --issame (lfw.bin, issame.npy or issame.txt) to know the pairs")
+    if not args.issame:
+        from pymfn.image2bin import read_issame
+
+        try:
+            return read_issame(data).astype(bool)  # the sidecar image2bin writes (.issame.npy)
+        except FileNotFoundError as exc:
+            raise SystemExit(f"--data {data}: no pair labels ({exc}); pass --issame lfw.bin|issame.npy|issame.txt") from None
+    src = Path(args.issame)
     if src.suffix == ".npy":
         return np.load(src).astype(bool)
     if src.suffix == ".txt":
@@ -114,7 +116,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
                 n_embedded *= 2
             embed_s = time.perf_counter() - t0
             meta["source"] = f"lfw.bin ({'BGR' if args.bgr else 'RGB'})"
-        elif data.is_dir():
+        elif data.is_dir() or data.is_file():
             if args.flip:
                 raise SystemExit("--flip needs decoded images; use --data lfw.bin (bins are already preprocessed)")
             from pymfn.datasets import open_dataset
@@ -128,7 +130,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
             n_embedded = len(emb)
             meta["source"] = ds.describe()
         else:
-            raise SystemExit(f"--data {data}: not an lfw.bin pickle, a .bin folder or an msame output folder")
+            raise SystemExit(f"--data {data}: not an lfw.bin pickle, a .bin folder, a packed file or an msame output folder")
 
     if len(emb) != 2 * len(issame):
         raise SystemExit(f"--data {data}: {len(emb)} embeddings but {len(issame)} pairs need {2 * len(issame)}")
@@ -165,7 +167,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
 
 def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
-                   help="lfw.bin (InsightFace format), a folder of per-image .bin inputs (+ --issame), or an msame "
+                   help="lfw.bin (InsightFace format), a folder of per-image .bin inputs or a packed file (from image2bin), or an msame "
                    "output folder (+ --issame)")
     p.add_argument("--issame", help="pair labels for folder inputs: lfw.bin, issame.npy or issame.txt "
                    "(default: issame.npy inside the folder, as written by `python -m pymfn image2bin`)")
