@@ -200,6 +200,7 @@ def scenario_rules(lib: str, a: dict) -> dict:
     r["double_free"] = acl.aclrtFree(dev2)
     mid = C.c_uint32()
     r["load_missing"] = acl.aclmdlLoadFromFile(a["missing"].encode(), C.byref(mid))
+    r["load_directory"] = acl.aclmdlLoadFromFile(str(Path(a["missing"]).parent).encode(), C.byref(mid))
     r["load_short"] = acl.aclmdlLoadFromFile(a["short"].encode(), C.byref(mid))
     r["err_load_short"] = acl.err()
     r["load_bad_magic"] = acl.aclmdlLoadFromFile(a["bad_magic"].encode(), C.byref(mid))
@@ -682,7 +683,7 @@ def test_rules_enforced(emu, models):
     assert r["free_unknown"] == INVALID_PARAM and r["free_interior"] == INVALID_PARAM
     assert r["freehost_device"] == INVALID_PARAM and r["free_pinned_with_free"] == INVALID_PARAM
     assert r["free_ok"] == OK and r["double_free"] == INVALID_PARAM
-    assert r["load_missing"] == READ_MODEL
+    assert r["load_missing"] == READ_MODEL and r["load_directory"] == READ_MODEL
     assert r["load_short"] == INVALID_FILE and "256" in r["err_load_short"]
     assert r["load_bad_magic"] == INVALID_FILE and r["load_bad_headsize"] == INVALID_FILE
     assert r["load_real_om"] == PARSE_MODEL and "emulator" in r["err_load_real_om"]

@@ -143,7 +143,9 @@ OmHeader read_om_header(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw InputError(path, std::string("cannot open om file: ") + std::strerror(errno));
   f.seekg(0, std::ios::end);
-  const auto file_size = static_cast<size_t>(f.tellg());
+  const std::streamoff end = f.tellg();
+  if (end < 0) throw InputError(path, "not a regular, seekable file");
+  const auto file_size = static_cast<size_t>(end);
   f.seekg(0, std::ios::beg);
   std::vector<uint8_t> head(std::min(file_size, kHeaderSize));
   if (!head.empty() && !f.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size())))

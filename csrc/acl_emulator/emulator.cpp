@@ -78,6 +78,8 @@
 #include <openvino/core/type/float16.hpp>
 #include <openvino/openvino.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -93,6 +95,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -720,13 +723,18 @@ aclError parse_env(aclrtRunMode* mode, uint32_t* devices) {
 
 aclError read_file(const char* fn, const char* path, std::vector<uint8_t>* out) {
   if (!path) return fail(ACL_ERROR_INVALID_PARAM, fn, "model path is NULL");
+  struct stat st {};
+  if (::stat(path, &st) != 0)
+    return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": cannot open (" + std::strerror(errno) + ")");
+  if (!S_ISREG(st.st_mode)) return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": not a regular file");
   std::ifstream f(path, std::ios::binary);
   if (!f) return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": cannot open (" + std::strerror(errno) + ")");
-  f.seekg(0, std::ios::end);
-  const std::streamoff n = f.tellg();
-  f.seekg(0, std::ios::beg);
-  out->resize(static_cast<size_t>(n));
-  if (n > 0 && !f.read(reinterpret_cast<char*>(out->data()), n))
+  try {
+    out->resize(static_cast<size_t>(st.st_size));
+  } catch (const std::bad_alloc&) {
+    return fail(ACL_ERROR_BAD_ALLOC, fn, std::string(path) + ": cannot hold " + std::to_string(st.st_size) + " bytes");
+  }
+  if (st.st_size > 0 && !f.read(reinterpret_cast<char*>(out->data()), st.st_size))
     return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": read failed");
   return ACL_SUCCESS;
 }
@@ -941,7 +949,12 @@ aclError aclrtCreateStream(aclrtStream* stream) {
   EMU_CHECK(need_ctx("aclrtCreateStream"));
   auto* s = new Stream();
   s->ctx = t_ctx;
-  s->worker = std::thread([s] { s->loop(); });
+  try {
+    s->worker = std::thread([s] { s->loop(); });
+  } catch (const std::system_error& e) {
+    delete s;
+    return fail(ACL_ERROR_RT_FAILURE, "aclrtCreateStream", std::string("cannot start the stream's worker thread: ") + e.what());
+  }
   g.streams.insert(s);
   *stream = s;
   return ACL_SUCCESS;
@@ -1118,7 +1131,13 @@ aclError aclmdlLoadFromMem(const void* model, size_t modelSize, uint32_t* modelI
   }
   if (!model) return fail(ACL_ERROR_INVALID_PARAM, "aclmdlLoadFromMem", "model pointer is NULL");
   const auto* p = static_cast<const uint8_t*>(model);
-  return load_image("aclmdlLoadFromMem", std::vector<uint8_t>(p, p + modelSize), "<memory>", modelId);
+  std::vector<uint8_t> image;
+  try {
+    image.assign(p, p + modelSize);
+  } catch (const std::bad_alloc&) {
+    return fail(ACL_ERROR_BAD_ALLOC, "aclmdlLoadFromMem", "cannot copy " + std::to_string(modelSize) + " bytes");
+  }
+  return load_image("aclmdlLoadFromMem", std::move(image), "<memory>", modelId);
 }
 
 aclError aclmdlQuerySize(const char* fileName, size_t* workSize, size_t* weightSize) {
