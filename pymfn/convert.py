@@ -297,7 +297,9 @@ def convert_om_emu(pb: Path, out: Path, *, input_name: str, input_shape: list[in
         ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "f16"))
         xml = xml_path.read_bytes()
         weights = xml_path.with_suffix(".bin").read_bytes()
-    return omlib.write_emulator_om(out, meta, xml, weights, name=out.stem)
+    # The header's name field is a 31-byte label (ATC fills it the same way); the file name stays the identity.
+    label = out.stem.encode("utf-8")[:31].decode("utf-8", errors="ignore")
+    return omlib.write_emulator_om(out, meta, xml, weights, name=label)
 
 
 def convert_openvino(pb: Path, out_xml: Path, *, input_name: str, input_shape: list[int] | None) -> Path:

@@ -224,8 +224,8 @@ def emulator_payload(meta: EmulatorMeta, xml: bytes, weights: bytes) -> bytes:
 
 def write_emulator_om(path: str | os.PathLike, meta: EmulatorMeta, xml: bytes, weights: bytes,
                       *, name: str = "pymfn_model") -> OmHeader:
-    """Write a complete emulator om atomically."""
-    return write_om_header(path, emulator_payload(meta, xml, weights), name=name[:31], emulator=True,
+    """Write a complete emulator om atomically (``name`` must fit the header's 31-byte name field)."""
+    return write_om_header(path, emulator_payload(meta, xml, weights), name=name, emulator=True,
                            platform_version="emulator")
 
 
