@@ -297,7 +297,7 @@ def convert_om_emu(pb: Path, out: Path, *, input_name: str, input_shape: list[in
         ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "f16"))
         xml = xml_path.read_bytes()
         weights = xml_path.with_suffix(".bin").read_bytes()
-    # The header's name field is a 31-byte label (ATC fills it the same way); the file name stays the identity.
+    # The header's name field holds a 31-byte label; the file name, not this label, identifies the model.
     label = out.stem.encode("utf-8")[:31].decode("utf-8", errors="ignore")
     return omlib.write_emulator_om(out, meta, xml, weights, name=label)
 
