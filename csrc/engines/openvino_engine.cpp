@@ -362,6 +362,7 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
     p["threads"] = std::to_string(cm.get_property(ov::inference_num_threads));
     p["streams"] = std::to_string(cm.get_property(ov::num_streams).num);
     p["optimal_num_requests"] = std::to_string(cm.get_property(ov::optimal_number_of_infer_requests));
+    p["cpu_pinning"] = cm.get_property(ov::hint::enable_cpu_pinning) ? "true" : "false";
   } catch (const std::exception& e) {
     p["property_error"] = e.what();
   }
