@@ -316,7 +316,8 @@ def convert_openvino(pb: Path, out_xml: Path, *, input_name: str, input_shape: l
     return out_xml
 
 
-def convert_onnx(pb: Path, out: Path, *, opset: int = 13, input_shape: list[int] | None = None) -> Path:
+def convert_onnx(pb: Path, out: Path, *, opset: int = 13, input_shape: list[int] | None = None,
+                 input_name: str = "Placeholder") -> Path:
     """Frozen pb -> ONNX via tf2onnx (input/output found like pymfn.freeze.load_frozen)."""
     if opset < 13:
         raise ConvertError(f"--opset {opset}: use 13 or later")
@@ -325,6 +326,8 @@ def convert_onnx(pb: Path, out: Path, *, opset: int = 13, input_shape: list[int]
     from pymfn.freeze import load_frozen
 
     graph_def, inp, outp = load_frozen(pb)
+    if inp.split(":")[0] != input_name:
+        raise ConvertError(f"{pb}: the graph's input is {inp.split(':')[0]!r}, not {input_name!r}; set --input-name")
     # tf2onnx takes shapes from the graph; a fixed batch goes through shape_override.
     shape_override = {inp: [None if d == -1 else d for d in input_shape]} if input_shape else None
     try:
@@ -484,7 +487,7 @@ def _run(args: argparse.Namespace) -> int:
         convert_openvino(model, out, input_name=args.input_name, input_shape=shape)
         print(f"wrote {out} and {out.with_suffix('.bin')}")
         return 0
-    convert_onnx(model, out, opset=args.opset or 13, input_shape=shape)
+    convert_onnx(model, out, opset=args.opset or 13, input_shape=shape, input_name=args.input_name)
     print(f"wrote {out}")
     return 0
 
