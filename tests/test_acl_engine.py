@@ -354,3 +354,25 @@ def test_bad_pymfn_acl_value(acl):
     proc = _run_py("import pymfn; c = pymfn.load_core()\ntry:\n c.acl_runtime()\nexcept c.InvalidArgument as e: print(e)",
                    env_extra={"PYMFN_ACL": "gpu"})
     assert "PYMFN_ACL='gpu'" in proc.stdout
+
+
+@pytest.mark.slow
+def test_mobilefacenet_om_matches_openvino_f32(acl, tmp_path):
+    """The real network (the cached default model, float16 output like the reference om): the f32 om
+    equals OpenVINO f32 on the same .pb up to fp16 rounding; the reference precision mode stays close."""
+    from pymfn.default_model import default_model
+
+    pb = default_model(fp16_output=True, quiet=True).path
+    f32 = _convert(pb, tmp_path / "mfn_f32.om", "--dynamic-batch", "1,2,4,8", "--precision-mode", "must_keep_origin_dtype")
+    ref_mode = _convert(pb, tmp_path / "mfn.om")  # the reference atc flags: batch 1, allow_fp32_to_fp16
+    x = np.random.default_rng(3).uniform(-1, 1, (4, 112, 112, 3)).astype(np.float32)
+    ov = acl.OpenVINOEngine(str(pb), precision="f32").execute([x])[0].astype(np.float32)
+    e = acl.AclEngine(str(f32))
+    out = e.outputs()[0]  # 128-d random model, or 192-d with the pretrained sirius weights
+    assert out.dtype == "float16" and out.sample_bytes == 2 * ov.shape[1] and e.supported_batches() == [1, 2, 4, 8]
+    got = e.execute([x])[0].astype(np.float32)
+    np.testing.assert_allclose(got, ov, rtol=0, atol=2 ** -11)
+    e16 = acl.AclEngine(str(ref_mode))
+    got16 = np.concatenate([e16.execute([x[i:i + 1]])[0] for i in range(4)]).astype(np.float32)
+    cos = np.sum(got16 * ov, axis=1) / (np.linalg.norm(got16, axis=1) * np.linalg.norm(ov, axis=1))
+    assert cos.min() > 0.99, cos

@@ -60,7 +60,7 @@ AclEngine::AclEngine(const std::string& om_path, int device, size_t num_requests
       s.loaded = true;
     }
     desc_ = api_.aclmdlCreateDesc();
-    if (desc_ == nullptr) throw EngineError("aclmdlCreateDesc returned NULL for " + om_path);
+    if (desc_ == nullptr) throw EngineError("aclmdlCreateDesc returned NULL for " + om_path + ": " + acl::recent_error_message(api_));
     acl::check(api_, "aclmdlGetDesc", api_.aclmdlGetDesc(desc_, slots_[0].model_id));
     describe_model();
     for (Slot& s : slots_) setup_slot(s);
@@ -200,12 +200,12 @@ void AclEngine::setup_slot(Slot& s) {
   }
   // Datasets are built once; the buffers keep pointing at this slot's device memory.
   s.in_ds = api_.aclmdlCreateDataset();
-  if (s.in_ds == nullptr) throw EngineError("aclmdlCreateDataset returned NULL");
+  if (s.in_ds == nullptr) throw EngineError("aclmdlCreateDataset returned NULL: " + acl::recent_error_message(api_));
   s.out_ds = api_.aclmdlCreateDataset();
-  if (s.out_ds == nullptr) throw EngineError("aclmdlCreateDataset returned NULL");
+  if (s.out_ds == nullptr) throw EngineError("aclmdlCreateDataset returned NULL: " + acl::recent_error_message(api_));
   auto add = [&](aclmdlDataset* ds, std::vector<aclDataBuffer*>& bufs, void* p, size_t bytes) {
     aclDataBuffer* buf = api_.aclCreateDataBuffer(p, bytes);
-    if (buf == nullptr) throw EngineError("aclCreateDataBuffer returned NULL");
+    if (buf == nullptr) throw EngineError("aclCreateDataBuffer returned NULL: " + acl::recent_error_message(api_));
     bufs.push_back(buf);
     acl::check(api_, "aclmdlAddDatasetBuffer", api_.aclmdlAddDatasetBuffer(ds, buf));
   };
