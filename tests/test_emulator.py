@@ -814,3 +814,72 @@ def test_one_model_id_on_two_threads_is_caught(emu, models):
     assert set(r["codes"]) <= {str(OK), str(FAILURE)}, r["codes"]
     assert r["codes"].get(str(FAILURE), 0) >= 1 and r["codes"].get(str(OK), 0) >= 1
     assert r["leaks_at_finalize"] == 0
+
+
+CLIENT_CPP = r"""
+// A minimal msame-like ACL client: links against libascendcl.so through csrc/acl/acl_api.h only.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include "acl/acl_api.h"
+
+#define CHECK(call) do { aclError rc_ = (call); if (rc_ != ACL_SUCCESS) { \
+  std::fprintf(stderr, "%s -> %d: %s\n", #call, rc_, aclGetRecentErrMsg()); return 1; } } while (0)
+
+int main(int argc, char** argv) {
+  CHECK(aclInit(nullptr));
+  CHECK(aclrtSetDevice(0));
+  aclrtRunMode mode;
+  CHECK(aclrtGetRunMode(&mode));
+  uint32_t id = 0;
+  CHECK(aclmdlLoadFromFile(argv[1], &id));
+  aclmdlDesc* desc = aclmdlCreateDesc();
+  CHECK(aclmdlGetDesc(desc, id));
+  size_t in_size = aclmdlGetInputSizeByIndex(desc, 0), out_size = aclmdlGetOutputSizeByIndex(desc, 0);
+  std::vector<char> host(in_size);
+  FILE* f = std::fopen(argv[2], "rb");
+  if (!f || std::fread(host.data(), 1, in_size, f) != in_size) return 2;
+  std::fclose(f);
+  void *din = nullptr, *dout = nullptr, *hout = nullptr;
+  CHECK(aclrtMalloc(&din, in_size, ACL_MEM_MALLOC_HUGE_FIRST));
+  CHECK(aclrtMalloc(&dout, out_size, ACL_MEM_MALLOC_HUGE_FIRST));
+  CHECK(aclrtMallocHost(&hout, out_size));
+  CHECK(aclrtMemcpy(din, in_size, host.data(), in_size, ACL_MEMCPY_HOST_TO_DEVICE));
+  aclmdlDataset* in = aclmdlCreateDataset();
+  aclmdlDataset* out = aclmdlCreateDataset();
+  aclDataBuffer* bi = aclCreateDataBuffer(din, in_size);
+  aclDataBuffer* bo = aclCreateDataBuffer(dout, out_size);
+  CHECK(aclmdlAddDatasetBuffer(in, bi));
+  CHECK(aclmdlAddDatasetBuffer(out, bo));
+  CHECK(aclmdlExecute(id, in, out));
+  CHECK(aclrtMemcpy(hout, out_size, dout, out_size, ACL_MEMCPY_DEVICE_TO_HOST));
+  std::fwrite(hout, 1, out_size, stdout);
+  CHECK(aclDestroyDataBuffer(bi)); CHECK(aclDestroyDataBuffer(bo));
+  CHECK(aclmdlDestroyDataset(in)); CHECK(aclmdlDestroyDataset(out));
+  CHECK(aclrtFree(din)); CHECK(aclrtFree(dout)); CHECK(aclrtFreeHost(hout));
+  CHECK(aclmdlDestroyDesc(desc)); CHECK(aclmdlUnload(id));
+  CHECK(aclrtResetDevice(0));
+  CHECK(aclFinalize());
+  return mode == ACL_HOST ? 0 : 3;
+}
+"""
+
+
+def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
+    """An ACL client program compiled against acl_api.h and linked with -lascendcl runs on the emulator."""
+    import shutil
+
+    cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    src = tmp_path / "client.cpp"
+    src.write_text(CLIENT_CPP)
+    exe = tmp_path / "client"
+    subprocess.run([cxx, "-std=c++17", "-O0", f"-I{ROOT / 'csrc'}", str(src), "-o", str(exe), f"-L{emu.parent}",
+                    "-lascendcl", f"-Wl,-rpath,{emu.parent}"], check=True, capture_output=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMFN_ACL_EMU_")}
+    p = subprocess.run([str(exe), models["f32"], models["bin"]], capture_output=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr.decode()
+    out = np.frombuffer(p.stdout, np.float16).astype(np.float32)
+    np.testing.assert_allclose(out, models["ref"][0], atol=2 ** -10)
+    assert b"outstanding" not in p.stderr
