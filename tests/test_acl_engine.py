@@ -376,3 +376,24 @@ def test_mobilefacenet_om_matches_openvino_f32(acl, tmp_path):
     got16 = np.concatenate([e16.execute([x[i:i + 1]])[0] for i in range(4)]).astype(np.float32)
     cos = np.sum(got16 * ov, axis=1) / (np.linalg.norm(got16, axis=1) * np.linalg.norm(ov, axis=1))
     assert cos.min() > 0.99, cos
+
+
+def test_cann_root_is_searched_but_the_emulator_is_never_called_hardware(acl, tmp_path):
+    """A 'CANN' install whose libascendcl.so is really the emulator: found through ASCEND_TOOLKIT_HOME,
+    yet reported as the emulator because the library itself says so."""
+    root = tmp_path / "cann"
+    lib = root / "runtime" / "lib64"
+    lib.mkdir(parents=True)
+    (lib / "libascendcl.so").symlink_to(acl.acl_runtime()["library"])
+    (root / "runtime" / "version.info").write_text("Version=7.0.RC1\n")
+    code = "import json, pymfn; c = pymfn.load_core(); print(json.dumps(c.acl_runtime()))"
+    proc = _run_py(code, env_extra={"ASCEND_TOOLKIT_HOME": str(root), "PYMFN_ACL": "auto"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["library"] == str(lib / "libascendcl.so") and r["cann_root"] == str(root)
+    assert r["searched"][0] == str(root)
+    assert r["runtime"] == "emulator" and "identifies itself as pymfn's emulator" in r["selection"]
+    proc = _run_py(code, env_extra={"ASCEND_TOOLKIT_HOME": str(root), "PYMFN_ACL": "emulator"})
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["selection"] == "PYMFN_ACL=emulator" and r["cann_root"] is None
+    assert r["library"] == acl.acl_runtime()["library"]
