@@ -34,8 +34,9 @@ struct FillAborted {};
 
 // Reads one sample file into `dst`. The size was checked when the folder was opened; it is checked
 // again here because the file may have changed since.
-uint64_t read_sample_file(const std::string& path, unsigned char* dst, size_t sample_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string& path, unsigned char* dst,
+                          size_t sample_bytes) {
+  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
@@ -71,13 +72,13 @@ uint64_t read_sample_file(const std::string& path, unsigned char* dst, size_t sa
 // one. With prefetch == 0 there are no threads and next() reads inline.
 class FolderBatchReader final : public BatchReader {
  public:
-  FolderBatchReader(std::shared_ptr<const std::vector<std::string>> files, size_t sample_bytes, size_t batch_size,
+  FolderBatchReader(std::shared_ptr<const FolderListing> listing, size_t sample_bytes, size_t batch_size,
                     size_t prefetch, size_t io_threads)
-      : files_(std::move(files)), sample_bytes_(sample_bytes), batch_size_(batch_size), prefetch_(prefetch) {
+      : listing_(std::move(listing)), sample_bytes_(sample_bytes), batch_size_(batch_size), prefetch_(prefetch) {
     if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
     if (batch_size > SIZE_MAX / sample_bytes)
       throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
-    num_batches_ = (files_->size() + batch_size - 1) / batch_size;
+    num_batches_ = (listing_->paths.size() + batch_size - 1) / batch_size;
     // More buffers than batches would never be used.
     const size_t nslots = prefetch_ == 0 ? 1 : std::min(prefetch_ + 1, std::max<size_t>(num_batches_, 1));
     slots_.resize(nslots);
@@ -156,7 +157,7 @@ class FolderBatchReader final : public BatchReader {
     std::exception_ptr error;
   };
 
-  size_t valid_rows(size_t b) const { return std::min(batch_size_, files_->size() - b * batch_size_); }
+  size_t valid_rows(size_t b) const { return std::min(batch_size_, listing_->paths.size() - b * batch_size_); }
 
   // Reads batch b into buf; returns bytes read. Rows past the last sample are zeroed (the buffer may
   // hold an older batch). Throws FillAborted when a rewind/shutdown interrupts it.
@@ -166,7 +167,9 @@ class FolderBatchReader final : public BatchReader {
     uint64_t n = 0;
     for (size_t i = 0; i < valid; ++i) {
       if (abort_.load(std::memory_order_relaxed)) throw FillAborted{};
-      n += read_sample_file((*files_)[first + i], buf.data() + i * sample_bytes_, sample_bytes_);
+      const size_t k = first + i;
+      n += read_sample_file(listing_->dir_fd, listing_->names[k], listing_->paths[k], buf.data() + i * sample_bytes_,
+                            sample_bytes_);
     }
     if (valid < batch_size_) std::memset(buf.data() + valid * sample_bytes_, 0, (batch_size_ - valid) * sample_bytes_);
     return n;
@@ -261,7 +264,7 @@ class FolderBatchReader final : public BatchReader {
     workers_.clear();
   }
 
-  std::shared_ptr<const std::vector<std::string>> files_;
+  std::shared_ptr<const FolderListing> listing_;
   size_t sample_bytes_;
   size_t batch_size_;
   size_t prefetch_;
@@ -284,6 +287,10 @@ class FolderBatchReader final : public BatchReader {
 };
 
 }  // namespace
+
+FolderListing::~FolderListing() {
+  if (dir_fd >= 0) ::close(dir_fd);
+}
 
 FileOrder file_order_from_name(const std::string& name) {
   if (name == "natural") return FileOrder::kNatural;
@@ -349,12 +356,21 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
   }
   if (!S_ISDIR(st.st_mode)) throw InputError(dir, "not a directory (expected a folder of per-sample .bin files)");
 
-  std::vector<std::string> names;
+  auto listing = std::make_shared<FolderListing>();
+  listing->dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing->dir_fd < 0) {
+    const int err = errno;
+    throw InputError(dir, std::string("cannot open directory: ") + std::strerror(err));
+  }
+  std::vector<std::string>& names = listing->names;
   {
-    DIR* d = ::opendir(dir.c_str());
+    // fdopendir owns the descriptor it is given, so hand it a duplicate.
+    const int list_fd = ::fcntl(listing->dir_fd, F_DUPFD_CLOEXEC, 0);
+    DIR* d = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
     if (d == nullptr) {
       const int err = errno;
-      throw InputError(dir, std::string("cannot open directory: ") + std::strerror(err));
+      if (list_fd >= 0) ::close(list_fd);
+      throw InputError(dir, std::string("cannot list directory: ") + std::strerror(err));
     }
     errno = 0;
     while (struct dirent* e = ::readdir(d)) {
@@ -374,18 +390,18 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
     std::sort(names.begin(), names.end());
 
   const std::string prefix = (!dir.empty() && dir.back() == '/') ? dir : dir + "/";
-  auto files = std::make_shared<std::vector<std::string>>();
-  files->reserve(names.size());
+  listing->paths.reserve(names.size());
   std::string first_bad;
   uint64_t first_bad_size = 0;
   size_t bad = 0;
   for (const std::string& name : names) {
     std::string path = prefix + name;
     struct stat fs;
-    if (::stat(path.c_str(), &fs) != 0) {
+    if (::fstatat(listing->dir_fd, name.c_str(), &fs, 0) != 0) {
       const int err = errno;
       struct stat ls;
-      if (err == ENOENT && ::lstat(path.c_str(), &ls) == 0 && S_ISLNK(ls.st_mode))
+      if (err == ENOENT && ::fstatat(listing->dir_fd, name.c_str(), &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(ls.st_mode))
         throw InputError(path, "dangling symbolic link (its target does not exist)");
       throw InputError(path, std::string("cannot stat sample file: ") + std::strerror(err));
     }
@@ -398,19 +414,19 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
         first_bad_size = static_cast<uint64_t>(fs.st_size);
       }
     }
-    files->push_back(std::move(path));
+    listing->paths.push_back(std::move(path));
   }
   if (bad > 0)
     throw ShapeMismatch(first_bad, "file is " + std::to_string(first_bad_size) + " bytes but the model expects " +
                                        std::to_string(sample_bytes_) + " bytes per sample (" + dtype_name(dtype_) +
                                        (shape_.empty() ? std::string() : " " + shape_str(shape_)) + "); " +
-                                       std::to_string(bad) + " of " + std::to_string(files->size()) +
+                                       std::to_string(bad) + " of " + std::to_string(listing->paths.size()) +
                                        " files have the wrong size");
-  files_ = std::move(files);
+  listing_ = std::move(listing);
 }
 
 std::string FolderDataset::describe() const {
-  return "folder " + dir_ + " (" + std::to_string(files_->size()) + " files, " + file_order_name(order_) +
+  return "folder " + dir_ + " (" + std::to_string(listing_->paths.size()) + " files, " + file_order_name(order_) +
          " order, " + std::to_string(sample_bytes_) + " bytes of " + dtype_name(dtype_) +
          (shape_.empty() ? std::string() : " " + shape_str(shape_)) + " each)";
 }
@@ -420,7 +436,7 @@ std::unique_ptr<BatchReader> FolderDataset::reader(size_t batch_size, size_t pre
 }
 
 std::unique_ptr<BatchReader> FolderDataset::make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const {
-  return std::make_unique<FolderBatchReader>(files_, sample_bytes_, batch_size, prefetch, io_threads);
+  return std::make_unique<FolderBatchReader>(listing_, sample_bytes_, batch_size, prefetch, io_threads);
 }
 
 }  // namespace pymfn

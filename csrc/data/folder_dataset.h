@@ -23,6 +23,19 @@ std::string file_order_name(FileOrder order);
 // result is total and deterministic.
 bool natural_less(const std::string& a, const std::string& b);
 
+// The listing a folder dataset and its readers share: an open descriptor of the folder (files are
+// opened relative to it with openat, which skips resolving the folder path for every sample) plus
+// each sample's file name and full path (for error messages and files()).
+struct FolderListing {
+  int dir_fd = -1;
+  std::vector<std::string> names;
+  std::vector<std::string> paths;
+  FolderListing() = default;
+  FolderListing(const FolderListing&) = delete;
+  FolderListing& operator=(const FolderListing&) = delete;
+  ~FolderListing();
+};
+
 class FolderDataset final : public Dataset {
  public:
   // Lists `dir`: regular files named *.bin (symlinks to regular files count; names starting with '.'
@@ -32,7 +45,7 @@ class FolderDataset final : public Dataset {
   FolderDataset(const std::string& dir, size_t sample_bytes, DType dtype, std::vector<int64_t> sample_shape,
                 FileOrder order);
 
-  size_t sample_count() const override { return files_->size(); }
+  size_t sample_count() const override { return listing_->paths.size(); }
   size_t sample_bytes() const override { return sample_bytes_; }
   DType dtype() const override { return dtype_; }
   std::vector<int64_t> sample_shape() const override { return shape_; }
@@ -43,7 +56,7 @@ class FolderDataset final : public Dataset {
   std::unique_ptr<BatchReader> make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const;
 
   // Full paths in dataset order: sample i came from files()[i] (msame-style output naming).
-  const std::vector<std::string>& files() const { return *files_; }
+  const std::vector<std::string>& files() const { return listing_->paths; }
   const std::string& dir() const { return dir_; }
   FileOrder order() const { return order_; }
 
@@ -53,7 +66,7 @@ class FolderDataset final : public Dataset {
   DType dtype_;
   std::vector<int64_t> shape_;
   FileOrder order_;
-  std::shared_ptr<const std::vector<std::string>> files_;  // shared with readers
+  std::shared_ptr<const FolderListing> listing_;  // shared with readers
 };
 
 }  // namespace pymfn
