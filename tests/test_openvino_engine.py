@@ -209,3 +209,13 @@ def test_bad_execute_inputs(core, tiny_pb, images):
         e.execute([images[:2, :, :, 0].copy()])
     with pytest.raises(core.InvalidArgument, match="2 input arrays"):
         e.execute([images, images])
+
+
+def test_ir_without_weights_names_the_file(core, tmp_path, tiny_pb):
+    import openvino as ov
+
+    xml = tmp_path / "noweights.xml"
+    ov.save_model(ov.convert_model(str(tiny_pb)), str(xml), compress_to_fp16=False)
+    xml.with_suffix(".bin").unlink()
+    with pytest.raises(core.EngineError, match="noweights.xml"):
+        core.OpenVINOEngine(str(xml))
