@@ -75,17 +75,17 @@ def test_tfjs_and_tflite_readers_agree(sirius_tflite, sirius_tfjs) -> None:
     assert len(repairs) == 2
     assert a.keys() == b.keys() == {name for name, _, _ in weights.sirius_layers()}
     for name in a:
-        np.testing.assert_allclose(a[name].kernel, b[name].kernel, atol=1e-6, err_msg=name)
-        np.testing.assert_allclose(a[name].bias, b[name].bias, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(a[name].kernel, b[name].kernel, rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(a[name].bias, b[name].bias, rtol=1e-5, atol=1e-5, err_msg=name)
         assert (a[name].alpha is None) == (b[name].alpha is None)
         if a[name].alpha is not None:
-            np.testing.assert_allclose(a[name].alpha, b[name].alpha, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(a[name].alpha, b[name].alpha, rtol=1e-5, atol=1e-5, err_msg=name)
     # 'keep' reproduces the shipped (wrong) signs; 33 PReLUs in the network
     kept, _ = weights.read_tfjs(sirius_tfjs, slope_sign="keep")
     prelus = [n for n in a if a[n].alpha is not None]
     assert len(prelus) == 33
     for name in prelus:
-        np.testing.assert_allclose(kept[name].alpha, -a[name].alpha, atol=1e-6)
+        np.testing.assert_allclose(kept[name].alpha, -a[name].alpha, rtol=1e-5, atol=1e-5)
 
 
 def test_fold_linear_is_exact() -> None:
@@ -135,17 +135,20 @@ def test_non_model_files_are_rejected(tmp_path, sirius_tflite, capsys) -> None:
 
 @pytest.mark.slow
 def test_lfw_fold_accuracy_of_imported_model(tmp_path, sirius_tflite, lfw_bin) -> None:
-    """First LFW fold (600 pairs): best-threshold accuracy of the imported, frozen model."""
+    """300 pairs of the first LFW fold (150 same, 150 different): best-threshold accuracy of the
+    imported, frozen model. The full 10-fold figure is in the report (99.2x%), too slow for a test."""
     from PIL import Image
 
     with open(lfw_bin, "rb") as f:
         bins, issame = pickle.load(f, encoding="bytes")
-    n = 1200
+    pairs = list(range(0, 150)) + list(range(300, 450))  # fold 1: pairs 0-299 same, 300-599 different
+    picked = [bins[2 * p + k] for p in pairs for k in (0, 1)]
     images = mfn.normalize(np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"))
-                                     for b in bins[:n]]))
+                                     for b in picked]))
     ckpt = weights.import_weights(sirius_tflite, tmp_path / "ckpt")
     emb = _frozen_embeddings(ckpt, tmp_path / "m.pb", images)
     dist = np.sum((emb[0::2] - emb[1::2]) ** 2, axis=1)
-    same = np.asarray(issame[:n // 2], bool)
+    same = np.asarray([issame[p] for p in pairs], bool)
+    assert same.sum() == 150
     best = max(np.mean((dist < t) == same) for t in np.arange(0, 4, 0.01))
     assert best >= 0.985
