@@ -270,13 +270,38 @@ def _port_name(port) -> str:
     return name.replace(" ", "_")
 
 
+def _add_aipp(model, input_name: str, order: str):
+    """The emulator's stand-in for static AIPP (see aipp_config): the input becomes uint8 NHWC and the IR
+    computes (x - 127.5) * 0.0078125 itself, reversing the channels first for BGR input files."""
+    from openvino.preprocess import PrePostProcessor
+    import openvino as ov
+
+    if order not in ("rgb", "bgr"):
+        raise ConvertError(f"--aipp {order!r}: expected rgb or bgr")
+    if model.input().get_partial_shape().rank.get_length() != 4:
+        raise ConvertError(f"--aipp needs a 4-D NHWC image input; {input_name!r} is {model.input().get_partial_shape()}")
+    ppp = PrePostProcessor(model)
+    inp = ppp.input()
+    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    inp.model().set_layout(ov.Layout("NHWC"))
+    if order == "bgr":
+        inp.preprocess().reverse_channels()
+    inp.preprocess().convert_element_type(ov.Type.f32).mean(127.5).scale(128.0)
+    return ppp.build()
+
+
 def convert_om_emu(pb: Path, out: Path, *, input_name: str, input_shape: list[int], dynamic_batch: list[int] | None,
-                   precision_mode: str, output_type: str | None) -> omlib.OmHeader:
-    """Frozen pb -> emulator om (OpenVINO IR inside a genuine om header)."""
+                   precision_mode: str, output_type: str | None, aipp: str | None = None) -> omlib.OmHeader:
+    """Frozen pb -> emulator om (OpenVINO IR inside a genuine om header). ``aipp`` ("rgb"/"bgr") makes the om
+    take uint8 NHWC input normalised inside the model, like atc with the AIPP config of ``aipp_config``."""
     import openvino as ov
 
     shape = effective_shape(input_shape, dynamic_batch)
     model = _ov_convert(pb, input_name, shape)
+    if aipp:
+        if len(model.inputs) != 1:
+            raise ConvertError("--aipp needs a model with exactly one input")
+        model = _add_aipp(model, input_name, aipp)
     precision = EMU_PRECISION[precision_mode]
     batch = None if dynamic_batch else shape[0]
     inputs = []
@@ -378,9 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion-switch-file", default=None, help="ATC --fusion_switch_file")
     p.add_argument("--log", choices=LOG_LEVELS, default=None, help="ATC --log level")
     p.add_argument("--aipp", choices=("rgb", "bgr"), default=None,
-                   help="write a static AIPP config (uint8 NHWC input, (x-127.5)*0.0078125 on the NPU) and pass "
-                        "it as --insert_op_conf; the value is the channel order of the uint8 input files "
-                        "(bgr adds rbuv_swap_switch)")
+                   help="om: write a static AIPP config (uint8 NHWC input, (x-127.5)*0.0078125 on the NPU) and "
+                        "pass it as --insert_op_conf; om-emu: the same preprocessing inside the emulator's IR. "
+                        "The value is the channel order of the uint8 input files (bgr swaps R and B)")
     p.add_argument("--atc", default=None, help="path to atc (default: PATH, $ASCEND_TOOLKIT_HOME, /usr/local/Ascend/...)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset for --target onnx (default 13; >= 13)")
     p.add_argument("--dry-run", action="store_true", help="print the atc command and exit (target om)")
@@ -428,8 +453,8 @@ def _run(args: argparse.Namespace) -> int:
     dynamic = parse_dynamic_batch(args.dynamic_batch) if args.dynamic_batch else None
     if args.dynamic_batch and args.target in ("onnx", "openvino"):
         raise ConvertError("--dynamic-batch is for om/om-emu targets; onnx/openvino keep a free batch dim")
-    if args.aipp and args.target != "om":
-        raise ConvertError("--aipp only applies to --target om (AIPP runs on the NPU)")
+    if args.aipp and args.target not in ("om", "om-emu"):
+        raise ConvertError("--aipp only applies to --target om (AIPP on the NPU) and om-emu (the same in the IR)")
     out = Path(args.output) if args.output else _default_output(model, args.target)
 
     if args.target == "om":
@@ -477,7 +502,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]
         header = convert_om_emu(model, out, input_name=args.input_name, input_shape=shape, dynamic_batch=dynamic,
-                                precision_mode=args.precision_mode or "allow_fp32_to_fp16", output_type=args.output_type)
+                                precision_mode=args.precision_mode or "allow_fp32_to_fp16", output_type=args.output_type,
+                                aipp=args.aipp)
         mode = args.precision_mode or "allow_fp32_to_fp16"
         print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode})")
         return 0

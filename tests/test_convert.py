@@ -226,7 +226,7 @@ def test_options_foreign_to_the_target_are_refused(capsys, argv, needle):
 def test_host_targets_reject_om_only_options(capsys):
     rc, _, err = run_cli(capsys, "m.pb", "--target", "onnx", "--dynamic-batch", "1,2")
     assert rc == 2 and "om/om-emu" in err
-    rc, _, err = run_cli(capsys, "m.pb", "--target", "om-emu", "--aipp", "rgb")
+    rc, _, err = run_cli(capsys, "m.pb", "--target", "openvino", "--aipp", "rgb")
     assert rc == 2 and "--aipp" in err
 
 
@@ -297,6 +297,17 @@ def test_om_emu_round_trip_through_emulator(tiny_pb, tmp_path, capsys):
     r, _ = te.run_scenario(emu, "static", {"om": str(out), "x": str(tmp_path / "x.npy")})
     np.testing.assert_allclose(np.asarray(r["outputs"], np.float32), ref, atol=2 ** -10)
     assert r["leaks_at_finalize"] == 0
+    # AIPP stand-in: uint8 BGR files in, normalisation and channel swap inside the model
+    u8 = tmp_path / "tiny_u8.om"
+    rc, _, err = run_cli(capsys, str(tiny_pb), "--target", "om-emu", "--output", str(u8), "--input-shape",
+                         "1,16,16,3", "--aipp", "bgr", "--precision-mode", "must_keep_origin_dtype")
+    assert rc == 0, err
+    pix = np.random.RandomState(4).randint(0, 256, (3, 1, 16, 16, 3)).astype(np.uint8)
+    np.save(tmp_path / "pix.npy", pix)
+    ref_u8 = _ov_reference(tiny_pb, (pix[:, 0, ..., ::-1].astype(np.float32) - 127.5) * 0.0078125)
+    r, _ = te.run_scenario(emu, "static", {"om": str(u8), "x": str(tmp_path / "pix.npy")})
+    assert r["in_size"] == 16 * 16 * 3 and r["in_dtype"] == 4  # ACL_UINT8: 4x less input than float32
+    np.testing.assert_allclose(np.asarray(r["outputs"], np.float32), ref_u8, atol=2 ** -10)
 
 
 @pytest.mark.slow  # imports TensorFlow and converts graphs
