@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from pymfn._atomic import atomic_dir, atomic_write
 
@@ -169,6 +170,13 @@ def find_run_dir(output_dir: str | os.PathLike, run: str | None = None) -> Path:
     return base / latest
 
 
+def _progress(total: int, desc: str, show: bool | None):
+    """tqdm for the thousands-of-files case (LFW = 12,000 files), quiet otherwise and when not a tty."""
+    if show is None:
+        show = total >= 2000 and sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit="file", disable=not show, leave=False)
+
+
 def _natural_key(stem: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", stem))
 
@@ -191,7 +199,7 @@ class MsameOutputs:
 def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "float16", *,
                        run: str | None = None, count: int | None = None, elements: int | None = None,
                        fmt: str | None = None, txt_fp16_bits: bool = False,
-                       first_index: int = 0) -> MsameOutputs:
+                       first_index: int = 0, progress: bool | None = None) -> MsameOutputs:
     """Load every ``<stem>_output_<k>`` file of one msame run into arrays in input order.
 
     Order is natural by stem (``2`` before ``10``), which for ModelZoo's numbered inputs is the input
@@ -211,6 +219,7 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
             16-bit integers; set this to decode such files.
         first_index: number of the first input for numbered stems (0 for ModelZoo's image2bin). A gap is
             never bridged: every pair after it would silently shift.
+        progress: show a progress bar (default: for 2,000+ files on a terminal).
     """
     run_dir = find_run_dir(output_dir, run)
     dt = np.dtype(dtype)
@@ -265,9 +274,11 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
         raise MsameError(f"{run_dir}: expected {count} inputs, found {len(stems)}")
 
     outputs = []
+    bar = _progress(n_out * len(stems), f"reading {run_dir.name}", progress)
     for k in range(n_out):
         rows = []
         for stem in stems:
+            bar.update()
             path = by_stem[stem][k]
             if ext == "bin":
                 size = path.stat().st_size
@@ -288,6 +299,7 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
             raise MsameError(f"{by_stem[stems[0]][k]}: {rows[0].size} {dt.name} elements per file, expected "
                              f"{elements}")
         outputs.append(np.stack(rows))
+    bar.close()
     timestamp = run_dir.name if parse_timestamp(run_dir.name) else None
     others = []
     if timestamp is not None and run_dir.parent.is_dir():
@@ -330,7 +342,8 @@ def _format_txt(row: np.ndarray, last_dim: int, precision: int) -> str:
 
 def write_msame_outputs(out_dir: str | os.PathLike, stems: Sequence[str | int],
                         outputs: np.ndarray | Sequence[np.ndarray], fmt: str = "BIN",
-                        timestamp: str | _dt.datetime | None = None, *, precision: int = 6) -> Path:
+                        timestamp: str | _dt.datetime | None = None, *, precision: int = 6,
+                        progress: bool | None = None) -> Path:
     """Write our outputs in msame's layout: ``out_dir/<timestamp>/<stem>_output_<k>.<bin|txt>``.
 
     The run folder is built under a temporary name and renamed into place, so a reader never sees half a
@@ -346,6 +359,7 @@ def write_msame_outputs(out_dir: str | os.PathLike, stems: Sequence[str | int],
         timestamp: folder name; a datetime is formatted like current msame; default now.
         precision: significant digits in TXT (msame's C++ stream default is 6, which is exact for float16
             but lossy for float32).
+        progress: show a progress bar (default: for 2,000+ files on a terminal).
     """
     fmt_u = fmt.upper()
     if fmt_u not in ("BIN", "TXT"):
@@ -376,15 +390,16 @@ def write_msame_outputs(out_dir: str | os.PathLike, stems: Sequence[str | int],
     if run_dir.exists():
         raise FileExistsError(f"{run_dir}: run folder already exists; refusing to mix two runs")
     ext = fmt_u.lower()
-    with atomic_dir(run_dir) as tmp:
+    with atomic_dir(run_dir) as tmp, _progress(len(outputs) * len(stems), f"writing {name}", progress) as bar:
         for k, o in enumerate(outputs):
             last = o.shape[-1] if o.ndim > 1 else 1
             for i, stem in enumerate(stems):
                 target = tmp / f"{stem}_output_{k}.{ext}"
                 if ext == "bin":
-                    o[i].tofile(target)
+                    target.write_bytes(o[i].tobytes())
                 else:
                     target.write_text(_format_txt(o[i], last, precision))
+                bar.update()
     return run_dir
 
 
