@@ -13,6 +13,8 @@ Precision in the emulator om (``--target om-emu``): ``force_fp16``, ``allow_fp32
 ``allow_mix_precision`` all become payload precision ``f16`` (fp16 weights in the IR, inputs rounded to
 fp16, f16/bf16 inference where the CPU offers it); ``must_keep_origin_dtype`` becomes ``f32``. On the
 NPU allow_mix_precision keeps a few ops in fp32; the emulator does not model that difference.
+``--aipp rgb|bgr`` writes the static AIPP config for atc (uint8 NHWC input normalised on the NPU); for
+om-emu it builds the same preprocessing into the IR, so the uint8 input path can be exercised on a host.
 """
 from __future__ import annotations
 

@@ -71,7 +71,8 @@
 // worker so tests can keep work queued deterministically.
 //
 // What it does NOT model: timing (it runs at CPU speed), real Ascend om files (rejected with 100013),
-// AIPP, events, multiple devices' memory being distinct (every device shares the host's memory), use after
+// AIPP as a separate stage (`convert --target om-emu --aipp` builds the same preprocessing into the IR, so
+// the om takes uint8 input like an AIPP om), events, multiple devices' memory being distinct (every device shares the host's memory), use after
 // free of memory (a freed block is just unknown memory), profiling and dumps. aclGetRecentErrMsg returns
 // the calling thread's last failure message and clears it (returns "" when there is none).
 // ================================================================
