@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("pymfn.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
     "image2bin": ("pymfn.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
     "eval": ("pymfn.eval", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
+    "msame": ("pymfn.msame", "read msame output folders, parse msame logs, run msame"),
     "pack": ("pymfn.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
 }
 
