@@ -440,3 +440,28 @@ def test_open_dataset_errors(core, bins, tmp_path):
         open_dataset(packed, dtype="float16")
     with pytest.raises(TypeError):
         open_dataset(42)
+
+
+@pytest.mark.parametrize("prefetch", [0, 3])
+def test_concurrent_python_consumers_get_each_batch_once(core, tmp_path, prefetch):
+    """Two Python threads sharing one reader (GIL released in next()) split the batches between them."""
+    import threading
+
+    make_bins(tmp_path / "b", 300, shape=(4,))
+    r = core.FolderDataset(tmp_path / "b", 16, sample_shape=[4]).reader(2, prefetch=prefetch)
+    seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def consume():
+        while (b := r.next()) is not None:
+            with lock:
+                seen.append((b.first_sample, b.valid_rows))
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(s for s, _ in seen) == list(range(0, 300, 2))
+    assert all(v == 2 for _, v in seen)
+

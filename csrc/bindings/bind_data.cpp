@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,16 @@ class TypedReader final : public BatchReader {
       : inner_(std::move(inner)), dtype_(dtype), shape_(std::move(shape)), sample_bytes_(sample_bytes) {
     if (shape_.empty()) shape_.push_back(static_cast<int64_t>(sample_bytes_ / pymfn::dtype_size(dtype_)));
   }
-  bool next(BatchView* out) override { return inner_->next(out); }
-  void rewind() override { inner_->rewind(); }
+  // Python threads may call next()/rewind() concurrently once the GIL is released; readers are
+  // single-consumer, so serialise them here (uncontended in normal use).
+  bool next(BatchView* out) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    return inner_->next(out);
+  }
+  void rewind() override {
+    std::lock_guard<std::mutex> lk(mu_);
+    inner_->rewind();
+  }
   size_t num_batches() const override { return inner_->num_batches(); }
   size_t batch_size() const override { return inner_->batch_size(); }
   pymfn::ReaderStats stats() const override { return inner_->stats(); }
@@ -48,6 +57,7 @@ class TypedReader final : public BatchReader {
 
  private:
   std::unique_ptr<BatchReader> inner_;
+  std::mutex mu_;
   DType dtype_;
   std::vector<int64_t> shape_;
   size_t sample_bytes_;
