@@ -133,6 +133,23 @@ def _constant_getter(prefix: str):
     return constant_getter
 
 
+def _prune(graph_def: tf.GraphDef, output: str) -> tf.GraphDef:
+    """Keep only the nodes ``output`` depends on (tf.graph_util.extract_sub_graph is deprecated in TF2)."""
+    by_name = {n.name: n for n in graph_def.node}
+    keep, todo = set(), [output]
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        todo.extend(i.lstrip("^").split(":")[0] for i in by_name[name].input)
+    pruned = tf.GraphDef()
+    pruned.versions.CopyFrom(graph_def.versions)
+    pruned.library.CopyFrom(graph_def.library)
+    pruned.node.extend(n for n in graph_def.node if n.name in keep)  # original (topological) order
+    return pruned
+
+
 def freeze_checkpoint(ckpt_dir: str | Path, out_pb: str | Path, input_name: str = DEFAULT_INPUT,
                       output_name: str | None = None, fp16_output: bool = False,
                       embedding_size: int | None = None) -> Path:
@@ -147,7 +164,7 @@ def freeze_checkpoint(ckpt_dir: str | Path, out_pb: str | Path, input_name: str 
                               f"{embedding_size} was requested")
     graph, _, out = build_inference_graph(recorded, input_name, output_name, fp16_output,
                                           custom_getter=_constant_getter(prefix))
-    frozen = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [out.op.name])
+    frozen = _prune(graph.as_graph_def(), out.op.name)
     out_pb = Path(out_pb)
     with atomic_write(out_pb) as f:
         f.write(frozen.SerializeToString())
