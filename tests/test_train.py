@@ -60,14 +60,18 @@ def test_arcface_head_normalises_and_matches_numpy():
     labels = np.array([0, 1, 2, 3, 4, 0])
     w = rng.randn(8, 5).astype(np.float32)
 
-    def build(tf, scale):
-        out = arcface(tf.constant(emb), tf.constant(labels), 5, s=30.0, m=0.3, weight_decay=1e-3)
-        assign = tf.assign(out.weights, w * scale[None, :])
-        with tf.control_dependencies([assign]):
-            return tf.identity(out.logits), tf.identity(out.loss), tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)
+    def run(scale):
+        import tensorflow.compat.v1 as tf
 
-    logits, loss, reg = _session_run(lambda tf: build(tf, np.ones(5, np.float32)))
-    logits2, _, _ = _session_run(lambda tf: build(tf, np.array([1, 2, 3, 0.5, 10], np.float32)))
+        with tf.Graph().as_default():
+            out = arcface(tf.constant(emb), tf.constant(labels), 5, s=30.0, m=0.3, weight_decay=1e-3)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                sess.run(tf.assign(out.weights, w * scale[None, :]))  # separate run: no read/assign race
+                return sess.run([out.logits, out.loss, tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)])
+
+    logits, loss, reg = run(np.ones(5, np.float32))
+    logits2, _, _ = run(np.array([1, 2, 3, 0.5, 10], np.float32))
     np.testing.assert_allclose(logits, logits2, atol=1e-3)  # class centres are normalised
     cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0, keepdims=True))
     want = _arcface_numpy(cos, labels, 30.0, 0.3)
