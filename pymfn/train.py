@@ -115,6 +115,10 @@ def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
         prefix = state.model_checkpoint_path
         if not os.path.isabs(prefix):
             prefix = str(ckpt_dir / prefix)
+        elif not os.path.exists(prefix + ".index"):
+            local = str(ckpt_dir / Path(prefix).name)
+            if os.path.exists(local + ".index"):
+                prefix = local  # the directory moved since the state file was written
         if not os.path.exists(prefix + ".index"):
             raise TrainError(f"{state_file} points to checkpoint {prefix}, but {prefix}.index is missing")
         return prefix

@@ -184,6 +184,8 @@ def test_find_resume_checkpoint(tmp_path):
         train.find_resume_checkpoint(tmp_path)
     (tmp_path / "model.ckpt-7.index").write_bytes(b"")
     assert train.find_resume_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-7")
+    state.write_text('model_checkpoint_path: "/elsewhere/old/model.ckpt-7"\n')  # directory was moved
+    assert train.find_resume_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-7")
     state.unlink()
     (tmp_path / "model.ckpt-12.index").write_bytes(b"")
     assert train.find_resume_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-12")
