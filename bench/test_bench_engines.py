@@ -144,7 +144,7 @@ def test_throughput_vs_benchmark_app(benchmark, capsys, core, model, images):
     from pymfn.engines import open_engine
 
     # Tune: a few (batch, in-flight) pairs, short runs; keep the best throughput.
-    candidates = [(4, 2)] if QUICK else [(1, 2), (4, 2), (8, 2), (8, 4)]
+    candidates = [(4, 2)] if QUICK else [(1, 2), (1, 4), (4, 2), (4, 4), (8, 2), (8, 4)]
     tuning = {}
     for batch, inflight in candidates:
         eng = open_engine(model, precision="f32", threads=THREADS, inflight=inflight)  # throughput hint

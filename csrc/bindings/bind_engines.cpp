@@ -191,7 +191,8 @@ class PyEngine : public Engine {
     py::object cls = py::reinterpret_borrow<py::object>(py::type::handle_of(self));
     py::object base = py::reinterpret_borrow<py::object>(py::type::handle_of<Engine>());
     // The base class's own descriptor would call back into C++: the subclass must define its own.
-    if (!py::hasattr(self, name) || cls.attr(name).is(base.attr(name)))
+    // Looked up on the class, never on the instance: the inherited property would recurse into here.
+    if (!py::hasattr(cls, name) || cls.attr(name).is(base.attr(name)))
       throw pymfn::EngineError(std::string(py::str(cls.attr("__name__"))) + " must define '" + name + "'");
     py::object v = py::reinterpret_borrow<py::object>(self).attr(name);
     if (PyCallable_Check(v.ptr())) v = v();
