@@ -96,7 +96,6 @@ def find_resume_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
     TensorFlow's own ``latest_checkpoint`` logs a warning and returns None for an unparsable or dangling
     ``checkpoint`` file, which would silently restart training from scratch over the old run; we refuse.
     """
-    import tensorflow.compat.v1 as tf
     from google.protobuf import text_format
     from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
