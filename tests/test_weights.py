@@ -26,9 +26,13 @@ def lfw_images(lfw_bin: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tflite_embeddings(sirius_tflite: Path, lfw_images: np.ndarray) -> np.ndarray:
+    import warnings
+
     import tensorflow as tf
 
-    interp = tf.lite.Interpreter(model_path=str(sirius_tflite))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interp = tf.lite.Interpreter(model_path=str(sirius_tflite))
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
     res = []
