@@ -1,6 +1,8 @@
 #include "data/folder_dataset.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -219,6 +221,10 @@ class FolderBatchReader final : public BatchReader {
   }
 
   void worker() {
+    // SCHED_BATCH: a waking I/O thread must not preempt the consumer (typically the thread driving
+    // the engine) on a busy core; it runs when the consumer sleeps or on an idle core. Best effort.
+    sched_param param{};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
       work_cv_.wait(lk, [&] { return stop_ || can_claim_locked(); });
