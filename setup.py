@@ -4,6 +4,7 @@
 CANN, the ACL emulator `libascendcl.so`) straight into the extension's output folder.
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+        if self.inplace:
+            # Editable installs copy only the extension module back into the source tree; the ACL emulator
+            # library built beside it must travel with it (the ACL engine looks for it next to _core).
+            for lib in out_dir.glob("libascendcl.so*"):
+                shutil.copy2(lib, ROOT / "pymfn" / lib.name)
 
 
 setup(ext_modules=[CMakeExtension("pymfn._core")], cmdclass={"build_ext": CMakeBuild})
