@@ -554,10 +554,23 @@ def find_emulator() -> Path | None:
     return None
 
 
+def _fail_if_built(what: str) -> None:
+    """A build that compiled the emulator must also have it where the tests look: fail, do not skip."""
+    import pymfn
+
+    try:
+        mode = pymfn.load_core().build_info()["acl"]
+    except ImportError:
+        return
+    if mode == "emulated":
+        pytest.fail(f"build_info() says the ACL emulator was built, but {what} is not next to pymfn._core")
+
+
 @pytest.fixture(scope="session")
 def emu() -> Path:
     path = find_emulator()
     if path is None:
+        _fail_if_built("libascendcl.so")
         pytest.skip("libascendcl.so emulator not built (cmake build, or set PYMFN_ACL_EMULATOR)")
     import openvino  # noqa: F401  (its libraries must be loadable for the emulator)
 
