@@ -37,10 +37,14 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
-        if self.inplace:
-            # Editable installs copy only the extension module back into the source tree; the ACL emulator
-            # library built beside it must travel with it (the ACL engine looks for it next to _core).
-            for lib in out_dir.glob("libascendcl.so*"):
+
+    def copy_extensions_to_source(self) -> None:
+        # Editable installs (and build_ext --inplace) copy only the extension module back into the source
+        # tree; the ACL emulator library built beside it must travel with it (the engine looks next to _core).
+        super().copy_extensions_to_source()
+        for ext in self.extensions:
+            built_dir = Path(self.build_lib).resolve() / Path(*ext.name.split(".")[:-1])
+            for lib in built_dir.glob("libascendcl.so*"):
                 shutil.copy2(lib, ROOT / "pymfn" / lib.name)
 
 
