@@ -888,8 +888,15 @@ def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
     src = tmp_path / "client.cpp"
     src.write_text(CLIENT_CPP)
     exe = tmp_path / "client"
-    subprocess.run([cxx, "-std=c++17", "-O0", f"-I{ROOT / 'csrc'}", str(src), "-o", str(exe), f"-L{emu.parent}",
-                    "-lascendcl", f"-Wl,-rpath,{emu.parent}"], check=True, capture_output=True, timeout=120)
+    # The emulator runs models through OpenVINO: a client finds libopenvino in the openvino wheel's libs folder
+    # (the build-time RPATH may point into pip's deleted build environment).
+    import openvino
+
+    ov_libs = Path(openvino.__file__).parent / "libs"
+    proc = subprocess.run([cxx, "-std=c++17", "-O0", f"-I{ROOT / 'csrc'}", str(src), "-o", str(exe), f"-L{emu.parent}",
+                           "-lascendcl", f"-Wl,-rpath,{emu.parent}", f"-Wl,-rpath-link,{ov_libs}", f"-Wl,-rpath,{ov_libs}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYMFN_ACL_EMU_")}
     p = subprocess.run([str(exe), models["f32"], models["bin"]], capture_output=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr.decode()
