@@ -898,6 +898,8 @@ def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYMFN_ACL_EMU_")}
+    # the client's RUNPATH does not cover libascendcl.so's own dependency on libopenvino: name the folder
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(ov_libs), env.get("LD_LIBRARY_PATH", "")]))
     p = subprocess.run([str(exe), models["f32"], models["bin"]], capture_output=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr.decode()
     out = np.frombuffer(p.stdout, np.float16).astype(np.float32)
