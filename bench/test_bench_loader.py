@@ -212,4 +212,5 @@ def test_prefetch_overlaps_compute(benchmark, core, bench_bins):
     print(f"\nprefetch overlap: compute {compute_s * 1e3:.2f} ms/batch; stall per pass sync {stall_sync:.3f} s, "
           f"prefetch=2 {stall_pf:.3f} s; wall sync {sync_wall:.2f} s, prefetch=2 {benchmark.stats.stats.min:.2f} s "
           f"-> {overlap:.2f}x (ideal 2x)")
-    assert stall_pf < 0.5 * stall_sync, "prefetching should hide most of the read time behind the compute"
+    if not QUICK:  # quick mode (CI) stalls are tens of ms: too short to judge, reported only
+        assert stall_pf < 0.5 * stall_sync, "prefetching should hide most of the read time behind the compute"
