@@ -23,10 +23,17 @@ class DefaultModel:
     description: str
 
 
-def _source_key(path: Path) -> str:
-    st = path.stat()
-    raw = f"{__version__}:{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+def _cache_key(*inputs: Path) -> str:
+    """Cache key: the bytes of ``inputs`` plus the code that turns weights into a graph.
+
+    Content rather than path/mtime keeps one cached model per real change (a moved checkout or a fresh
+    CI clone reuses it); hashing model.py/weights.py/freeze.py rebuilds it whenever the graph changes.
+    """
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for f in (*inputs, here / "model.py", here / "weights.py", here / "freeze.py"):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultModel:
@@ -36,7 +43,7 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
     suffix = "-fp16out" if fp16_output else ""
     tflite = config.sirius_tflite_path()
     if tflite.exists():
-        pb = models / f"mobilefacenet-sirius-{_source_key(tflite)}{suffix}.pb"
+        pb = models / f"mobilefacenet-sirius-{_cache_key(tflite)}{suffix}.pb"
         desc = f"MobileFaceNet, pretrained sirius-ai weights imported from {tflite}"
         if not pb.exists():
             if not quiet:
@@ -48,7 +55,7 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
                 freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
         return DefaultModel(pb, True, desc)
 
-    pb = models / f"mobilefacenet-random-seed0-v{__version__}{suffix}.pb"
+    pb = models / f"mobilefacenet-random-seed0-{_cache_key()}{suffix}.pb"
     desc = "MobileFaceNet, random weights (seed 0): fine for latency, accuracy needs the pretrained weights"
     if not pb.exists():
         if not quiet:

@@ -135,12 +135,25 @@ def l2_normalize(x: Any) -> np.ndarray:
     return arr / norms[:, np.newaxis]
 
 
-def combine_flip(emb: Any, emb_flipped: Any) -> np.ndarray:
-    """InsightFace flip TTA: L2-normalise (raw embedding + raw embedding of the mirrored image)."""
+FLIP_MODES = ("sum", "concat")
+
+
+def combine_flip(emb: Any, emb_flipped: Any, mode: str = "sum") -> np.ndarray:
+    """Flip TTA: one normalised embedding per image from the image's and its mirror's raw embeddings.
+
+    ``mode="sum"`` is InsightFace's: L2-normalise(raw + raw_mirror), so the larger raw embedding weighs
+    more. ``mode="concat"`` L2-normalises each half and concatenates them (then normalises), which makes
+    the squared distance the mean of the two halves' squared distances — the other common variant
+    (FaceNet-style evaluation code); both are reported in the README.
+    """
+    if mode not in FLIP_MODES:
+        raise ValueError(f"combine_flip: mode={mode!r}; expected one of {', '.join(FLIP_MODES)}")
     a = _as_float_matrix(emb, "emb")
     b = _as_float_matrix(emb_flipped, "emb_flipped")
     if a.shape != b.shape:
         raise ValueError(f"combine_flip: emb has shape {a.shape} but emb_flipped has {b.shape}")
+    if mode == "concat":
+        return l2_normalize(np.concatenate([l2_normalize(a), l2_normalize(b)], axis=1))
     return l2_normalize(a + b)
 
 
@@ -298,14 +311,14 @@ def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def evaluate(embeddings: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3,
-             flipped: Any = None) -> VerificationResult:
+             flipped: Any = None, flip_mode: str = "sum") -> VerificationResult:
     """Run the LFW protocol on embeddings in pair order (rows 2k, 2k+1 = pair k).
 
     Embeddings are L2-normalised here (normalising twice is harmless), so raw model outputs can be
-    passed. ``flipped``: raw embeddings of the mirrored images (``lfw.mirror``) for InsightFace flip
-    TTA, i.e. ``combine_flip(embeddings, flipped)``.
+    passed. ``flipped``: raw embeddings of the mirrored images (``lfw.mirror``) for flip TTA, i.e.
+    ``combine_flip(embeddings, flipped, flip_mode)``.
     """
-    emb = l2_normalize(embeddings) if flipped is None else combine_flip(embeddings, flipped)
+    emb = l2_normalize(embeddings) if flipped is None else combine_flip(embeddings, flipped, flip_mode)
     same = np.asarray(issame)
     if same.ndim != 1:
         raise ValueError(f"issame: expected a 1-D array of booleans, got shape {same.shape}")

@@ -146,12 +146,18 @@ def _batch_norm(x: tf.Tensor, is_training: bool | tf.Tensor, decay: float) -> tf
 
 
 def _prelu(x: tf.Tensor) -> tf.Tensor:
-    """PReLU from basic ops: relu(x) + alpha * (x - |x|) / 2 (per-channel alpha)."""
+    """PReLU from basic ops: relu(x) + ((x - |x|) * alpha) * 0.5 (per-channel alpha).
+
+    Basic ops because TF 1.15 / npu_bridge and every converter know them. The exact order of the
+    operands matters: it is the pattern OpenVINO's PReluFusionAbsSubMulMulAdd pass turns back into one
+    PReLU, which the CPU plugin then fuses into the preceding convolution (1.3x faster at batch 1 than
+    ``relu(x) + (alpha * 0.5) * (x - |x|)``, which it leaves as separate element-wise kernels).
+    """
     ch = int(x.shape[-1])
     with tf.variable_scope("prelu"):
         alpha = tf.get_variable("alpha", [ch], tf.float32,
                                 initializer=tf.constant_initializer(PRELU_INIT))
-        return tf.nn.relu(x) + (alpha * 0.5) * (x - tf.abs(x))
+        return tf.nn.relu(x) + ((x - tf.abs(x)) * alpha) * 0.5
 
 
 def _bottleneck(x: tf.Tensor, expansion: int, out_ch: int, stride: int, is_training: bool | tf.Tensor,

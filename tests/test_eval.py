@@ -243,6 +243,21 @@ def test_combine_flip_sums_raw_then_normalises():
     assert ev.evaluate(emb, same, flipped=flip).to_dict() == ev.evaluate(ev.combine_flip(emb, flip), same).to_dict()
 
 
+def test_combine_flip_concat_averages_the_halves_squared_distances():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((10, 16)), 3 * rng.standard_normal((10, 16))
+    got = ev.combine_flip(a, b, mode="concat")
+    assert got.shape == (10, 32)
+    np.testing.assert_allclose(got, sk_normalize(np.hstack([sk_normalize(a), sk_normalize(b)])), atol=1e-6)
+    # squared distance of the concatenation = mean of the halves' squared distances
+    d = ev.pair_distances(got)
+    na, nb = sk_normalize(a), sk_normalize(b)
+    want = (np.sum((na[0::2] - na[1::2]) ** 2, 1) + np.sum((nb[0::2] - nb[1::2]) ** 2, 1)) / 2
+    np.testing.assert_allclose(d, want, atol=1e-5)
+    with pytest.raises(ValueError, match="mode='avg'"):
+        ev.combine_flip(a, b, mode="avg")
+
+
 def test_bad_inputs_have_clear_errors():
     emb, same = synthetic_embeddings(100, 0)
     with pytest.raises(ValueError, match=r"199 rows for 100 pairs"):

@@ -166,6 +166,11 @@ def test_async_requests_through_runner(core, tiny_pb):
     sync = core.OpenVINOEngine(str(tiny_pb))
     np.testing.assert_allclose(core.infer_all(e, core.ArrayDataset(data).reader(2))[0],
                                core.infer_all(sync, core.ArrayDataset(data).reader(2))[0], atol=1e-6)
+    # infer_all with 3 requests in flight over 7 samples (4 batches, the last padded): same rows, same order.
+    want = core.infer_all(sync, core.ArrayDataset(data[:7]).reader(2))[0]
+    got = core.infer_all(e, core.ArrayDataset(data[:7]).reader(2), 3)[0]
+    assert got.shape == want.shape == (7,) + want.shape[1:]
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -240,6 +240,25 @@ def test_infer_all_drops_padding_and_keeps_order(core, engines):
         np.testing.assert_array_equal(y[:, 1], data[:, 0])
 
 
+def test_infer_all_with_requests_in_flight_keeps_order(core, engines):
+    data, ds = dataset(core, n=11)
+    for batch, inflight in [(1, 2), (2, 3), (3, 3), (4, 2), (11, 3), (16, 2)]:
+        eng = engines(inflight=inflight)
+        y = core.infer_all(eng, ds.reader(batch), inflight)[0]
+        assert y.shape == (11, 2), (batch, inflight)
+        np.testing.assert_array_equal(y[:, 0], data.sum(axis=1))
+        np.testing.assert_array_equal(y[:, 1], data[:, 0])
+        assert eng.calls == -(-11 // batch)  # every batch once, none repeated or skipped
+
+
+def test_infer_all_rejects_bad_inflight(core, engines):
+    _, ds = dataset(core)
+    with pytest.raises(core.InvalidArgument, match="at most 2 requests"):
+        core.infer_all(engines(inflight=2), ds.reader(2), 3)
+    with pytest.raises(core.InvalidArgument, match="inflight must be >= 1"):
+        core.infer_all(engines(), ds.reader(2), 0)
+
+
 def test_infer_all_float16_output_dtype(core, engines):
     class Half(engines):
         def outputs(self):

@@ -197,12 +197,12 @@ closest ranks). std is the population standard deviation; cv = std / mean.)doc")
 
   m.def(
       "infer_all",
-      [](pymfn::Engine& engine, pymfn::BatchReader& reader) {
+      [](pymfn::Engine& engine, pymfn::BatchReader& reader, size_t inflight) {
         std::vector<std::vector<uint8_t>> raw;
         std::vector<pymfn::TensorInfo> outs;
         {
           py::gil_scoped_release release;
-          raw = pymfn::infer_all(engine, reader);
+          raw = pymfn::infer_all(engine, reader, inflight);
           outs = engine.outputs();
         }
         py::list result;
@@ -222,10 +222,11 @@ closest ranks). std is the population standard deviation; cv = std / mean.)doc")
         }
         return result;
       },
-      py::arg("engine"), py::arg("reader"),
-      "infer_all(engine: Engine, reader: BatchReader) -> list[np.ndarray]\n\n"
+      py::arg("engine"), py::arg("reader"), py::arg("inflight") = 1,
+      "infer_all(engine: Engine, reader: BatchReader, inflight: int = 1) -> list[np.ndarray]\n\n"
       "One pass over `reader`: one array per model output, shape [n_valid, *output_shape[1:]], in dataset "
-      "order, padding rows of the last batch dropped. GIL released while running.");
+      "order, padding rows of the last batch dropped. `inflight` > 1 keeps that many asynchronous requests "
+      "running (the engine must offer them: max_inflight()). GIL released while running.");
 
   m.def(
       "compute_stats", [](std::vector<double> samples) { return pymfn::compute_stats(std::move(samples)); },

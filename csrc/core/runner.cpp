@@ -325,36 +325,83 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   return r;
 }
 
-std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader) {
+std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight) {
   const size_t batch = reader.batch_size();
   if (batch < 1) throw InvalidArgument("infer_all: the reader's batch size is 0");
+  if (inflight < 1) throw InvalidArgument("infer_all: inflight must be >= 1");
+  if (inflight > engine.max_inflight())
+    throw InvalidArgument("infer_all: inflight = " + std::to_string(inflight) + " but the " + engine.kind() +
+                          " engine offers at most " + std::to_string(engine.max_inflight()) +
+                          " requests in flight (open it with more requests)");
   check_engine_io(engine, batch, "infer_all");
   engine.prepare(batch);
   const auto outs = engine.outputs();
   const size_t input_bytes = engine.inputs()[0].sample_bytes * batch;
+  const size_t k = inflight;
+  const bool async = k > 1;
 
-  Slot slot;
-  make_slot(&slot, outs, batch, input_bytes, false);
+  std::vector<Slot> slots(k);
+  for (auto& s : slots) make_slot(&s, outs, batch, input_bytes, async);
   std::vector<std::vector<uint8_t>> result(outs.size());
   for (size_t i = 0; i < outs.size(); ++i) result[i].reserve(reader.num_batches() * batch * outs[i].sample_bytes);
 
-  reader.rewind();
-  size_t rows_done = 0;
-  while (reader.next(&slot.view)) {
-    const BatchView& v = slot.view;
+  size_t rows_fetched = 0;
+  // Next batch into `s`; false at the end of the pass.
+  auto take = [&](Slot& s) {
+    if (!reader.next(&s.view)) return false;
+    const BatchView& v = s.view;
     if (v.batch_rows != batch || v.valid_rows > v.batch_rows)
       throw Error("infer_all: reader returned a batch of " + std::to_string(v.batch_rows) + " rows (" +
                   std::to_string(v.valid_rows) + " valid), expected " + std::to_string(batch));
-    if (v.first_sample != rows_done)
+    if (v.first_sample != rows_fetched)
       throw Error("infer_all: reader returned sample " + std::to_string(v.first_sample) + " where " +
-                  std::to_string(rows_done) + " was expected (outputs must stay in dataset order)");
-    point_input(&slot, input_bytes);
-    engine.execute(slot.binding);
+                  std::to_string(rows_fetched) + " was expected (outputs must stay in dataset order)");
+    rows_fetched += v.valid_rows;
+    point_input(&s, input_bytes);  // copies when async: a view lives only until the next next()
+    return true;
+  };
+  auto keep = [&](const Slot& s) {
     for (size_t i = 0; i < outs.size(); ++i) {
-      const auto* p = static_cast<const uint8_t*>(slot.binding.outputs[i]);
-      result[i].insert(result[i].end(), p, p + v.valid_rows * outs[i].sample_bytes);
+      const auto* p = static_cast<const uint8_t*>(s.binding.outputs[i]);
+      result[i].insert(result[i].end(), p, p + s.view.valid_rows * outs[i].sample_bytes);
     }
-    rows_done += v.valid_rows;
+  };
+
+  reader.rewind();
+  if (!async) {
+    Slot& s = slots[0];
+    while (take(s)) {
+      engine.execute(s.binding);
+      keep(s);
+    }
+  } else {
+    // Requests are started and collected round-robin, so outputs come back in dataset order.
+    std::vector<bool> busy(k, false);
+    try {
+      size_t launched = 0;
+      for (; launched < k && take(slots[launched]); ++launched) {
+        engine.start(launched, slots[launched].binding);
+        busy[launched] = true;
+      }
+      for (size_t next = 0; busy[next]; next = (next + 1) % k) {
+        engine.wait(next);
+        busy[next] = false;
+        keep(slots[next]);
+        if (take(slots[next])) {
+          engine.start(next, slots[next].binding);
+          busy[next] = true;
+        }
+      }
+    } catch (...) {
+      for (size_t j = 0; j < k; ++j)  // never leave the engine writing into freed slots
+        if (busy[j]) {
+          try {
+            engine.wait(j);
+          } catch (...) {
+          }
+        }
+      throw;
+    }
   }
   reader.rewind();
   return result;

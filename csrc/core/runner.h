@@ -70,8 +70,10 @@ struct RunResult {
 RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& settings);
 
 // One pass over the reader, returning outputs of the valid rows only (padding dropped), one buffer
-// per model output, concatenated in dataset order. Used for accuracy runs.
-std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader);
+// per model output, concatenated in dataset order. Used for accuracy runs. `inflight` > 1 keeps that
+// many requests running (Engine::start/wait, round-robin so order is kept); each then gets its own
+// copy of the input batch.
+std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight = 1);
 
 // Stats over arbitrary samples (exposed for tests).
 LatencyStats compute_stats(std::vector<double> samples_ms);

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "batch", None) is not None and args.batch < 1:
         raise SystemExit("--batch must be >= 1")
-    if getattr(args, "inflight", 1) < 1:
+    if getattr(args, "inflight", None) is not None and args.inflight < 1:
         raise SystemExit("--inflight must be >= 1")
     return int(args.func(args) or 0)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pymfn
 from pymfn.bench import report
 from pymfn.bench.perf import choose_batch, input_spec, resolve_model
+from pymfn.engines import ENGINE_BY_SUFFIX
 
 
 def _is_pickle(path: Path) -> bool:
@@ -23,23 +24,62 @@ def _default_batch(engine: Any, requested: int | None) -> int:
     if requested is not None:
         return choose_batch(engine, requested)
     if not offered:
-        return 4  # measured fastest here: batch 4 embeds LFW at 217 img/s vs 189 img/s at batch 64 (OpenVINO f32, 2 cores)
+        return 8  # dynamic batch: 8 with 2 requests in flight was the fastest setting measured here (README)
     return max(b for b in offered if b <= 64) if min(offered) <= 64 else min(offered)
 
 
-def embed_array(engine: Any, samples: np.ndarray, batch: int) -> np.ndarray:
+FLIP_FORMULA = {"sum": "normalise(emb + emb_mirror)",
+                "concat": "normalise([normalise(emb), normalise(emb_mirror)])"}
+
+# Images normalised per chunk, not all at once: 12,000 LFW faces are 1.8 GB as float32, and allocating
+# and filling that costs more (page faults) than the conversion itself.
+EMBED_CHUNK = 512
+
+
+def embed_array(engine: Any, samples: np.ndarray, batch: int, inflight: int = 1) -> np.ndarray:
     """Run every sample through the engine (padding of the last batch dropped) -> float32 [N, E]."""
     core = pymfn.load_core()
     reader = core.ArrayDataset(np.ascontiguousarray(samples)).reader(batch, 2)
     engine.prepare(batch)
-    out = core.infer_all(engine, reader)[0]
+    out = core.infer_all(engine, reader, inflight)[0]
     return np.asarray(out, dtype=np.float32).reshape(len(samples), -1)
+
+
+def embed_images(engine: Any, images: np.ndarray, dtype: np.dtype, batch: int, inflight: int = 1,
+                 mirrored: bool = False, progress: bool = False) -> np.ndarray:
+    """Embeddings of uint8 NHWC ``images`` (or of their mirrors), preprocessing chunk by chunk.
+
+    Float models get the reference normalisation ``(x - 127.5) * 0.0078125``; uint8 (AIPP) models get
+    the pixels as they are. Chunks are whole multiples of ``batch`` so only the very last batch is padded.
+    """
+    chunk = max(batch, EMBED_CHUNK // batch * batch)
+    parts = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(images), desc="embed (mirror)" if mirrored else "embed", unit="img", leave=False)
+    try:
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk]
+            if mirrored:
+                part = part[:, :, ::-1]
+            parts.append(embed_array(engine, _prepare_images(part, dtype), batch, inflight))
+            if bar is not None:
+                bar.update(len(part))
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
 
 
 def _prepare_images(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint8:
-        return images  # AIPP-style model: normalisation happens inside
-    return ((images.astype(np.float32) - 127.5) * 0.0078125).astype(dtype)
+        return np.ascontiguousarray(images)  # AIPP-style model: normalisation happens inside
+    out = np.empty(images.shape, dtype=np.float32)
+    np.subtract(images, np.float32(127.5), out=out, dtype=np.float32)
+    out *= np.float32(0.0078125)
+    return out if dtype == np.float32 else out.astype(dtype)
 
 
 def _load_issame(args: argparse.Namespace, data: Path) -> np.ndarray:
@@ -74,7 +114,8 @@ def main_accuracy(args: argparse.Namespace) -> int:
     if not data.exists():
         raise SystemExit(f"--data: {data} does not exist (lfw.bin, a folder of .bin inputs, or an msame output folder)")
     t_start = time.perf_counter()
-    meta: dict[str, Any] = {"data": str(data), "flip": bool(args.flip)}
+    meta: dict[str, Any] = {"data": str(data), "flip": bool(args.flip),
+                            "flip_mode": args.flip_mode if args.flip else None}
     embed_s = 0.0
     n_embedded = 0
 
@@ -93,10 +134,14 @@ def main_accuracy(args: argparse.Namespace) -> int:
                   "its accuracy is near chance — accuracy needs weights")
         from pymfn.engines import open_engine
 
-        engine = open_engine(str(model), engine=args.engine, precision=args.precision, threads=args.threads)
+        kind = args.engine or ENGINE_BY_SUFFIX.get(model.suffix.lower())
+        inflight = args.inflight if args.inflight is not None else (1 if kind == "tf" else 2)
+        engine = open_engine(str(model), engine=args.engine, precision=args.precision, threads=args.threads,
+                             inflight=inflight)
         info, shape, dtype = input_spec(engine)
         batch = _default_batch(engine, args.batch)
         meta.update({"model": str(model), "model_description": description, "engine": engine.kind, "batch": batch,
+                     "inflight": inflight,
                      "engine_properties": {str(k): str(v) for k, v in dict(engine.properties()).items()}})
         if data.is_file() and _is_pickle(data):
             from pymfn.lfw import load_lfw
@@ -106,13 +151,13 @@ def main_accuracy(args: argparse.Namespace) -> int:
             meta["decode_s"] = time.perf_counter() - t0
             if images.shape[1:] != shape and not (dtype == np.uint8 and images.shape[1:] == shape):
                 raise SystemExit(f"--data {data}: images are {images.shape[1:]}, the model wants {shape}")
-            samples = _prepare_images(images, dtype)
             t0 = time.perf_counter()
-            emb = embed_array(engine, samples, batch)
-            n_embedded = len(samples)
+            progress = not args.quiet
+            emb = embed_images(engine, images, dtype, batch, inflight, progress=progress)
+            n_embedded = len(images)
             if args.flip:
-                emb_flip = embed_array(engine, np.ascontiguousarray(samples[:, :, ::-1, :]), batch)
-                emb = lfw_eval.combine_flip(emb, emb_flip)
+                emb_flip = embed_images(engine, images, dtype, batch, inflight, mirrored=True, progress=progress)
+                emb = lfw_eval.combine_flip(emb, emb_flip, args.flip_mode)
                 n_embedded *= 2
             embed_s = time.perf_counter() - t0
             meta["source"] = f"lfw.bin ({'BGR' if args.bgr else 'RGB'})"
@@ -125,7 +170,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
             issame = _load_issame(args, data)
             t0 = time.perf_counter()
             engine.prepare(batch)
-            emb = np.asarray(core.infer_all(engine, ds.reader(batch, 2))[0], dtype=np.float32)
+            emb = np.asarray(core.infer_all(engine, ds.reader(batch, 2), inflight)[0], dtype=np.float32)
             embed_s = time.perf_counter() - t0
             n_embedded = len(emb)
             meta["source"] = ds.describe()
@@ -144,11 +189,11 @@ def main_accuracy(args: argparse.Namespace) -> int:
     doc["host"] = report.host_info()
     doc["protocol"] = ("InsightFace/FaceNet: squared L2 on L2-normalised embeddings, 10 contiguous folds, "
                        "thresholds arange(0,4,0.01), VAL@FAR=1e-3 on arange(0,4,0.001)"
-                       + (", flip = normalise(emb + emb_mirror)" if args.flip else ""))
+                       + (f", flip = {FLIP_FORMULA[args.flip_mode]}" if args.flip else ""))
 
     print(f"LFW verification — {doc.get('model') or data}")
     print(f"  source        : {doc.get('source')}")
-    print(f"  pairs         : {doc['pairs']}   flip: {args.flip}")
+    print(f"  pairs         : {doc['pairs']}   flip: {FLIP_FORMULA[args.flip_mode] if args.flip else 'off'}")
     print(f"  accuracy      : {doc['accuracy'] * 100:.2f}% ± {doc['accuracy_std'] * 100:.2f} (mean ± population std over 10 folds)")
     print(f"  VAL@FAR=1e-3  : {doc['val'] * 100:.2f}% ± {doc['val_std'] * 100:.2f} at FAR {doc['far'] * 100:.3f}%")
     print(f"  AUC / EER     : {doc['auc']:.4f} / {doc['eer'] * 100:.2f}%")
@@ -175,9 +220,16 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
     p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32", help="OpenVINO precision (default f32)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 4 for dynamic-batch models, else the largest offered size <= 64)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size (default 8 for dynamic-batch models, else the largest offered size <= 64)")
+    p.add_argument("--inflight", type=int, default=None,
+                   help="requests kept in flight (default 2, the tf engine 1); with 2 OpenVINO uses its throughput "
+                   "hint, which keeps both cores busy between batches")
     p.add_argument("--flip", action="store_true",
                    help="flip test-time augmentation, InsightFace style: normalise(emb(image) + emb(mirror))")
+    p.add_argument("--flip-mode", choices=["sum", "concat"], default="sum",
+                   help="how --flip combines the two embeddings: sum = InsightFace's normalise(raw + raw_mirror); "
+                   "concat = normalise([normalise(raw), normalise(raw_mirror)]), the FaceNet-style variant")
     p.add_argument("--bgr", action="store_true",
                    help="feed BGR like the reference image2bin (costs ~0.2 pt with RGB-trained weights)")
     p.add_argument("--output-dtype", default="float16",
