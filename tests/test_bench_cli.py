@@ -112,6 +112,7 @@ def test_accuracy_json_keys_on_a_tiny_lfw_bin(random_pb, tmp_path):
                 "pairs", "flip", "images_per_s"):
         assert key in doc, key
     assert doc["pairs"] == 20 and doc["flip"] is True and len(doc["fold_accuracy"]) == 10
+    assert doc["flip_mode"] == "sum" and doc["inflight"] == 2
     assert (tmp_path / "roc.png").exists()
 
 
