@@ -8,8 +8,8 @@
     Target: >= benchmark_app.
 
 The pymfn side is ``_core.run_benchmark`` (C++ loop, GIL released) inside ``benchmark.pedantic``; the peer
-runs in the pedantic ``setup`` so rounds interleave (peer, pymfn, peer, pymfn...) and drifting machine load
-hits both alike. Each ratio is the median of the per-round ratios (a round's two runs are back to
+runs in the pedantic ``setup`` so rounds interleave in ABBA order (peer, pymfn | pymfn, peer | ...) and
+drifting machine load hits both alike. Each ratio is the median of the per-round ratios (a round's two runs are back to
 back); the ratio of the overall medians is recorded beside it. Ratios are recorded in ``benchmark.extra_info`` and printed; nothing here asserts on time.
 ``PYMFN_BENCH_QUICK=1`` shortens every run (CI smoke); ``PYMFN_BENCH_THREADS=N`` pins the thread count
 (default 0 = OpenVINO's choice, checked to be the same for both tools).
@@ -65,18 +65,32 @@ def run_settings(core: Any, batch: int, inflight: int = 1, seconds: float = MEAS
 
 
 def interleaved(benchmark: Any, peer: Callable[[], Any], ours: Callable[[], Any]) -> tuple[list[Any], list[Any]]:
-    """ROUNDS x (peer run in setup, our run timed by pytest-benchmark); returns both result lists."""
+    """ROUNDS paired runs in ABBA order (peer, ours | ours, peer | peer, ours ...); returns both result lists.
+
+    The order alternates so that a systematic order effect (a vCPU that slows after a burst, caches
+    the first run warmed) cannot favour one side. Only ``ours`` is timed by pytest-benchmark; peers run in ``setup`` (the peer of an odd round runs in
+    the following setup, right after its partner, and the last one after pedantic returns).
+    """
     peers: list[Any] = []
     mine: list[Any] = []
+    round_no = [0]
 
     def setup() -> None:
-        peers.append(peer())
+        i = round_no[0]
+        if i % 2 == 0:
+            if i > 0:
+                peers.append(peer())  # the previous (odd) round's peer: after its partner
+            peers.append(peer())
+        round_no[0] += 1
 
     def target() -> Any:
         mine.append(ours())
         return mine[-1]
 
     benchmark.pedantic(target, setup=setup, rounds=ROUNDS, iterations=1)
+    if len(peers) < len(mine):
+        peers.append(peer())
+    assert len(peers) == len(mine) == ROUNDS
     return peers, mine
 
 
