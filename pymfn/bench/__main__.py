@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame}")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _DefaultsFormatter
     p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
                        description="Per-request latency (default batch 1, one request in flight), trtexec-style report.")
     add_run_arguments(p, batch=1, inflight=1, min_duration=3.0)
@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_msame_arguments(p)
     p.set_defaults(func=main_msame)
     return parser
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where the help text does not already explain the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,7 +226,7 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests kept in flight (default 2, the tf engine 1); with 2 OpenVINO uses its throughput "
                    "hint, which keeps both cores busy between batches")
     p.add_argument("--flip", action="store_true",
-                   help="flip test-time augmentation, InsightFace style: normalise(emb(image) + emb(mirror))")
+                   help="flip test-time augmentation: embed every image and its mirror, combine as --flip-mode says")
     p.add_argument("--flip-mode", choices=["sum", "concat"], default="sum",
                    help="how --flip combines the two embeddings: sum = InsightFace's normalise(raw + raw_mirror); "
                    "concat = normalise([normalise(raw), normalise(raw_mirror)]), the FaceNet-style variant")
