@@ -168,6 +168,17 @@ def test_runner_drives_the_engine(acl, models, ov_reference):
     np.testing.assert_allclose(got.astype(np.float32), ref[:7].astype(np.float32), rtol=0, atol=2 ** -11)
 
 
+def test_infer_all_with_two_requests_in_flight(acl, models, ov_reference):
+    """What `bench accuracy` does on an .om: 2 ACL requests round-robin; same rows, same order as sync."""
+    x, _ = ov_reference
+    sync = acl.AclEngine(str(models["dynamic"]))
+    two = acl.AclEngine(str(models["dynamic"]), num_requests=2)
+    want = acl.infer_all(sync, acl.ArrayDataset(x[:7]).reader(2, 0))[0]
+    got = acl.infer_all(two, acl.ArrayDataset(x[:7]).reader(2, 0), 2)[0]  # 4 batches, the last padded
+    assert np.asarray(got).shape == np.asarray(want).shape
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 # ------------------------------------------------------------------------------------------ batches, async
 
 def test_batch_not_offered_lists_the_offered_ones(acl, models):
