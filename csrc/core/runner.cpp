@@ -105,6 +105,19 @@ void point_input(Slot* slot, size_t input_bytes) {
   }
 }
 
+// Waits for every request still marked busy, ignoring their errors: called while an exception is
+// already propagating, so the caller never returns while the engine may still write into its buffers.
+void wait_quietly(Engine& engine, std::vector<bool>& busy) {
+  for (size_t j = 0; j < busy.size(); ++j)
+    if (busy[j]) {
+      try {
+        engine.wait(j);
+      } catch (...) {
+      }
+      busy[j] = false;
+    }
+}
+
 struct StageAcc {
   double sum[3] = {0, 0, 0};
   size_t n[3] = {0, 0, 0};
@@ -285,14 +298,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
         record(slots[j], Clock::now(), t);
       }
     } catch (...) {
-      // Never return while the engine may still write into our buffers.
-      for (size_t j = 0; j < k; ++j)
-        if (inflight[j]) {
-          try {
-            engine.wait(j);
-          } catch (...) {
-          }
-        }
+      wait_quietly(engine, inflight);
       throw;
     }
   }
@@ -393,13 +399,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
         }
       }
     } catch (...) {
-      for (size_t j = 0; j < k; ++j)  // never leave the engine writing into freed slots
-        if (busy[j]) {
-          try {
-            engine.wait(j);
-          } catch (...) {
-          }
-        }
+      wait_quietly(engine, busy);
       throw;
     }
   }
