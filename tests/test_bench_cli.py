@@ -79,6 +79,10 @@ def test_bad_inputs_are_named(random_pb, tmp_path):
         bench_main(["latency", "--model", str(tmp_path / "missing.pb")])
     with pytest.raises(SystemExit, match="--batch"):
         bench_main(["latency", "--model", str(random_pb), "--batch", "0"])
+    with pytest.raises(SystemExit, match="--inflight"):
+        bench_main(["accuracy", "--data", str(tmp_path), "--model", str(random_pb), "--inflight", "0"])
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        bench_main(["accuracy", "--data", str(tmp_path), "--flip", "--flip-mode", "avg"])
     bad = tmp_path / "bad"
     bad.mkdir()
     np.zeros(10, np.float32).tofile(bad / "0.bin")
