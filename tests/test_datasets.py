@@ -77,9 +77,11 @@ def test_natural_sort_matches_python(core):
         core.sort_file_names(names, "random")
 
 
-def test_folder_bytes_padding_and_stats(core, bins):
+@pytest.mark.parametrize("io", ["mmap", "pread"])
+def test_folder_bytes_padding_and_stats(core, bins, io):
     folder, data = bins
-    ds = core.FolderDataset(str(folder), SAMPLE_BYTES, "float32", list(SHAPE))
+    ds = core.FolderDataset(str(folder), SAMPLE_BYTES, "float32", list(SHAPE), io=io)
+    assert ds.io == io and f", {io}," in ds.describe()
     assert (ds.sample_count, ds.sample_bytes, ds.dtype, ds.sample_shape) == (10, SAMPLE_BYTES, "float32", list(SHAPE))
     assert "10 files" in ds.describe()
     r = ds.reader(4, prefetch=2)
@@ -96,13 +98,17 @@ def test_folder_bytes_padding_and_stats(core, bins):
     assert not views[-1][4][2:].any(), "padding rows must be zeros"
     assert r.next() is None
     s = r.stats()
-    assert s == {"batches": 3, "bytes_copied": 10 * SAMPLE_BYTES, "bytes_read": 10 * SAMPLE_BYTES, "padded_batches": 1}
+    # One host copy per sample byte either way; only pread goes through read().
+    read = 10 * SAMPLE_BYTES if io == "pread" else 0
+    assert s == {"batches": 3, "bytes_copied": 10 * SAMPLE_BYTES, "bytes_read": read, "padded_batches": 1}
+    assert ds.mapped_files == (10 if io == "mmap" else 0)
 
 
+@pytest.mark.parametrize("io", ["mmap", "pread"])
 @pytest.mark.parametrize("prefetch,threads", [(0, 0), (1, 1), (3, 0), (4, 2), (8, 3)])
-def test_prefetch_and_rewind_multiple_passes(core, tmp_path, prefetch, threads):
+def test_prefetch_and_rewind_multiple_passes(core, tmp_path, prefetch, threads, io):
     data = make_bins(tmp_path / "b", 23)
-    ds = core.FolderDataset(tmp_path / "b", SAMPLE_BYTES, sample_shape=list(SHAPE))
+    ds = core.FolderDataset(tmp_path / "b", SAMPLE_BYTES, sample_shape=list(SHAPE), io=io)
     r = ds.reader(3, prefetch=prefetch, threads=threads)
     for _ in range(3):
         got, meta = read_all(r)
@@ -119,7 +125,8 @@ def test_prefetch_and_rewind_multiple_passes(core, tmp_path, prefetch, threads):
     s = r.stats()
     assert s["batches"] == 3 * 8 + 3
     assert s["padded_batches"] == 3
-    assert s["bytes_read"] == s["bytes_copied"] >= (3 * 23 + 9) * SAMPLE_BYTES
+    assert s["bytes_copied"] >= (3 * 23 + 9) * SAMPLE_BYTES
+    assert s["bytes_read"] == (s["bytes_copied"] if io == "pread" else 0)
 
 
 def _wait_for(pred, timeout: float = 10.0) -> bool:
@@ -137,14 +144,14 @@ def test_background_pool_stays_prefetch_batches_ahead(core, tmp_path, prefetch):
     make_bins(tmp_path / "b", 40, shape=(8,))
     r = core.FolderDataset(tmp_path / "b", 32, sample_shape=[8]).reader(4, prefetch=prefetch)
     batch_bytes = 4 * 32
-    assert _wait_for(lambda: r.stats()["bytes_read"] == prefetch * batch_bytes)
+    assert _wait_for(lambda: r.stats()["bytes_copied"] == prefetch * batch_bytes)
     time.sleep(0.1)  # give it the chance to run further ahead; it must not
-    assert r.stats()["bytes_read"] == prefetch * batch_bytes and r.stats()["batches"] == 0
+    assert r.stats()["bytes_copied"] == prefetch * batch_bytes and r.stats()["batches"] == 0
     r.next()
     r.next()
-    assert _wait_for(lambda: r.stats()["bytes_read"] == (prefetch + 2) * batch_bytes)
+    assert _wait_for(lambda: r.stats()["bytes_copied"] == (prefetch + 2) * batch_bytes)
     time.sleep(0.05)
-    assert r.stats()["bytes_read"] == (prefetch + 2) * batch_bytes
+    assert r.stats()["bytes_copied"] == (prefetch + 2) * batch_bytes
 
 
 def test_many_small_batches_keep_their_content(core, tmp_path):
@@ -233,9 +240,11 @@ def test_size_mismatch_names_file_and_sizes(core, bins):
     assert isinstance(e.value, core.InputError) and isinstance(e.value, ValueError)
 
 
-def test_file_changed_after_open_fails_at_read(core, bins):
+@pytest.mark.parametrize("io", ["mmap", "pread"])
+def test_file_changed_after_open_fails_at_read(core, bins, io):
     folder, data = bins
-    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE), io=io)
+    read_all(ds.reader(4))  # io=mmap: every file is mapped now; the checks below run against mappings
     (folder / "6.bin").write_bytes(b"\0" * (SAMPLE_BYTES - 4))
     for prefetch in (0, 2):
         r = ds.reader(4, prefetch=prefetch)
@@ -256,6 +265,91 @@ def test_file_changed_after_open_fails_at_read(core, bins):
         r.next()
 
 
+def test_mmap_folder_checks_every_read_against_the_file(core, bins, tmp_path):
+    """io=mmap keeps files mapped across passes, but each read still sees the file as it is now."""
+    folder, data = bins
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
+    assert ds.io == "mmap" and ds.mapped_files == 0  # mapped lazily, on first read
+    r = ds.reader(5, prefetch=2)
+    read_all(r)
+    assert ds.mapped_files == 10
+    # Rewritten in place (same inode): the mapping shows the new bytes.
+    data[2] = -data[2]
+    data[2].tofile(folder / "2.bin")
+    # Replaced by a new inode (atomic rename): read with pread, not from the stale mapping.
+    staged = tmp_path / "staged.bin"
+    data[7] = data[7] + 100
+    data[7].tofile(staged)
+    os.replace(staged, folder / "7.bin")
+    r.rewind()
+    got, _ = read_all(r)
+    np.testing.assert_array_equal(got, data)
+    s = r.stats()
+    assert s["bytes_read"] == SAMPLE_BYTES and s["bytes_copied"] == 20 * SAMPLE_BYTES
+    assert ds.mapped_files == 10
+    # A file that grew is an error too (it would otherwise be read short, silently).
+    (folder / "3.bin").write_bytes(data[3].tobytes() + b"\0\0\0\0")
+    r.rewind()
+    with pytest.raises(core.ShapeMismatch, match=f"now {SAMPLE_BYTES + 4} bytes") as e:
+        read_all(r)
+    assert e.value.path == str(folder / "3.bin")
+
+
+def test_mmap_folder_readers_on_two_threads_share_the_mappings(core, tmp_path):
+    import threading
+
+    data = make_bins(tmp_path / "b", 300, shape=(16,))
+    ds = core.FolderDataset(tmp_path / "b", 64, sample_shape=[16])
+    results: list = [None, None]
+
+    def run(i: int) -> None:
+        results[i] = read_all(ds.reader(7, prefetch=3, threads=2))[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_array_equal(got, data)
+    assert ds.mapped_files == 300  # each file mapped once, whichever reader got there first
+
+
+def test_mapped_copy_survives_a_file_truncated_under_it(core, tmp_path):
+    """The SIGBUS guard: a copy from a mapping whose file was cut short fails instead of killing us."""
+    f = tmp_path / "victim.bin"
+    f.write_bytes(os.urandom(3 * 4096))
+    assert core._copy_after_truncating_mapping(f, 3 * 4096, 3 * 4096) is True   # nothing cut: copies
+    assert core._copy_after_truncating_mapping(f, 3 * 4096, 4096) is False       # pages 2-3 gone: SIGBUS
+    f.write_bytes(os.urandom(3 * 4096))
+    assert core._copy_after_truncating_mapping(f, 3 * 4096, 0) is False          # and again (not one-shot)
+
+
+def test_sigbus_outside_a_guarded_copy_still_kills_the_process(tmp_path):
+    """The guard's handler must hand foreign SIGBUS faults back (here: numpy.memmap of a cut file)."""
+    import signal
+    import subprocess
+    import sys
+
+    f = tmp_path / "cut.bin"
+    f.write_bytes(b"\1" * 3 * 4096)
+    script = f"""
+import os, numpy as np, pymfn
+core = pymfn.load_core()
+assert core._copy_after_truncating_mapping({str(f)!r}, 3 * 4096, 0) is False  # installs the handler
+with open({str(f)!r}, "wb") as fh:
+    fh.write(b"\\1" * 3 * 4096)
+m = np.memmap({str(f)!r}, dtype=np.uint8, mode="r")
+os.truncate({str(f)!r}, 0)
+print(int(m[-1]), flush=True)  # faults outside any guarded copy
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTHONFAULTHANDLER", None)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == -signal.SIGBUS, (p.returncode, p.stdout, p.stderr[-2000:])
+
+
 def test_bad_arguments(core, bins):
     folder, _ = bins
     with pytest.raises(core.InvalidArgument, match="sample_shape"):
@@ -268,6 +362,8 @@ def test_bad_arguments(core, bins):
         core.FolderDataset(folder, SAMPLE_BYTES, "float64")
     with pytest.raises(core.InvalidArgument, match="unknown file order"):
         core.FolderDataset(folder, SAMPLE_BYTES, order="random")
+    with pytest.raises(core.InvalidArgument, match="expected 'mmap' or 'pread'"):
+        core.FolderDataset(folder, SAMPLE_BYTES, io="read")
     ds = core.FolderDataset(folder, SAMPLE_BYTES)
     with pytest.raises(core.InvalidArgument, match="batch_size"):
         ds.reader(0)

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,11 +14,13 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
 #include "core/errors.h"
 #include "data/aligned_buffer.h"
+#include "data/mapped_copy.h"
 
 namespace pymfn {
 
@@ -68,17 +71,48 @@ uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string
   return got;
 }
 
+// Bytes a sample copy moved and how: from a mapping (memcpy) or with pread.
+struct SampleCopy {
+  uint64_t bytes = 0;
+  bool via_pread = false;
+};
+
+// kMmap: checks that file k is still the file of the expected size (one fstatat, no open), then
+// copies it out of its mapping. A file that cannot be mapped, or was replaced by another inode since
+// it was mapped, is pread instead.
+SampleCopy copy_sample(const FolderListing& listing, size_t k, unsigned char* dst) {
+  const std::string& path = listing.paths[k];
+  const size_t sample_bytes = listing.sample_bytes;
+  if (listing.io == FolderIO::kPread)
+    return {read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
+  struct stat st;
+  if (::fstatat(listing.dir_fd, listing.names[k].c_str(), &st, 0) != 0) {
+    const int err = errno;
+    throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
+  }
+  if (static_cast<uint64_t>(st.st_size) != sample_bytes)
+    throw ShapeMismatch(path, "file is now " + std::to_string(st.st_size) + " bytes but the model expects " +
+                                  std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
+  const FileMapping* m = listing.mapping(k);
+  if (m == nullptr || m->dev != st.st_dev || m->ino != st.st_ino)
+    return {read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
+  if (!copy_from_mapping(dst, m->data, sample_bytes))
+    throw ShapeMismatch(path, "file shrank while it was being read (it changed after the folder was opened)");
+  return {sample_bytes, false};
+}
+
 // Batch reader over a folder: a ring of prefetch+1 aligned buffers (one held by the consumer, up to
-// `prefetch` being filled or ready). Workers claim the next batch whose ring slot is free, pread its
+// `prefetch` being filled or ready). Workers claim the next batch whose ring slot is free, copy its
 // files without holding the lock, and publish it; next() waits for its batch and releases the previous
 // one. With prefetch == 0 there are no threads and next() reads inline.
 class FolderBatchReader final : public BatchReader {
  public:
-  FolderBatchReader(std::shared_ptr<const FolderListing> listing, size_t sample_bytes, size_t batch_size,
-                    size_t prefetch, size_t io_threads)
-      : listing_(std::move(listing)), sample_bytes_(sample_bytes), batch_size_(batch_size), prefetch_(prefetch) {
+  FolderBatchReader(std::shared_ptr<const FolderListing> listing, size_t batch_size, size_t prefetch,
+                    size_t io_threads)
+      : listing_(std::move(listing)), sample_bytes_(listing_->sample_bytes), batch_size_(batch_size),
+        prefetch_(prefetch) {
     if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
-    if (batch_size > SIZE_MAX / sample_bytes)
+    if (batch_size > SIZE_MAX / sample_bytes_)
       throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
     num_batches_ = (listing_->paths.size() + batch_size - 1) / batch_size;
     // More buffers than batches would never be used.
@@ -161,17 +195,22 @@ class FolderBatchReader final : public BatchReader {
 
   size_t valid_rows(size_t b) const { return std::min(batch_size_, listing_->paths.size() - b * batch_size_); }
 
-  // Reads batch b into buf; returns bytes read. Rows past the last sample are zeroed (the buffer may
-  // hold an older batch). Throws FillAborted when a rewind/shutdown interrupts it.
-  uint64_t fill(size_t b, AlignedBuffer& buf) {
+  struct FillBytes {
+    uint64_t copied = 0;  // all sample bytes put into the buffer
+    uint64_t read = 0;    // the part of them that came through pread
+  };
+
+  // Copies batch b into buf. Rows past the last sample are zeroed (the buffer may hold an older
+  // batch). Throws FillAborted when a rewind/shutdown interrupts it.
+  FillBytes fill(size_t b, AlignedBuffer& buf) {
     const size_t first = b * batch_size_;
     const size_t valid = valid_rows(b);
-    uint64_t n = 0;
+    FillBytes n;
     for (size_t i = 0; i < valid; ++i) {
       if (abort_.load(std::memory_order_relaxed)) throw FillAborted{};
-      const size_t k = first + i;
-      n += read_sample_file(listing_->dir_fd, listing_->names[k], listing_->paths[k], buf.data() + i * sample_bytes_,
-                            sample_bytes_);
+      const SampleCopy c = copy_sample(*listing_, first + i, buf.data() + i * sample_bytes_);
+      n.copied += c.bytes;
+      if (c.via_pread) n.read += c.bytes;
     }
     if (valid < batch_size_) std::memset(buf.data() + valid * sample_bytes_, 0, (batch_size_ - valid) * sample_bytes_);
     return n;
@@ -198,7 +237,7 @@ class FolderBatchReader final : public BatchReader {
     if (failed_) std::rethrow_exception(failed_);
     if (next_consume_ >= num_batches_) return false;
     const size_t b = next_consume_;
-    uint64_t n;
+    FillBytes n;
     try {
       n = fill(b, slots_[0].buf);
     } catch (...) {
@@ -206,8 +245,8 @@ class FolderBatchReader final : public BatchReader {
       throw;
     }
     std::lock_guard<std::mutex> lk(mu_);
-    stats_.bytes_read += n;
-    stats_.bytes_copied += n;
+    stats_.bytes_read += n.read;
+    stats_.bytes_copied += n.copied;
     next_consume_ = b + 1;
     publish_locked(b, slots_[0], out);
     return true;
@@ -236,7 +275,7 @@ class FolderBatchReader final : public BatchReader {
       ++filling_;
       lk.unlock();
       std::exception_ptr err;
-      uint64_t n = 0;
+      FillBytes n;
       bool aborted = false;
       try {
         n = fill(b, s.buf);
@@ -250,9 +289,8 @@ class FolderBatchReader final : public BatchReader {
       if (!aborted) {
         s.state = err ? kFailed : kReady;
         s.error = err;
-        // pread copies from the page cache into the batch buffer: bytes read and bytes copied agree.
-        stats_.bytes_read += n;
-        stats_.bytes_copied += n;
+        stats_.bytes_read += n.read;
+        stats_.bytes_copied += n.copied;
       }
       ready_cv_.notify_all();
     }
@@ -295,7 +333,66 @@ class FolderBatchReader final : public BatchReader {
 }  // namespace
 
 FolderListing::~FolderListing() {
+  if (mappings) {
+    for (size_t k = 0; k < names.size(); ++k) {
+      const FileMapping* m = mappings[k].load(std::memory_order_acquire);
+      if (m == nullptr) continue;
+      ::munmap(const_cast<unsigned char*>(m->data), m->length);
+      delete m;
+    }
+  }
   if (dir_fd >= 0) ::close(dir_fd);
+}
+
+namespace {
+
+// vm.max_map_count (65530 by default): the kernel's limit on mappings per process. Shared
+// libraries, malloc and other datasets need some, so a dataset takes at most a quarter of it.
+size_t mapping_budget() {
+  size_t limit = 65530;
+  std::ifstream f("/proc/sys/vm/max_map_count");
+  size_t v = 0;
+  if (f >> v && v > 0) limit = v;
+  return limit / 4;
+}
+
+}  // namespace
+
+void FolderListing::init_mappings() {
+  mappings = std::make_unique<std::atomic<const FileMapping*>[]>(names.size());
+  for (size_t k = 0; k < names.size(); ++k) mappings[k].store(nullptr, std::memory_order_relaxed);
+  static const size_t budget = mapping_budget();
+  max_mappings = budget;
+}
+
+const FileMapping* FolderListing::mapping(size_t k) const {
+  if (!mappings) return nullptr;
+  const FileMapping* existing = mappings[k].load(std::memory_order_acquire);
+  if (existing != nullptr) return existing;
+  if (mapped_count.fetch_add(1, std::memory_order_relaxed) >= max_mappings) {
+    mapped_count.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto give_up = [&]() -> const FileMapping* {
+    mapped_count.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  };
+  const int fd = ::openat(dir_fd, names[k].c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return give_up();
+  struct stat st;
+  void* p = MAP_FAILED;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == sample_bytes)
+    p = ::mmap(nullptr, sample_bytes, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);  // the mapping keeps the file referenced
+  if (p == MAP_FAILED) return give_up();
+  auto* created = new FileMapping{static_cast<const unsigned char*>(p), sample_bytes, st.st_dev, st.st_ino};
+  const FileMapping* expected = nullptr;
+  if (mappings[k].compare_exchange_strong(expected, created, std::memory_order_acq_rel)) return created;
+  // Another reader mapped the same file first: use its mapping.
+  ::munmap(p, sample_bytes);
+  delete created;
+  mapped_count.fetch_sub(1, std::memory_order_relaxed);
+  return expected;
 }
 
 FileOrder file_order_from_name(const std::string& name) {
@@ -307,6 +404,14 @@ FileOrder file_order_from_name(const std::string& name) {
 std::string file_order_name(FileOrder order) {
   return order == FileOrder::kNatural ? "natural" : "lexicographic";
 }
+
+FolderIO folder_io_from_name(const std::string& name) {
+  if (name == "mmap") return FolderIO::kMmap;
+  if (name == "pread") return FolderIO::kPread;
+  throw InvalidArgument("unknown folder io '" + name + "' (expected 'mmap' or 'pread')");
+}
+
+std::string folder_io_name(FolderIO io) { return io == FolderIO::kMmap ? "mmap" : "pread"; }
 
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
@@ -336,7 +441,7 @@ bool natural_less(const std::string& a, const std::string& b) {
 }
 
 FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType dtype,
-                             std::vector<int64_t> sample_shape, FileOrder order)
+                             std::vector<int64_t> sample_shape, FileOrder order, FolderIO io)
     : dir_(dir), sample_bytes_(sample_bytes), dtype_(dtype), shape_(std::move(sample_shape)), order_(order) {
   const size_t esize = dtype_size(dtype_);
   if (sample_bytes_ == 0) throw InvalidArgument("sample_bytes must be positive (the model's input size in bytes)");
@@ -363,6 +468,8 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
   if (!S_ISDIR(st.st_mode)) throw InputError(dir, "not a directory (expected a folder of per-sample .bin files)");
 
   auto listing = std::make_shared<FolderListing>();
+  listing->sample_bytes = sample_bytes_;
+  listing->io = io;
   listing->dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (listing->dir_fd < 0) {
     const int err = errno;
@@ -428,12 +535,13 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
                                        (shape_.empty() ? std::string() : " " + shape_str(shape_)) + "); " +
                                        std::to_string(bad) + " of " + std::to_string(listing->paths.size()) +
                                        " files have the wrong size");
+  if (io == FolderIO::kMmap) listing->init_mappings();
   listing_ = std::move(listing);
 }
 
 std::string FolderDataset::describe() const {
   return "folder " + dir_ + " (" + std::to_string(listing_->paths.size()) + " files, " + file_order_name(order_) +
-         " order, " + std::to_string(sample_bytes_) + " bytes of " + dtype_name(dtype_) +
+         " order, " + folder_io_name(listing_->io) + ", " + std::to_string(sample_bytes_) + " bytes of " + dtype_name(dtype_) +
          (shape_.empty() ? std::string() : " " + shape_str(shape_)) + " each)";
 }
 
@@ -442,7 +550,7 @@ std::unique_ptr<BatchReader> FolderDataset::reader(size_t batch_size, size_t pre
 }
 
 std::unique_ptr<BatchReader> FolderDataset::make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const {
-  return std::make_unique<FolderBatchReader>(listing_, sample_bytes_, batch_size, prefetch, io_threads);
+  return std::make_unique<FolderBatchReader>(listing_, batch_size, prefetch, io_threads);
 }
 
 }  // namespace pymfn

@@ -1,8 +1,11 @@
 // A folder of per-sample .bin files (0.bin ... 11999.bin): the layout msame and the reference
 // image2bin use. Each file is one raw sample, so batches have to be gathered: a background pool
-// pread()s files into a ring of page-aligned batch buffers and stays `prefetch` batches ahead of the
-// consumer.
+// copies files into a ring of page-aligned batch buffers and stays `prefetch` batches ahead of the
+// consumer. Files are copied out of persistent mappings (FolderIO::kMmap) or pread (kPread).
 #pragma once
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,17 +26,58 @@ std::string file_order_name(FileOrder order);
 // result is total and deterministic.
 bool natural_less(const std::string& a, const std::string& b);
 
+// How a folder dataset gets a sample file's bytes into a batch buffer.
+//  kMmap  (default): each file is mapped once, on its first read, and stays mapped for the dataset's
+//         lifetime; every read then checks the file (fstatat: still there, same inode, same size)
+//         and memcpys from the mapping. From the second pass on this is 1.3-2x faster than pread on
+//         a warm page cache: no open/close, and a user-space copy instead of the kernel's per-page
+//         read path. The first pass pays the page-table setup (slightly slower than pread). A file
+//         replaced by a new one (new inode, e.g. written elsewhere and renamed over) is pread from
+//         then on; one truncated during the copy raises ShapeMismatch (see mapped_copy.h).
+//         At most a quarter of vm.max_map_count files are mapped; the rest are pread.
+//  kPread: open + fstat + pread + close per file per read; nothing stays mapped.
+enum class FolderIO { kMmap = 0, kPread = 1 };
+
+// "mmap" or "pread"; throws InvalidArgument otherwise.
+FolderIO folder_io_from_name(const std::string& name);
+std::string folder_io_name(FolderIO io);
+
+// One sample file mapped read-only: `data` holds the file's first sample_bytes; dev/ino name the
+// inode that was mapped (a file replaced since then is detected by comparing them).
+struct FileMapping {
+  const unsigned char* data = nullptr;
+  size_t length = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
 // The listing a folder dataset and its readers share: an open descriptor of the folder (files are
 // opened relative to it with openat, which skips resolving the folder path for every sample) plus
-// each sample's file name and full path (for error messages and files()).
+// each sample's file name and full path (for error messages and files()), and the lazily created
+// mappings (kMmap), which readers on several threads may create concurrently.
 struct FolderListing {
   int dir_fd = -1;
   std::vector<std::string> names;
   std::vector<std::string> paths;
+  size_t sample_bytes = 0;
+  FolderIO io = FolderIO::kMmap;
+  size_t max_mappings = 0;
   FolderListing() = default;
   FolderListing(const FolderListing&) = delete;
   FolderListing& operator=(const FolderListing&) = delete;
   ~FolderListing();
+
+  // Allocates the (empty) mapping table; called once by the dataset before readers exist.
+  void init_mappings();
+  // The mapping of file k, creating it on first use; nullptr when the file cannot be mapped (the
+  // mapping budget is spent, mmap failed, or the file no longer has the expected size): the caller
+  // then preads it, which reports any real problem with the file.
+  const FileMapping* mapping(size_t k) const;
+  size_t mapped_files() const { return mapped_count.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::unique_ptr<std::atomic<const FileMapping*>[]> mappings;
+  mutable std::atomic<size_t> mapped_count{0};
 };
 
 class FolderDataset final : public Dataset {
@@ -43,7 +87,7 @@ class FolderDataset final : public Dataset {
   // Throws InvalidArgument for inconsistent arguments, InputError for a missing/empty folder or a
   // *.bin entry that is not a readable regular file, ShapeMismatch for a file of the wrong size.
   FolderDataset(const std::string& dir, size_t sample_bytes, DType dtype, std::vector<int64_t> sample_shape,
-                FileOrder order);
+                FileOrder order, FolderIO io = FolderIO::kMmap);
 
   size_t sample_count() const override { return listing_->paths.size(); }
   size_t sample_bytes() const override { return sample_bytes_; }
@@ -59,6 +103,9 @@ class FolderDataset final : public Dataset {
   const std::vector<std::string>& files() const { return listing_->paths; }
   const std::string& dir() const { return dir_; }
   FileOrder order() const { return order_; }
+  FolderIO io() const { return listing_->io; }
+  // Files mapped so far (kMmap); they stay mapped until the dataset and all its readers are gone.
+  size_t mapped_files() const { return listing_->mapped_files(); }
 
  private:
   std::string dir_;

@@ -1,0 +1,60 @@
+#include "data/mapped_copy.h"
+
+#include <atomic>
+#include <csetjmp>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+
+namespace pymfn {
+
+namespace {
+
+struct CopyGuard {
+  sigjmp_buf resume;
+};
+
+// The guard of the copy this thread is inside, or nullptr. initial-exec: the handler reads it without
+// calling into the TLS allocator (which a lazily allocated dlopen TLS block would need).
+__attribute__((tls_model("initial-exec"))) thread_local CopyGuard* t_active_guard = nullptr;
+
+struct sigaction g_previous_action;
+std::once_flag g_install_once;
+
+void on_sigbus(int signo, siginfo_t* info, void* /*context*/) {
+  CopyGuard* guard = t_active_guard;
+  if (guard != nullptr) {
+    t_active_guard = nullptr;
+    siglongjmp(guard->resume, 1);
+  }
+  // Not raised inside a guarded copy: hand the signal to whoever had it before us.
+  sigaction(signo, &g_previous_action, nullptr);
+  if (info == nullptr || info->si_code <= 0) raise(signo);  // sent by kill/raise: no access re-runs
+}
+
+void install_handler() {
+  struct sigaction action;
+  std::memset(&action, 0, sizeof action);
+  action.sa_sigaction = on_sigbus;
+  // SA_NODEFER: SIGBUS stays unblocked after we siglongjmp out of the handler, so the next
+  // guarded copy is protected too (a blocked synchronous SIGBUS would kill the process).
+  action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGBUS, &action, &g_previous_action);
+}
+
+}  // namespace
+
+bool copy_from_mapping(void* dst, const void* src, size_t n) {
+  std::call_once(g_install_once, install_handler);
+  CopyGuard guard;
+  if (sigsetjmp(guard.resume, 0) != 0) return false;  // came back from on_sigbus
+  t_active_guard = &guard;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  std::memcpy(dst, src, n);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_active_guard = nullptr;
+  return true;
+}
+
+}  // namespace pymfn
