@@ -68,7 +68,7 @@ def _array_dataset(array: np.ndarray, origin: str, sample_bytes: int | None, dty
 
 
 def open_dataset(source: str | os.PathLike | np.ndarray, sample_bytes: int | None = None, dtype: str | None = None,
-                 sample_shape: Sequence[int] = (), order: str = "natural"):
+                 sample_shape: Sequence[int] = (), order: str = "natural", folder_io: str = "mmap"):
     """Open ``source`` as a ``pymfn._core.Dataset``.
 
     source: a folder of per-sample ``*.bin`` files, a packed file (recognised by its magic, whatever
@@ -77,6 +77,9 @@ def open_dataset(source: str | os.PathLike | np.ndarray, sample_bytes: int | Non
     sample_bytes / dtype / sample_shape: what the model expects. A folder needs sample_bytes or
         sample_shape (dtype defaults to float32 there); for self-describing sources they are checks.
     order: file order of a folder, 'natural' (2.bin before 10.bin) or 'lexicographic' (msame).
+    folder_io: how a folder's files are read: 'mmap' (mapped once, copied from the mapping on every
+        pass after a size/inode check; the fast choice for repeated passes) or 'pread' (nothing stays
+        mapped; for folders whose files are rewritten while they are read).
 
     Raises the native exceptions: InputError (missing / unusable source), ShapeMismatch (does not fit
     the model), FormatError (malformed packed file), InvalidArgument (inconsistent arguments).
@@ -97,7 +100,7 @@ def open_dataset(source: str | os.PathLike | np.ndarray, sample_bytes: int | Non
         if expected is None:
             raise core.InvalidArgument(f"{spath}: a folder of .bin files has no header; pass sample_bytes or "
                                        f"sample_shape (the model's input size)")
-        return core.FolderDataset(spath, expected, dtype or "float32", list(shape), order)
+        return core.FolderDataset(spath, expected, dtype or "float32", list(shape), order, folder_io)
     if not path.is_file():
         raise _input_error("InputError", spath, "not a regular file or directory")
     try:

@@ -60,7 +60,8 @@ def test_throughput_uses_batches_and_inflight(random_pb, tmp_path):
     assert doc["throughput_per_s"] > 0
 
 
-def test_end_to_end_scope_with_folder_input(random_pb, tmp_path):
+@pytest.mark.parametrize("folder_io", ["mmap", "pread"])
+def test_end_to_end_scope_with_folder_input(random_pb, tmp_path, folder_io):
     bins = tmp_path / "bins"
     bins.mkdir()
     rng = np.random.default_rng(1)
@@ -68,10 +69,11 @@ def test_end_to_end_scope_with_folder_input(random_pb, tmp_path):
         rng.uniform(-1, 1, (112, 112, 3)).astype(np.float32).tofile(bins / f"{i}.bin")
     out = tmp_path / "e2e.json"
     rc = bench_main(["latency", "--model", str(random_pb), "--input", str(bins), "--scope", "end-to-end",
-                     "--batch", "2", "--min-iterations", "10", "--min-duration", "0", "--warmup", "1", "--json", str(out)])
+                     "--batch", "2", "--min-iterations", "10", "--min-duration", "0", "--warmup", "1", "--json", str(out),
+                     "--folder-io", folder_io])
     assert rc == 0
     doc = json.loads(out.read_text())
-    assert doc["scope"] == "end-to-end" and "5" in doc["input"]
+    assert doc["scope"] == "end-to-end" and "5 files" in doc["input"] and f", {folder_io}," in doc["input"]
 
 
 def test_bad_inputs_are_named(random_pb, tmp_path):

@@ -59,7 +59,7 @@ def make_dataset(args: argparse.Namespace, engine: Any, count: int) -> tuple[Any
         from pymfn.datasets import open_dataset
 
         ds = open_dataset(args.input, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
-                          order=getattr(args, "order", "natural"))
+                          order=getattr(args, "order", "natural"), folder_io=getattr(args, "folder_io", "mmap"))
         return ds, ds.describe()
     rng = np.random.default_rng(args.seed)
     if dtype == np.uint8:
@@ -157,6 +157,10 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
                    "default: seeded random data shaped like the model input")
     g.add_argument("--order", choices=["natural", "lexicographic"], default="natural",
                    help="file order for a .bin folder: natural (2.bin before 10.bin) or lexicographic (msame's)")
+    g.add_argument("--folder-io", choices=["mmap", "pread"], default="mmap",
+                   help="how a .bin folder is read: mmap = each file mapped once and copied from its mapping "
+                   "(faster from the second pass on); pread = open/read/close every time (for files that change "
+                   "during the run)")
     g.add_argument("--prefetch", type=int, default=2, help="batches the folder loader prepares ahead (default 2)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     g = p.add_argument_group("output")
