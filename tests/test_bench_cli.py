@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import pickle
 import subprocess
@@ -130,3 +131,30 @@ def test_default_model_lfw_accuracy(lfw_bin, sirius_tflite, tmp_path, monkeypatc
     doc = json.loads(out.read_text())
     assert doc["pairs"] == 6000
     assert doc["accuracy"] >= 0.992
+
+
+def test_openvino_layer_profile_tool(random_pb, tmp_path):
+    """bench/openvino_layers.py: per-layer counters plus GFLOP/s from the shapes (the OpenVINO-vs-TF analysis)."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        import openvino_layers
+    finally:
+        sys.path.remove(str(root / "bench"))
+    # 1x1 conv 64->128 on 56x56: 56*56*128 outputs x 64 MACs x 2; depthwise 3x3 (grouped weights [G,1,1,3,3]).
+    assert openvino_layers.conv_flops([1, 128, 56, 56], [128, 64, 1, 1], grouped=False) == 2 * 56 * 56 * 128 * 64
+    assert openvino_layers.conv_flops([1, 64, 28, 28], [64, 1, 1, 3, 3], grouped=True) == 2 * 28 * 28 * 64 * 9
+    out = tmp_path / "layers.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(root / "bench" / "openvino_layers.py"), "--model", str(random_pb),
+                           "--iterations", "3", "--top", "3", "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    convs = [r for r in doc["layers"] if r["type"] == "Convolution"]
+    assert len(convs) >= 30 and all(r["gflop_per_s"] > 0 for r in convs if "gflop_per_s" in r)
+    assert doc["total_us"] > 0 and doc["sgemm_2048_gflop_per_s"] > 0
+    assert "dense convolutions overall" in proc.stdout
+    bad = subprocess.run([sys.executable, str(root / "bench" / "openvino_layers.py"), "--model", str(tmp_path / "no.pb")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "no.pb" in bad.stderr
