@@ -37,6 +37,12 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // Thrown inside a worker when rewind()/destruction interrupts a fill; never leaves the reader.
 struct FillAborted {};
 
+// A sample file whose size differs from the one checked when the folder was opened.
+ShapeMismatch size_changed(const std::string& path, off_t size_now, size_t sample_bytes) {
+  return ShapeMismatch(path, "file is now " + std::to_string(size_now) + " bytes but the model expects " +
+                                 std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
+}
+
 // Reads one sample file into `dst`. The size was checked when the folder was opened; it is checked
 // again here because the file may have changed since.
 uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string& path, unsigned char* dst,
@@ -52,9 +58,7 @@ uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
-  if (static_cast<uint64_t>(st.st_size) != sample_bytes)
-    throw ShapeMismatch(path, "file is now " + std::to_string(st.st_size) + " bytes but the model expects " +
-                                  std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
+  if (static_cast<uint64_t>(st.st_size) != sample_bytes) throw size_changed(path, st.st_size, sample_bytes);
   size_t got = 0;
   while (got < sample_bytes) {
     const ssize_t n = ::pread(fd, dst + got, sample_bytes - got, static_cast<off_t>(got));
@@ -83,19 +87,18 @@ struct SampleCopy {
 SampleCopy copy_sample(const FolderListing& listing, size_t k, unsigned char* dst) {
   const std::string& path = listing.paths[k];
   const size_t sample_bytes = listing.sample_bytes;
-  if (listing.io == FolderIO::kPread)
-    return {read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
+  auto by_pread = [&] {
+    return SampleCopy{read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
+  };
+  if (listing.io == FolderIO::kPread) return by_pread();
   struct stat st;
   if (::fstatat(listing.dir_fd, listing.names[k].c_str(), &st, 0) != 0) {
     const int err = errno;
     throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
   }
-  if (static_cast<uint64_t>(st.st_size) != sample_bytes)
-    throw ShapeMismatch(path, "file is now " + std::to_string(st.st_size) + " bytes but the model expects " +
-                                  std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
+  if (static_cast<uint64_t>(st.st_size) != sample_bytes) throw size_changed(path, st.st_size, sample_bytes);
   const FileMapping* m = listing.mapping(k);
-  if (m == nullptr || m->dev != st.st_dev || m->ino != st.st_ino)
-    return {read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
+  if (m == nullptr || m->dev != st.st_dev || m->ino != st.st_ino) return by_pread();
   if (!copy_from_mapping(dst, m->data, sample_bytes))
     throw ShapeMismatch(path, "file shrank while it was being read (it changed after the folder was opened)");
   return {sample_bytes, false};
