@@ -323,6 +323,9 @@ def test_mapped_copy_survives_a_file_truncated_under_it(core, tmp_path):
     assert core._copy_after_truncating_mapping(f, 3 * 4096, 4096) is False       # pages 2-3 gone: SIGBUS
     f.write_bytes(os.urandom(3 * 4096))
     assert core._copy_after_truncating_mapping(f, 3 * 4096, 0) is False          # and again (not one-shot)
+    with pytest.raises(core.InputError, match="cannot open") as e:
+        core._copy_after_truncating_mapping(tmp_path / "absent.bin", 4096, 0)
+    assert e.value.path == str(tmp_path / "absent.bin")
 
 
 def test_sigbus_outside_a_guarded_copy_still_kills_the_process(tmp_path):

@@ -5,13 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -333,8 +328,7 @@ void bind_data(py::module_& m) {
       "alive while the dataset or a reader exists. Batches are views into it.")
       .def(py::init(&make_array_dataset), "array"_a, "origin"_a = "numpy array");
 
-  // Test hook for data/mapped_copy.h (a truncation that lands between FolderDataset's fstatat check
-  // and its copy cannot be timed from a test; this stages it deterministically).
+  // Test hook (see copy_after_truncating_mapping in data/mapped_copy.h).
   m.def(
       "_copy_after_truncating_mapping",
       [](const py::object& path, long long mapped_bytes, long long truncate_to) {
@@ -342,21 +336,7 @@ void bind_data(py::module_& m) {
         const size_t n = positive(mapped_bytes, "mapped_bytes");
         const size_t cut = non_negative(truncate_to, "truncate_to");
         py::gil_scoped_release nogil;
-        const int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) throw pymfn::InputError(p, std::string("cannot open: ") + std::strerror(errno));
-        void* map = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0);
-        const int map_err = errno;
-        if (map == MAP_FAILED) {
-          ::close(fd);
-          throw pymfn::InputError(p, std::string("cannot map: ") + std::strerror(map_err));
-        }
-        const int cut_rc = ::ftruncate(fd, static_cast<off_t>(cut));
-        ::close(fd);
-        std::vector<unsigned char> dst(n);
-        const bool ok = cut_rc == 0 && pymfn::copy_from_mapping(dst.data(), map, n);
-        ::munmap(map, n);
-        if (cut_rc != 0) throw pymfn::InputError(p, "cannot truncate");
-        return ok;
+        return pymfn::copy_after_truncating_mapping(p, n, cut);
       },
       "path"_a, "mapped_bytes"_a, "truncate_to"_a,
       "Test hook: map the first mapped_bytes of path, truncate the file to truncate_to bytes, copy the "

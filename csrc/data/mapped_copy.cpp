@@ -1,10 +1,19 @@
 #include "data/mapped_copy.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <csetjmp>
 #include <csignal>
 #include <cstring>
 #include <mutex>
+#include <vector>
+
+#include "core/errors.h"
 
 namespace pymfn {
 
@@ -55,6 +64,25 @@ bool copy_from_mapping(void* dst, const void* src, size_t n) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_active_guard = nullptr;
   return true;
+}
+
+bool copy_after_truncating_mapping(const std::string& path, size_t mapped_bytes, size_t truncate_to) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
+  void* map = ::mmap(nullptr, mapped_bytes, PROT_READ, MAP_SHARED, fd, 0);
+  const int map_err = errno;
+  if (map == MAP_FAILED) {
+    ::close(fd);
+    throw InputError(path, std::string("cannot map: ") + std::strerror(map_err));
+  }
+  const bool truncated = ::ftruncate(fd, static_cast<off_t>(truncate_to)) == 0;
+  const int truncate_err = errno;
+  ::close(fd);
+  std::vector<unsigned char> dst(mapped_bytes);
+  const bool copied = truncated && copy_from_mapping(dst.data(), map, mapped_bytes);
+  ::munmap(map, mapped_bytes);
+  if (!truncated) throw InputError(path, std::string("cannot truncate: ") + std::strerror(truncate_err));
+  return copied;
 }
 
 }  // namespace pymfn

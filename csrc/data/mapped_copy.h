@@ -13,11 +13,18 @@
 // faulthandler: traceback, then death). A SIGBUS sent with kill()/raise() is re-raised the same way.
 #pragma once
 #include <cstddef>
+#include <string>
 
 namespace pymfn {
 
 // memcpy(dst, src, n) where src points into a file mapping. Returns false (and leaves dst partly
 // written) when the mapping faulted with SIGBUS during the copy.
 bool copy_from_mapping(void* dst, const void* src, size_t n);
+
+// Test support (exposed as _core._copy_after_truncating_mapping): maps the first mapped_bytes of
+// `path`, truncates the file to truncate_to bytes, then copy_from_mapping()s the whole mapping.
+// Stages deterministically the race a folder reader can only hit by bad luck. Returns the copy's
+// result; throws InputError when the file cannot be opened, mapped or truncated.
+bool copy_after_truncating_mapping(const std::string& path, size_t mapped_bytes, size_t truncate_to);
 
 }  // namespace pymfn
