@@ -340,7 +340,7 @@ FolderListing::~FolderListing() {
     for (size_t k = 0; k < names.size(); ++k) {
       const FileMapping* m = mappings[k].load(std::memory_order_acquire);
       if (m == nullptr) continue;
-      ::munmap(const_cast<unsigned char*>(m->data), m->length);
+      ::munmap(const_cast<unsigned char*>(m->data), sample_bytes);
       delete m;
     }
   }
@@ -388,7 +388,7 @@ const FileMapping* FolderListing::mapping(size_t k) const {
     p = ::mmap(nullptr, sample_bytes, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);  // the mapping keeps the file referenced
   if (p == MAP_FAILED) return give_up();
-  auto* created = new FileMapping{static_cast<const unsigned char*>(p), sample_bytes, st.st_dev, st.st_ino};
+  auto* created = new FileMapping{static_cast<const unsigned char*>(p), st.st_dev, st.st_ino};
   const FileMapping* expected = nullptr;
   if (mappings[k].compare_exchange_strong(expected, created, std::memory_order_acq_rel)) return created;
   // Another reader mapped the same file first: use its mapping.

@@ -31,7 +31,7 @@ bool natural_less(const std::string& a, const std::string& b);
 //         lifetime; every read then checks the file (fstatat: still there, same inode, same size)
 //         and memcpys from the mapping. From the second pass on this is 1.3-2x faster than pread on
 //         a warm page cache: no open/close, and a user-space copy instead of the kernel's per-page
-//         read path. The first pass pays the page-table setup (slightly slower than pread). A file
+//         read path. The first pass pays the page-table setup (a third slower than pread). A file
 //         replaced by a new one (new inode, e.g. written elsewhere and renamed over) is pread from
 //         then on; one truncated during the copy raises ShapeMismatch (see mapped_copy.h).
 //         At most a quarter of vm.max_map_count files are mapped; the rest are pread.
@@ -42,11 +42,10 @@ enum class FolderIO { kMmap = 0, kPread = 1 };
 FolderIO folder_io_from_name(const std::string& name);
 std::string folder_io_name(FolderIO io);
 
-// One sample file mapped read-only: `data` holds the file's first sample_bytes; dev/ino name the
+// One sample file mapped read-only: `data` holds the file's sample_bytes bytes; dev/ino name the
 // inode that was mapped (a file replaced since then is detected by comparing them).
 struct FileMapping {
   const unsigned char* data = nullptr;
-  size_t length = 0;
   dev_t dev = 0;
   ino_t ino = 0;
 };
