@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from pymfn._cli import DEBUG_ENV, run_command
+
 # command -> (module, one-line summary). Each module has main(argv: list[str] | None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pymfn.data", "write training TFRecords from an image tree or InsightFace RecordIO"),
@@ -23,12 +25,16 @@ def _usage() -> str:
     lines = ["usage: python -m pymfn <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += ["", "Benchmarks and accuracy live in `python -m pymfn.bench` (latency, throughput, accuracy, msame).",
-              "Run `python -m pymfn <command> --help` for a command's options."]
+              "Run `python -m pymfn <command> --help` for a command's options.",
+              f"Errors are one line on stderr; `python -m pymfn --debug <command> ...` (or {DEBUG_ENV}=1) adds tracebacks."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(argv) and argv[0] == "--debug"
+    if debug:
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -36,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"pymfn: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    # Commands report their own expected errors; this catches whatever escapes them, as one line.
+    return run_command(f"pymfn {name}", lambda: importlib.import_module(COMMANDS[name][0]).main(rest), debug=debug)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pymfn._cli import DEBUG_ENV, run_command
 from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
 from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
@@ -18,12 +19,15 @@ Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the t
 
 Without --model every command uses the built-in MobileFaceNet (pretrained sirius-ai weights when
 PYMFN_SHARED holds them, else random weights), built once and cached under $XDG_CACHE_HOME/pymfn.
+
+Errors are one line on stderr (exit 1); --debug (or PYMFN_DEBUG=1) adds the traceback.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=f"print tracebacks of errors (same as {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame}")
     fmt = _DefaultsFormatter
     p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
@@ -56,12 +60,22 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "batch", None) is not None and args.batch < 1:
-        raise SystemExit("--batch must be >= 1")
-    if getattr(args, "inflight", None) is not None and args.inflight < 1:
-        raise SystemExit("--inflight must be >= 1")
-    return int(args.func(args) or 0)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted after the subcommand too (`latency --debug`), where users put it.
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"pymfn.bench {args.command}"
+
+    def body() -> int:
+        for name in ("batch", "inflight"):
+            value = getattr(args, name, None)
+            if value is not None and value < 1:
+                raise SystemExit(f"--{name} must be >= 1, got {value}")
+        return int(args.func(args) or 0)
+
+    return run_command(prog, body, debug=debug)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 import pymfn
+from pymfn._cli import check_output_path, save_output
 from pymfn.bench import report
 from pymfn.bench.perf import choose_batch, input_spec, resolve_model
 from pymfn.engines import ENGINE_BY_SUFFIX
@@ -110,6 +111,8 @@ def main_accuracy(args: argparse.Namespace) -> int:
     from pymfn import eval as lfw_eval
 
     core = pymfn.load_core()
+    check_output_path(args.json, "--json")
+    check_output_path(args.plot, "--plot")
     data = Path(args.data)
     if not data.exists():
         raise SystemExit(f"--data: {data} does not exist (lfw.bin, a folder of .bin inputs, or an msame output folder)")
@@ -201,12 +204,11 @@ def main_accuracy(args: argparse.Namespace) -> int:
     if doc["images_per_s"]:
         print(f"  embedding     : {n_embedded} images in {embed_s:.1f} s ({doc['images_per_s']:.0f} images/s)")
     print(f"  whole run     : {doc['total_s']:.1f} s")
-    if args.json:
-        report.write_json(doc, args.json)
-        print(f"JSON written to {args.json}")
-    if args.plot:
-        lfw_eval.plot_roc(result, args.plot)
-        print(f"ROC plot written to {args.plot}")
+    prog = "pymfn.bench accuracy"
+    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
+        print(f"JSON written to {where}")
+    if args.plot and (where := save_output(args.plot, lambda p: lfw_eval.plot_roc(result, p), "--plot", prog)):
+        print(f"ROC plot written to {where}")
     return 0
 
 

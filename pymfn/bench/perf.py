@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 import pymfn
+from pymfn._cli import check_output_path, save_output
 from pymfn.bench import report
 
 
@@ -78,6 +79,8 @@ def choose_batch(engine: Any, requested: int) -> int:
 
 def run(args: argparse.Namespace, mode: str) -> int:
     core = pymfn.load_core()
+    check_output_path(args.json, "--json")
+    check_output_path(args.plot, "--plot")
     model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
     engine = open_engine_from_args(args, model)
     batch = choose_batch(engine, args.batch)
@@ -118,12 +121,11 @@ def run(args: argparse.Namespace, mode: str) -> int:
                                    "not Ascend NPU timings")
     doc = report.result_to_json(result, meta)
     print(report.format_table(doc))
-    if args.json:
-        report.write_json(doc, args.json)
-        print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {args.json}")
-    if args.plot:
-        report.plot_latency(doc, args.plot)
-        print(f"plot written to {args.plot}")
+    prog = f"pymfn.bench {mode}"
+    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
+        print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {where}")
+    if args.plot and (where := save_output(args.plot, lambda p: report.plot_latency(doc, p), "--plot", prog)):
+        print(f"plot written to {where}")
     return 0
 
 

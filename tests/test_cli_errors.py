@@ -1,0 +1,91 @@
+"""One-line errors and output paths checked before work (pymfn/_cli.py), and the bench CLI's use of them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pymfn import _cli
+
+
+def test_user_error_is_one_line(capsys):
+    def body():
+        raise ValueError("x.bin: 10 bytes, expected 150528\nsecond line")
+
+    assert _cli.run_command("prog", body) == _cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("prog: error: x.bin: 10 bytes")
+    assert "Traceback" not in err
+
+
+def test_debug_adds_traceback(capsys, monkeypatch):
+    monkeypatch.setenv(_cli.DEBUG_ENV, "1")
+    assert _cli.run_command("prog", lambda: (_ for _ in ()).throw(OSError("disk gone"))) == _cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("prog: error: disk gone")
+
+
+def test_internal_error_names_itself(capsys):
+    def body():
+        raise ZeroDivisionError("division by zero")
+
+    assert _cli.run_command("prog", body) == _cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "internal error (ZeroDivisionError)" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_system_exit_message_gets_prefix(capsys):
+    assert _cli.run_command("prog", lambda: (_ for _ in ()).throw(SystemExit("--batch must be >= 1"))) == 1
+    assert capsys.readouterr().err == "prog: error: --batch must be >= 1\n"
+
+
+def test_check_output_path(tmp_path):
+    assert _cli.check_output_path(None, "--json") is None
+    assert _cli.check_output_path(tmp_path / "new" / "deeper" / "r.json", "--json") is not None
+    assert not (tmp_path / "new").exists(), "the check must not create folders"
+    with pytest.raises(_cli.CommandError, match="existing directory"):
+        _cli.check_output_path(tmp_path, "--json")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(_cli.CommandError, match="not a directory"):
+        _cli.check_output_path(tmp_path / "file" / "r.json", "--plot")
+    if os.geteuid() != 0:  # root writes anywhere; /proc refuses everyone
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(_cli.CommandError, match="cannot write"):
+            _cli.check_output_path(ro / "r.json", "--json")
+    with pytest.raises(_cli.CommandError, match="cannot write"):
+        _cli.check_output_path("/proc/r.json", "--json")
+    assert list(tmp_path.glob(".*probe")) == []
+
+
+def test_save_output_falls_back(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_cli.tempfile, "gettempdir", lambda: str(tmp_path))
+    calls = []
+
+    def write(p: Path) -> None:
+        calls.append(p)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        p.write_text("result")
+
+    where = _cli.save_output("/nowhere/r.json", write, "--json", "prog")
+    assert where is not None and where.parent == tmp_path and where.read_text() == "result"
+    assert f"saved to {where}" in capsys.readouterr().err
+
+
+def test_bench_rejects_bad_json_path_before_measuring(tmp_path):
+    # The directory check fires before the model is built or opened: fast, one line, exit 1.
+    r = subprocess.run([sys.executable, "-m", "pymfn.bench", "latency", "--json", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"pymfn.bench latency: error: --json {tmp_path}: is an existing directory; give a file name"
+    assert r.stdout == ""
+
+
+def test_bench_missing_model_one_line():
+    r = subprocess.run([sys.executable, "-m", "pymfn.bench", "latency", "--model", "/no/such.om"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "/no/such.om does not exist" in r.stderr
