@@ -24,8 +24,11 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +46,9 @@ __all__ = [
     "MsameResult",
     "find_msame",
     "find_run_dir",
+    "input_stem",
+    "run_timed",
+    "TimedProcess",
     "format_timestamp",
     "is_msame_output",
     "parse_log",
@@ -67,8 +73,9 @@ class MsameNotFoundError(FileNotFoundError):
 
 # ---------------------------------------------------------------------------------------------- timestamps
 
-_NEW_TS = re.compile(r"^(\d{4})(\d{2,4})_(\d{1,2})_(\d{1,2})_(\d{1,2})_(\d{1,6})$")
-_OLD_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})$")
+# ASCII digits only, matched with fullmatch (so "20210915_104452\n" is not a timestamp).
+_NEW_TS = re.compile(r"([0-9]{4})([0-9]{2,4})_([0-9]{1,2})_([0-9]{1,2})_([0-9]{1,2})_([0-9]{1,6})")
+_OLD_TS = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})_([0-9]{2})([0-9]{2})([0-9]{2})")
 
 
 def parse_timestamp(name: str) -> list[_dt.datetime]:
@@ -77,13 +84,13 @@ def parse_timestamp(name: str) -> list[_dt.datetime]:
     The unpadded format is ambiguous (``2022113`` is 2022-1-13 or 2022-11-3), so all valid readings
     are returned and callers decide whether the ambiguity matters.
     """
-    m = _OLD_TS.match(name)
+    m = _OLD_TS.fullmatch(name)
     if m:
         try:
             return [_dt.datetime(*(int(g) for g in m.groups()))]
         except ValueError:
             return []
-    m = _NEW_TS.match(name)
+    m = _NEW_TS.fullmatch(name)
     if not m:
         return []
     year, md, hour, minute, sec, usec = m.groups()
@@ -116,17 +123,50 @@ def format_timestamp(when: _dt.datetime | None = None, style: str = "new") -> st
 
 # ---------------------------------------------------------------------------------------------- folders
 
-_OUT_NAME = re.compile(r"^(?P<stem>.+)_output_(?P<k>\d+)\.(?P<ext>bin|txt)$")
+# fullmatch + DOTALL: a name with a newline in it must not pass for the name before the newline.
+_OUT_NAME = re.compile(r"(?P<stem>.+)_output_(?P<k>[0-9]+)\.(?P<ext>bin|txt)", re.S)
+# msame numbers outputs 0..numOutputs-1; an index beyond this is a stray file, and trusting it would
+# make the completeness check walk billions of indices.
+MAX_OUTPUT_INDEX = 4095
+# Stems of 1..18 ASCII digits are input numbers (ModelZoo's 0.bin ... 11999.bin); longer ones are names.
+_INDEX_STEM = re.compile(r"[0-9]{1,18}")
+
+
+def _scandir(folder: Path) -> list[os.DirEntry]:
+    """The entries of ``folder``, or MsameError naming it (permissions, vanished, not a folder)."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as exc:
+        raise MsameError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a symlink loop or a file removed while listing
+        return False
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _output_files(folder: Path) -> list[tuple[str, int, str, Path]]:
     found = []
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file():
+    for entry in _scandir(folder):
+        if entry.name.startswith(".") or not _is_file(entry):
             continue
-        m = _OUT_NAME.match(entry.name)
+        m = _OUT_NAME.fullmatch(entry.name)
         if m:
-            found.append((m["stem"], int(m["k"]), m["ext"], Path(entry.path)))
+            digits = m["k"]
+            if len(digits) > 4 or int(digits) > MAX_OUTPUT_INDEX:
+                raise MsameError(f"{entry.path}: output index {digits[:12]}{'...' if len(digits) > 12 else ''} "
+                                 f"is not a plausible msame output number (0..{MAX_OUTPUT_INDEX})")
+            found.append((m["stem"], int(digits), m["ext"], Path(entry.path)))
     return found
 
 
@@ -151,8 +191,8 @@ def find_run_dir(output_dir: str | os.PathLike, run: str | None = None) -> Path:
     if _output_files(base):
         return base
     runs = {}
-    for entry in os.scandir(base):
-        if entry.is_dir() and not entry.name.startswith("."):
+    for entry in _scandir(base):
+        if not entry.name.startswith(".") and _is_dir(entry):
             readings = parse_timestamp(entry.name)
             if readings:
                 runs[entry.name] = readings
@@ -178,7 +218,15 @@ def _progress(total: int, desc: str, show: bool | None):
 
 
 def _natural_key(stem: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", stem))
+    """Sort key putting ``2`` before ``10``. Digit runs compare by (length without leading zeros, digits),
+    which is numeric order without turning a run of any length into an int."""
+    parts = re.split(r"([0-9]+)", stem)
+    return tuple((len(p.lstrip("0")), p.lstrip("0"), p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def input_stem(file_name: str) -> str:
+    """The stem msame gives the outputs of input ``file_name``: everything before the last dot."""
+    return file_name.rsplit(".", 1)[0] if "." in file_name else file_name
 
 
 @dataclass
@@ -194,17 +242,22 @@ class MsameOutputs:
     fmt: str  # "BIN" or "TXT"
     timestamp: str | None  # the run folder's name when it is a timestamp folder
     other_runs: list[str] = field(default_factory=list)  # timestamp folders beside it that were NOT read
+    files: list[list[Path]] = field(default_factory=list)  # files[k][i]: the file of output k, stem i
 
 
 def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "float16", *,
                        run: str | None = None, count: int | None = None, elements: int | None = None,
                        fmt: str | None = None, txt_fp16_bits: bool = False,
-                       first_index: int = 0, progress: bool | None = None) -> MsameOutputs:
+                       first_index: int = 0, progress: bool | None = None, complete: bool = True,
+                       allow_nonfinite: bool = False) -> MsameOutputs:
     """Load every ``<stem>_output_<k>`` file of one msame run into arrays in input order.
 
     Order is natural by stem (``2`` before ``10``), which for ModelZoo's numbered inputs is the input
     order (``0_output_0.bin`` ... ``11999_output_0.bin``). When every stem is a number the indices must
     be exactly ``0..N-1`` (``N = count`` if given), otherwise the missing ones are named.
+
+    Every problem raises :class:`MsameError` naming the folder or file: nothing in a folder of msame
+    outputs (names, sizes, bytes, text) is trusted.
 
     Args:
         output_dir: msame's ``--output`` folder or one run folder inside it (see :func:`find_run_dir`).
@@ -220,9 +273,55 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
         first_index: number of the first input for numbered stems (0 for ModelZoo's image2bin). A gap is
             never bridged: every pair after it would silently shift.
         progress: show a progress bar (default: for 2,000+ files on a terminal).
+        complete: check that numbered stems have no gaps (and ``count``). ``False`` reads whatever stems are
+            there, for callers that pair rows by name and report the missing ones themselves.
+        allow_nonfinite: accept NaN/Inf values. By default the first one is an error naming its file: an
+            embedding with a NaN would otherwise surface much later as a row number without a file.
     """
     run_dir = find_run_dir(output_dir, run)
-    dt = np.dtype(dtype)
+    dt = _output_dtype(dtype)
+    by_stem, ext = _outputs_by_stem(run_dir, fmt)
+    n_out = _check_output_numbers(run_dir, by_stem)
+    stems = sorted(by_stem, key=_natural_key)
+    if complete:
+        _check_stem_numbering(run_dir, stems, count, first_index)
+
+    outputs, files = [], []
+    bar = _progress(n_out * len(stems), f"reading {run_dir.name}", progress)
+    for k in range(n_out):
+        paths = [by_stem[stem][k] for stem in stems]
+        rows = []
+        for path in paths:
+            bar.update()
+            rows.append(_read_bin(path, dt) if ext == "bin" else _read_txt(path, dt, txt_fp16_bits))
+        _check_row_sizes(k, paths, rows, dt, elements)
+        stacked = np.stack(rows)
+        if not allow_nonfinite:
+            _check_finite(stacked, paths)
+        outputs.append(stacked)
+        files.append(paths)
+    bar.close()
+    timestamp = run_dir.name if parse_timestamp(run_dir.name) else None
+    others = []
+    if timestamp is not None and run_dir.parent.is_dir():
+        others = sorted(e.name for e in _scandir(run_dir.parent)
+                        if e.name != run_dir.name and _is_dir(e) and parse_timestamp(e.name))
+    return MsameOutputs(run_dir=run_dir, stems=stems, outputs=outputs, fmt=ext.upper(), timestamp=timestamp,
+                        other_runs=others, files=files)
+
+
+def _output_dtype(dtype: str | np.dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise MsameError(f"dtype {dtype!r} is not a numpy dtype (e.g. float16, float32, int32)") from None
+    if dt.kind not in "fiu":
+        raise MsameError(f"dtype {dt.name}: msame outputs are numbers; use a float, int or uint dtype")
+    return dt
+
+
+def _outputs_by_stem(run_dir: Path, fmt: str | None) -> tuple[dict[str, dict[int, Path]], str]:
+    """{stem: {output index: file}} of one format, and that format's extension."""
     files = _output_files(run_dir)
     if not files:
         raise MsameError(f"{run_dir}: no msame output files (<stem>_output_<k>.bin or .txt)")
@@ -239,93 +338,140 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
         if len(exts) > 1:
             raise MsameError(f"{run_dir}: holds both .bin and .txt outputs; pass fmt='BIN' or fmt='TXT'")
         ext = exts.pop()
-
     by_stem: dict[str, dict[int, Path]] = {}
     for stem, k, _, path in files:
-        by_stem.setdefault(stem, {})[k] = path
+        per = by_stem.setdefault(stem, {})
+        if k in per:  # "0_output_00.bin" beside "0_output_0.bin"
+            raise MsameError(f"{run_dir}: {per[k].name} and {path.name} are both output {k} of input {stem!r}")
+        per[k] = path
+    return by_stem, ext
+
+
+def _check_output_numbers(run_dir: Path, by_stem: dict[str, dict[int, Path]]) -> int:
+    """Every stem has outputs 0..n-1 for the same n; returns n."""
     n_out = 1 + max(k for per in by_stem.values() for k in per)
     for stem, per in by_stem.items():
-        missing = [k for k in range(n_out) if k not in per]
-        if missing:
+        if len(per) != n_out:
+            missing = [k for k in range(n_out) if k not in per][:10]
             raise MsameError(f"{run_dir}: input {stem!r} lacks output(s) {missing} "
                              f"(other inputs have {n_out} outputs)")
+    return n_out
 
-    stems = sorted(by_stem, key=_natural_key)
-    if all(s.isdigit() for s in stems):
-        numbers = sorted(int(s) for s in stems)
-        dups = sorted({n for n in numbers if numbers.count(n) > 1}) if len(set(numbers)) != len(numbers) else []
-        if dups:
-            raise MsameError(f"{run_dir}: stems name the same index more than once (e.g. '1' and '01'): {dups[:10]}")
-        lo = first_index
-        hi = lo + count if count is not None else max(numbers[-1] + 1, lo)
-        missing_idx = sorted(set(range(lo, hi)) - set(numbers))
-        extra = [n for n in numbers if n >= hi or n < lo]
-        if missing_idx or extra:
-            desc = []
-            if missing_idx:
-                shown = ", ".join(map(str, missing_idx[:10])) + (" ..." if len(missing_idx) > 10 else "")
-                desc.append(f"{len(missing_idx)} missing index(es): {shown}")
-            if extra:
-                desc.append(f"{len(extra)} index(es) outside {lo}..{hi - 1}: {extra[:10]}")
-            raise MsameError(f"{run_dir}: expected inputs {lo}..{hi - 1}; " + "; ".join(desc) +
-                             ("" if first_index else " (inputs numbered from 1? pass first_index=1)"
-                              if missing_idx == [0] else ""))
-    elif count is not None and len(stems) != count:
-        raise MsameError(f"{run_dir}: expected {count} inputs, found {len(stems)}")
 
-    outputs = []
-    bar = _progress(n_out * len(stems), f"reading {run_dir.name}", progress)
-    for k in range(n_out):
-        rows = []
-        for stem in stems:
-            bar.update()
-            path = by_stem[stem][k]
-            if ext == "bin":
-                size = path.stat().st_size
-                if size == 0 or size % dt.itemsize:
-                    raise MsameError(f"{path}: {size} bytes is not a whole number of {dt.name} elements "
-                                     f"({dt.itemsize} bytes each)")
-                row = np.fromfile(path, dtype=dt)
-            else:
-                row = _read_txt(path, dt, txt_fp16_bits)
-            rows.append(row)
-        first = rows[0].size
-        for stem, row in zip(stems, rows):
-            if row.size != first:
-                raise MsameError(f"{by_stem[stem][k]}: output {k} has {row.size} {dt.name} elements but "
-                                 f"{by_stem[stems[0]][k].name} has {first}; all files of one output must be "
-                                 "the same size")
-        if elements is not None and rows[0].size != elements:
-            raise MsameError(f"{by_stem[stems[0]][k]}: {rows[0].size} {dt.name} elements per file, expected "
-                             f"{elements}")
-        outputs.append(np.stack(rows))
-    bar.close()
-    timestamp = run_dir.name if parse_timestamp(run_dir.name) else None
-    others = []
-    if timestamp is not None and run_dir.parent.is_dir():
-        others = sorted(e.name for e in os.scandir(run_dir.parent)
-                        if e.is_dir() and e.name != run_dir.name and parse_timestamp(e.name))
-    return MsameOutputs(run_dir=run_dir, stems=stems, outputs=outputs, fmt=ext.upper(), timestamp=timestamp,
-                        other_runs=others)
+def _check_stem_numbering(run_dir: Path, stems: list[str], count: int | None, first_index: int) -> None:
+    """Numbered stems must be exactly first_index..first_index+N-1; other stems must number ``count``."""
+    if not all(_INDEX_STEM.fullmatch(s) for s in stems):
+        if count is not None and len(stems) != count:
+            raise MsameError(f"{run_dir}: expected {count} inputs, found {len(stems)}")
+        return
+    numbers = Counter(int(s) for s in stems)
+    dups = sorted(n for n, c in numbers.items() if c > 1)
+    if dups:
+        raise MsameError(f"{run_dir}: stems name the same index more than once (e.g. '1' and '01'): {dups[:10]}")
+    lo = first_index
+    hi = lo + count if count is not None else max(max(numbers) + 1, lo)
+    present = {n for n in numbers if lo <= n < hi}
+    n_missing = (hi - lo) - len(present)
+    extra = sorted(n for n in numbers if not lo <= n < hi)
+    if not n_missing and not extra:
+        return
+    desc = []
+    if n_missing:
+        # Walk from lo: at most len(present) + 10 steps however large the range is.
+        shown = []
+        n = lo
+        while len(shown) < min(10, n_missing):
+            if n not in present:
+                shown.append(n)
+            n += 1
+        desc.append(f"{n_missing} missing index(es): " + ", ".join(map(str, shown)) +
+                    (" ..." if n_missing > len(shown) else ""))
+    if extra:
+        desc.append(f"{len(extra)} index(es) outside {lo}..{hi - 1}: {extra[:10]}")
+    hint = " (inputs numbered from 1? pass first_index=1)" if not first_index and n_missing == 1 and 0 not in present \
+        else ""
+    raise MsameError(f"{run_dir}: expected inputs {lo}..{hi - 1}; " + "; ".join(desc) + hint)
+
+
+def _read_bin(path: Path, dt: np.dtype) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MsameError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data or len(data) % dt.itemsize:
+        raise MsameError(f"{path}: {len(data)} bytes is not a whole number of {dt.name} elements "
+                         f"({dt.itemsize} bytes each)")
+    return np.frombuffer(data, dtype=dt).copy()
+
+
+def _check_row_sizes(k: int, paths: list[Path], rows: list[np.ndarray], dt: np.dtype, elements: int | None) -> None:
+    first = rows[0].size
+    for path, row in zip(paths, rows):
+        if row.size != first:
+            raise MsameError(f"{path}: output {k} has {row.size} {dt.name} elements but {paths[0].name} has "
+                             f"{first}; all files of one output must be the same size")
+    if elements is not None and first != elements:
+        raise MsameError(f"{paths[0]}: {first} {dt.name} elements per file, expected {elements}")
+
+
+def _check_finite(rows: np.ndarray, paths: list[Path]) -> None:
+    if rows.dtype.kind != "f":
+        return
+    finite = np.isfinite(rows)
+    if finite.all():
+        return
+    bad_row = int(np.flatnonzero(~finite.all(axis=1))[0])
+    bad_elem = int(np.flatnonzero(~finite[bad_row])[0])
+    n_bad = int((~finite.all(axis=1)).sum())
+    raise MsameError(f"{paths[bad_row]}: element {bad_elem} is {rows[bad_row, bad_elem]} (NaN/Inf"
+                     f"{f'; {n_bad} files have such values' if n_bad > 1 else ''}); msame outputs used as "
+                     "embeddings must be finite")
 
 
 def _read_txt(path: Path, dt: np.dtype, fp16_bits: bool) -> np.ndarray:
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MsameError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise MsameError(f"{path}: not an msame TXT output (byte {exc.start} is not ASCII text)") from None
     tokens = text.split()
     if not tokens:
         raise MsameError(f"{path}: empty msame TXT output")
+    if "_" in text:  # Python's number syntax allows 1_000; msame never writes it
+        raise MsameError(f"{path}: not an msame TXT output ('_' inside a number)")
     try:
         if fp16_bits:
-            bits = np.array([int(t) for t in tokens], dtype=np.int64)
-            if bits.min() < 0 or bits.max() > 0xFFFF:
+            bits = [int(t) for t in tokens]
+            if min(bits) < 0 or max(bits) > 0xFFFF:
                 raise MsameError(f"{path}: txt_fp16_bits=True but values are not 16-bit integers")
-            return bits.astype(np.uint16).view(np.float16).astype(dt)
+            return np.array(bits, dtype=np.uint16).view(np.float16).astype(dt)
         values = np.array(tokens, dtype=np.float64)
     except ValueError as exc:
         raise MsameError(f"{path}: not an msame TXT output (whitespace-separated numbers): {exc}") from None
-    if dt.kind in "iu" and not np.all(values == np.round(values)):
-        raise MsameError(f"{path}: non-integer values for integer dtype {dt.name}")
-    return values.astype(dt)
+    return _txt_values_as(values, dt, path)
+
+
+def _txt_values_as(values: np.ndarray, dt: np.dtype, path: Path) -> np.ndarray:
+    """``values`` converted to ``dt``, refusing values the dtype cannot hold (no silent inf or wrap-around)."""
+    finite = np.isfinite(values)
+    if dt.kind in "iu":
+        if not finite.all() or not np.all(values == np.round(values)):
+            raise MsameError(f"{path}: non-integer values for integer dtype {dt.name}")
+        info = np.iinfo(dt)
+        if values.min() < info.min or values.max() > info.max:
+            raise MsameError(f"{path}: values outside the {dt.name} range {info.min}..{info.max}")
+        return values.astype(dt)
+    with np.errstate(over="ignore"):
+        out = values.astype(dt)
+    overflow = finite & ~np.isfinite(out)
+    if overflow.any():
+        i = int(np.flatnonzero(overflow)[0])
+        raise MsameError(f"{path}: value {values[i]:g} (element {i}) does not fit {dt.name}")
+    return out
 
 
 def _format_txt(row: np.ndarray, last_dim: int, precision: int) -> str:
@@ -405,13 +551,15 @@ def write_msame_outputs(out_dir: str | os.PathLike, stems: Sequence[str | int],
 
 # ---------------------------------------------------------------------------------------------- logs
 
-_NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+|nan|-?inf))"
-_RUN_RE = re.compile(r"^\s*Inference time:\s*" + _NUM + r"\s*ms", re.M)
-_FOLDER_AVG_RE = re.compile(r"^\s*Inference average time :\s*" + _NUM + r"\s*ms", re.M)
-_LOOP_AVG_RE = re.compile(r"^\s*Inference average time:\s*" + _NUM + r"\s*ms", re.M)
-_NOFIRST_RE = re.compile(r"^\s*Inference average time without first time:\s*" + _NUM + r"\s*ms", re.M)
-_FILE_RE = re.compile(r"start to process file:\s*(\S.*?)\s*$", re.M)
-_ERROR_RE = re.compile(r"^\s*\[ERROR\].*$", re.M)
+# Only [ \t] around the fields, never \s: with re.M, "^\s*" can run across thousands of blank lines from
+# every line start, which made a log of blank lines take quadratic time. Digits are ASCII only.
+_NUM = r"([-+]?(?:[0-9]+\.?[0-9]*(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
+_RUN_RE = re.compile(r"^[ \t]*Inference time:[ \t]*" + _NUM + r"[ \t]*ms", re.M)
+_FOLDER_AVG_RE = re.compile(r"^[ \t]*Inference average time :[ \t]*" + _NUM + r"[ \t]*ms", re.M)
+_LOOP_AVG_RE = re.compile(r"^[ \t]*Inference average time:[ \t]*" + _NUM + r"[ \t]*ms", re.M)
+_NOFIRST_RE = re.compile(r"^[ \t]*Inference average time without first time:[ \t]*" + _NUM + r"[ \t]*ms", re.M)
+_FILE_RE = re.compile(r"start to process file:([^\n]*)")
+_ERROR_RE = re.compile(r"^[ \t]*\[ERROR\][^\n]*", re.M)
 
 
 @dataclass
@@ -419,12 +567,14 @@ class MsameLog:
     """What one msame run printed."""
 
     mode: str  # "folder" or "loop"
-    run_times_ms: list[float]  # one per execute, as printed (6 significant digits)
+    run_times_ms: list[float]  # one per successful execute, as printed (6 significant digits)
     average_ms: float
     average_without_first_ms: float | None  # msame prints it only when more than one execute ran
     files: list[str] = field(default_factory=list)  # inputs processed (folder/file mode)
     errors: list[str] = field(default_factory=list)  # [ERROR] lines
     warnings: list[str] = field(default_factory=list)  # our consistency checks
+    average_text: str = ""  # the averages exactly as printed (folder mode: 2 decimals)
+    average_without_first_text: str | None = None
 
     def recomputed_without_first_ms(self) -> float | None:
         """Mean of the per-run times after the first, from the per-run lines (more digits than msame's
@@ -432,6 +582,30 @@ class MsameLog:
         if len(self.run_times_ms) < 2:
             return None
         return float(np.mean(self.run_times_ms[1:]))
+
+    def recomputed_average_ms(self) -> float | None:
+        """Mean of the per-run lines (what msame's average line rounds to 2 decimals in folder mode)."""
+        return float(np.mean(self.run_times_ms)) if self.run_times_ms else None
+
+    def failure_reasons(self, expected_files: int | None = None) -> list[str]:
+        """Why this run cannot be trusted as a whole; empty when nothing is wrong.
+
+        msame exits 0 even when executes fail: it logs ``[ERROR]`` lines, skips the file's timing line
+        and output, and (a known msame bug) leaves the failed input in its dataset so every later execute
+        fails too. Its averages then cover only the files that succeeded.
+        """
+        reasons = []
+        if self.errors:
+            shown = " | ".join(self.errors[:3]) + (" | ..." if len(self.errors) > 3 else "")
+            reasons.append(f"{len(self.errors)} [ERROR] line(s) in the log: {shown}")
+        if self.mode == "folder" and len(self.files) > len(self.run_times_ms):
+            reasons.append(f"{len(self.files) - len(self.run_times_ms)} of {len(self.files)} executes failed "
+                           "(files processed without an 'Inference time' line)")
+        if expected_files is not None and self.mode == "folder" and len(self.files) != expected_files:
+            reasons.append(f"msame processed {len(self.files)} files, the input folder has {expected_files}")
+        if not math.isfinite(self.average_ms):
+            reasons.append(f"msame's average is {self.average_text or self.average_ms}: no execute succeeded")
+        return reasons
 
 
 def _f(s: str) -> float:
@@ -442,13 +616,14 @@ def parse_msame_logs(text: str) -> list[MsameLog]:
     """Every msame run in ``text`` (logs of several runs are often appended to one file), in order.
 
     A run ends at its average line (plus the "without first time" line that follows it). A log with no
-    average line means msame did not finish and is an error.
+    average line means msame did not finish and is an error. Runs in linear time whatever the text.
     """
     summaries = sorted([(m.start(), m.end(), "folder", m) for m in _FOLDER_AVG_RE.finditer(text)]
-                       + [(m.start(), m.end(), "loop", m) for m in _LOOP_AVG_RE.finditer(text)])
+                       + [(m.start(), m.end(), "loop", m) for m in _LOOP_AVG_RE.finditer(text)],
+                       key=lambda s: s[0])
     if not summaries:
         errs = _ERROR_RE.findall(text)
-        hint = f"; its errors: {' | '.join(e.strip() for e in errs[:3])}" if errs else ""
+        hint = f"; its errors: {' | '.join(e.strip()[:200] for e in errs[:3])}" if errs else ""
         raise MsameError("no 'Inference average time' line in the msame log: the run did not finish or this "
                          f"is not msame output{hint}")
     logs = []
@@ -459,9 +634,11 @@ def parse_msame_logs(text: str) -> list[MsameLog]:
         end = nf.end() if nf else e
         chunk = text[start:s]
         runs = [_f(x) for x in _RUN_RE.findall(chunk)]
+        files = [f.strip() for f in _FILE_RE.findall(chunk)]
         log = MsameLog(mode=mode, run_times_ms=runs, average_ms=_f(m.group(1)),
                        average_without_first_ms=_f(nf.group(1)) if nf else None,
-                       files=_FILE_RE.findall(chunk), errors=[x.strip() for x in _ERROR_RE.findall(chunk)])
+                       files=[f for f in files if f], errors=[x.strip() for x in _ERROR_RE.findall(chunk)],
+                       average_text=m.group(1), average_without_first_text=nf.group(1) if nf else None)
         _check_log(log)
         logs.append(log)
         start = end
@@ -486,14 +663,15 @@ def _check_log(log: MsameLog) -> None:
         log.warnings.append("no per-run 'Inference time' lines; averages cannot be checked")
         return
     tol_digits = 0.006 if log.mode == "folder" else 1e-5
-    mean = float(np.mean(log.run_times_ms))
+    with np.errstate(all="ignore"):  # inf/nan in a damaged log are reported, not warned about by numpy
+        mean = float(np.mean(log.run_times_ms))
+        m2 = float(np.mean(log.run_times_ms[1:])) if n > 1 else None
     if math.isfinite(log.average_ms) and abs(mean - log.average_ms) > tol_digits + 1e-5 * abs(mean):
         log.warnings.append(f"printed average {log.average_ms} ms disagrees with the mean of {n} per-run "
                             f"lines ({mean:.6f} ms): log truncated or runs failed")
     if n > 1 and log.average_without_first_ms is None:
         log.warnings.append(f"{n} runs but no 'without first time' line")
-    if log.average_without_first_ms is not None and n > 1:
-        m2 = float(np.mean(log.run_times_ms[1:]))
+    if log.average_without_first_ms is not None and m2 is not None:
         if abs(m2 - log.average_without_first_ms) > tol_digits + 1e-5 * abs(m2):
             log.warnings.append(f"printed 'without first' average {log.average_without_first_ms} ms disagrees "
                                 f"with the per-run lines ({m2:.6f} ms)")
@@ -504,9 +682,12 @@ def is_msame_output(folder: str | os.PathLike) -> bool:
     p = Path(folder)
     if not p.is_dir():
         return False
-    if _output_files(p):
-        return True
-    return any(e.is_dir() and parse_timestamp(e.name) for e in os.scandir(p))
+    try:
+        if _output_files(p):
+            return True
+        return any(_is_dir(e) and parse_timestamp(e.name) for e in _scandir(p))
+    except MsameError:
+        return False
 
 
 def read_outputs(folder: str | os.PathLike, dtype: str | np.dtype = "float16", output: int = 0,
@@ -538,23 +719,69 @@ def find_msame(explicit: str | os.PathLike | None = None) -> Path:
 
 
 @dataclass
+class TimedProcess:
+    """A child process run to completion, timed from just before it is started to just after it exited."""
+
+    command: list[str]
+    returncode: int
+    output: str  # stdout and stderr interleaved, decoded leniently (file names need not be UTF-8)
+    wall_s: float
+
+    def exit_description(self) -> str:
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"was killed by {name}"
+        return f"exited with code {self.returncode}"
+
+
+def run_timed(cmd: Sequence[str], *, timeout: float | None = None, env: dict[str, str] | None = None) -> TimedProcess:
+    """Run ``cmd`` and measure its whole life with a monotonic clock.
+
+    Both sides of an msame comparison are timed through this one function, so "whole process" means the
+    same thing for msame and for pymfn's folder run: exec, start-up, model load, every read, execute and
+    write, teardown, exit.
+    """
+    cmd = [str(c) for c in cmd]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise MsameError(f"{cmd[0]}: still running after {timeout:g} s; stopped") from None
+    except OSError as exc:
+        raise MsameError(f"{cmd[0]}: cannot start ({exc.strerror or exc})") from None
+    wall = time.perf_counter() - t0
+    return TimedProcess(command=cmd, returncode=proc.returncode,
+                        output=proc.stdout.decode("utf-8", errors="replace"), wall_s=wall)
+
+
+@dataclass
 class MsameResult:
     """One finished msame run."""
 
     command: list[str]
     returncode: int
     log_text: str
-    log: MsameLog
+    log: MsameLog | None  # None only with check=False when the log has no summary (msame did not finish)
     run_dir: Path | None  # the timestamp folder it created (None if it wrote no outputs)
+    wall_s: float = 0.0  # whole process, from run_timed
+    error: str | None = None  # with check=False: why the run failed outright (exit code, unparsable log)
 
 
 def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, output_dir: str | os.PathLike, *,
               outfmt: str = "BIN", device: int = 0, loop: int | None = None, dym_batch: int | None = None,
               msame: str | os.PathLike | None = None, extra_args: Sequence[str] = (),
-              timeout: float | None = None) -> MsameResult:
+              timeout: float | None = None, check: bool = True) -> MsameResult:
     """Run msame on ``model`` over ``input_dir`` (folder mode; ``None`` = msame's zero-input loop mode) and
-    parse what it printed. Raises :class:`MsameNotFoundError` without msame and :class:`MsameError` when
-    it fails (exit code, log tail)."""
+    parse what it printed. ``output_dir`` is created when missing (msame would create only its last level).
+
+    Raises :class:`MsameNotFoundError` without msame and :class:`MsameError` for bad arguments. With
+    ``check=True`` a non-zero exit or a log without a summary raises :class:`MsameError` (with the log
+    tail); with ``check=False`` they are returned in ``error`` so a caller can still report the run.
+    A zero exit does not mean success: see :meth:`MsameLog.failure_reasons`.
+    """
     exe = find_msame(msame)
     model = Path(model)
     if ".om" not in model.name:
@@ -566,8 +793,11 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
     if outfmt.upper() not in ("BIN", "TXT"):
         raise MsameError(f"outfmt must be 'BIN' or 'TXT', got {outfmt!r}")
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    before = {p.name for p in out.iterdir()}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MsameError(f"{out}: cannot create the msame output folder ({exc.strerror or exc})") from None
+    before = {e.name for e in _scandir(out)}
     cmd = [str(exe), "--model", str(model), "--output", str(out), "--outfmt", outfmt.upper(),
            "--device", str(device)]
     if input_dir is not None:
@@ -577,21 +807,27 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
     if dym_batch is not None:
         cmd += ["--dymBatch", str(dym_batch)]
     cmd += list(extra_args)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    text = proc.stdout
+    proc = run_timed(cmd, timeout=timeout)
+    text = proc.output
     tail = "\n".join(text.splitlines()[-15:])
-    if proc.returncode != 0:
-        raise MsameError(f"{exe} exited with code {proc.returncode}; last lines:\n{tail}")
-    try:
-        log = parse_msame_log(text)
-    except MsameError as exc:
-        raise MsameError(f"{exe}: {exc}; last lines:\n{tail}") from None
-    new = sorted(p for p in out.iterdir() if p.name not in before and p.is_dir() and parse_timestamp(p.name))
-    run_dir = new[-1] if len(new) == 1 else None
+    new = sorted(Path(e.path) for e in _scandir(out)
+                 if e.name not in before and _is_dir(e) and parse_timestamp(e.name))
     if len(new) > 1:
         raise MsameError(f"{out}: {len(new)} new run folders appeared during one msame run: "
                          f"{[p.name for p in new]}")
-    return MsameResult(command=cmd, returncode=proc.returncode, log_text=text, log=log, run_dir=run_dir)
+    run_dir = new[0] if new else None
+    error = None
+    log = None
+    if proc.returncode != 0:
+        error = f"{exe} {proc.exit_description()}; last lines:\n{tail}"
+    try:
+        log = parse_msame_log(text)
+    except MsameError as exc:
+        error = error or f"{exe}: {exc}; last lines:\n{tail}"
+    if error and check:
+        raise MsameError(error)
+    return MsameResult(command=cmd, returncode=proc.returncode, log_text=text, log=log, run_dir=run_dir,
+                       wall_s=proc.wall_s, error=error)
 
 
 # ---------------------------------------------------------------------------------------------- CLI

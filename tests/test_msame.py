@@ -369,3 +369,149 @@ def test_cli_read_and_log(tmp_path, capsys):
     assert "folder mode, 3 executes, average 1.0 ms, without first 0.75 ms" in capsys.readouterr().out
     assert msame.main(["read", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npy")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ hostile inputs
+# Each of these failed before the parsers were hardened: a hang (quadratic regex), a huge allocation driven by
+# a file name, or an exception other than MsameError escaping.
+
+def _time_limited(fn, seconds: float):
+    """Run ``fn`` and fail if it takes longer than ``seconds`` (a hang guard, not a speed assertion)."""
+    import time
+
+    t0 = time.monotonic()
+    result = fn()
+    assert time.monotonic() - t0 < seconds, "the parser took far too long: non-linear behaviour"
+    return result
+
+
+def test_log_parsing_is_linear_in_blank_lines_and_long_lines():
+    # 200,000 blank lines took ~4 minutes with "^\s*" under re.M; so did a long whitespace run after
+    # "start to process file:".
+    blank = "Inference time: 1ms\n" + "\n" * 200_000 + "Inference average time : 1.00 ms\n"
+    log = _time_limited(lambda: msame.parse_msame_log(blank), 10)
+    assert log.run_times_ms == [1.0]
+    spaced = "[INFO] start to process file:./a.bin" + " " * 200_000 + "x\nInference average time : 1.00 ms\n"
+    log = _time_limited(lambda: msame.parse_msame_log(spaced), 10)
+    assert log.files == ["./a.bin" + " " * 200_000 + "x"]
+
+
+def test_printed_averages_are_kept_as_text():
+    log = msame.parse_msame_log(FOLDER_LOG)
+    assert log.average_text == "1.00" and log.average_without_first_text == "0.75"
+    assert log.recomputed_average_ms() == pytest.approx((1.514 + 0.742 + 0.751) / 3)
+
+
+def test_failure_reasons_of_a_run_msame_reported_as_success():
+    # msame's known bug: one bad input makes every later execute fail, and it still exits 0 with averages
+    text = ("[INFO] start to process file:in/0.bin\n[INFO] model execute success\nInference time: 1.5ms\n"
+            "[INFO] start to process file:in/1.bin\n[ERROR] execute model failed, modelId is 1\n"
+            "[ERROR] model execute failed\n"
+            "[INFO] start to process file:in/2.bin\n[ERROR] execute model failed, modelId is 1\n"
+            "[ERROR] model execute failed\nInference average time : 1.50 ms\n")
+    log = msame.parse_msame_log(text)
+    reasons = log.failure_reasons(expected_files=4)
+    assert any("4 [ERROR] line(s)" in r for r in reasons)
+    assert any("2 of 3 executes failed" in r for r in reasons)
+    assert any("processed 3 files, the input folder has 4" in r for r in reasons)
+    assert msame.parse_msame_log(FOLDER_LOG).failure_reasons(expected_files=3) == []
+    nan = msame.parse_msame_log("[ERROR] model execute failed\nInference average time : -nan ms\n")
+    assert any("no execute succeeded" in r for r in nan.failure_reasons())
+
+
+def test_huge_numbers_in_file_names_do_not_allocate(tmp_path):
+    run = tmp_path / "20210915_104452"
+    run.mkdir()
+    _emb(1)[0].tofile(run / "99999999999_output_0.bin")  # used to build a set of 10^11 indices
+    with pytest.raises(msame.MsameError, match=r"99999999999 missing index\(es\): 0, 1, 2"):
+        _time_limited(lambda: msame.read_msame_outputs(tmp_path), 10)
+    (run / "99999999999_output_0.bin").rename(run / "0_output_999999999.bin")  # used to walk 10^9 outputs
+    with pytest.raises(msame.MsameError, match="0_output_999999999.bin: output index 999999999 is not a plausible"):
+        _time_limited(lambda: msame.read_msame_outputs(tmp_path), 10)
+
+
+def test_odd_names_are_names_not_numbers(tmp_path):
+    run = tmp_path / "20210915_104452"
+    run.mkdir()
+    _emb(1)[0].tofile(run / "\u00b2_output_0.bin")  # "²".isdigit() is True but int("²") raised ValueError
+    _emb(1)[0].tofile(run / ("7" * 40 + "_output_0.bin"))
+    assert msame.read_msame_outputs(tmp_path).stems == ["7" * 40, "\u00b2"]
+    (run / "0_output_0.bin\n").write_bytes(b"\0\0")  # a newline in the name is not "0_output_0.bin"
+    assert len(msame.read_msame_outputs(tmp_path).stems) == 2
+    _emb(1)[0].tofile(run / ("7" * 40 + "_output_00.bin"))
+    with pytest.raises(msame.MsameError, match="are both output 0 of input"):
+        msame.read_msame_outputs(tmp_path)
+
+
+def test_non_ascii_txt_is_an_msame_error(tmp_path):
+    run = tmp_path / "20210915_104452"
+    run.mkdir()
+    (run / "0_output_0.txt").write_bytes(b"\xff\xfe1 2")  # raised UnicodeDecodeError before
+    with pytest.raises(msame.MsameError, match=r"0_output_0.txt: not an msame TXT output \(byte 0"):
+        msame.read_msame_outputs(tmp_path)
+    (run / "0_output_0.txt").write_text("1_000 2")  # Python's float() accepts it, msame never writes it
+    with pytest.raises(msame.MsameError, match="'_' inside a number"):
+        msame.read_msame_outputs(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["bin", "txt"])
+def test_nan_and_inf_name_the_file(tmp_path, fmt):
+    run = tmp_path / "20210915_104452"
+    emb = _emb(6)
+    emb[4, 9] = np.inf
+    if fmt == "bin":
+        _write_bins(run, emb)
+    else:
+        run.mkdir()
+        for i, row in enumerate(emb):
+            (run / f"{i}_output_0.txt").write_text(" ".join(f"{float(v):g}" for v in row))
+    with pytest.raises(msame.MsameError, match=rf"4_output_0.{fmt}: element 9 is inf \(NaN/Inf\)"):
+        msame.read_msame_outputs(tmp_path)
+    got = msame.read_msame_outputs(tmp_path, allow_nonfinite=True).outputs[0]
+    assert np.isinf(got[4, 9]) and np.array_equal(got[:4], emb[:4])
+
+
+def test_txt_values_that_do_not_fit_the_dtype(tmp_path):
+    run = tmp_path / "20210915_104452"
+    run.mkdir()
+    (run / "0_output_0.txt").write_text("1 70000 3")  # float16 max is 65504: was silently inf
+    with pytest.raises(msame.MsameError, match="value 70000 .element 1. does not fit float16"):
+        msame.read_msame_outputs(tmp_path)
+    (run / "0_output_0.txt").write_text("1 300 3")
+    with pytest.raises(msame.MsameError, match="outside the int8 range"):
+        msame.read_msame_outputs(tmp_path, "int8")
+    with pytest.raises(msame.MsameError, match="not a numpy dtype"):
+        msame.read_msame_outputs(tmp_path, "float17")
+
+
+def test_incomplete_runs_can_be_read_for_pairing_by_name(tmp_path):
+    run = tmp_path / "20210915_104452"
+    _write_bins(run, _emb(5))
+    (run / "2_output_0.bin").unlink()
+    with pytest.raises(msame.MsameError, match="missing index"):
+        msame.read_msame_outputs(tmp_path)
+    res = msame.read_msame_outputs(tmp_path, complete=False)
+    assert res.stems == ["0", "1", "3", "4"] and res.files[0][2].name == "3_output_0.bin"
+
+
+def test_unreadable_folder_is_an_msame_error(tmp_path, monkeypatch):
+    run = tmp_path / "20210915_104452"
+    _write_bins(run, _emb(2))
+
+    def denied(path):  # what os.scandir raises for a folder without read permission (tests run as root)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(msame.os, "scandir", denied)
+    with pytest.raises(msame.MsameError, match="20210915_104452: cannot list the folder .Permission denied"):
+        msame.read_msame_outputs(run)
+    assert not msame.is_msame_output(run)
+
+
+def test_timestamps_need_the_whole_name():
+    assert msame.parse_timestamp("20210915_104452\n") == []
+    assert msame.parse_timestamp("2021\u0669915_104452") == []  # Arabic-Indic digit: \d matched it
+
+
+def test_input_stem_is_msames():
+    assert msame.input_stem("0.bin") == "0" and msame.input_stem("a.b.bin") == "a.b"
+    assert msame.input_stem("noext") == "noext"
