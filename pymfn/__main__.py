@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-from pymfn._cli import DEBUG_ENV, run_command
+from pymfn._cli import DEBUG_ENV, debug_enabled, run_command
+from pymfn._quiet import quiet_third_party_logs
 
 # command -> (module, one-line summary). Each module has main(argv: list[str] | None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(argv) and argv[0] == "--debug"
     if debug:
         argv = argv[1:]
+        os.environ[DEBUG_ENV] = "1"  # commands run their own run_command; they see the flag through it
+    quiet_third_party_logs(debug_enabled(debug))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0

@@ -116,6 +116,39 @@ def check_output_path(path: str | os.PathLike | None, option: str) -> Path | Non
     return p
 
 
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, option: str, *, marker: str | None = None) -> Path:
+    """Fail now, before any long work, if ``path`` cannot be written as an output directory.
+
+    ``marker`` is for commands that replace the directory as a whole (built beside it, then renamed
+    over it): an existing, non-empty directory is replaced only when it holds ``marker``, i.e. when the
+    same command wrote it, so a mistyped path cannot wipe an unrelated folder. Without ``marker`` the
+    command writes into the directory (``train --ckpt-dir``), which must then be writable itself.
+    """
+    p = Path(path)
+    if str(path) == "" or p.name in ("", ".", ".."):
+        raise CommandError(f"{option} {path!s}: not a usable directory name; give a new or existing folder name")
+    if p.exists() and not p.is_dir():
+        raise CommandError(f"{option} {p}: exists and is not a directory")
+    if p.is_dir() and marker is not None and any(p.iterdir()) and not (p / marker).exists():
+        raise CommandError(f"{option} {p}: is a non-empty directory that this command did not write (no {marker} "
+                           "in it); refusing to replace it: give a new directory name")
+    probe_in = p if (p.is_dir() and marker is None) else _nearest_existing(p.parent)
+    if not probe_in.is_dir():
+        raise CommandError(f"{option} {p}: {probe_in} is not a directory")
+    try:
+        probe = tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".probe", dir=probe_in)
+    except OSError as exc:
+        raise CommandError(f"{option} {p}: cannot write in {probe_in} ({exc.strerror or exc})") from None
+    os.rmdir(probe)
+    return p
+
+
 def fallback_path(path: str | os.PathLike) -> Path:
     """Where a result goes when its own path failed: the temp folder, with the name and a timestamp."""
     p = Path(path)

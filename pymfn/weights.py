@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,6 +31,7 @@ import numpy as np
 
 from pymfn import model as mfn
 from pymfn._atomic import atomic_dir
+from pymfn._cli import CommandError, check_output_dir, run_command
 
 CHECKPOINT_PREFIX = "model.ckpt"
 
@@ -77,44 +78,36 @@ def _full_name(layer: str) -> str:
 
 # ---------------------------------------------------------------------------------------- TFLite
 
-def _tflite_interpreter(path: Path):
-    try:
-        import tensorflow as tf
-
-        make = tf.lite.Interpreter
-    except AttributeError:  # future TF without tf.lite.Interpreter
-        from ai_edge_litert.interpreter import Interpreter as make  # type: ignore[no-redef]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            interp = make(model_path=str(path))
-            interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise WeightsFormatError(f"{path}: TFLite interpreter cannot load it: {e}") from e
-    return interp
-
-
 def read_tflite(path: str | Path) -> dict[str, SourceLayer]:
     """Read the sirius network from ``MobileFaceNet.tflite``.
 
-    Kernels in the TFLite file are named by creation order (``Conv``, ``Conv_1``, ... and
-    ``SeparableConv2d``, ``SeparableConv2d_1``, ...), biases and slopes by layer path, so both are paired
-    through :func:`sirius_layers` and every shape is checked.
+    The constant tensors are read straight from the flatbuffer by :mod:`pymfn.tflite` (bounds-checked
+    pure Python: a truncated or corrupted file is a WeightsFormatError naming it, where the TFLite
+    interpreter would crash the process). Kernels in the TFLite file are named by creation order
+    (``Conv``, ``Conv_1``, ... and ``SeparableConv2d``, ``SeparableConv2d_1``, ...), biases and slopes
+    by layer path, so both are paired through :func:`sirius_layers` and every shape is checked.
     """
+    from pymfn import tflite
+
     path = Path(path)
-    interp = _tflite_interpreter(path)
-    tensors: dict[str, np.ndarray] = {}
-    for det in interp.get_tensor_details():
-        try:
-            tensors[det["name"]] = np.array(interp.get_tensor(det["index"]))
-        except ValueError:  # activations have no data until invoked
-            continue
+    try:
+        tensors, blob = tflite.read_const_tensors(path)
+    except tflite.TFLiteFormatError as e:
+        raise WeightsFormatError(str(e)) from None
 
     def get(name: str) -> np.ndarray:
         if name not in tensors:
             raise WeightsFormatError(f"{path}: not the sirius MobileFaceNet TFLite model "
                                      f"(tensor '{name}' missing)")
-        return tensors[name].astype(np.float32)
+        tensor = tensors[name]
+        if tensor.type not in (0, 1):  # FLOAT32, FLOAT16: a quantized export would need dequantizing
+            type_name = tflite.TENSOR_TYPES.get(tensor.type, (f"type {tensor.type}",))[0]
+            raise WeightsFormatError(f"{path}: tensor '{name}' is {type_name}; only float TFLite exports "
+                                     "are supported")
+        try:
+            return tflite.tensor_array(tensor, blob, path).astype(np.float32)
+        except tflite.TFLiteFormatError as e:
+            raise WeightsFormatError(str(e)) from None
 
     layers: dict[str, SourceLayer] = {}
     n_conv = n_dw = 0
@@ -169,7 +162,9 @@ def _load_tfjs_weights(path: Path, manifest: list) -> dict[str, np.ndarray]:
                 raise WeightsFormatError(f"{path}: weight '{name}' is {dtype}"
                                          f"{' quantized' if 'quantization' in spec else ''}; "
                                          "only float32/int32 exports are supported")
-            count = int(np.prod(shape)) if shape else 1
+            if not all(type(d) is int and d >= 0 for d in shape):
+                raise WeightsFormatError(f"{path}: weight '{name}' has shape {shape}; expected non-negative integers")
+            count = math.prod(shape)
             nbytes = count * 4
             if offset + nbytes > len(blob):
                 raise WeightsFormatError(f"{path}: weight data ends early at '{name}' "
@@ -292,6 +287,8 @@ def detect_format(source: Path) -> str:
         raise FileNotFoundError(f"{source}: no such file")
     if source.is_dir():
         raise WeightsFormatError(f"{source}: is a directory; pass MobileFaceNet.tflite or mobilefacenet.json")
+    if not source.is_file():  # a FIFO or device would block or never end
+        raise WeightsFormatError(f"{source}: not a regular file; pass MobileFaceNet.tflite or mobilefacenet.json")
     with open(source, "rb") as f:
         head = f.read(64)
     if head[4:8] == b"TFL3":
@@ -300,6 +297,19 @@ def detect_format(source: Path) -> str:
         return "tfjs"
     raise WeightsFormatError(f"{source}: neither a TFLite flatbuffer (no 'TFL3' identifier) nor a TF.js "
                              "model.json; expected MobileFaceNet.tflite or mobilefacenet.json")
+
+
+def check_values(values: dict[str, np.ndarray], embedding_size: int) -> None:
+    """Every model variable present with the model's shape and finite values (ValueError otherwise)."""
+    specs = mfn.variable_specs(embedding_size)
+    missing, extra = sorted(specs.keys() - values.keys()), sorted(values.keys() - specs.keys())
+    if missing or extra:
+        raise ValueError(f"weight mapping does not cover the model: missing {missing[:5]}, extra {extra[:5]}")
+    for name, (shape, _) in specs.items():
+        if tuple(values[name].shape) != shape:
+            raise ValueError(f"{name}: source shape {values[name].shape} != model shape {shape}")
+        if not np.all(np.isfinite(values[name])):
+            raise ValueError(f"{name}: holds NaN or infinite values")
 
 
 def write_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embedding_size: int,
@@ -314,12 +324,7 @@ def write_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embeddi
 
     out_dir = Path(out_dir)
     specs = mfn.variable_specs(embedding_size)
-    missing, extra = sorted(specs.keys() - values.keys()), sorted(values.keys() - specs.keys())
-    if missing or extra:
-        raise ValueError(f"weight mapping does not cover the model: missing {missing[:5]}, extra {extra[:5]}")
-    for name, (shape, _) in specs.items():
-        if tuple(values[name].shape) != shape:
-            raise ValueError(f"{name}: source shape {values[name].shape} != model shape {shape}")
+    check_values(values, embedding_size)
     names = sorted(specs)
     with atomic_dir(out_dir) as tmp:
         with tf.Graph().as_default(), tf.Session() as sess:
@@ -344,17 +349,30 @@ def import_weights(source: str | Path, out_dir: str | Path, embedding_size: int 
     source = Path(source)
     fmt = detect_format(source)
     repairs: list[str] = []
-    if fmt == "tflite":
-        layers = read_tflite(source)
-    else:
-        layers, repairs = read_tfjs(source, slope_sign)
-    size = source_embedding_size(layers)
-    if embedding_size is not None and int(embedding_size) != size:
-        raise WeightsFormatError(f"{source}: holds a {size}-d embedding layer but embedding size "
-                                 f"{embedding_size} was requested")
-    values = map_to_pymfn(layers)
+    try:
+        if fmt == "tflite":
+            layers = read_tflite(source)
+        else:
+            layers, repairs = read_tfjs(source, slope_sign)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        # a TF.js JSON of the wrong structure (a list where an object belongs, ...)
+        raise WeightsFormatError(f"{source}: not the sirius MobileFaceNet {fmt} model "
+                                 f"({type(e).__name__}: {e})") from None
+    try:
+        size = source_embedding_size(layers)
+        if embedding_size is not None and int(embedding_size) != size:
+            raise WeightsFormatError(f"{source}: holds a {size}-d embedding layer but embedding size "
+                                     f"{embedding_size} was requested")
+        # Damaged files can hold layers of the right names but wrong shapes or non-finite values; both
+        # must be an error naming the file here, not a matmul error or a NaN model later.
+        values = map_to_pymfn(layers)
+        check_values(values, size)
+    except WeightsFormatError:
+        raise
+    except (ValueError, IndexError) as e:
+        raise WeightsFormatError(f"{source}: not the sirius MobileFaceNet ({e})") from None
     return write_checkpoint(values, out_dir, size, source=str(source.resolve()), source_format=fmt,
-                           repairs=repairs)
+                            repairs=repairs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,11 +394,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="TF.js only: negate PReLU slopes when the known broken export is detected "
                              "(auto), always (flip) or never (keep)")
     args = parser.parse_args(argv)
-    try:
-        out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
-    except (OSError, ValueError) as e:
-        print(f"pymfn import-weights: error: {e}", file=sys.stderr)
-        return 1
+    return run_command("pymfn import-weights", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.embedding_size is not None and args.embedding_size < 1:
+        raise CommandError(f"--embedding-size must be >= 1, got {args.embedding_size}")
+    check_output_dir(args.out, "--out", marker=mfn.MODEL_INFO_FILE)
+    out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
     info = mfn.read_model_info(out) or {}
     print(f"wrote {out} ({info.get('source_format')}, embedding size {info.get('embedding_size')}"
           + (f"; repaired: {'; '.join(info['repairs'])}" if info.get("repairs") else "") + ")")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -156,3 +157,181 @@ def test_lfw_fold_accuracy_of_imported_model(tmp_path, sirius_tflite, lfw_bin) -
     assert same.sum() == 150
     best = max(np.mean((dist < t) == same) for t in np.arange(0, 4, 0.01))
     assert best >= 0.985
+
+
+# ------------------------------------------------------------------ damaged TFLite files (issue 11)
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory) -> Path:
+    """A small float TFLite model (conv + bias + PReLU-like mul) made by TF's converter: real flatbuffer
+    layout without needing the shared weights."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    kernel = tf.constant(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
+    bias = tf.constant(rng.normal(size=(4,)).astype(np.float32))
+    slope = tf.constant(rng.normal(size=(4,)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+    def net(x):
+        y = tf.nn.conv2d(x, kernel, 1, "SAME") + bias
+        return tf.nn.relu(y) + slope * (y - tf.abs(y))
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([net.get_concrete_function()], net)
+    path = tmp_path_factory.mktemp("tflite") / "tiny.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+def test_tflite_reader_matches_interpreter(tiny_tflite) -> None:
+    """Every constant tensor the interpreter returns is read bit for bit, with dtype and shape."""
+    import warnings
+
+    import tensorflow as tf
+
+    from pymfn import tflite
+
+    tensors, blob = tflite.read_const_tensors(tiny_tflite)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interp = tf.lite.Interpreter(model_path=str(tiny_tflite))
+    interp.allocate_tensors()
+    compared = 0
+    for det in interp.get_tensor_details():
+        if det["name"] not in tensors:
+            continue
+        ref = np.array(interp.get_tensor(det["index"]))
+        ours = tflite.tensor_array(tensors[det["name"]], blob, tiny_tflite)
+        assert ours.dtype == ref.dtype and ours.shape == ref.shape and np.array_equal(ours, ref), det["name"]
+        compared += 1
+    assert compared >= 3  # kernel, bias, slope at least
+
+
+def test_sirius_reader_matches_interpreter(sirius_tflite) -> None:
+    import warnings
+
+    import tensorflow as tf
+
+    from pymfn import tflite
+
+    tensors, blob = tflite.read_const_tensors(sirius_tflite)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interp = tf.lite.Interpreter(model_path=str(sirius_tflite))
+    interp.allocate_tensors()
+    names = {d["name"]: d["index"] for d in interp.get_tensor_details()}
+    assert len(tensors) == 138
+    for name, tensor in tensors.items():
+        ref = np.array(interp.get_tensor(names[name]))
+        assert np.array_equal(tflite.tensor_array(tensor, blob, sirius_tflite), ref), name
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_truncated_tflite_is_an_error_not_a_segfault(tmp_path, sirius_tflite) -> None:
+    """The issue's repro: `head -c 2616698 MobileFaceNet.tflite` made import-weights die with SIGSEGV (139)."""
+    import subprocess
+    import sys
+
+    trunc = tmp_path / "trunc.tflite"
+    trunc.write_bytes(sirius_tflite.read_bytes()[:2616698])
+    proc = subprocess.run([sys.executable, "-m", "pymfn", "import-weights", "--from", str(trunc),
+                           "--out", str(tmp_path / "ck")], capture_output=True, text=True, timeout=300)
+    err = _one_line_error(proc)
+    assert err.startswith(f"pymfn import-weights: error: {trunc}: truncated or corrupt TFLite file")
+    assert not (tmp_path / "ck").exists()
+
+
+def _tflite_hot_ranges(path: Path) -> list[tuple[int, int]]:
+    """The structural bytes of a TFLite file: everything outside the tensors' data."""
+    from pymfn import tflite
+
+    tensors, blob = tflite.read_const_tensors(path)
+    data = sorted((t.start, t.start + t.nbytes) for t in tensors.values())
+    hot, pos = [], 0
+    for start, end in data:
+        if start > pos:
+            hot.append((pos, start))
+        pos = max(pos, end)
+    hot.append((pos, len(blob)))
+    return hot
+
+
+def test_fuzz_tflite_reader(tiny_tflite, tmp_path) -> None:
+    """Damaged copies of a TFLite file parse or raise TFLiteFormatError naming the file; nothing else."""
+    from _fuzz import examples, mutations
+
+    from pymfn import tflite
+
+    clean = tiny_tflite.read_bytes()
+    target = tmp_path / "mutant.tflite"
+    outcomes = {"parsed": 0, "rejected": 0}
+    for what, data in mutations(clean, examples(), hot=_tflite_hot_ranges(tiny_tflite)):
+        target.write_bytes(data)
+        try:
+            tensors, blob = tflite.read_const_tensors(target)
+            for tensor in tensors.values():
+                tflite.tensor_array(tensor, blob, target)
+            outcomes["parsed"] += 1
+        except tflite.TFLiteFormatError as e:
+            assert str(e).startswith(f"{target}: "), (what, str(e))
+            outcomes["rejected"] += 1
+        except Exception as e:  # pragma: no cover - the failure report
+            pytest.fail(f"{what}: {type(e).__name__}: {e}")
+    assert outcomes["rejected"] > 0 and outcomes["parsed"] > 0, outcomes
+
+
+def test_fuzz_sirius_import(sirius_tflite, tmp_path) -> None:
+    """Damaged copies of the real model: read_tflite (and the mapping onto the model) gives layers or a
+    WeightsFormatError naming the file."""
+    from _fuzz import examples, mutations
+
+    clean = sirius_tflite.read_bytes()
+    target = tmp_path / "mutant.tflite"
+    for what, data in mutations(clean, max(1, examples() // 5), hot=_tflite_hot_ranges(sirius_tflite)):
+        target.write_bytes(data)
+        try:
+            layers = weights.read_tflite(target)
+            weights.check_values(weights.map_to_pymfn(layers), weights.source_embedding_size(layers))
+        except weights.WeightsFormatError as e:
+            assert str(e).startswith(f"{target}: "), (what, str(e))
+        except ValueError:
+            pass  # map_to_pymfn/check_values on a damaged-but-parsable file: import_weights names the file
+        except Exception as e:  # pragma: no cover
+            pytest.fail(f"{what}: {type(e).__name__}: {e}")
+
+
+def test_nan_weights_are_rejected(sirius_tflite, tmp_path) -> None:
+    """A float bit flip that makes a weight NaN must not import silently (every embedding would be NaN)."""
+    from pymfn import tflite
+
+    tensors, blob = tflite.read_const_tensors(sirius_tflite)
+    t = tensors["MobileFaceNet/Conv2d_0/weights/read"]
+    bad = bytearray(blob)
+    bad[t.start:t.start + 4] = np.array([np.nan], "<f4").tobytes()
+    target = tmp_path / "nan.tflite"
+    target.write_bytes(bytes(bad))
+    with pytest.raises(weights.WeightsFormatError, match=r"nan.tflite.*NaN or infinite"):
+        weights.import_weights(target, tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_cli_errors_are_one_line_and_out_checked_first(tmp_path, capsys) -> None:
+    fifo = tmp_path / "fifo.tflite"
+    os.mkfifo(fifo)
+    assert weights.main(["--from", str(fifo), "--out", str(tmp_path / "o")]) == 1  # a FIFO used to block forever
+    assert capsys.readouterr().err == f"pymfn import-weights: error: {fifo}: not a regular file; pass " \
+                                      "MobileFaceNet.tflite or mobilefacenet.json\n"
+    keep = tmp_path / "precious"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("x")
+    assert weights.main(["--from", str(fifo), "--out", str(keep)]) == 1  # checked before reading --from
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "refusing to replace" in err
+    assert (keep / "thesis.tex").exists()
+    assert weights.main(["--from", str(fifo), "--out", str(tmp_path / "o"), "--embedding-size", "0"]) == 1
+    assert "--embedding-size must be >= 1" in capsys.readouterr().err

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pymfn._cli import DEBUG_ENV, run_command
+from pymfn._cli import DEBUG_ENV, debug_enabled, run_command
+from pymfn._quiet import quiet_third_party_logs
 from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
 from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is accepted after the subcommand too (`latency --debug`), where users put it.
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    quiet_third_party_logs(debug_enabled(debug))
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"pymfn.bench {args.command}"
