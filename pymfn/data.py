@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ SHARD_PATTERN = "train-{index:05d}-of-{count:05d}.tfrecord"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 FEATURE_IMAGE = "image/encoded"
 FEATURE_LABEL = "image/label"
+MAX_LABEL = 2**31 - 2  # labels are int32 in the pipeline and num_classes = max label + 1 must fit too
 
 
 class DataError(ValueError):
@@ -244,8 +246,9 @@ def tfrecords_from_recordio(src: str | os.PathLike, out_dir: str | os.PathLike, 
                 where = f"{rec} record {key}"
                 header, img = recordio.unpack(reader.read_idx(key), where=where)
                 value = header.label[0] if isinstance(header.label, tuple) else header.label
-                if value < 0 or value != int(value):
-                    raise DataError(f"{where}: label {value} is not a non-negative integer")
+                # The pipeline reads labels as int32; NaN, fractions and huge values mean a corrupt record.
+                if not (math.isfinite(value) and value == int(value) and 0 <= value <= MAX_LABEL):
+                    raise DataError(f"{where}: label {value} is not an integer in 0..{MAX_LABEL} (corrupt record?)")
                 labels_seen.add(int(value))
                 yield check_image(img, where, image_size, verify), int(value)
 

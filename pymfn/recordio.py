@@ -19,6 +19,7 @@ InsightFace training sets only exist as ``train.rec`` + ``train.idx``. The forma
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -180,8 +181,10 @@ class RecordReader:
 
     def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None) -> None:
         self.rec_path = Path(rec_path)
-        if not self.rec_path.is_file():
+        if not self.rec_path.exists():
             raise FileNotFoundError(f"RecordIO file not found: {self.rec_path}")
+        if not self.rec_path.is_file():  # a directory, FIFO or device: reading it would fail or block
+            raise RecordIOError(f"{self.rec_path}: not a regular file (expected an MXNet RecordIO .rec file)")
         self.size = self.rec_path.stat().st_size
         self._f = open(self.rec_path, "rb")
         self.idx_path = Path(idx_path) if idx_path is not None else None
@@ -192,9 +195,11 @@ class RecordReader:
 
     def _load_index(self) -> None:
         assert self.idx_path is not None
-        if not self.idx_path.is_file():
+        if not self.idx_path.exists():
             raise FileNotFoundError(f"RecordIO index not found: {self.idx_path} (expected beside {self.rec_path}; "
                                     "each line 'key<TAB>offset')")
+        if not self.idx_path.is_file():
+            raise RecordIOError(f"{self.idx_path}: not a regular file (expected a RecordIO .idx text file)")
         with open(self.idx_path, "r", encoding="ascii", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
@@ -242,6 +247,10 @@ class RecordReader:
         cflag, length = lrec >> 29, lrec & _LEN_MASK
         if cflag > 3:
             raise RecordIOError(f"{self.rec_path}: invalid continuation flag {cflag} at byte {offset}")
+        if offset + 8 + length > self.size:
+            # checked before reading: read(length) would first allocate up to 512 MB for a corrupt length
+            raise RecordIOError(f"{self.rec_path}: truncated record at byte {offset}: header says {length} bytes, "
+                                f"only {max(self.size - offset - 8, 0)} left in the file")
         data = self._f.read(length)
         if len(data) < length:
             raise RecordIOError(f"{self.rec_path}: truncated record at byte {offset}: header says {length} bytes, "
@@ -295,7 +304,12 @@ def insightface_image_keys(reader: RecordReader) -> list[int]:
     if 0 in reader.index:
         header, _ = unpack(reader.read_idx(0), where=f"{reader.rec_path} record 0")
         if header.flag > 0 and isinstance(header.label, tuple):
-            end = int(header.label[0])
+            first = header.label[0]
+            # Checked before range(): a corrupt header (NaN, 1e30) must not become a huge key list.
+            if not (math.isfinite(first) and first == int(first) and 1 <= first <= len(reader.index)):
+                raise RecordIOError(f"{reader.rec_path}: header record 0 says images are keys 1..{first} - 1, "
+                                    f"which does not fit the {len(reader.index)} records of {reader.idx_path}")
+            end = int(first)
             keys = list(range(1, end))
             missing = [k for k in keys if k not in reader.index]
             if missing:
