@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ __all__ = [
     "MsameOutputs",
     "MsameResult",
     "find_msame",
+    "check_stem_numbering",
     "find_run_dir",
     "input_stem",
     "run_timed",
@@ -52,6 +54,7 @@ __all__ = [
     "format_timestamp",
     "is_msame_output",
     "parse_log",
+    "read_log_file",
     "read_outputs",
     "main",
     "parse_msame_log",
@@ -284,7 +287,7 @@ def read_msame_outputs(output_dir: str | os.PathLike, dtype: str | np.dtype = "f
     n_out = _check_output_numbers(run_dir, by_stem)
     stems = sorted(by_stem, key=_natural_key)
     if complete:
-        _check_stem_numbering(run_dir, stems, count, first_index)
+        check_stem_numbering(run_dir, stems, count, first_index)
 
     outputs, files = [], []
     bar = _progress(n_out * len(stems), f"reading {run_dir.name}", progress)
@@ -358,7 +361,7 @@ def _check_output_numbers(run_dir: Path, by_stem: dict[str, dict[int, Path]]) ->
     return n_out
 
 
-def _check_stem_numbering(run_dir: Path, stems: list[str], count: int | None, first_index: int) -> None:
+def check_stem_numbering(run_dir: Path, stems: list[str], count: int | None, first_index: int) -> None:
     """Numbered stems must be exactly first_index..first_index+N-1; other stems must number ``count``."""
     if not all(_INDEX_STEM.fullmatch(s) for s in stems):
         if count is not None and len(stems) != count:
@@ -393,12 +396,38 @@ def _check_stem_numbering(run_dir: Path, stems: list[str], count: int | None, fi
     raise MsameError(f"{run_dir}: expected inputs {lo}..{hi - 1}; " + "; ".join(desc) + hint)
 
 
-def _read_bin(path: Path, dt: np.dtype) -> np.ndarray:
+def _read_regular(path: Path, what: str) -> bytes:
+    """All bytes of regular file ``path``. Opened non-blocking and checked with fstat on the open descriptor:
+    a FIFO or device put (or swapped) in place of an output would otherwise block or never end."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise MsameError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise MsameError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MsameError(f"{path}: not a regular file; expected {what}")
+        chunks, left = [], st.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise MsameError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def read_log_file(path: str | os.PathLike) -> str:
+    """The text of an msame log file (bytes that are not UTF-8 are replaced, never fatal)."""
+    return _read_regular(Path(path), "an msame log").decode("utf-8", errors="replace")
+
+
+def _read_bin(path: Path, dt: np.dtype) -> np.ndarray:
+    data = _read_regular(path, "an msame output")
     if not data or len(data) % dt.itemsize:
         raise MsameError(f"{path}: {len(data)} bytes is not a whole number of {dt.name} elements "
                          f"({dt.itemsize} bytes each)")
@@ -430,10 +459,7 @@ def _check_finite(rows: np.ndarray, paths: list[Path]) -> None:
 
 
 def _read_txt(path: Path, dt: np.dtype, fp16_bits: bool) -> np.ndarray:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise MsameError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = _read_regular(path, "an msame output")
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -767,7 +793,7 @@ class MsameResult:
     log: MsameLog | None  # None only with check=False when the log has no summary (msame did not finish)
     run_dir: Path | None  # the timestamp folder it created (None if it wrote no outputs)
     wall_s: float = 0.0  # whole process, from run_timed
-    error: str | None = None  # with check=False: why the run failed outright (exit code, unparsable log)
+    error: str | None = None  # with check=False: why the run failed outright, one line (exit code, no summary)
 
 
 def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, output_dir: str | os.PathLike, *,
@@ -816,16 +842,17 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
         raise MsameError(f"{out}: {len(new)} new run folders appeared during one msame run: "
                          f"{[p.name for p in new]}")
     run_dir = new[0] if new else None
+    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "(no output)")
     error = None
     log = None
     if proc.returncode != 0:
-        error = f"{exe} {proc.exit_description()}; last lines:\n{tail}"
+        error = f"{exe} {proc.exit_description()}; last output line: {last[:300]}"
     try:
         log = parse_msame_log(text)
     except MsameError as exc:
-        error = error or f"{exe}: {exc}; last lines:\n{tail}"
+        error = error or f"{exe}: {exc}; last output line: {last[:300]}"
     if error and check:
-        raise MsameError(error)
+        raise MsameError(f"{error}\nlast lines:\n{tail}")
     return MsameResult(command=cmd, returncode=proc.returncode, log_text=text, log=log, run_dir=run_dir,
                        wall_s=proc.wall_s, error=error)
 
@@ -882,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(choose with --run)")
         elif args.cmd == "log":
             for path in args.logs:
-                for i, log in enumerate(parse_msame_logs(Path(path).read_text(errors="replace"))):
+                for i, log in enumerate(parse_msame_logs(read_log_file(path))):
                     nf = log.average_without_first_ms
                     print(f"{path} run {i}: {log.mode} mode, {len(log.run_times_ms)} executes, average "
                           f"{log.average_ms} ms, without first {nf if nf is not None else '-'} ms")

@@ -1,139 +1,695 @@
-"""Put Huawei msame's figures beside a pymfn run of the same .om and the same input folder.
+"""Put Huawei msame's figures beside pymfn's for the same .om and the same input folder, scope for scope.
 
-msame times one synchronous aclmdlExecute per file with gettimeofday and prints averages only; pymfn
-times the same scope ("compute") with a monotonic clock and reports the full distribution. Whole-folder
-wall time (read + execute + write for every file) is shown for both where it is known.
+Three things are compared, each with its scope named in the table and the JSON:
+
+* per execute: msame times one synchronous aclmdlExecute per file with gettimeofday (microseconds; no
+  warm-up). pymfn's timing pass times the same call inside its ACL engine with a monotonic clock: exactly
+  one pass over the folder in msame's (lexicographic) order, every file once; its warm-up executes come
+  before the pass and are extra.
+* whole process: msame's wall clock from start to exit (model load, every read, execute and output write)
+  beside pymfn's folder run, a child process doing the same work and writing msame's output layout, timed
+  by the same function.
+* outputs: msame's <stem>_output_<k>.bin beside pymfn's output for input <stem>.bin, paired by name: rows
+  compared, rows differing (bitwise) with the largest difference, and the names missing on either side.
+
+msame exits 0 even when executes fail; a run with [ERROR] lines, fewer outputs than inputs or missing
+indices is reported as a failed msame run (exit status 1), and its averages are not shown as results.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 import pymfn
+from pymfn import msame
+from pymfn._cli import CommandError, check_output_path, run_command, save_output
 from pymfn.bench import report
 
+PROG = "pymfn.bench msame"
 
-def _pymfn_run(model: Path, inputs: Path, args: argparse.Namespace) -> dict[str, Any]:
-    core = pymfn.load_core()
-    from pymfn.bench.perf import input_spec
-    from pymfn.datasets import open_dataset
+SCOPES = {
+    "msame_per_execute": "gettimeofday around one synchronous aclmdlExecute per file (its 'model execute "
+                         "success' print included); no warm-up",
+    "pymfn_per_execute": "steady_clock around the same synchronous aclmdlExecute (the ACL "
+                         "engine's compute stage); host-to-device and device-to-host copies excluded, as in msame",
+    "msame_whole_process": "the msame process from start to exit: ACL init, model load, every file read, copied, "
+                           "executed and its outputs written, teardown",
+    "pymfn_whole_process": "the pymfn folder-run process from start to exit: Python start-up and imports, ACL init, "
+                           "model load, every file read, copied, executed, outputs written in msame's layout, "
+                           "teardown; no warm-up, like msame",
+    "pymfn_timing_pass_wall": "in-process: reading every file and executing it (no model load, "
+                              "no output writing, warm-up excluded)",
+}
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+@dataclass
+class InputFolder:
+    """The input folder as msame sees it: every non-hidden entry, in byte order."""
+
+    path: Path
+    entries: list[str]  # msame feeds all of these to the model
+    bins: list[str]  # the ones pymfn reads (regular *.bin files)
+
+    @property
+    def non_bin(self) -> list[str]:
+        return [e for e in self.entries if e not in set(self.bins)]
+
+
+def scan_inputs(folder: Path) -> InputFolder:
+    if not folder.is_dir():
+        raise CommandError(f"--input {folder}: not a folder (msame's folder mode reads a folder of .bin files)")
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(e.name for e in it if not e.name.startswith("."))
+    except OSError as exc:
+        raise CommandError(f"--input {folder}: cannot list it ({exc.strerror or exc})") from None
+    bins = [n for n in entries if n.endswith(".bin") and len(n) > 4 and (folder / n).is_file()]
+    if not bins:
+        raise CommandError(f"--input {folder}: no .bin files in it")
+    return InputFolder(folder, entries, bins)
+
+
+# ------------------------------------------------------------------------------------------------ msame side
+
+@dataclass
+class MsameSide:
+    """What is known about msame's run: its log, its outputs, its wall time, and whether it failed."""
+
+    source: str  # "run", "log", "output folder" or "log + output folder"
+    log: msame.MsameLog | None = None
+    outputs: dict[str, list[bytes]] | None = None  # stem -> raw bytes of each output
+    output_dtypes: list[str] | None = None  # how the bytes were read (TXT outputs are parsed)
+    run_dir: Path | None = None
+    wall_s: float | None = None
+    command: list[str] | None = None
+    returncode: int | None = None
+    failure_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failure_reasons)
+
+
+def read_msame_rows(run_dir: Path, dtypes: list[str]) -> tuple[dict[str, list[bytes]], list[str]]:
+    """msame's outputs by stem as raw bytes (BIN), or parsed into ``dtypes`` (TXT, which holds no dtype)."""
+    try:
+        res = msame.read_msame_outputs(run_dir, "uint8", fmt="BIN", complete=False)
+        read_as = ["raw bytes"] * len(res.outputs)
+    except msame.MsameError as exc:
+        if "no .bin output files" not in str(exc):
+            raise
+        res = msame.read_msame_outputs(run_dir, dtypes[0], fmt="TXT", complete=False, allow_nonfinite=True)
+        read_as = [f"TXT parsed as {dtypes[0]}"] * len(res.outputs)
+    rows = {stem: [out[i].tobytes() for out in res.outputs] for i, stem in enumerate(res.stems)}
+    return rows, read_as
+
+
+def _outputs_problems(rows: dict[str, list[bytes]], run_dir: Path, inputs: InputFolder | None) -> list[str]:
+    """Failure reasons visible in an output folder: missing indices, fewer outputs than inputs."""
+    problems = []
+    stems = list(rows)
+    try:
+        msame.check_stem_numbering(run_dir, stems, None, 0)
+    except msame.MsameError as exc:
+        problems.append(f"msame outputs: {exc}")
+    if inputs is not None:
+        wanted = [msame.input_stem(n) for n in inputs.entries]
+        missing = [s for s in wanted if s not in rows]
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            problems.append(f"msame wrote outputs for {len(wanted) - len(missing)} of {len(wanted)} inputs; "
+                            f"none for: {shown}")
+    return problems
+
+
+def msame_from_run(args: argparse.Namespace, inputs: InputFolder, out_dir: Path, dtypes: list[str]) -> MsameSide:
+    res = msame.run_msame(args.model, inputs.path, out_dir, msame=args.msame, check=False)
+    side = MsameSide("run", log=res.log, run_dir=res.run_dir, wall_s=res.wall_s, command=res.command,
+                     returncode=res.returncode)
+    if res.error:
+        side.failure_reasons.append(res.error)
+    if res.log is not None:
+        side.failure_reasons += res.log.failure_reasons(expected_files=len(inputs.entries))
+    if res.run_dir is None:
+        side.failure_reasons.append(f"msame created no run folder under {out_dir}")
+    else:
+        try:
+            side.outputs, side.output_dtypes = read_msame_rows(res.run_dir, dtypes)
+        except msame.MsameError as exc:
+            side.failure_reasons.append(f"msame outputs unusable: {exc}")
+        else:
+            side.failure_reasons += _outputs_problems(side.outputs, res.run_dir, inputs)
+    return side
+
+
+def msame_from_files(args: argparse.Namespace, inputs: InputFolder | None, dtypes: list[str]) -> MsameSide | None:
+    """msame's side from an earlier run: --log and/or --msame-output (read before anything is measured)."""
+    if not (args.log or args.msame_output):
+        return None
+    side = MsameSide(" + ".join(s for s, on in (("log", args.log), ("output folder", args.msame_output)) if on))
+    if args.log:
+        try:
+            side.log = msame.parse_msame_log(msame.read_log_file(args.log))
+        except msame.MsameError as exc:
+            raise CommandError(f"--log {args.log}: {exc}") from None
+        expected = len(inputs.entries) if inputs is not None else None
+        side.failure_reasons += side.log.failure_reasons(expected_files=expected)
+    if args.msame_output:
+        try:
+            side.run_dir = msame.find_run_dir(args.msame_output)
+            side.outputs, side.output_dtypes = read_msame_rows(side.run_dir, dtypes)
+        except msame.MsameError as exc:
+            raise CommandError(f"--msame-output: {exc}") from None
+        side.failure_reasons += _outputs_problems(side.outputs, side.run_dir, inputs)
+    return side
+
+
+# ------------------------------------------------------------------------------------------------ pymfn side
+
+@dataclass
+class TimingPass:
+    """pymfn's in-process pass: per-file aclmdlExecute times and outputs, every file exactly once per pass."""
+
+    files: list[str]
+    compute_ms: list[float]  # aclmdlExecute only, one per execute, in execution order
+    call_ms: list[float]  # the whole execute_into call: h2d + aclmdlExecute + d2h
+    outputs: dict[str, list[np.ndarray]]  # stem -> one row per model output (first pass)
+    warmup_files: list[str]
+    passes: int
+    wall_s: float
+    properties: dict[str, str]
+
+
+def open_comparison_engine(model: Path) -> Any:
+    """The ACL engine on ``model`` prepared for batch 1: one file per execute, as msame runs it."""
     from pymfn.engines import open_engine
 
-    engine = open_engine(str(model), engine=args.engine)
+    engine = open_engine(str(model), engine="acl")
+    offered = list(engine.supported_batches())
+    if 1 not in offered:
+        raise CommandError(f"--model {model}: msame runs one file per execute (batch 1); this model offers batch "
+                           f"sizes {offered}")
+    engine.prepare(1)
+    return engine
+
+
+def open_inputs(engine: Any, inputs: InputFolder) -> Any:
+    """pymfn's reader over the folder in msame's order; every file's size is checked against the model."""
+    from pymfn.bench.perf import input_spec
+    from pymfn.datasets import open_dataset
+
     info, shape, dtype = input_spec(engine)
-    batch = args.batch
-    ds = open_dataset(inputs, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape, order="lexicographic")
-    settings = core.RunSettings()
-    settings.batch_size = batch
-    settings.warmup_iterations = args.warmup
-    settings.min_iterations = max(1, -(-ds.sample_count // batch))
-    settings.min_duration_ms = 0
-    settings.scope = core.TimingScope.kCompute
-    result = core.run_benchmark(engine, ds.reader(batch, 2), settings)
+    return open_dataset(inputs.path, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
+                        order="lexicographic")
+
+
+def _output_buffers(engine: Any) -> list[np.ndarray]:
+    outs = []
+    for o in engine.outputs():
+        dt = np.dtype(o.dtype)
+        outs.append(np.empty((1, o.sample_bytes // dt.itemsize), dt))
+    return outs
+
+
+def _batches(dataset: Any) -> Iterator[Any]:
+    reader = dataset.reader(1, 2)
+    while (batch := reader.next()) is not None:
+        yield batch
+
+
+def timing_pass(engine: Any, dataset: Any, warmup: int, passes: int) -> TimingPass:
+    """Warm up, then execute every file exactly ``passes`` times in msame's order, timing aclmdlExecute."""
+    files = [Path(p).name for p in dataset.files()]
+    outs = _output_buffers(engine)
+    warmup_files = []
+    for _, batch in zip(range(warmup), _cycle(dataset)):
+        engine.execute_into([batch.data], outs)
+        warmup_files.append(files[batch.first_sample])
+    compute, call, rows = [], [], {}
     t0 = time.perf_counter()
-    outputs = core.infer_all(engine, ds.reader(batch, 2))
-    folder_s = time.perf_counter() - t0
+    for p in range(passes):
+        for batch in _batches(dataset):
+            t = engine.execute_into([batch.data], outs)
+            compute.append(float(t["compute_ms"]))
+            call.append(float(t["h2d_ms"] + t["compute_ms"] + t["d2h_ms"]))
+            if p == 0:
+                rows[msame.input_stem(files[batch.first_sample])] = [o[0].copy() for o in outs]
+    wall = time.perf_counter() - t0
+    expected = passes * len(files)
+    if len(compute) != expected:  # the reader must yield every file once per pass, nothing more
+        raise RuntimeError(f"timing pass ran {len(compute)} executes, expected {expected} ({passes} x {len(files)})")
     props = {str(k): str(v) for k, v in dict(engine.properties()).items()}
-    return {"result": result, "folder_s": folder_s, "outputs": outputs, "files": ds.sample_count, "properties": props}
+    return TimingPass(files, compute, call, rows, warmup_files, passes, wall, props)
+
+
+def _cycle(dataset: Any) -> Iterator[Any]:
+    while True:
+        yield from _batches(dataset)
+
+
+# ------------------------------------------------------------------------------------------------ folder run
+
+@dataclass
+class FolderRun:
+    """pymfn's like-for-like whole-process run (a child process), timed like msame."""
+
+    wall_s: float
+    output_dir: Path
+    run_dir: Path
+    phases_s: dict[str, float]
+    outputs: dict[str, list[bytes]]
+
+
+def folder_run(model: Path, inputs: InputFolder, out_dir: Path) -> FolderRun:
+    with tempfile.TemporaryDirectory(prefix="pymfn-folder-run-") as tmp:
+        summary = Path(tmp) / "summary.json"
+        cmd = [sys.executable, "-m", "pymfn.bench.msame_compare", "folder-run", "--model", str(model),
+               "--input", str(inputs.path), "--output", str(out_dir), "--summary", str(summary)]
+        proc = msame.run_timed(cmd)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.output.strip().splitlines()[-3:])
+            raise CommandError(f"pymfn folder run {proc.exit_description()}: {tail}")
+        doc = json.loads(summary.read_text())
+    run_dir = Path(doc["run_dir"])
+    phases = {k: float(v) for k, v in doc["phases_s"].items()}
+    phases["start-up, imports and exit (the rest)"] = max(0.0, proc.wall_s - sum(phases.values()))
+    rows, _ = read_msame_rows(run_dir, ["uint8"])
+    return FolderRun(proc.wall_s, out_dir, run_dir, phases, rows)
+
+
+def folder_run_child(argv: list[str]) -> int:
+    """``python -m pymfn.bench.msame_compare folder-run``: msame's work done by pymfn, in one process."""
+    ap = argparse.ArgumentParser(prog="python -m pymfn.bench.msame_compare folder-run")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--summary", required=True)
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        t0 = time.perf_counter()
+        engine = open_comparison_engine(Path(args.model))
+        dataset = open_inputs(engine, scan_inputs(Path(args.input)))
+        t1 = time.perf_counter()
+        files = [Path(p).name for p in dataset.files()]
+        outs = _output_buffers(engine)
+        rows: list[list[np.ndarray]] = [[] for _ in outs]
+        for batch in _batches(dataset):
+            engine.execute_into([batch.data], outs)
+            for k, o in enumerate(outs):
+                rows[k].append(o[0].copy())
+        t2 = time.perf_counter()
+        run_dir = msame.write_msame_outputs(args.output, [msame.input_stem(f) for f in files],
+                                            [np.stack(r) for r in rows])
+        t3 = time.perf_counter()
+        del engine, dataset
+        doc = {"run_dir": str(run_dir), "files": len(files),
+               "phases_s": {"ACL init and model load": t1 - t0, "read and execute every file": t2 - t1,
+                            "write every output": t3 - t2}}
+        report.write_json(doc, args.summary)
+        return 0
+
+    return run_command("pymfn folder run", body)
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+def compare_outputs(reference: dict[str, list[bytes]], ours: dict[str, list[Any]], dtypes: list[str]) -> dict:
+    """Pair rows by input stem and compare them byte for byte; the largest difference in the model's dtype."""
+    common = [s for s in ours if s in reference]
+    differing, max_diff, size_mismatch = [], 0.0, []
+    for stem in common:
+        row_differs = False
+        for k, (theirs, mine) in enumerate(zip(reference[stem], ours[stem])):
+            mine_b = mine.tobytes() if isinstance(mine, np.ndarray) else mine
+            if theirs == mine_b:
+                continue
+            row_differs = True
+            dt = np.dtype(dtypes[k])
+            if len(theirs) != len(mine_b) or len(theirs) % dt.itemsize:
+                size_mismatch.append(f"{stem} output {k}: {len(theirs)} vs {len(mine_b)} bytes")
+                continue
+            a = np.frombuffer(theirs, dt).astype(np.float64)
+            b = np.frombuffer(mine_b, dt).astype(np.float64)
+            both = np.isfinite(a) & np.isfinite(b)
+            if both.any():
+                max_diff = max(max_diff, float(np.max(np.abs(a[both] - b[both]))))
+        if row_differs:
+            differing.append(stem)
+    n_out = {len(v) for v in reference.values()} | {len(v) for v in ours.values()}
+    return {
+        "pairing": "by input name: <stem>.bin <-> <stem>_output_<k>.bin",
+        "rows_compared": len(common),
+        "rows_differing": len(differing),
+        "max_abs_diff": max_diff,
+        "first_differing": differing[:10],
+        "size_mismatches": size_mismatch[:10],
+        "missing_in_msame": [s for s in ours if s not in reference],
+        "missing_in_pymfn": [s for s in reference if s not in ours],
+        "outputs_per_row": sorted(n_out),
+    }
+
+
+def _comparison_line(name: str, c: dict) -> str:
+    line = (f"{name}: {c['rows_compared']} rows compared by file name, {c['rows_differing']} differ"
+            + (f" (max |diff| {c['max_abs_diff']:.3g}; first: {', '.join(c['first_differing'][:3])})"
+               if c["rows_differing"] else " (bit-identical)"))
+    for side in ("msame", "pymfn"):
+        missing = c[f"missing_in_{side}"]
+        if missing:
+            line += f"; {len(missing)} missing in {side}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+    return line
+
+
+def _comparison_warnings(name: str, c: dict) -> list[str]:
+    out = []
+    if c["rows_differing"]:
+        out.append(f"{name}: {c['rows_differing']} of {c['rows_compared']} rows differ (max |diff| "
+                   f"{c['max_abs_diff']:.3g})")
+    if c["missing_in_msame"] or c["missing_in_pymfn"]:
+        out.append(f"{name}: {len(c['missing_in_msame'])} input(s) without an msame output, "
+                   f"{len(c['missing_in_pymfn'])} msame output(s) without a pymfn input")
+    if c["size_mismatches"]:
+        out.append(f"{name}: output sizes differ: {'; '.join(c['size_mismatches'][:3])}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def _decimals_of_per_run_lines(values: list[float]) -> int:
+    """Decimals msame's per-run lines carry: microseconds (3) unless 6 significant digits leave fewer."""
+    digits = [len(str(int(abs(v)))) for v in values if np.isfinite(v) and abs(v) >= 1]
+    return max(0, min([3] + [6 - d for d in digits]))
+
+
+def _fmt(value: float | None, decimals: int = 3) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def _stats(samples: list[float]) -> Any:
+    return pymfn.load_core().compute_stats([float(x) for x in samples])
+
+
+def _noisy_warning(who: str, samples: list[float]) -> list[str]:
+    if len(samples) < 2:
+        return []
+    threshold = pymfn.load_core().RunSettings().cv_warning_threshold
+    s = _stats(samples)
+    if s.cv <= threshold:
+        return []
+    return [f"noisy run ({who}): per-execute cv = {s.cv:.4f} > {threshold:.4f} (std {s.std:.3f} ms, mean "
+            f"{s.mean:.3f} ms); medians are safer than means here"]
+
+
+def build_rows(ms: MsameSide | None, tp: TimingPass | None, fr: FolderRun | None) -> list[tuple[str, str, str]]:
+    """(what, msame, pymfn) table rows. msame's averages appear as it printed them (2 decimals) and recomputed
+    from its per-run lines (as many decimals as those carry); a failed msame run shows FAILED instead."""
+    log = ms.log if ms else None
+    runs = log.run_times_ms if log else []
+    dec = _decimals_of_per_run_lines(runs)
+    m_stats = _stats(runs) if runs else None
+    p_stats = _stats(tp.compute_ms) if tp else None
+
+    def m(value: str) -> str:  # an msame timing figure, unless the run failed
+        if log is None:
+            return "-"
+        return "FAILED" if ms.failed else value
+
+    def p(value: float | None) -> str:
+        return _fmt(value) if tp else "-"
+
+    p_nf = float(np.mean(tp.compute_ms[1:])) if tp and len(tp.compute_ms) > 1 else None
+    return [
+        ("files executed (timed)", str(len(runs)) if log else "-",
+         (f"{len(tp.compute_ms)}" + (f" ({tp.passes} passes)" if tp.passes > 1 else "")) if tp else "-"),
+        ("mean (ms), as msame printed it", m(log.average_text) if log else "-", "-"),
+        ("mean (ms), from per-execute times", m(_fmt(log.recomputed_average_ms(), dec)) if log else "-",
+         p(p_stats.mean if p_stats else None)),
+        ("mean without first (ms), as printed", m(log.average_without_first_text or "-") if log else "-", "-"),
+        ("mean without first (ms), from per-execute times",
+         m(_fmt(log.recomputed_without_first_ms(), dec)) if log else "-", p(p_nf)),
+        ("median (ms)", m(_fmt(m_stats.median, dec) if m_stats else "-"), p(p_stats.median if p_stats else None)),
+        ("p99 (ms)", m(_fmt(m_stats.p99, dec) if m_stats else "-"), p(p_stats.p99 if p_stats else None)),
+        ("whole process wall (s)", _fmt(ms.wall_s) if ms and ms.wall_s is not None else "-",
+         _fmt(fr.wall_s) if fr else "-"),
+        ("timing pass wall (s), read + execute", "-", p(tp.wall_s if tp else None)),
+    ]
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':<{width}}  {'msame':>12}  {'pymfn':>12}")
+    for name, a, b in rows:
+        print(f"{name:<{width}}  {a:>12}  {b:>12}")
+
+
+def scope_notes(ms: MsameSide | None, tp: TimingPass | None, fr: FolderRun | None) -> list[str]:
+    """What each figure covers, including exactly which execute 'without first' leaves out on each side."""
+    notes = []
+    if ms and ms.log:
+        first = ms.log.files[0] if ms.log.files else "the first file in its order"
+        notes.append(f"per execute (msame): {SCOPES['msame_per_execute']}. 'Without first' leaves out the execute of "
+                     f"{first}, msame's first execute in the process (cold).")
+    if tp:
+        warm = (f"after {len(tp.warmup_files)} untimed warm-up execute(s) ({', '.join(tp.warmup_files[:3])}"
+                f"{' ...' if len(tp.warmup_files) > 3 else ''})" if tp.warmup_files else "with no warm-up (cold)")
+        notes.append(f"per execute (pymfn timing pass): {SCOPES['pymfn_per_execute']}; one pass over the folder in msame's order, "
+                     f"every file once{f' ({tp.passes} passes)' if tp.passes > 1 else ''}. 'Without first' leaves "
+                     f"out the execute of {tp.files[0]}, the first timed one, {warm}.")
+    if ms and ms.wall_s is not None:
+        notes.append(f"whole process (msame): {SCOPES['msame_whole_process']}.")
+    if fr:
+        parts = ", ".join(f"{k} {v:.3f} s" for k, v in fr.phases_s.items())
+        notes.append(f"whole process (pymfn folder run): {SCOPES['pymfn_whole_process']} ({parts}). Both timed from process "
+                     "start to exit by the same clock.")
+    if tp:
+        notes.append(f"timing pass wall (pymfn): {SCOPES['pymfn_timing_pass_wall']}; not comparable to a whole "
+                     "process.")
+    return notes
+
+
+def _log_json(log: msame.MsameLog | None) -> dict | None:
+    if log is None:
+        return None
+    return {"mode": log.mode, "average_ms": log.average_ms, "average_text": log.average_text,
+            "average_without_first_ms": log.average_without_first_ms,
+            "average_without_first_text": log.average_without_first_text,
+            "per_run_mean_ms": log.recomputed_average_ms(),
+            "per_run_mean_without_first_ms": log.recomputed_without_first_ms(),
+            "run_times_ms": list(log.run_times_ms), "files_processed": len(log.files),
+            "first_file": log.files[0] if log.files else None, "errors": log.errors, "warnings": log.warnings}
+
+
+def _timing_json(tp: TimingPass) -> dict:
+    lat = report.latency_dict(_stats(tp.compute_ms))
+    doc = {"scope": SCOPES["pymfn_per_execute"], "executes": len(tp.compute_ms), "passes": tp.passes,
+           "files": len(tp.files), "first_file": tp.files[0], "warmup_executes": len(tp.warmup_files),
+           "warmup_files": tp.warmup_files, "latency_ms": lat,
+           "mean_without_first_ms": float(np.mean(tp.compute_ms[1:])) if len(tp.compute_ms) > 1 else None,
+           "samples_ms": tp.compute_ms,
+           "execute_call_ms": {"scope": "the engine's whole execute call: host-to-device copy + aclmdlExecute + "
+                                        "device-to-host copy (not msame's scope)",
+                               "mean": float(np.mean(tp.call_ms)), "samples_ms": tp.call_ms},
+           "percentile_method": report.PERCENTILE_METHOD,
+           "timing_pass_wall_s": tp.wall_s, "timing_pass_wall_scope": SCOPES["pymfn_timing_pass_wall"],
+           "engine_properties": tp.properties, "acl_runtime": tp.properties.get("acl_runtime")}
+    if tp.properties.get("acl_runtime") == "emulator":
+        doc["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, not "
+                              "Ascend NPU timings")
+    return doc
+
+
+# ------------------------------------------------------------------------------------------------ command
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument problem as one line, before anything runs."""
+    check_output_path(args.json, "--json")
+    if args.warmup < 0:
+        raise CommandError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.passes < 1:
+        raise CommandError(f"--passes must be >= 1, got {args.passes}")
+    if (args.run_msame or args.folder_run) and not (args.model and args.input):
+        which = "--run-msame" if args.run_msame else "--folder-run"
+        raise CommandError(f"{which} needs --model and --input")
+    if not (args.log or args.msame_output or args.run_msame or (args.model and args.input)):
+        raise CommandError("give --log and/or --msame-output (an earlier msame run), --run-msame with --model and "
+                           f"--input (msame on PATH: {shutil.which('msame') or 'not found'}), or --model and --input "
+                           "for pymfn's side alone")
+    if args.run_msame and args.log:
+        raise CommandError("--log and --run-msame: the log of the run comes from the run itself; give one of them")
+    if bool(args.model) != bool(args.input):
+        raise CommandError("--model and --input go together (the .om and the folder both tools run)")
+    if args.model:
+        model = Path(args.model)
+        if ".om" not in model.name:
+            raise CommandError(f"--model {model}: msame runs .om models only (the path must contain '.om')")
+        if not model.is_file():
+            raise CommandError(f"--model {model}: file not found")
+    if args.msame_output and not args.run_msame and not Path(args.msame_output).exists():
+        raise CommandError(f"--msame-output {args.msame_output}: does not exist (it is created only with --run-msame)")
+    for option, value in (("--msame-output", args.msame_output), ("--pymfn-output", args.pymfn_output)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise CommandError(f"{option} {value}: exists and is not a folder")
+
+
+def _temp_or_given(given: str | None, prefix: str, temps: list[Path]) -> Path:
+    if given:
+        return Path(given)
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    temps.append(path)
+    return path
 
 
 def main_msame(args: argparse.Namespace) -> int:
-    from pymfn import msame
+    _check_arguments(args)
+    if args.folder_run is None:
+        args.folder_run = bool(args.run_msame)  # like for like with a whole msame process, when there is one
+    temps: list[Path] = []
+    try:
+        return _compare(args, temps)
+    finally:
+        for path in temps:
+            if args.keep_outputs:
+                print(f"kept temporary output folder {path}")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
-    log_info = None
-    msame_outputs = None
-    msame_wall = None
-    if args.log:
-        log_info = msame.parse_msame_log(Path(args.log).read_text(errors="replace"))
-    if args.msame_output:
-        msame_outputs = msame.read_outputs(Path(args.msame_output), dtype=args.output_dtype)
+
+def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
+    inputs = scan_inputs(Path(args.input)) if args.input else None
+    engine = dataset = None
+    dtypes = ["float16"]
+    warnings: list[str] = []
+    if inputs is not None:
+        engine = open_comparison_engine(Path(args.model))
+        dataset = open_inputs(engine, inputs)  # sizes checked before msame spends any time
+        dtypes = [str(o.dtype) for o in engine.outputs()]
+        if inputs.non_bin:
+            warnings.append(f"--input {inputs.path}: msame feeds every non-hidden entry to the model, pymfn only the "
+                            f".bin files; {len(inputs.non_bin)} other: {', '.join(inputs.non_bin[:5])}")
+    ms = msame_from_files(args, inputs, dtypes) if not args.run_msame else None
     if args.run_msame:
-        if not (args.model and args.input):
-            raise SystemExit("--run-msame needs --model and --input")
-        out_dir = Path(args.msame_output or tempfile.mkdtemp(prefix="pymfn-msame-"))
-        t0 = time.perf_counter()
-        run = msame.run_msame(args.model, args.input, out_dir)
-        msame_wall = time.perf_counter() - t0
-        log_info = run.log
-        msame_outputs = msame.read_outputs(out_dir, dtype=args.output_dtype)
-    if log_info is None and msame_outputs is None and not (args.model and args.input):
-        raise SystemExit("give --log and/or --msame-output (figures from an earlier msame run), or --run-msame with "
-                         f"--model and --input (msame on PATH: {shutil.which('msame') or 'not found'})")
+        ms = msame_from_run(args, inputs, _temp_or_given(args.msame_output, "pymfn-msame-", temps), dtypes)
+    tp = timing_pass(engine, dataset, args.warmup, args.passes) if engine is not None else None
+    del dataset
+    fr = None
+    if args.folder_run:
+        fr = folder_run(Path(args.model), inputs, _temp_or_given(args.pymfn_output, "pymfn-folder-run-", temps))
 
-    ours = None
-    if args.model and args.input:
-        ours = _pymfn_run(Path(args.model), Path(args.input), args)
+    comparisons = {}
+    if ms is not None and ms.outputs is not None and tp is not None:
+        comparisons["timing pass vs msame"] = compare_outputs(ms.outputs, tp.outputs, dtypes)
+    if ms is not None and ms.outputs is not None and fr is not None:
+        comparisons["folder run vs msame"] = compare_outputs(ms.outputs, fr.outputs, dtypes)
+    if tp is not None and fr is not None:
+        comparisons["folder run vs timing pass"] = compare_outputs(fr.outputs, tp.outputs, dtypes)
 
-    rows: list[tuple[str, str, str]] = []
-    if log_info is not None:
-        rows.append(("mean per execute (ms)", f"{log_info.average_ms:.3f}" if log_info.average_ms is not None else "-", ""))
-        rows.append(("mean without first (ms)",
-                     f"{log_info.average_without_first_ms:.3f}" if log_info.average_without_first_ms is not None else "-", ""))
-        rows.append(("executes in log", str(len(log_info.run_times_ms)), ""))
-    if ours is not None:
-        lat = ours["result"].latency
-        def put(name: str, value: str) -> None:
-            for i, (n, m, _) in enumerate(rows):
-                if n == name:
-                    rows[i] = (n, m, value)
-                    return
-            rows.append((name, "-", value))
-        samples = np.asarray(ours["result"].samples_ms)
-        put("mean per execute (ms)", f"{lat.mean:.3f}")
-        put("mean without first (ms)", f"{samples[1:].mean():.3f}" if samples.size > 1 else "-")
-        put("executes in log", str(ours["result"].iterations))
-        put("median (ms)", f"{lat.median:.3f}")
-        put("p99 (ms)", f"{lat.p99:.3f}")
-        put("whole folder wall (s)", f"{ours['folder_s']:.3f}")
-    if msame_wall is not None:
-        for i, (n, m, o) in enumerate(rows):
-            if n == "whole folder wall (s)":
-                rows[i] = (n, f"{msame_wall:.3f}", o)
-    width = max(len(r[0]) for r in rows) if rows else 10
-    print(f"{'':<{width}}  {'msame':>12}  {'pymfn':>12}")
-    for n, m, o in rows:
-        print(f"{n:<{width}}  {m:>12}  {o or '-':>12}")
-    print("\nmsame: gettimeofday around one synchronous aclmdlExecute per file, no warm-up; "
-          "pymfn: steady_clock, same scope ('compute'), "
-          f"{args.warmup} warm-up execute(s) excluded.")
-    if ours is not None and ours["properties"].get("acl_runtime") == "emulator":
+    if ms is not None and ms.log is not None:
+        warnings += [f"msame log: {w}" for w in ms.log.warnings]
+        if not ms.failed:
+            warnings += _noisy_warning("msame", ms.log.run_times_ms)
+    if tp is not None:
+        warnings += _noisy_warning("pymfn", tp.compute_ms)
+    for name, c in comparisons.items():
+        warnings += _comparison_warnings(name, c)
+    if ms is not None and ms.failed:
+        warnings.append(f"msame run FAILED ({len(ms.failure_reasons)} reason(s) listed above); its averages are "
+                        "not results")
+
+    print_table(build_rows(ms, tp, fr))
+    print()
+    for note in scope_notes(ms, tp, fr):
+        print(f"- {note}")
+    for name, c in comparisons.items():
+        print(_comparison_line(f"outputs, {name}", c))
+    if tp is not None and tp.properties.get("acl_runtime") == "emulator":
         print("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
-    doc: dict[str, Any] = {"msame": None, "pymfn": None}
-    if log_info is not None:
-        doc["msame"] = {"average_ms": log_info.average_ms, "average_without_first_ms": log_info.average_without_first_ms,
-                        "run_times_ms": list(log_info.run_times_ms), "wall_s": msame_wall}
-    if ours is not None:
-        doc["pymfn"] = {**report.result_to_json(ours["result"], {"engine_properties": ours["properties"]}),
-                        "folder_wall_s": ours["folder_s"]}
-    if msame_outputs is not None and ours is not None:
-        a = np.asarray(msame_outputs, dtype=np.float32)
-        b = np.asarray(ours["outputs"][0], dtype=np.float32).reshape(len(ours["outputs"][0]), -1)
-        if a.shape == b.shape:
-            diff = float(np.max(np.abs(a - b)))
-            doc["max_abs_output_diff"] = diff
-            print(f"outputs: max |msame - pymfn| = {diff:.3g} over {a.shape[0]} samples")
-        else:
-            print(f"outputs: shapes differ (msame {a.shape}, pymfn {b.shape}); not compared")
-    if args.json:
-        report.write_json(doc, args.json)
-        print(f"JSON written to {args.json}")
+    if ms is not None and ms.failed:
+        print("msame run FAILED (it exits 0 even so):")
+        for reason in ms.failure_reasons:
+            print(f"  - {reason}")
+    if warnings:
+        print("Warnings:")
+        for w in warnings:
+            print(f"  ! {w}")
+    if fr is not None and fr.output_dir not in temps:
+        print(f"pymfn folder run outputs: {fr.run_dir}")
+
+    doc = _document(args, inputs, ms, tp, fr, comparisons, warnings, temps)
+    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", PROG)):
+        print(f"JSON written to {where}")
+    if ms is not None and ms.failed:
+        raise CommandError(f"msame run failed: {ms.failure_reasons[0]}")
     return 0
 
 
+def _document(args: argparse.Namespace, inputs: InputFolder | None, ms: MsameSide | None, tp: TimingPass | None,
+              fr: FolderRun | None, comparisons: dict, warnings: list[str], temps: list[Path]) -> dict:
+    doc: dict[str, Any] = {"scopes": SCOPES, "warnings": warnings, "outputs": comparisons}
+    if inputs is not None:
+        doc["inputs"] = {"folder": str(inputs.path), "entries": len(inputs.entries), "bin_files": len(inputs.bins),
+                         "order": "lexicographic (msame's)", "not_bin": inputs.non_bin}
+    if ms is not None:
+        kept = ms.run_dir is not None and not any(ms.run_dir.is_relative_to(t) for t in temps)
+        doc["msame"] = {"source": ms.source, "status": "failed" if ms.failed else "ok",
+                        "failure_reasons": ms.failure_reasons, "command": ms.command, "returncode": ms.returncode,
+                        "log": _log_json(ms.log), "whole_process_wall_s": ms.wall_s,
+                        "whole_process_scope": SCOPES["msame_whole_process"] if ms.wall_s is not None else None,
+                        "per_execute_scope": SCOPES["msame_per_execute"],
+                        "run_dir": str(ms.run_dir) if ms.run_dir else None,
+                        "outputs_read_as": ms.output_dtypes, "outputs_kept": kept or args.keep_outputs}
+    if tp is not None:
+        doc["pymfn"] = _timing_json(tp)
+    if fr is not None:
+        doc["folder_run"] = {"scope": SCOPES["pymfn_whole_process"], "whole_process_wall_s": fr.wall_s,
+                             "phases_s": fr.phases_s, "run_dir": str(fr.run_dir),
+                             "outputs_kept": fr.output_dir not in temps or args.keep_outputs}
+    return doc
+
+
 def add_msame_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log", help="an msame log (its 'Inference time' and 'Inference average time' lines are parsed)")
-    p.add_argument("--msame-output", help="msame's --output folder (timestamped subfolder inside is found)")
-    p.add_argument("--run-msame", action="store_true", help="run msame (must be on PATH) on --model/--input first")
+    p.add_argument("--log", help="an msame log from an earlier run (its 'Inference time' and 'Inference average time' "
+                                 "lines are parsed)")
+    p.add_argument("--msame-output", help="msame's --output folder: with --run-msame where msame writes (created when "
+                                          "missing, kept); otherwise an earlier run's outputs to compare with")
+    p.add_argument("--run-msame", action="store_true",
+                   help="run msame (on PATH, $PYMFN_MSAME or --msame) over --input with --model first")
+    p.add_argument("--msame", help="the msame executable (default: $PYMFN_MSAME, else msame on PATH)")
     p.add_argument("--model", help="the .om both tools run")
-    p.add_argument("--input", help="the folder of .bin inputs both tools read (msame's lexicographic order is used)")
-    p.add_argument("--engine", choices=["acl", "openvino"], default=None, help="pymfn engine (default: acl for .om)")
-    p.add_argument("--batch", type=int, default=1, help="pymfn batch size (msame runs batch 1 unless --dymBatch)")
-    p.add_argument("--warmup", type=int, default=1, help="pymfn warm-up executes (ais_bench's default is 1)")
-    p.add_argument("--output-dtype", default="float16", help="dtype of msame .bin outputs (default float16)")
-    p.add_argument("--json", help="write both sides as JSON")
+    p.add_argument("--input", help="the folder of .bin inputs both tools read, in msame's lexicographic order")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed pymfn executes before its timing pass (default 1, ais_bench's default; msame has none)")
+    p.add_argument("--passes", type=int, default=1,
+                   help="timed passes over the folder, every file once per pass (default 1: exactly msame's run)")
+    p.add_argument("--folder-run", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time pymfn as one whole process that writes msame-layout outputs, like msame's own "
+                        "wall time (default: on with --run-msame)")
+    p.add_argument("--pymfn-output", help="where the folder run writes its msame-layout outputs (default: a temporary "
+                                          "folder, removed at the end)")
+    p.add_argument("--keep-outputs", action="store_true",
+                   help="keep the temporary output folders (msame's and the folder run's) and print where they are")
+    p.add_argument("--json", help="write every figure, scope, warning and raw per-execute time as JSON")
+
+
+def _child_main(argv: list[str]) -> int:
+    if argv[:1] == ["folder-run"]:
+        return folder_run_child(argv[1:])
+    print("usage: python -m pymfn.bench.msame_compare folder-run --model M --input DIR --output DIR --summary F",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
