@@ -27,6 +27,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from pymfn._atomic import atomic_dir
+from pymfn._cli import CommandError, check_output_dir, run_command
 
 META_NAME = "pymfn_data.json"
 LABELS_NAME = "labels.txt"
@@ -189,7 +190,8 @@ def write_shards(examples: Iterable[tuple[bytes, int]], out_dir: str | os.PathLi
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it the usual directory mode
         writers = [tf.io.TFRecordWriter(str(tmp / n)) for n in names]
         try:
-            for i, (jpeg, label) in enumerate(tqdm(examples, total=total, desc=desc, unit="img")):
+            # disable=None: a bar on a terminal only; in logs it would bury the one-line error
+            for i, (jpeg, label) in enumerate(tqdm(examples, total=total, desc=desc, unit="img", disable=None)):
                 writers[i % num_shards].write(make_example(jpeg, label).SerializeToString())
                 counts[i % num_shards] += 1
                 max_label = max(max_label, int(label))
@@ -277,10 +279,52 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
         int(meta["num_classes"]), int(meta["num_images"]), list(meta["shards"])
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: corrupt metadata ({exc})") from None
-    for name in meta["shards"]:
-        if not (data_dir / name).is_file():
-            raise DataError(f"{data_dir / name}: shard listed in {path} is missing")
+    counts = meta.get("shard_counts") or [None] * len(meta["shards"])
+    for name, count in zip(meta["shards"], counts):
+        shard = data_dir / name
+        if not shard.is_file():
+            raise DataError(f"{shard}: shard listed in {path} is missing (or not a regular file)")
+        # Cheap before training: every record takes at least 16 bytes of framing. (A full scan of the
+        # framing and checksums runs only if the pipeline fails: find_damaged_shards.)
+        if isinstance(count, int) and shard.stat().st_size < 16 * count:
+            raise DataError(f"{shard}: truncated shard: {shard.stat().st_size} bytes cannot hold the {count} "
+                            f"records {path} lists; write the shards again with `python -m pymfn data tfrecord`")
     return meta
+
+
+def find_damaged_shards(files: Sequence[str]) -> list[tuple[str, str]]:
+    """(shard, reason) for every TFRecord file whose record framing or checksums are broken.
+
+    Run after the input pipeline failed: tf.data reports "truncated record at N" or "corrupted record"
+    without saying which of the interleaved shards it was reading. TensorFlow's own record reader checks
+    every length and CRC at disk speed, so even large sets are scanned in seconds to minutes, and only
+    when training has already stopped.
+    """
+    tf = _tf()
+    damaged = []
+    for name in files:
+        try:
+            for _ in tf.io.tf_record_iterator(name):
+                pass
+        except (tf.errors.OpError, OSError) as exc:
+            damaged.append((name, tf_error_text(exc).replace("' failed with ", ": ")))
+    return damaged
+
+
+def tf_error_text(exc: BaseException) -> str:
+    """The informative line of a TensorFlow error message.
+
+    TF 2.x messages start with "Graph execution error:", then the Python stack where the op was built,
+    and bury the reason (e.g. "truncated record at 5000") after them; the first line alone says nothing.
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    for line in text.splitlines():
+        line = line.strip()
+        if (not line or line.startswith(("Graph execution error", "Detected at node", "File ", "Node: ", "[[",
+                                         "Instructions for updating"))):
+            continue
+        return line.rstrip(":")
+    return type(exc).__name__
 
 
 def normalise(image_uint8):
@@ -354,7 +398,7 @@ def open_source(path: str | os.PathLike, image_size: int = 112, verify: bool = T
     if verify:
         from tqdm import tqdm
 
-        for p, _ in tqdm(tree.files, desc="checking images", unit="img", leave=False):
+        for p, _ in tqdm(tree.files, desc="checking images", unit="img", leave=False, disable=None):
             check_image(_read_file(p), str(p), image_size)
     return TrainSource("folder", len(tree.class_names), len(tree.files), image_size,
                        [str(p) for p, _ in tree.files], [label for _, label in tree.files])
@@ -432,19 +476,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    return run_command("pymfn data", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.shards < 1:
-        print(f"pymfn data: --shards must be >= 1, got {args.shards}", file=sys.stderr)
-        return 2
+        raise CommandError(f"--shards must be >= 1, got {args.shards}")
+    if args.image_size < 0:
+        raise CommandError(f"--image-size must be >= 0 (0 disables the check), got {args.image_size}")
+    check_output_dir(args.out, "--out", marker=META_NAME)  # before minutes of decoding, not after
     fmt = detect_format(args.src) if args.format == "auto" else args.format
     size = args.image_size or None
-    try:
-        if fmt == "recordio":
-            meta = tfrecords_from_recordio(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
-        else:
-            meta = tfrecords_from_tree(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
-    except (DataError, OSError, ValueError) as exc:
-        print(f"pymfn data: error: {exc}", file=sys.stderr)
-        return 1
+    if fmt == "recordio":
+        meta = tfrecords_from_recordio(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
+    else:
+        meta = tfrecords_from_tree(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
     print(f"wrote {meta['num_images']} images, {meta['num_classes']} identities, "
           f"{len(meta['shards'])} shard(s) to {args.out}")
     return 0

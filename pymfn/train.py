@@ -28,6 +28,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pymfn._cli import CommandError, check_output_dir, run_command
+
 CHECKPOINT_PREFIX = "model.ckpt"
 MODEL_INFO_FILE = "pymfn_model.json"  # same name as pymfn.model.MODEL_INFO_FILE
 
@@ -177,8 +179,9 @@ def _restore(saver, sess, prefix: str, var_list=None) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    from pymfn.data import tf_error_text
+
+    return tf_error_text(exc)
 
 
 def _check_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> None:
@@ -373,6 +376,33 @@ def _summary(tf, **values: float):
     return tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()])
 
 
+def _step_error(exc, step: int, cfg: TrainConfig, source) -> TrainError:
+    """A failed training step as a TrainError that says what to fix.
+
+    A failure in the input pipeline (the IteratorGetNext op, or any DataLossError) means the data: the
+    shards are then scanned to name the damaged one(s), since tf.data does not say which interleaved
+    file it was reading.
+    """
+    import tensorflow.compat.v1 as tf
+
+    from pymfn import data as pdata
+
+    reason = _first_line(exc)
+    op_type = getattr(getattr(exc, "op", None), "type", "")
+    if not (isinstance(exc, tf.errors.DataLossError) or op_type == "IteratorGetNext"):
+        return TrainError(f"training step {step} failed: {reason}")
+    if source.kind == "tfrecord":
+        damaged = pdata.find_damaged_shards(source.files)
+        if damaged:
+            (shard, why), more = damaged[0], len(damaged) - 1
+            also = f" (and {more} more shard{'s' * (more > 1)}: {', '.join(Path(d).name for d, _ in damaged[1:4])})" \
+                if more else ""
+            return TrainError(f"--data {cfg.data}: shard {shard} is truncated or corrupt ({why}){also}; "
+                              "write the shards again with `python -m pymfn data tfrecord`")
+    return TrainError(f"--data {cfg.data}: a training record could not be read or decoded at step {step} "
+                      f"({reason}); `python -m pymfn data tfrecord` verifies every image when writing shards")
+
+
 def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     """Run (or resume) training as configured; returns the per-step history of this call.
 
@@ -387,6 +417,10 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     from pymfn.losses import arcface
 
     _validate(cfg)
+    try:  # before the data is opened and LFW decoded, not after the first hour of training
+        check_output_dir(cfg.ckpt_dir, "--ckpt-dir")
+    except CommandError as exc:
+        raise TrainError(str(exc)) from None
     session_config = _session_config(cfg)  # first: --device npu without npu_bridge fails before any work
     model_fn = model_fn or _default_model_fn()
     try:
@@ -481,12 +515,15 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             print(f"nothing to do: step {step} >= {total_steps} (max epoch {cfg.max_epoch}, "
                   f"max steps {cfg.max_steps})", file=sys.stderr)
 
+        # None = tqdm's "only on a terminal": in a log file a bar buries the one-line error
+        progress_off = None if cfg.progress else True
+
         def evaluate(at_step: int) -> None:
             assert lfw_data is not None and eval_emb is not None
             imgs, issame = lfw_data
             out = []
             for i in tqdm(range(0, len(imgs), cfg.eval_batch), desc="LFW embeddings", unit="batch",
-                          leave=False, disable=not cfg.progress):
+                          leave=False, disable=progress_off):
                 batch = (imgs[i:i + cfg.eval_batch].astype(np.float32) - 127.5) * 0.0078125
                 out.append(session.run(eval_emb, {eval_input: batch}))
             mean, std = lfw_verification(np.concatenate(out), issame)
@@ -497,7 +534,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
 
         window: deque[tuple[float, int]] = deque(maxlen=20)
         bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step",
-                   disable=not cfg.progress, dynamic_ncols=True)
+                   disable=progress_off, dynamic_ncols=True)
         t_last = time.perf_counter()
         last_saved = step if resume is not None else -1
         while step < total_steps:
@@ -508,9 +545,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
             try:
                 out = session.run(fetches)
             except tf.errors.OpError as exc:
-                # e.g. a damaged TFRecord shard (DataLossError) or an undecodable image in the pipeline
-                raise TrainError(f"training step {step + 1} failed reading or computing on --data {cfg.data}: "
-                                 f"{_first_line(exc)}") from None
+                raise _step_error(exc, step + 1, cfg, source) from None
             # global_step grows by exactly 1 per run; fetching it alongside train_op would race the update
             loss_v, acc_v, step = float(out[1]), float(out[2]), step + 1
             if not math.isfinite(loss_v):
@@ -643,14 +678,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    from pymfn.npu import NpuUnavailableError
+    return run_command("pymfn train", lambda: _run(config_from_args(args)))
 
-    try:
-        result = train(cfg)
-    except (TrainError, NpuUnavailableError) as exc:
-        print(f"pymfn train: error: {exc}", file=sys.stderr)
-        return 1
+
+def _run(cfg: TrainConfig) -> int:
+    result = train(cfg)
     msg = f"done: step {result.final_step}"
     if result.losses:
         k = min(20, len(result.losses))

@@ -229,3 +229,30 @@ def test_real_training_tree(lfw_train_dir):
     assert len(tree.class_names) == 423 and len(tree.files) == 5985
     path, label = tree.files[0]
     assert data.check_image(path.read_bytes(), str(path)) == path.read_bytes()
+
+
+def test_out_is_checked_before_any_image_is_read(tmp_path, capsys):
+    """A bad --out fails at once, one line, before minutes of decoding (the tree here does not even exist)."""
+    missing = tmp_path / "no-tree"
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"keep me")
+    assert data.main(["tfrecord", "--from", str(missing), "--out", str(foreign)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"pymfn data: error: --out {foreign}: is a non-empty directory")
+    assert (foreign / "holiday.jpg").read_bytes() == b"keep me"
+    (tmp_path / "a-file").write_text("x")
+    assert data.main(["tfrecord", "--from", str(missing), "--out", str(tmp_path / "a-file")]) == 1
+    assert "--out" in capsys.readouterr().err
+    assert data.main(["tfrecord", "--from", str(missing), "--out", "/proc/pymfn-out"]) == 1
+    assert "cannot write in /proc" in capsys.readouterr().err
+    assert data.main(["tfrecord", "--from", str(missing), "--out", str(tmp_path / "o"), "--image-size", "-1"]) == 1
+    assert "--image-size must be >= 0" in capsys.readouterr().err
+
+
+def test_rewriting_own_output_is_allowed(tmp_path):
+    root = _tree(tmp_path / "t", {"Alice": 2, "Bob": 2})
+    out = tmp_path / "out"
+    assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "1"]) == 0
+    assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "2"]) == 0
+    assert len(json.loads((out / data.META_NAME).read_text())["shards"]) == 2

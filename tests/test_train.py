@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,12 +266,48 @@ def test_loop_mechanics_with_stand_in_model(tmp_path):
         train.train(TrainConfig(**{**ft.__dict__, "ckpt_dir": str(tmp_path / "ft3"), "embedding_size": 16}),
                     model_fn=_tiny_model)
 
-    # a damaged shard is reported as a training-data error
+    # a damaged shard is named (TF 2 only said "Graph execution error:")
     shard = next(tfr.glob("*.tfrecord"))
     shard.write_bytes(shard.read_bytes()[:5000])
-    with pytest.raises(TrainError, match=r"failed reading or computing on --data"):
+    with pytest.raises(TrainError, match=rf"shard {shard} is truncated or corrupt \(truncated record at 0"):
         train.train(TrainConfig(**{**cfg.__dict__, "ckpt_dir": str(tmp_path / "ck2"), "shuffle_buffer": 1}),
                     model_fn=_tiny_model)
+    # cut to fewer bytes than the listed records can occupy: refused before the graph is built
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(TrainError, match=rf"{shard}: truncated shard: 100 bytes cannot hold the 12 records"):
+        train.train(TrainConfig(**{**cfg.__dict__, "ckpt_dir": str(tmp_path / "ck3")}), model_fn=_tiny_model)
+
+
+def test_damaged_shard_among_several_is_named(tmp_path):
+    """tf.data interleaves the shards; the error must still name the broken one, not the first."""
+    from PIL import Image
+
+    root = tmp_path / "tree"
+    rng = np.random.RandomState(1)
+    for c in range(2):
+        (root / f"id{c}").mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.randint(0, 255, (112, 112, 3), dtype=np.uint8)).save(root / f"id{c}" / f"{i}.jpg")
+    data.tfrecords_from_tree(root, tmp_path / "tfr", num_shards=3)
+    shards = sorted((tmp_path / "tfr").glob("*.tfrecord"))
+    raw = bytearray(shards[1].read_bytes())
+    raw[200] ^= 0xFF  # inside the first record's data: a CRC mismatch, the file length unchanged
+    shards[1].write_bytes(bytes(raw))
+    assert [Path(s).name for s, _ in data.find_damaged_shards([str(s) for s in shards])] == [shards[1].name]
+    cfg = TrainConfig(data=str(tmp_path / "tfr"), ckpt_dir=str(tmp_path / "ck"), batch_size=2, max_steps=8,
+                      progress=False, shuffle_buffer=1)
+    with pytest.raises(TrainError, match=rf"shard {shards[1]} is truncated or corrupt \(corrupted record"):
+        train.train(cfg, model_fn=_tiny_model)
+
+
+def test_ckpt_dir_checked_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # --data does not exist either: the --ckpt-dir error must come first (before data and LFW are read)
+    with pytest.raises(TrainError, match=r"--ckpt-dir .*file/ck: .*file is not a directory"):
+        train.train(TrainConfig(data=str(tmp_path / "nodata"), ckpt_dir=str(blocker / "ck")))
+    with pytest.raises(TrainError, match=r"--ckpt-dir /proc/pymfn-ck: cannot write in /proc"):
+        train.train(TrainConfig(data=str(tmp_path / "nodata"), ckpt_dir="/proc/pymfn-ck"))
 
 
 
