@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -79,6 +82,33 @@ std::string port_name(const ov::Output<const ov::Node>& port, const char* kind, 
   return best;
 }
 
+// TEST-ONLY slowdown switch, used to measure what `pymfn.bench regress` can detect: with
+// PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 every synchronous execute() busy-waits 20% of its own inference time
+// after the inference, so the engine is exactly that much slower wherever it runs. Read once per engine;
+// unset or empty costs one predictable branch per execute. Never set it outside such measurements.
+constexpr const char* kSlowdownEnv = "PYMFN_TEST_EXECUTE_SLOWDOWN";
+
+double execute_slowdown_from_env() {
+  const char* text = std::getenv(kSlowdownEnv);
+  if (text == nullptr || *text == '\0') return 0.0;
+  char* end = nullptr;
+  errno = 0;
+  const double fraction = std::strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || !std::isfinite(fraction) || fraction < 0.0 || fraction > 10.0)
+    throw InvalidArgument(std::string(kSlowdownEnv) + "='" + text +
+                          "': expected a fraction in [0, 10] (0.1 = every execute 10% slower; test-only switch)");
+  return fraction;
+}
+
+// Spins (does not sleep: sleeping overshoots by tens of microseconds) until `fraction` of the time from
+// `start` to now has passed again.
+void spin_for_fraction(Clock::time_point start, double fraction) {
+  const auto done = Clock::now();
+  const auto until = done + std::chrono::duration_cast<Clock::duration>((done - start) * fraction);
+  while (Clock::now() < until) {
+  }
+}
+
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::ostringstream os;
   os << '[';
@@ -101,6 +131,7 @@ struct OpenVINOEngine::Impl {
   std::vector<Clock::time_point> started;
   std::vector<bool> busy;
   std::vector<ov::element::Type> in_types, out_types;
+  double execute_slowdown = 0.0;  // test-only, see kSlowdownEnv
 };
 
 OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOptions& options)
@@ -112,6 +143,7 @@ OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOpti
   if (options_.streams < 0) throw InvalidArgument("streams must be >= 0 (0 = from the hint), got " + std::to_string(options_.streams));
   if (options_.num_requests < 1 || options_.num_requests > 64)
     throw InvalidArgument("num_requests must be in 1..64, got " + std::to_string(options_.num_requests));
+  impl_->execute_slowdown = execute_slowdown_from_env();
 
   const std::string ext = extension_of(path_);
   if (ext != ".pb" && ext != ".onnx" && ext != ".xml")
@@ -309,6 +341,7 @@ StageTimes OpenVINOEngine::execute(const IoBinding& binding) {
   } catch (const std::exception& e) {
     throw EngineError(path_ + ": OpenVINO inference failed: " + e.what());
   }
+  if (impl_->execute_slowdown > 0.0) spin_for_fraction(t0, impl_->execute_slowdown);
   t.compute_ms = ms_between(t0, Clock::now());
   return t;
 }

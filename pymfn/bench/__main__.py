@@ -1,4 +1,4 @@
-"""`python -m pymfn.bench {latency,throughput,accuracy,msame}`."""
+"""`python -m pymfn.bench {latency,throughput,accuracy,msame,regress}`."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from pymfn._quiet import quiet_third_party_logs
 from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
 from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
+from pymfn.bench.regress import add_regress_arguments, main_regress
 
 DESCRIPTION = """\
 Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the timing loop in C++.
@@ -17,6 +18,7 @@ Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the t
   throughput  larger batches and several requests in flight: samples per second
   accuracy    LFW verification accuracy with the exact InsightFace 10-fold protocol
   msame       Huawei msame's figures beside a pymfn run of the same .om and inputs
+  regress     is this build slower than another (a git commit, an install, saved runs)? interleaved runs
 
 Without --model every command uses the built-in MobileFaceNet (pretrained sirius-ai weights when
 PYMFN_SHARED holds them, else random weights), built once and cached under $XDG_CACHE_HOME/pymfn.
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help=f"print tracebacks of errors (same as {DEBUG_ENV}=1)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame,regress}")
     fmt = _DefaultsFormatter
     p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
                        description="Per-request latency (default batch 1, one request in flight), trtexec-style report.")
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=__import__("pymfn.bench.msame_compare", fromlist=["x"]).__doc__)
     add_msame_arguments(p)
     p.set_defaults(func=main_msame)
+    p = sub.add_parser("regress", help="slower than a baseline build? interleaved runs with confidence intervals",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=__import__("pymfn.bench.regress", fromlist=["x"]).__doc__)
+    add_regress_arguments(p)
+    p.set_defaults(func=main_regress)
     return parser
 
 
