@@ -38,6 +38,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pymfn._atomic import atomic_write
+from pymfn._cli import CommandError, check_output_path, run_command, save_output
+from pymfn.issame import as_issame, load_issame
 
 __all__ = [
     "ACC_THRESHOLDS",
@@ -77,6 +79,7 @@ class VerificationResult:
     folds: int = 10
     far_target: float = 1e-3
     val_thresholds: list[float] = field(default_factory=list)  # interpolated VAL threshold per fold
+    warnings: list[str] = field(default_factory=list)  # what makes some figures less meaningful than usual
 
     def to_dict(self, curve: bool = False) -> dict[str, Any]:
         """JSON-friendly dict; ``curve=True`` adds the ROC points (400 each)."""
@@ -94,6 +97,8 @@ class VerificationResult:
             "eer": float(self.eer),
             "pairs": int(self.pairs),
             "folds": int(self.folds),
+            "auc_eer_over": "all pairs",
+            "warnings": list(self.warnings),
         }
         if curve:
             d["tpr"] = [float(v) for v in self.tpr]
@@ -185,12 +190,7 @@ def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target:
     same = np.asarray(issame)
     if d.ndim != 1:
         raise ValueError(f"dist: expected one distance per pair (1-D), got shape {d.shape}")
-    if same.ndim != 1 or len(same) != len(d):
-        raise ValueError(f"issame: expected {len(d)} booleans (one per pair), got shape {same.shape}")
-    if same.dtype != np.bool_:
-        if same.dtype.kind not in "iub" or not np.isin(same, [0, 1]).all():
-            raise ValueError(f"issame: expected booleans or 0/1, got dtype {same.dtype}")
-        same = same.astype(bool)
+    same = as_issame(same, "issame", pairs=len(d))
     n = len(d)
     if not isinstance(nrof_folds, (int, np.integer)) or nrof_folds < 1 or nrof_folds > n:
         raise ValueError(f"nrof_folds={nrof_folds}: expected an integer in 1..{n} (number of pairs)")
@@ -257,13 +257,51 @@ def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target:
 
     tpr = np.mean(tprs, 0)
     fpr = np.mean(fprs, 0)
+    all_fpr, all_tpr = roc_all_pairs(d, same)
     return VerificationResult(
         accuracy=float(np.mean(fold_acc)), accuracy_std=float(np.std(fold_acc)),
         fold_accuracy=[float(x) for x in fold_acc], thresholds=best_thr,
         val=float(np.mean(val)), val_std=float(np.std(val)), far=float(np.mean(far)),
-        auc=_auc(fpr, tpr), eer=_eer(fpr, tpr), tpr=tpr, fpr=fpr, pairs=n, folds=nrof_folds,
-        far_target=float(far_target), val_thresholds=val_thr,
+        auc=_auc(all_fpr, all_tpr), eer=_eer(all_fpr, all_tpr), tpr=tpr, fpr=fpr, pairs=n, folds=nrof_folds,
+        far_target=float(far_target), val_thresholds=val_thr, warnings=_fold_warnings(n_same, n_diff, folds),
     )
+
+
+def roc_all_pairs(dist: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ROC over all pairs (score = -distance), one point per distinct distance.
+
+    The same points as ``sklearn.metrics.roc_curve(same, -dist, drop_intermediate=False)``. AUC and EER
+    come from this curve, not from the fold-averaged one: a fold holding one class has no ROC of its own
+    (its FPR or TPR is 0 at every threshold), and averaging such folds gave AUC 0.25 for a perfectly
+    separated set. Empty arrays when one class is absent altogether.
+    """
+    n_same = int(np.count_nonzero(same))
+    n_diff = len(same) - n_same
+    if n_same == 0 or n_diff == 0:
+        return np.zeros(0), np.zeros(0)
+    order = np.argsort(dist, kind="mergesort")
+    d, s = dist[order], same[order]
+    last = np.r_[np.flatnonzero(np.diff(d) != 0), len(d) - 1]  # last pair of each run of equal distances
+    tp = np.cumsum(s)[last]
+    fp = np.cumsum(~s)[last]
+    return np.r_[0.0, fp / n_diff], np.r_[0.0, tp / n_same]
+
+
+def _fold_warnings(n_same: np.ndarray, n_diff: np.ndarray, folds: list[tuple[int, int]]) -> list[str]:
+    """Say when folds hold one class: their accuracy says little, and AUC/EER were taken over all pairs."""
+    out = []
+    total_same, total_diff = int(n_same.sum()), int(n_diff.sum())
+    if total_same == 0 or total_diff == 0:
+        out.append(f"all {total_same + total_diff} pairs are {'different' if total_same == 0 else 'same'}: "
+                   "AUC and EER are undefined (NaN)")
+        return out
+    one = [f for f in range(len(folds)) if n_same[f] == 0 or n_diff[f] == 0]
+    if one:
+        shown = ", ".join(str(f + 1) for f in one[:10]) + (" ..." if len(one) > 10 else "")
+        out.append(f"{len(one)} of {len(folds)} folds hold only one class (fold {shown}; folds are contiguous "
+                   "runs of pairs, so the labels are probably sorted): their accuracy and ROC say little; "
+                   "AUC and EER are computed over all pairs")
+    return out
 
 
 def _legacy_slinear(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
@@ -288,7 +326,9 @@ def _legacy_slinear(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
 
 
 def _auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Trapezoidal area under the averaged ROC (what ``sklearn.metrics.auc`` returns for it)."""
+    """Trapezoidal area under an ROC (what ``sklearn.metrics.auc`` returns for it); NaN for no curve."""
+    if len(fpr) == 0:
+        return float("nan")
     return float(np.trapezoid(tpr, fpr))
 
 
@@ -299,6 +339,8 @@ def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
     found on the first segment where g turns >= 0 (FaceNet finds the same root with brentq).
     NaN when the curve never reaches FPR + TPR = 1.
     """
+    if len(fpr) == 0:
+        return float("nan")
     g = fpr + tpr - 1.0
     hit = np.flatnonzero(g >= 0)
     if len(hit) == 0:
@@ -366,18 +408,63 @@ def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | N
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def _load_issame(path: Path) -> np.ndarray:
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".bin":
-        from pymfn.lfw import read_lfw_bin
+# The embedding sizes a MobileFaceNet of this project can have: 128 (model.py's default, the paper and the
+# reference om's ``the_outputs``: 128 x float16 = 256 bytes per file) and 192 (the pretrained sirius-ai
+# weights, weights.py). An msame output file of another size is read with the wrong dtype or is not an
+# embedding at all.
+MOBILEFACENET_EMBEDDING_SIZES = (128, 192)
+_OUTPUT_DTYPES = ("float16", "float32")
 
-        return read_lfw_bin(path)[1]
-    txt = path.read_text().split()
-    try:
-        return np.array([int(t) for t in txt], dtype=np.int64)
-    except ValueError:
-        raise ValueError(f"{path}: expected one 0/1 per line") from None
+
+def _sizes_text(sizes: Sequence[int]) -> str:
+    return " or ".join(str(v) for v in sizes)
+
+
+def check_embedding_size(elements: int, dtype: Any, sizes: Sequence[int], where: str, option: str,
+                         fmt: str = "BIN") -> None:
+    """Fail unless one output file holds an embedding of an expected size in ``dtype``.
+
+    Reading float16 files as float32 halves the element count (and pairs up random halves of two
+    values): evaluating that gives a plausible-looking wrong accuracy, so the byte count is checked and
+    the dtype that fits is named.
+    """
+    if elements in sizes:
+        return
+    dt = np.dtype(dtype)
+    if fmt.upper() == "TXT":
+        raise ValueError(f"{where}: each output file holds {elements} values but the model's embedding has "
+                         f"{_sizes_text(sizes)} (wrong folder? pass --embedding-size if the model differs)")
+    nbytes = elements * dt.itemsize
+    msg = (f"{where}: each output file is {nbytes} bytes; as {dt.name} that is {elements} values, but the "
+           f"model's embedding has {_sizes_text(sizes)}")
+    fits = [(name, nbytes // np.dtype(name).itemsize) for name in _OUTPUT_DTYPES
+            if name != dt.name and nbytes % np.dtype(name).itemsize == 0
+            and nbytes // np.dtype(name).itemsize in sizes]
+    if fits:
+        name, count = fits[0]
+        msg += f"; as {name} that is {count} values: pass {option} {name}"
+    else:
+        msg += " in float16 or float32 (wrong folder? pass --embedding-size if the model differs)"
+    raise ValueError(msg)
+
+
+def read_msame_embeddings(folder: str | os.PathLike, dtype: str, sizes: Sequence[int], option: str,
+                          pairs: int | None = None) -> np.ndarray:
+    """Output 0 of an msame run as embeddings ``[N, E]``, checked: each file holds one embedding of an
+    expected size (``check_embedding_size``) and only finite values (the error names the file)."""
+    from pymfn import msame
+
+    res = msame.read_msame_outputs(folder, dtype, count=None if pairs is None else 2 * pairs)
+    emb = res.outputs[0]
+    emb = emb.reshape(len(emb), -1)
+    check_embedding_size(emb.shape[1], dtype, sizes, str(res.run_dir), option, res.fmt)
+    bad = np.flatnonzero(~np.isfinite(emb.astype(np.float32, copy=False)).all(axis=1))
+    if len(bad):
+        i = int(bad[0])
+        name = f"{res.stems[i]}_output_0.{res.fmt.lower()}"
+        raise ValueError(f"{res.run_dir / name}: holds NaN or infinity ({len(bad)} file(s) do); a model or "
+                         f"conversion fault, or {option} names the wrong dtype")
+    return emb
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -385,7 +472,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="python -m pymfn.eval",
         description="LFW verification accuracy from embeddings, with InsightFace's 10-fold protocol "
                     "(squared L2, strict '<', contiguous folds, VAL@FAR=1e-3). Embeddings must be in lfw.bin "
-                    "pair order (rows 2k and 2k+1 form pair k).",
+                    "pair order (rows 2k and 2k+1 form pair k). AUC and EER are computed over all pairs.",
         epilog="examples:\n"
                "  python -m pymfn.eval emb.npy --issame ../shared/data/lfw/lfw.bin\n"
                "  python -m pymfn.eval --msame-dir om_output --issame bins/.issame.npy\n"
@@ -396,39 +483,64 @@ def _build_parser() -> argparse.ArgumentParser:
     src.add_argument("--msame-dir", type=Path,
                      help="msame --output folder (or one timestamp run inside it) with {i}_output_0.bin files")
     p.add_argument("--issame", type=Path, required=True,
-                   help="pair labels: .npy (bool), .txt (0/1 per line) or an lfw.bin file")
+                   help="pair labels, one per pair (booleans or 0/1): .npy, an lfw.bin file, or text with one "
+                        "0/1/true/false per line")
     p.add_argument("--flip", type=Path, help="embeddings .npy of the mirrored images (InsightFace flip TTA: sum, then normalise)")
-    p.add_argument("--dtype", default="float16", help="msame output element type (default float16, the reference om)")
+    p.add_argument("--dtype", default="float16", choices=list(_OUTPUT_DTYPES),
+                   help="msame output element type (default float16, the reference om)")
+    p.add_argument("--embedding-size", type=int, action="append", metavar="E",
+                   help="values per msame output file (default: 128 or 192, MobileFaceNet's sizes); a file of "
+                        "another size is an error that names the dtype that fits")
     p.add_argument("--folds", type=int, default=10, help="number of contiguous folds (default 10)")
     p.add_argument("--json", type=Path, help="write the result as JSON here (atomically)")
     p.add_argument("--roc", type=Path, help="save the ROC curve (png/pdf/svg)")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+def _load_npy(path: Path, option: str) -> np.ndarray:
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path}: no such file")
     try:
-        issame = _load_issame(args.issame)
-        if args.msame_dir is not None:
-            from pymfn.msame import read_outputs  # knows msame's timestamp folders and naming
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{option} {path}: not a readable .npy file ({exc})") from None
 
-            emb = read_outputs(args.msame_dir, args.dtype, count=2 * len(issame))
-        else:
-            emb = np.load(args.embeddings, allow_pickle=False)
-        if args.flip is not None:
-            emb = combine_flip(emb, np.load(args.flip, allow_pickle=False))
-        result = evaluate(emb, issame, nrof_folds=args.folds)
-    except (OSError, ValueError) as exc:
-        print(f"pymfn.eval: error: {exc}", file=sys.stderr)
-        return 2
+
+def print_warnings(result: VerificationResult, prog: str) -> None:
+    for w in result.warnings:
+        print(f"{prog}: warning: {w}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``eval`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
+    args = _build_parser().parse_args(argv)
+    check_output_path(args.json, "--json")
+    check_output_path(args.roc, "--roc")
+    if args.embedding_size is not None and any(e <= 0 for e in args.embedding_size):
+        raise CommandError(f"--embedding-size {args.embedding_size}: expected positive numbers of values")
+    issame = load_issame(args.issame)
+    if args.msame_dir is not None:
+        sizes = tuple(args.embedding_size or MOBILEFACENET_EMBEDDING_SIZES)
+        emb = read_msame_embeddings(args.msame_dir, args.dtype, sizes, "--dtype", pairs=len(issame))
+    else:
+        emb = _load_npy(args.embeddings, "embeddings")
+    if args.flip is not None:
+        emb = combine_flip(emb, _load_npy(args.flip, "--flip"))
+    result = evaluate(emb, issame, nrof_folds=args.folds)
     print(result.summary())
+    print_warnings(result, "pymfn eval")
     if args.json:
-        with atomic_write(args.json) as f:
-            f.write(json.dumps(result.to_dict(), indent=2).encode())
+        save_output(args.json, lambda p: _write_json(result, p), "--json", "pymfn eval")
     if args.roc:
-        plot_roc(result, args.roc)
+        save_output(args.roc, lambda p: plot_roc(result, p), "--roc", "pymfn eval")
     return 0
 
 
+def _write_json(result: VerificationResult, path: Path) -> None:
+    with atomic_write(path) as f:
+        f.write(json.dumps(result.to_dict(), indent=2).encode())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("pymfn eval", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
+                         debug="--debug" in sys.argv))

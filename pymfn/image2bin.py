@@ -15,9 +15,14 @@ the model, never sees them:
 * ``.image2bin.json``  how the bins were made (source, colour, dtype, shape, count).
 
 With ``--packed FILE`` the same samples go into one mmap-able packed file (``pymfn.pack``) and the
-bookkeeping files sit beside it as ``FILE.issame.npy``, ``FILE.index.txt`` and ``FILE.image2bin.json``.
+bookkeeping files sit beside it as ``FILE.issame.npy``, ``FILE.index.txt`` and ``FILE.image2bin.json``;
+the last one records which pack the others belong to, and labels are only read through it
+(``read_issame``), so a pack replaced later (or a run killed half-way) never pairs new samples with old
+labels.
 
-Everything is atomic: the folder is built under a temporary name and renamed into place.
+Everything is atomic: the folder is built under a temporary name and swapped into place; a packed file
+and its bookkeeping are committed as one set. A replaced output needs ``--force`` (the same rule as
+``pymfn pack``). Temp outputs of a killed run are removed by the next run into the same target.
 """
 from __future__ import annotations
 
@@ -32,8 +37,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_dir, atomic_write
-from pymfn.lfw import ImageDecodeError, LfwFormatError, decode_images, read_lfw_bin
+from pymfn._atomic import atomic_dir, remove_stale_temps
+from pymfn._cli import run_command
+from pymfn._readfile import read_regular_file
+from pymfn.issame import load_issame
+from pymfn.lfw import decode_images, read_lfw_bin
+from pymfn.pack import (INDEX_SUFFIX, ISSAME_SUFFIX, MAX_IMAGE_FILE_BYTES, RECORD_SUFFIX, PackedWriter,
+                        check_target, read_pack_issame, require_regular_file, set_paths)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -49,23 +59,30 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-ISSAME_FILE = ".issame.npy"
-INDEX_FILE = ".index.txt"
-META_FILE = ".image2bin.json"
+# The same names inside a bins folder and (as FILE + name) beside a packed file.
+ISSAME_FILE = ISSAME_SUFFIX
+INDEX_FILE = INDEX_SUFFIX
+META_FILE = RECORD_SUFFIX
 SCALE = 0.0078125  # 1/128, the reference image2bin's factor
 SIZE = 112
 CHUNK = 256  # images decoded/written per step (38 MB of float32)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under ``folder`` (recursively, hidden entries skipped) in sorted relative-path order."""
+    """Image files under ``folder`` (recursively, hidden entries skipped) in sorted relative-path order.
+
+    An entry with an image suffix that is not a regular file (a FIFO, a device, a folder named x.jpg, a
+    dangling link) is an error: reading a FIFO would block forever.
+    """
     root = Path(folder)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
+        for name in filenames + dirnames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(Path(dirpath, name))
+                path = Path(dirpath, name)
+                require_regular_file(path, "an image file")
+                found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -85,13 +102,20 @@ def preprocess(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
     raise ValueError(f"dtype={dtype!r}: expected 'float32' or 'uint8'")
 
 
-def read_issame(bins: str | os.PathLike) -> np.ndarray:
-    """Pair labels written by ``image2bin`` for a bins folder or a packed file."""
+def read_issame(bins: str | os.PathLike, pairs: int | None = None) -> np.ndarray:
+    """Pair labels written by ``image2bin`` for a bins folder or a packed file (checked: see pymfn.issame).
+
+    A folder's labels were renamed into place with its bins, so they belong together; a packed file's
+    labels are accepted only if its record proves they were written with this very pack
+    (``pymfn.pack.read_pack_issame``).
+    """
     p = Path(bins)
-    f = p / ISSAME_FILE if p.is_dir() else p.with_name(p.name + ISSAME_FILE)
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: no pair labels (image2bin writes them only when the source is an lfw.bin)")
-    return np.load(f, allow_pickle=False)
+    if p.is_dir():
+        f = p / ISSAME_FILE
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: no pair labels (image2bin writes them only when the source is an lfw.bin)")
+        return load_issame(f, pairs)
+    return read_pack_issame(p, pairs)
 
 
 def _sidecar(out: Path, packed: bool, name: str) -> Path:
@@ -114,10 +138,7 @@ def _source_chunks(source: Path, limit: int | None, color: str
                 part = files[s:s + CHUNK]
                 data = []
                 for f in part:
-                    try:
-                        data.append(f.read_bytes())
-                    except OSError as exc:
-                        raise OSError(f"{f}: cannot read ({exc.strerror or exc})") from None
+                    data.append(read_regular_file(f, "an image file", max_bytes=MAX_IMAGE_FILE_BYTES))
                 yield s, decode_images(data, color=color, size=SIZE, source=[str(f) for f in part], first_index=s)
 
         return len(files), gen_dir(), None, names
@@ -162,6 +183,7 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
             "normalisation": "(x - 127.5) * 0.0078125" if dtype == "float32" else "none (raw pixels)",
             "files": "packed" if packed else "{i}.bin, i = 0..count-1"}
 
+    remove_stale_temps(set_paths(out) if packed else [out], prog="pymfn image2bin")
     bar = None
     if progress:
         from tqdm import tqdm
@@ -169,45 +191,38 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
         bar = tqdm(total=count, desc="image2bin", unit="img")
     try:
         if packed:
-            try:
-                from pymfn.pack import PackedWriter
-            except ImportError as exc:
-                raise RuntimeError(f"--packed needs pymfn.pack.PackedWriter, which is not available ({exc})") from None
-            with PackedWriter(out, dtype, shape, count=count) as writer:
+            # the pack, its labels, index and record are committed as one set (see pymfn.pack)
+            with PackedWriter(out, dtype, shape, count=count, sidecars=_sidecars(issame, names), record=meta) as writer:
                 for _, imgs in chunks:
                     writer.append(preprocess(imgs, dtype))
                     if bar is not None:
                         bar.update(len(imgs))
-            _write_sidecars(out, True, issame, names, meta)
         else:
-            with atomic_dir(out) as tmp:
+            with atomic_dir(out) as tmp:  # bins and bookkeeping appear together, in one rename
                 for start, imgs in chunks:
                     for j, sample in enumerate(preprocess(imgs, dtype)):
                         sample.tofile(tmp / f"{start + j}.bin")
                     if bar is not None:
                         bar.update(len(imgs))
-                _write_sidecars(tmp, False, issame, names, meta)
+                for name, data in _sidecars(issame, names).items():
+                    (tmp / name).write_bytes(data)
+                (tmp / META_FILE).write_bytes(json.dumps(meta, indent=2).encode())
     finally:
         if bar is not None:
             bar.close()
     return out
 
 
-def _write_sidecars(out: Path, packed: bool, issame: np.ndarray | None, names: list[str] | None, meta: dict) -> None:
-    if packed:  # a replaced packed file must not keep the labels/index of its predecessor
-        for name, value in ((ISSAME_FILE, issame), (INDEX_FILE, names)):
-            if value is None:
-                _sidecar(out, True, name).unlink(missing_ok=True)
+def _sidecars(issame: np.ndarray | None, names: list[str] | None) -> dict[str, bytes]:
+    """Bookkeeping file name -> content: labels for an lfw.bin source, the index for a folder source."""
+    files = {}
     if issame is not None:
         buf = io.BytesIO()
         np.save(buf, np.asarray(issame, dtype=bool))
-        with atomic_write(_sidecar(out, packed, ISSAME_FILE)) as f:
-            f.write(buf.getvalue())
+        files[ISSAME_FILE] = buf.getvalue()
     if names is not None:
-        with atomic_write(_sidecar(out, packed, INDEX_FILE)) as f:
-            f.write("".join(f"{i}\t{n}\n" for i, n in enumerate(names)).encode("utf-8"))
-    with atomic_write(_sidecar(out, packed, META_FILE)) as f:
-        f.write(json.dumps(meta, indent=2).encode())
+        files[INDEX_FILE] = "".join(f"{i}\t{n}\n" for i, n in enumerate(names)).encode("utf-8")
+    return files
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -237,24 +252,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``image2bin`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     if (args.out is None) == (args.packed is None):
         parser.error("give either an output folder OUT or --packed FILE (exactly one)")
-    target = args.packed if args.packed is not None else args.out
-    if target.exists() and not args.force:
-        print(f"pymfn image2bin: error: {target} already exists (use --force to replace it)", file=sys.stderr)
-        return 2
+    packed = args.packed is not None
+    target = check_target(args.packed if packed else args.out, args.force, "--packed" if packed else "OUT",
+                          directory=not packed)
     dtype = "uint8" if args.uint8 else "float32"
     color = "rgb" if args.rgb else "bgr"
     t0 = time.perf_counter()
-    try:
-        path = image2bin(args.source, target, color=color, dtype=dtype, packed=args.packed is not None,
-                         limit=args.limit, progress=not args.quiet)
-    except (OSError, ValueError, RuntimeError, LfwFormatError, ImageDecodeError) as exc:
-        print(f"pymfn image2bin: error: {exc}", file=sys.stderr)
-        return 2
-    meta = json.loads(_sidecar(path, args.packed is not None, META_FILE).read_text())
+    path = image2bin(args.source, target, color=color, dtype=dtype, packed=packed, limit=args.limit,
+                     progress=not args.quiet)
+    meta = json.loads(_sidecar(path, packed, META_FILE).read_text())
     dt = time.perf_counter() - t0
     print(f"wrote {meta['count']} images ({meta['sample_bytes']} bytes each, {dtype} {color.upper()}) "
           f"to {path} in {dt:.1f} s ({meta['count'] / dt:.0f} images/s)")
@@ -262,4 +273,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("pymfn image2bin", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
+                         debug="--debug" in sys.argv))

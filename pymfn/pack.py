@@ -25,18 +25,26 @@ CLI: ``python -m pymfn pack --from DIR --out FILE [--dtype float32] [--shape 112
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import io
+import json
 import math
 import os
 import re
+import stat
 import struct
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_write
+from pymfn._atomic import FILE_MODE, atomic_write, create_temp_file, remove_path, remove_stale_temps
+from pymfn._cli import CommandError, check_output_path, run_command
+from pymfn._readfile import InputFileError, file_kind, read_regular_file
 
 MAGIC = b"PYMFNPK\0"
 VERSION = 1
@@ -156,16 +164,206 @@ def read_packed(path: str | os.PathLike) -> np.memmap:
                      shape=(header.count, *header.sample_shape))
 
 
+# ---------------------------------------------------------------- pack sets: a pack and its sidecars
+#
+# image2bin --packed writes FILE plus FILE.issame.npy (pair labels), FILE.index.txt (sample -> source)
+# and FILE.image2bin.json (how the samples were made). Labels that outlive their pack are wrong labels:
+# the record (FILE.image2bin.json) binds the set together. It names the pack by size, header hash and
+# CRC-32 of the samples (plus the inode and mtime, a shortcut that spares re-reading a 1.8 GB pack on
+# every run), and each sidecar by SHA-256. Writers rename the pack first, then the sidecars, then the
+# record, and only then remove the old set's leftovers; a reader accepts labels only when the record
+# matches both the pack and the labels. So a process killed at any point leaves the complete old set,
+# the complete new set, or a set the reader rejects with an error saying what happened.
+
+ISSAME_SUFFIX = ".issame.npy"
+INDEX_SUFFIX = ".index.txt"
+RECORD_SUFFIX = ".image2bin.json"
+SIDECAR_SUFFIXES = (ISSAME_SUFFIX, INDEX_SUFFIX, RECORD_SUFFIX)
+MAX_RECORD_BYTES = 16 << 20
+
+
+class PackLabelsError(ValueError):
+    """Sidecar labels that cannot be trusted to belong to their pack; the message says why and what to do."""
+
+
+def sidecar_path(pack_path: str | os.PathLike, suffix: str) -> Path:
+    p = Path(pack_path)
+    return p.with_name(p.name + suffix)
+
+
+def set_paths(pack_path: str | os.PathLike) -> list[Path]:
+    """The pack and every sidecar name that belongs to it (for overwrite checks and stale-temp cleanup)."""
+    return [Path(pack_path)] + [sidecar_path(pack_path, s) for s in SIDECAR_SUFFIXES]
+
+
+@dataclass(frozen=True)
+class PackIdentity:
+    """What a record knows about the pack it belongs to."""
+
+    size: int
+    header_sha256: str
+    samples_crc32: int
+    dev: int
+    ino: int
+    mtime_ns: int
+
+    def to_json(self) -> dict:
+        return {"bytes": self.size, "header_sha256": self.header_sha256, "samples_crc32": self.samples_crc32,
+                "dev": self.dev, "ino": self.ino, "mtime_ns": self.mtime_ns}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_temp(target: Path, data: bytes) -> Path:
+    fd, tmp = create_temp_file(target)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+    except BaseException:
+        remove_path(tmp)
+        raise
+    return tmp
+
+
+def commit_pack_set(tmp_pack: Path, target: Path, identity: PackIdentity,
+                    sidecars: Mapping[str, bytes] | None = None, record: Mapping | None = None) -> None:
+    """Move a finished temp pack to ``target`` together with its sidecars (see the comment above).
+
+    ``sidecars`` maps ISSAME_SUFFIX / INDEX_SUFFIX to file contents; ``record`` is extra content for the
+    record (how the samples were made). With neither, ``target`` becomes a plain pack and every sidecar
+    of a previous set is removed.
+    """
+    sidecars = dict(sidecars or {})
+    unknown = set(sidecars) - {ISSAME_SUFFIX, INDEX_SUFFIX}
+    if unknown:
+        raise ValueError(f"commit_pack_set: unknown sidecar(s) {sorted(unknown)}")
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for suffix, data in sidecars.items():
+            temps.append((_write_temp(sidecar_path(target, suffix), data), sidecar_path(target, suffix)))
+        if sidecars or record is not None:
+            doc = dict(record or {})
+            doc["pack"] = identity.to_json()
+            doc["sidecars"] = {suffix: _sha256(data) for suffix, data in sidecars.items()}
+            rec = sidecar_path(target, RECORD_SUFFIX)
+            temps.append((_write_temp(rec, json.dumps(doc, indent=2).encode()), rec))
+        os.replace(tmp_pack, target)
+        for tmp, final in temps:  # the record is last: it is the commit point of the labels
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            remove_path(tmp)
+        raise
+    kept = {final.name for _, final in temps}
+    # leftovers of the previous set; the record last, so until it goes the set stays rejected, not reused
+    for suffix in (ISSAME_SUFFIX, INDEX_SUFFIX, RECORD_SUFFIX):
+        old = sidecar_path(target, suffix)
+        if old.name not in kept:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+
+def _identity_of_open_file(fd: int, header: bytes, crc: int) -> PackIdentity:
+    st = os.fstat(fd)
+    return PackIdentity(st.st_size, _sha256(header), crc, st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _pack_matches(path: Path, want: Mapping) -> bool:
+    """True when ``path`` is the pack the record describes (same file, or a byte-identical copy)."""
+    try:
+        st = path.stat()
+        size, crc, head = int(want["bytes"]), int(want["samples_crc32"]), str(want["header_sha256"])
+        if st.st_size != size:
+            return False
+        if (st.st_dev, st.st_ino, st.st_mtime_ns) == (want.get("dev"), want.get("ino"), want.get("mtime_ns")):
+            return True  # the very file the writer renamed into place, untouched since
+        header = read_header(path)
+        with open(path, "rb") as f:
+            if _sha256(f.read(header.header_bytes)) != head:
+                return False
+            value = 0
+            while chunk := f.read(1 << 24):
+                value = zlib.crc32(chunk, value)
+        return value == crc
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+
+
+def read_pack_issame(pack_path: str | os.PathLike, pairs: int | None = None) -> np.ndarray:
+    """The pair labels stored beside a packed file, only if its record proves they belong to it.
+
+    Raises FileNotFoundError when there are no labels, PackLabelsError when they cannot be trusted.
+    """
+    from pymfn.issame import load_issame
+
+    pack_path = Path(pack_path)
+    labels = sidecar_path(pack_path, ISSAME_SUFFIX)
+    record_path = sidecar_path(pack_path, RECORD_SUFFIX)
+    advice = (f"rerun image2bin to write the pack and its labels together, or pass --issame {labels} "
+              "if you know they belong to this pack")
+    if not labels.exists():
+        if record_path.exists() and ISSAME_SUFFIX in _record_sidecars(record_path):
+            raise PackLabelsError(f"{labels}: missing although {record_path.name} lists it (a write was "
+                                  f"interrupted?); {advice}")
+        raise FileNotFoundError(f"{labels}: no pair labels beside {pack_path.name} "
+                                "(image2bin writes them only when the source is an lfw.bin)")
+    if not record_path.exists():
+        raise PackLabelsError(f"{labels}: no {record_path.name} binding these labels to {pack_path.name} (the pack "
+                              f"was replaced or a write was interrupted, or an older pymfn wrote them); {advice}")
+    record = _read_record(record_path)
+    want = record.get("sidecars", {}).get(ISSAME_SUFFIX) if isinstance(record.get("sidecars"), dict) else None
+    if want is None or not isinstance(record.get("pack"), dict):
+        raise PackLabelsError(f"{labels}: {record_path.name} does not list these labels (left over from an earlier "
+                              f"pack, or written by an older pymfn); {advice}")
+    raw = read_regular_file(labels, "a pair label file", max_bytes=MAX_RECORD_BYTES << 6)
+    if _sha256(raw) != want:
+        raise PackLabelsError(f"{labels}: not the labels {record_path.name} was written with (changed since, or a "
+                              f"write was interrupted); {advice}")
+    if not _pack_matches(pack_path, record["pack"]):
+        raise PackLabelsError(f"{labels}: written for a different {pack_path.name} (the pack was replaced or "
+                              f"changed after the labels were written, or a write was interrupted); {advice}")
+    return load_issame(labels, pairs)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        doc = json.loads(read_regular_file(path, "a pack record", max_bytes=MAX_RECORD_BYTES))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PackLabelsError(f"{path}: not a readable pack record ({exc})") from None
+    if not isinstance(doc, dict):
+        raise PackLabelsError(f"{path}: not a pack record (expected a JSON object)")
+    return doc
+
+
+def _record_sidecars(path: Path) -> dict:
+    try:
+        doc = _read_record(path)
+    except (PackLabelsError, OSError):
+        return {}
+    side = doc.get("sidecars")
+    return side if isinstance(side, dict) else {}
+
+
 class PackedWriter:
     """Writes a packed file sample by sample; use it as a context manager.
 
-    Data goes to a temp file beside ``path`` that is renamed into place only when the block exits
-    cleanly, so a crash or an error never leaves a half-written packed file. Appended samples must
-    match ``dtype`` exactly (no silent casts: a float64 array is an error, not a conversion) and
-    ``sample_shape``. When ``count`` is given, appending more, or closing with fewer, is an error.
+    Data goes to a temp file beside ``path`` (named after this process, so a later run can remove it if
+    this one is killed) that is renamed into place only when the block exits cleanly, so a crash or an
+    error never leaves a half-written packed file. Appended samples must match ``dtype`` exactly (no
+    silent casts: a float64 array is an error, not a conversion) and ``sample_shape``. When ``count`` is
+    given, appending more, or closing with fewer, is an error.
+
+    ``sidecars`` / ``record`` are committed with the pack as one set (``commit_pack_set``); without them
+    the new pack replaces any previous set whole, so no old labels stay beside it.
     """
 
-    def __init__(self, path: str | os.PathLike, dtype: str, sample_shape: Sequence[int], count: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, dtype: str, sample_shape: Sequence[int], count: int | None = None,
+                 *, sidecars: Mapping[str, bytes] | None = None, record: Mapping | None = None) -> None:
         self.path = Path(path)
         self.dtype = _check_dtype(dtype)
         self.sample_shape = _check_shape(sample_shape)
@@ -174,12 +372,15 @@ class PackedWriter:
             raise ValueError(f"count must be positive when given, got {count}")
         self.expected_count = count
         self.count = 0
-        self._ctx = None
+        self.sidecars = dict(sidecars or {})
+        self.record = None if record is None else dict(record)
         self._file = None
+        self._tmp: Path | None = None
+        self._crc = 0
 
     def __enter__(self) -> "PackedWriter":
-        self._ctx = atomic_write(self.path)
-        self._file = self._ctx.__enter__()
+        fd, self._tmp = create_temp_file(self.path)
+        self._file = os.fdopen(fd, "wb")
         self._file.write(b"\0" * HEADER_BYTES)  # placeholder until the count is known
         return self
 
@@ -199,32 +400,39 @@ class PackedWriter:
         if self.expected_count is not None and self.count + len(arr) > self.expected_count:
             raise ValueError(f"{self.path}: appending {len(arr)} samples would exceed the declared count "
                              f"{self.expected_count} (already {self.count})")
-        self._file.write(np.ascontiguousarray(arr).data)
+        data = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        self._crc = zlib.crc32(data, self._crc)
+        self._file.write(data.data)
         self.count += len(arr)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        ctx, self._ctx = self._ctx, None
         f, self._file = self._file, None
-        if exc_type is not None:
-            return bool(ctx.__exit__(exc_type, exc, tb))
+        tmp, self._tmp = self._tmp, None
         try:
+            if exc_type is not None:
+                return False
             if self.count == 0:
                 raise ValueError(f"{self.path}: no samples were appended; refusing to write an empty packed file")
             if self.expected_count is not None and self.count != self.expected_count:
                 raise ValueError(f"{self.path}: {self.count} samples appended but {self.expected_count} were declared")
-            header = PackedHeader(VERSION, HEADER_BYTES, self.dtype.name, self.sample_shape, self.count, self.sample_bytes)
+            header = PackedHeader(VERSION, HEADER_BYTES, self.dtype.name, self.sample_shape, self.count,
+                                  self.sample_bytes).encode()
             f.seek(0)
-            f.write(header.encode())
-            f.seek(0, os.SEEK_END)
-            # The temp file is created 0600; give the result the usual umask-based mode, since packed
-            # data sets are meant to be shared (e.g. read by another user's benchmark run).
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)
-        except BaseException as e:
-            ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        return bool(ctx.__exit__(None, None, None))
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+            # The temp file is created 0600; packed data sets are meant to be shared (e.g. read by another
+            # user's benchmark run), so give the result the usual umask-based mode.
+            os.fchmod(f.fileno(), FILE_MODE)
+            identity = _identity_of_open_file(f.fileno(), header, self._crc)
+            f.close()
+            commit_pack_set(tmp, self.path, identity, self.sidecars, self.record)
+            return False
+        finally:
+            if f is not None and not f.closed:
+                f.close()
+            if tmp is not None:
+                remove_path(tmp)  # a no-op once the commit renamed it: the name is unique to this writer
 
 
 # ---------------------------------------------------------------- listing folders (same order as C++)
@@ -263,69 +471,144 @@ def _require_dir(src: Path) -> None:
         raise NotADirectoryError(f"{src}: not a directory (expected a folder of .bin files or images)")
 
 
+def require_regular_file(path: Path, what: str) -> None:
+    """Fail on anything a listing picked up that is not a regular file (following symlinks).
+
+    A FIFO named ``a.jpg`` would block the reader forever and a device would never end; the read itself
+    (``read_regular_file``) checks again on the open descriptor, this check names the problem early.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: dangling symbolic link (its target does not exist)") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(path, f"is a {file_kind(st.st_mode)}, not a regular file (expected {what})")
+
+
 def list_bins(src_dir: str | os.PathLike, order: str = "natural") -> list[Path]:
     """The *.bin sample files of a folder in dataset order, with FolderDataset's rules: dot-files are
-    skipped; a *.bin entry that is not a regular file (directory, dangling symlink) is an error."""
+    skipped; a *.bin entry that is not a regular file (directory, FIFO, dangling symlink) is an error."""
     src = Path(src_dir)
     _require_dir(src)
     names = [e.name for e in os.scandir(src) if not e.name.startswith(".") and e.name.endswith(".bin")]
     out = []
     for name in sort_names(names, order):
         path = src / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: dangling symbolic link (its target does not exist)")
-        if not path.is_file():
-            raise ValueError(f"{path}: is not a regular file (expected a raw sample file)")
+        require_regular_file(path, "a raw sample file")
         out.append(path)
     return out
 
 
 def list_images(src_dir: str | os.PathLike, order: str = "natural") -> list[Path]:
-    """Image files (jpg/png/bmp) under a folder, recursively, ordered by relative path."""
+    """Image files (jpg/png/bmp) under a folder, recursively (hidden entries skipped), ordered by relative
+    path. An entry with an image suffix that is not a regular file is an error, never skipped or read."""
     src = Path(src_dir)
     _require_dir(src)
-    rel = [p.relative_to(src).as_posix() for p in src.rglob("*")
-           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-           and not any(part.startswith(".") for part in p.relative_to(src).parts)]
+    rel = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames + dirnames:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(dirpath, name)
+            require_regular_file(path, "an image file")
+            rel.append(path.relative_to(src).as_posix())
     return [src / r for r in sort_names(rel, order)]
+
+
+# Any encoded image of a face crop is far below this; it bounds what one file can make us read.
+MAX_IMAGE_FILE_BYTES = 64 << 20
 
 
 def load_image(path: Path, sample_shape: tuple[int, ...], dtype: np.dtype, channels: str) -> np.ndarray:
     """Decode one image into a sample like the reference image2bin: HWC, RGB (or BGR), then either raw
-    uint8 or float32 ``(x - 127.5) * 0.0078125``. A size mismatch is an error, never a silent resize."""
+    uint8 or float32 ``(x - 127.5) * 0.0078125``. A size mismatch is an error, never a silent resize, and
+    it is found from the header before any pixel is decoded (a 20000x20000 JPEG costs nothing)."""
     from PIL import Image
+
+    from pymfn.lfw import quiet_bomb_warnings
 
     if len(sample_shape) != 3 or sample_shape[2] not in (1, 3):
         raise ValueError(f"image samples need a shape H,W,C with C = 1 or 3, got {sample_shape}")
-    with Image.open(path) as im:
-        im = im.convert("L" if sample_shape[2] == 1 else "RGB")
-        arr = np.asarray(im, dtype=np.uint8)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError(f"images can be packed as float32 (normalised) or uint8 (raw), not {dtype.name}")
+    raw = read_regular_file(path, "an image file", max_bytes=MAX_IMAGE_FILE_BYTES)
+    height, width, chans = sample_shape
+    try:
+        with quiet_bomb_warnings(), Image.open(io.BytesIO(raw)) as im:
+            if im.size != (width, height):
+                raise InputFileError(path, f"image is {im.size[0]}x{im.size[1]} (WxH) but the sample shape is "
+                                           f"{sample_shape} (HWC); align/resize images first")
+            im = im.convert("L" if chans == 1 else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except InputFileError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputFileError(path, f"header claims a far larger image than {width}x{height} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow fails on corrupt data in many ways; report them all as one
+        raise InputFileError(path, f"cannot decode the image ({type(exc).__name__}: {exc})") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape != sample_shape:
-        raise ValueError(f"{path}: image is {arr.shape[1]}x{arr.shape[0]}x{arr.shape[2]} (WxHxC) but the sample "
-                         f"shape is {sample_shape} (HWC); align/resize images first")
+        raise InputFileError(path, f"decoded to {arr.shape}, expected {sample_shape}")
     if channels == "bgr" and arr.shape[2] == 3:
         arr = arr[:, :, ::-1]
     if dtype == np.uint8:
         return np.ascontiguousarray(arr)
-    if dtype == np.float32:
-        return ((arr.astype(np.float32) - 127.5) * 0.0078125).astype(np.float32)
-    raise ValueError(f"images can be packed as float32 (normalised) or uint8 (raw), not {dtype.name}")
+    return ((arr.astype(np.float32) - 127.5) * 0.0078125).astype(np.float32)
+
+
+def _labels_to_carry(src: Path, files: list[Path], order: str) -> tuple[dict[str, bytes], dict | None, str | None]:
+    """Sidecars of an image2bin folder that stay true for the pack: its labels and record, when the pack
+    keeps the folder's sample order ({i}.bin for i = 0..N-1 in natural order). Returns (sidecars, record,
+    note): the note says why labels present in the folder were not carried."""
+    from pymfn.issame import load_issame
+
+    labels = src / ISSAME_SUFFIX
+    if not labels.exists():
+        return {}, None, None
+    numbered = [f.name for f in files] == [f"{i}.bin" for i in range(len(files))]
+    if order != "natural" or not numbered:
+        why = "--order lexicographic reorders the samples" if order != "natural" else "the files are not 0.bin..N-1.bin"
+        return {}, None, f"not carrying {labels} over: {why}, so its pair order would not match the pack"
+    if len(files) % 2:
+        raise ValueError(f"{labels}: pair labels beside an odd number of samples ({len(files)})")
+    issame = load_issame(labels, pairs=len(files) // 2)
+    buf = io.BytesIO()
+    np.save(buf, issame)
+    record: dict = {}
+    meta = src / RECORD_SUFFIX
+    if meta.exists():
+        with contextlib.suppress(ValueError, OSError):
+            made = json.loads(read_regular_file(meta, "an image2bin record", max_bytes=MAX_RECORD_BYTES))
+            if isinstance(made, dict):
+                record = {k: v for k, v in made.items() if k not in ("pack", "sidecars")}
+    record.update({"files": "packed", "packed_from": str(src.resolve())})
+    sidecars = {ISSAME_SUFFIX: buf.getvalue()}
+    index = src / INDEX_SUFFIX
+    if index.exists():
+        sidecars[INDEX_SUFFIX] = read_regular_file(index, "an image2bin index", max_bytes=MAX_RECORD_BYTES << 4)
+    return sidecars, record, None
 
 
 def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32",
                 sample_shape: Sequence[int] = (112, 112, 3), order: str = "natural", kind: str = "auto",
-                channels: str = "rgb", manifest: str | os.PathLike | None = None, progress: bool = True) -> Path:
+                channels: str = "rgb", manifest: str | os.PathLike | None = None, progress: bool = True,
+                carry_labels: bool = True) -> Path:
     """Pack a folder of per-sample .bin files, or of images, into one packed file at ``out``.
 
     kind: 'bins' (every *.bin must be exactly prod(sample_shape) * itemsize bytes), 'images' (decoded
     with load_image) or 'auto' (bins if the folder has any *.bin file, else images). The optional
     manifest lists the source of each sample, one relative path per line, in packed order.
+
+    An existing ``out`` is replaced with its whole set: the sidecars of a previous image2bin pack go
+    too. When ``src_dir`` is an image2bin folder whose labels stay valid in the pack (see
+    ``_labels_to_carry``), they come along (``carry_labels``).
     """
     from tqdm import tqdm
 
     src = Path(src_dir)
+    out = Path(out)
     np_dtype = _check_dtype(dtype)
     shape = _check_shape(sample_shape)
     if channels not in ("rgb", "bgr"):
@@ -341,15 +624,16 @@ def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str =
         raise ValueError(f"kind must be 'auto', 'bins' or 'images', got {kind!r}")
     if not files:
         raise ValueError(f"{src}: contains no {'.bin files' if kind == 'bins' else 'images (jpg/png/bmp)'}")
+    sidecars, record, note = _labels_to_carry(src, files, order) if kind == "bins" and carry_labels else ({}, None, None)
+    if note:
+        print(f"pymfn pack: note: {note}", file=sys.stderr)
+    remove_stale_temps(set_paths(out) + ([Path(manifest)] if manifest is not None else []), prog="pymfn pack")
 
-    out = Path(out)
-    with PackedWriter(out, np_dtype.name, shape, count=len(files)) as writer:
+    sample_what = f"a {np_dtype.name} {shape} sample"
+    with PackedWriter(out, np_dtype.name, shape, count=len(files), sidecars=sidecars, record=record) as writer:
         for path in tqdm(files, desc=f"pack {src.name}", unit="file", disable=not progress):
             if kind == "bins":
-                raw = path.read_bytes()
-                if len(raw) != writer.sample_bytes:
-                    raise ValueError(f"{path}: file is {len(raw)} bytes but {np_dtype.name} {shape} samples are "
-                                     f"{writer.sample_bytes} bytes")
+                raw = read_regular_file(path, sample_what, exact_bytes=writer.sample_bytes)
                 writer.append(np.frombuffer(raw, dtype=np_dtype).reshape(shape))
             else:
                 writer.append(load_image(path, shape, np_dtype, channels))
@@ -357,6 +641,29 @@ def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str =
         with atomic_write(manifest, "w") as f:
             f.writelines(p.relative_to(src).as_posix() + "\n" for p in files)
     return out
+
+
+# ---------------------------------------------------------------- overwrite rule (pack and image2bin)
+
+def check_target(target: str | os.PathLike, force: bool, option: str, *, directory: bool = False) -> Path:
+    """The one overwrite rule of ``pack`` and ``image2bin``: an existing output (or any file of its set) is
+    replaced only with ``--force``; a file is never replaced by a folder or the other way round.
+
+    Called before any work, so a refusal costs nothing.
+    """
+    target = Path(target)
+    if directory:
+        if target.exists() and not target.is_dir():
+            raise CommandError(f"{option} {target}: exists and is not a folder; choose another output")
+        if target.exists() and not force:
+            raise CommandError(f"{option} {target}: already exists (use --force to replace it)")
+        return target
+    check_output_path(target, option)
+    existing = [p for p in set_paths(target) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        names = ", ".join(p.name for p in existing)
+        raise CommandError(f"{option} {target}: already exists ({names}; use --force to replace it)")
+    return target
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -372,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pack a folder of per-sample .bin files (msame / image2bin layout) or of images into one\n"
                     "packed file that the native loader maps into memory: batches are then pointers into the\n"
                     "file, with no per-sample reads or host copies. The output is written atomically (a failed\n"
-                    "run leaves no partial file). Images must already be aligned to --shape: nothing is resized.",
+                    "run leaves no partial file). Images must already be aligned to --shape: nothing is resized.\n"
+                    "Packing an image2bin folder in its own order keeps its pair labels (FILE.issame.npy).",
         epilog="examples:\n"
                "  python -m pymfn pack --from lfw_bins/ --out lfw.pack            # 112x112x3 float32 bins\n"
                "  python -m pymfn pack --from faces/ --out faces.pack --dtype uint8   # raw images\n"
@@ -381,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="src", required=True, type=Path,
                    help="folder of *.bin files (one sample each) or of images (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="packed file to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out (with its sidecars: labels of an earlier pack never stay)")
     p.add_argument("--dtype", default="float32", choices=list(DTYPE_CODES),
                    help="sample element type (default float32). For images: float32 = (x-127.5)*0.0078125 "
                         "like image2bin, uint8 = raw pixels")
@@ -399,18 +709,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``pack`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
     args = build_parser().parse_args(argv)
-    try:
-        out = pack_folder(args.src, args.out, dtype=args.dtype, sample_shape=args.shape, order=args.order,
-                          kind=args.kind, channels=args.channels, manifest=args.manifest, progress=not args.quiet)
-    except (OSError, ValueError, TypeError) as e:
-        print(f"pymfn pack: error: {e}", file=sys.stderr)
-        return 1
+    check_target(args.out, args.force, "--out")
+    if args.manifest is not None:
+        check_output_path(args.manifest, "--manifest")
+    out = pack_folder(args.src, args.out, dtype=args.dtype, sample_shape=args.shape, order=args.order,
+                      kind=args.kind, channels=args.channels, manifest=args.manifest, progress=not args.quiet)
     h = read_header(out)
+    labels = " with its pair labels" if sidecar_path(out, ISSAME_SUFFIX).exists() else ""
     print(f"wrote {out}: {h.count} samples of {h.dtype} {list(h.sample_shape)} "
-          f"({h.header_bytes + h.count * h.sample_bytes} bytes)")
+          f"({h.header_bytes + h.count * h.sample_bytes} bytes){labels}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("pymfn pack", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
+                         debug="--debug" in sys.argv))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.interpolate import BSpline
 from scipy.optimize import brentq
-from sklearn.metrics import auc as sk_auc
+from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize as sk_normalize
 
@@ -211,11 +211,37 @@ def test_kfold_bounds_match_sklearn():
 def test_auc_and_eer_against_sklearn_and_brentq():
     emb, same = synthetic_embeddings(3000, 7, noise=1.3)
     res = ev.evaluate(emb, same)
-    assert res.auc == pytest.approx(sk_auc(res.fpr, res.tpr), abs=1e-15)
+    dist = ev.pair_distances(ev.l2_normalize(emb)).astype(np.float64)
+    # over all pairs, with the distance as the score of "different"
+    assert res.auc == pytest.approx(roc_auc_score(same, -dist), abs=1e-12)
+    fpr, tpr, _ = roc_curve(same, -dist, drop_intermediate=False)
+    ours_fpr, ours_tpr = ev.roc_all_pairs(dist, same)
+    np.testing.assert_allclose(ours_fpr, fpr, atol=1e-15)
+    np.testing.assert_allclose(ours_tpr, tpr, atol=1e-15)
     # FaceNet: eer = brentq(lambda x: 1 - x - interp1d(fpr, tpr)(x), 0, 1) (np.interp here)
-    eer = brentq(lambda x: 1.0 - x - np.interp(x, res.fpr, res.tpr), 0.0, 1.0, xtol=1e-14)
+    eer = brentq(lambda x: 1.0 - x - np.interp(x, fpr, tpr), 0.0, 1.0, xtol=1e-14)
     assert res.eer == pytest.approx(eer, abs=1e-9)
     assert 0.0 < res.eer < 0.5
+    assert res.warnings == []
+
+
+def test_auc_eer_over_all_pairs_when_folds_hold_one_class():
+    """Issue 11: sorted labels put one class per contiguous fold; the per-fold ROC average gave AUC 0.25 and
+    EER 0 for a set scikit-learn scores 1.0. Now AUC/EER use all pairs, and the result warns."""
+    same = np.r_[np.ones(50, bool), np.zeros(50, bool)]  # sorted: folds 1-5 all same, 6-10 all different
+    dist = np.where(same, 0.2, 1.5) + np.linspace(0, 0.1, 100)
+    res = ev.evaluate_distances(dist, same)
+    assert res.auc == roc_auc_score(same, -dist) == 1.0
+    assert res.eer == 0.0
+    assert len(res.warnings) == 1 and "10 of 10 folds hold only one class" in res.warnings[0]
+    assert res.to_dict()["warnings"] == res.warnings and res.to_dict()["auc_eer_over"] == "all pairs"
+    # a partly overlapping sorted set: still sklearn's figure
+    dist2 = np.where(same, 0.5, 0.9) + np.random.default_rng(1).uniform(0, 0.6, 100)
+    res2 = ev.evaluate_distances(dist2, same)
+    assert res2.auc == pytest.approx(roc_auc_score(same, -dist2), abs=1e-12)
+    # one class altogether: undefined, said so
+    res3 = ev.evaluate_distances(dist, np.ones(100, bool))
+    assert np.isnan(res3.auc) and np.isnan(res3.eer) and "AUC and EER are undefined" in res3.warnings[0]
 
 
 def test_l2_normalize_is_sklearn_bit_for_bit():
@@ -272,8 +298,10 @@ def test_bad_inputs_have_clear_errors():
         ev.evaluate(emb, same, nrof_folds=101)
     with pytest.raises(ValueError, match=r"nrof_folds=0"):
         ev.evaluate(emb, same, nrof_folds=0)
-    with pytest.raises(ValueError, match=r"issame: expected booleans or 0/1"):
+    with pytest.raises(ValueError, match=r"issame: label \d+ is 2 .*expected booleans or 0/1"):
         ev.evaluate(emb, np.where(same, 2, 0))
+    with pytest.raises(ValueError, match=r"issame: labels are float64; expected booleans or 0/1"):
+        ev.evaluate(emb, same.astype(float))
     with pytest.raises(ValueError, match=r"far_target"):
         ev.evaluate(emb, same, far_target=0)
     with pytest.raises(ValueError, match=r"dtype"):
@@ -317,8 +345,13 @@ def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
     out.mkdir(parents=True)
     for i, row in enumerate(ev.l2_normalize(emb).astype(np.float16)):
         row.tofile(out / f"{i}_output_0.bin")
-    rc = ev.main(["--msame-dir", str(tmp_path / "om"), "--issame", str(tmp_path / "issame.npy")])
+    rc = ev.main(["--msame-dir", str(tmp_path / "om"), "--issame", str(tmp_path / "issame.npy"),
+                  "--embedding-size", "16"])
     assert rc == 0 and "LFW accuracy" in capsys.readouterr().out
     (out / "7_output_0.bin").unlink()
-    assert ev.main(["--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy")]) == 2
-    assert "missing index(es): 7" in capsys.readouterr().err
+    from pymfn.__main__ import main as pymfn_main
+
+    assert pymfn_main(["eval", "--msame-dir", str(out), "--issame", str(tmp_path / "issame.npy"),
+                       "--embedding-size", "16"]) == 1
+    err = capsys.readouterr().err
+    assert "missing index(es): 7" in err and err.count("\n") == 1

@@ -121,7 +121,7 @@ def test_corrupt_and_malformed_files(tmp_path, small):
         with pytest.raises(lfw.LfwFormatError, match="fuzz.bin"):
             lfw.read_lfw_bin(tmp_path / "fuzz.bin")
     write_bin(tmp_path / "badsame.bin", bins, ["yes", "no", "yes", "no"])
-    with pytest.raises(lfw.LfwFormatError, match=r"badsame.bin: issame holds"):
+    with pytest.raises(lfw.LfwFormatError, match=r"badsame.bin: issame: label 0 is 'yes'; expected booleans or 0/1"):
         lfw.read_lfw_bin(tmp_path / "badsame.bin")
     write_bin(tmp_path / "baditem.bin", bins[:7] + [12345], issame.tolist())
     with pytest.raises(lfw.LfwFormatError, match=r"baditem.bin: bins\[7\] is int; expected JPEG bytes"):
@@ -143,7 +143,7 @@ def test_missing_file_and_directory(tmp_path):
         lfw.read_lfw_bin(tmp_path / "nothere.bin")
     with pytest.raises(FileNotFoundError, match=r"nothere.bin"):
         lfw.load_lfw(tmp_path / "nothere.bin")
-    with pytest.raises(lfw.LfwFormatError, match=r"is not a regular file"):
+    with pytest.raises(lfw.LfwFormatError, match=r"is a directory, not a regular file"):
         lfw.read_lfw_bin(tmp_path)
 
 

@@ -175,13 +175,13 @@ def test_pack_folder_of_bins(core, tmp_path):
 
 def test_pack_folder_errors(tmp_path):
     _bins(tmp_path / "bins", 3)
-    with pytest.raises(ValueError, match=r"0.bin: file is 48 bytes but float32 \(4, 4, 3\) samples are 192 bytes"):
+    with pytest.raises(ValueError, match=r"0.bin: file is 48 bytes but a float32 \(4, 4, 3\) sample is 192 bytes"):
         pack.pack_folder(tmp_path / "bins", tmp_path / "x.pack", sample_shape=(4, 4, 3), progress=False)
     assert not (tmp_path / "x.pack").exists()
     with pytest.raises(FileNotFoundError, match="no such directory"):
         pack.pack_folder(tmp_path / "missing", tmp_path / "x.pack", progress=False)
     (tmp_path / "bins" / "9.bin").mkdir()
-    with pytest.raises(ValueError, match="9.bin: is not a regular file"):
+    with pytest.raises(ValueError, match="9.bin: is a directory, not a regular file"):
         pack.pack_folder(tmp_path / "bins", tmp_path / "x.pack", sample_shape=(2, 2, 3), progress=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="contains no images"):
@@ -207,7 +207,7 @@ def test_pack_images(tmp_path):
     bgr = pack.pack_folder(tmp_path / "img", tmp_path / "bgr.pack", dtype="uint8", sample_shape=(4, 5, 3),
                            channels="bgr", progress=False)
     np.testing.assert_array_equal(pack.read_packed(bgr), imgs[..., ::-1])
-    with pytest.raises(ValueError, match="image is 5x4x3"):
+    with pytest.raises(ValueError, match=r"image is 5x4 \(WxH\) but the sample shape is \(112, 112, 3\)"):
         pack.pack_folder(tmp_path / "img", tmp_path / "x.pack", sample_shape=(112, 112, 3), progress=False)
     with pytest.raises(ValueError, match="float32 \\(normalised\\) or uint8"):
         pack.pack_folder(tmp_path / "img", tmp_path / "x.pack", dtype="int32", sample_shape=(4, 5, 3), progress=False)
@@ -229,14 +229,17 @@ def test_pack_real_lfw_images(core, lfw_train_dir, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 def test_cli(tmp_path, capsys):
+    from pymfn.__main__ import main as pymfn_main
+
     data = _bins(tmp_path / "bins", 4)
     rc = pack.main(["--from", str(tmp_path / "bins"), "--out", str(tmp_path / "x.pack"), "--shape", "2,2,3", "--quiet"])
     assert rc == 0
     assert "4 samples of float32 [2, 2, 3]" in capsys.readouterr().out
     np.testing.assert_array_equal(pack.read_packed(tmp_path / "x.pack"), data)
-    rc = pack.main(["--from", str(tmp_path / "bins"), "--out", str(tmp_path / "y.pack"), "--quiet"])
+    rc = pymfn_main(["pack", "--from", str(tmp_path / "bins"), "--out", str(tmp_path / "y.pack"), "--quiet"])
     assert rc == 1
     err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pymfn pack: error: ")
     assert "0.bin: file is 48 bytes" in err and "150528 bytes" in err
     with pytest.raises(SystemExit) as e:
         pack.main(["--help"])

@@ -83,22 +83,40 @@ def _prepare_images(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out if dtype == np.float32 else out.astype(dtype)
 
 
-def _load_issame(args: argparse.Namespace, data: Path) -> np.ndarray:
-    if not args.issame:
-        from pymfn.image2bin import read_issame
+def _load_issame(args: argparse.Namespace, data: Path, pairs: int | None = None) -> np.ndarray:
+    """--issame, else the labels image2bin wrote for --data; one rule for both (pymfn.issame)."""
+    if args.issame:
+        from pymfn.issame import load_issame
 
-        try:
-            return read_issame(data).astype(bool)  # the sidecar image2bin writes (.issame.npy)
-        except FileNotFoundError as exc:
-            raise SystemExit(f"--data {data}: no pair labels ({exc}); pass --issame lfw.bin|issame.npy|issame.txt") from None
-    src = Path(args.issame)
-    if src.suffix == ".npy":
-        return np.load(src).astype(bool)
-    if src.suffix == ".txt":
-        return np.array([line.strip() in ("1", "True", "true") for line in src.read_text().split()], dtype=bool)
-    from pymfn.lfw import read_lfw_bin
+        return load_issame(args.issame, pairs)
+    from pymfn.image2bin import read_issame
 
-    return read_lfw_bin(src)[1]
+    try:
+        return read_issame(data, pairs)  # the sidecar image2bin writes (.issame.npy), checked against its pack
+    except FileNotFoundError as exc:
+        raise SystemExit(f"--data {data}: no pair labels ({exc}); pass --issame lfw.bin|issame.npy|issame.txt") from None
+
+
+def _embedding_sizes(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
+    """The values per file an msame output folder must hold, and where that expectation comes from."""
+    from pymfn.eval import MOBILEFACENET_EMBEDDING_SIZES
+
+    if args.embedding_size:
+        if any(e <= 0 for e in args.embedding_size):
+            raise SystemExit(f"--embedding-size {args.embedding_size}: expected positive numbers of values")
+        return tuple(args.embedding_size), "--embedding-size"
+    if args.model is None:
+        return MOBILEFACENET_EMBEDDING_SIZES, "MobileFaceNet"
+    from pymfn.engines import open_engine
+
+    model, _, _ = resolve_model(args.model, quiet=True)
+    engine = open_engine(str(model), engine=args.engine, threads=1)
+    outputs = list(engine.outputs())
+    dims = [int(d) for d in outputs[0].shape[1:]] if outputs else []
+    if not dims or any(d <= 0 for d in dims):
+        raise SystemExit(f"--model {model}: output 0 has no fixed size ({[list(o.shape) for o in outputs]}); "
+                         "pass --embedding-size")
+    return (int(np.prod(dims)),), f"--model {model.name}"
 
 
 def _looks_like_msame_output(folder: Path) -> bool:
@@ -123,13 +141,14 @@ def main_accuracy(args: argparse.Namespace) -> int:
     n_embedded = 0
 
     if data.is_dir() and _looks_like_msame_output(data):
-        from pymfn import msame
-
         if args.flip:
             raise SystemExit("--flip needs images; an msame output folder only holds embeddings")
-        emb = msame.read_outputs(data, dtype=args.output_dtype)
         issame = _load_issame(args, data)
-        meta.update({"source": "msame output folder", "model": None, "engine": "msame"})
+        sizes, sizes_from = _embedding_sizes(args)
+        emb = lfw_eval.read_msame_embeddings(data, args.output_dtype, sizes, "--output-dtype", pairs=len(issame))
+        meta.update({"source": "msame output folder", "model": None, "engine": "msame",
+                     "output_dtype": args.output_dtype, "embedding_size": int(emb.shape[1]),
+                     "embedding_size_from": sizes_from})
     else:
         model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
         if not pretrained:
@@ -170,7 +189,10 @@ def main_accuracy(args: argparse.Namespace) -> int:
             from pymfn.datasets import open_dataset
 
             ds = open_dataset(data, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape)
-            issame = _load_issame(args, data)
+            count = getattr(ds, "sample_count", None)
+            if count is not None and count % 2:
+                raise SystemExit(f"--data {data}: {count} samples, not whole pairs")
+            issame = _load_issame(args, data, None if count is None else count // 2)  # before minutes of work
             t0 = time.perf_counter()
             engine.prepare(batch)
             emb = np.asarray(core.infer_all(engine, ds.reader(batch, 2), inflight)[0], dtype=np.float32)
@@ -199,12 +221,13 @@ def main_accuracy(args: argparse.Namespace) -> int:
     print(f"  pairs         : {doc['pairs']}   flip: {FLIP_FORMULA[args.flip_mode] if args.flip else 'off'}")
     print(f"  accuracy      : {doc['accuracy'] * 100:.2f}% ± {doc['accuracy_std'] * 100:.2f} (mean ± population std over 10 folds)")
     print(f"  VAL@FAR=1e-3  : {doc['val'] * 100:.2f}% ± {doc['val_std'] * 100:.2f} at FAR {doc['far'] * 100:.3f}%")
-    print(f"  AUC / EER     : {doc['auc']:.4f} / {doc['eer'] * 100:.2f}%")
+    print(f"  AUC / EER     : {doc['auc']:.4f} / {doc['eer'] * 100:.2f}% (over all pairs)")
     print(f"  thresholds    : {', '.join(f'{t:.2f}' for t in doc['thresholds'])}")
     if doc["images_per_s"]:
         print(f"  embedding     : {n_embedded} images in {embed_s:.1f} s ({doc['images_per_s']:.0f} images/s)")
     print(f"  whole run     : {doc['total_s']:.1f} s")
     prog = "pymfn.bench accuracy"
+    lfw_eval.print_warnings(result, prog)
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
         print(f"JSON written to {where}")
     if args.plot and (where := save_output(args.plot, lambda p: lfw_eval.plot_roc(result, p), "--plot", prog)):
@@ -216,8 +239,9 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="lfw.bin (InsightFace format), a folder of per-image .bin inputs or a packed file (from image2bin), or an msame "
                    "output folder (+ --issame)")
-    p.add_argument("--issame", help="pair labels for folder inputs: lfw.bin, issame.npy or issame.txt "
-                   "(default: issame.npy inside the folder, as written by `python -m pymfn image2bin`)")
+    p.add_argument("--issame", help="pair labels, one per pair (booleans or 0/1): lfw.bin, .npy or text with one "
+                   "0/1/true/false per line (default for bins and packs: the labels `python -m pymfn image2bin` "
+                   "wrote with them; required for msame output folders)")
     p.add_argument("--model", help="model file; default: the built-in MobileFaceNet (see `latency --help`)")
     p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
     p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32", help="OpenVINO precision (default f32)")
@@ -234,8 +258,12 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
                    "concat = normalise([normalise(raw), normalise(raw_mirror)]), the FaceNet-style variant")
     p.add_argument("--bgr", action="store_true",
                    help="feed BGR like the reference image2bin (costs ~0.2 pt with RGB-trained weights)")
-    p.add_argument("--output-dtype", default="float16",
-                   help="dtype of msame output .bin files (default float16, the reference om's the_outputs)")
+    p.add_argument("--output-dtype", default="float16", choices=["float16", "float32"],
+                   help="dtype of msame output .bin files (default float16, the reference om's the_outputs); "
+                   "files whose size does not fit the embedding in this dtype are an error naming the one that fits")
+    p.add_argument("--embedding-size", type=int, action="append", metavar="E",
+                   help="values per msame output file (default: the --model's output size, else 128 or 192, "
+                   "MobileFaceNet's sizes)")
     p.add_argument("--json", help="write accuracy, per-fold figures, thresholds, VAL/FAR, AUC, EER and timing as JSON")
     p.add_argument("--plot", help="write the ROC curve as PNG")
     p.add_argument("--quiet", action="store_true", help="fewer progress messages")
