@@ -31,6 +31,7 @@ from typing import Sequence
 
 from pymfn import om as omlib
 from pymfn._atomic import atomic_write
+from pymfn._cli import check_output_path, run_command
 
 PRECISION_MODES = ("force_fp16", "allow_mix_precision", "allow_fp32_to_fp16", "must_keep_origin_dtype")
 IMPL_MODES = ("high_precision", "high_performance")
@@ -421,11 +422,7 @@ def _default_output(model: Path, target: str) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except ConvertError as e:
-        print(f"convert: error: {e}", file=sys.stderr)
-        return 2
+    return run_command("pymfn convert", lambda: _run(args))
 
 
 # Options that only mean something to atc, by target: given for a target that ignores them -> error
@@ -449,8 +446,18 @@ def _check_target_options(args: argparse.Namespace) -> None:
         raise ConvertError(f"not applicable to --target {args.target}: {', '.join(bad)}")
 
 
+def _check_model(model: Path) -> None:
+    """The input .pb exists and is a regular file (a FIFO would block the reader forever)."""
+    if not model.exists():
+        raise ConvertError(f"{model}: frozen .pb not found")
+    if not model.is_file():
+        raise ConvertError(f"{model}: not a regular file; expected a frozen TensorFlow .pb")
+
+
 def _run(args: argparse.Namespace) -> int:
     _check_target_options(args)
+    if args.opset is not None and args.opset < 13:
+        raise ConvertError(f"--opset {args.opset}: use 13 or later")
     model = Path(args.model)
     dynamic = parse_dynamic_batch(args.dynamic_batch) if args.dynamic_batch else None
     if args.dynamic_batch and args.target in ("onnx", "openvino"):
@@ -469,8 +476,11 @@ def _run(args: argparse.Namespace) -> int:
                           op_select_implmode=args.op_select_implmode or "high_precision", output_type=args.output_type,
                           fusion_switch_file=args.fusion_switch_file, log=args.log)
         effective_shape(shape, dynamic)  # validate before writing anything
-        if not args.dry_run and not model.is_file():
-            raise ConvertError(f"{model}: frozen .pb not found")
+        if not args.dry_run:
+            _check_model(model)
+            check_output_path(base + ".om", "--output")
+            if args.aipp:
+                check_output_path(base + "_aipp.cfg", "--output")
         if args.aipp:
             cfg = Path(base + "_aipp.cfg")
             opts.insert_op_conf = str(cfg)
@@ -493,14 +503,18 @@ def _run(args: argparse.Namespace) -> int:
         atc = find_atc(args.atc)
         if atc is None:
             where = args.atc or "PATH, $ASCEND_TOOLKIT_HOME/{bin,compiler/bin}, " + ", ".join(CANN_ROOTS)
-            raise ConvertError(f"atc (Huawei's CANN model converter) not found in {where}.\n"
-                               f"On a machine with CANN installed run:\n  {command}\n"
-                               f"or use --target om-emu to build an emulator om here.")
+            raise ConvertError(f"atc (Huawei's CANN model converter) not found in {where}; on a machine with "
+                               f"CANN installed run: {command}  (or use --target om-emu to build an emulator om "
+                               "here)")
         final = Path(base + ".om")
         header = run_atc(opts, final, atc)
         print(f"wrote {final} ({header.file_size:,} bytes, om version {header.version}, name {header.name!r})")
         return 0
 
+    _check_model(model)
+    check_output_path(out, "--output")
+    if args.target == "openvino":
+        check_output_path(out.with_suffix(".bin"), "--output")
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]
         header = convert_om_emu(model, out, input_name=args.input_name, input_shape=shape, dynamic_batch=dynamic,

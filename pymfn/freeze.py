@@ -19,10 +19,13 @@ import tensorflow.compat.v1 as tf
 
 from pymfn import model as mfn
 from pymfn._atomic import atomic_dir, atomic_write
+from pymfn._cli import CommandError, check_output_path, run_command
 
 DEFAULT_INPUT = "Placeholder"
 DEFAULT_OUTPUT = "embeddings"
 DEFAULT_FP16_OUTPUT = "the_outputs"
+# Far above any face-embedding size (128..512); a bigger one is a typo whose graph would exhaust memory.
+MAX_EMBEDDING_SIZE = 65536
 
 
 class CheckpointError(ValueError):
@@ -277,18 +280,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.ckpt) == bool(args.random):
         parser.error("give exactly one of --ckpt DIR or --random")
-    try:
-        if args.random:
-            if args.input_name != DEFAULT_INPUT or args.output_name:
-                parser.error("--random uses the default input/output names")
-            out = freeze_random(args.out, args.embedding_size or 128, args.seed, args.fp16_output)
-        else:
-            out = freeze_checkpoint(args.ckpt, args.out, args.input_name, args.output_name,
-                                    args.fp16_output, args.embedding_size)
-        _, inp, outp = load_frozen(out)
-    except (OSError, ValueError) as e:
-        print(f"pymfn freeze: error: {e}", file=sys.stderr)
-        return 1
+    if args.random and (args.input_name != DEFAULT_INPUT or args.output_name):
+        parser.error("--random uses the default input/output names")
+    return run_command("pymfn freeze", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.embedding_size is not None and not 1 <= args.embedding_size <= MAX_EMBEDDING_SIZE:
+        raise CommandError(f"--embedding-size must be 1..{MAX_EMBEDDING_SIZE}, got {args.embedding_size}")
+    if not 0 <= args.seed < 2**32:
+        raise CommandError(f"--seed must be 0..2**32-1, got {args.seed}")
+    check_output_path(args.out, "--out")
+    if args.random:
+        out = freeze_random(args.out, args.embedding_size or 128, args.seed, args.fp16_output)
+    else:
+        out = freeze_checkpoint(args.ckpt, args.out, args.input_name, args.output_name,
+                                args.fp16_output, args.embedding_size)
+    _, inp, outp = load_frozen(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): input {inp}, output {outp}")
     return 0
 

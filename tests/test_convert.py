@@ -61,7 +61,7 @@ def test_dynamic_batch_and_options_in_command(capsys):
 ])
 def test_dynamic_batch_validation(capsys, value, needle):
     rc, out, err = run_cli(capsys, "m.pb", "--dynamic-batch", value, "--dry-run")
-    assert rc == 2 and needle in err and "--dynamic-batch" in err and out == ""
+    assert rc == 1 and needle in err and "--dynamic-batch" in err and out == ""
 
 
 def test_dynamic_batch_edges_accepted():
@@ -71,11 +71,11 @@ def test_dynamic_batch_edges_accepted():
 
 def test_input_shape_validation(capsys):
     rc, _, err = run_cli(capsys, "m.pb", "--input-shape=-1,112,112,3", "--dry-run")
-    assert rc == 2 and "--dynamic-batch" in err
+    assert rc == 1 and "--dynamic-batch" in err
     rc, _, err = run_cli(capsys, "m.pb", "--input-shape", "1,x,112,3", "--dry-run")
-    assert rc == 2 and "--input-shape" in err
+    assert rc == 1 and "--input-shape" in err
     rc, _, err = run_cli(capsys, "m.pb", "--input-shape", "1,112,-1,3", "--dry-run")
-    assert rc == 2 and "only the first" in err
+    assert rc == 1 and "only the first" in err
     rc, out, _ = run_cli(capsys, "m.pb", "--input-name", "input", "--input-shape", "4,112,112,3", "--dry-run")
     assert rc == 0 and "--input_shape='input:4,112,112,3'" in out
 
@@ -107,7 +107,7 @@ def test_aipp_written_and_passed(tmp_path, capsys):
     assert "image2bin --uint8 --rgb" in out
     assert not Path(f"{base}_aipp.cfg").exists()  # a dry run writes nothing
     rc, _, err = run_cli(capsys, str(tmp_path / "missing.pb"), "--output", str(base), "--aipp", "rgb")
-    assert rc == 2 and "missing.pb" in err and not Path(f"{base}_aipp.cfg").exists()
+    assert rc == 1 and "missing.pb" in err and not Path(f"{base}_aipp.cfg").exists()
 
 
 def test_aipp_config_written_without_atc(tmp_path, monkeypatch, capsys):
@@ -118,7 +118,7 @@ def test_aipp_config_written_without_atc(tmp_path, monkeypatch, capsys):
     pb.write_bytes(b"graph")
     base = tmp_path / "mfn"
     rc, _, err = run_cli(capsys, str(pb), "--output", str(base), "--aipp", "bgr")
-    assert rc == 2 and f"--insert_op_conf={base}_aipp.cfg" in err
+    assert rc == 1 and f"--insert_op_conf={base}_aipp.cfg" in err
     assert Path(f"{base}_aipp.cfg").read_text() == convert.aipp_config("bgr")
 
 
@@ -136,7 +136,7 @@ def test_missing_atc_prints_the_command(tmp_path, monkeypatch, capsys):
     _no_atc_env(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     rc, out, err = run_cli(capsys, "MobileFaceNet.pb", "--output", "tf_MobileFaceNet")
-    assert rc == 2 and "atc" in err and "not found" in err
+    assert rc == 1 and "atc" in err and "not found" in err
     assert REFERENCE in err  # the exact command to run on a CANN machine
     assert not (tmp_path / "tf_MobileFaceNet.om").exists()
 
@@ -207,7 +207,7 @@ def test_fake_atc_failures_leave_nothing(tmp_path, fake_atc, monkeypatch, capsys
     pb = tmp_path / "m.pb"
     pb.write_bytes(b"graph")
     rc, _, err = run_cli(capsys, str(pb), "--output", str(tmp_path / "o" / "m"))
-    assert rc == 2 and needle in err
+    assert rc == 1 and needle in err
     assert list((tmp_path / "o").iterdir()) == []
 
 
@@ -220,14 +220,14 @@ def test_fake_atc_failures_leave_nothing(tmp_path, fake_atc, monkeypatch, capsys
 ])
 def test_options_foreign_to_the_target_are_refused(capsys, argv, needle):
     rc, _, err = run_cli(capsys, "m.pb", *argv)
-    assert rc == 2 and needle in err and "not applicable" in err
+    assert rc == 1 and needle in err and "not applicable" in err
 
 
 def test_host_targets_reject_om_only_options(capsys):
     rc, _, err = run_cli(capsys, "m.pb", "--target", "onnx", "--dynamic-batch", "1,2")
-    assert rc == 2 and "om/om-emu" in err
+    assert rc == 1 and "om/om-emu" in err
     rc, _, err = run_cli(capsys, "m.pb", "--target", "openvino", "--aipp", "rgb")
-    assert rc == 2 and "--aipp" in err
+    assert rc == 1 and "--aipp" in err
 
 
 def test_help_is_useful(capsys):
@@ -336,7 +336,7 @@ def test_openvino_and_onnx_targets(tiny_pb, tmp_path, capsys):
 def test_om_emu_bad_input_name(tiny_pb, tmp_path, capsys):
     rc, _, err = run_cli(capsys, str(tiny_pb), "--target", "om-emu", "--output", str(tmp_path / "x.om"),
                          "--input-name", "images", "--input-shape", "1,16,16,3")
-    assert rc == 2 and "no input named 'images'" in err and "Placeholder" in err
+    assert rc == 1 and "no input named 'images'" in err and "Placeholder" in err
     assert not (tmp_path / "x.om").exists()
 
 
@@ -372,3 +372,20 @@ def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
     assert cos.min() > 0.999, cos
     assert np.abs(got - ref).max() < 5e-3
     assert r["leaks_at_finalize"] == 0
+
+
+@pytest.mark.parametrize("target", ["om-emu", "onnx", "openvino"])
+def test_output_checked_before_converting(tiny_pb, tmp_path, capsys, target):
+    """--output as an existing directory used to fail after the conversion, naming a temp file."""
+    rc, out, err = run_cli(capsys, str(tiny_pb), "--target", target, "--output", str(tmp_path))
+    assert rc == 1 and out == ""
+    assert err == f"pymfn convert: error: --output {tmp_path}: is an existing directory; give a file name\n"
+    rc, _, err = run_cli(capsys, str(tiny_pb), "--target", target, "--output", "/proc/pymfn-out.x")
+    assert rc == 1 and "cannot write in /proc" in err and err.count("\n") == 1
+
+
+def test_fifo_model_is_rejected_not_read(tmp_path, capsys):
+    fifo = tmp_path / "m.pb"
+    os.mkfifo(fifo)
+    rc, _, err = run_cli(capsys, str(fifo), "--target", "openvino", "--output", str(tmp_path / "m.xml"))
+    assert rc == 1 and err == f"pymfn convert: error: {fifo}: not a regular file; expected a frozen TensorFlow .pb\n"

@@ -117,3 +117,18 @@ def test_load_frozen_rejects_non_graphs(tmp_path) -> None:
         freeze.load_frozen(empty)
     with pytest.raises(FileNotFoundError, match="absent.pb"):
         freeze.load_frozen(tmp_path / "absent.pb")
+
+
+def test_out_checked_before_freezing_and_sizes_bounded(tmp_path, capsys) -> None:
+    """--out as an existing directory failed only after the graph was built, with the temp file's name in
+    the message; a huge --embedding-size for --random tried to build a graph of that width."""
+    (tmp_path / "ck").mkdir()  # no checkpoint here either: the --out error must come first
+    assert freeze.main(["--ckpt", str(tmp_path / "ck"), "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"pymfn freeze: error: --out {tmp_path}: is an existing directory; give a file name\n"
+    assert freeze.main(["--random", "--out", "/proc/pymfn.pb"]) == 1
+    assert "--out /proc/pymfn.pb: cannot write in /proc" in capsys.readouterr().err
+    assert freeze.main(["--random", "--out", str(tmp_path / "a.pb"), "--embedding-size", str(10**12)]) == 1
+    assert "--embedding-size must be 1..65536" in capsys.readouterr().err
+    assert freeze.main(["--random", "--out", str(tmp_path / "a.pb"), "--seed", "-1"]) == 1
+    assert "--seed must be" in capsys.readouterr().err
+    assert not (tmp_path / "a.pb").exists()
