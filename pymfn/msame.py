@@ -842,15 +842,20 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
         raise MsameError(f"{out}: {len(new)} new run folders appeared during one msame run: "
                          f"{[p.name for p in new]}")
     run_dir = new[0] if new else None
-    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "(no output)")
+    errors = _ERROR_RE.findall(text)
+    if errors:  # msame's teardown lines come last; its last [ERROR] line says what went wrong
+        last = f"last [ERROR] line: {errors[-1].strip()[:300]}"
+    else:
+        last = "last output line: " + next((ln.strip()[:300] for ln in reversed(text.splitlines()) if ln.strip()),
+                                           "(none)")
     error = None
     log = None
     if proc.returncode != 0:
-        error = f"{exe} {proc.exit_description()}; last output line: {last[:300]}"
+        error = f"{exe} {proc.exit_description()}; {last}"
     try:
         log = parse_msame_log(text)
     except MsameError as exc:
-        error = error or f"{exe}: {exc}; last output line: {last[:300]}"
+        error = error or f"{exe}: {exc}; {last}"
     if error and check:
         raise MsameError(f"{error}\nlast lines:\n{tail}")
     return MsameResult(command=cmd, returncode=proc.returncode, log_text=text, log=log, run_dir=run_dir,

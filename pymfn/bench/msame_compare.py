@@ -523,14 +523,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if (args.run_msame or args.folder_run) and not (args.model and args.input):
         which = "--run-msame" if args.run_msame else "--folder-run"
         raise CommandError(f"{which} needs --model and --input")
-    if not (args.log or args.msame_output or args.run_msame or (args.model and args.input)):
-        raise CommandError("give --log and/or --msame-output (an earlier msame run), --run-msame with --model and "
-                           f"--input (msame on PATH: {shutil.which('msame') or 'not found'}), or --model and --input "
-                           "for pymfn's side alone")
     if args.run_msame and args.log:
         raise CommandError("--log and --run-msame: the log of the run comes from the run itself; give one of them")
     if bool(args.model) != bool(args.input):
         raise CommandError("--model and --input go together (the .om and the folder both tools run)")
+    if not (args.log or args.msame_output or args.run_msame or (args.model and args.input)):
+        raise CommandError("give --log and/or --msame-output (an earlier msame run), --run-msame with --model and "
+                           f"--input (msame on PATH: {shutil.which('msame') or 'not found'}), or --model and --input "
+                           "for pymfn's side alone")
     if args.model:
         model = Path(args.model)
         if ".om" not in model.name:
