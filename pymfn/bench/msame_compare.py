@@ -1,15 +1,15 @@
 """Put Huawei msame's figures beside pymfn's for the same .om and the same input folder, scope for scope.
 
-Three things are compared, each with its scope named in the table and the JSON:
+Three things are compared, each with its scope named in the table and the JSON.
 
-* per execute: msame times one synchronous aclmdlExecute per file with gettimeofday (microseconds; no
+(1) Per execute: msame times one synchronous aclmdlExecute per file with gettimeofday (microseconds; no
   warm-up). pymfn's timing pass times the same call inside its ACL engine with a monotonic clock: exactly
   one pass over the folder in msame's (lexicographic) order, every file once; its warm-up executes come
   before the pass and are extra.
-* whole process: msame's wall clock from start to exit (model load, every read, execute and output write)
+(2) Whole process: msame's wall clock from start to exit (model load, every read, execute and output write)
   beside pymfn's folder run, a child process doing the same work and writing msame's output layout, timed
   by the same function.
-* outputs: msame's <stem>_output_<k>.bin beside pymfn's output for input <stem>.bin, paired by name: rows
+(3) Outputs: msame's <stem>_output_<k>.bin beside pymfn's output for input <stem>.bin, paired by name: rows
   compared, rows differing (bitwise) with the largest difference, and the names missing on either side.
 
 msame exits 0 even when executes fail; a run with [ERROR] lines, fewer outputs than inputs or missing
