@@ -326,3 +326,18 @@ def test_bad_arguments_are_one_line(tmp_path, monkeypatch, capsys, args, message
     assert bench_main(["msame", *args]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err, err
+
+
+def test_a_failing_pymfn_folder_run_keeps_msames_figures(om, msame_exe, inputs, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "c.json"
+    proc = _bench(["--run-msame", "--model", om, "--input", inputs, "--pymfn-output", "/proc/pymfn-cannot-write",
+                   "--json", out], msame_exe, tmp)
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "pymfn folder run" in err[0], proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["msame"]["status"] == "ok" and len(doc["msame"]["log"]["run_times_ms"]) == FILES
+    assert doc["pymfn"]["executes"] == FILES and "folder_run" not in doc
+    assert any("pymfn folder run" in w for w in doc["warnings"])

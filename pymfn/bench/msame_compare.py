@@ -32,7 +32,7 @@ import numpy as np
 
 import pymfn
 from pymfn import msame
-from pymfn._cli import CommandError, check_output_path, run_command, save_output
+from pymfn._cli import CommandError, check_output_path, one_line, run_command, save_output
 from pymfn.bench import report
 
 PROG = "pymfn.bench msame"
@@ -582,11 +582,23 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     ms = msame_from_files(args, inputs, dtypes) if not args.run_msame else None
     if args.run_msame:
         ms = msame_from_run(args, inputs, _temp_or_given(args.msame_output, "pymfn-msame-", temps), dtypes)
-    tp = timing_pass(engine, dataset, args.warmup, args.passes) if engine is not None else None
+    # Once msame has run, a failure on pymfn's side must not throw msame's figures away: it is reported
+    # after the table and the JSON, as the command's error.
+    pymfn_errors: list[str] = []
+    tp = fr = None
+    if engine is not None:
+        try:
+            tp = timing_pass(engine, dataset, args.warmup, args.passes)
+        except Exception as exc:  # noqa: BLE001 - reported below, after what was measured is saved
+            pymfn_errors.append(f"pymfn timing pass: {one_line(exc)}")
     del dataset
-    fr = None
     if args.folder_run:
-        fr = folder_run(Path(args.model), inputs, _temp_or_given(args.pymfn_output, "pymfn-folder-run-", temps))
+        try:
+            fr = folder_run(Path(args.model), inputs,
+                            _temp_or_given(args.pymfn_output, "pymfn-folder-run-", temps))
+        except Exception as exc:  # noqa: BLE001
+            pymfn_errors.append(f"pymfn folder run: {one_line(exc)}")
+    warnings += [f"{e} (failed)" for e in pymfn_errors]
 
     comparisons = {}
     if ms is not None and ms.outputs is not None and tp is not None:
@@ -630,6 +642,8 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     doc = _document(args, inputs, ms, tp, fr, comparisons, warnings, temps)
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", PROG)):
         print(f"JSON written to {where}")
+    if pymfn_errors:
+        raise CommandError(pymfn_errors[0])
     if ms is not None and ms.failed:
         raise CommandError(f"msame run failed: {ms.failure_reasons[0]}")
     return 0
