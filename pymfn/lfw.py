@@ -254,6 +254,8 @@ def read_lfw_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise LfwFormatError(p, f"pickle holds {type(obj).__name__}; expected a (bins, issame) pair")
     raw_bins, raw_issame = obj
+    if isinstance(raw_bins, np.ndarray):
+        raw_bins = np.asarray(raw_bins)  # the plain ndarray behind the unpickler's guarded class
     if not isinstance(raw_bins, (list, tuple, np.ndarray)) or (isinstance(raw_bins, np.ndarray) and raw_bins.ndim == 0):
         raise LfwFormatError(p, f"bins is {type(raw_bins).__name__}; expected a list of JPEG byte strings")
     issame = _as_issame(raw_issame, str(p))
@@ -302,9 +304,9 @@ def _decode(data: bytes, index: int, size: int | None, source: str | None) -> np
     try:
         im = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(index, source, f"header claims an image of more than "
-                                              f"{2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; expected {size}x{size} "
-                                              f"({exc})" if size else str(exc)) from None
+        expected = f"{size}x{size}" if size else "a face crop"
+        raise ImageDecodeError(index, source, f"header claims a far larger image than {expected} "
+                                              f"(Pillow: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - Pillow fails on corrupt data in many ways; report them all as one
         raise ImageDecodeError(index, source, f"cannot decode image data ({type(exc).__name__}: {exc})") from None
     with im:

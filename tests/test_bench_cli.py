@@ -163,3 +163,30 @@ def test_openvino_layer_profile_tool(random_pb, tmp_path):
     bad = subprocess.run([sys.executable, str(root / "bench" / "openvino_layers.py"), "--model", str(tmp_path / "no.pb")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "no.pb" in bad.stderr
+
+
+def test_accuracy_on_msame_files_read_with_the_wrong_dtype(tmp_path, capsys):
+    """Issue 11: float16 msame files read as float32 gave 60.00% with exit 0; now an error naming the dtype."""
+    rng = np.random.default_rng(3)
+    pairs = 20
+    a = rng.standard_normal((pairs, 128))
+    same = np.arange(pairs) % 2 == 0
+    b = np.where(same[:, None], a + 0.3 * rng.standard_normal((pairs, 128)), rng.standard_normal((pairs, 128)))
+    emb = np.empty((2 * pairs, 128), np.float16)
+    emb[0::2], emb[1::2] = a, b
+    run = tmp_path / "om" / "20240101_120000"
+    run.mkdir(parents=True)
+    for i, row in enumerate(emb):
+        row.tofile(run / f"{i}_output_0.bin")
+    np.save(tmp_path / "issame.npy", same)
+    argv = ["accuracy", "--data", str(tmp_path / "om"), "--issame", str(tmp_path / "issame.npy"), "--quiet"]
+    assert bench_main(argv + ["--output-dtype", "float32", "--json", str(tmp_path / "a.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "256 bytes; as float32 that is 64 values" in err
+    assert "pass --output-dtype float16" in err and not (tmp_path / "a.json").exists()
+    assert bench_main(argv + ["--json", str(tmp_path / "a.json")]) == 0
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["accuracy"] == 1.0 and doc["embedding_size"] == 128 and doc["output_dtype"] == "float16"
+    # a size the user states
+    assert bench_main(argv + ["--embedding-size", "192"]) == 1
+    assert "the model's embedding has 192" in capsys.readouterr().err

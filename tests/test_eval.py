@@ -355,3 +355,57 @@ def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
                        "--embedding-size", "16"]) == 1
     err = capsys.readouterr().err
     assert "missing index(es): 7" in err and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- msame folders (issue 11)
+
+def _msame_run(root, rows: np.ndarray):
+    run = root / "20240101_120000"
+    run.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        row.tofile(run / f"{i}_output_0.bin")
+    return run
+
+
+def test_msame_files_read_with_the_wrong_dtype_are_an_error(tmp_path):
+    """`--output-dtype float32` on float16 files halved the element count and reported 60% with exit 0."""
+    emb, same = synthetic_embeddings(50, 3, dim=128)
+    run = _msame_run(tmp_path / "om", ev.l2_normalize(emb).astype(np.float16))
+    with pytest.raises(ValueError) as ei:
+        ev.read_msame_embeddings(tmp_path / "om", "float32", ev.MOBILEFACENET_EMBEDDING_SIZES, "--output-dtype")
+    msg = str(ei.value)
+    assert msg.startswith(f"{run}: each output file is 256 bytes; as float32 that is 64 values, but the model's "
+                          "embedding has 128 or 192")
+    assert msg.endswith("as float16 that is 128 values: pass --output-dtype float16")
+    got = ev.read_msame_embeddings(tmp_path / "om", "float16", ev.MOBILEFACENET_EMBEDDING_SIZES, "--output-dtype")
+    assert got.shape == (100, 128)
+    # 192-d float32 (the sirius weights) read as float16: 384 values, float32 fits
+    run2 = _msame_run(tmp_path / "om2", np.ones((4, 192), np.float32))
+    with pytest.raises(ValueError, match=r"768 bytes; as float16 that is 384 values.*pass --dtype float32"):
+        ev.read_msame_embeddings(run2, "float16", ev.MOBILEFACENET_EMBEDDING_SIZES, "--dtype")
+    # nothing fits
+    run3 = _msame_run(tmp_path / "om3", np.ones((4, 10), np.float16))
+    with pytest.raises(ValueError, match=r"20 bytes; as float16 that is 10 values.*in float16 or float32"):
+        ev.read_msame_embeddings(run3, "float16", ev.MOBILEFACENET_EMBEDDING_SIZES, "--dtype")
+
+
+def test_msame_nan_names_the_file(tmp_path):
+    rows = np.ones((6, 128), np.float16)
+    rows[4, 7] = np.inf
+    run = _msame_run(tmp_path / "om", rows)
+    # pymfn.msame may find it first (it checks too); either way the message starts with the file
+    with pytest.raises(ValueError, match=rf"^{run}/4_output_0.bin: .*(NaN|inf)"):
+        ev.read_msame_embeddings(tmp_path / "om", "float16", (128,), "--dtype")
+
+
+def test_eval_cli_reports_the_dtype_mismatch_in_one_line(tmp_path, capsys):
+    from pymfn.__main__ import main as pymfn_main
+
+    emb, same = synthetic_embeddings(50, 3, dim=128)
+    _msame_run(tmp_path / "om", ev.l2_normalize(emb).astype(np.float16))
+    np.save(tmp_path / "issame.npy", same)
+    argv = ["eval", "--msame-dir", str(tmp_path / "om"), "--issame", str(tmp_path / "issame.npy")]
+    assert pymfn_main(argv + ["--dtype", "float32", "--json", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --dtype float16" in err and not (tmp_path / "r.json").exists()
+    assert pymfn_main(argv) == 0

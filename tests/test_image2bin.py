@@ -203,3 +203,67 @@ def test_real_lfw_subset(lfw_bin, tmp_path):
     for i in (0, 17, 63):
         assert (out / f"{i}.bin").read_bytes() == reference_bin(bins[i])
     assert i2b.read_issame(out).tolist() == issame[:32].tolist()
+
+
+# ------------------------------------------------------------------------------ hostile folders (issue 11)
+
+def _run_image2bin(argv: list[str]):
+    import subprocess
+    import sys
+
+    # a subprocess with a timeout: the old code blocked forever reading a FIFO
+    return subprocess.run([sys.executable, "-m", "pymfn", "image2bin", *argv], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_fifo_named_like_an_image_is_an_error_not_a_read(tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "0.jpg").write_bytes(jpeg(0))
+    os.mkfifo(folder / "a.jpg")
+    r = _run_image2bin([str(folder), str(tmp_path / "out"), "-q"])
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "a.jpg: is a FIFO (named pipe), not a regular file" in r.stderr
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"a.jpg: is a FIFO"):
+        i2b.list_images(folder)
+
+
+def test_other_non_regular_entries(tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    (folder / "dir.jpg").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"dir.jpg: is a directory, not a regular file"):
+        i2b.list_images(folder)
+    os.rmdir(folder / "dir.jpg")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(FileNotFoundError, match=r"dangling.jpg: dangling symbolic link"):
+        i2b.list_images(folder)
+    (folder / "dangling.jpg").unlink()
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=r"zero.jpg: is a character device"):
+        i2b.image2bin(folder, tmp_path / "out")
+    (folder / "zero.jpg").unlink()
+    (folder / "ok.jpg").symlink_to(tmp_path / "real.jpg")  # a link to a regular file is fine
+    (tmp_path / "real.jpg").write_bytes(jpeg(3))
+    assert i2b.list_images(folder) == [folder / "ok.jpg"]
+
+
+def test_folder_image_with_a_bomb_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    b = bytearray(jpeg(1))
+    sof = b.index(b"\xff\xc0")
+    struct.pack_into(">HH", b, sof + 5, 10000, 10000)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "0.jpg").write_bytes(jpeg(0))
+    (folder / "1.jpg").write_bytes(bytes(b))
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load",
+                        lambda self, *a: real(self, *a) if self.size == (112, 112) else pytest.fail("decoded a bomb"))
+    with pytest.raises(ImageDecodeError, match=r"image 1 of .*imgs/1.jpg: is 10000x10000; expected 112x112"):
+        i2b.image2bin(folder, tmp_path / "out")

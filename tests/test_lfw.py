@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import struct
 import time
 
@@ -236,3 +237,116 @@ def test_real_lfw_decodes_fast(lfw_bin):
         assert np.array_equal(images[i], pil_decode(bins[i]))
     print(f"decoded 12000 LFW images in {dt:.2f} s")
     lfw.clear_cache()
+
+
+# ------------------------------------------------------------------------------ hostile inputs (issue 11)
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A valid 112x112 JPEG whose SOF header claims another size (what a decompression bomb looks like)."""
+    b = bytearray(jpeg(1))
+    sof = b.index(b"\xff\xc0")
+    struct.pack_into(">HH", b, sof + 5, height, width)
+    return bytes(b)
+
+
+@pytest.fixture()
+def no_pixel_decoding(monkeypatch):
+    """Fail if Pillow decodes the pixels of an image that is not 112x112: the size check must use the header."""
+    from PIL import ImageFile
+
+    real = ImageFile.ImageFile.load
+
+    def load_only_faces(self, *a, **k):
+        if self.size != (112, 112):
+            raise AssertionError(f"pixels of a {self.size} image were decoded")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load_only_faces)
+
+
+def test_oversized_header_rejected_before_decoding(tmp_path, small, no_pixel_decoding):
+    """A 20000x20000 header gave a raw DecompressionBombError; 10000x10000 was decoded (1 GB RSS) before the
+    112x112 check. Both must be named errors found from the header."""
+    bins, issame = small
+    for side, fragment in ((10000, "is 10000x10000; expected 112x112"),
+                           (20000, "header claims a far larger image than 112x112")):
+        broken = list(bins)
+        broken[3] = jpeg_claiming(side, side)
+        p = write_bin(tmp_path / f"bomb{side}.bin", broken, issame.tolist())
+        with pytest.raises(lfw.ImageDecodeError, match=rf"image 3 of .*bomb{side}.bin: {fragment}") as ei:
+            lfw.load_lfw(p, cache=False)
+        assert ei.value.index == 3
+
+
+def test_no_decompression_bomb_warning_reaches_the_user(small, recwarn):
+    with pytest.raises(lfw.ImageDecodeError):
+        lfw.decode_images([jpeg_claiming(10000, 10000)] * 3)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+# Pickles that are valid opcodes but ask the loader for far more memory than the file holds. The old loader
+# (C unpickler, builtins passed through) allocated: bytearray(2**34) is 16 GB of zeroed memory, and a memo
+# index of 2**28 made the C unpickler write a 4 GB table.
+HOSTILE_PICKLES = {
+    "bytearray_of_a_size": (b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x40\x85R.",
+                            "bytearray() with arguments an lfw.bin pickle never has"),
+    "bytes_of_a_size": (b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.",
+                        "bytes() with arguments an lfw.bin pickle never has"),
+    "huge_memo_index": (b"\x80\x02K\x01r\x00\x00\x00\x10.", "pickle holds int"),
+    "binbytes8_claims_a_terabyte": (b"\x80\x04\x8e" + struct.pack("<Q", 1 << 40) + b"abc", "not a valid lfw.bin pickle"),
+    "ndarray_called_directly": (b"\x80\x02cnumpy\nndarray\nJ\x00\x00\x00\x40\x85\x85R.",
+                                "calls numpy.ndarray directly"),
+    "reconstruct_huge_shape": (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+                               b"J\x00\x00\x00\x40\x85C\x01b\x87R.", "more than the"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_PICKLES))
+def test_hostile_pickles_are_refused_without_allocating(tmp_path, name):
+    import tracemalloc
+
+    data, fragment = HOSTILE_PICKLES[name]
+    p = tmp_path / f"{name}.bin"
+    p.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(lfw.LfwFormatError, match=rf"{name}.bin: .*{re.escape(fragment)}"):
+            lfw.read_lfw_bin(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_structures_that_expand_are_refused(tmp_path, small):
+    bins, issame = small
+    # issame as a list of lists: np.asarray would build a [k, k] matrix from a k-sized pickle
+    row = [True] * 3
+    write_bin(tmp_path / "nested.bin", bins[:6], [row, row, row])
+    with pytest.raises(lfw.LfwFormatError, match=r"nested.bin: issame: label 0 is \[True, True, True\]"):
+        lfw.read_lfw_bin(tmp_path / "nested.bin")
+    # the same bytearray referenced 8 times: 8x the file's size once converted
+    big = bytearray(jpeg(0) * 20)
+    write_bin(tmp_path / "repeat.bin", [big] * 8, issame.tolist())
+    with pytest.raises(lfw.LfwFormatError, match=r"repeat.bin: bins describe \d+ bytes of images but the file is"):
+        lfw.read_lfw_bin(tmp_path / "repeat.bin")
+    # a 0-d array as bins
+    write_bin(tmp_path / "scalar.bin", np.array(b"x"), issame.tolist(), 2)
+    with pytest.raises(lfw.LfwFormatError, match=r"scalar.bin: bins is ndarray"):
+        lfw.read_lfw_bin(tmp_path / "scalar.bin")
+
+
+def test_protocol5_numpy_arrays_still_load(tmp_path, small):
+    bins, issame = small
+    items = [np.frombuffer(b, np.uint8) for b in bins]
+    p = write_bin(tmp_path / "p5.bin", items, np.asarray(issame), 5)
+    got, same = lfw.read_lfw_bin(p)
+    assert got == bins and same.tolist() == issame.tolist()
+
+
+def test_fifo_and_device_are_not_read(tmp_path):
+    os.mkfifo(tmp_path / "fifo.bin")
+    with pytest.raises(lfw.LfwFormatError, match=r"fifo.bin: is a FIFO \(named pipe\), not a regular file"):
+        lfw.read_lfw_bin(tmp_path / "fifo.bin")
+    with pytest.raises(lfw.LfwFormatError, match=r"/dev/zero: is a character device"):
+        lfw.read_lfw_bin("/dev/zero")

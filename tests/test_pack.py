@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,42 @@ def test_cli_via_dispatcher(tmp_path):
                         str(tmp_path / "x.pack"), "--shape", "2,2,3", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert pack.read_header(tmp_path / "x.pack").count == 2
+
+
+# ---------------------------------------------------------------- hostile folders (issue 11)
+
+def test_non_regular_entries_are_errors_not_reads_or_skips(tmp_path):
+    """A FIFO named 0.bin or x.jpg must not block pack (bins) nor be silently skipped (images)."""
+    _bins(tmp_path / "bins", 2)
+    os.mkfifo(tmp_path / "bins" / "2.bin")
+    with pytest.raises(ValueError, match=r"2.bin: is a FIFO \(named pipe\), not a regular file"):
+        pack.pack_folder(tmp_path / "bins", tmp_path / "x.pack", sample_shape=(2, 2, 3), progress=False)
+    img = tmp_path / "img"
+    _png(img / "a.png", np.zeros((4, 5, 3), np.uint8))
+    os.mkfifo(img / "b.png")
+    with pytest.raises(ValueError, match=r"b.png: is a FIFO"):  # before: skipped, one sample silently missing
+        pack.pack_folder(img, tmp_path / "x.pack", sample_shape=(4, 5, 3), progress=False)
+    assert not (tmp_path / "x.pack").exists()
+
+
+def test_image_size_checked_from_the_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    img = tmp_path / "img"
+    _png(img / "a.png", np.zeros((4, 5, 3), np.uint8))
+    raw = bytearray((img / "a.png").read_bytes())
+
+    def claim(width: int, height: int) -> bytes:  # rewrite the PNG IHDR size, with its CRC
+        struct.pack_into(">II", raw, 16, width, height)
+        struct.pack_into(">I", raw, 29, zlib.crc32(bytes(raw[12:29])))
+        return bytes(raw)
+
+    (img / "b.png").write_bytes(claim(30000, 30000))  # a 900-megapixel claim
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load",
+                        lambda self, *a: real(self, *a) if self.size == (5, 4) else pytest.fail("decoded a bomb"))
+    with pytest.raises(ValueError, match=r"b.png: header claims a far larger image than 5x4"):
+        pack.pack_folder(img, tmp_path / "x.pack", sample_shape=(4, 5, 3), progress=False)
+    (img / "b.png").write_bytes(claim(6000, 6000))
+    with pytest.raises(ValueError, match=r"b.png: image is 6000x6000 \(WxH\) but the sample shape is \(4, 5, 3\)"):
+        pack.pack_folder(img, tmp_path / "x.pack", sample_shape=(4, 5, 3), progress=False)
