@@ -64,7 +64,8 @@ class InputFolder:
 
     @property
     def non_bin(self) -> list[str]:
-        return [e for e in self.entries if e not in set(self.bins)]
+        bins = set(self.bins)
+        return [e for e in self.entries if e not in bins]
 
 
 def scan_inputs(folder: Path) -> InputFolder:
