@@ -15,7 +15,8 @@ therefore, unless debugging is on:
   imported. If that import fails, everything captured is written to stderr after all, so nothing that
   explains a broken installation is lost.
 
-With ``--debug`` / ``PYMFN_DEBUG=1`` nothing is hidden.
+With ``--debug`` / ``PYMFN_DEBUG=1`` nothing is hidden. ``native_stderr_hidden()`` does the same for
+one native call that is known to log parse noise of its own (OpenVINO reading a damaged .pb).
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
+import contextlib
 import os
 import sys
 import tempfile
 from types import ModuleType
+from typing import Iterator
 
 _NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx")
 
@@ -91,3 +94,29 @@ def quiet_third_party_logs(debug: bool = False) -> None:
         return
     if not any(isinstance(f, _SilentImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _SilentImport("tensorflow"))
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Point fd 2 at a temp file for the duration of a native call that logs parse noise itself.
+
+    OpenVINO's TensorFlow frontend, handed a file that is not a binary GraphDef, retries it as text and
+    logs each protobuf parse error straight to fd 2 before raising; the exception already says what is
+    wrong. The captured text is dropped, or replayed to stderr when debugging is on (PYMFN_DEBUG).
+    """
+    from pymfn._cli import debug_enabled
+
+    if debug_enabled():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)

@@ -32,6 +32,7 @@ from typing import Sequence
 from pymfn import om as omlib
 from pymfn._atomic import atomic_write
 from pymfn._cli import check_output_path, run_command
+from pymfn._quiet import native_stderr_hidden
 
 PRECISION_MODES = ("force_fp16", "allow_mix_precision", "allow_fp32_to_fp16", "must_keep_origin_dtype")
 IMPL_MODES = ("high_precision", "high_performance")
@@ -218,7 +219,8 @@ def _ov_convert(pb: Path, input_name: str, shape: list[int] | None):
     if not pb.is_file():
         raise ConvertError(f"{pb}: frozen .pb not found")
     try:
-        model = ov.convert_model(str(pb))
+        with native_stderr_hidden():
+            model = ov.convert_model(str(pb))
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
         raise ConvertError(f"{pb}: OpenVINO could not convert the frozen graph ({type(e).__name__}: {e})") from e
     wanted = {input_name, input_name + ":0"}

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
-from pymfn import model as mfn
 from pymfn._atomic import atomic_dir, atomic_write
+from pymfn._lazy import lazy_module
+
+# Imported on first use: `pymfn freeze` rejects bad arguments before TensorFlow's seconds-long import.
+tf = lazy_module("tensorflow.compat.v1")
+mfn = lazy_module("pymfn.model")
 from pymfn._cli import CommandError, check_output_path, run_command
 
 DEFAULT_INPUT = "Placeholder"
@@ -61,8 +64,10 @@ def _checkpoint_shapes(prefix: str) -> dict[str, list[int]]:
                               f"{str(e).splitlines()[0] if str(e) else ''})") from e
 
 
-def infer_embedding_size(ckpt: str | Path, scope: str = mfn.DEFAULT_SCOPE) -> int:
-    """Embedding size recorded next to the checkpoint, else read from the embedding layer's shape."""
+def infer_embedding_size(ckpt: str | Path, scope: str | None = None) -> int:
+    """Embedding size recorded next to the checkpoint, else read from the embedding layer's shape
+    (``scope`` defaults to the model's)."""
+    scope = scope or mfn.DEFAULT_SCOPE
     ckpt_dir, prefix = resolve_checkpoint(ckpt)
     info = mfn.read_model_info(ckpt_dir)
     shapes = _checkpoint_shapes(prefix)

@@ -410,23 +410,29 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     (default: ``pymfn.model.mobilefacenet``); it must put its L2 losses in REGULARIZATION_LOSSES and its
     BN updates in UPDATE_OPS.
     """
-    import tensorflow.compat.v1 as tf
     from tqdm import tqdm
 
     from pymfn import data as pdata
-    from pymfn.losses import arcface
 
+    # Cheap checks first, before TensorFlow's import: a wrong path is reported in a fraction of a second.
     _validate(cfg)
     try:  # before the data is opened and LFW decoded, not after the first hour of training
         check_output_dir(cfg.ckpt_dir, "--ckpt-dir")
     except CommandError as exc:
         raise TrainError(str(exc)) from None
-    session_config = _session_config(cfg)  # first: --device npu without npu_bridge fails before any work
-    model_fn = model_fn or _default_model_fn()
+    # --device npu without npu_bridge fails before any work
+    session_config = _session_config(cfg) if cfg.device == "npu" else None
     try:
         source = pdata.open_source(cfg.data)
     except pdata.DataError as exc:
         raise TrainError(f"--data: {exc}") from None
+
+    import tensorflow.compat.v1 as tf
+
+    from pymfn.losses import arcface
+
+    session_config = session_config or _session_config(cfg)
+    model_fn = model_fn or _default_model_fn()
     if source.image_size != 112:
         raise TrainError(f"--data: images are {source.image_size}px; MobileFaceNet needs 112x112")
     ckpt_dir = Path(cfg.ckpt_dir)

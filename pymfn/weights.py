@@ -29,11 +29,14 @@ from typing import Sequence
 
 import numpy as np
 
-from pymfn import model as mfn
 from pymfn._atomic import atomic_dir
 from pymfn._cli import CommandError, check_output_dir, run_command
+from pymfn._lazy import lazy_module
+
+mfn = lazy_module("pymfn.model")  # imports TensorFlow: only when weights are really imported
 
 CHECKPOINT_PREFIX = "model.ckpt"
+MODEL_INFO_FILE = "pymfn_model.json"  # pymfn.model.MODEL_INFO_FILE, without importing TensorFlow
 
 
 class WeightsFormatError(ValueError):
@@ -249,8 +252,9 @@ def source_embedding_size(layers: dict[str, SourceLayer]) -> int:
     return int(layers["Logits/LinearConv1x1"].kernel.shape[-1])
 
 
-def map_to_pymfn(layers: dict[str, SourceLayer], scope: str = mfn.DEFAULT_SCOPE) -> dict[str, np.ndarray]:
-    """Variable name -> value for every variable of :func:`pymfn.model.mobilefacenet`."""
+def map_to_pymfn(layers: dict[str, SourceLayer], scope: str | None = None) -> dict[str, np.ndarray]:
+    """Variable name -> value for every variable of :func:`pymfn.model.mobilefacenet` (default scope)."""
+    scope = scope or mfn.DEFAULT_SCOPE
     eps = np.float32(mfn.BN_EPSILON)
     out: dict[str, np.ndarray] = {}
 
@@ -400,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.embedding_size is not None and args.embedding_size < 1:
         raise CommandError(f"--embedding-size must be >= 1, got {args.embedding_size}")
-    check_output_dir(args.out, "--out", marker=mfn.MODEL_INFO_FILE)
+    check_output_dir(args.out, "--out", marker=MODEL_INFO_FILE)
     out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
     info = mfn.read_model_info(out) or {}
     print(f"wrote {out} ({info.get('source_format')}, embedding size {info.get('embedding_size')}"
