@@ -13,6 +13,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+# Shared libraries the CMake build writes beside _core (regular installs ship them from build_lib).
+NATIVE_LIBRARIES = ("libascendcl.so*", "libacl_cblas.so*", "libacl_dvpp.so*")
 
 
 class CMakeExtension(Extension):
@@ -40,12 +42,14 @@ class CMakeBuild(build_ext):
 
     def copy_extensions_to_source(self) -> None:
         # Editable installs (and build_ext --inplace) copy only the extension module back into the source
-        # tree; the ACL emulator library built beside it must travel with it (the engine looks next to _core).
+        # tree; the ACL emulator library and its acl_cblas/acl_dvpp stand-ins built beside it must travel with
+        # it (the engine and `acl-config --libdir` look next to _core).
         super().copy_extensions_to_source()
         for ext in self.extensions:
             built_dir = Path(self.build_lib).resolve() / Path(*ext.name.split(".")[:-1])
-            for lib in built_dir.glob("libascendcl.so*"):
-                shutil.copy2(lib, ROOT / "pymfn" / lib.name)
+            for pattern in NATIVE_LIBRARIES:
+                for lib in built_dir.glob(pattern):
+                    shutil.copy2(lib, ROOT / "pymfn" / lib.name)
 
 
 setup(ext_modules=[CMakeExtension("pymfn._core")], cmdclass={"build_ext": CMakeBuild})

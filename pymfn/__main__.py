@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("pymfn.eval", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
     "msame": ("pymfn.msame", "read msame output folders, parse msame logs, run msame"),
     "pack": ("pymfn.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+    "acl-config": ("pymfn.acl_config", "compiler/linker flags to build an AscendCL program against the ACL emulator"),
 }
 
 

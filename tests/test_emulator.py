@@ -43,7 +43,8 @@ class Batch(C.Structure):
 
 class Counts(C.Structure):
     _fields_ = [(n, C.c_uint64) for n in ("device_allocs", "host_allocs", "device_bytes", "host_bytes", "datasets",
-                                         "data_buffers", "descs", "models", "contexts", "streams", "executes")]
+                                         "data_buffers", "descs", "models", "contexts", "streams", "executes",
+                                         "events", "tensor_descs")]
 
 
 def bind(path: str) -> C.CDLL:
@@ -830,11 +831,11 @@ def test_one_model_id_on_two_threads_is_caught(emu, models):
 
 
 CLIENT_CPP = r"""
-// A minimal msame-like ACL client: links against libascendcl.so through csrc/acl/acl_api.h only.
+// A minimal msame-like ACL client: CANN's include layout, links against libascendcl.so only.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-#include "acl/acl_api.h"
+#include "acl/acl.h"
 
 #define CHECK(call) do { aclError rc_ = (call); if (rc_ != ACL_SUCCESS) { \
   std::fprintf(stderr, "%s -> %d: %s\n", #call, rc_, aclGetRecentErrMsg()); return 1; } } while (0)
@@ -879,7 +880,9 @@ int main(int argc, char** argv) {
 
 
 def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
-    """An ACL client program compiled against acl_api.h and linked with -lascendcl runs on the emulator."""
+    """An ACL client compiled against pymfn's acl/acl.h and linked with -lascendcl runs on the emulator with no
+    LD_LIBRARY_PATH: the emulator finds OpenVINO through its own run path (it used to name pip's deleted build
+    folder, so clients needed the openvino libs folder set by hand)."""
     import shutil
 
     cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
@@ -888,18 +891,13 @@ def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
     src = tmp_path / "client.cpp"
     src.write_text(CLIENT_CPP)
     exe = tmp_path / "client"
-    # The emulator runs models through OpenVINO: a client finds libopenvino in the openvino wheel's libs folder
-    # (the build-time RPATH may point into pip's deleted build environment).
-    import openvino
-
-    ov_libs = Path(openvino.__file__).parent / "libs"
-    proc = subprocess.run([cxx, "-std=c++17", "-O0", f"-I{ROOT / 'csrc'}", str(src), "-o", str(exe), f"-L{emu.parent}",
-                           "-lascendcl", f"-Wl,-rpath,{emu.parent}", f"-Wl,-rpath-link,{ov_libs}", f"-Wl,-rpath,{ov_libs}"],
-                          capture_output=True, text=True, timeout=120)
+    cflags = subprocess.run([sys.executable, "-m", "pymfn", "acl-config", "--cflags"], capture_output=True, text=True,
+                            env=dict(os.environ, PYMFN_CORE_DIR=str(emu.parent)), timeout=120)
+    assert cflags.returncode == 0, cflags.stderr
+    proc = subprocess.run([cxx, "-std=c++17", "-O0", *cflags.stdout.split(), str(src), "-o", str(exe), f"-L{emu.parent}",
+                           "-lascendcl", f"-Wl,-rpath,{emu.parent}"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMFN_ACL_EMU_")}
-    # the client's RUNPATH does not cover libascendcl.so's own dependency on libopenvino: name the folder
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(ov_libs), env.get("LD_LIBRARY_PATH", "")]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMFN_ACL_EMU_") and k != "LD_LIBRARY_PATH"}
     p = subprocess.run([str(exe), models["f32"], models["bin"]], capture_output=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr.decode()
     out = np.frombuffer(p.stdout, np.float16).astype(np.float32)

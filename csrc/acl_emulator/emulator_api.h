@@ -37,6 +37,8 @@ typedef struct pymfnEmuCounts {
   uint64_t contexts;        // aclrtCreateContext without aclrtDestroyContext
   uint64_t streams;         // aclrtCreateStream without aclrtDestroyStream
   uint64_t executes;        // successful aclmdlExecute/ExecuteAsync runs since aclInit (not a leak)
+  uint64_t events;          // aclrtCreateEvent without aclrtDestroyEvent
+  uint64_t tensor_descs;    // aclCreateTensorDesc / aclmdlCreateAndGetOpDesc arrays not aclDestroyTensorDesc'd
 } pymfnEmuCounts;
 
 // Fills *out with the live counts (works before aclInit and after aclFinalize, where it returns the

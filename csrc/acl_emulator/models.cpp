@@ -1,0 +1,345 @@
+// ACL emulator, models: om files and their emulator payload, load / query size / unload.
+//
+// ================================================================ CONTRACT (models and om payloads)
+// * An emulator .om is a genuine 256-byte om header (csrc/acl/om_header.h) followed by pymfn's payload:
+//   a meta text (inputs, outputs, precision, dynamic batch list) and an OpenVINO IR (xml + weights).
+// * aclmdlLoadFromFile / LoadFromMem / LoadFromFileWithMem / LoadFromMemWithMem: unreadable file (missing,
+//   a directory) -> 100014; NULL path / model / modelId, or a 0-byte memory model -> 100000; file shorter
+//   than 256 bytes, wrong magic ("IMOD") or headsize != 256 -> 100003; a valid om header whose payload is not
+//   a pymfn emulator payload (a real Ascend om), a malformed payload, or an IR OpenVINO cannot read/compile
+//   -> 100013. Loading needs a current context (107002); the model belongs to that context.
+// * aclmdlQuerySize / QuerySizeFromMem report the payload sizes (weights = IR weights, work = IR xml + meta);
+//   the *WithMem loads check that a non-NULL workPtr / weightPtr is device memory of at least that size
+//   (100000) and otherwise load like their plain counterparts (the emulator keeps its working memory on the
+//   host).
+// * aclmdlUnload: unknown model id -> 100011 (also for every other call taking a model id); from another
+//   context than the one it was loaded in -> 107004; while it executes or has queued async work -> 500001.
+// * Dynamic batch (an om whose dims start with -1 and whose meta lists dynamic_batch sizes): like ATC, the
+//   model gets one extra LAST input named "ascend_mbatch_shape_data", dtype ACL_INT64, dims [1], 8 bytes;
+//   buffers are sized for the largest batch. See model_desc.cpp (setting the batch) and execute.cpp.
+// ================================================================
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "acl_emulator/state.h"
+
+namespace om = pymfn::om;
+
+namespace pymfn_emu {
+
+// Element conversions between the om's dtypes and the IR's (execute.cpp).
+ov::element::Type ov_type_of(aclDataType t);
+bool convertible(ov::element::Type from, ov::element::Type to);
+
+aclError find_model(const char* fn, uint32_t id, std::shared_ptr<Model>* m) {
+  auto it = g.models.find(id);
+  if (it == g.models.end()) return fail(ACL_ERROR_INVALID_MODEL_ID, fn, "no loaded model has id " + std::to_string(id));
+  *m = it->second;
+  return ACL_SUCCESS;
+}
+
+namespace {
+
+aclDataType dtype_of(const std::string& s) {
+  if (s == "float32") return ACL_FLOAT;
+  if (s == "float16") return ACL_FLOAT16;
+  if (s == "uint8") return ACL_UINT8;
+  if (s == "int32") return ACL_INT32;
+  if (s == "int64") return ACL_INT64;
+  return ACL_DT_UNDEFINED;
+}
+
+aclFormat format_of(const std::string& s) {
+  if (s == "NHWC") return ACL_FORMAT_NHWC;
+  if (s == "NCHW") return ACL_FORMAT_NCHW;
+  return ACL_FORMAT_ND;
+}
+
+// Parses the payload's meta into the model's I/O table (including the mbatch input of dynamic models).
+aclError describe_io(const char* fn, Model* m) {
+  const auto& meta = m->meta;
+  const bool dynamic = !meta.dynamic_batch.empty();
+  if (dynamic) m->max_batch = *std::max_element(meta.dynamic_batch.begin(), meta.dynamic_batch.end());
+  auto make_io = [&](const om::EmulatorTensor& t, IoInfo* io) -> bool {
+    io->name = t.name;
+    io->dtype = dtype_of(t.dtype);
+    io->format = format_of(t.format);
+    io->dims = t.dims;
+    size_t row = dtype_size(io->dtype);
+    for (size_t i = 1; i < t.dims.size(); ++i) row *= static_cast<size_t>(t.dims[i]);
+    const size_t rows = dynamic ? m->max_batch : static_cast<size_t>(t.dims[0]);
+    io->row_bytes = row;
+    io->size = row * rows;
+    return io->size > 0;
+  };
+  for (const auto& t : meta.inputs) {
+    IoInfo io;
+    if (!make_io(t, &io)) return fail(ACL_ERROR_PARSE_MODEL, fn, m->source + ": input '" + t.name + "' has no bytes");
+    m->inputs.push_back(io);
+  }
+  for (const auto& t : meta.outputs) {
+    IoInfo io;
+    if (!make_io(t, &io)) return fail(ACL_ERROR_PARSE_MODEL, fn, m->source + ": output '" + t.name + "' has no bytes");
+    m->outputs.push_back(io);
+  }
+  if (dynamic) {
+    IoInfo mb;
+    mb.name = kMbatchName;
+    mb.dtype = ACL_INT64;
+    mb.format = ACL_FORMAT_ND;
+    mb.dims = {1};
+    mb.size = 8;
+    mb.row_bytes = 8;
+    m->mbatch_index = m->inputs.size();
+    m->inputs.push_back(mb);
+  }
+  return ACL_SUCCESS;
+}
+
+// OpenVINO config for the payload's precision: "f16" stands for ATC's fp16 modes.
+ov::AnyMap compile_config(Model* m) {
+  ov::AnyMap config;
+  config[ov::hint::performance_mode.name()] = ov::hint::PerformanceMode::LATENCY;
+  if (m->meta.precision != "f16") {
+    config[ov::hint::inference_precision.name()] = ov::element::f32;
+    m->ov_precision = "f32";
+    return config;
+  }
+  m->round_inputs_f16 = true;
+  const auto caps = core().get_property("CPU", ov::device::capabilities);
+  auto has = [&](const char* c) { return std::find(caps.begin(), caps.end(), c) != caps.end(); };
+  if (has("FP16")) {
+    config[ov::hint::inference_precision.name()] = ov::element::f16;
+    m->ov_precision = "f16";
+  } else if (has("BF16")) {
+    config[ov::hint::inference_precision.name()] = ov::element::bf16;
+    m->ov_precision = "bf16";
+  } else {
+    config[ov::hint::inference_precision.name()] = ov::element::f32;
+    m->ov_precision = "f32 (fp16-rounded inputs, fp16 weights; CPU has no f16/bf16)";
+  }
+  return config;
+}
+
+// Reads and compiles the payload IR, checking its ports against the meta.
+aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* m) {
+  const auto& meta = m->meta;
+  const std::string& source = m->source;
+  try {
+    const std::string xml(reinterpret_cast<const char*>(view.xml), view.xml_len);
+    ov::Tensor weights(ov::element::u8, ov::Shape{view.weights_len}, const_cast<uint8_t*>(view.weights));
+    auto model = core().read_model(xml, weights);
+    const size_t n_in = meta.inputs.size(), n_out = meta.outputs.size();
+    if (model->inputs().size() != n_in || model->outputs().size() != n_out)
+      return fail(ACL_ERROR_PARSE_MODEL, fn,
+                  source + ": the IR has " + std::to_string(model->inputs().size()) + " inputs / " +
+                      std::to_string(model->outputs().size()) + " outputs but the meta declares " +
+                      std::to_string(n_in) + " / " + std::to_string(n_out));
+    const ov::AnyMap config = compile_config(m);
+    for (size_t i = 0; i < n_in; ++i) {
+      const auto t = model->inputs()[i].get_element_type();
+      if (!convertible(ov_type_of(m->inputs[i].dtype), t))
+        return fail(ACL_ERROR_PARSE_MODEL, fn, source + ": input '" + m->inputs[i].name + "' om dtype cannot feed IR type " +
+                                                   t.get_type_name());
+      m->ir_in_types.push_back(t);
+    }
+    for (size_t i = 0; i < n_out; ++i) {
+      const auto t = model->outputs()[i].get_element_type();
+      if (!convertible(t, ov_type_of(m->outputs[i].dtype)))
+        return fail(ACL_ERROR_PARSE_MODEL, fn, source + ": output '" + m->outputs[i].name + "' IR type " +
+                                                   t.get_type_name() + " cannot become the om dtype");
+      m->ir_out_types.push_back(t);
+    }
+    m->compiled = core().compile_model(model, "CPU", config);
+    m->request = m->compiled.create_infer_request();
+    m->scratch.resize(n_in);
+  } catch (const std::exception& e) {
+    return fail(ACL_ERROR_PARSE_MODEL, fn, source + ": OpenVINO could not read/compile the payload IR: " + e.what());
+  }
+  return ACL_SUCCESS;
+}
+
+// Builds a model from a whole om image (no lock held: compiling takes a while).
+aclError build_model(const char* fn, std::vector<uint8_t> image, const std::string& source, std::shared_ptr<Model>* out) {
+  auto m = std::make_shared<Model>();
+  m->source = source;
+  m->image = std::move(image);
+  om::EmulatorPayloadView view;
+  std::string err;
+  int code = 0;
+  if (!om::split_emulator_om(m->image.data(), m->image.size(), &view, &err, &code))
+    return fail(code == 1 ? ACL_ERROR_INVALID_FILE : ACL_ERROR_PARSE_MODEL, fn, source + ": " + err);
+  if (!om::parse_emulator_meta(view.meta_text, &m->meta, &err))
+    return fail(ACL_ERROR_PARSE_MODEL, fn, source + ": emulator meta: " + err);
+  m->om_name = view.header.name;
+  EMU_CHECK(describe_io(fn, m.get()));
+  EMU_CHECK(compile_ir(fn, view, m.get()));
+  *out = std::move(m);
+  return ACL_SUCCESS;
+}
+
+aclError read_file(const char* fn, const char* path, std::vector<uint8_t>* out) {
+  if (!path) return fail(ACL_ERROR_INVALID_PARAM, fn, "model path is NULL");
+  struct stat st {};
+  if (::stat(path, &st) != 0)
+    return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": cannot open (" + std::strerror(errno) + ")");
+  if (!S_ISREG(st.st_mode)) return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": not a regular file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": cannot open (" + std::strerror(errno) + ")");
+  try {
+    out->resize(static_cast<size_t>(st.st_size));
+  } catch (const std::bad_alloc&) {
+    return fail(ACL_ERROR_BAD_ALLOC, fn, std::string(path) + ": cannot hold " + std::to_string(st.st_size) + " bytes");
+  }
+  if (st.st_size > 0 && !f.read(reinterpret_cast<char*>(out->data()), st.st_size))
+    return fail(ACL_ERROR_READ_MODEL_FAILURE, fn, std::string(path) + ": read failed");
+  return ACL_SUCCESS;
+}
+
+aclError copy_image(const char* fn, const void* model, size_t size, std::vector<uint8_t>* out) {
+  if (!model) return fail(ACL_ERROR_INVALID_PARAM, fn, "model pointer is NULL");
+  if (size == 0) return fail(ACL_ERROR_INVALID_PARAM, fn, "modelSize is 0");
+  const auto* p = static_cast<const uint8_t*>(model);
+  try {
+    out->assign(p, p + size);
+  } catch (const std::bad_alloc&) {
+    return fail(ACL_ERROR_BAD_ALLOC, fn, "cannot copy " + std::to_string(size) + " bytes");
+  }
+  return ACL_SUCCESS;
+}
+
+aclError load_image(const char* fn, std::vector<uint8_t> image, const std::string& source, uint32_t* id) {
+  if (!id) return fail(ACL_ERROR_INVALID_PARAM, fn, "modelId is NULL");
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    EMU_CHECK(need_init(fn));
+    EMU_CHECK(need_ctx(fn));
+  }
+  std::shared_ptr<Model> m;
+  EMU_CHECK(build_model(fn, std::move(image), source, &m));  // compile outside the registry lock
+  std::lock_guard<std::mutex> lk(g_mu);
+  EMU_CHECK(need_init(fn));
+  EMU_CHECK(need_ctx(fn));  // the context may have gone while the model compiled
+  m->ctx = t_ctx;
+  m->id = g.next_model_id++;
+  g.models[m->id] = m;
+  *id = m->id;
+  return ACL_SUCCESS;
+}
+
+// Payload sizes of an om image (the emulator's stand-in for the NPU's work and weight memory).
+aclError query_sizes(const char* fn, const std::vector<uint8_t>& image, const std::string& source, size_t* work,
+                     size_t* weight) {
+  om::EmulatorPayloadView v;
+  std::string err;
+  int code = 0;
+  if (!om::split_emulator_om(image.data(), image.size(), &v, &err, &code))
+    return fail(code == 1 ? ACL_ERROR_INVALID_FILE : ACL_ERROR_PARSE_MODEL, fn, source + ": " + err);
+  *weight = v.weights_len;
+  *work = v.xml_len + v.meta_text.size();
+  return ACL_SUCCESS;
+}
+
+// The *WithMem loads: caller-provided work/weight memory must be device memory that is large enough.
+aclError check_model_memory(const char* fn, void* workPtr, size_t workSize, size_t need_work, void* weightPtr,
+                            size_t weightSize, size_t need_weight) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  bool ov = false;
+  if (workPtr && (workSize < need_work || locate(workPtr, workSize, &ov) != Where::kDevice || ov))
+    return fail(ACL_ERROR_INVALID_PARAM, fn, "workPtr must be device memory of at least " + std::to_string(need_work) + " bytes");
+  if (weightPtr && (weightSize < need_weight || locate(weightPtr, weightSize, &ov) != Where::kDevice || ov))
+    return fail(ACL_ERROR_INVALID_PARAM, fn, "weightPtr must be device memory of at least " + std::to_string(need_weight) + " bytes");
+  return ACL_SUCCESS;
+}
+
+aclError init_checked(const char* fn) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return need_init(fn);
+}
+
+}  // namespace
+}  // namespace pymfn_emu
+
+using namespace pymfn_emu;
+
+extern "C" {
+
+aclError aclmdlLoadFromFile(const char* modelPath, uint32_t* modelId) {
+  const char* fn = "aclmdlLoadFromFile";
+  EMU_CHECK(init_checked(fn));
+  std::vector<uint8_t> image;
+  EMU_CHECK(read_file(fn, modelPath, &image));
+  return load_image(fn, std::move(image), modelPath, modelId);
+}
+
+aclError aclmdlLoadFromMem(const void* model, size_t modelSize, uint32_t* modelId) {
+  const char* fn = "aclmdlLoadFromMem";
+  EMU_CHECK(init_checked(fn));
+  std::vector<uint8_t> image;
+  EMU_CHECK(copy_image(fn, model, modelSize, &image));
+  return load_image(fn, std::move(image), "<memory>", modelId);
+}
+
+aclError aclmdlQuerySize(const char* fileName, size_t* workSize, size_t* weightSize) {
+  const char* fn = "aclmdlQuerySize";
+  EMU_CHECK(init_checked(fn));
+  if (!workSize || !weightSize) return fail(ACL_ERROR_INVALID_PARAM, fn, "output pointer is NULL");
+  std::vector<uint8_t> image;
+  EMU_CHECK(read_file(fn, fileName, &image));
+  return query_sizes(fn, image, fileName, workSize, weightSize);
+}
+
+aclError aclmdlQuerySizeFromMem(const void* model, size_t modelSize, size_t* workSize, size_t* weightSize) {
+  const char* fn = "aclmdlQuerySizeFromMem";
+  EMU_CHECK(init_checked(fn));
+  if (!workSize || !weightSize) return fail(ACL_ERROR_INVALID_PARAM, fn, "output pointer is NULL");
+  std::vector<uint8_t> image;
+  EMU_CHECK(copy_image(fn, model, modelSize, &image));
+  return query_sizes(fn, image, "<memory>", workSize, weightSize);
+}
+
+aclError aclmdlLoadFromFileWithMem(const char* modelPath, uint32_t* modelId, void* workPtr, size_t workSize,
+                                   void* weightPtr, size_t weightSize) {
+  const char* fn = "aclmdlLoadFromFileWithMem";
+  EMU_CHECK(init_checked(fn));
+  std::vector<uint8_t> image;
+  EMU_CHECK(read_file(fn, modelPath, &image));
+  size_t need_work = 0, need_weight = 0;
+  EMU_CHECK(query_sizes(fn, image, modelPath, &need_work, &need_weight));
+  EMU_CHECK(check_model_memory(fn, workPtr, workSize, need_work, weightPtr, weightSize, need_weight));
+  return load_image(fn, std::move(image), modelPath, modelId);
+}
+
+aclError aclmdlLoadFromMemWithMem(const void* model, size_t modelSize, uint32_t* modelId, void* workPtr,
+                                  size_t workSize, void* weightPtr, size_t weightSize) {
+  const char* fn = "aclmdlLoadFromMemWithMem";
+  EMU_CHECK(init_checked(fn));
+  std::vector<uint8_t> image;
+  EMU_CHECK(copy_image(fn, model, modelSize, &image));
+  size_t need_work = 0, need_weight = 0;
+  EMU_CHECK(query_sizes(fn, image, "<memory>", &need_work, &need_weight));
+  EMU_CHECK(check_model_memory(fn, workPtr, workSize, need_work, weightPtr, weightSize, need_weight));
+  return load_image(fn, std::move(image), "<memory>", modelId);
+}
+
+aclError aclmdlUnload(uint32_t modelId) {
+  const char* fn = "aclmdlUnload";
+  std::shared_ptr<Model> m;  // released after the lock: the OpenVINO objects go with it
+  std::lock_guard<std::mutex> lk(g_mu);
+  EMU_CHECK(need_init(fn));
+  EMU_CHECK(find_model(fn, modelId, &m));
+  EMU_CHECK(need_ctx(fn));
+  if (m->ctx != t_ctx)
+    return fail(ACL_ERROR_RT_MODEL_CONTEXT, fn, "model " + std::to_string(modelId) + " was loaded in another context");
+  if (m->active || m->pending)
+    return fail(ACL_ERROR_FAILURE, fn,
+                "model " + std::to_string(modelId) + " is executing or has queued async work (synchronize the stream first)");
+  g.models.erase(modelId);
+  return ACL_SUCCESS;
+}
+
+}  // extern "C"
