@@ -28,6 +28,10 @@ OK, INVALID_PARAM, UNINIT, REPEAT_INIT, INVALID_FILE = 0, 100000, 100001, 100002
 INVALID_MODEL_ID, PARSE_MODEL, READ_MODEL = 100011, 100013, 100014
 INVALID_DEVICE, CONTEXT_NULL, MODEL_CONTEXT = 200002, 107002, 107004
 FAILURE, RT_FAILURE = 500001, 500003
+STREAM_CONTEXT, EVENT_UNRECORDED, EVENT_REVERSED = 107003, 107006, 107007
+EVENT_NOT_COMPLETE, STREAM_SYNC_TIMEOUT, EVENT_SYNC_TIMEOUT = 507006, 507046, 507047
+NO_VALUE = 0xFFFFFFFF
+NO_INDEX = C.c_size_t(-1).value  # the reserved index (size_t)-1
 H2H, H2D, D2H, D2D = 0, 1, 2, 3
 
 
@@ -39,6 +43,10 @@ class IODims(C.Structure):
 
 class Batch(C.Structure):
     _fields_ = [("batchCount", C.c_size_t), ("batch", C.c_uint64 * 128)]
+
+
+class HW(C.Structure):
+    _fields_ = [("hwCount", C.c_size_t), ("hw", (C.c_uint64 * 2) * 128)]
 
 
 class Counts(C.Structure):
@@ -79,6 +87,38 @@ def bind(path: str) -> C.CDLL:
         "aclCreateDataBuffer": (P, [P, S]), "aclDestroyDataBuffer": (E, [P]), "aclUpdateDataBuffer": (E, [P, P, S]),
         "aclGetDataBufferAddr": (P, [P]), "aclGetDataBufferSizeV2": (S, [P]),
         "aclmdlExecute": (E, [U32, P, P]), "aclmdlExecuteAsync": (E, [U32, P, P, P]),
+        # tensor descriptions, helpers, events, exceptions, dynamic gears
+        "aclCreateTensorDesc": (P, [I, I, C.POINTER(C.c_int64), I]), "aclDestroyTensorDesc": (None, [P]),
+        "aclGetTensorDescType": (I, [P]), "aclGetTensorDescFormat": (I, [P]), "aclGetTensorDescSize": (S, [P]),
+        "aclGetTensorDescElementCount": (S, [P]), "aclGetTensorDescNumDims": (S, [P]),
+        "aclGetTensorDescDimV2": (E, [P, S, C.POINTER(C.c_int64)]), "aclGetTensorDescByIndex": (P, [P, S]),
+        "aclGetTensorDescAddress": (P, [P]), "aclSetTensorDescName": (None, [P, C.c_char_p]),
+        "aclGetTensorDescName": (C.c_char_p, [P]),
+        "aclmdlSetDatasetTensorDesc": (E, [P, P, S]), "aclmdlGetDatasetTensorDesc": (P, [P, S]),
+        "aclFloat16ToFloat": (C.c_float, [C.c_uint16]), "aclFloatToFloat16": (C.c_uint16, [C.c_float]),
+        "aclDataTypeSize": (S, [I]), "aclrtGetVersion": (E, [C.POINTER(C.c_int32)] * 3),
+        "aclrtGetSocName": (C.c_char_p, []), "aclrtGetDevice": (E, [C.POINTER(C.c_int32)]),
+        "aclrtSynchronizeDevice": (E, []), "aclGetDataBufferSize": (U32, [P]),
+        "aclmdlQuerySizeFromMem": (E, [P, S, C.POINTER(S), C.POINTER(S)]),
+        "aclmdlLoadFromMemWithMem": (E, [P, S, C.POINTER(U32), P, S, P, S]),
+        "aclmdlGetOutputIndexByName": (E, [P, C.c_char_p, C.POINTER(S)]),
+        "aclrtCreateEvent": (E, [C.POINTER(P)]), "aclrtDestroyEvent": (E, [P]), "aclrtRecordEvent": (E, [P, P]),
+        "aclrtQueryEventStatus": (E, [P, C.POINTER(C.c_int)]), "aclrtSynchronizeEvent": (E, [P]),
+        "aclrtSynchronizeEventWithTimeout": (E, [P, C.c_int32]),
+        "aclrtEventElapsedTime": (E, [C.POINTER(C.c_float), P, P]),
+        "aclrtSynchronizeStreamWithTimeout": (E, [P, C.c_int32]),
+        "aclrtGetCurrentContext": (E, [C.POINTER(P)]),
+        "aclrtSetExceptionInfoCallback": (E, [P]),
+        "aclrtGetTaskIdFromExceptionInfo": (U32, [P]), "aclrtGetStreamIdFromExceptionInfo": (U32, [P]),
+        "aclrtGetThreadIdFromExceptionInfo": (U32, [P]), "aclrtGetDeviceIdFromExceptionInfo": (U32, [P]),
+        "aclrtGetErrorCodeFromExceptionInfo": (U32, [P]),
+        "aclmdlCreateAndGetOpDesc": (E, [U32, U32, U32, C.c_char_p, S, C.POINTER(P), C.POINTER(S), C.POINTER(P),
+                                         C.POINTER(S)]),
+        "aclmdlGetInputDynamicGearCount": (E, [P, S, C.POINTER(S)]),
+        "aclmdlGetInputDynamicDims": (E, [P, S, C.POINTER(IODims), S]),
+        "aclmdlGetDynamicHW": (E, [P, S, C.POINTER(HW)]),
+        "aclmdlSetDynamicHWSize": (E, [U32, P, S, U64, U64]),
+        "aclmdlSetInputDynamicDims": (E, [U32, P, S, C.POINTER(IODims)]),
         "pymfnEmuIsEmulator": (I, []), "pymfnEmuGetCounts": (I, [C.POINTER(Counts)]),
         "pymfnEmuLeakReport": (S, [C.c_char_p, S]), "pymfnEmuLeaksAtFinalize": (U64, []),
         "pymfnEmuPauseStream": (I, [P, I]),
@@ -541,6 +581,274 @@ def scenario_shared_model_threads(lib: str, a: dict) -> dict:
             "leaks_at_finalize": acl.pymfnEmuLeaksAtFinalize()}
 
 
+def _model_io(acl: Acl, mid: int) -> tuple[int, int, int]:
+    desc = acl.aclmdlCreateDesc()
+    assert acl.aclmdlGetDesc(desc, mid) == OK
+    return desc, acl.aclmdlGetInputSizeByIndex(desc, 0), acl.aclmdlGetOutputSizeByIndex(desc, 0)
+
+
+def scenario_tensor_descs(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    dims = (C.c_int64 * 4)(2, 8, 8, 3)
+    r["create_before_init_is_null"] = acl.aclCreateTensorDesc(0, 4, dims, 1) is None
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    d = acl.aclCreateTensorDesc(0, 4, dims, 1)  # ACL_FLOAT, NHWC
+    r["type"], r["format"] = acl.aclGetTensorDescType(d), acl.aclGetTensorDescFormat(d)
+    r["num_dims"], r["elements"], r["size"] = (acl.aclGetTensorDescNumDims(d), acl.aclGetTensorDescElementCount(d),
+                                               acl.aclGetTensorDescSize(d))
+    v = C.c_int64(-7)
+    r["dim3"] = (acl.aclGetTensorDescDimV2(d, 3, C.byref(v)), v.value)
+    r["dim_out_of_range"] = acl.aclGetTensorDescDimV2(d, 4, C.byref(v))
+    r["err_dim"] = acl.err()
+    acl.aclSetTensorDescName(d, b"Placeholder")
+    r["name"] = acl.aclGetTensorDescName(d).decode()
+    r["by_index_0_is_itself"] = acl.aclGetTensorDescByIndex(d, 0) == d
+    r["by_index_1_is_null"] = acl.aclGetTensorDescByIndex(d, 1) is None
+    r["address_is_null"] = acl.aclGetTensorDescAddress(d) is None
+    unknown = acl.aclCreateTensorDesc(1, 2, (C.c_int64 * 2)(-1, 16), 2)
+    r["unknown_dim_size"] = acl.aclGetTensorDescSize(unknown)
+    r["bad_num_dims_is_null"] = acl.aclCreateTensorDesc(0, -1, dims, 1) is None
+    r["bad_dim_is_null"] = acl.aclCreateTensorDesc(0, 2, (C.c_int64 * 2)(3, -5), 1) is None
+    r["err_bad_dim"] = acl.err()
+    r["bad_dtype_is_null"] = acl.aclCreateTensorDesc(99, 4, dims, 1) is None
+    r["null_dims_is_null"] = acl.aclCreateTensorDesc(0, 2, None, 1) is None
+    r["getter_on_garbage"] = acl.aclGetTensorDescType(C.addressof(dims))  # a pointer into something else
+    # datasets keep their own copy
+    dev = acl.malloc(64)
+    ds, bufs = acl.dataset([(dev, 32), (dev + 32, 32)])
+    r["set_index_2"] = acl.aclmdlSetDatasetTensorDesc(ds, d, 2)
+    r["set_index_1"] = acl.aclmdlSetDatasetTensorDesc(ds, d, 1)
+    r["unset_index_0_is_null"] = acl.aclmdlGetDatasetTensorDesc(ds, 0) is None
+    copy = acl.aclmdlGetDatasetTensorDesc(ds, 1)
+    r["copy_is_not_the_original"] = copy not in (None, d)
+    acl.aclDestroyTensorDesc(d)
+    r["original_after_destroy"] = acl.aclGetTensorDescType(d)
+    r["copy_dims_after_original_destroyed"] = acl.aclGetTensorDescNumDims(copy)
+    acl.aclDestroyTensorDesc(copy)  # not the client's to destroy
+    r["err_destroy_copy"] = acl.err()
+    r["copy_still_live"] = acl.aclGetTensorDescNumDims(copy)
+    acl.aclDestroyTensorDesc(d)
+    r["err_double_destroy"] = acl.err()
+    r["set_null_removes"] = acl.aclmdlSetDatasetTensorDesc(ds, None, 1)
+    r["removed_is_null"] = acl.aclmdlGetDatasetTensorDesc(ds, 1) is None
+    acl.aclmdlSetDatasetTensorDesc(ds, unknown, 0)  # released with the dataset below
+    acl.destroy_dataset(ds, bufs)
+    acl.aclrtFree(dev)
+    r["counts_before_finalize"] = acl.counts()  # `unknown` is left on purpose
+    acl.aclrtResetDevice(0)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_events(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    mid = acl.load(a["om"])
+    desc, in_size, out_size = _model_io(acl, mid)
+    x = np.load(a["x"])
+    din, dout = to_dev(acl, x[0]), acl.malloc(out_size)
+    ids, ib = acl.dataset([(din, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    e1, e2, s = C.c_void_p(), C.c_void_p(), C.c_void_p()
+    assert acl.aclrtCreateEvent(C.byref(e1)) == OK and acl.aclrtCreateEvent(C.byref(e2)) == OK
+    assert acl.aclrtCreateStream(C.byref(s)) == OK
+    ms, st = C.c_float(-1), C.c_int(-1)
+    r["elapsed_unrecorded"] = acl.aclrtEventElapsedTime(C.byref(ms), e1, e2)
+    acl.aclrtQueryEventStatus(e1, C.byref(st))
+    r["status_unrecorded"] = st.value
+    r["sync_unrecorded"] = acl.aclrtSynchronizeEvent(e1)
+    assert acl.pymfnEmuPauseStream(s, 1) == OK
+    r["record_start"] = acl.aclrtRecordEvent(e1, s)
+    r["enqueue"] = acl.aclmdlExecuteAsync(mid, ids, ods, s)
+    r["record_end"] = acl.aclrtRecordEvent(e2, s)
+    acl.aclrtQueryEventStatus(e2, C.byref(st))
+    r["status_queued"] = st.value
+    r["elapsed_not_reached"] = acl.aclrtEventElapsedTime(C.byref(ms), e1, e2)
+    r["stream_timeout"] = acl.aclrtSynchronizeStreamWithTimeout(s, 30)
+    r["err_stream_timeout"] = acl.err()
+    r["event_timeout_check_only"] = acl.aclrtSynchronizeEventWithTimeout(e2, 0)
+    r["bad_timeout"] = acl.aclrtSynchronizeStreamWithTimeout(s, -2)
+    assert acl.pymfnEmuPauseStream(s, 0) == OK
+    r["sync_end_event"] = acl.aclrtSynchronizeEvent(e2)
+    acl.aclrtQueryEventStatus(e2, C.byref(st))
+    r["status_reached"] = st.value
+    r["elapsed"] = acl.aclrtEventElapsedTime(C.byref(ms), e1, e2)
+    r["elapsed_ms"] = ms.value
+    r["elapsed_reversed"] = acl.aclrtEventElapsedTime(C.byref(ms), e2, e1)
+    r["sync_with_timeout"] = acl.aclrtSynchronizeStreamWithTimeout(s, -1)
+    r["output"] = from_dev(acl, dout, out_size, np.float16).tolist()
+    # the NULL stream is the context's default stream
+    acl.aclrtMemset(dout, out_size, 0, out_size)
+    r["enqueue_default"] = acl.aclmdlExecuteAsync(mid, ids, ods, None)
+    r["record_default"] = acl.aclrtRecordEvent(e1, None)
+    r["sync_default"] = acl.aclrtSynchronizeStream(None)
+    r["output_default"] = from_dev(acl, dout, out_size, np.float16).tolist()
+    r["destroy_default"] = acl.aclrtDestroyStream(None)
+    r["sync_device"] = acl.aclrtSynchronizeDevice()
+    # an event of one context cannot be recorded on another context's stream
+    home = C.c_void_p()
+    acl.aclrtGetCurrentContext(C.byref(home))
+    other = C.c_void_p()
+    assert acl.aclrtCreateContext(C.byref(other), 0) == OK
+    r["record_other_context"] = acl.aclrtRecordEvent(e1, None)
+    assert acl.aclrtDestroyContext(other) == OK and acl.aclrtSetCurrentContext(home) == OK
+    r["destroy_event"] = acl.aclrtDestroyEvent(e1)
+    r["destroy_event_twice"] = acl.aclrtDestroyEvent(e1)
+    r["record_destroyed"] = acl.aclrtRecordEvent(e1, s)
+    acl.aclrtDestroyStream(s)
+    acl.destroy_dataset(ids, ib), acl.destroy_dataset(ods, ob)
+    acl.aclrtFree(din), acl.aclrtFree(dout), acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+    r["counts_before_finalize"] = acl.counts()  # e2 is left on purpose
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_exceptions(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    seen: list = []
+    callback_type = C.CFUNCTYPE(None, C.c_void_p)
+
+    def on_exception(info):
+        name = C.create_string_buffer(64)
+        ins, outs, n_in, n_out = C.c_void_p(), C.c_void_p(), C.c_size_t(), C.c_size_t()
+        ids = (acl.aclrtGetDeviceIdFromExceptionInfo(info), acl.aclrtGetStreamIdFromExceptionInfo(info),
+               acl.aclrtGetTaskIdFromExceptionInfo(info))
+        rc = acl.aclmdlCreateAndGetOpDesc(*ids, name, 64, C.byref(ins), C.byref(n_in), C.byref(outs), C.byref(n_out))
+        entry = {"ids": ids, "code": acl.aclrtGetErrorCodeFromExceptionInfo(info),
+                 "thread": acl.aclrtGetThreadIdFromExceptionInfo(info), "caller": threading.get_native_id(),
+                 "op_rc": rc, "op": name.value.decode(), "n_in": n_in.value, "n_out": n_out.value}
+        if rc == OK:
+            d = C.c_int64()
+            entry["in_dims"] = [acl.aclGetTensorDescDimV2(ins, i, C.byref(d)) == OK and d.value
+                                for i in range(acl.aclGetTensorDescNumDims(ins))]
+            entry["in_address"] = acl.aclGetTensorDescAddress(ins)
+            entry["in_name"] = acl.aclGetTensorDescName(ins).decode()
+            acl.aclDestroyTensorDesc(ins), acl.aclDestroyTensorDesc(outs)
+            entry["short_name_rc"] = acl.aclmdlCreateAndGetOpDesc(*ids, name, 2, C.byref(ins), C.byref(n_in),
+                                                                  C.byref(outs), C.byref(n_out))
+        acl.aclmdlUnload(4242)  # a failing call inside the callback must not replace the caller's message
+        seen.append(entry)
+
+    cb = callback_type(on_exception)
+    r["set_before_init"] = acl.aclrtSetExceptionInfoCallback(cb)
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    r["set"] = acl.aclrtSetExceptionInfoCallback(cb)
+    mid = acl.load(a["om"])
+    desc, in_size, out_size = _model_io(acl, mid)
+    host = np.zeros(in_size, np.uint8)
+    dout = acl.malloc(out_size)
+    hds, hb = acl.dataset([(host.ctypes.data, in_size)])
+    ods, ob = acl.dataset([(dout, out_size)])
+    r["host_address"] = host.ctypes.data
+    r["sync_fault"] = acl.aclmdlExecute(mid, hds, ods)
+    r["err_sync_fault"] = acl.err()
+    s = C.c_void_p()
+    assert acl.aclrtCreateStream(C.byref(s)) == OK
+    r["async_fault"] = acl.aclmdlExecuteAsync(mid, hds, ods, s)
+    din = acl.malloc(in_size)
+    wrong, wb = acl.dataset([(din, in_size - 4)])
+    r["rejected_argument"] = acl.aclmdlExecute(mid, wrong, ods)  # no task launched: no callback
+    r["bogus_info"] = [acl.aclrtGetTaskIdFromExceptionInfo(None), acl.aclrtGetDeviceIdFromExceptionInfo(C.c_void_p(64))]
+    name = C.create_string_buffer(64)
+    ins, outs, n = C.c_void_p(), C.c_void_p(), C.c_size_t()
+    r["unknown_task"] = acl.aclmdlCreateAndGetOpDesc(0, 9999, 0, name, 64, C.byref(ins), C.byref(n), C.byref(outs),
+                                                     C.byref(n))
+    r["cleared"] = acl.aclrtSetExceptionInfoCallback(None)
+    r["fault_after_clear"] = acl.aclmdlExecute(mid, hds, ods)
+    r["seen"] = seen
+    for ds_, bs in ((hds, hb), (ods, ob), (wrong, wb)):
+        acl.destroy_dataset(ds_, bs)
+    acl.aclrtDestroyStream(s), acl.aclrtFree(din), acl.aclrtFree(dout), acl.aclmdlDestroyDesc(desc)
+    acl.aclmdlUnload(mid), acl.aclrtResetDevice(0)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_gears(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    assert acl.aclInit(None) == OK and acl.aclrtSetDevice(0) == OK
+    unfilled = acl.aclmdlCreateDesc()
+    n = C.c_size_t(77)
+    r["unfilled_gear_count"] = acl.aclmdlGetInputDynamicGearCount(unfilled, NO_INDEX, C.byref(n))
+    acl.aclmdlDestroyDesc(unfilled)
+    for kind in ("static", "dynamic"):
+        mid = acl.load(a[kind])
+        desc, in_size, _ = _model_io(acl, mid)
+        k = {}
+        n = C.c_size_t(77)
+        k["gear_count"] = (acl.aclmdlGetInputDynamicGearCount(desc, NO_INDEX, C.byref(n)), n.value)
+        k["gear_count_index_0"] = acl.aclmdlGetInputDynamicGearCount(desc, 0, C.byref(n))
+        dims = (IODims * 2)()
+        k["gear_dims"] = acl.aclmdlGetInputDynamicDims(desc, NO_INDEX, dims, 0)
+        k["gear_dims_null"] = acl.aclmdlGetInputDynamicDims(desc, NO_INDEX, None, 0)
+        hw = HW(hwCount=77)
+        k["hw"] = (acl.aclmdlGetDynamicHW(desc, NO_INDEX, C.byref(hw)), hw.hwCount)
+        b = Batch()
+        acl.aclmdlGetDynamicBatch(desc, C.byref(b))
+        k["batches"] = list(b.batch[:b.batchCount])
+        idx = C.c_size_t(99)
+        k["output_index"] = (acl.aclmdlGetOutputIndexByName(desc, b"the_outputs", C.byref(idx)), idx.value)
+        k["output_index_missing"] = acl.aclmdlGetOutputIndexByName(desc, b"nope", C.byref(idx))
+        dev = acl.malloc(in_size)
+        ds, bufs = acl.dataset([(dev, in_size)])
+        k["set_hw"] = acl.aclmdlSetDynamicHWSize(mid, ds, 0, 112, 112)
+        k["err_set_hw"] = acl.err()
+        k["set_dims"] = acl.aclmdlSetInputDynamicDims(mid, ds, 0, C.byref(dims[0]))
+        k["set_hw_unknown_model"] = acl.aclmdlSetDynamicHWSize(999, ds, 0, 112, 112)
+        acl.destroy_dataset(ds, bufs)
+        acl.aclrtFree(dev), acl.aclmdlDestroyDesc(desc), acl.aclmdlUnload(mid)
+        r[kind] = k
+    acl.aclrtResetDevice(0)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
+def scenario_helpers(lib: str, a: dict) -> dict:
+    acl, r = Acl(lib), {}
+    v = [C.c_int32(-1) for _ in range(3)]
+    r["version"] = (acl.aclrtGetVersion(*[C.byref(x) for x in v]), [x.value for x in v])
+    r["version_null"] = acl.aclrtGetVersion(None, None, None)
+    r["soc_before_init"] = acl.aclrtGetSocName()
+    # every half -> float, and a spread of floats (normal, subnormal, overflowing, ties) -> half
+    r["half_to_float"] = [acl.aclFloat16ToFloat(h) for h in range(65536)]
+    floats = np.load(a["floats"])
+    r["float_to_half"] = [acl.aclFloatToFloat16(float(f)) for f in floats]
+    r["type_sizes"] = {t: acl.aclDataTypeSize(t) for t in (-1, 0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 27, 99)}
+    assert acl.aclInit(None) == OK
+    r["soc"] = acl.aclrtGetSocName().decode()
+    dev_id = C.c_int32(-1)
+    r["get_device_without_context"] = acl.aclrtGetDevice(C.byref(dev_id))
+    assert acl.aclrtSetDevice(0) == OK
+    r["get_device"] = (acl.aclrtGetDevice(C.byref(dev_id)), dev_id.value)
+    blob = Path(a["om"]).read_bytes()
+    work, weight, work2, weight2 = C.c_size_t(), C.c_size_t(), C.c_size_t(), C.c_size_t()
+    r["query_file"] = acl.aclmdlQuerySize(a["om"].encode(), C.byref(work), C.byref(weight))
+    r["query_mem"] = acl.aclmdlQuerySizeFromMem(blob, len(blob), C.byref(work2), C.byref(weight2))
+    r["query_sizes_agree"] = (work.value, weight.value) == (work2.value, weight2.value) and weight.value > 0
+    r["query_mem_empty"] = acl.aclmdlQuerySizeFromMem(blob, 0, C.byref(work2), C.byref(weight2))
+    wk, wt = acl.malloc(work.value), acl.malloc(weight.value)
+    mid = C.c_uint32()
+    r["load_with_mem"] = acl.aclmdlLoadFromMemWithMem(blob, len(blob), C.byref(mid), wk, work.value, wt, weight.value)
+    r["unload"] = acl.aclmdlUnload(mid.value)
+    r["load_small_work"] = acl.aclmdlLoadFromMemWithMem(blob, len(blob), C.byref(mid), wk, work.value - 1, wt,
+                                                        weight.value)
+    host = np.zeros(weight.value, np.uint8)
+    r["load_host_weight"] = acl.aclmdlLoadFromMemWithMem(blob, len(blob), C.byref(mid), None, 0, host.ctypes.data,
+                                                         weight.value)
+    r["err_host_weight"] = acl.err()
+    b = acl.aclCreateDataBuffer(wk, 1000)
+    r["buffer_size_u32"] = acl.aclGetDataBufferSize(b)
+    acl.aclDestroyDataBuffer(b)
+    acl.aclrtFree(wk), acl.aclrtFree(wt), acl.aclrtResetDevice(0)
+    r["finalize"] = acl.aclFinalize()
+    r["leaks_at_finalize"] = acl.pymfnEmuLeaksAtFinalize()
+    return r
+
+
 # ---------------------------------------------------------------- parent side
 
 def find_emulator() -> Path | None:
@@ -903,3 +1211,111 @@ def test_cpp_client_links_against_the_emulator(emu, models, tmp_path):
     out = np.frombuffer(p.stdout, np.float16).astype(np.float32)
     np.testing.assert_allclose(out, models["ref"][0], atol=2 ** -10)
     assert b"outstanding" not in p.stderr
+
+
+# ---------------------------------------------------------------- the surface third-party clients use
+
+def test_tensor_descriptions(emu):
+    r, stderr = run_scenario(emu, "tensor_descs", {})
+    assert r["create_before_init_is_null"]
+    assert (r["type"], r["format"], r["num_dims"], r["elements"], r["size"]) == (0, 1, 4, 384, 384 * 4)
+    assert r["dim3"] == [OK, 3] and r["dim_out_of_range"] == INVALID_PARAM and "out of range" in r["err_dim"]
+    assert r["name"] == "Placeholder" and r["by_index_0_is_itself"] and r["by_index_1_is_null"]
+    assert r["address_is_null"] and r["unknown_dim_size"] == 0
+    assert r["bad_num_dims_is_null"] and r["bad_dim_is_null"] and "-5" in r["err_bad_dim"]
+    assert r["bad_dtype_is_null"] and r["null_dims_is_null"] and r["getter_on_garbage"] == -1
+    # a dataset keeps its own copy, which the client may not destroy
+    assert r["set_index_2"] == INVALID_PARAM and r["set_index_1"] == OK and r["unset_index_0_is_null"]
+    assert r["copy_is_not_the_original"] and r["original_after_destroy"] == -1
+    assert r["copy_dims_after_original_destroyed"] == 4
+    assert "dataset's own copy" in r["err_destroy_copy"] and r["copy_still_live"] == 4
+    assert "not a live aclTensorDesc" in r["err_double_destroy"]
+    assert r["set_null_removes"] == OK and r["removed_is_null"]
+    assert r["counts_before_finalize"]["tensor_descs"] == 1  # the dataset's copies are not the client's
+    assert r["finalize"] == OK and r["leaks_at_finalize"] == 1
+    assert "1 tensor description(s)" in stderr
+
+
+def test_events_time_queued_work(emu, models):
+    r, stderr = run_scenario(emu, "events", {"om": models["f32"], "x": models["x"]})
+    assert r["elapsed_unrecorded"] == EVENT_UNRECORDED and r["status_unrecorded"] == 0  # NOT_READY
+    assert r["sync_unrecorded"] == OK
+    assert (r["record_start"], r["enqueue"], r["record_end"]) == (OK, OK, OK)
+    assert r["status_queued"] == 0 and r["elapsed_not_reached"] == EVENT_NOT_COMPLETE
+    assert r["stream_timeout"] == STREAM_SYNC_TIMEOUT and "30 ms" in r["err_stream_timeout"]
+    assert r["event_timeout_check_only"] == EVENT_SYNC_TIMEOUT and r["bad_timeout"] == INVALID_PARAM
+    assert r["sync_end_event"] == OK and r["status_reached"] == 1  # COMPLETE
+    assert r["elapsed"] == OK and r["elapsed_ms"] > 0 and r["elapsed_reversed"] == EVENT_REVERSED
+    assert r["sync_with_timeout"] == OK
+    np.testing.assert_allclose(np.asarray(r["output"], np.float32), models["ref"][0], atol=2 ** -10)
+    assert (r["enqueue_default"], r["record_default"], r["sync_default"]) == (OK, OK, OK)
+    assert r["output_default"] == r["output"]
+    assert r["destroy_default"] == INVALID_PARAM and r["sync_device"] == OK
+    assert r["record_other_context"] == STREAM_CONTEXT
+    assert r["destroy_event"] == OK and r["destroy_event_twice"] == INVALID_PARAM and r["record_destroyed"] == INVALID_PARAM
+    assert r["counts_before_finalize"]["events"] == 1 and r["leaks_at_finalize"] == 1
+    assert "1 event(s) not aclrtDestroyEvent'ed" in stderr
+
+
+def test_failed_execute_calls_the_exception_callback(emu, models):
+    r, _ = run_scenario(emu, "exceptions", {"om": models["f32"]})
+    assert r["set_before_init"] == UNINIT and r["set"] == OK
+    assert r["sync_fault"] == RT_FAILURE and r["async_fault"] == RT_FAILURE
+    assert "device memory" in r["err_sync_fault"]  # the callback's own failing call did not replace it
+    assert r["rejected_argument"] == INVALID_PARAM and r["fault_after_clear"] == RT_FAILURE
+    assert len(r["seen"]) == 2  # the two task failures; neither the rejected argument nor the one after clearing
+    sync, async_ = r["seen"]
+    for e in (sync, async_):
+        assert e["code"] == RT_FAILURE and e["thread"] == e["caller"] and e["op_rc"] == OK
+        assert e["op"] == "f32" and (e["n_in"], e["n_out"]) == (1, 1)
+        assert e["in_name"] == "Placeholder" and e["in_dims"] == [1, 8, 8, 3] and e["in_address"] == r["host_address"]
+        assert e["short_name_rc"] == INVALID_PARAM
+    assert sync["ids"][0] == 0 and async_["ids"][1] != sync["ids"][1]  # the explicit stream has its own id
+    assert r["bogus_info"] == [NO_VALUE, NO_VALUE] and r["unknown_task"] == INVALID_PARAM
+    assert r["cleared"] == OK and r["leaks_at_finalize"] == 0  # the op descriptions were released
+
+
+def test_dynamic_gear_queries_are_truthful(emu, models):
+    r, _ = run_scenario(emu, "gears", {"static": models["f32"], "dynamic": models["dyn"]})
+    assert r["unfilled_gear_count"] == INVALID_PARAM
+    for kind, batches in (("static", []), ("dynamic", [1, 2, 4, 8])):
+        k = r[kind]
+        assert k["gear_count"] == [OK, 0] and k["gear_count_index_0"] == INVALID_PARAM, kind
+        assert k["gear_dims"] == OK and k["gear_dims_null"] == INVALID_PARAM
+        assert k["hw"] == [OK, 0] and k["batches"] == batches
+        assert k["output_index"] == [OK, 0] and k["output_index_missing"] == INVALID_PARAM
+        assert k["set_hw"] == INVALID_PARAM and "no image-size" in k["err_set_hw"]
+        assert k["set_dims"] == INVALID_PARAM and k["set_hw_unknown_model"] == INVALID_MODEL_ID
+    assert r["leaks_at_finalize"] == 0
+
+
+def test_helpers_and_memory_loads(emu, models, tmp_path):
+    rng = np.random.default_rng(5)
+    special = np.array([0.0, -0.0, 1.0, -2.5, 65504.0, 65520.0, 65519.99, 1e10, -1e10, np.inf, -np.inf, 2 ** -24,
+                        2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -25, 2 ** -14, 2 ** -14 - 2 ** -25, 1e-30, 1 + 2 ** -11,
+                        1 + 3 * 2 ** -11], np.float32)
+    spread = rng.integers(0, 2 ** 32, 20000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    near = (rng.uniform(-7e4, 7e4, 5000) * rng.choice([1, 1e-5, 1e-7], 5000)).astype(np.float32)
+    floats = np.concatenate([special, spread[np.isfinite(spread)], near])
+    np.save(tmp_path / "floats.npy", floats)
+    r, stderr = run_scenario(emu, "helpers", {"om": models["f32"], "floats": str(tmp_path / "floats.npy")})
+    assert r["version"] == [OK, [1, 0, 0]] and r["version_null"] == INVALID_PARAM
+    assert r["soc_before_init"] is None and r["soc"] == "Ascend310"
+    halves = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+    got = np.asarray(r["half_to_float"], np.float32)
+    finite = np.isfinite(halves)
+    assert np.array_equal(got[finite].view(np.uint32), halves[finite].view(np.uint32))  # bit for bit, signed zeros too
+    assert np.array_equal(np.isnan(got), np.isnan(halves)) and np.array_equal(np.isinf(got), np.isinf(halves))
+    with np.errstate(over="ignore"):  # the overflowing inputs are there on purpose
+        want = floats.astype(np.float16).view(np.uint16)
+    assert np.array_equal(np.asarray(r["float_to_half"], np.uint16), want)  # round to nearest even, like numpy
+    sizes = {int(k): v for k, v in r["type_sizes"].items()}
+    assert sizes == {-1: 0, 0: 4, 1: 2, 2: 1, 3: 4, 4: 1, 6: 2, 7: 2, 8: 4, 9: 8, 10: 8, 11: 8, 12: 1, 13: 0, 27: 2, 99: 0}
+    assert r["get_device_without_context"] == CONTEXT_NULL and r["get_device"] == [OK, 0]
+    assert r["query_file"] == OK and r["query_mem"] == OK and r["query_sizes_agree"]
+    assert r["query_mem_empty"] == INVALID_PARAM
+    assert r["load_with_mem"] == OK and r["unload"] == OK
+    assert r["load_small_work"] == INVALID_PARAM
+    assert r["load_host_weight"] == INVALID_PARAM and "weightPtr must be device memory" in r["err_host_weight"]
+    assert r["buffer_size_u32"] == 1000
+    assert r["finalize"] == OK and r["leaks_at_finalize"] == 0
