@@ -185,6 +185,21 @@ def test_built_client_needs_no_library_path(client, emulator_dir):
     assert re.search(r"libopenvino\.so\.\S+ => \S+/openvino/libs/libopenvino", out), out
 
 
+def test_native_libraries_find_openvino_by_themselves(emulator_dir):
+    """`import _core` with neither `import openvino` first nor LD_LIBRARY_PATH: the RUNPATH of pymfn's libraries
+    names the openvino package of the installed environment, not pip's deleted build folder."""
+    code = (f"import sys; sys.path.insert(0, {str(emulator_dir)!r}); import _core; "
+            "print(_core.build_info()['acl'], 'openvino' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=minimal_env(), timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["emulated", "False"]
+    readelf = shutil.which("readelf")
+    if readelf:
+        for lib in [*emulator_dir.glob("_core*.so"), emulator_dir / "libascendcl.so"]:
+            dyn = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True).stdout
+            assert "pip-build-env" not in dyn and "openvino/libs" in dyn, (lib, dyn)
+
+
 # ---------------------------------------------------------------- the client on the emulator
 
 @pytest.mark.parametrize("run_mode", ["host", "device"])
