@@ -120,10 +120,12 @@ def read_om_header(path: str | os.PathLike) -> OmHeader:
     """Read and validate the header of ``path``. For emulator files also check ``length`` against the size,
     so a truncated copy is reported here rather than as a parse failure at load time."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: om file not found")
-    size = path.stat().st_size
+    if not path.is_file():  # a directory, FIFO or device: never opened (a FIFO would block)
+        raise OmFormatError(path, "not a regular file (expected an Ascend .om model)")
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(HEADER_SIZE)
     header = parse_om_header(head, path)
     header.file_size = size
@@ -193,27 +195,95 @@ class EmulatorMeta:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_text(cls, text: str) -> "EmulatorMeta":
+    def from_text(cls, text: str, path: str | os.PathLike | None = None) -> "EmulatorMeta":
+        """Parse meta text with the checks of the C++ reader (``parse_emulator_meta``): anything it would
+        refuse raises :class:`OmFormatError` (naming ``path`` when given) with the line at fault."""
         meta = cls(inputs=[], outputs=[])
-        for raw in text.splitlines():
+        saw_version = False
+        for lineno, raw in enumerate(text.split("\n"), 1):
             if not raw:
                 continue
             tok = raw.split(" ")
-            if tok[0] == "pymfn-emu-om":
+            where = f"emulator meta line {lineno} ({raw[:80]!r}): "
+            key = tok[0]
+            if key == "pymfn-emu-om":
                 if tok[1:] != ["1"]:
-                    raise ValueError(f"unsupported emulator payload version line {raw!r}")
-            elif tok[0] == "precision":
+                    raise OmFormatError(path, where + "unsupported emulator payload version (this reader reads 1)")
+                saw_version = True
+            elif key == "precision":
+                if len(tok) != 2 or tok[1] not in ("f32", "f16"):
+                    raise OmFormatError(path, where + "precision must be f32 or f16")
                 meta.precision = tok[1]
-            elif tok[0] == "precision_mode":
+            elif key == "precision_mode":
+                if len(tok) != 2:
+                    raise OmFormatError(path, where + "expected 'precision_mode <mode>'")
                 meta.precision_mode = tok[1]
-            elif tok[0] in ("input", "output"):
-                t = EmulatorTensor(name=tok[1], dtype=tok[2], format=tok[3], dims=[int(d) for d in tok[4].split(",")])
-                (meta.inputs if tok[0] == "input" else meta.outputs).append(t)
-            elif tok[0] == "dynamic_batch":
-                meta.dynamic_batch = [int(b) for b in tok[1].split(",")]
+            elif key in ("input", "output"):
+                (meta.inputs if key == "input" else meta.outputs).append(_parse_meta_tensor(tok, where, path))
+            elif key == "dynamic_batch":
+                if len(tok) != 2:
+                    raise OmFormatError(path, where + "expected 'dynamic_batch <b1,b2,...>'")
+                sizes = [_meta_int(d) for d in tok[1].split(",")]
+                if any(b is None or not 1 <= b <= MAX_DYNAMIC_BATCH for b in sizes):
+                    raise OmFormatError(path, where + f"batch sizes must be integers 1..{MAX_DYNAMIC_BATCH}")
+                meta.dynamic_batch = sizes
             else:
-                raise ValueError(f"unknown emulator meta key in line {raw!r}")
+                raise OmFormatError(path, where + f"unknown emulator meta key '{key}'")
+        _check_meta(meta, saw_version, path)
         return meta
+
+
+# Limits shared with csrc/acl/om_header.cpp (parse_emulator_meta).
+MAX_DYNAMIC_BATCH = 2048
+MAX_META_DIMS = 8
+MAX_TENSOR_BYTES = 1 << 40
+_META_DTYPE_BYTES = {"float32": 4, "float16": 2, "uint8": 1, "int32": 4, "int64": 8}
+_META_FORMATS = ("NHWC", "NCHW", "ND")
+
+
+def _meta_int(text: str) -> int | None:
+    """A decimal integer as strtoll reads it whole (optional sign, digits only), else None."""
+    body = text[1:] if text[:1] in "+-" else text
+    return int(text) if body.isascii() and body.isdigit() and len(body) <= 18 else None
+
+
+def _parse_meta_tensor(tok: list[str], where: str, path: str | os.PathLike | None) -> EmulatorTensor:
+    if len(tok) != 5:
+        raise OmFormatError(path, where + f"expected '{tok[0]} <name> <dtype> <format> <d0,d1,...>'")
+    name, dtype, fmt = tok[1], tok[2], tok[3]
+    if dtype not in _META_DTYPE_BYTES:
+        raise OmFormatError(path, where + f"unknown dtype '{dtype}'")
+    if fmt not in _META_FORMATS:
+        raise OmFormatError(path, where + "format must be NHWC, NCHW or ND")
+    if not 1 <= len(name.encode("utf-8", "surrogateescape")) <= 127:
+        raise OmFormatError(path, where + "tensor name must be 1..127 bytes")
+    dims = [_meta_int(d) for d in tok[4].split(",")]
+    if any(d is None or d == 0 or d < -1 for d in dims):
+        raise OmFormatError(path, where + "dims must be positive integers (or -1 first)")
+    if any(d < 0 for d in dims[1:]):
+        raise OmFormatError(path, where + "only the first (batch) dim may be -1")
+    if len(dims) > MAX_META_DIMS:
+        raise OmFormatError(path, where + f"at most {MAX_META_DIMS} dims")
+    nbytes = _META_DTYPE_BYTES[dtype]
+    for d in dims:
+        nbytes *= d if d > 0 else MAX_DYNAMIC_BATCH
+    if nbytes > MAX_TENSOR_BYTES:
+        raise OmFormatError(path, where + f"a tensor of dims {tok[4]} would exceed {MAX_TENSOR_BYTES} bytes")
+    return EmulatorTensor(name=name, dtype=dtype, format=fmt, dims=dims)
+
+
+def _check_meta(meta: EmulatorMeta, saw_version: bool, path: str | os.PathLike | None) -> None:
+    if not saw_version:
+        raise OmFormatError(path, "emulator meta has no 'pymfn-emu-om 1' line")
+    if not meta.inputs or not meta.outputs:
+        raise OmFormatError(path, "emulator meta must declare at least one input and one output")
+    dynamic = bool(meta.dynamic_batch)
+    if dynamic and not 2 <= len(meta.dynamic_batch) <= 100:
+        raise OmFormatError(path, "emulator meta: dynamic_batch must list 2..100 sizes")
+    for t in meta.inputs + meta.outputs:
+        if (t.dims[0] == -1) != dynamic:
+            raise OmFormatError(path, f"emulator meta: tensor '{t.name}': the first dim must be -1 exactly when "
+                                      "dynamic_batch is given")
 
 
 def emulator_payload(meta: EmulatorMeta, xml: bytes, weights: bytes) -> bytes:
@@ -235,7 +305,9 @@ def read_emulator_om(path: str | os.PathLike) -> tuple[OmHeader, EmulatorMeta, b
     header = read_om_header(path)
     if not header.is_emulator:
         raise OmFormatError(path, "a real Ascend om file, not a pymfn emulator payload")
-    data = path.read_bytes()[HEADER_SIZE:]
+    with open(path, "rb") as f:
+        f.seek(HEADER_SIZE)
+        data = f.read()  # header.length bytes: read_om_header checked it against the file size
     if len(data) < PAYLOAD_PREFIX or data[:8] != PAYLOAD_MAGIC:
         raise OmFormatError(path, "emulator payload does not start with PMFNEMU1")
     n_meta, n_xml, n_bin = struct.unpack_from("<QQQ", data, 8)
@@ -243,7 +315,11 @@ def read_emulator_om(path: str | os.PathLike) -> tuple[OmHeader, EmulatorMeta, b
         raise OmFormatError(path, f"payload sections ({n_meta}+{n_xml}+{n_bin}) do not add up to "
                                   f"{len(data) - PAYLOAD_PREFIX} bytes")
     p = PAYLOAD_PREFIX
-    meta = EmulatorMeta.from_text(data[p:p + n_meta].decode("utf-8"))
+    try:
+        text = data[p:p + n_meta].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise OmFormatError(path, f"emulator meta is not UTF-8 text (byte {e.start})") from None
+    meta = EmulatorMeta.from_text(text, path)
     xml = data[p + n_meta:p + n_meta + n_xml]
     weights = data[p + n_meta + n_xml:]
     return header, meta, xml, weights

@@ -1,9 +1,13 @@
 // om header and emulator payload: see om_header.h for the layout and why there are two API levels.
 #include "acl/om_header.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "core/errors.h"
@@ -47,18 +51,23 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return parts;
 }
 
+// A whole decimal integer: optional sign, then 1..18 digits (no spaces, no overflow possible).
 bool parse_int64(const std::string& s, int64_t* v) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(s.c_str(), &end, 10);
-  if (errno != 0 || end != s.c_str() + s.size()) return false;
-  *v = x;
+  const size_t start = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+  if (s.size() == start || s.size() - start > 18) return false;
+  for (size_t i = start; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  *v = std::strtoll(s.c_str(), nullptr, 10);
   return true;
 }
 
-bool known_dtype(const std::string& d) {
-  return d == "float32" || d == "float16" || d == "uint8" || d == "int32" || d == "int64";
+// Bytes per element of a meta dtype; 0 for an unknown one.
+uint64_t meta_dtype_bytes(const std::string& d) {
+  if (d == "float32" || d == "int32") return 4;
+  if (d == "float16") return 2;
+  if (d == "uint8") return 1;
+  if (d == "int64") return 8;
+  return 0;
 }
 
 }  // namespace
@@ -140,19 +149,32 @@ bool encode_header(const OmHeader& h, std::vector<uint8_t>* out, std::string* er
 }
 
 OmHeader read_om_header(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError(path, std::string("cannot open om file: ") + std::strerror(errno));
-  f.seekg(0, std::ios::end);
-  const std::streamoff end = f.tellg();
-  if (end < 0) throw InputError(path, "not a regular, seekable file");
-  const auto file_size = static_cast<size_t>(end);
-  f.seekg(0, std::ios::beg);
-  std::vector<uint8_t> head(std::min(file_size, kHeaderSize));
-  if (!head.empty() && !f.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size())))
-    throw InputError(path, "cannot read the om header");
+  // O_NONBLOCK: a FIFO given as the model must fail the regular-file check below, not block the open.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    throw InputError(path, std::string("cannot open om file: ") + std::strerror(err));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw InputError(path, std::string("cannot stat om file: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw InputError(path, "not a regular file (expected an Ascend .om model)");
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(file_size, kHeaderSize)));
+  size_t got = 0;
+  while (got < head.size()) {
+    const ssize_t n = ::pread(fd, head.data() + got, head.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw InputError(path, std::string("cannot read the om header: ") + std::strerror(errno));
+    if (n == 0) break;  // shrank since fstat: parse_header reports the short header
+    got += static_cast<size_t>(n);
+  }
   OmHeader h;
   std::string err;
-  if (!parse_header(head.data(), head.size(), &h, &err)) throw FormatError(path, "not an Ascend om file: " + err);
+  if (!parse_header(head.data(), got, &h, &err)) throw FormatError(path, "not an Ascend om file: " + err);
   if (h.is_emulator() && static_cast<uint64_t>(h.length) != file_size - kHeaderSize)
     throw FormatError(path, "emulator om header says " + std::to_string(h.length) + " payload bytes but " +
                                 std::to_string(file_size - kHeaderSize) + " follow the header (truncated copy?)");
@@ -198,7 +220,7 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
       t.name = tok[1];
       t.dtype = tok[2];
       t.format = tok[3];
-      if (!known_dtype(t.dtype)) {
+      if (meta_dtype_bytes(t.dtype) == 0) {
         *error = where + "unknown dtype '" + t.dtype + "'";
         return false;
       }
@@ -223,6 +245,20 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
           *error = where + "only the first (batch) dim may be -1";
           return false;
         }
+      if (t.dims.size() > kMaxMetaDims) {
+        *error = where + "at most " + std::to_string(kMaxMetaDims) + " dims";
+        return false;
+      }
+      // Bounded so every size the emulator derives from the dims (x the largest batch) fits 64 bits.
+      uint64_t bytes = meta_dtype_bytes(t.dtype);
+      for (int64_t d : t.dims) {
+        const uint64_t factor = d > 0 ? static_cast<uint64_t>(d) : kMaxDynamicBatch;
+        bytes = factor > kMaxTensorBytes / bytes ? kMaxTensorBytes + 1 : bytes * factor;
+        if (bytes > kMaxTensorBytes) {
+          *error = where + "a tensor of dims " + tok[4] + " would exceed " + std::to_string(kMaxTensorBytes) + " bytes";
+          return false;
+        }
+      }
       (key == "input" ? m.inputs : m.outputs).push_back(std::move(t));
     } else if (key == "dynamic_batch") {
       if (tok.size() != 2) {
@@ -231,8 +267,8 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
       }
       for (const auto& d : split(tok[1], ',')) {
         int64_t v = 0;
-        if (!parse_int64(d, &v) || v < 1 || v > 2048) {
-          *error = where + "batch sizes must be integers 1..2048";
+        if (!parse_int64(d, &v) || v < 1 || v > static_cast<int64_t>(kMaxDynamicBatch)) {
+          *error = where + "batch sizes must be integers 1.." + std::to_string(kMaxDynamicBatch);
           return false;
         }
         m.dynamic_batch.push_back(static_cast<uint64_t>(v));

@@ -32,6 +32,11 @@ constexpr size_t kHeaderSize = 256;
 constexpr const char* kEmulatorMarker = "pymfn-acl-emulator";
 constexpr const char* kPayloadMagic = "PMFNEMU1";
 constexpr size_t kPayloadPrefix = 32;
+// Meta limits (pymfn/om.py checks the same): dims per tensor, dynamic batch sizes, and the bytes of one
+// tensor at the largest batch, so no size derived from a meta overflows or asks for absurd memory.
+constexpr size_t kMaxMetaDims = 8;
+constexpr uint64_t kMaxDynamicBatch = 2048;
+constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 40;
 
 struct OmHeader {
   uint32_t magic = kMagic;
@@ -64,7 +69,7 @@ bool parse_header(const uint8_t* data, size_t size, OmHeader* out, std::string* 
 bool encode_header(const OmHeader& header, std::vector<uint8_t>* out, std::string* error);
 
 // Reads the first 256 bytes of `path` and validates them. Throws InputError when the file cannot be
-// opened and FormatError (with the path) when it is too short or not an om file. For emulator files it
+// opened or is not a regular file, and FormatError (with the path) when it is too short or not an om file. For emulator files it
 // also checks that `length` equals the bytes that follow the header (a truncated copy is caught here).
 OmHeader read_om_header(const std::string& path);
 

@@ -8,6 +8,7 @@
 
 #include "acl/acl_engine.h"
 #include "acl/acl_loader.h"
+#include "acl/om_header.h"
 #include "bindings/bindings.h"
 #include "core/errors.h"
 
@@ -245,6 +246,45 @@ or a real CANN runtime ran.)doc");
             return "<AclEngine " + e.model_path() + " batches=" + std::to_string(e.supported_batches().size()) +
                    " runtime=" + e.properties().at("acl_runtime") + ">";
           });
+  // Test hooks for the parsers of untrusted om bytes (tests/test_fuzz_native.py): the engine's header
+  // check and the emulator's meta parser, without loading a model.
+  m.def(
+      "_read_om_header",
+      [](const std::string& path) {
+        pymfn::om::OmHeader h;
+        {
+          py::gil_scoped_release release;
+          h = pymfn::om::read_om_header(path);
+        }
+        py::dict d;
+        d["version"] = h.version;
+        d["length"] = h.length;
+        d["name"] = py::bytes(h.name);
+        d["platform_version"] = py::bytes(h.platform_version);
+        d["is_emulator"] = h.is_emulator();
+        return d;
+      },
+      py::arg("path"),
+      "The header AclEngine checks before loading (InputError / FormatError naming the file), as a dict.");
+  m.def(
+      "_parse_emulator_meta",
+      [](const std::string& text) {
+        pymfn::om::EmulatorMeta meta;
+        std::string err;
+        if (!pymfn::om::parse_emulator_meta(text, &meta, &err)) throw pymfn::InvalidArgument(err);
+        auto tensors = [](const std::vector<pymfn::om::EmulatorTensor>& ts) {
+          py::list out;
+          for (const auto& t : ts) out.append(py::make_tuple(t.name, t.dtype, t.format, t.dims));
+          return out;
+        };
+        py::dict d;
+        d["precision"] = meta.precision;
+        d["inputs"] = tensors(meta.inputs);
+        d["outputs"] = tensors(meta.outputs);
+        d["dynamic_batch"] = meta.dynamic_batch;
+        return d;
+      },
+      py::arg("text"), "The emulator's meta parser: a dict, or InvalidArgument with its reason.");
   m.def("acl_runtime", &runtime_dict,
         "Which AscendCL library is (or would be) used: runtime ('emulator' or 'CANN <version>'), library path, "
         "why it was selected (PYMFN_ACL), CANN roots searched. Loads the library on first call; raises "

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,16 +31,15 @@ using pymfn::BatchView;
 using pymfn::Dataset;
 using pymfn::DType;
 
-// A reader that also remembers the element type and sample shape of its dataset, so batches can be
-// presented as typed numpy arrays. Forwards everything else; C++ consumers see a plain BatchReader.
+// The reader Python gets: serialises next()/rewind() (Python threads may call them concurrently once
+// the GIL is released; readers are single-consumer) and knows the numpy shape of one sample (a source
+// that only knows its byte size gives flat rows). C++ consumers see a plain BatchReader.
 class TypedReader final : public BatchReader {
  public:
-  TypedReader(std::unique_ptr<BatchReader> inner, DType dtype, std::vector<int64_t> shape, size_t sample_bytes)
-      : inner_(std::move(inner)), dtype_(dtype), shape_(std::move(shape)), sample_bytes_(sample_bytes) {
-    if (shape_.empty()) shape_.push_back(static_cast<int64_t>(sample_bytes_ / pymfn::dtype_size(dtype_)));
+  explicit TypedReader(std::unique_ptr<BatchReader> inner) : inner_(std::move(inner)), shape_(inner_->sample_spec().shape) {
+    const pymfn::SampleSpec& spec = inner_->sample_spec();
+    if (shape_.empty()) shape_.push_back(static_cast<int64_t>(spec.bytes / pymfn::dtype_size(spec.dtype)));
   }
-  // Python threads may call next()/rewind() concurrently once the GIL is released; readers are
-  // single-consumer, so serialise them here (uncontended in normal use).
   bool next(BatchView* out) override {
     std::lock_guard<std::mutex> lk(mu_);
     return inner_->next(out);
@@ -48,20 +48,19 @@ class TypedReader final : public BatchReader {
     std::lock_guard<std::mutex> lk(mu_);
     inner_->rewind();
   }
+  const pymfn::SampleSpec& sample_spec() const override { return inner_->sample_spec(); }
   size_t num_batches() const override { return inner_->num_batches(); }
   size_t batch_size() const override { return inner_->batch_size(); }
   pymfn::ReaderStats stats() const override { return inner_->stats(); }
 
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return inner_->sample_spec().dtype; }
   const std::vector<int64_t>& shape() const { return shape_; }
-  size_t sample_bytes() const { return sample_bytes_; }
+  size_t sample_bytes() const { return inner_->sample_spec().bytes; }
 
  private:
   std::unique_ptr<BatchReader> inner_;
   std::mutex mu_;
-  DType dtype_;
   std::vector<int64_t> shape_;
-  size_t sample_bytes_;
 };
 
 // What reader.next() returns to Python: the view plus a reference to the reader, which owns the
@@ -74,20 +73,34 @@ struct PyBatch {
   size_t sample_bytes = 0;
 };
 
-size_t positive(long long v, const char* what) {
-  if (v < 1) throw pymfn::InvalidArgument(std::string(what) + " must be at least 1, got " + std::to_string(v));
-  return static_cast<size_t>(v);
+// A size argument from Python: any int, checked here so that a negative, zero (where 1 is the minimum)
+// or astronomically large value is an InvalidArgument naming the argument, never pybind11's generic
+// TypeError or a wrapped-around size_t.
+size_t size_arg(const py::object& v, const char* what, long long minimum) {
+  // Anything with __index__ (Python and numpy integers), but not bools or floats.
+  PyObject* index = py::isinstance<py::bool_>(v) ? nullptr : PyNumber_Index(v.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();
+    throw pymfn::InvalidArgument(std::string(what) + " must be an int, got " +
+                                 std::string(py::str(py::type::of(v).attr("__name__"))));
+  }
+  const py::object i = py::reinterpret_steal<py::object>(index);
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow > 0) throw pymfn::InvalidArgument(std::string(what) + " = " + std::string(py::str(v)) + " is too large");
+  if (overflow < 0 || x < minimum)
+    throw pymfn::InvalidArgument(std::string(what) + (minimum == 1 ? " must be at least 1" : " must be >= 0") +
+                                 ", got " + std::string(py::str(v)));
+  return static_cast<size_t>(x);
 }
 
-size_t non_negative(long long v, const char* what) {
-  if (v < 0) throw pymfn::InvalidArgument(std::string(what) + " must be >= 0, got " + std::to_string(v));
-  return static_cast<size_t>(v);
-}
+size_t positive(const py::object& v, const char* what) { return size_arg(v, what, 1); }
+size_t non_negative(const py::object& v, const char* what) { return size_arg(v, what, 0); }
 
 std::string fspath(const py::object& p) { return py::str(py::module_::import("os").attr("fspath")(p)); }
 
-std::shared_ptr<BatchReader> make_reader(const Dataset& ds, long long batch_size, long long prefetch,
-                                         long long io_threads) {
+std::shared_ptr<BatchReader> make_reader(const Dataset& ds, const py::object& batch_size, const py::object& prefetch,
+                                         const py::object& io_threads) {
   const size_t b = positive(batch_size, "batch_size");
   const size_t k = non_negative(prefetch, "prefetch");
   const size_t t = non_negative(io_threads, "threads");
@@ -99,7 +112,7 @@ std::shared_ptr<BatchReader> make_reader(const Dataset& ds, long long batch_size
     else
       inner = ds.reader(b, k);
   }
-  return std::make_shared<TypedReader>(std::move(inner), ds.dtype(), ds.sample_shape(), ds.sample_bytes());
+  return std::make_shared<TypedReader>(std::move(inner));
 }
 
 // Typed numpy view of rows [0, rows) of a batch; `base` keeps the memory alive. Read-only: the
@@ -154,7 +167,8 @@ DType numpy_dtype(const py::array& a) {
   }
 }
 
-std::shared_ptr<pymfn::ArrayDataset> make_array_dataset(const py::object& obj, const std::string& origin) {
+std::shared_ptr<pymfn::ArrayDataset> make_array_dataset(const py::object& obj, const std::string& origin,
+                                                        const std::optional<std::string>& path) {
   if (!py::isinstance<py::array>(obj))
     throw pymfn::InvalidArgument(std::string("ArrayDataset needs a numpy.ndarray, got ") +
                                  std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -174,7 +188,7 @@ std::shared_ptr<pymfn::ArrayDataset> make_array_dataset(const py::object& obj, c
     delete held;
   });
   return std::make_shared<pymfn::ArrayDataset>(std::move(owner), arr.data(), static_cast<size_t>(arr.shape(0)), dt,
-                                               std::move(shape), origin);
+                                               std::move(shape), origin, path.value_or(std::string()));
 }
 
 }  // namespace
@@ -241,6 +255,13 @@ void bind_data(py::module_& m) {
             r.rewind();
           },
           "Start a new pass from sample 0 (views from the old pass become stale).")
+      .def_property_readonly("dtype", [](const BatchReader& r) { return pymfn::dtype_name(r.sample_spec().dtype); })
+      .def_property_readonly("sample_bytes", [](const BatchReader& r) { return r.sample_spec().bytes; },
+                             "bytes of one sample: what the runner compares with the model input")
+      .def_property_readonly("sample_shape", [](const BatchReader& r) { return r.sample_spec().shape; },
+                             "shape of one sample as the source states it (may be empty)")
+      .def_property_readonly("origin", [](const BatchReader& r) { return r.sample_spec().origin; },
+                             "the source as errors name it ('npy /x.npy', 'packed /x.pack', 'folder /x')")
       .def_property_readonly("num_batches", &BatchReader::num_batches)
       .def_property_readonly("batch_size", &BatchReader::batch_size)
       .def("__len__", &BatchReader::num_batches)
@@ -260,8 +281,8 @@ void bind_data(py::module_& m) {
       .def("__repr__", [](const Dataset& d) { return "<" + d.describe() + ">"; })
       .def(
           "reader",
-          [](const Dataset& d, long long batch_size, long long prefetch) {
-            return make_reader(d, batch_size, prefetch, 0);
+          [](const Dataset& d, const py::object& batch_size, const py::object& prefetch) {
+            return make_reader(d, batch_size, prefetch, py::int_(0));
           },
           "batch_size"_a, "prefetch"_a = 2,
           "A BatchReader of batch_size rows. prefetch = batches prepared ahead in the background (folder "
@@ -269,7 +290,7 @@ void bind_data(py::module_& m) {
 
   py::class_<pymfn::FolderDataset, Dataset, std::shared_ptr<pymfn::FolderDataset>>(
       m, "FolderDataset", "A folder of per-sample .bin files (msame / image2bin layout), gathered into batches in the background.")
-      .def(py::init([](const py::object& path, long long sample_bytes, const std::string& dtype,
+      .def(py::init([](const py::object& path, const py::object& sample_bytes, const std::string& dtype,
                        std::vector<int64_t> sample_shape, const std::string& order, const std::string& io) {
              const std::string p = fspath(path);
              const size_t sb = positive(sample_bytes, "sample_bytes");
@@ -293,7 +314,8 @@ void bind_data(py::module_& m) {
                              "Files mapped so far (io='mmap'); they stay mapped while the dataset or a reader lives.")
       .def(
           "reader",
-          [](const pymfn::FolderDataset& d, long long batch_size, long long prefetch, long long threads) {
+          [](const pymfn::FolderDataset& d, const py::object& batch_size, const py::object& prefetch,
+             const py::object& threads) {
             return make_reader(d, batch_size, prefetch, threads);
           },
           "batch_size"_a, "prefetch"_a = 2, "threads"_a = 0,
@@ -302,11 +324,11 @@ void bind_data(py::module_& m) {
 
   py::class_<pymfn::PackedDataset, Dataset, std::shared_ptr<pymfn::PackedDataset>>(
       m, "PackedDataset", "A packed sample file (see pymfn.pack) mapped into memory; batches are views, not copies.")
-      .def(py::init([](const py::object& path, std::optional<long long> sample_bytes, std::optional<std::string> dtype,
+      .def(py::init([](const py::object& path, const py::object& sample_bytes, std::optional<std::string> dtype,
                        std::optional<std::vector<int64_t>> sample_shape) {
              const std::string p = fspath(path);
              size_t sb = 0;
-             if (sample_bytes) sb = positive(*sample_bytes, "sample_bytes");
+             if (!sample_bytes.is_none()) sb = positive(sample_bytes, "sample_bytes");
              DType dt{};
              if (dtype) dt = pymfn::dtype_from_name(*dtype);
              const std::vector<int64_t> shape = sample_shape.value_or(std::vector<int64_t>{});
@@ -326,12 +348,14 @@ void bind_data(py::module_& m) {
       m, "ArrayDataset",
       "Samples in a numpy array (first axis = samples), used in place: it must be C-contiguous and is kept "
       "alive while the dataset or a reader exists. Batches are views into it.")
-      .def(py::init(&make_array_dataset), "array"_a, "origin"_a = "numpy array");
+      .def(py::init(&make_array_dataset), "array"_a, "origin"_a = "numpy array", "path"_a = py::none(),
+           "origin names the samples in messages ('npy /x.npy'); path is the file they came from, if any "
+           "(the .path of errors about them).");
 
   // Test hook (see copy_after_truncating_mapping in data/mapped_copy.h).
   m.def(
       "_copy_after_truncating_mapping",
-      [](const py::object& path, long long mapped_bytes, long long truncate_to) {
+      [](const py::object& path, const py::object& mapped_bytes, const py::object& truncate_to) {
         const std::string p = fspath(path);
         const size_t n = positive(mapped_bytes, "mapped_bytes");
         const size_t cut = non_negative(truncate_to, "truncate_to");

@@ -52,6 +52,27 @@ std::vector<py::ssize_t> batch_shape(const TensorInfo& info, size_t rows) {
   return shape;
 }
 
+// Bytes of `rows` samples as batch_shape() lays them out: what a numpy view over a buffer of
+// rows * sample_bytes may cover. Equal to rows * sample_bytes for a consistent TensorInfo.
+size_t view_bytes(const TensorInfo& info, size_t rows) {
+  size_t n = pymfn::dtype_size(info.dtype);
+  for (py::ssize_t d : batch_shape(info, rows)) {
+    if (d < 0 || (d > 0 && n > SIZE_MAX / static_cast<size_t>(d))) return SIZE_MAX;  // never equal to a real size
+    n *= static_cast<size_t>(d);
+  }
+  return n;
+}
+
+// A TensorInfo whose shape describes a different byte count than its sample_bytes would make a
+// numpy view (of the runner's buffers) larger than the buffer: refused, naming the tensor.
+void check_consistent(const TensorInfo& info, size_t rows, const std::string& who) {
+  if (info.sample_bytes == 0 || info.sample_bytes % pymfn::dtype_size(info.dtype) != 0 ||
+      view_bytes(info, rows) != rows * info.sample_bytes)
+    throw pymfn::EngineError(who + ": tensor '" + info.name + "' declares sample_bytes " +
+                             std::to_string(info.sample_bytes) + " but shape " + shape_str(info.shape) + " of " +
+                             pymfn::dtype_name(info.dtype) + " (TensorInfo must agree with itself)");
+}
+
 py::dtype np_dtype(DType t) { return py::dtype(pymfn::dtype_name(t)); }
 
 std::string np_shape_str(const py::array& a) {
@@ -121,6 +142,8 @@ class PyEngine : public Engine {
       throw pymfn::InvalidArgument(type_name() + ": binding has " + std::to_string(binding.inputs.size()) + "/" +
                                    std::to_string(binding.outputs.size()) + " buffers, the engine declares " +
                                    std::to_string(ins.size()) + " inputs / " + std::to_string(outs.size()) + " outputs");
+    for (const auto& t : ins) check_consistent(t, binding.batch_rows, type_name());
+    for (const auto& t : outs) check_consistent(t, binding.batch_rows, type_name());
     py::list arrays;
     static int anchor = 0;
     py::capsule owner_none(static_cast<void*>(&anchor), [](void*) {});
@@ -233,12 +256,23 @@ py::list execute_arrays(Engine& engine, const py::sequence& inputs) {
       throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " ('" + ins[i].name + "') has shape " +
                                                          np_shape_str(a) + ", the model wants " + shape_str(ws));
     }
+    // The engine reads rows * sample_bytes from the pointer, whatever the dims say.
+    if (static_cast<size_t>(a.nbytes()) != rows * ins[i].sample_bytes)
+      throw pymfn::ShapeMismatch(engine.model_path(), "execute: input " + std::to_string(i) + " ('" + ins[i].name +
+                                                         "') is " + std::to_string(a.nbytes()) + " bytes, the model reads " +
+                                                         std::to_string(rows * ins[i].sample_bytes) + " (" +
+                                                         std::to_string(rows) + " rows x " +
+                                                         std::to_string(ins[i].sample_bytes) + " bytes)");
     binding.inputs.push_back(a.data());
     keep.push_back(a);
   }
   binding.batch_rows = rows;
   py::list result;
   for (const auto& o : outs) {
+    // The engine writes rows * sample_bytes: the array must be exactly that large.
+    if (view_bytes(o, rows) != rows * o.sample_bytes)
+      throw pymfn::EngineError(engine.model_path() + ": output '" + o.name + "' declares " +
+                               std::to_string(o.sample_bytes) + " bytes per sample but shape " + shape_str(o.shape));
     py::array a(np_dtype(o.dtype), batch_shape(o, rows));
     binding.outputs.push_back(a.mutable_data());
     result.append(a);
@@ -263,7 +297,12 @@ void bind_engines(py::module_& m) {
              t.dtype = pymfn::dtype_from_name(dtype);
              t.shape = shape;
              if (!sample_bytes.is_none()) {
-               t.sample_bytes = sample_bytes.cast<size_t>();
+               const long long sb = sample_bytes.cast<long long>();
+               if (sb < 1) throw pymfn::InvalidArgument("TensorInfo '" + name + "': sample_bytes must be >= 1");
+               t.sample_bytes = static_cast<size_t>(sb);
+               if (t.sample_bytes % pymfn::dtype_size(t.dtype) != 0 || view_bytes(t, 1) != t.sample_bytes)
+                 throw pymfn::InvalidArgument("TensorInfo '" + name + "': sample_bytes " + std::to_string(sb) +
+                                              " disagrees with shape " + shape_str(shape) + " of " + dtype);
              } else {
                if (shape.size() < 1) throw pymfn::InvalidArgument("TensorInfo '" + name + "': shape needs a batch dimension");
                size_t elems = 1;
@@ -271,6 +310,9 @@ void bind_engines(py::module_& m) {
                  if (shape[d] < 0)
                    throw pymfn::InvalidArgument("TensorInfo '" + name + "': shape " + shape_str(shape) +
                                                 " has a dynamic non-batch dimension; pass sample_bytes");
+                 if (shape[d] > 0 && elems > SIZE_MAX / 8 / static_cast<size_t>(shape[d]))
+                   throw pymfn::InvalidArgument("TensorInfo '" + name + "': shape " + shape_str(shape) +
+                                                " overflows a 64-bit size");
                  elems *= static_cast<size_t>(shape[d]);
                }
                t.sample_bytes = elems * pymfn::dtype_size(t.dtype);

@@ -31,10 +31,23 @@ struct ReaderStats {
   uint64_t padded_batches = 0;  // batches with valid_rows < batch_rows
 };
 
+// What one sample of a source is. A reader carries it so the runner can compare it with a model's
+// input before the first execute (a sample of the wrong size or type would make the engine read past
+// the batch or compute garbage), and name the source in the error.
+struct SampleSpec {
+  DType dtype = DType::kFloat32;
+  size_t bytes = 0;            // bytes of one sample; every batch holds batch_rows * bytes
+  std::vector<int64_t> shape;  // element shape of one sample; may be empty when only `bytes` is known
+  std::string origin;          // how messages name the source: "npy /x/a.npy", "packed /x.pack", "folder /x"
+  std::string path;            // the file or folder behind it ("" for memory); InputError::path()
+};
+
 // Sequential batch stream over a dataset. Not thread-safe: one consumer.
 class BatchReader {
  public:
   virtual ~BatchReader() = default;
+  // The samples this reader yields (fixed for its lifetime).
+  virtual const SampleSpec& sample_spec() const = 0;
   // Fills `out` with the next batch; returns false once the pass is over (then call rewind()).
   virtual bool next(BatchView* out) = 0;
   // Starts a new pass from sample 0.
@@ -54,8 +67,11 @@ class Dataset {
   virtual std::vector<int64_t> sample_shape() const = 0;
   // Human-readable origin ("folder /x (12000 files)", "packed /x.pack", "numpy array").
   virtual std::string describe() const = 0;
+  // dtype, bytes, shape and a short name of the source: what every reader of this dataset reports.
+  virtual SampleSpec sample_spec() const = 0;
   // A reader that yields batches of `batch_size` rows; `prefetch` = how many batches a background
-  // pool may prepare ahead (ignored by sources that need no copying).
+  // pool may prepare ahead (ignored by sources that need no copying). Throws InvalidArgument when
+  // batch_size is 0 or its buffers could not fit in this machine's memory (core/limits.h).
   virtual std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const = 0;
   // Pointer to sample i when the dataset holds all samples contiguously in memory (packed mmap,
   // numpy array), nullptr otherwise.

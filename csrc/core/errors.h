@@ -22,8 +22,14 @@ class InvalidArgument : public Error {
 // `path()` names it; what() already contains it.
 class InputError : public Error {
  public:
+  // Tag for messages that already name the input in their own words ("dataset npy x.npy: ..."), where
+  // the usual "<path>: " prefix would repeat it.
+  struct WholeMessage {};
+
   InputError(const std::string& path, const std::string& what)
       : Error(path + ": " + what), path_(path) {}
+  InputError(const std::string& path, const std::string& message, WholeMessage)
+      : Error(message), path_(path) {}
   const std::string& path() const { return path_; }
 
  private:

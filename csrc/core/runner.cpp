@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/limits.h"
 
 namespace pymfn {
 
@@ -61,14 +62,49 @@ std::string fmt(double v, int prec = 3) {
   return os.str();
 }
 
-// Fetches the next batch, starting a new pass when the current one is over.
-void fetch(BatchReader& reader, BatchView* view) {
-  if (reader.next(view)) return;
-  reader.rewind();
-  if (!reader.next(view)) throw InvalidArgument("the reader yields no batches (empty dataset)");
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
 }
 
-void check_engine_io(Engine& engine, size_t batch, const char* what) {
+// Elements of `shape`, or 0 when a dimension is unknown (< 0) or the product overflows.
+size_t known_elements(const std::vector<int64_t>& shape) {
+  size_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > SIZE_MAX / static_cast<size_t>(d))) return 0;
+    n *= static_cast<size_t>(d);
+  }
+  return n;
+}
+
+// A per-sample shape that says how the sample's bytes are laid out: at least two dimensions (a flat
+// vector says nothing about layout) that account for exactly `bytes` of `dtype`.
+bool layout_known(const std::vector<int64_t>& shape, DType dtype, size_t bytes) {
+  const size_t n = known_elements(shape);
+  return shape.size() >= 2 && n != 0 && n <= SIZE_MAX / dtype_size(dtype) && n * dtype_size(dtype) == bytes;
+}
+
+// "openvino model /x/mfn.pb": for messages only, so an engine that cannot name itself still gets one.
+std::string engine_name(Engine& engine) {
+  std::string kind = "engine", path = "(unnamed)";
+  try {
+    kind = engine.kind();
+  } catch (...) {
+  }
+  try {
+    path = engine.model_path();
+  } catch (...) {
+  }
+  return kind + " model " + path;
+}
+
+// The one check of a reader against the engine, shared by run_benchmark and infer_all: the model has
+// exactly one input, the batch size is one the model offers, and the reader's samples are exactly
+// what that input takes (bytes per sample, element type, and layout when both sides state one).
+// Anything else would make the engine read past the batch buffer or compute garbage, so it is refused
+// before prepare() and the first execute, naming both sides.
+void check_reader_fits_engine(Engine& engine, const BatchReader& reader, size_t batch, const char* what) {
   const auto ins = engine.inputs();
   if (ins.size() != 1)
     throw InvalidArgument(std::string(what) + ": the engine's model has " + std::to_string(ins.size()) +
@@ -78,11 +114,63 @@ void check_engine_io(Engine& engine, size_t batch, const char* what) {
     std::string list;
     for (size_t b : supported) list += (list.empty() ? "" : ", ") + std::to_string(b);
     throw InvalidArgument(std::string(what) + ": batch size " + std::to_string(batch) + " is not supported by " +
-                          engine.kind() + " model " + engine.model_path() + " (supported: " + list + ")");
+                          engine_name(engine) + " (supported: " + list + ")");
   }
-  for (const auto& o : engine.outputs())
+  const TensorInfo& in = ins[0];
+  const SampleSpec& spec = reader.sample_spec();
+  if (in.sample_bytes == 0)
+    throw InvalidArgument(std::string(what) + ": " + engine_name(engine) + " input '" + in.name +
+                          "' reports 0 bytes per sample");
+  const std::vector<int64_t> model_sample(in.shape.begin() + (in.shape.empty() ? 0 : 1), in.shape.end());
+  const char* differs = nullptr;
+  if (spec.bytes != in.sample_bytes)
+    differs = "the sample sizes differ";
+  else if (spec.dtype != in.dtype)
+    differs = "the element types differ";
+  else if (layout_known(spec.shape, spec.dtype, spec.bytes) && layout_known(model_sample, in.dtype, in.sample_bytes) &&
+           spec.shape != model_sample)
+    differs = "the sample shapes differ";
+  if (differs == nullptr) return;
+  const std::string path = spec.path.empty() ? spec.origin : spec.path;
+  throw ShapeMismatch(path,
+                      std::string(what) + ": dataset " + spec.origin + ": " + std::to_string(spec.bytes) +
+                          " bytes per sample (" + dtype_name(spec.dtype) + " " + shape_str(spec.shape) + ") but " +
+                          engine_name(engine) + " input '" + in.name + "' expects " +
+                          std::to_string(in.sample_bytes) + " bytes (" + dtype_name(in.dtype) + " " +
+                          shape_str(model_sample) + "): " + differs,
+                      InputError::WholeMessage{});
+}
+
+// Output buffers: every declared output needs a size, and batch x size x requests must be allocatable.
+void check_output_sizes(Engine& engine, const std::vector<TensorInfo>& outs, size_t batch, size_t slots,
+                        const char* what) {
+  for (const auto& o : outs) {
     if (o.sample_bytes == 0)
       throw InvalidArgument(std::string(what) + ": output '" + o.name + "' reports 0 bytes per sample");
+    const size_t per_slot = checked_buffer_bytes(std::string(what) + ": " + engine_name(engine) + " output '" +
+                                                     o.name + "'", batch, "rows", o.sample_bytes);
+    checked_buffer_bytes(std::string(what) + ": " + engine_name(engine) + " output '" + o.name + "'", slots,
+                         "requests in flight", per_slot);
+  }
+}
+
+// A batch a reader handed out must have the geometry the engine was prepared for: exactly `batch`
+// rows of sample_spec().bytes each, at a real address. Readers guarantee it; the runner still refuses
+// anything else rather than let an engine read past a buffer.
+void check_view(const BatchView& v, size_t batch, const char* what) {
+  if (v.data == nullptr || v.batch_rows != batch || v.valid_rows == 0 || v.valid_rows > v.batch_rows)
+    throw Error(std::string(what) + ": the reader returned a batch of " + std::to_string(v.batch_rows) + " rows (" +
+                std::to_string(v.valid_rows) + " valid" + (v.data == nullptr ? ", no data" : "") +
+                "), expected " + std::to_string(batch));
+}
+
+// Fetches the next batch, starting a new pass when the current one is over.
+void fetch(BatchReader& reader, BatchView* view) {
+  if (!reader.next(view)) {
+    reader.rewind();
+    if (!reader.next(view)) throw InvalidArgument("the reader yields no batches (empty dataset)");
+  }
+  check_view(*view, reader.batch_size(), "run_benchmark");
 }
 
 void make_slot(Slot* slot, const std::vector<TensorInfo>& outs, size_t batch, size_t input_bytes, bool copy_input) {
@@ -186,13 +274,17 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
     throw InvalidArgument("the reader yields batches of " + std::to_string(reader.batch_size()) +
                           " rows but RunSettings.batch_size = " + std::to_string(st.batch_size));
   if (reader.num_batches() == 0) throw InvalidArgument("the reader yields no batches (empty dataset)");
-  check_engine_io(engine, st.batch_size, "run_benchmark");
+  check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
 
   engine.prepare(st.batch_size);
+  // Again after prepare(): an engine may only know its final shapes then (Python engines cache them there).
+  check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
   const auto outs = engine.outputs();
-  const size_t input_bytes = engine.inputs()[0].sample_bytes * st.batch_size;
   const size_t k = st.inflight;
   const bool async = k > 1;
+  check_output_sizes(engine, outs, st.batch_size, k, "run_benchmark");
+  // The reader's sample size (equal to the engine's, checked above) bounds every batch buffer.
+  const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
   const bool e2e = st.scope == TimingScope::kEndToEnd;
 
   std::vector<Slot> slots(k);
@@ -339,26 +431,31 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
     throw InvalidArgument("infer_all: inflight = " + std::to_string(inflight) + " but the " + engine.kind() +
                           " engine offers at most " + std::to_string(engine.max_inflight()) +
                           " requests in flight (open it with more requests)");
-  check_engine_io(engine, batch, "infer_all");
+  check_reader_fits_engine(engine, reader, batch, "infer_all");
   engine.prepare(batch);
+  check_reader_fits_engine(engine, reader, batch, "infer_all");
   const auto outs = engine.outputs();
-  const size_t input_bytes = engine.inputs()[0].sample_bytes * batch;
   const size_t k = inflight;
   const bool async = k > 1;
+  check_output_sizes(engine, outs, batch, k, "infer_all");
+  const size_t input_bytes = reader.sample_spec().bytes * batch;
 
   std::vector<Slot> slots(k);
   for (auto& s : slots) make_slot(&s, outs, batch, input_bytes, async);
   std::vector<std::vector<uint8_t>> result(outs.size());
-  for (size_t i = 0; i < outs.size(); ++i) result[i].reserve(reader.num_batches() * batch * outs[i].sample_bytes);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const size_t rows = checked_buffer_bytes("infer_all: " + reader.sample_spec().origin, reader.num_batches(),
+                                             "batches", batch);
+    result[i].reserve(checked_buffer_bytes("infer_all: " + engine_name(engine) + " output '" + outs[i].name + "'",
+                                           rows, "samples", outs[i].sample_bytes));
+  }
 
   size_t rows_fetched = 0;
   // Next batch into `s`; false at the end of the pass.
   auto take = [&](Slot& s) {
     if (!reader.next(&s.view)) return false;
     const BatchView& v = s.view;
-    if (v.batch_rows != batch || v.valid_rows > v.batch_rows)
-      throw Error("infer_all: reader returned a batch of " + std::to_string(v.batch_rows) + " rows (" +
-                  std::to_string(v.valid_rows) + " valid), expected " + std::to_string(batch));
+    check_view(v, batch, "infer_all");
     if (v.first_sample != rows_fetched)
       throw Error("infer_all: reader returned sample " + std::to_string(v.first_sample) + " where " +
                   std::to_string(rows_fetched) + " was expected (outputs must stay in dataset order)");

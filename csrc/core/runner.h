@@ -66,13 +66,16 @@ struct RunResult {
 };
 
 // Runs the benchmark. Throws InvalidArgument on inconsistent settings (batch size the engine does not
-// support, reader batch size != settings.batch_size, inflight > engine->max_inflight()).
+// support, reader batch size != settings.batch_size, inflight > engine->max_inflight(), buffers larger
+// than this machine's memory) and ShapeMismatch, before anything executes, when the reader's samples
+// are not what the engine's input takes: bytes per sample, element type, or shape when both sides
+// state a layout (SampleSpec vs TensorInfo; the message names the dataset and the model input).
 RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& settings);
 
 // One pass over the reader, returning outputs of the valid rows only (padding dropped), one buffer
 // per model output, concatenated in dataset order. Used for accuracy runs. `inflight` > 1 keeps that
 // many requests running (Engine::start/wait, round-robin so order is kept); each then gets its own
-// copy of the input batch.
+// copy of the input batch. Validates the reader against the engine exactly as run_benchmark does.
 std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight = 1);
 
 // Stats over arbitrary samples (exposed for tests).

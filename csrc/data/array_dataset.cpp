@@ -19,9 +19,9 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }  // namespace
 
 ArrayDataset::ArrayDataset(std::shared_ptr<const void> owner, const void* data, size_t count, DType dtype,
-                           std::vector<int64_t> sample_shape, std::string origin)
+                           std::vector<int64_t> sample_shape, std::string origin, std::string path)
     : owner_(std::move(owner)), data_(static_cast<const unsigned char*>(data)), count_(count), dtype_(dtype),
-      shape_(std::move(sample_shape)), origin_(std::move(origin)) {
+      shape_(std::move(sample_shape)), origin_(std::move(origin)), path_(std::move(path)) {
   if (data_ == nullptr) throw InvalidArgument(origin_ + ": null data pointer");
   if (count_ == 0) throw InvalidArgument(origin_ + ": no samples (the first axis has length 0)");
   size_t bytes = dtype_size(dtype_);
@@ -39,8 +39,12 @@ std::string ArrayDataset::describe() const {
          ")";
 }
 
+SampleSpec ArrayDataset::sample_spec() const {
+  return SampleSpec{dtype_, sample_bytes_, shape_, origin_, path_.empty() ? origin_ : path_};
+}
+
 std::unique_ptr<BatchReader> ArrayDataset::reader(size_t batch_size, size_t /*prefetch*/) const {
-  return std::make_unique<ContiguousBatchReader>(owner_, data_, count_, sample_bytes_, batch_size, 0);
+  return std::make_unique<ContiguousBatchReader>(owner_, data_, count_, sample_spec(), batch_size, 0);
 }
 
 }  // namespace pymfn

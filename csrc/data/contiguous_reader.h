@@ -14,6 +14,7 @@
 
 #include "core/dataset.h"
 #include "core/errors.h"
+#include "core/limits.h"
 #include "data/aligned_buffer.h"
 
 namespace pymfn {
@@ -22,17 +23,22 @@ class ContiguousBatchReader final : public BatchReader {
  public:
   // `owner` keeps the memory alive for as long as this reader lives (the mmap, or the numpy array),
   // so a reader may outlive the Dataset object that created it. `advise_ahead` > 0 asks the kernel
-  // to read that many batches ahead of the one handed out (file mmaps only; see advise_batch).
-  ContiguousBatchReader(std::shared_ptr<const void> owner, const unsigned char* base, size_t count,
-                        size_t sample_bytes, size_t batch_size, size_t advise_ahead)
-      : owner_(std::move(owner)), base_(base), count_(count), sample_bytes_(sample_bytes),
-        batch_size_(batch_size), advise_ahead_(advise_ahead) {
+  // to read that many batches ahead of the one handed out (file mmaps only; see advise_batch); more
+  // than the pass has batches means the whole pass.
+  ContiguousBatchReader(std::shared_ptr<const void> owner, const unsigned char* base, size_t count, SampleSpec spec,
+                        size_t batch_size, size_t advise_ahead)
+      : owner_(std::move(owner)), base_(base), count_(count), spec_(std::move(spec)), sample_bytes_(spec_.bytes),
+        batch_size_(batch_size) {
     if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
-    if (sample_bytes != 0 && batch_size > SIZE_MAX / sample_bytes)
-      throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
-    num_batches_ = (count + batch_size - 1) / batch_size;
+    // The padded last batch needs one buffer of this size: refuse sizes no machine here could hold.
+    checked_buffer_bytes(spec_.origin + ": reader(batch_size=" + std::to_string(batch_size) + ")", batch_size, "rows",
+                         sample_bytes_);
+    num_batches_ = count / batch_size + (count % batch_size != 0 ? 1 : 0);
+    advise_ahead_ = std::min(advise_ahead, num_batches_);
     advise_window();
   }
+
+  const SampleSpec& sample_spec() const override { return spec_; }
 
   bool next(BatchView* out) override {
     if (next_batch_ >= num_batches_) return false;
@@ -97,10 +103,11 @@ class ContiguousBatchReader final : public BatchReader {
   std::shared_ptr<const void> owner_;
   const unsigned char* base_;
   size_t count_;
+  SampleSpec spec_;
   size_t sample_bytes_;
   size_t batch_size_;
-  size_t advise_ahead_;
   size_t num_batches_ = 0;
+  size_t advise_ahead_ = 0;
   size_t next_batch_ = 0;
   std::unique_ptr<AlignedBuffer> pad_;
   ReaderStats stats_;

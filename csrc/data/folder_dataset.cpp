@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "data/aligned_buffer.h"
 #include "data/mapped_copy.h"
 
@@ -47,7 +48,7 @@ ShapeMismatch size_changed(const std::string& path, off_t size_now, size_t sampl
 // again here because the file may have changed since.
 uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string& path, unsigned char* dst,
                           size_t sample_bytes) {
-  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
@@ -110,16 +111,22 @@ SampleCopy copy_sample(const FolderListing& listing, size_t k, unsigned char* ds
 // one. With prefetch == 0 there are no threads and next() reads inline.
 class FolderBatchReader final : public BatchReader {
  public:
-  FolderBatchReader(std::shared_ptr<const FolderListing> listing, size_t batch_size, size_t prefetch,
-                    size_t io_threads)
-      : listing_(std::move(listing)), sample_bytes_(listing_->sample_bytes), batch_size_(batch_size),
-        prefetch_(prefetch) {
+  FolderBatchReader(std::shared_ptr<const FolderListing> listing, SampleSpec spec, size_t batch_size,
+                    size_t prefetch, size_t io_threads)
+      : listing_(std::move(listing)), spec_(std::move(spec)), sample_bytes_(listing_->sample_bytes),
+        batch_size_(batch_size), prefetch_(prefetch) {
     if (batch_size == 0) throw InvalidArgument("batch_size must be at least 1");
-    if (batch_size > SIZE_MAX / sample_bytes_)
-      throw InvalidArgument("batch_size " + std::to_string(batch_size) + " overflows the batch byte size");
-    num_batches_ = (listing_->paths.size() + batch_size - 1) / batch_size;
+    if (io_threads > FolderDataset::kMaxIoThreads)
+      throw InvalidArgument(spec_.origin + ": threads = " + std::to_string(io_threads) + " I/O threads; at most " +
+                            std::to_string(FolderDataset::kMaxIoThreads) + " (0 = automatic)");
+    const size_t count = listing_->paths.size();
+    num_batches_ = count / batch_size + (count % batch_size != 0 ? 1 : 0);
     // More buffers than batches would never be used.
-    const size_t nslots = prefetch_ == 0 ? 1 : std::min(prefetch_ + 1, std::max<size_t>(num_batches_, 1));
+    const size_t nslots = prefetch_ == 0 ? 1 : std::min(prefetch_, std::max<size_t>(num_batches_, 1) - 1) + 1;
+    const std::string what = spec_.origin + ": reader(batch_size=" + std::to_string(batch_size) +
+                             ", prefetch=" + std::to_string(prefetch) + ")";
+    const size_t batch_bytes = checked_buffer_bytes(what, batch_size, "rows", sample_bytes_);
+    checked_buffer_bytes(what, nslots, "ring buffers", batch_bytes);
     slots_.resize(nslots);
     for (Slot& s : slots_) s.buf = AlignedBuffer(batch_size_ * sample_bytes_);
     if (prefetch_ == 0) return;
@@ -138,6 +145,8 @@ class FolderBatchReader final : public BatchReader {
   }
 
   ~FolderBatchReader() override { shutdown(); }
+
+  const SampleSpec& sample_spec() const override { return spec_; }
 
   bool next(BatchView* out) override {
     if (prefetch_ == 0) return next_inline(out);
@@ -312,6 +321,7 @@ class FolderBatchReader final : public BatchReader {
   }
 
   std::shared_ptr<const FolderListing> listing_;
+  SampleSpec spec_;
   size_t sample_bytes_;
   size_t batch_size_;
   size_t prefetch_;
@@ -380,7 +390,7 @@ const FileMapping* FolderListing::mapping(size_t k) const {
     mapped_count.fetch_sub(1, std::memory_order_relaxed);
     return nullptr;
   };
-  const int fd = ::openat(dir_fd, names[k].c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::openat(dir_fd, names[k].c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return give_up();
   struct stat st;
   void* p = MAP_FAILED;
@@ -455,6 +465,8 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
     size_t prod = esize;
     for (int64_t d : shape_) {
       if (d <= 0) throw InvalidArgument("sample_shape " + shape_str(shape_) + " has a non-positive dimension");
+      if (prod > SIZE_MAX / static_cast<size_t>(d))
+        throw InvalidArgument("sample_shape " + shape_str(shape_) + " of " + dtype_name(dtype_) + " overflows a 64-bit size");
       prod *= static_cast<size_t>(d);
     }
     if (prod != sample_bytes_)
@@ -552,8 +564,12 @@ std::unique_ptr<BatchReader> FolderDataset::reader(size_t batch_size, size_t pre
   return make_reader(batch_size, prefetch, 0);
 }
 
+SampleSpec FolderDataset::sample_spec() const {
+  return SampleSpec{dtype_, sample_bytes_, shape_, "folder " + dir_, dir_};
+}
+
 std::unique_ptr<BatchReader> FolderDataset::make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const {
-  return std::make_unique<FolderBatchReader>(listing_, batch_size, prefetch, io_threads);
+  return std::make_unique<FolderBatchReader>(listing_, sample_spec(), batch_size, prefetch, io_threads);
 }
 
 }  // namespace pymfn

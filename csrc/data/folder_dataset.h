@@ -81,6 +81,8 @@ struct FolderListing {
 
 class FolderDataset final : public Dataset {
  public:
+  static constexpr size_t kMaxIoThreads = 64;
+
   // Lists `dir`: regular files named *.bin (symlinks to regular files count; names starting with '.'
   // are skipped). `sample_bytes` comes from the model; `sample_shape` (optional) must agree with it.
   // Throws InvalidArgument for inconsistent arguments, InputError for a missing/empty folder or a
@@ -93,9 +95,12 @@ class FolderDataset final : public Dataset {
   DType dtype() const override { return dtype_; }
   std::vector<int64_t> sample_shape() const override { return shape_; }
   std::string describe() const override;
+  SampleSpec sample_spec() const override;
   // `prefetch` batches are prepared ahead by background threads (0 = read synchronously in next()).
   std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const override;
-  // Same with an explicit number of I/O threads (0 = min(prefetch, hardware threads, 4)).
+  // Same with an explicit number of I/O threads (0 = min(prefetch, hardware threads, 4); at most
+  // kMaxIoThreads). The ring holds min(prefetch + 1, batches per pass) buffers of one batch each;
+  // InvalidArgument when it could not fit in this machine's memory.
   std::unique_ptr<BatchReader> make_reader(size_t batch_size, size_t prefetch, size_t io_threads) const;
 
   // Full paths in dataset order: sample i came from files()[i] (msame-style output naming).

@@ -82,7 +82,8 @@ void validate_packed_header(const PackedHeader& h, uint64_t file_size, const std
 }
 
 PackedDataset::PackedDataset(const std::string& path) : path_(path) {
-  FdGuard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: opening a FIFO given as the path must fail the regular-file check, not block forever.
+  FdGuard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (fd.fd < 0) {
     const int err = errno;
     throw InputError(path, std::string("cannot open packed file: ") + std::strerror(err));
@@ -139,9 +140,12 @@ std::string PackedDataset::describe() const {
          shape_str(shape_) + ")";
 }
 
+SampleSpec PackedDataset::sample_spec() const {
+  return SampleSpec{dtype_, sample_bytes_, shape_, "packed " + path_, path_};
+}
+
 std::unique_ptr<BatchReader> PackedDataset::reader(size_t batch_size, size_t prefetch) const {
-  return std::make_unique<ContiguousBatchReader>(mapping_, base_, count_, sample_bytes_, batch_size,
-                                                 prefetch);
+  return std::make_unique<ContiguousBatchReader>(mapping_, base_, count_, sample_spec(), batch_size, prefetch);
 }
 
 }  // namespace pymfn

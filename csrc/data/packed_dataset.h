@@ -32,6 +32,7 @@ class PackedDataset final : public Dataset {
   DType dtype() const override { return dtype_; }
   std::vector<int64_t> sample_shape() const override { return shape_; }
   std::string describe() const override;
+  SampleSpec sample_spec() const override;
   // `prefetch` = how many batches ahead the reader asks the kernel to read when they are not in the
   // page cache yet (madvise WILLNEED; 0 = no hints). No host copies either way.
   std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const override;
