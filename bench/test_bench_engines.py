@@ -245,5 +245,8 @@ def test_throughput_vs_benchmark_app(benchmark, capsys, core, model, images):
         "benchmark_app_same_batch_fps": same_batch.throughput_fps,
         "ratio_vs_benchmark_app_same_batch": ours / same_batch.throughput_fps,
         "benchmark_app_command": " ".join(peers[0].command[1:]), "rounds": ROUNDS,
+        # per round, for `pymfn.bench regress` on saved runs (paired peer ratios, like the latency tests')
+        "pymfn_throughputs_per_s": [round(r.throughput_per_s, 2) for r in mine],
+        "benchmark_app_throughputs_fps": [p.throughput_fps for p in peers],
     })
     assert all(r.samples_processed == r.iterations * batch for r in mine)

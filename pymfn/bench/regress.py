@@ -40,7 +40,7 @@ from typing import Any
 
 from pymfn._cli import CommandError, check_output_path, one_line, save_output
 from pymfn.bench import stats
-from pymfn.bench.regress_builds import Build, default_repo, prune, regress_cache, resolve_build
+from pymfn.bench.regress_builds import Build, default_repo, prune, regress_cache, resolve_builds
 from pymfn.bench.regress_saved import collect, looks_like_saved_run
 
 EXIT_SLOWER = 4
@@ -176,8 +176,8 @@ def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec:
     envs = {"baseline": _parse_env(args.baseline_env, "--baseline-env"),
             "candidate": _parse_env(args.candidate_env, "--candidate-env")}
     repo = (args.repo or default_repo()).resolve()
-    builds = {"baseline": resolve_build("--baseline", baseline_spec, repo, log),
-              "candidate": resolve_build("--candidate", candidate_spec, repo, log)}
+    builds = resolve_builds({"baseline": ("--baseline", baseline_spec), "candidate": ("--candidate", candidate_spec)},
+                            repo, log)
 
     from pymfn.bench.perf import resolve_model
 

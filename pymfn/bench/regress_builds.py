@@ -122,8 +122,8 @@ def resolve_commit(option: str, spec: str, repo: Path) -> str:
     return rev.stdout.strip()
 
 
-def resolve_build(option: str, spec: str | None, repo: Path, log: Callable[[str], None]) -> Build:
-    """Turn a --baseline/--candidate value into a Build, building a git commit if needed."""
+def locate(option: str, spec: str | None, repo: Path) -> Build | str:
+    """A Build for an install, or the full sha of a commit still to be built."""
     if spec is None or spec == "":
         return running_build(option)
     path = Path(spec).expanduser()
@@ -132,9 +132,22 @@ def resolve_build(option: str, spec: str | None, repo: Path, log: Callable[[str]
     if path.exists():
         raise CommandError(f"{option} {spec}: is a file; expected a git commit, a folder holding a built pymfn "
                            "package, or (for saved runs) pytest-benchmark .json files on both sides")
-    sha = resolve_commit(option, spec, repo)
-    root = CommitBuilder(repo, regress_cache(), log).ensure(sha, spec)
-    return Build(option, spec, root, root / "pymfn", sha, f"{spec} = commit {sha[:12]} (built in {root})")
+    return resolve_commit(option, spec, repo)
+
+
+def resolve_builds(specs: dict[str, tuple[str, str | None]], repo: Path, log: Callable[[str], None]) -> dict[str, Build]:
+    """{side: (option, spec)} -> {side: Build}. Every ref is resolved to a sha before anything is built, so
+    a branch moving during a build (other people committing) cannot shift what HEAD~1 means mid-way."""
+    located = {side: locate(option, spec, repo) for side, (option, spec) in specs.items()}
+    builds = {}
+    for side, found in located.items():
+        if isinstance(found, Build):
+            builds[side] = found
+            continue
+        option, spec = specs[side]
+        root = CommitBuilder(repo, regress_cache(), log).ensure(found, spec)
+        builds[side] = Build(option, spec, root, root / "pymfn", found, f"{spec} = commit {found[:12]} (built in {root})")
+    return builds
 
 
 @contextlib.contextmanager

@@ -164,10 +164,13 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> tuple[st
         return SLOWER, f"estimate {ratio:.3f} >= {up:.3f} and the interval excludes 1"
     if ratio <= down and high < 1.0:
         return FASTER, f"estimate {ratio:.3f} <= {down:.3f} and the interval excludes 1"
-    if down <= low and high <= up:
-        return NO_CHANGE, f"interval inside +-{pct}: no change of {pct} or more"
+    inside = down <= low and high <= up
+    if (low > 1.0 or high < 1.0) and inside:
+        return NO_CHANGE, f"a real change smaller than {pct}: interval excludes 1 and lies inside +-{pct}"
     if low > 1.0 or high < 1.0:
-        return NO_CHANGE, f"a change smaller than {pct} (interval excludes 1, estimate within +-{pct})"
+        return NO_CHANGE, f"a change, estimate within +-{pct}: interval excludes 1 but reaches beyond +-{pct}"
+    if inside:
+        return NO_CHANGE, f"interval inside +-{pct}: no change of {pct} or more"
     return NO_CHANGE, f"inconclusive: interval wider than +-{pct} (noise); more rounds would narrow it"
 
 
