@@ -42,7 +42,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pymfn._atomic import FILE_MODE, atomic_write, create_temp_file, remove_path, remove_stale_temps
+from pymfn._atomic import (FILE_MODE, atomic_write, create_temp_dir, create_temp_file, remove_path,
+                           remove_stale_temps)
 from pymfn._cli import CommandError, check_output_path, run_command
 from pymfn._readfile import InputFileError, file_kind, read_regular_file
 
@@ -657,6 +658,15 @@ def check_target(target: str | os.PathLike, force: bool, option: str, *, directo
             raise CommandError(f"{option} {target}: exists and is not a folder; choose another output")
         if target.exists() and not force:
             raise CommandError(f"{option} {target}: already exists (use --force to replace it)")
+        parent = target.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise CommandError(f"{option} {target}: {parent} is not a folder")
+        try:  # the output folder is built under a temp name in the same place: try that once, now
+            create_temp_dir(parent / target.name).rmdir()
+        except OSError as exc:
+            raise CommandError(f"{option} {target}: cannot create a folder in {parent} ({exc.strerror or exc})") from None
         return target
     check_output_path(target, option)
     existing = [p for p in set_paths(target) if p.exists() or p.is_symlink()]

@@ -110,6 +110,9 @@ def test_image2bin_uses_the_same_overwrite_rule(tmp_path, two_sources, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
     assert pymfn_main(["pack", "--from", str(plain), "--out", str(plain), "--force", "--quiet"]) == 1
     assert "is an existing directory" in capsys.readouterr().err
+    # an output folder that cannot be created fails before the work, naming the reason
+    assert pymfn_main(["image2bin", str(new), str(target / "sub"), "-q"]) == 1
+    assert "p.pack is not a folder" in capsys.readouterr().err
 
 
 def test_labels_not_carried_when_the_pack_reorders_samples(tmp_path, two_sources, capsys):
