@@ -3,7 +3,7 @@
 aclInit/aclFinalize are process-global, so every scenario runs in a fresh `python` subprocess: the
 parent builds the om files, starts `python -c "... scenario_<name>(...)"`, and checks the JSON the child
 prints (and its stderr, where aclFinalize reports leaks). Each rule of the emulator's contract (see the
-top of csrc/acl_emulator/emulator.cpp) is broken on purpose somewhere below.
+top of each file in csrc/acl_emulator/) is broken on purpose somewhere below.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Counts(C.Structure):
 
 
 def bind(path: str) -> C.CDLL:
-    """Declare the prototypes of csrc/acl/acl_api.h and csrc/acl_emulator/emulator_api.h."""
+    """Declare the prototypes of pymfn/include/acl/*.h and csrc/acl_emulator/emulator_api.h."""
     lib = C.CDLL(path)
     P, S, I, U32, U64, E = C.c_void_p, C.c_size_t, C.c_int, C.c_uint32, C.c_uint64, C.c_int
     sigs = {
