@@ -5,11 +5,14 @@ order (image 2k and 2k+1 form pair k). Original InsightFace files are Python 2 p
 unpickle with ``encoding="bytes"`` and accept every form an item can take after that (``bytes``,
 ``bytearray``, ``str``, numpy ``uint8``/``S`` arrays).
 
-Unpickling runs a restricted ``Unpickler`` that only resolves the few numpy/builtin names such a file
-needs: a downloaded ``.bin`` must not be able to execute code on load.
+Unpickling runs a restricted unpickler that only resolves the few numpy/builtin names such a file needs,
+each through a guard that refuses arguments no lfw.bin has: a downloaded ``.bin`` must not be able to
+execute code on load, nor make us allocate more than the file could describe (see ``_guarded_globals``).
+The labels follow the one rule of ``pymfn.issame``.
 
 Decoding uses Pillow (libjpeg-turbo) in a small thread pool: the decoder releases the GIL, so two
-cores decode 12,000 112x112 faces in about 2 s. Images are never resized: a size mismatch is an error.
+cores decode 12,000 112x112 faces in about 2 s. Images are never resized: a size mismatch is an error,
+found from the image header before any pixel is decoded (a JPEG claiming 20000x20000 costs nothing).
 """
 from __future__ import annotations
 
