@@ -852,11 +852,11 @@ def scenario_helpers(lib: str, a: dict) -> dict:
 # ---------------------------------------------------------------- parent side
 
 def find_emulator() -> Path | None:
-    """The emulator build to test: $PYMFN_ACL_EMULATOR, $PYMFN_CORE_DIR, then the in-place build."""
-    cands = [os.environ.get("PYMFN_ACL_EMULATOR")]
-    if os.environ.get("PYMFN_CORE_DIR"):
-        cands.append(str(Path(os.environ["PYMFN_CORE_DIR"]) / "libascendcl.so"))
-    cands.append(str(ROOT / "pymfn" / "libascendcl.so"))
+    """The emulator build to test: $PYMFN_ACL_EMULATOR, else the one beside pymfn._core (pymfn.native_dir():
+    $PYMFN_CORE_DIR, the in-place build of an editable install, or site-packages of a regular one)."""
+    import pymfn
+
+    cands = [os.environ.get("PYMFN_ACL_EMULATOR"), str(pymfn.native_dir() / "libascendcl.so")]
     for c in filter(None, cands):
         if Path(c).is_file():
             return Path(c)
