@@ -104,11 +104,16 @@ def engine_outputs(core, om: Path, x: np.ndarray, batch: int, offered: list[int]
     return np.concatenate(out)
 
 
-def run_client(exe: Path, om: Path, x: np.ndarray, prefix: Path, run_mode: str, *extra: str) -> subprocess.CompletedProcess:
-    inp = prefix.with_suffix(".in.bin")
-    np.ascontiguousarray(x, np.float32).tofile(inp)
-    return subprocess.run([str(exe), str(om), str(inp), str(len(x)), str(prefix), *extra], capture_output=True,
-                          text=True, env=minimal_env(run_mode), timeout=180)
+def run_client(exe: Path, om: Path, x: np.ndarray | Path, prefix: Path, run_mode: str, *extra: str,
+               count: int | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+    """Runs the client on `x` (an array, written beside `prefix`, or an existing input file of `count` samples)."""
+    if isinstance(x, Path):
+        inp = x
+    else:
+        inp, count = prefix.with_suffix(".in.bin"), len(x)
+        np.ascontiguousarray(x, np.float32).tofile(inp)
+    return subprocess.run([str(exe), str(om), str(inp), str(count), str(prefix), *extra], capture_output=True,
+                          text=True, env=minimal_env(run_mode), timeout=timeout)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -297,3 +302,44 @@ int main(void) {
     run = subprocess.run([str(exe)], capture_output=True, text=True, env=minimal_env(), timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["15872", "1.50", "8", "Ascend310", "1.0.0"]
+
+
+# ---------------------------------------------------------------- acceptance: MobileFaceNet over all of LFW
+
+@pytest.fixture(scope="module")
+def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
+    """The reference fp16-output MobileFaceNet as a dynamic-batch emulator om, all 12,000 LFW images as one input
+    file, and the ACL engine's embeddings of them at batch 8."""
+    from pymfn import convert
+    from pymfn import eval as lfw_eval
+    from pymfn.bench.accuracy import embed_array
+    from pymfn.default_model import default_model
+    from pymfn.lfw import load_lfw
+
+    d = tmp_path_factory.mktemp("client_lfw")
+    om = d / "mfn_dynamic.om"
+    pb16 = default_model(fp16_output=True, quiet=True).path
+    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,2,4,8"]) == 0
+    images, issame = load_lfw(lfw_bin, color="rgb")
+    x = (images.astype(np.float32) - 127.5) * 0.0078125
+    x.tofile(d / "lfw.in.bin")
+    emb = embed_array(core.AclEngine(str(om)), x, 8)
+    return {"om": om, "input": d / "lfw.in.bin", "count": len(x), "issame": issame, "engine": emb,
+            "accuracy": lfw_eval.evaluate(emb, issame).accuracy}
+
+
+@pytest.mark.slow
+@pytest.mark.acceptance
+@pytest.mark.parametrize("run_mode", ["host", "device"])
+def test_client_runs_mobilefacenet_over_lfw_like_the_engine(client, lfw_run, tmp_path, run_mode):
+    """The sample client, 12,000 LFW images at batch 8: every output equals the engine's bit for bit (so LFW
+    accuracy is the engine's), and the emulator reports no leak."""
+    from pymfn import eval as lfw_eval
+
+    p = run_client(client, lfw_run["om"], lfw_run["input"], tmp_path / "lfw", run_mode, "--batch", "8",
+                   count=lfw_run["count"], timeout=1800)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    assert LEAK_MARK not in p.stderr
+    got = np.fromfile(tmp_path / "lfw.f32", np.float32).reshape(lfw_run["count"], -1)
+    assert np.array_equal(got.view(np.uint32), lfw_run["engine"].view(np.uint32))
+    assert lfw_eval.evaluate(got, lfw_run["issame"]).accuracy == lfw_run["accuracy"]
