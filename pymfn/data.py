@@ -201,7 +201,10 @@ def write_shards(examples: Iterable[tuple[bytes, int]], out_dir: str | os.PathLi
         n = sum(counts)
         if n == 0:
             raise DataError("no examples to write")
-        meta = dict(meta, num_images=n, shards=names, shard_counts=counts)
+        # Byte sizes let every later run detect a truncated shard up front, even one cut exactly at a
+        # record boundary, which TensorFlow's reader takes for a clean end of file.
+        sizes = [(tmp / name).stat().st_size for name in names]
+        meta = dict(meta, num_images=n, shards=names, shard_counts=counts, shard_bytes=sizes)
         meta.setdefault("num_classes", max_label + 1)
         if labels is not None:
             (tmp / LABELS_NAME).write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
@@ -279,16 +282,23 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
         int(meta["num_classes"]), int(meta["num_images"]), list(meta["shards"])
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: corrupt metadata ({exc})") from None
-    counts = meta.get("shard_counts") or [None] * len(meta["shards"])
-    for name, count in zip(meta["shards"], counts):
+    n = len(meta["shards"])
+    counts = meta.get("shard_counts") or [None] * n
+    sizes = meta.get("shard_bytes") or [None] * n  # absent in data written before sizes were recorded
+    for name, count, expected in zip(meta["shards"], counts, sizes):
         shard = data_dir / name
         if not shard.is_file():
             raise DataError(f"{shard}: shard listed in {path} is missing (or not a regular file)")
-        # Cheap before training: every record takes at least 16 bytes of framing. (A full scan of the
-        # framing and checksums runs only if the pipeline fails: find_damaged_shards.)
-        if isinstance(count, int) and shard.stat().st_size < 16 * count:
-            raise DataError(f"{shard}: truncated shard: {shard.stat().st_size} bytes cannot hold the {count} "
-                            f"records {path} lists; write the shards again with `python -m pymfn data tfrecord`")
+        # Cheap before training. (A full scan of framing and checksums runs only if the pipeline fails:
+        # find_damaged_shards.)
+        size = shard.stat().st_size
+        rewrite = "write the shards again with `python -m pymfn data tfrecord`"
+        if isinstance(expected, int) and size != expected:
+            state = "truncated" if size < expected else "changed"
+            raise DataError(f"{shard}: {state} shard: {size} bytes, {path} records {expected}; {rewrite}")
+        if isinstance(count, int) and size < 16 * count:  # every record takes at least 16 bytes of framing
+            raise DataError(f"{shard}: truncated shard: {size} bytes cannot hold the {count} records {path} "
+                            f"lists; {rewrite}")
     return meta
 
 

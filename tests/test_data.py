@@ -256,3 +256,21 @@ def test_rewriting_own_output_is_allowed(tmp_path):
     assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "1"]) == 0
     assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "2"]) == 0
     assert len(json.loads((out / data.META_NAME).read_text())["shards"]) == 2
+
+
+def test_shard_cut_at_a_record_boundary_is_detected(tmp_path):
+    """TensorFlow reads a shard cut exactly after a record as a clean, shorter file: training would run
+    on fewer images without a word. The byte sizes recorded in pymfn_data.json catch it up front."""
+    import struct
+
+    root = _tree(tmp_path / "t", {"Alice": 2, "Bob": 2})
+    out = tmp_path / "out"
+    meta = data.tfrecords_from_tree(root, out, num_shards=1)
+    shard = out / meta["shards"][0]
+    raw = shard.read_bytes()
+    assert meta["shard_bytes"] == [len(raw)]
+    (first_len,) = struct.unpack_from("<Q", raw, 0)
+    shard.write_bytes(raw[:16 + first_len])  # exactly one whole record left
+    assert data.find_damaged_shards([str(shard)]) == []  # invisible to the record reader
+    with pytest.raises(DataError, match=rf"{shard}: truncated shard: {16 + first_len} bytes, .* records {len(raw)}"):
+        data.load_meta(out)

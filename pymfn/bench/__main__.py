@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from pymfn._cli import DEBUG_ENV, debug_enabled, run_command
@@ -67,6 +68,24 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# option -> smallest allowed value; checked before any model is built or loaded, so a typo costs no wait.
+_MINIMUM = {"batch": 1, "inflight": 1, "warmup": 0, "warmup_ms": 0.0, "min_iterations": 0, "min_duration": 0.0,
+            "max_duration": 1e-9, "threads": 0, "streams": 0, "prefetch": 0, "embedding_size": 1}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option of the chosen command is finite and in range (NaN fails every comparison)."""
+    for name, low in _MINIMUM.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]  # accuracy's --embedding-size may repeat
+        for v in values:
+            if not (math.isfinite(v) and v >= low):
+                bound = "> 0" if name == "max_duration" else f">= {low}"
+                raise SystemExit(f"--{name.replace('_', '-')} must be {bound}, got {v}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug is accepted after the subcommand too (`latency --debug`), where users put it.
@@ -78,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"pymfn.bench {args.command}"
 
     def body() -> int:
-        for name in ("batch", "inflight"):
-            value = getattr(args, name, None)
-            if value is not None and value < 1:
-                raise SystemExit(f"--{name} must be >= 1, got {value}")
+        check_numbers(args)
         return int(args.func(args) or 0)
 
     return run_command(prog, body, debug=debug)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,25 @@ def make_dataset(args: argparse.Namespace, engine: Any, count: int) -> tuple[Any
         ds = open_dataset(args.input, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
                           order=getattr(args, "order", "natural"), folder_io=getattr(args, "folder_io", "mmap"))
         return ds, ds.describe()
+    # Checked before allocating: a typo such as --batch 1000000000 must be an error naming the option,
+    # not numpy's "Unable to allocate 1.07 PiB" (uniform() makes float64 before the cast).
+    need = count * int(np.prod(shape)) * max(dtype.itemsize, 8)
+    if need > _physical_memory():
+        raise SystemExit(f"--batch {args.batch}: the random input ({count} samples, {need / 2**30:.1f} GiB) does not "
+                         "fit in this machine's memory; use a smaller --batch or give --input")
     rng = np.random.default_rng(args.seed)
     if dtype == np.uint8:
         data = rng.integers(0, 256, size=(count, *shape), dtype=np.uint8)
     else:
         data = rng.uniform(-1.0, 1.0, size=(count, *shape)).astype(dtype)
     return core.ArrayDataset(data), f"random {dtype} {list(shape)} x {count} (seed {args.seed}, cycled)"
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return 2**63
 
 
 def choose_batch(engine: Any, requested: int) -> int:
