@@ -280,8 +280,13 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
         int(meta["num_classes"]), int(meta["num_images"]), list(meta["shards"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: corrupt metadata ({exc})") from None
+        if meta.get("image_size") is not None:
+            int(meta["image_size"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: corrupt metadata ({type(exc).__name__}: {exc})") from None
+    if not all(isinstance(name, str) and name and "/" not in name and name not in (".", "..")
+               for name in meta["shards"]):
+        raise DataError(f"{path}: corrupt metadata (shard names must be plain file names)")
     n = len(meta["shards"])
     counts = meta.get("shard_counts") or [None] * n
     sizes = meta.get("shard_bytes") or [None] * n  # absent in data written before sizes were recorded
@@ -494,6 +499,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"--shards must be >= 1, got {args.shards}")
     if args.image_size < 0:
         raise CommandError(f"--image-size must be >= 0 (0 disables the check), got {args.image_size}")
+    if not -1 <= args.seed < 2**32:
+        raise CommandError(f"--seed must be -1 (source order) or 0..2**32-1, got {args.seed}")
     check_output_dir(args.out, "--out", marker=META_NAME)  # before minutes of decoding, not after
     fmt = detect_format(args.src) if args.format == "auto" else args.format
     size = args.image_size or None

@@ -131,9 +131,11 @@ def _constant_getter(prefix: str):
                                   f"{list(shape)} in the model")
         try:
             value = reader.get_tensor(name)
-        except (tf.errors.OpError, ValueError) as e:
-            raise CheckpointError(f"{prefix}: cannot read '{name}' (corrupt checkpoint data: "
-                                  f"{type(e).__name__})") from e
+        except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a data file cut short
+            from pymfn.data import tf_error_text
+
+            raise CheckpointError(f"{prefix}: cannot read '{name}': truncated or corrupt checkpoint data "
+                                  f"({tf_error_text(e)})") from e
         if value.dtype != np.float32:
             raise CheckpointError(f"{prefix}: '{name}' is {value.dtype}, expected float32")
         return tf.constant(value, name=name.rsplit("/", 1)[-1])

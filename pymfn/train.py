@@ -32,6 +32,7 @@ from pymfn._cli import CommandError, check_output_dir, run_command
 
 CHECKPOINT_PREFIX = "model.ckpt"
 MODEL_INFO_FILE = "pymfn_model.json"  # same name as pymfn.model.MODEL_INFO_FILE
+MAX_EMBEDDING_SIZE = 65536  # far above face embeddings (128..512); larger is a typo that would exhaust memory
 
 
 class TrainError(RuntimeError):
@@ -364,12 +365,54 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {cfg.warmup_steps}"),
         (cfg.eval_pairs is None or cfg.eval_pairs >= 20, f"--eval-pairs must be >= 20, got {cfg.eval_pairs}"),
         (cfg.eval_batch >= 1, f"--eval-batch must be >= 1, got {cfg.eval_batch}"),
+        (cfg.embedding_size <= MAX_EMBEDDING_SIZE,
+         f"--embedding-size must be <= {MAX_EMBEDDING_SIZE}, got {cfg.embedding_size}"),
+        (cfg.threads >= 0, f"--threads must be >= 0 (0 = TensorFlow's default), got {cfg.threads}"),
+        (cfg.shuffle_buffer >= 1, f"--shuffle-buffer must be >= 1, got {cfg.shuffle_buffer}"),
+        (cfg.arcface_s > 0, f"--arcface-s must be > 0, got {cfg.arcface_s}"),
+        (0 <= cfg.arcface_m < math.pi / 2, f"--arcface-m must be in [0, pi/2), got {cfg.arcface_m}"),
+        (0 < cfg.lr_decay_factor <= 1, f"--lr-decay-factor must be in (0, 1], got {cfg.lr_decay_factor}"),
+        (0 <= cfg.lr_min <= cfg.lr, f"--lr-min must be in [0, --lr], got {cfg.lr_min}"),
+        (cfg.momentum >= 0, f"momentum must be >= 0, got {cfg.momentum}"),
     ]
+    # NaN compares false with everything and inf passes '> 0': either would train into a NaN loss.
+    floats = {"--lr": cfg.lr, "--weight-decay": cfg.weight_decay, "--arcface-s": cfg.arcface_s,
+              "--arcface-m": cfg.arcface_m, "--lr-min": cfg.lr_min, "--lr-decay-factor": cfg.lr_decay_factor,
+              "momentum": cfg.momentum}
+    checks[:0] = [(math.isfinite(v), f"{name} must be a finite number, got {v}") for name, v in floats.items()]
+    checks.append((all(math.isfinite(e) and e >= 0 for e in cfg.lr_decay_epochs),
+                   f"--lr-decay-epochs must be finite and >= 0, got {list(cfg.lr_decay_epochs)}"))
     for ok, message in checks:
         if not ok:
             raise TrainError(message)
     if cfg.eval_lfw is not None and not Path(cfg.eval_lfw).is_file():
         raise TrainError(f"--eval-lfw: {cfg.eval_lfw} not found (expected an InsightFace lfw.bin)")
+
+
+def _check_source(cfg: TrainConfig, source) -> None:
+    """What the data must offer this configuration; checked before TensorFlow builds anything.
+
+    The ArcFace head is an [embedding, classes] matrix (three copies with Adam): a corrupt class count in
+    the metadata must be an error naming the data, not an out-of-memory kill while building the graph.
+    """
+    if source.num_classes < 2:
+        raise TrainError(f"--data {cfg.data}: {source.num_classes} identit{'y' if source.num_classes == 1 else 'ies'}; "
+                         "ArcFace training needs at least 2")
+    if source.num_images < cfg.batch_size:
+        raise TrainError(f"--train-batch-size {cfg.batch_size}: --data {cfg.data} has only {source.num_images} "
+                         "training images (batches are fixed-size and never padded)")
+    head_bytes = 3 * 4 * cfg.embedding_size * source.num_classes
+    if head_bytes > _physical_memory():
+        raise TrainError(f"--data {cfg.data}: {source.num_classes} identities make a {head_bytes / 2**30:.0f} GiB "
+                         "ArcFace head (weights + Adam slots), more than this machine's memory; is the metadata "
+                         "corrupt?")
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 2**63
 
 
 def _summary(tf, **values: float):
@@ -435,6 +478,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     model_fn = model_fn or _default_model_fn()
     if source.image_size != 112:
         raise TrainError(f"--data: images are {source.image_size}px; MobileFaceNet needs 112x112")
+    _check_source(cfg, source)
     ckpt_dir = Path(cfg.ckpt_dir)
     if ckpt_dir.exists() and not ckpt_dir.is_dir():
         raise TrainError(f"--ckpt-dir {ckpt_dir} exists and is not a directory")

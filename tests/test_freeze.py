@@ -132,3 +132,16 @@ def test_out_checked_before_freezing_and_sizes_bounded(tmp_path, capsys) -> None
     assert freeze.main(["--random", "--out", str(tmp_path / "a.pb"), "--seed", "-1"]) == 1
     assert "--seed must be" in capsys.readouterr().err
     assert not (tmp_path / "a.pb").exists()
+
+
+def test_truncated_checkpoint_data_is_a_checkpoint_error(random_ckpt, tmp_path) -> None:
+    """A .data file cut short raised a bare IndexError ('Read less bytes than requested'): an internal error."""
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for f in random_ckpt.iterdir():
+        data = f.read_bytes()
+        (cut / f.name).write_bytes(data[:1000] if ".data-" in f.name else data)
+    with pytest.raises(freeze.CheckpointError, match=r"cannot read .*truncated or corrupt checkpoint data "
+                                                      r"\(Read less bytes than requested\)"):
+        freeze.freeze_checkpoint(cut, tmp_path / "a.pb")
+    assert not (tmp_path / "a.pb").exists()

@@ -344,3 +344,26 @@ def test_training_loss_falls_and_resumes(lfw_train_dir, tmp_path):
     # a different architecture against these checkpoints is refused, naming the info file
     with pytest.raises(TrainError, match="pymfn_model.json: checkpoints .* have embedding size 128"):
         train.train(TrainConfig(**{**cfg.__dict__, "embedding_size": 64, "max_steps": 40}))
+
+
+def test_data_checked_against_the_configuration_before_building(tmp_path):
+    tfr = _tiny_tfrecords(tmp_path)  # 12 images, 3 identities
+    cfg = TrainConfig(data=str(tfr), ckpt_dir=str(tmp_path / "ck"), progress=False)
+    with pytest.raises(TrainError, match=rf"--train-batch-size 64: --data {tfr} has only 12 training images"):
+        train.train(cfg, model_fn=_tiny_model)
+    meta_path = tfr / data.META_NAME
+    meta = json.loads(meta_path.read_text())
+    for classes, needle in [(1, "1 identity; ArcFace training needs at least 2"),
+                            (10**12, "identities make a .* GiB ArcFace head")]:
+        meta_path.write_text(json.dumps(dict(meta, num_classes=classes)))
+        with pytest.raises(TrainError, match=needle):
+            train.train(TrainConfig(**{**cfg.__dict__, "batch_size": 4}), model_fn=_tiny_model)
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("option, value", [("lr", float("nan")), ("lr", float("inf")), ("arcface_m", 2.0),
+                                           ("threads", -1), ("embedding_size", 10**9), ("shuffle_buffer", 0)])
+def test_bad_numbers_are_refused_before_any_work(tmp_path, option, value):
+    cfg = TrainConfig(data=str(tmp_path / "none"), ckpt_dir=str(tmp_path / "ck"), **{option: value})
+    with pytest.raises(TrainError, match=f"--{option.replace('_', '-')} must be"):
+        train.train(cfg)
