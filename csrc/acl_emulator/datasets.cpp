@@ -81,25 +81,20 @@ const aclTensorDesc* live_desc(const char* fn, const aclTensorDesc* d) {
   return d;
 }
 
-aclmdlDataset* live_dataset(const char* fn, const aclmdlDataset* ds) {
+// A handle found in its registry (after aclInit), or nullptr with the failure recorded (g_mu held).
+template <typename T>
+T* live_in(const char* fn, const std::set<T*>& registry, const T* handle, const char* what) {
   if (need_init(fn) != ACL_SUCCESS) return nullptr;
-  auto* d = const_cast<aclmdlDataset*>(ds);
-  if (!g.datasets.count(d)) {
-    fail(ACL_ERROR_INVALID_PARAM, fn, "not a live aclmdlDataset");
-    return nullptr;
-  }
-  return d;
-}
-
-aclDataBuffer* live_buffer(const char* fn, const aclDataBuffer* b) {
-  if (need_init(fn) != ACL_SUCCESS) return nullptr;
-  auto* p = const_cast<aclDataBuffer*>(b);
-  if (!g.buffers.count(p)) {
-    fail(ACL_ERROR_INVALID_PARAM, fn, "not a live aclDataBuffer");
+  auto* p = const_cast<T*>(handle);
+  if (!registry.count(p)) {
+    fail(ACL_ERROR_INVALID_PARAM, fn, std::string("not a live ") + what);
     return nullptr;
   }
   return p;
 }
+
+aclmdlDataset* live_dataset(const char* fn, const aclmdlDataset* ds) { return live_in(fn, g.datasets, ds, "aclmdlDataset"); }
+aclDataBuffer* live_buffer(const char* fn, const aclDataBuffer* b) { return live_in(fn, g.buffers, b, "aclDataBuffer"); }
 
 void drop_dataset_desc(aclmdlDataset* ds, size_t index) {
   if (index >= ds->descs.size() || !ds->descs[index]) return;
