@@ -296,12 +296,19 @@ int main(void) {
 """)
     flags = shlex.split(acl_config("--cflags", "--libs").stdout)
     exe = tmp_path / "probe"
-    proc = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", str(src), "-o", str(exe), *flags],
-                          capture_output=True, text=True, timeout=120)
+    # the link line also names CANN's cblas and dvpp libraries, kept as dependencies: the empty stand-ins are
+    # found at link time and at run time
+    stand_ins = ["-Wl,--no-as-needed", "-lacl_cblas", "-lacl_dvpp"]
+    proc = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", str(src), "-o", str(exe), *flags,
+                           *stand_ins], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = subprocess.run([str(exe)], capture_output=True, text=True, env=minimal_env(), timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["15872", "1.50", "8", "Ascend310", "1.0.0"]
+    readelf = shutil.which("readelf")
+    if readelf:
+        needed = subprocess.run([readelf, "-d", str(exe)], capture_output=True, text=True).stdout
+        assert "[libacl_cblas.so]" in needed and "[libacl_dvpp.so]" in needed
 
 
 # ---------------------------------------------------------------- acceptance: MobileFaceNet over all of LFW
