@@ -469,6 +469,9 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
         source = pdata.open_source(cfg.data)
     except pdata.DataError as exc:
         raise TrainError(f"--data: {exc}") from None
+    if source.image_size != 112:
+        raise TrainError(f"--data: images are {source.image_size}px; MobileFaceNet needs 112x112")
+    _check_source(cfg, source)
 
     import tensorflow.compat.v1 as tf
 
@@ -476,9 +479,6 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
 
     session_config = session_config or _session_config(cfg)
     model_fn = model_fn or _default_model_fn()
-    if source.image_size != 112:
-        raise TrainError(f"--data: images are {source.image_size}px; MobileFaceNet needs 112x112")
-    _check_source(cfg, source)
     ckpt_dir = Path(cfg.ckpt_dir)
     if ckpt_dir.exists() and not ckpt_dir.is_dir():
         raise TrainError(f"--ckpt-dir {ckpt_dir} exists and is not a directory")
