@@ -110,7 +110,8 @@ PROBES: list[Probe] = [
     # ---------------------------------------------------------------------------------- freeze
     P("freeze-missing-ckpt", "pymfn freeze --ckpt {missing} --out {fresh}.pb", "{missing}"),
     P("freeze-fifo-ckpt", "pymfn freeze --ckpt {fifo} --out {fresh}.pb", "{fifo}", timeout=30),
-    P("freeze-empty-ckpt-dir", "pymfn freeze --ckpt {emptydir} --out {fresh}.pb", "{emptydir}", slow=True),
+    # imports TensorFlow (several lines of C++ start-up chatter on fd 2 unless pymfn._quiet hides them)
+    P("freeze-empty-ckpt-dir", "pymfn freeze --ckpt {emptydir} --out {fresh}.pb", "{emptydir}"),
     P("freeze-corrupt-ckpt", "pymfn freeze --ckpt {corrupt_ckpt} --out {fresh}.pb", "{corrupt_ckpt}", slow=True),
     P("freeze-truncated-ckpt-data", "pymfn freeze --ckpt {ckpt_cut} --out {fresh}.pb", "truncated or corrupt",
       slow=True, needs=("ckpt_cut",)),
@@ -514,3 +515,14 @@ def test_every_command_is_probed() -> None:
     assert probed == set(COMMANDS), set(COMMANDS) ^ probed
     bench = {p.argv[1] for p in PROBES if p.argv[0] == "pymfn.bench"}
     assert bench == {"latency", "throughput", "accuracy", "msame"}
+
+
+def test_debug_flag_reaches_the_command(inputs) -> None:
+    """`python -m pymfn --debug <cmd>` prints the traceback before the same one-line error (the command runs
+    its own run_command, so the dispatcher passes the flag on through PYMFN_DEBUG), and hides nothing."""
+    proc = subprocess.run([sys.executable, "-m", "pymfn", "--debug", "freeze", "--ckpt", inputs["emptydir"],
+                           "--out", str(Path(inputs["tmp"]) / "debug.pb")], capture_output=True, text=True,
+                          timeout=CHEAP_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and len(proc.stderr.splitlines()) > 3
+    assert proc.stderr.rstrip().splitlines()[-1].startswith("pymfn freeze: error: ")
