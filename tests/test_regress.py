@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +351,88 @@ def test_regress_against_head_builds_the_commit_and_compares(tmp_path, capsys):
     assert Path(base["root"], "build.json").is_file()
     assert doc["builds"]["candidate"]["root"] == str(config.PROJECT_ROOT)
     assert len(doc["results"]["latency"]["baseline_values"]) == 6
+
+
+# ------------------------------------------------------------------------------------------------ commit builds
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+# A CMake project that "builds" instantly: it writes a placeholder _core module where setup.py would put it.
+FAKE_CMAKE = """cmake_minimum_required(VERSION 3.18)
+project(fake NONE)
+file(WRITE "${PYMFN_OUTPUT_DIR}/_core.cpython-311-x86_64-linux-gnu.so" "placeholder")
+"""
+
+
+@pytest.fixture()
+def fake_repo(tmp_path, monkeypatch) -> Path:
+    """A git repository shaped like pymfn (pymfn/, csrc/, CMakeLists.txt) with a cache of its own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo = tmp_path / "repo"
+    (repo / "pymfn").mkdir(parents=True)
+    (repo / "csrc").mkdir()
+    (repo / "pymfn" / "__init__.py").write_text("")
+    (repo / "csrc" / "a.cpp").write_text("// v1\n")
+    (repo / "CMakeLists.txt").write_text(FAKE_CMAKE)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    return repo
+
+
+def _commit(repo: Path, path: str, text: str, message: str) -> str:
+    (repo / path).write_text(text)
+    _git(repo, "commit", "-q", "-am", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
+    from pymfn.bench.regress_builds import prune, regress_cache, resolve_builds
+
+    messages: list[str] = []
+    first = _git(fake_repo, "rev-parse", "HEAD")
+    second = _commit(fake_repo, "pymfn/__init__.py", "x = 1\n", "python only")
+    third = _commit(fake_repo, "csrc/a.cpp", "// v2\n", "native change")
+    builds = resolve_builds({"a": ("--baseline", first), "b": ("--candidate", "HEAD~1")}, fake_repo, messages.append)
+    assert builds["a"].commit == first and builds["b"].commit == second
+    for b in builds.values():
+        assert (b.root / "build.json").is_file() and (b.core_dir / "_core.cpython-311-x86_64-linux-gnu.so").is_file()
+    assert (builds["b"].root / "pymfn" / "__init__.py").read_text() == "x = 1\n"  # the commit's own Python
+    assert sum("building the native core" in m for m in messages) == 1      # second commit: same csrc
+    assert any("native core unchanged" in m for m in messages)
+
+    messages.clear()
+    again = resolve_builds({"a": ("--baseline", first), "c": ("--candidate", third)}, fake_repo, messages.append)
+    assert again["a"].root == builds["a"].root
+    assert sum("building the native core" in m for m in messages) == 1      # only the changed csrc
+    cache = regress_cache()
+    assert len(list((cache / "commits").iterdir())) == 3 and len(list((cache / "native").iterdir())) == 2
+    removed = prune(cache, keep=1)
+    assert len(list((cache / "commits").iterdir())) == 1 and len(removed) == 3
+    assert _git(fake_repo, "worktree", "list").count("\n") == 0            # no worktrees were made
+
+
+def test_failed_native_build_is_a_one_line_error_with_the_log(fake_repo, capsys):
+    bad = _commit(fake_repo, "CMakeLists.txt", 'cmake_minimum_required(VERSION 3.18)\nmessage(FATAL_ERROR "boom")\n',
+                  "broken build")
+    rc, _, err = _run(["regress", "--baseline", "HEAD", "--repo", str(fake_repo), "--quiet"], capsys)
+    assert rc == 1 and err.count("\n") == 1
+    assert f"building the native core of HEAD ({bad[:12]}) failed (cmake -S exit 1); log: " in err
+    log = Path(err.rsplit("log: ", 1)[1].strip())
+    assert "boom" in log.read_text()
+    from pymfn.bench.regress_builds import regress_cache
+
+    assert not (regress_cache() / "commits" / bad).exists()   # nothing half-built is left to be reused
+
+
+def test_commit_without_native_sources_is_rejected(fake_repo, capsys):
+    _git(fake_repo, "rm", "-q", "-r", "csrc")
+    _git(fake_repo, "commit", "-q", "-m", "no csrc")
+    rc, _, err = _run(["regress", "--baseline", "HEAD", "--repo", str(fake_repo)], capsys)
+    assert rc == 1 and "has no csrc: it predates pymfn's native core" in err

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <openvino/openvino.hpp>
 
@@ -83,8 +84,8 @@ std::string port_name(const ov::Output<const ov::Node>& port, const char* kind, 
 }
 
 // TEST-ONLY slowdown switch, used to measure what `pymfn.bench regress` can detect: with
-// PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 every synchronous execute() busy-waits 20% of its own inference time
-// after the inference, so the engine is exactly that much slower wherever it runs. Read once per engine;
+// PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 every synchronous execute() waits 20% of its own inference time after
+// the inference, so the engine is that much slower wherever it runs. Read once per engine;
 // unset or empty costs one predictable branch per execute. Never set it outside such measurements.
 constexpr const char* kSlowdownEnv = "PYMFN_TEST_EXECUTE_SLOWDOWN";
 
@@ -100,11 +101,16 @@ double execute_slowdown_from_env() {
   return fraction;
 }
 
-// Spins (does not sleep: sleeping overshoots by tens of microseconds) until `fraction` of the time from
-// `start` to now has passed again.
-void spin_for_fraction(Clock::time_point start, double fraction) {
+// Waits until `fraction` of the time from `start` to now has passed again: sleeps all but the last
+// kSpinTail, then spins. Spinning the whole time would burn CPU, and on a loaded machine the scheduler
+// then hands the process less CPU for its next inferences: a "10%" switch measured 1.31x at load average
+// 5. Sleeping alone overshoots by the wake-up latency; the short spin absorbs it.
+constexpr auto kSpinTail = std::chrono::microseconds(100);
+
+void wait_for_fraction(Clock::time_point start, double fraction) {
   const auto done = Clock::now();
   const auto until = done + std::chrono::duration_cast<Clock::duration>((done - start) * fraction);
+  if (until - done > 2 * kSpinTail) std::this_thread::sleep_until(until - kSpinTail);
   while (Clock::now() < until) {
   }
 }
@@ -341,7 +347,7 @@ StageTimes OpenVINOEngine::execute(const IoBinding& binding) {
   } catch (const std::exception& e) {
     throw EngineError(path_ + ": OpenVINO inference failed: " + e.what());
   }
-  if (impl_->execute_slowdown > 0.0) spin_for_fraction(t0, impl_->execute_slowdown);
+  if (impl_->execute_slowdown > 0.0) wait_for_fraction(t0, impl_->execute_slowdown);
   t.compute_ms = ms_between(t0, Clock::now());
   return t;
 }

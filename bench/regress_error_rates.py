@@ -1,0 +1,141 @@
+"""Measure `pymfn.bench regress`'s own error rates on this machine: false alarms and sensitivity.
+
+* false alarms: one build against a byte-identical copy of itself (two folders, so two sets of files in
+  the page cache, as with two real builds), repeated; every verdict other than "no change" is an error.
+* sensitivity: the same pair with the candidate's OpenVINO execute slowed down by the test-only switch
+  PYMFN_TEST_EXECUTE_SLOWDOWN (10%, 20%: calibrated busy-wait, see csrc/engines/openvino_engine.cpp);
+  the latency benchmark must come out "slower".
+
+Every comparison is a plain `python -m pymfn.bench regress ... --json` run, kept in --out (the campaign
+resumes where it stopped). The summary also re-decides the stored rounds at other thresholds, which is
+exact: the verdict is a function of the per-round values alone.
+
+    python bench/regress_error_rates.py --out regress-rates --runs 20           # ~1.5 h on 2 busy cores
+    python bench/regress_error_rates.py --out regress-rates --summary-only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pymfn.bench import stats
+
+CONDITIONS = {"same build": 0.0, "10% slower execute": 0.10, "20% slower execute": 0.20}
+
+
+def prepare_builds(ref: str, repo: Path | None, out: Path) -> tuple[Path, Path]:
+    """Two byte-identical copies of ``ref``'s build (from regress's cache, built if needed) under ``out``.
+
+    Copies, not the cache entry itself: regress prunes its cache, and a campaign takes hours."""
+    from pymfn.bench.regress_builds import default_repo, resolve_builds
+
+    build = resolve_builds({"b": ("--ref", ref)}, repo or default_repo(), lambda m: print(f"[rates] {m}"))["b"]
+    copies = []
+    for side in ("a", "b"):
+        dest = out / f"build-{side}"
+        if not (dest / "pymfn").is_dir():
+            shutil.copytree(build.root / "pymfn", dest / "pymfn", symlinks=True)
+            (dest / "source.txt").write_text(f"{ref} = {build.commit}\n")
+        copies.append(dest)
+    return copies[0], copies[1]
+
+
+def run_one(path: Path, baseline: Path, candidate: Path, slowdown: float, benchmarks: str, rounds: int) -> None:
+    cmd = [sys.executable, "-m", "pymfn.bench", "regress", "--baseline", str(baseline), "--candidate",
+           str(candidate), "--benchmarks", benchmarks, "--rounds", str(rounds), "--quiet", "--json", str(path)]
+    if slowdown:
+        cmd += ["--candidate-env", f"PYMFN_TEST_EXECUTE_SLOWDOWN={slowdown}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode not in (0, 4):
+        raise SystemExit(f"regress failed (exit {proc.returncode}): {proc.stderr.strip()}")
+
+
+def campaign(args: argparse.Namespace) -> None:
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    baseline, candidate = (args.build, args.build) if args.build else prepare_builds(args.ref, args.repo, out)
+    plan = [(name, f) for name, f in CONDITIONS.items() if f in args.slowdowns]
+    for i in range(args.runs):  # conditions interleaved so a busy hour does not land on one of them only
+        for name, fraction in plan:
+            path = out / f"slowdown-{fraction:.2f}" / f"run-{i:03d}.json"
+            if path.exists():
+                continue
+            path.parent.mkdir(exist_ok=True)
+            t0 = time.monotonic()
+            run_one(path, baseline, candidate, fraction, "latency,throughput,loader" if fraction == 0 else "latency",
+                    args.rounds)
+            print(f"[rates] {name} run {i + 1}/{args.runs}: {time.monotonic() - t0:.0f} s, load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+
+
+def summarise(out: Path, thresholds: list[float]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for name, fraction in CONDITIONS.items():
+        docs = [json.loads(p.read_text()) for p in sorted((out / f"slowdown-{fraction:.2f}").glob("run-*.json"))]
+        if not docs:
+            continue
+        per_bench: dict[str, Any] = {}
+        for bench in docs[0]["results"]:
+            rows = [d["results"][bench] for d in docs]
+            entry: dict[str, Any] = {"comparisons": len(rows),
+                                     "median_ratio": statistics.median(r["ratio"] for r in rows),
+                                     "median_ci_halfwidth": statistics.median(
+                                         (r["ci_high"] / r["ci_low"]) ** 0.5 - 1 for r in rows)}
+            for t in thresholds:
+                verdicts = [stats.compare_paired(r["baseline_values"], r["candidate_values"], t,
+                                                 docs[0]["confidence"]).verdict for r in rows]
+                entry[f"flagged_at_{t:g}"] = sum(v != stats.NO_CHANGE for v in verdicts) / len(verdicts)
+                entry[f"slower_at_{t:g}"] = sum(v == stats.SLOWER for v in verdicts) / len(verdicts)
+            per_bench[bench] = entry
+        loads = [d["host"].get("load_average", [None])[0] for d in docs]
+        summary[name] = {"slowdown": fraction, "runs": len(docs), "rounds": docs[0]["rounds"],
+                         "load_average_1min": [min(loads), statistics.median(loads), max(loads)],
+                         "benchmarks": per_bench}
+    return summary
+
+
+def print_summary(summary: dict[str, Any], thresholds: list[float]) -> None:
+    for name, s in summary.items():
+        lo, mid, hi = s["load_average_1min"]
+        print(f"\n{name}: {s['runs']} comparisons of {s['rounds']} rounds (load average at the end of a run: "
+              f"{lo:.1f} / {mid:.1f} / {hi:.1f} min/median/max)")
+        for bench, e in s["benchmarks"].items():
+            rates = ", ".join(f"t={t:.0%}: flagged {e[f'flagged_at_{t:g}']:.0%} (slower {e[f'slower_at_{t:g}']:.0%})"
+                              for t in thresholds)
+            print(f"  {bench:<10} median ratio {e['median_ratio']:.3f}, median CI half-width "
+                  f"{e['median_ci_halfwidth']:.1%}; {rates}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="folder for the runs' JSON and the summary")
+    p.add_argument("--runs", type=int, default=20, help="comparisons per condition (default 20)")
+    p.add_argument("--rounds", type=int, default=12, help="rounds per comparison (default: regress's 12)")
+    p.add_argument("--ref", default="HEAD", help="commit to build and compare with itself (default HEAD)")
+    p.add_argument("--repo", type=Path, help="git repository of --ref (default: the project pymfn runs from)")
+    p.add_argument("--build", type=Path, help="or a folder holding a built pymfn (compared with itself, no copy)")
+    p.add_argument("--slowdowns", default="0,0.1,0.2", help="conditions to run (default 0,0.1,0.2)")
+    p.add_argument("--thresholds", default="0.05,0.1,0.15", help="thresholds to summarise at (default 0.05,0.1,0.15)")
+    p.add_argument("--summary-only", action="store_true", help="do not run; summarise what --out holds")
+    args = p.parse_args()
+    args.slowdowns = [float(x) for x in args.slowdowns.split(",")]
+    thresholds = [float(x) for x in args.thresholds.split(",")]
+    if not args.summary_only:
+        campaign(args)
+    summary = summarise(args.out, thresholds)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary, thresholds)
+    print(f"\nCPU: {next((ln for ln in open('/proc/cpuinfo') if ln.startswith('model name')), '?').strip()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
