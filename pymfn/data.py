@@ -475,7 +475,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="src", required=True, metavar="PATH",
                    help="image tree root, or a RecordIO directory / .rec file (its .idx must sit beside it)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically if it exists)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help=f"output directory; an existing one is replaced atomically, but only if it is empty or "
+                        f"an earlier output of this command (holds {META_NAME})")
     p.add_argument("--shards", type=int, default=4, metavar="N", help="number of TFRecord files (default 4)")
     p.add_argument("--format", choices=("auto", "folder", "recordio"), default="auto",
                    help="source format; auto = recordio when PATH is/contains a .rec file (default auto)")

@@ -391,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", required=True, metavar="PATH",
                         help="MobileFaceNet.tflite or mobilefacenet.json (its .bin next to it)")
     parser.add_argument("--out", required=True, metavar="CKPT_DIR",
-                        help="checkpoint directory to create (replaced atomically if it exists)")
+                        help="checkpoint directory to create; an existing one is replaced atomically, but only "
+                             "if it is empty or an earlier import (holds pymfn_model.json)")
     parser.add_argument("--embedding-size", type=int, default=None,
                         help="expected embedding size; error if the source differs (sirius weights: 192)")
     parser.add_argument("--slope-sign", choices=("auto", "flip", "keep"), default="auto",
