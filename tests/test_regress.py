@@ -6,7 +6,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +272,23 @@ def test_a_build_whose_core_cannot_load_is_a_one_line_error(tmp_path, capsys):
     assert rc == 1 and err.count("\n") == 1, err
     assert f"--baseline {tmp_path}: import:" in err and "(round 1)" in err
     assert not (tmp_path / "out.json").exists()
+
+
+def _fake_build(folder: Path, init_code: str) -> Path:
+    pkg = folder / "pymfn"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(init_code)
+    (pkg / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"placeholder")
+    return folder
+
+
+def test_a_measuring_process_killed_by_a_signal_is_a_one_line_error(tmp_path, capsys):
+    """A build that crashes (here: SIGSEGV on import, after printing noise on stdout) ends the run with one
+    line naming the build and the signal; the parent does not crash or hang."""
+    build = _fake_build(tmp_path / "crashy", "import os, signal\nprint('banner')\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    rc, _, err = _run(["regress", "--baseline", str(build), "--benchmarks", "latency", "--quiet"], capsys)
+    assert rc == 1 and err.count("\n") == 1, err
+    assert f"--baseline {build}: the measuring process ended (killed by signal 11) during start-up (round 1)" in err
 
 
 # ------------------------------------------------------------------------------------------------ slowdown switch

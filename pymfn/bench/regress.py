@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pymfn._cli import CommandError, check_output_path, one_line, save_output
+from pymfn._cli import CommandError, check_output_path, save_output
 from pymfn.bench import stats
 from pymfn.bench.regress_builds import Build, default_repo, prune, regress_cache, resolve_builds
 from pymfn.bench.regress_saved import collect, looks_like_saved_run
@@ -301,11 +301,19 @@ class WorkerProcess:
                                      cwd=tempfile.gettempdir())
 
     def _read(self, timeout: float, what: str) -> dict[str, Any]:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line:
-            self._fail(what, timed_out=not ready)
-        msg = json.loads(line)
+        """The next protocol line; anything else a library prints on stdout is skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = self.proc.stdout.readline() if ready else ""
+            if not line:
+                self._fail(what, timed_out=not ready)
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(msg, dict):
+                break
         if "error" in msg:
             raise CommandError(f"{self.who}: {msg['error']} ({self.when})")
         return msg
@@ -382,7 +390,7 @@ def compare_saved_runs(args: argparse.Namespace, baseline: list[Path], candidate
 # ------------------------------------------------------------------------------------------------ reports
 def _ci(r: dict[str, Any]) -> str:
     if r["ci_low"] <= 0.0 or r["ci_high"] == float("inf"):
-        return "(too few rounds)"
+        return "(too few samples)"
     return f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
