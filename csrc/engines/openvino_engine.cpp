@@ -85,7 +85,8 @@ std::string port_name(const ov::Output<const ov::Node>& port, const char* kind, 
 
 // TEST-ONLY slowdown switch, used to measure what `pymfn.bench regress` can detect: with
 // PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 every synchronous execute() waits 20% of its own inference time after
-// the inference, so the engine is that much slower wherever it runs. Read once per engine;
+// the inference: exactly 1.2x on a quiet machine. On a busy one the pause also costs a reschedule of the
+// inference threads, so the measured effect is larger (1.1-2x for "0.1" at load 3-5). Read once per engine;
 // unset or empty costs one predictable branch per execute. Never set it outside such measurements.
 constexpr const char* kSlowdownEnv = "PYMFN_TEST_EXECUTE_SLOWDOWN";
 
