@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import pymfn
+from pymfn._quiet import native_stderr_hidden
 
 _core = pymfn.load_core()
 
@@ -205,8 +206,11 @@ def open_engine(model_path: str | os.PathLike, engine: str | None = None, precis
         hint = kw.pop("hint", "latency" if inflight == 1 else "throughput")
         device = kw.pop("device", "CPU")
         _reject_extra(kw, engine)
-        return _core.OpenVINOEngine(str(path), precision=precision, threads=threads, streams=streams,
-                                    num_requests=inflight, hint=hint, device=device)
+        # OpenVINO's TF frontend logs protobuf parse errors of a damaged .pb to fd 2 before raising; the
+        # EngineError already says what is wrong (the log is kept with --debug / PYMFN_DEBUG=1).
+        with native_stderr_hidden():
+            return _core.OpenVINOEngine(str(path), precision=precision, threads=threads, streams=streams,
+                                        num_requests=inflight, hint=hint, device=device)
     if engine == "tf":
         if precision not in ("f32", "fp32", "float32"):
             raise _core.InvalidArgument(f"the tf engine runs the graph as frozen (f32); precision '{precision}' is not available")
