@@ -53,17 +53,23 @@ def _expected_sample_bytes(sample_bytes: int | None, dtype: str | None, sample_s
 
 
 def _array_dataset(array: np.ndarray, origin: str, sample_bytes: int | None, dtype: str | None,
-                   sample_shape: Sequence[int]):
+                   sample_shape: Sequence[int], path: str | None = None):
+    """An ArrayDataset over ``array`` after checking it against what the model expects. ``origin`` names
+    it in messages ("npy /x.npy"); ``path`` is the file it came from, the ``.path`` of every error."""
     core = _core()
+
+    def mismatch(message: str) -> Exception:
+        exc = _input_error("ShapeMismatch", origin, message)
+        exc.path = path or origin
+        return exc
+
     if dtype is not None and array.dtype != np.dtype(dtype):
-        raise _input_error("ShapeMismatch", origin, f"samples are {array.dtype} but the model expects {dtype}")
+        raise mismatch(f"samples are {array.dtype} but the model expects {dtype}")
     if sample_shape and tuple(array.shape[1:]) != tuple(int(d) for d in sample_shape):
-        raise _input_error("ShapeMismatch", origin, f"sample shape {list(array.shape[1:])} but the model expects "
-                                                    f"{list(sample_shape)}")
-    ds = core.ArrayDataset(array, origin=origin)
+        raise mismatch(f"sample shape {list(array.shape[1:])} but the model expects {list(sample_shape)}")
+    ds = core.ArrayDataset(array, origin=origin, path=path)
     if sample_bytes is not None and ds.sample_bytes != sample_bytes:
-        raise _input_error("ShapeMismatch", origin, f"samples are {ds.sample_bytes} bytes but the model expects "
-                                                    f"{sample_bytes} bytes")
+        raise mismatch(f"samples are {ds.sample_bytes} bytes but the model expects {sample_bytes} bytes")
     return ds
 
 
@@ -119,5 +125,5 @@ def open_dataset(source: str | os.PathLike | np.ndarray, sample_bytes: int | Non
         if not array.flags.c_contiguous:
             raise _input_error("InputError", spath, "the .npy array is stored in Fortran order; it cannot be used in "
                                                     "place (re-save it C-contiguous)")
-        return _array_dataset(array, f"npy {spath}", sample_bytes, dtype, shape)
+        return _array_dataset(array, f"npy {spath}", sample_bytes, dtype, shape, path=spath)
     raise _input_error("FormatError", spath, "not a packed file (magic PYMFNPK), a .npy file or a folder of .bin files")

@@ -221,6 +221,8 @@ class EmulatorMeta:
             elif key in ("input", "output"):
                 (meta.inputs if key == "input" else meta.outputs).append(_parse_meta_tensor(tok, where, path))
             elif key == "dynamic_batch":
+                if meta.dynamic_batch:
+                    raise OmFormatError(path, where + "a second dynamic_batch line")
                 if len(tok) != 2:
                     raise OmFormatError(path, where + "expected 'dynamic_batch <b1,b2,...>'")
                 sizes = [_meta_int(d) for d in tok[1].split(",")]

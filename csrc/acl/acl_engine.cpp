@@ -41,8 +41,9 @@ AclEngine::AclEngine(const std::string& om_path, int device, size_t num_requests
   }
   // A clear FormatError naming the file beats ACL's 100013 for a non-om or truncated file.
   const om::OmHeader header = om::read_om_header(om_path);
-  om_name_ = header.name;
-  om_platform_ = header.platform_version;
+  // Header text fields are any bytes a file holds; reports need readable, valid text.
+  om_name_ = om::printable(header.name);
+  om_platform_ = om::printable(header.platform_version);
   try {
     acl::acquire_acl_init(api_);
     init_acquired_ = true;

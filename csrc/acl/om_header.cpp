@@ -61,6 +61,32 @@ bool parse_int64(const std::string& s, int64_t* v) {
   return true;
 }
 
+// Offset of the first byte that breaks UTF-8 (overlong forms and surrogates included), or npos.
+size_t invalid_utf8_at(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    // Lead byte: number of continuation bytes n and the code point bits it carries.
+    const size_t n = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    if (n == 0) return i;
+    uint32_t cp = c & (0x7Fu >> (n + 1));
+    if (i + n >= s.size()) return i;  // the sequence runs past the end
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static const uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
 // Bytes per element of a meta dtype; 0 for an unknown one.
 uint64_t meta_dtype_bytes(const std::string& d) {
   if (d == "float32" || d == "int32") return 4;
@@ -71,6 +97,22 @@ uint64_t meta_dtype_bytes(const std::string& d) {
 }
 
 }  // namespace
+
+std::string printable(const std::string& raw) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    if (out.size() >= 80) return out + "...";
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
 
 bool OmHeader::is_emulator() const {
   const size_t n = std::strlen(kEmulatorMarker);
@@ -182,6 +224,12 @@ OmHeader read_om_header(const std::string& path) {
 }
 
 bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string* error) {
+  // Names in the meta become tensor names callers print and convert to text: UTF-8 only.
+  const size_t bad = invalid_utf8_at(text);
+  if (bad != std::string::npos) {
+    *error = "meta is not UTF-8 text (byte " + std::to_string(bad) + ")";
+    return false;
+  }
   EmulatorMeta m;
   std::istringstream in(text);
   std::string line;
@@ -191,7 +239,7 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
     ++lineno;
     if (line.empty()) continue;
     const auto tok = split(line, ' ');
-    const std::string where = "meta line " + std::to_string(lineno) + " ('" + line + "'): ";
+    const std::string where = "meta line " + std::to_string(lineno) + " ('" + printable(line) + "'): ";
     const std::string& key = tok[0];
     if (key == "pymfn-emu-om") {
       if (tok.size() != 2 || tok[1] != "1") {
@@ -221,7 +269,7 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
       t.dtype = tok[2];
       t.format = tok[3];
       if (meta_dtype_bytes(t.dtype) == 0) {
-        *error = where + "unknown dtype '" + t.dtype + "'";
+        *error = where + "unknown dtype '" + printable(t.dtype) + "'";
         return false;
       }
       if (t.format != "NHWC" && t.format != "NCHW" && t.format != "ND") {
@@ -255,12 +303,16 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
         const uint64_t factor = d > 0 ? static_cast<uint64_t>(d) : kMaxDynamicBatch;
         bytes = factor > kMaxTensorBytes / bytes ? kMaxTensorBytes + 1 : bytes * factor;
         if (bytes > kMaxTensorBytes) {
-          *error = where + "a tensor of dims " + tok[4] + " would exceed " + std::to_string(kMaxTensorBytes) + " bytes";
+          *error = where + "a tensor of dims " + printable(tok[4]) + " would exceed " + std::to_string(kMaxTensorBytes) + " bytes";
           return false;
         }
       }
       (key == "input" ? m.inputs : m.outputs).push_back(std::move(t));
     } else if (key == "dynamic_batch") {
+      if (!m.dynamic_batch.empty()) {
+        *error = where + "a second dynamic_batch line";
+        return false;
+      }
       if (tok.size() != 2) {
         *error = where + "expected 'dynamic_batch <b1,b2,...>'";
         return false;
@@ -274,7 +326,7 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
         m.dynamic_batch.push_back(static_cast<uint64_t>(v));
       }
     } else {
-      *error = where + "unknown key '" + key + "'";
+      *error = where + "unknown key '" + printable(key) + "'";
       return false;
     }
   }
@@ -294,7 +346,7 @@ bool parse_emulator_meta(const std::string& text, EmulatorMeta* out, std::string
   for (const auto* list : {&m.inputs, &m.outputs})
     for (const auto& t : *list)
       if (t.dims.empty() || (t.dims[0] == -1) != dynamic) {
-        *error = "tensor '" + t.name + "': the first dim must be -1 exactly when dynamic_batch is given";
+        *error = "tensor '" + printable(t.name) + "': the first dim must be -1 exactly when dynamic_batch is given";
         return false;
       }
   *out = std::move(m);

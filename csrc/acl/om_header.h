@@ -62,6 +62,10 @@ struct OmHeader {
   void mark_emulator();
 };
 
+// Text taken from a file, fit for a message or a report: printable ASCII kept, every other byte
+// written \xNN, at most 80 characters (then "..."). Header names and meta lines can hold any bytes.
+std::string printable(const std::string& raw);
+
 // Parses and validates (size >= 256, magic, headsize == 256). No throw: false + *error on failure.
 bool parse_header(const uint8_t* data, size_t size, OmHeader* out, std::string* error);
 
@@ -82,7 +86,7 @@ struct EmulatorTensor {
   std::vector<int64_t> dims;  // -1 first = dynamic batch
 };
 
-// The meta text is line-based, one record per line, tokens separated by single spaces:
+// The meta text is UTF-8 and line-based, one record per line, tokens separated by single spaces:
 //   pymfn-emu-om 1
 //   precision f16|f32
 //   precision_mode <atc precision mode it stands for>     (informational)

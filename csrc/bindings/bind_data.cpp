@@ -306,7 +306,17 @@ void bind_data(py::module_& m) {
            "order: 'natural' (2.bin before 10.bin) or 'lexicographic' (msame). io: 'mmap' (each file mapped "
            "once and copied from its mapping on every read, after an fstatat check; fastest from the second "
            "pass on) or 'pread' (open + pread + close per read; nothing stays mapped).")
-      .def("files", &pymfn::FolderDataset::files, "Paths in dataset order: sample i is files()[i].")
+      .def(
+          "files",
+          [](const pymfn::FolderDataset& d) {
+            // Decoded like os.fsdecode: a file name that is not UTF-8 still round-trips to open().
+            py::list out;
+            for (const std::string& p : d.files())
+              out.append(py::reinterpret_steal<py::str>(
+                  PyUnicode_DecodeFSDefaultAndSize(p.data(), static_cast<Py_ssize_t>(p.size()))));
+            return out;
+          },
+          "Paths in dataset order: sample i is files()[i].")
       .def_property_readonly("path", &pymfn::FolderDataset::dir)
       .def_property_readonly("order", [](const pymfn::FolderDataset& d) { return pymfn::file_order_name(d.order()); })
       .def_property_readonly("io", [](const pymfn::FolderDataset& d) { return pymfn::folder_io_name(d.io()); })

@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+
 #include "bindings/bindings.h"
 #include "core/errors.h"
 
@@ -38,6 +40,36 @@ py::dict build_info() {
   return info;
 }
 
+// Messages and paths can carry any bytes a file or directory entry holds. A message becomes text with
+// invalid bytes as \xNN escapes; a path decodes like os.fsdecode (surrogateescape) so it still opens.
+py::str checked_text(PyObject* decoded) {
+  if (decoded == nullptr) {  // only when out of memory: these error handlers accept any bytes
+    PyErr_Clear();
+    return py::str("<message could not be decoded>");
+  }
+  return py::reinterpret_steal<py::str>(decoded);
+}
+
+py::str message_text(const char* what) {
+  return checked_text(PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "backslashreplace"));
+}
+
+py::str path_text(const std::string& path) {
+  return checked_text(PyUnicode_DecodeFSDefaultAndSize(path.data(), static_cast<Py_ssize_t>(path.size())));
+}
+
+// Raises `type(message)` with `.path` set, for the InputError family.
+void set_input_error(const py::handle& type, const pymfn::InputError& e) {
+  py::object exc = py::reinterpret_borrow<py::object>(type)(message_text(e.what()));
+  exc.attr("path") = path_text(e.path());
+  PyErr_SetObject(type.ptr(), exc.ptr());
+}
+
+void set_error(const py::handle& type, const std::exception& e) {
+  py::object exc = py::reinterpret_borrow<py::object>(type)(message_text(e.what()));
+  PyErr_SetObject(type.ptr(), exc.ptr());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -56,30 +88,24 @@ PYBIND11_MODULE(_core, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const pymfn::AclError& e) {
-      py::object exc = py::reinterpret_borrow<py::object>(acl_error.ptr())(e.what());
+      py::object exc = py::reinterpret_borrow<py::object>(acl_error.ptr())(message_text(e.what()));
       exc.attr("code") = e.code();
       exc.attr("code_name") = e.code_name();
-      exc.attr("call") = e.call();
-      exc.attr("recent_msg") = e.recent_msg();
+      exc.attr("call") = message_text(e.call().c_str());
+      exc.attr("recent_msg") = message_text(e.recent_msg().c_str());
       PyErr_SetObject(acl_error.ptr(), exc.ptr());
     } catch (const pymfn::ShapeMismatch& e) {
-      py::object exc = py::reinterpret_borrow<py::object>(shape_mismatch.ptr())(e.what());
-      exc.attr("path") = e.path();
-      PyErr_SetObject(shape_mismatch.ptr(), exc.ptr());
+      set_input_error(shape_mismatch, e);
     } catch (const pymfn::FormatError& e) {
-      py::object exc = py::reinterpret_borrow<py::object>(format_error.ptr())(e.what());
-      exc.attr("path") = e.path();
-      PyErr_SetObject(format_error.ptr(), exc.ptr());
+      set_input_error(format_error, e);
     } catch (const pymfn::InputError& e) {
-      py::object exc = py::reinterpret_borrow<py::object>(input_error.ptr())(e.what());
-      exc.attr("path") = e.path();
-      PyErr_SetObject(input_error.ptr(), exc.ptr());
+      set_input_error(input_error, e);
     } catch (const pymfn::EngineError& e) {
-      py::set_error(engine_error, e.what());
+      set_error(engine_error, e);
     } catch (const pymfn::InvalidArgument& e) {
-      py::set_error(invalid_argument, e.what());
+      set_error(invalid_argument, e);
     } catch (const pymfn::Error& e) {
-      py::set_error(error, e.what());
+      set_error(error, e);
     }
   });
 

@@ -142,15 +142,12 @@ void check_reader_fits_engine(Engine& engine, const BatchReader& reader, size_t 
 }
 
 // Output buffers: every declared output needs a size, and batch x size x requests must be allocatable.
-void check_output_sizes(Engine& engine, const std::vector<TensorInfo>& outs, size_t batch, size_t slots,
-                        const char* what) {
+void check_output_sizes(const std::vector<TensorInfo>& outs, size_t batch, size_t slots, const char* what) {
   for (const auto& o : outs) {
-    if (o.sample_bytes == 0)
-      throw InvalidArgument(std::string(what) + ": output '" + o.name + "' reports 0 bytes per sample");
-    const size_t per_slot = checked_buffer_bytes(std::string(what) + ": " + engine_name(engine) + " output '" +
-                                                     o.name + "'", batch, "rows", o.sample_bytes);
-    checked_buffer_bytes(std::string(what) + ": " + engine_name(engine) + " output '" + o.name + "'", slots,
-                         "requests in flight", per_slot);
+    const std::string label = std::string(what) + ": model output '" + o.name + "'";
+    if (o.sample_bytes == 0) throw InvalidArgument(label + " reports 0 bytes per sample");
+    const size_t per_slot = checked_buffer_bytes(label, batch, "rows", o.sample_bytes);
+    checked_buffer_bytes(label, slots, "requests in flight", per_slot);
   }
 }
 
@@ -282,7 +279,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   const auto outs = engine.outputs();
   const size_t k = st.inflight;
   const bool async = k > 1;
-  check_output_sizes(engine, outs, st.batch_size, k, "run_benchmark");
+  check_output_sizes(outs, st.batch_size, k, "run_benchmark");
   // The reader's sample size (equal to the engine's, checked above) bounds every batch buffer.
   const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
   const bool e2e = st.scope == TimingScope::kEndToEnd;
@@ -437,7 +434,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
   const auto outs = engine.outputs();
   const size_t k = inflight;
   const bool async = k > 1;
-  check_output_sizes(engine, outs, batch, k, "infer_all");
+  check_output_sizes(outs, batch, k, "infer_all");
   const size_t input_bytes = reader.sample_spec().bytes * batch;
 
   std::vector<Slot> slots(k);
@@ -446,8 +443,8 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
   for (size_t i = 0; i < outs.size(); ++i) {
     const size_t rows = checked_buffer_bytes("infer_all: " + reader.sample_spec().origin, reader.num_batches(),
                                              "batches", batch);
-    result[i].reserve(checked_buffer_bytes("infer_all: " + engine_name(engine) + " output '" + outs[i].name + "'",
-                                           rows, "samples", outs[i].sample_bytes));
+    result[i].reserve(checked_buffer_bytes("infer_all: model output '" + outs[i].name + "'", rows, "samples",
+                                           outs[i].sample_bytes));
   }
 
   size_t rows_fetched = 0;
