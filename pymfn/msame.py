@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pymfn._atomic import atomic_dir, atomic_write
+from pymfn._cli import check_output_dir, check_output_path, run_command
 
 __all__ = [
     "MsameError",
@@ -864,10 +865,9 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
 
 # ---------------------------------------------------------------------------------------------- CLI
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pymfn.msame {read,log,run}``."""
+def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m pymfn.msame",
+        prog="python -m pymfn msame",
         description="msame compatibility: turn an msame output folder into a .npy array in input order, "
                     "summarise msame logs, or run msame itself.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -895,41 +895,74 @@ def main(argv: list[str] | None = None) -> int:
     rn.add_argument("--device", type=int, default=0)
     rn.add_argument("--loop", type=int)
     rn.add_argument("--msame", help="msame executable (default: $PYMFN_MSAME or PATH)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _require(ok: bool, option: str, value: object, expected: str) -> None:
+    """Refuse a numeric option before any work, naming it (a negative --count would otherwise surface as
+    'expected inputs 0..-2' after the whole folder was listed)."""
+    if not ok:
+        raise MsameError(f"{option} {value}: expected {expected}")
+
+
+def _cli_read(args: argparse.Namespace) -> None:
+    _require(args.count is None or args.count >= 1, "--count", args.count, "a positive number of inputs")
+    _require(args.first_index >= 0, "--first-index", args.first_index, "0 or more")
+    _require(args.output_index >= 0, "--output-index", args.output_index, "0 or more")
     try:
-        if args.cmd == "read":
-            res = read_msame_outputs(args.output_dir, args.dtype, run=args.run, count=args.count,
-                                     txt_fp16_bits=args.txt_fp16_bits, first_index=args.first_index)
-            if not 0 <= args.output_index < len(res.outputs):
-                print(f"--output-index {args.output_index}: the run has {len(res.outputs)} output(s)",
-                      file=sys.stderr)
-                return 2
-            with atomic_write(args.out) as f:
-                np.save(f, res.outputs[args.output_index])
-            arr = res.outputs[args.output_index]
-            print(f"{res.run_dir}: {len(res.stems)} inputs, output {args.output_index} {arr.shape} {arr.dtype} "
-                  f"-> {args.out}")
-            if res.other_runs:
-                print(f"note: read run {res.run_dir.name}; other runs there, not read: {', '.join(res.other_runs)} "
-                      "(choose with --run)")
-        elif args.cmd == "log":
-            for path in args.logs:
-                for i, log in enumerate(parse_msame_logs(read_log_file(path))):
-                    nf = log.average_without_first_ms
-                    print(f"{path} run {i}: {log.mode} mode, {len(log.run_times_ms)} executes, average "
-                          f"{log.average_ms} ms, without first {nf if nf is not None else '-'} ms")
-                    for w in log.warnings:
-                        print(f"  warning: {w}")
-        else:
-            res = run_msame(args.model, args.input, args.output, outfmt=args.outfmt, device=args.device,
-                            loop=args.loop, msame=args.msame)
-            print(res.log_text, end="")
-            print(f"run folder: {res.run_dir}")
-    except (MsameError, MsameNotFoundError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        _output_dtype(args.dtype)
+    except MsameError as exc:
+        raise MsameError(f"--dtype {exc}") from None
+    check_output_path(args.out, "--out")  # before reading thousands of files, not after
+    res = read_msame_outputs(args.output_dir, args.dtype, run=args.run, count=args.count,
+                             txt_fp16_bits=args.txt_fp16_bits, first_index=args.first_index)
+    if args.output_index >= len(res.outputs):
+        raise MsameError(f"--output-index {args.output_index}: the run in {res.run_dir} has "
+                         f"{len(res.outputs)} output(s)")
+    arr = res.outputs[args.output_index]
+    with atomic_write(args.out) as f:
+        np.save(f, arr)
+    print(f"{res.run_dir}: {len(res.stems)} inputs, output {args.output_index} {arr.shape} {arr.dtype} "
+          f"-> {args.out}")
+    if res.other_runs:
+        print(f"note: read run {res.run_dir.name}; other runs there, not read: {', '.join(res.other_runs)} "
+              "(choose with --run)")
+
+
+def _cli_log(args: argparse.Namespace) -> None:
+    for path in args.logs:
+        try:
+            logs = parse_msame_logs(read_log_file(path))
+        except MsameError as exc:
+            text = str(exc)
+            raise MsameError(text if text.startswith(f"{path}:") else f"{path}: {text}") from None
+        for i, log in enumerate(logs):
+            nf = log.average_without_first_ms
+            print(f"{path} run {i}: {log.mode} mode, {len(log.run_times_ms)} executes, average "
+                  f"{log.average_ms} ms, without first {nf if nf is not None else '-'} ms")
+            for w in log.warnings:
+                print(f"  warning: {w}")
+
+
+def _cli_run(args: argparse.Namespace) -> None:
+    _require(args.device >= 0, "--device", args.device, "a device id, 0 or more")
+    _require(args.loop is None or args.loop >= 1, "--loop", args.loop, "a positive number of executes")
+    find_msame(args.msame)  # no msame: say so before creating any folder
+    check_output_dir(args.output, "--output")
+    res = run_msame(args.model, args.input, args.output, outfmt=args.outfmt, device=args.device,
+                    loop=args.loop, msame=args.msame)
+    print(res.log_text, end="")
+    print(f"run folder: {res.run_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pymfn msame {read,log,run}``. Errors are raised (MsameError and OSError name the file or
+    option); ``python -m pymfn`` and this module's ``__main__`` turn them into one line via run_command."""
+    args = _build_parser().parse_args(argv)
+    {"read": _cli_read, "log": _cli_log, "run": _cli_run}[args.cmd](args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("pymfn msame", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
+                         debug="--debug" in sys.argv))

@@ -38,11 +38,8 @@ SLOW_TIMEOUT = 400.0
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ONE_LINE_ERROR = re.compile(r"^pymfn(\.bench)? [\w-]+: (error|internal error)")
 
-A = "msame CLI (helper A, pymfn/msame.py)"
 B = "datasets/engines (helper B)"
 C = "helper C"
-MSAME_PREFIX = (f"{A}: errors are printed as 'error: ...' without the 'pymfn msame:' prefix (main() catches them "
-                "itself instead of using pymfn._cli.run_command)")
 
 
 @dataclass(frozen=True)
@@ -178,16 +175,20 @@ PROBES: list[Probe] = [
     P("eval-json-existing-dir", "pymfn eval {emb} --issame {issame} --json {adir}", "--json {adir}"),
     P("eval-roc-readonly", "pymfn eval {emb} --issame {issame} --roc {ro}.png", "{ro}.png"),
     # ----------------------------------------------------------------------------------- msame
-    P("msame-read-missing", "pymfn msame read {missing} --out {fresh}.npy", "{missing}", xfail=MSAME_PREFIX),
-    P("msame-read-empty-folder", "pymfn msame read {emptydir} --out {fresh}.npy", "{emptydir}", xfail=MSAME_PREFIX),
-    P("msame-read-out-readonly", "pymfn msame read {msame_out} --out {ro}.npy", "{ro}.npy",
-      xfail=MSAME_PREFIX + "; and --out is not checked first (the error names a temp file)"),
-    P("msame-read-count-neg", "pymfn msame read {msame_out} --out {fresh}.npy --count -1", "--count",
-      xfail=MSAME_PREFIX + "; and --count -1 is accepted, then reported as 'expected inputs 0..-2'"),
-    P("msame-log-garbage", "pymfn msame log {garbage}", "{garbage}",
-      xfail=MSAME_PREFIX + "; and the message does not name the log file"),
-    P("msame-log-fifo", "pymfn msame log {fifo}", "{fifo}", timeout=30, xfail=MSAME_PREFIX),
-    P("msame-run-no-msame", "pymfn msame run {garbage} --output {fresh} --msame {missing}", "{missing}", xfail=MSAME_PREFIX),
+    P("msame-read-missing", "pymfn msame read {missing} --out {fresh}.npy", "{missing}"),
+    P("msame-read-empty-folder", "pymfn msame read {emptydir} --out {fresh}.npy", "{emptydir}"),
+    P("msame-read-out-readonly", "pymfn msame read {msame_out} --out {ro}.npy", "--out {ro}.npy"),
+    P("msame-read-out-existing-dir", "pymfn msame read {msame_out} --out {adir}", "--out {adir}"),
+    P("msame-read-count-neg", "pymfn msame read {msame_out} --out {fresh}.npy --count -1", "--count"),
+    P("msame-read-output-index-neg", "pymfn msame read {msame_out} --out {fresh}.npy --output-index -1",
+      "--output-index"),
+    P("msame-read-output-index-big", "pymfn msame read {msame_out} --out {fresh}.npy --output-index 3",
+      "--output-index"),
+    P("msame-read-dtype-text", "pymfn msame read {msame_out} --out {fresh}.npy --dtype str", "--dtype"),
+    P("msame-log-garbage", "pymfn msame log {garbage}", "{garbage}"),
+    P("msame-log-fifo", "pymfn msame log {fifo}", "{fifo}", timeout=30),
+    P("msame-run-no-msame", "pymfn msame run {garbage} --output {fresh} --msame {missing}", "{missing}"),
+    P("msame-run-loop-0", "pymfn msame run {garbage} --output {fresh} --loop 0", "--loop"),
     # --------------------------------------------------------------------------------- acl-config
     P("acl-config-unknown-flag", "pymfn acl-config --bogus", "--bogus", code=2),
     # ------------------------------------------------------------------------------------ pack

@@ -367,8 +367,44 @@ def test_cli_read_and_log(tmp_path, capsys):
     (tmp_path / "run.log").write_text(FOLDER_LOG)
     assert msame.main(["log", str(tmp_path / "run.log")]) == 0
     assert "folder mode, 3 executes, average 1.0 ms, without first 0.75 ms" in capsys.readouterr().out
-    assert msame.main(["read", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npy")]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(msame.MsameError, match="does not exist"):  # run_command turns it into one line
+        msame.main(["read", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npy")])
+
+
+@pytest.mark.parametrize("module", [["pymfn", "msame"], ["pymfn.msame"]])
+def test_cli_errors_are_one_prefixed_line(tmp_path, module):
+    """Both entry points print `pymfn msame: error: ...` (main() used to print a bare `error: ...` itself)."""
+    import subprocess
+
+    missing = tmp_path / "nothing"
+    proc = subprocess.run([sys.executable, "-m", *module, "read", str(missing), "--out", str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"pymfn msame: error: {missing}: msame output folder does not exist"]
+
+
+def test_cli_checks_options_before_reading(tmp_path):
+    """--count/--first-index/--output-index/--out are refused by name before the folder is read (a negative
+    --count used to come back as 'expected inputs 0..-2'; a bad --out only after every file was read)."""
+    emb = _emb(4)
+    msame.write_msame_outputs(tmp_path / "out", range(4), emb, timestamp="20210915_104452")
+    base = ["read", str(tmp_path / "out"), "--out", str(tmp_path / "e.npy")]
+    for extra, option in [(["--count", "-1"], "--count -1"), (["--count", "0"], "--count 0"),
+                          (["--first-index", "-2"], "--first-index -2"), (["--output-index", "-1"], "--output-index -1"),
+                          (["--output-index", "1"], "--output-index 1"), (["--dtype", "str"], "--dtype")]:
+        with pytest.raises(msame.MsameError, match="^" + option):
+            msame.main(base + extra)
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(Exception, match=f"--out {tmp_path / 'adir'}: is an existing directory"):
+        msame.main(["read", str(tmp_path / "out"), "--out", str(tmp_path / "adir")])
+    assert not (tmp_path / "e.npy").exists()
+
+
+def test_cli_log_names_the_file(tmp_path):
+    bad = tmp_path / "not-a-log.txt"
+    bad.write_text("hello\n")
+    with pytest.raises(msame.MsameError, match=f"^{bad}: no 'Inference average time' line"):
+        msame.main(["log", str(bad)])
 
 
 # ------------------------------------------------------------------------------------------ hostile inputs
