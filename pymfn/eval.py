@@ -39,7 +39,9 @@ import numpy as np
 
 from pymfn._atomic import atomic_write
 from pymfn._cli import CommandError, check_output_path, run_command, save_output
-from pymfn.issame import as_issame, load_issame
+from pymfn._readfile import InputFileError, read_regular_file
+from pymfn.issame import IssameError, as_issame, load_issame
+from pymfn.issame import _load_npy as parse_npy_bytes  # the one guarded .npy parser (header size vs bytes)
 
 __all__ = [
     "ACC_THRESHOLDS",
@@ -498,12 +500,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _load_npy(path: Path, option: str) -> np.ndarray:
+    """An embeddings .npy, read like pair labels are: ``np.load`` on a FIFO waits forever for a writer, so
+    the file is opened non-blocking and must be a regular file (``read_regular_file``), and the header's
+    size is checked against the bytes present before numpy allocates (``pymfn.issame``'s .npy parser)."""
     if not path.exists():
         raise FileNotFoundError(f"{option} {path}: no such file")
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{option} {path}: not a readable .npy file ({exc})") from None
+        raw = read_regular_file(path, "an embeddings .npy file")
+    except InputFileError as exc:
+        raise ValueError(f"{option} {exc}") from None
+    try:
+        return parse_npy_bytes(raw, path)
+    except IssameError as exc:  # the parser's error type; the message is about the .npy, not labels
+        raise ValueError(f"{option} {exc}") from None
 
 
 def print_warnings(result: VerificationResult, prog: str) -> None:
@@ -518,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_path(args.roc, "--roc")
     if args.embedding_size is not None and any(e <= 0 for e in args.embedding_size):
         raise CommandError(f"--embedding-size {args.embedding_size}: expected positive numbers of values")
+    if args.folds < 1:
+        raise CommandError(f"--folds {args.folds}: expected 1 or more folds (10 is the protocol's)")
     issame = load_issame(args.issame)
     if args.msame_dir is not None:
         sizes = tuple(args.embedding_size or MOBILEFACENET_EMBEDDING_SIZES)
@@ -526,6 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         emb = _load_npy(args.embeddings, "embeddings")
     if args.flip is not None:
         emb = combine_flip(emb, _load_npy(args.flip, "--flip"))
+    emb = _as_float_matrix(emb, "embeddings")  # the inputs' own errors come before --folds is judged
+    if emb.shape[0] == 2 * len(issame) and args.folds > len(issame):  # (a row-count mismatch: evaluate says so)
+        raise CommandError(f"--folds {args.folds}: more folds than the {len(issame)} pairs in {args.issame} "
+                           "(give --folds at most the number of pairs)")
     result = evaluate(emb, issame, nrof_folds=args.folds)
     print(result.summary())
     print_warnings(result, "pymfn eval")

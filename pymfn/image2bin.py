@@ -38,7 +38,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from pymfn._atomic import atomic_dir, remove_stale_temps
-from pymfn._cli import run_command
+from pymfn._cli import CommandError, run_command
 from pymfn._readfile import read_regular_file
 from pymfn.issame import load_issame
 from pymfn.lfw import decode_images, read_lfw_bin
@@ -188,7 +188,8 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=count, desc="image2bin", unit="img")
+        # disable=None: only on a terminal (as train/data do); in a log a bar buries the one-line error
+        bar = tqdm(total=count, desc="image2bin", unit="img", disable=None)
     try:
         if packed:
             # the pack, its labels, index and record are committed as one set (see pymfn.pack)
@@ -251,6 +252,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_limit(limit: int | None, source: Path) -> None:
+    """``--limit`` judged by its option name before any work (the library's own check says ``limit=``)."""
+    if limit is None:
+        return
+    if limit <= 0:
+        raise CommandError(f"--limit {limit}: expected a positive number of images")
+    if limit % 2 and not source.is_dir():
+        raise CommandError(f"--limit {limit}: must be even for an lfw.bin source (images come in pairs)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``image2bin`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
     parser = _build_parser()
@@ -258,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.out is None) == (args.packed is None):
         parser.error("give either an output folder OUT or --packed FILE (exactly one)")
     packed = args.packed is not None
+    _check_limit(args.limit, args.source)
     target = check_target(args.packed if packed else args.out, args.force, "--packed" if packed else "OUT",
                           directory=not packed)
     dtype = "uint8" if args.uint8 else "float32"

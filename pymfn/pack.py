@@ -137,23 +137,51 @@ def parse_header(raw: bytes, file_size: int, path: str | os.PathLike) -> PackedH
     return PackedHeader(version, header_bytes, dtype, tuple(dims[:ndim]), count, sample_bytes)
 
 
+def _open_nonblocking(path: Path) -> tuple[int, int]:
+    """``(descriptor, st_mode)`` of ``path`` opened read-only with O_NONBLOCK, which makes opening a FIFO
+    return at once instead of waiting for a writer; the mode comes from fstat on the open descriptor, so
+    the check and the read concern the same file. Raises OSError naming the path."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{path}: cannot open ({exc.strerror or exc}); expected a packed file") from None
+    try:
+        return fd, os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_header(path: str | os.PathLike) -> PackedHeader:
-    """Read and validate the header of a packed file (raises PackedFormatError / FileNotFoundError)."""
+    """Read and validate the header of a packed file.
+
+    Raises PackedFormatError for a malformed header and for anything that is not a regular file (a
+    directory, or a FIFO that would block a plain ``open().read()`` forever); OSError (FileNotFoundError,
+    PermissionError) naming the path when it cannot be opened.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, expected a packed sample file")
-    with open(path, "rb") as f:
+    fd, mode = _open_nonblocking(path)
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PackedFormatError(path, f"is a {file_kind(mode)}, not a regular file (expected a packed sample file)")
+    with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         return parse_header(f.read(_HEADER.size), size, path)
 
 
 def is_packed(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a regular file starting with the packed magic (header not validated)."""
+    """True if ``path`` is a regular file starting with the packed magic (header not validated).
+
+    Never blocks: a FIFO, a directory or a device is simply not a packed file."""
     try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except (IsADirectoryError, FileNotFoundError, PermissionError):
+        fd, mode = _open_nonblocking(Path(path))
+    except OSError:
         return False
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        return False
+    with os.fdopen(fd, "rb") as f:
+        return f.read(len(MAGIC)) == MAGIC
 
 
 def read_packed(path: str | os.PathLike) -> np.memmap:
@@ -632,7 +660,9 @@ def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str =
 
     sample_what = f"a {np_dtype.name} {shape} sample"
     with PackedWriter(out, np_dtype.name, shape, count=len(files), sidecars=sidecars, record=record) as writer:
-        for path in tqdm(files, desc=f"pack {src.name}", unit="file", disable=not progress):
+        # disable=None is tqdm's "only on a terminal" (as train/data decide): in a log or a pipe a bar
+        # would stand before the one-line error
+        for path in tqdm(files, desc=f"pack {src.name}", unit="file", disable=None if progress else True):
             if kind == "bins":
                 raw = read_regular_file(path, sample_what, exact_bytes=writer.sample_bytes)
                 writer.append(np.frombuffer(raw, dtype=np_dtype).reshape(shape))

@@ -156,8 +156,11 @@ PROBES: list[Probe] = [
     P("image2bin-empty-folder", "pymfn image2bin {emptydir} {fresh}", "{emptydir}"),
     P("image2bin-out-readonly", "pymfn image2bin {lfw} {ro}", "{ro}"),
     P("image2bin-packed-existing-dir", "pymfn image2bin {lfw} --packed {adir}", "{adir}"),
-    P("image2bin-limit-neg", "pymfn image2bin {lfw} {fresh} --limit -1", "--limit",
-      xfail=f"{C}: the message says 'limit=-1', not the option --limit"),
+    P("image2bin-limit-neg", "pymfn image2bin {lfw} {fresh} --limit -1", "--limit"),
+    P("image2bin-limit-odd", "pymfn image2bin {lfw} {fresh} --limit 3", "--limit"),
+    # decoding fails after the progress bar was set up: the bar must not reach a non-terminal stderr
+    P("image2bin-corrupt-jpeg", "pymfn image2bin {lfw_bad_jpeg} {fresh}", "{lfw_bad_jpeg}"),
+    P("image2bin-packed-corrupt-jpeg", "pymfn image2bin {lfw_bad_jpeg} --packed {fresh}.pack", "{lfw_bad_jpeg}"),
     # ------------------------------------------------------------------------------------ eval
     P("eval-missing", "pymfn eval {missing} --issame {issame}", "{missing}"),
     P("eval-empty-npy", "pymfn eval {empty_npy} --issame {issame}", "{empty_npy}"),
@@ -168,10 +171,11 @@ PROBES: list[Probe] = [
     P("eval-nan", "pymfn eval {emb_nan} --issame {issame}", "embeddings"),
     P("eval-issame-count", "pymfn eval {emb} --issame {issame_wrong}", "3 pairs"),
     P("eval-issame-garbage", "pymfn eval {emb} --issame {garbage_npy}", "{garbage_npy}"),
-    P("eval-fifo", "pymfn eval {fifo_npy} --issame {issame}", "{fifo_npy}", timeout=10,
-      xfail=f"{C}: np.load on a FIFO blocks forever (eval.py _load_npy: check is_file first)"),
-    P("eval-folds-0", "pymfn eval {emb} --issame {issame} --folds 0", "--folds",
-      xfail=f"{C}: the message says 'nrof_folds=0', not the option --folds"),
+    P("eval-fifo", "pymfn eval {fifo_npy} --issame {issame}", "{fifo_npy}", timeout=10),
+    P("eval-flip-fifo", "pymfn eval {emb} --flip {fifo_npy} --issame {issame}", "--flip {fifo_npy}", timeout=10),
+    P("eval-directory", "pymfn eval {adir} --issame {issame}", "{adir}"),
+    P("eval-folds-0", "pymfn eval {emb} --issame {issame} --folds 0", "--folds"),
+    P("eval-folds-more-than-pairs", "pymfn eval {emb} --issame {issame} --folds 3", "--folds"),
     P("eval-json-existing-dir", "pymfn eval {emb} --issame {issame} --json {adir}", "--json {adir}"),
     P("eval-roc-readonly", "pymfn eval {emb} --issame {issame} --roc {ro}.png", "{ro}.png"),
     # ----------------------------------------------------------------------------------- msame
@@ -194,14 +198,13 @@ PROBES: list[Probe] = [
     # ------------------------------------------------------------------------------------ pack
     P("pack-missing", "pymfn pack --from {missing} --out {fresh}.pack", "{missing}"),
     P("pack-empty-folder", "pymfn pack --from {emptydir} --out {fresh}.pack", "{emptydir}"),
-    P("pack-wrong-size", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack", "0.bin",
-      xfail=f"{C}: a tqdm progress bar goes to a non-terminal stderr before the error line"),
+    P("pack-wrong-size", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack", "0.bin"),
     P("pack-fifo-bin", "pymfn pack --from {bins_with_fifo} --out {fresh}.pack", "1.bin", timeout=30),
     P("pack-out-existing-dir", "pymfn pack --from {bins_wrong_size} --out {adir}", "{adir}"),
     P("pack-out-readonly", "pymfn pack --from {bins_wrong_size} --out {ro}.pack", "{ro}.pack"),
     P("pack-shape-zero", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack --shape 0,3", "--shape", code=2),
     P("pack-shape-huge", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack --shape 100000,100000,100000",
-      "0.bin", xfail=f"{C}: a tqdm progress bar goes to a non-terminal stderr before the error line"),
+      "0.bin"),
     # ------------------------------------------------------------------------- bench latency
     P("latency-missing-model", "pymfn.bench latency --model {missing}", "{missing}"),
     P("latency-empty-model", "pymfn.bench latency --model {empty_pb}", "{empty_pb}"),
@@ -318,6 +321,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     lfw = pickle.dumps(([_jpeg(i) for i in range(4)], [True, False]), protocol=2)
     paths["lfw"] = _write(t / "lfw.bin", lfw)
     paths["trunc_lfw"] = _write(t / "trunc_lfw.bin", lfw[: len(lfw) // 2])
+    paths["lfw_bad_jpeg"] = _write(t / "lfw_bad_jpeg.bin",
+                                   pickle.dumps(([_jpeg(0), _jpeg(1), _jpeg(2), garbage[:500]], [True, False]), protocol=2))
 
     # embeddings for eval: 2 pairs
     emb = rng.normal(size=(4, 128)).astype(np.float32)

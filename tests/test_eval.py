@@ -409,3 +409,38 @@ def test_eval_cli_reports_the_dtype_mismatch_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pass --dtype float16" in err and not (tmp_path / "r.json").exists()
     assert pymfn_main(argv) == 0
+
+
+# --------------------------------------------------------------------------- CLI argument checks (issue 11)
+
+def test_cli_folds_are_checked_by_option_name(tmp_path):
+    """`--folds 0` used to surface as the library's 'nrof_folds=0'; more folds than pairs likewise."""
+    emb, same = synthetic_embeddings(6, 1)
+    np.save(tmp_path / "emb.npy", emb)
+    np.save(tmp_path / "issame.npy", same)
+    argv = [str(tmp_path / "emb.npy"), "--issame", str(tmp_path / "issame.npy")]
+    with pytest.raises(Exception, match=r"^--folds 0: expected 1 or more"):
+        ev.main(argv + ["--folds", "0"])
+    with pytest.raises(Exception, match=rf"^--folds 7: more folds than the 6 pairs in {tmp_path / 'issame.npy'}"):
+        ev.main(argv + ["--folds", "7"])
+    assert ev.main(argv + ["--folds", "6"]) == 0
+
+
+def test_cli_embeddings_must_be_a_regular_npy(tmp_path):
+    """A directory or a FIFO as the embeddings is refused without reading (np.load on a FIFO blocked forever;
+    the opening is non-blocking now, so this test cannot hang on the FIFO)."""
+    import os
+
+    same = np.array([True, False])
+    np.save(tmp_path / "issame.npy", same)
+    os.mkfifo(tmp_path / "emb.npy")
+    (tmp_path / "dir.npy").mkdir()
+    for name, kind in [("emb.npy", "FIFO"), ("dir.npy", "directory")]:
+        with pytest.raises(ValueError, match=rf"^embeddings {tmp_path / name}: is a {kind}"):
+            ev.main([str(tmp_path / name), "--issame", str(tmp_path / "issame.npy")])
+    np.save(tmp_path / "ok.npy", np.ones((4, 8), np.float32))
+    with pytest.raises(ValueError, match=rf"^--flip {tmp_path / 'emb.npy'}: is a FIFO"):
+        ev.main([str(tmp_path / "ok.npy"), "--flip", str(tmp_path / "emb.npy"), "--issame", str(tmp_path / "issame.npy")])
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"^embeddings {tmp_path / 'cut.npy'}: not a readable .npy file"):
+        ev.main([str(tmp_path / "cut.npy"), "--issame", str(tmp_path / "issame.npy")])

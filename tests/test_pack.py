@@ -299,3 +299,33 @@ def test_image_size_checked_from_the_header(tmp_path, monkeypatch):
     (img / "b.png").write_bytes(claim(6000, 6000))
     with pytest.raises(ValueError, match=r"b.png: image is 6000x6000 \(WxH\) but the sample shape is \(4, 5, 3\)"):
         pack.pack_folder(img, tmp_path / "x.pack", sample_shape=(4, 5, 3), progress=False)
+
+
+def test_reader_never_blocks_on_non_regular_files(tmp_path):
+    """read_header/is_packed on a FIFO blocked forever in open(); a directory raised a bare IsADirectoryError.
+    Run in a child with a timeout so that a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "fifo.pack")
+    (tmp_path / "dir.pack").mkdir()
+    script = (
+        "import sys\n"
+        "from pymfn import pack\n"
+        "for p in sys.argv[1:]:\n"
+        "    assert not pack.is_packed(p), p\n"
+        "    try:\n"
+        "        pack.read_header(p)\n"
+        "    except pack.PackedFormatError as e:\n"
+        "        print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "fifo.pack"), str(tmp_path / "dir.pack"),
+                           "/dev/null"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"{tmp_path / 'fifo.pack'}: is a FIFO (named pipe), not a regular file (expected a packed sample file)",
+        f"{tmp_path / 'dir.pack'}: is a directory, not a regular file (expected a packed sample file)",
+        "/dev/null: is a character device, not a regular file (expected a packed sample file)"]
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'none.pack'}: cannot open"):
+        pack.read_header(tmp_path / "none.pack")
+    assert not pack.is_packed(tmp_path / "none.pack")
