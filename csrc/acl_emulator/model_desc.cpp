@@ -7,6 +7,8 @@
 //   stays readable after the model is unloaded.
 // * Index out of range -> the same failure values; aclmdlGetInputIndexByName / OutputIndexByName of a name
 //   the model does not have -> 100000.
+// * aclmdlGetInputDims / GetOutputDims / GetCurOutputDims never write more than ACL_MAX_DIM_CNT dims: an I/O
+//   with more (the meta parser already refuses them) -> 500001, the struct left zeroed.
 // * aclmdlGetCurOutputDims: the batch of the model's last successful execute replaces a leading -1 (the
 //   largest batch before any execute), as on the device.
 // * Dynamic batch: aclmdlGetDynamicBatch lists the offered sizes (batchCount 0 for other models).
@@ -64,9 +66,18 @@ aclError fill_dims(const char* fn, const aclmdlDesc* d, bool input, size_t index
   const IoInfo* io = nullptr;
   EMU_CHECK(find_io(fn, d, input, index, &io));
   std::memset(dims, 0, sizeof(*dims));
+  // aclmdlIODims holds ACL_MAX_DIM_CNT dims. The meta parser allows far fewer (pymfn::om::kMaxMetaDims, asserted
+  // below), but this bound is checked here, where the array is written: an I/O with more dims than the
+  // struct holds is a failure, never a write past its end nor a silently shortened shape.
+  static_assert(pymfn::om::kMaxMetaDims <= ACL_MAX_DIM_CNT, "emulator meta allows more dims than aclmdlIODims holds");
+  if (io->dims.size() > ACL_MAX_DIM_CNT)
+    return fail(ACL_ERROR_FAILURE, fn,
+                std::string(input ? "input" : "output") + " " + std::to_string(index) + " has " +
+                    std::to_string(io->dims.size()) + " dims, more than aclmdlIODims holds (ACL_MAX_DIM_CNT " +
+                    std::to_string(ACL_MAX_DIM_CNT) + ")");
   std::snprintf(dims->name, sizeof dims->name, "%s", io->name.c_str());
   dims->dimCount = io->dims.size();
-  for (size_t i = 0; i < io->dims.size(); ++i) dims->dims[i] = io->dims[i];
+  std::copy(io->dims.begin(), io->dims.end(), dims->dims);
   if (batch_override > 0 && !io->dims.empty() && io->dims[0] == -1) dims->dims[0] = batch_override;
   return ACL_SUCCESS;
 }

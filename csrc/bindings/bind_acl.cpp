@@ -144,9 +144,12 @@ py::dict emulator_leaks() {
   d["models"] = c.models;
   d["contexts"] = c.contexts;
   d["streams"] = c.streams;
-  d["executes"] = c.executes;
+  d["events"] = c.events;
+  d["tensor_descs"] = c.tensor_descs;
+  d["executes"] = c.executes;  // a count of work done, not a leak: not in the total
+  // the same sum as the emulator's own leak_total (what aclFinalize reports)
   d["total"] = c.device_allocs + c.host_allocs + c.datasets + c.data_buffers + c.descs + c.models + c.contexts +
-               c.streams;
+               c.streams + c.events + c.tensor_descs;
   std::string report;
   if (api.emu_leak_report) {
     size_t need = api.emu_leak_report(nullptr, 0);
@@ -291,7 +294,7 @@ or a real CANN runtime ran.)doc");
         "EngineError when none is usable (e.g. PYMFN_ACL=real without CANN).");
   m.def("acl_emulator_leaks", &emulator_leaks,
         "Resources the emulator counts as created but not released (device/host allocations, datasets, "
-        "data buffers, descs, models, contexts, streams; 'total'), its leak report text and the leaks found "
+        "data buffers, descs, models, contexts, streams, events, tensor descs; 'total'; 'executes' is not a leak), its leak report text and the leaks found "
         "by the last aclFinalize. EngineError when the runtime is real CANN.");
 }
 
