@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/engine.h"
 #include "core/errors.h"
+#include "core/simulated_engine.h"
 #ifdef PYMFN_WITH_OPENVINO
 #include "engines/openvino_engine.h"
 #endif
@@ -356,6 +357,26 @@ The runner calls it from C++ with the GIL released and re-acquires the GIL for e
       .def("__repr__", [](Engine& e) {
         return "<" + e.kind() + " engine for " + e.model_path() + ">";
       });
+
+  py::class_<pymfn::SimulatedEngine, Engine, std::shared_ptr<pymfn::SimulatedEngine>>(m, "SimulatedEngine", R"doc(
+A test double for the runner: no model, a service time you set. Input float32 [batch, width], output
+float32 [batch, 1] = row sums. service_ms: time each request takes (slept); slots: requests in flight;
+serial=True runs requests one after another like one execution unit (False: slots run independently);
+stalls_ms={n: ms}: request number n (0-based over every execute/start, warm-up included) takes ms longer.
+service_ms=0 is a null engine: what a run then measures is the harness's own overhead.)doc")
+      .def(py::init([](double service_ms, size_t slots, bool serial, const std::map<size_t, double>& stalls_ms,
+                       size_t width) {
+             pymfn::SimulatedEngineOptions o;
+             o.service_ms = service_ms;
+             o.slots = slots;
+             o.serial = serial;
+             o.stalls_ms = stalls_ms;
+             o.width = width;
+             return std::make_shared<pymfn::SimulatedEngine>(o);
+           }),
+           py::arg("service_ms") = 0.0, py::arg("slots") = 1, py::arg("serial") = true,
+           py::arg("stalls_ms") = std::map<size_t, double>{}, py::arg("width") = 4)
+      .def_property_readonly("requests", &pymfn::SimulatedEngine::requests, "requests started so far");
 
 #ifdef PYMFN_WITH_OPENVINO
   py::class_<pymfn::OpenVINOEngine, Engine, std::shared_ptr<pymfn::OpenVINOEngine>>(m, "OpenVINOEngine", R"doc(

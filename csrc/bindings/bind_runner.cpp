@@ -1,5 +1,6 @@
-// Python face of the runner: RunSettings, TimingScope, LatencyStats, RunResult, run_benchmark,
-// infer_all and compute_stats. Every blocking call releases the GIL; arrays handed back are views of
+// Python face of the runner: RunSettings, TimingScope, LatencyStats, RunResult, DeviceStats,
+// ScenarioResult, run_benchmark, run_devices, run_server, run_multistream, poisson_schedule, infer_all
+// and compute_stats. Every blocking call releases the GIL; arrays handed back are views of
 // C++-owned memory (no copies).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -13,13 +14,16 @@
 #include "core/dtype.h"
 #include "core/errors.h"
 #include "core/runner.h"
+#include "core/scenarios.h"
 
 namespace pymfn_bindings {
 
 namespace {
 
+using pymfn::DeviceStats;
 using pymfn::LatencyStats;
 using pymfn::RunResult;
+using pymfn::ScenarioResult;
 using pymfn::RunSettings;
 using pymfn::TimingScope;
 
@@ -48,6 +52,47 @@ T non_negative(const py::object& v, const char* field) {
 // numpy view of a vector owned by a Python object (`owner` keeps it alive).
 py::array_t<double> view_of(const std::vector<double>& v, py::handle owner) {
   return py::array_t<double>({static_cast<py::ssize_t>(v.size())}, {static_cast<py::ssize_t>(sizeof(double))}, v.data(), owner);
+}
+
+template <typename T>
+py::array_t<T> view_of_t(const std::vector<T>& v, py::handle owner) {
+  return py::array_t<T>({static_cast<py::ssize_t>(v.size())}, {static_cast<py::ssize_t>(sizeof(T))}, v.data(), owner);
+}
+
+// {stage name: numpy view} of a map owned by `owner`.
+py::dict stage_views(const std::map<std::string, std::vector<double>>& m, py::handle owner) {
+  py::dict d;
+  for (const auto& kv : m) d[py::str(kv.first)] = view_of(kv.second, owner);
+  return d;
+}
+
+// Lanes from engines (and optional names): the engines stay referenced by the caller's list for the
+// whole (GIL-released) run.
+std::vector<pymfn::Lane> lanes_from(const py::object& obj, const py::object& names) {
+  py::list engines;
+  if (py::isinstance<pymfn::Engine>(obj)) {
+    engines.append(obj);
+  } else {
+    if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
+      throw py::type_error("engines must be an Engine or a list of Engines");
+    for (auto item : py::reinterpret_borrow<py::sequence>(obj)) engines.append(item);
+  }
+  std::vector<pymfn::Lane> lanes;
+  std::vector<std::string> labels;
+  if (!names.is_none()) labels = names.cast<std::vector<std::string>>();
+  if (!labels.empty() && labels.size() != static_cast<size_t>(py::len(engines)))
+    throw pymfn::InvalidArgument("names: " + std::to_string(labels.size()) + " names for " +
+                                 std::to_string(py::len(engines)) + " engines");
+  for (size_t i = 0; i < static_cast<size_t>(py::len(engines)); ++i) {
+    pymfn::Lane l;
+    if (!py::isinstance<pymfn::Engine>(engines[i]))
+      throw py::type_error("engines[" + std::to_string(i) + "] is not an Engine");
+    l.engine = engines[i].cast<pymfn::Engine*>();
+    if (l.engine == nullptr) throw pymfn::InvalidArgument("engines[" + std::to_string(i) + "] is None");
+    l.name = labels.empty() ? l.engine->kind() + " " + std::to_string(i) : labels[i];
+    lanes.push_back(l);
+  }
+  return lanes;
 }
 
 py::dict stats_dict(const LatencyStats& s) {
@@ -117,13 +162,35 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
       .def_readwrite("keep_samples", &RunSettings::keep_samples,
                      "return every per-iteration latency in RunResult.samples_ms (default True)")
       .PYMFN_MS_FIELD(cv_warning_threshold, "coefficient of variation above which the result warns 'noisy run' (default 0.05)")
+      .PYMFN_MS_FIELD(target_qps, "server: mean Poisson arrival rate, queries per second (one query = one request of "
+                                  "batch_size rows)")
+      .def_property(
+          "schedule_seed", [](const RunSettings& s) { return s.schedule_seed; },
+          [](RunSettings& s, const py::object& v) { s.schedule_seed = non_negative<uint64_t>(v, "schedule_seed"); },
+          "seed of the server's arrival schedule (same seed, same schedule; default 0)")
+      .PYMFN_SIZE_FIELD(samples_per_query, "multi-stream: samples per query, split into requests of batch_size rows "
+                                           "(must be a multiple of it; default 8)")
+      .PYMFN_MS_FIELD(query_interval_ms, "multi-stream: time between query arrivals (default 50)")
+      .PYMFN_MS_FIELD(latency_bound_ms, "VALID only if the bound_percentile of query latency is <= this (server: "
+                                        "required; multi-stream: 0 = query_interval_ms)")
+      .PYMFN_MS_FIELD(bound_percentile, "the percentile the bound applies to, in (0, 1) (default 0.99)")
+      .PYMFN_SIZE_FIELD(min_query_count, "scheduled scenarios: at least this many queries for a VALID run (default 100)")
+      .PYMFN_MS_FIELD(late_threshold_ms, "a query reaching the engine more than this after its scheduled arrival counts "
+                                         "as issued late (default 0.1)")
+      .PYMFN_MS_FIELD(scheduler_spin_ms, "the scheduler sleeps until this long before an arrival, then spins on the "
+                                         "clock (default 0.2; 0 = sleep only)")
       .def("__repr__", [](const RunSettings& s) {
         std::ostringstream os;
         os << "RunSettings(batch_size=" << s.batch_size << ", warmup_iterations=" << s.warmup_iterations
            << ", warmup_ms=" << s.warmup_ms << ", min_iterations=" << s.min_iterations
            << ", min_duration_ms=" << s.min_duration_ms << ", max_duration_ms=" << s.max_duration_ms
            << ", inflight=" << s.inflight << ", scope='" << scope_name(s.scope) << "', keep_samples="
-           << (s.keep_samples ? "True" : "False") << ", cv_warning_threshold=" << s.cv_warning_threshold << ")";
+           << (s.keep_samples ? "True" : "False") << ", cv_warning_threshold=" << s.cv_warning_threshold
+           << ", target_qps=" << s.target_qps << ", schedule_seed=" << s.schedule_seed
+           << ", samples_per_query=" << s.samples_per_query << ", query_interval_ms=" << s.query_interval_ms
+           << ", latency_bound_ms=" << s.latency_bound_ms << ", bound_percentile=" << s.bound_percentile
+           << ", min_query_count=" << s.min_query_count << ", late_threshold_ms=" << s.late_threshold_ms
+           << ", scheduler_spin_ms=" << s.scheduler_spin_ms << ")";
         return os.str();
       });
 #undef PYMFN_SIZE_FIELD
@@ -152,7 +219,28 @@ closest ranks). std is the population standard deviation; cv = std / mean.)doc")
         return os.str();
       });
 
-  py::class_<RunResult, std::shared_ptr<RunResult>>(m, "RunResult", "Outcome of run_benchmark().")
+  py::class_<DeviceStats>(m, "DeviceStats", R"doc(
+One device of a multi-device run, timed on the run's common clock (ms from its first measured start).
+throughput_per_s is this device's samples over its own wall time: for comparing devices, never for
+adding up (the aggregate is RunResult.throughput_per_s: all samples over the common wall time).)doc")
+      .def_readonly("name", &DeviceStats::name)
+      .def_readonly("iterations", &DeviceStats::iterations)
+      .def_readonly("samples_processed", &DeviceStats::samples_processed)
+      .def_readonly("first_start_ms", &DeviceStats::first_start_ms)
+      .def_readonly("last_end_ms", &DeviceStats::last_end_ms)
+      .def_readonly("wall_ms", &DeviceStats::wall_ms)
+      .def_readonly("throughput_per_s", &DeviceStats::throughput_per_s)
+      .def_readonly("latency", &DeviceStats::latency)
+      .def_readonly("stage_means_ms", &DeviceStats::stage_means_ms)
+      .def("__repr__", [](const DeviceStats& d) {
+        std::ostringstream os;
+        os.precision(4);
+        os << "DeviceStats(name='" << d.name << "', iterations=" << d.iterations << ", throughput_per_s="
+           << d.throughput_per_s << ", median_ms=" << d.latency.median << ")";
+        return os.str();
+      });
+
+  py::class_<RunResult, std::shared_ptr<RunResult>>(m, "RunResult", "Outcome of run_benchmark() / run_devices().")
       .def_readonly("iterations", &RunResult::iterations, "measured iterations (requests)")
       .def_readonly("warmup_iterations", &RunResult::warmup_iterations, "untimed iterations actually run")
       .def_readonly("samples_processed", &RunResult::samples_processed, "valid rows processed while measuring")
@@ -168,6 +256,17 @@ closest ranks). std is the population standard deviation; cv = std / mean.)doc")
           "start of each measured iteration relative to the first (ms), numpy view")
       .def_readonly("stage_means_ms", &RunResult::stage_means_ms,
                     "mean of each stage the engine reported: h2d_ms, compute_ms, d2h_ms")
+      .def_property_readonly(
+          "stage_samples_ms", [](py::object self) { return stage_views(self.cast<RunResult&>().stage_samples_ms, self); },
+          "{stage: float64 numpy view} per measured iteration, aligned with samples_ms; only stages the engine "
+          "reported on every iteration (ACL: compute_ms = aclmdlExecute alone, msame's scope)")
+      .def_readonly("devices", &RunResult::devices,
+                    "run_devices: one DeviceStats per device (run_benchmark: empty)")
+      .def_property_readonly(
+          "sample_devices", [](py::object self) { return view_of_t(self.cast<RunResult&>().sample_devices, self); },
+          "run_devices: device index of each entry of samples_ms (uint32 numpy view)")
+      .def_readonly("start_skew_ms", &RunResult::start_skew_ms, "spread of the devices' first measured starts")
+      .def_readonly("end_skew_ms", &RunResult::end_skew_ms, "spread of the devices' last measured completions")
       .def_readonly("stopped_on_max_duration", &RunResult::stopped_on_max_duration)
       .def_readonly("warnings", &RunResult::warnings)
       .def("__repr__", [](const RunResult& r) {
@@ -194,6 +293,113 @@ closest ranks). std is the population standard deviation; cv = std / mean.)doc")
       "The GIL is released for the whole run; Python-implemented engines re-acquire it per call. Raises "
       "InvalidArgument for inconsistent settings (reader batch != batch_size, unsupported batch, inflight > "
       "engine.max_inflight()).");
+
+  py::class_<ScenarioResult, std::shared_ptr<ScenarioResult>>(m, "ScenarioResult", R"doc(
+Outcome of run_server() / run_multistream(). Times are ms from the schedule's start. A query's latency
+runs from its SCHEDULED arrival to its completion (queueing behind a slow query counts: no coordinated
+omission); issue_delay = issued - scheduled = queue_wait (no free request slot) + scheduler_lateness (the
+harness itself). valid / invalid_reasons: LoadGen-style verdict (latency bound at bound_percentile,
+min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
+      .def_readonly("scenario", &ScenarioResult::scenario)
+      .def_readonly("queries_scheduled", &ScenarioResult::queries_scheduled)
+      .def_readonly("queries", &ScenarioResult::queries, "queries completed")
+      .def_readonly("requests", &ScenarioResult::requests)
+      .def_readonly("samples_per_query", &ScenarioResult::samples_per_query)
+      .def_readonly("samples_processed", &ScenarioResult::samples_processed)
+      .def_readonly("warmup_iterations", &ScenarioResult::warmup_iterations)
+      .def_readonly("target_qps", &ScenarioResult::target_qps)
+      .def_readonly("scheduled_qps", &ScenarioResult::scheduled_qps, "the generated schedule's own rate")
+      .def_readonly("achieved_qps", &ScenarioResult::achieved_qps, "queries / duration_ms")
+      .def_readonly("duration_ms", &ScenarioResult::duration_ms, "schedule start to the last completion")
+      .def_readonly("latency", &ScenarioResult::latency)
+      .def_readonly("issue_delay", &ScenarioResult::issue_delay)
+      .def_readonly("queue_wait", &ScenarioResult::queue_wait)
+      .def_readonly("scheduler_lateness", &ScenarioResult::scheduler_lateness)
+      .def_readonly("late_issues", &ScenarioResult::late_issues)
+      .def_readonly("late_threshold_ms", &ScenarioResult::late_threshold_ms)
+      .def_readonly("latency_bound_ms", &ScenarioResult::latency_bound_ms)
+      .def_readonly("bound_percentile", &ScenarioResult::bound_percentile)
+      .def_readonly("latency_at_percentile", &ScenarioResult::latency_at_percentile)
+      .def_readonly("valid", &ScenarioResult::valid)
+      .def_readonly("invalid_reasons", &ScenarioResult::invalid_reasons)
+      .def_readonly("stopped_on_max_duration", &ScenarioResult::stopped_on_max_duration)
+      .def_property_readonly("scheduled_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().scheduled_ms, self); })
+      .def_property_readonly("issued_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().issued_ms, self); })
+      .def_property_readonly("ready_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().ready_ms, self); },
+                             "when a request slot was free for the query (max of scheduled and slot free)")
+      .def_property_readonly("completed_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().completed_ms, self); })
+      .def_property_readonly("query_devices", [](py::object self) { return view_of_t(self.cast<ScenarioResult&>().query_devices, self); })
+      .def_readonly("stage_means_ms", &ScenarioResult::stage_means_ms)
+      .def_property_readonly(
+          "stage_samples_ms", [](py::object self) { return stage_views(self.cast<ScenarioResult&>().stage_samples_ms, self); },
+          "{stage: numpy view} per request, in query order")
+      .def_readonly("devices", &ScenarioResult::devices)
+      .def_readonly("warnings", &ScenarioResult::warnings)
+      .def("__repr__", [](const ScenarioResult& r) {
+        std::ostringstream os;
+        os.precision(4);
+        os << "ScenarioResult(scenario='" << r.scenario << "', queries=" << r.queries << ", achieved_qps="
+           << r.achieved_qps << ", p99_ms=" << r.latency.p99 << ", valid=" << (r.valid ? "True" : "False") << ")";
+        return os.str();
+      });
+
+  m.def(
+      "run_devices",
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+        auto lanes = lanes_from(engines, names);
+        std::shared_ptr<RunResult> r;
+        {
+          py::gil_scoped_release release;
+          r = std::make_shared<RunResult>(pymfn::run_devices(lanes, reader, settings));
+        }
+        return r;
+      },
+      py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
+      "run_devices(engines: list[Engine], reader, settings, names=None) -> RunResult\n\n"
+      "Offline / single-stream on several devices at once: one engine per device (distinct objects), each "
+      "driven from its own thread with settings.inflight requests, all fed from the one reader and timed on "
+      "one clock. The result's figures are the aggregate (samples / common wall time); .devices holds each "
+      "device's own, .start_skew_ms / .end_skew_ms how far apart they started and finished. One engine = "
+      "run_benchmark. GIL released.");
+
+  m.def(
+      "run_server",
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+        auto lanes = lanes_from(engines, names);
+        std::shared_ptr<ScenarioResult> r;
+        {
+          py::gil_scoped_release release;
+          r = std::make_shared<ScenarioResult>(pymfn::run_server(lanes, reader, settings));
+        }
+        return r;
+      },
+      py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
+      "run_server(engines: Engine | list[Engine], reader, settings, names=None) -> ScenarioResult\n\n"
+      "LoadGen server scenario: Poisson arrivals at settings.target_qps (seeded, generated before the run), "
+      "each query one request of batch_size rows sent to the free request slot idle longest (over every "
+      "engine = device); latency from the scheduled arrival; VALID against settings.latency_bound_ms at "
+      "bound_percentile, min_duration_ms and min_query_count. GIL released.");
+
+  m.def(
+      "run_multistream",
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+        auto lanes = lanes_from(engines, names);
+        std::shared_ptr<ScenarioResult> r;
+        {
+          py::gil_scoped_release release;
+          r = std::make_shared<ScenarioResult>(pymfn::run_multistream(lanes, reader, settings));
+        }
+        return r;
+      },
+      py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
+      "run_multistream(engines, reader, settings, names=None) -> ScenarioResult\n\n"
+      "LoadGen multi-stream scenario: a query of settings.samples_per_query samples (split into requests of "
+      "batch_size rows) every query_interval_ms; a query's latency runs from its scheduled time to its last "
+      "request's completion; VALID when its bound_percentile is <= latency_bound_ms (0: the interval).");
+
+  m.def("poisson_schedule", &pymfn::poisson_schedule, py::arg("qps"), py::arg("min_count"),
+        py::arg("min_duration_ms"), py::arg("max_duration_ms") = 0.0, py::arg("seed") = 0,
+        "The server scenario's arrival times (ms), exactly as run_server generates them for these settings.");
 
   m.def(
       "infer_all",

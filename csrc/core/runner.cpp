@@ -13,54 +13,31 @@
 
 #include "core/errors.h"
 #include "core/limits.h"
+#include "core/runner_internal.h"
 
 namespace pymfn {
 
-namespace {
+namespace detail {
 
-using Clock = std::chrono::steady_clock;
+const char* const kStageNames[3] = {"h2d_ms", "compute_ms", "d2h_ms"};
 
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
+AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
+  const size_t alloc = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  ptr_ = std::aligned_alloc(64, alloc);
+  if (!ptr_) throw Error("out of memory allocating " + std::to_string(alloc) + " bytes of I/O buffer");
 }
 
-// Host buffer aligned for SIMD loads (64 bytes covers AVX-512 and cache lines).
-class AlignedBuffer {
- public:
-  explicit AlignedBuffer(size_t bytes) : size_(bytes) {
-    const size_t alloc = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-    ptr_ = std::aligned_alloc(64, alloc);
-    if (!ptr_) throw Error("out of memory allocating " + std::to_string(alloc) + " bytes of I/O buffer");
-  }
-  ~AlignedBuffer() { std::free(ptr_); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  void* data() const { return ptr_; }
-  size_t size() const { return size_; }
+AlignedBuffer::~AlignedBuffer() { std::free(ptr_); }
 
- private:
-  void* ptr_ = nullptr;
-  size_t size_ = 0;
-};
-
-// Per-slot memory: output buffers always; an input copy only when several requests are in flight,
-// because a reader's batch is only valid until its next next() call.
-struct Slot {
-  std::vector<std::unique_ptr<AlignedBuffer>> outputs;
-  std::unique_ptr<AlignedBuffer> input_copy;
-  IoBinding binding;
-  BatchView view;
-  Clock::time_point started;
-  bool measured = false;  // started after measurement began
-};
-
-std::string fmt(double v, int prec = 3) {
+std::string fmt(double v, int prec) {
   std::ostringstream os;
   os.setf(std::ios::fixed);
   os.precision(prec);
   os << v;
   return os.str();
 }
+
+namespace {
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -85,7 +62,8 @@ bool layout_known(const std::vector<int64_t>& shape, DType dtype, size_t bytes) 
   return shape.size() >= 2 && n != 0 && n <= SIZE_MAX / dtype_size(dtype) && n * dtype_size(dtype) == bytes;
 }
 
-// "openvino model /x/mfn.pb": for messages only, so an engine that cannot name itself still gets one.
+}  // namespace
+
 std::string engine_name(Engine& engine) {
   std::string kind = "engine", path = "(unnamed)";
   try {
@@ -161,6 +139,112 @@ void check_view(const BatchView& v, size_t batch, const char* what) {
                 "), expected " + std::to_string(batch));
 }
 
+void check_common_settings(const RunSettings& st, const std::vector<Engine*>& engines, const BatchReader& reader,
+                           const char* what) {
+  const std::string w = std::string(what) + ": ";
+  if (st.batch_size < 1) throw InvalidArgument("RunSettings.batch_size must be >= 1");
+  if (st.min_iterations < 1) throw InvalidArgument("RunSettings.min_iterations must be >= 1");
+  if (!(st.warmup_ms >= 0) || !(st.min_duration_ms >= 0) || !(st.max_duration_ms >= 0))
+    throw InvalidArgument("RunSettings durations (warmup_ms, min_duration_ms, max_duration_ms) must be >= 0");
+  if (st.max_duration_ms > 0 && st.max_duration_ms < st.min_duration_ms)
+    throw InvalidArgument("RunSettings.max_duration_ms (" + fmt(st.max_duration_ms, 1) +
+                          ") is below min_duration_ms (" + fmt(st.min_duration_ms, 1) + "); use 0 for no cap");
+  if (!(st.cv_warning_threshold >= 0)) throw InvalidArgument("RunSettings.cv_warning_threshold must be >= 0");
+  if (st.inflight < 1) throw InvalidArgument("RunSettings.inflight must be >= 1");
+  for (Engine* e : engines) {
+    if (e == nullptr) throw InvalidArgument(w + "an engine is missing (null)");
+    if (st.inflight > e->max_inflight())
+      throw InvalidArgument("RunSettings.inflight = " + std::to_string(st.inflight) + " but the " + e->kind() +
+                            " engine offers at most " + std::to_string(e->max_inflight()) +
+                            " requests in flight (open it with more requests)");
+  }
+  if (st.scope != TimingScope::kCompute && st.scope != TimingScope::kEndToEnd)
+    throw InvalidArgument("RunSettings.scope is not a valid TimingScope");
+  if (reader.batch_size() != st.batch_size)
+    throw InvalidArgument("the reader yields batches of " + std::to_string(reader.batch_size()) +
+                          " rows but RunSettings.batch_size = " + std::to_string(st.batch_size));
+  if (reader.num_batches() == 0) throw InvalidArgument("the reader yields no batches (empty dataset)");
+}
+
+void StageRecorder::reserve(size_t n) {
+  for (auto& v : values_) v.reserve(n);
+}
+
+void StageRecorder::add(const StageTimes& t) {
+  values_[0].push_back(t.h2d_ms);
+  values_[1].push_back(t.compute_ms);
+  values_[2].push_back(t.d2h_ms);
+}
+
+std::map<std::string, double> StageRecorder::means() const {
+  std::map<std::string, double> out;
+  for (int i = 0; i < 3; ++i) {
+    double sum = 0;
+    size_t n = 0;
+    for (double v : values_[i])
+      if (v >= 0) {
+        sum += v;
+        ++n;
+      }
+    if (n > 0) out[kStageNames[i]] = sum / static_cast<double>(n);
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<double>> StageRecorder::complete_samples(std::vector<std::string>* partial) const {
+  std::map<std::string, std::vector<double>> out;
+  for (int i = 0; i < 3; ++i) {
+    const auto& v = values_[i];
+    const auto reported = static_cast<size_t>(std::count_if(v.begin(), v.end(), [](double x) { return x >= 0; }));
+    if (reported == 0) continue;
+    if (reported == v.size())
+      out[kStageNames[i]] = v;
+    else if (partial)
+      partial->push_back(std::string(kStageNames[i]) + " (reported on " + std::to_string(reported) + " of " +
+                         std::to_string(v.size()) + " requests)");
+  }
+  return out;
+}
+
+StageTimes StageRecorder::at(size_t i) const {
+  StageTimes t;
+  t.h2d_ms = values_[0].at(i);
+  t.compute_ms = values_[1].at(i);
+  t.d2h_ms = values_[2].at(i);
+  return t;
+}
+
+void add_stage_samples(RunResult* r, const StageRecorder& stages) {
+  std::vector<std::string> partial;
+  r->stage_samples_ms = stages.complete_samples(&partial);
+  for (const auto& p : partial)
+    r->warnings.push_back("engine stage " + p + ": its per-request samples are left out (the mean keeps them)");
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::AlignedBuffer;
+using detail::Clock;
+using detail::ms_between;
+using detail::check_output_sizes;
+using detail::check_reader_fits_engine;
+using detail::check_view;
+using detail::fmt;
+using detail::StageRecorder;
+
+// Per-slot memory: output buffers always; an input copy only when several requests are in flight,
+// because a reader's batch is only valid until its next next() call.
+struct Slot {
+  std::vector<std::unique_ptr<AlignedBuffer>> outputs;
+  std::unique_ptr<AlignedBuffer> input_copy;
+  IoBinding binding;
+  BatchView view;
+  Clock::time_point started;
+  bool measured = false;  // started after measurement began
+};
+
 // Fetches the next batch, starting a new pass when the current one is over.
 void fetch(BatchReader& reader, BatchView* view) {
   if (!reader.next(view)) {
@@ -203,19 +287,6 @@ void wait_quietly(Engine& engine, std::vector<bool>& busy) {
     }
 }
 
-struct StageAcc {
-  double sum[3] = {0, 0, 0};
-  size_t n[3] = {0, 0, 0};
-  void add(const StageTimes& t) {
-    const double v[3] = {t.h2d_ms, t.compute_ms, t.d2h_ms};
-    for (int i = 0; i < 3; ++i)
-      if (v[i] >= 0) {
-        sum[i] += v[i];
-        ++n[i];
-      }
-  }
-};
-
 }  // namespace
 
 LatencyStats compute_stats(std::vector<double> samples) {
@@ -252,25 +323,7 @@ LatencyStats compute_stats(std::vector<double> samples) {
 
 RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& st) {
   // ---- validation: every message names the setting and the value.
-  if (st.batch_size < 1) throw InvalidArgument("RunSettings.batch_size must be >= 1");
-  if (st.min_iterations < 1) throw InvalidArgument("RunSettings.min_iterations must be >= 1");
-  if (!(st.warmup_ms >= 0) || !(st.min_duration_ms >= 0) || !(st.max_duration_ms >= 0))
-    throw InvalidArgument("RunSettings durations (warmup_ms, min_duration_ms, max_duration_ms) must be >= 0");
-  if (st.max_duration_ms > 0 && st.max_duration_ms < st.min_duration_ms)
-    throw InvalidArgument("RunSettings.max_duration_ms (" + fmt(st.max_duration_ms, 1) +
-                          ") is below min_duration_ms (" + fmt(st.min_duration_ms, 1) + "); use 0 for no cap");
-  if (!(st.cv_warning_threshold >= 0)) throw InvalidArgument("RunSettings.cv_warning_threshold must be >= 0");
-  if (st.inflight < 1) throw InvalidArgument("RunSettings.inflight must be >= 1");
-  if (st.inflight > engine.max_inflight())
-    throw InvalidArgument("RunSettings.inflight = " + std::to_string(st.inflight) + " but the " + engine.kind() +
-                          " engine offers at most " + std::to_string(engine.max_inflight()) +
-                          " requests in flight (open it with more requests)");
-  if (st.scope != TimingScope::kCompute && st.scope != TimingScope::kEndToEnd)
-    throw InvalidArgument("RunSettings.scope is not a valid TimingScope");
-  if (reader.batch_size() != st.batch_size)
-    throw InvalidArgument("the reader yields batches of " + std::to_string(reader.batch_size()) +
-                          " rows but RunSettings.batch_size = " + std::to_string(st.batch_size));
-  if (reader.num_batches() == 0) throw InvalidArgument("the reader yields no batches (empty dataset)");
+  detail::check_common_settings(st, {&engine}, reader, "run_benchmark");
   check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
 
   engine.prepare(st.batch_size);
@@ -293,7 +346,8 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   std::vector<double> starts;
   lat.reserve(reserve);
   starts.reserve(reserve);
-  StageAcc stages;
+  StageRecorder stages;
+  stages.reserve(reserve);
 
   bool measuring = false;
   Clock::time_point warm_begin = Clock::now(), meas_begin{}, first_start{}, last_end{};
@@ -398,9 +452,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   r.wall_ms = have_first ? ms_between(first_start, last_end) : 0.0;
   r.throughput_per_s = r.wall_ms > 0 ? static_cast<double>(r.samples_processed) * 1000.0 / r.wall_ms : 0.0;
   r.latency = compute_stats(lat);
-  static const char* kStageNames[3] = {"h2d_ms", "compute_ms", "d2h_ms"};
-  for (int i = 0; i < 3; ++i)
-    if (stages.n[i] > 0) r.stage_means_ms[kStageNames[i]] = stages.sum[i] / static_cast<double>(stages.n[i]);
+  r.stage_means_ms = stages.means();
   r.stopped_on_max_duration = stop == 2;
   if (stop == 2) {
     r.warnings.push_back("stopped on max_duration_ms = " + fmt(st.max_duration_ms, 1) + " after " +
@@ -416,6 +468,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   if (st.keep_samples) {
     r.samples_ms = std::move(lat);
     r.start_offsets_ms = std::move(starts);
+    detail::add_stage_samples(&r, stages);
   }
   return r;
 }

@@ -40,6 +40,33 @@ struct RunSettings {
   bool keep_samples = true;
   // Coefficient of variation above which the result carries a "noisy run" warning.
   double cv_warning_threshold = 0.05;
+
+  // ---- Scheduled scenarios (run_server, run_multistream in core/scenarios.h). Queries arrive on a
+  // schedule made before the run starts; a query's latency runs from its SCHEDULED arrival to its
+  // completion, so time a query spends queued behind a slow one counts (no coordinated omission).
+  // Warm-up (warmup_iterations / warmup_ms) runs before the schedule starts; min_duration_ms and
+  // min_query_count size the schedule; max_duration_ms (0 = no cap) stops issuing.
+  // Server: mean arrival rate of the Poisson process, queries per second (one query = one request of
+  // batch_size rows).
+  double target_qps = 0;
+  // Seed of the arrival schedule: the same seed gives the same schedule.
+  uint64_t schedule_seed = 0;
+  // Multi-stream: samples in one query (split into samples_per_query / batch_size requests; must
+  // divide evenly) and the fixed time between query arrivals.
+  size_t samples_per_query = 8;
+  double query_interval_ms = 50;
+  // LoadGen-style validity: the bound_percentile of query latency must be <= latency_bound_ms (server:
+  // required; multi-stream: 0 means query_interval_ms, i.e. a query must finish before the next is
+  // due), and the run must last min_duration_ms with at least min_query_count queries.
+  double latency_bound_ms = 0;
+  double bound_percentile = 0.99;
+  size_t min_query_count = 100;
+  // A query counts as "issued late" when it reached the engine more than this after its scheduled
+  // arrival (for whatever reason: waiting for a free request, or the harness itself).
+  double late_threshold_ms = 0.1;
+  // The scheduler sleeps until this long before an arrival, then spins on the clock: precision of
+  // the issue time against CPU time of one thread. 0 = sleep only.
+  double scheduler_spin_ms = 0.2;
 };
 
 // Latency statistics in milliseconds. Percentiles use linear interpolation between closest ranks
@@ -48,6 +75,19 @@ struct RunSettings {
 struct LatencyStats {
   size_t count = 0;
   double min = 0, mean = 0, median = 0, p90 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0, std = 0, cv = 0;
+};
+
+// One device (lane) of a multi-device run: its own share of the work, timed on the run's common clock.
+struct DeviceStats {
+  std::string name;             // lane name: "acl device 1", "openvino lane 0", ...
+  size_t iterations = 0;        // measured requests this device completed
+  size_t samples_processed = 0; // valid rows among them
+  double first_start_ms = 0;    // its first measured start, relative to the run's first measured start
+  double last_end_ms = 0;       // its last measured completion, same origin
+  double wall_ms = 0;           // last_end_ms - first_start_ms
+  double throughput_per_s = 0;  // samples_processed / its own wall_ms (for comparing devices; never summed)
+  LatencyStats latency;         // latency of its requests (run_devices) or of the queries it served
+  std::map<std::string, double> stage_means_ms;
 };
 
 struct RunResult {
@@ -61,8 +101,21 @@ struct RunResult {
   std::vector<double> start_offsets_ms;  // start of each measured iteration relative to the first
   // Mean of each StageTimes field the engine reported (keys "h2d_ms", "compute_ms", "d2h_ms").
   std::map<std::string, double> stage_means_ms;
+  // The same stages per measured iteration, aligned with samples_ms (kept when keep_samples). A stage
+  // appears only when the engine reported it for every measured iteration: for the ACL engine,
+  // "compute_ms" is the synchronous aclmdlExecute alone, msame's exact scope.
+  std::map<std::string, std::vector<double>> stage_samples_ms;
   bool stopped_on_max_duration = false;
   std::vector<std::string> warnings;
+  // Multi-device runs (run_devices): every figure above is the aggregate on ONE clock (throughput_per_s
+  // = all samples / the common wall time from the first device's first start to the last device's last
+  // completion; never a sum of per-device rates); `devices` holds each device's own figures,
+  // sample_devices[i] the device of samples_ms[i] (samples sorted by start time), and the skews how far
+  // apart the devices' first starts and last completions were. Single-engine runs leave these empty / 0.
+  std::vector<DeviceStats> devices;
+  std::vector<uint32_t> sample_devices;
+  double start_skew_ms = 0;
+  double end_skew_ms = 0;
 };
 
 // Runs the benchmark. Throws InvalidArgument on inconsistent settings (batch size the engine does not

@@ -1,0 +1,85 @@
+// Pieces the runner (runner.cpp) and the scenarios (scenarios.cpp) share. Internal: not part of the
+// core's interface, no binding uses it directly.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/dataset.h"
+#include "core/engine.h"
+#include "core/runner.h"
+
+namespace pymfn {
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Host buffer aligned for SIMD loads (64 bytes covers AVX-512 and cache lines).
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t bytes);
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  void* data() const { return ptr_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Fixed-point text of a number for messages.
+std::string fmt(double v, int prec = 3);
+
+// "openvino model /x/mfn.pb": for messages only, so an engine that cannot name itself still gets one.
+std::string engine_name(Engine& engine);
+
+// The one check of a reader against an engine (single input, batch offered, sample bytes / type /
+// layout equal); throws InvalidArgument or ShapeMismatch naming both sides. `what` prefixes messages.
+void check_reader_fits_engine(Engine& engine, const BatchReader& reader, size_t batch, const char* what);
+
+// Every declared output has a size, and batch x size x slots is allocatable.
+void check_output_sizes(const std::vector<TensorInfo>& outs, size_t batch, size_t slots, const char* what);
+
+// A batch a reader handed out has exactly `batch` rows, at a real address.
+void check_view(const BatchView& v, size_t batch, const char* what);
+
+// The settings checks every runner shares: batch, iterations, durations, inflight vs each engine,
+// scope, reader batch size and a non-empty reader. `what` names the entry point in messages.
+void check_common_settings(const RunSettings& st, const std::vector<Engine*>& engines, const BatchReader& reader,
+                           const char* what);
+
+// Per-iteration stage times: what an engine reported for each measured request.
+class StageRecorder {
+ public:
+  void reserve(size_t n);
+  void add(const StageTimes& t);
+  // Means of the stages reported at least once (keys h2d_ms, compute_ms, d2h_ms).
+  std::map<std::string, double> means() const;
+  // The stages reported on every recorded request, one value per request; `partial` receives the
+  // names of stages reported on some requests only (their samples are left out).
+  std::map<std::string, std::vector<double>> complete_samples(std::vector<std::string>* partial) const;
+  size_t size() const { return values_[0].size(); }
+  // What was recorded for request i (negative fields: not reported).
+  StageTimes at(size_t i) const;
+
+ private:
+  std::vector<double> values_[3];  // -1 where the engine did not report the stage
+};
+
+extern const char* const kStageNames[3];
+
+// Fills r->stage_samples_ms from `stages` (one value per measured request); a stage reported on only
+// some requests is left out with a warning saying so.
+void add_stage_samples(RunResult* r, const StageRecorder& stages);
+
+}  // namespace detail
+}  // namespace pymfn
