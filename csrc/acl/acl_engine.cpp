@@ -1,5 +1,7 @@
 #include "acl/acl_engine.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
@@ -465,6 +467,15 @@ std::map<std::string, std::string> AclEngine::properties() const {
   p["acl_selection"] = api_.selection;
   if (!api_.cann_root.empty()) p["cann_root"] = api_.cann_root;
   if (api_.emulator && api_.emu_version) p["emulator_version"] = api_.emu_version();
+  if (api_.emulator && api_.handle) {
+    // How the emulated devices share the host (threads, device timing model): part of what a timing means.
+    using DeviceModelFn = size_t (*)(char*, size_t);
+    if (auto fn = reinterpret_cast<DeviceModelFn>(dlsym(api_.handle, "pymfnEmuDeviceModel"))) {
+      std::string text(fn(nullptr, 0) + 1, '\0');
+      text.resize(fn(&text[0], text.size()));
+      p["emulator_device_model"] = text;
+    }
+  }
   p["run_mode"] = device_mode_ ? "ACL_DEVICE" : "ACL_HOST";
   p["device"] = std::to_string(device_);
   p["num_requests"] = std::to_string(slots_.size());

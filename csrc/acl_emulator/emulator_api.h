@@ -53,6 +53,11 @@ PYMFN_EMU_API size_t pymfnEmuLeakReport(char* buf, size_t len);
 // Total leaked resources found by the most recent aclFinalize (0 = clean shutdown).
 PYMFN_EMU_API uint64_t pymfnEmuLeaksAtFinalize(void);
 
+// How the emulated devices share the host, as a sentence (device count, OpenVINO threads per model,
+// the device timing model of PYMFN_ACL_EMU_EXEC_MS), written like pymfnEmuLeakReport: NUL-terminated
+// into buf, truncated to len-1 bytes; returns the full length. "" before aclInit.
+PYMFN_EMU_API size_t pymfnEmuDeviceModel(char* buf, size_t len);
+
 // Test hook: while paused (paused != 0) the stream's worker starts no queued work, so a test can hold
 // work "in flight" deterministically (e.g. to check that a second stream is refused the same model).
 // aclrtSynchronizeStream on a paused stream with queued work would wait forever: resume it first.

@@ -31,6 +31,12 @@
 // dataset holds the executed shape, dtype and format; aclmdlGetCurOutputDims reports the executed batch.
 // Async: the dataset's buffer addresses and the dynamic batch value are taken at enqueue, the data itself
 // is read when the stream's worker runs the task.
+//
+// Device timing model (PYMFN_ACL_EMU_EXEC_MS > 0, see lifecycle.cpp): each device is one execution unit.
+// An execute takes the unit of its model's device, computes, and keeps the unit until at least that many
+// ms have passed since it took it (the rest is slept, costing no CPU). Executes on one device queue up;
+// executes on different devices never wait for each other. Without it, executes of every device run
+// concurrently on the host's CPU as their threads allow.
 // ================================================================
 #include <openvino/core/type/float16.hpp>
 
@@ -38,7 +44,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "acl_emulator/state.h"
 
@@ -255,6 +263,18 @@ aclError run_model(Model& m, const std::vector<BufView>& in, const std::vector<B
   return ACL_SUCCESS;
 }
 
+aclError run_on_device(Model& m, const std::vector<BufView>& in, const std::vector<BufView>& out, uint64_t rows,
+                       std::string* msg) {
+  if (!m.device_unit) return run_model(m, in, out, rows, msg);
+  std::lock_guard<std::mutex> unit(*m.device_unit);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double, std::milli>(m.exec_floor_ms));
+  const aclError rc = run_model(m, in, out, rows, msg);
+  std::this_thread::sleep_until(until);
+  return rc;
+}
+
 }  // namespace pymfn_emu
 
 using namespace pymfn_emu;
@@ -296,7 +316,7 @@ aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset* input, aclmdlDatas
   std::string msg;
   {
     std::lock_guard<std::mutex> ek(m->exec_mu);
-    rc = run_model(*m, in, out, rows, &msg);
+    rc = run_on_device(*m, in, out, rows, &msg);
   }
   {
     std::lock_guard<std::mutex> lk(g_mu);
@@ -360,7 +380,7 @@ aclError aclmdlExecuteAsync(uint32_t modelId, const aclmdlDataset* input, aclmdl
     aclError rc;
     {
       std::lock_guard<std::mutex> ek(m->exec_mu);
-      rc = run_model(*m, in, out, rows, msg);
+      rc = run_on_device(*m, in, out, rows, msg);
     }
     std::unique_ptr<rtExceptionInfo> failed;
     {

@@ -25,6 +25,8 @@
 // Configuration (read at aclInit):
 //   PYMFN_ACL_EMU_RUN_MODE = host (default) | device   what aclrtGetRunMode reports, see memory.cpp
 //   PYMFN_ACL_EMU_DEVICES  = 1 (default) .. 64           device count
+//   PYMFN_ACL_EMU_DEVICE_THREADS = 0 (default) .. 1024   OpenVINO threads per loaded model; 0 = auto (below)
+//   PYMFN_ACL_EMU_EXEC_MS  = 0 (default) .. 60000       device timing model: minimum time of one execute
 //   ASCEND_GLOBAL_LOG_LEVEL = 0..4 (default 3)           aclAppLog prints levels >= this on stderr (4: none)
 //
 // Lifecycle, devices and contexts (this file):
@@ -39,6 +41,14 @@
 //     Destroying a context (or resetting the device of a default one) finishes its default stream's work;
 //     models, streams and events bound to it can no longer be used (107002/107003/107004).
 //   * aclrtGetSocName -> "Ascend310"; aclrtGetVersion -> ACL_MAJOR/MINOR/PATCH_VERSION of pymfn's acl.h.
+//   * Devices and the host (so that several emulated devices behave as separate chips as far as a host
+//     can): with more than one device, every model gets max(1, host cores / devices) OpenVINO threads
+//     unless PYMFN_ACL_EMU_DEVICE_THREADS says otherwise, so the devices divide the CPU instead of each
+//     claiming all of it (one device keeps OpenVINO's default). PYMFN_ACL_EMU_EXEC_MS > 0 turns on the
+//     device timing model (execute.cpp): each device runs one execute at a time, each lasting at least
+//     that long, the rest slept. Then N devices really do N times the work of one, whatever the host's
+//     core count, which is what multi-device tests need; timings are then the model's, not the CPU's.
+//     pymfnEmuDeviceModel (emulator_api.h) describes what is in force.
 //   * leaks: aclFinalize prints every outstanding allocation, dataset, data buffer, model description,
 //     tensor description, model, context, stream and event on stderr, then releases them;
 //     pymfnEmuGetCounts / pymfnEmuLeakReport / pymfnEmuLeaksAtFinalize expose the same to tests
@@ -62,6 +72,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "acl_emulator/state.h"
 
@@ -107,6 +118,37 @@ aclError parse_env(aclrtRunMode* mode, uint32_t* devices) {
     if (*end != '\0' || n < 1 || n > 64)
       return fail(ACL_ERROR_INVALID_PARAM, "aclInit", std::string("PYMFN_ACL_EMU_DEVICES='") + dv + "': expected 1..64");
     *devices = static_cast<uint32_t>(n);
+  }
+  return ACL_SUCCESS;
+}
+
+// The device model from the environment, for `devices` devices.
+aclError parse_device_model(uint32_t devices, DeviceModel* dm) {
+  *dm = DeviceModel();
+  const char* th = std::getenv("PYMFN_ACL_EMU_DEVICE_THREADS");
+  long threads = 0;
+  if (th && *th) {
+    char* end = nullptr;
+    threads = std::strtol(th, &end, 10);
+    if (*end != '\0' || threads < 0 || threads > 1024)
+      return fail(ACL_ERROR_INVALID_PARAM, "aclInit", std::string("PYMFN_ACL_EMU_DEVICE_THREADS='") + th +
+                                                          "': expected 0..1024 (0 = divide the host's cores)");
+  }
+  if (threads > 0) {
+    dm->threads = static_cast<uint32_t>(threads);
+    dm->threads_auto = false;
+  } else if (devices > 1) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    dm->threads = std::max(1u, cores / devices);
+  }
+  const char* ex = std::getenv("PYMFN_ACL_EMU_EXEC_MS");
+  if (ex && *ex) {
+    char* end = nullptr;
+    const double ms = std::strtod(ex, &end);
+    if (*end != '\0' || !(ms >= 0) || ms > 60000)
+      return fail(ACL_ERROR_INVALID_PARAM, "aclInit", std::string("PYMFN_ACL_EMU_EXEC_MS='") + ex +
+                                                          "': expected a number of ms in 0..60000");
+    dm->exec_ms = ms;
   }
   return ACL_SUCCESS;
 }
@@ -262,6 +304,25 @@ std::string report_locked() {
   return "pymfn ACL emulator: aclFinalize found outstanding resources:\n" + body;
 }
 
+std::string device_model_text() {
+  const DeviceModel& dm = g.device_model;
+  std::string s = std::to_string(g.devices) + " device(s); per model: ";
+  if (dm.threads == 0)
+    s += "OpenVINO's default thread count";
+  else
+    s += std::to_string(dm.threads) + " OpenVINO thread(s)" +
+         (dm.threads_auto ? " (host cores / devices)" : " (PYMFN_ACL_EMU_DEVICE_THREADS)");
+  if (dm.exec_ms > 0) {
+    std::ostringstream os;
+    os << dm.exec_ms;
+    s += "; device timing model: one execute at a time per device, each at least " + os.str() +
+         " ms (PYMFN_ACL_EMU_EXEC_MS)";
+  } else {
+    s += "; executes of all devices share the host CPU (no device timing model)";
+  }
+  return s;
+}
+
 }  // namespace pymfn_emu
 
 using namespace pymfn_emu;
@@ -278,11 +339,16 @@ aclError aclInit(const char* configPath) {
   }
   aclrtRunMode mode;
   uint32_t devices;
+  DeviceModel dm;
   EMU_CHECK(parse_env(&mode, &devices));
+  EMU_CHECK(parse_device_model(devices, &dm));
   g = State();
   g.initialised = true;
   g.run_mode = mode;
   g.devices = devices;
+  g.device_model = dm;
+  if (dm.exec_ms > 0)
+    for (uint32_t d = 0; d < devices; ++d) g.device_units.push_back(std::make_shared<std::mutex>());
   set_ctx(nullptr);
   return ACL_SUCCESS;
 }
@@ -460,6 +526,20 @@ int pymfnEmuIsEmulator(void) { return 1; }
 const char* pymfnEmuVersion(void) {
   static const std::string v = std::string("pymfn ACL emulator 1 (OpenVINO ") + ov::get_openvino_version().buildNumber + ")";
   return v.c_str();
+}
+
+size_t pymfnEmuDeviceModel(char* buf, size_t len) {
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    text = g.initialised ? device_model_text() : std::string();
+  }
+  if (buf && len > 0) {
+    const size_t n = std::min(len - 1, text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return text.size();
 }
 
 int pymfnEmuGetCounts(pymfnEmuCounts* out) {

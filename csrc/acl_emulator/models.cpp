@@ -101,9 +101,10 @@ aclError describe_io(const char* fn, Model* m) {
 }
 
 // OpenVINO config for the payload's precision: "f16" stands for ATC's fp16 modes.
-ov::AnyMap compile_config(Model* m) {
+ov::AnyMap compile_config(Model* m, uint32_t threads) {
   ov::AnyMap config;
   config[ov::hint::performance_mode.name()] = ov::hint::PerformanceMode::LATENCY;
+  if (threads > 0) config[ov::inference_num_threads.name()] = static_cast<int32_t>(threads);
   if (m->meta.precision != "f16") {
     config[ov::hint::inference_precision.name()] = ov::element::f32;
     m->ov_precision = "f32";
@@ -126,7 +127,7 @@ ov::AnyMap compile_config(Model* m) {
 }
 
 // Reads and compiles the payload IR, checking its ports against the meta.
-aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* m) {
+aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* m, uint32_t threads) {
   const auto& meta = m->meta;
   const std::string& source = m->source;
   try {
@@ -139,7 +140,7 @@ aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* 
                   source + ": the IR has " + std::to_string(model->inputs().size()) + " inputs / " +
                       std::to_string(model->outputs().size()) + " outputs but the meta declares " +
                       std::to_string(n_in) + " / " + std::to_string(n_out));
-    const ov::AnyMap config = compile_config(m);
+    const ov::AnyMap config = compile_config(m, threads);
     for (size_t i = 0; i < n_in; ++i) {
       const auto t = model->inputs()[i].get_element_type();
       if (!convertible(ov_type_of(m->inputs[i].dtype), t))
@@ -164,7 +165,8 @@ aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* 
 }
 
 // Builds a model from a whole om image (no lock held: compiling takes a while).
-aclError build_model(const char* fn, std::vector<uint8_t> image, const std::string& source, std::shared_ptr<Model>* out) {
+aclError build_model(const char* fn, std::vector<uint8_t> image, const std::string& source, uint32_t threads,
+                     std::shared_ptr<Model>* out) {
   auto m = std::make_shared<Model>();
   m->source = source;
   m->image = std::move(image);
@@ -177,7 +179,7 @@ aclError build_model(const char* fn, std::vector<uint8_t> image, const std::stri
     return fail(ACL_ERROR_PARSE_MODEL, fn, source + ": emulator meta: " + err);
   m->om_name = view.header.name;
   EMU_CHECK(describe_io(fn, m.get()));
-  EMU_CHECK(compile_ir(fn, view, m.get()));
+  EMU_CHECK(compile_ir(fn, view, m.get(), threads));
   *out = std::move(m);
   return ACL_SUCCESS;
 }
@@ -214,17 +216,23 @@ aclError copy_image(const char* fn, const void* model, size_t size, std::vector<
 
 aclError load_image(const char* fn, std::vector<uint8_t> image, const std::string& source, uint32_t* id) {
   if (!id) return fail(ACL_ERROR_INVALID_PARAM, fn, "modelId is NULL");
+  uint32_t threads = 0;
   {
     std::lock_guard<std::mutex> lk(g_mu);
     EMU_CHECK(need_init(fn));
     EMU_CHECK(need_ctx(fn));
+    threads = g.device_model.threads;
   }
   std::shared_ptr<Model> m;
-  EMU_CHECK(build_model(fn, std::move(image), source, &m));  // compile outside the registry lock
+  EMU_CHECK(build_model(fn, std::move(image), source, threads, &m));  // compile outside the registry lock
   std::lock_guard<std::mutex> lk(g_mu);
   EMU_CHECK(need_init(fn));
   EMU_CHECK(need_ctx(fn));  // the context may have gone while the model compiled
   m->ctx = t_ctx;
+  if (g.device_model.exec_ms > 0) {
+    m->device_unit = g.device_units.at(static_cast<size_t>(t_ctx->device));
+    m->exec_floor_ms = g.device_model.exec_ms;
+  }
   m->id = g.next_model_id++;
   g.models[m->id] = m;
   *id = m->id;

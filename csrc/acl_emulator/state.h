@@ -125,6 +125,9 @@ struct Model {
   ov::InferRequest request;
   std::vector<std::vector<uint8_t>> scratch;  // converted inputs
   std::mutex exec_mu;
+  // The device's execution unit when the device timing model is on (PYMFN_ACL_EMU_EXEC_MS), else null.
+  std::shared_ptr<std::mutex> device_unit;
+  double exec_floor_ms = 0;
   // Guarded by g_mu:
   int active = 0;   // synchronous executes in progress
   int pending = 0;  // async executes queued
@@ -174,10 +177,19 @@ struct Event {
   std::chrono::steady_clock::time_point stamp;  // when the last completed record was reached
 };
 
+// How emulated devices share the host (read at aclInit; see lifecycle.cpp, "Devices").
+struct DeviceModel {
+  uint32_t threads = 0;     // OpenVINO inference threads of every model (0 = OpenVINO's default)
+  bool threads_auto = true; // threads came from dividing the host's cores among the devices
+  double exec_ms = 0;       // > 0: each device runs one execute at a time, each lasting at least this long
+};
+
 struct State {
   bool initialised = false;
   aclrtRunMode run_mode = ACL_HOST;
   uint32_t devices = 1;
+  DeviceModel device_model;
+  std::vector<std::shared_ptr<std::mutex>> device_units;  // one per device when device_model.exec_ms > 0
   std::map<uintptr_t, Block> blocks;
   std::set<aclDataBuffer*> buffers;
   std::set<aclmdlDataset*> datasets;
@@ -246,6 +258,12 @@ aclError find_model(const char* fn, uint32_t id, std::shared_ptr<Model>* m);
 // Runs `rows` rows through the model. Called with m.exec_mu held, g_mu NOT held.
 aclError run_model(Model& m, const std::vector<BufView>& in, const std::vector<BufView>& out, uint64_t rows,
                    std::string* msg);
+// run_model under the device timing model: holds the model's device unit (if any) for at least its
+// execute floor. Called with m.exec_mu held, g_mu NOT held.
+aclError run_on_device(Model& m, const std::vector<BufView>& in, const std::vector<BufView>& out, uint64_t rows,
+                       std::string* msg);
+// Text describing g.device_model (g_mu held).
+std::string device_model_text();
 
 // ---------------------------------------------------------------- streams and exceptions (streams.cpp)
 // NULL = the current context's default stream (created on first use); otherwise a live stream of the
