@@ -90,8 +90,7 @@ def summarise(out: Path, thresholds: list[float]) -> dict[str, Any]:
                                      "median_ci_halfwidth": statistics.median(
                                          (r["ci_high"] / r["ci_low"]) ** 0.5 - 1 for r in rows)}
             for t in thresholds:
-                verdicts = [stats.compare_paired(r["baseline_values"], r["candidate_values"], t,
-                                                 docs[0]["confidence"]).verdict for r in rows]
+                verdicts = [stats.compare_ratios(r["round_ratios"], t, docs[0]["confidence"]).verdict for r in rows]
                 entry[f"flagged_at_{t:g}"] = sum(v != stats.NO_CHANGE for v in verdicts) / len(verdicts)
                 entry[f"slower_at_{t:g}"] = sum(v == stats.SLOWER for v in verdicts) / len(verdicts)
             if fraction == 0:
@@ -108,7 +107,7 @@ SCALED = (0.05, 0.10, 0.15, 0.20, 0.30)
 
 
 def _scaled_detection(rows: list[dict[str, Any]], thresholds: list[float], confidence: float) -> dict[str, float]:
-    """Slowdowns of exactly 1+s injected into the measured same-build rounds (candidate values x (1+s)).
+    """Slowdowns of exactly 1+s injected into the measured same-build rounds (per-round ratios x (1+s)).
 
     The switch's slowdown is exact only on a quiet machine: a pause after each inference costs a reschedule
     when the cores are busy, so at load 3-5 a "10%" switch measured 1.1-2x. Scaling real A/A rounds gives
@@ -117,8 +116,8 @@ def _scaled_detection(rows: list[dict[str, Any]], thresholds: list[float], confi
     out = {}
     for size in SCALED:
         for t in thresholds:
-            hits = sum(stats.compare_paired(r["baseline_values"], [v * (1 + size) for v in r["candidate_values"]], t,
-                                            confidence).verdict == stats.SLOWER for r in rows)
+            hits = sum(stats.compare_ratios([v * (1 + size) for v in r["round_ratios"]], t, confidence).verdict
+                       == stats.SLOWER for r in rows)
             out[f"{size:g}@{t:g}"] = hits / len(rows)
     return out
 
@@ -143,7 +142,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="folder for the runs' JSON and the summary")
     p.add_argument("--runs", type=int, default=20, help="comparisons per condition (default 20)")
-    p.add_argument("--rounds", type=int, default=12, help="rounds per comparison (default: regress's 12)")
+    p.add_argument("--rounds", type=int, default=16, help="rounds per comparison (default: regress's 16)")
     p.add_argument("--ref", default="HEAD", help="commit to build and compare with itself (default HEAD)")
     p.add_argument("--repo", type=Path, help="git repository of --ref (default: the project pymfn runs from)")
     p.add_argument("--build", type=Path, help="or a folder holding a built pymfn (compared with itself, no copy)")

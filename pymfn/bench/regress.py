@@ -5,8 +5,8 @@ build measured twice differs by tens of percent. So both builds are measured in 
 interleaved. Every round starts one fresh process per build (both stay alive, one measuring at a time)
 and alternates short chunks between them, A B | B A | A B ..., so both builds see the same machine
 state within a fraction of a second; which build starts alternates from round to round. The unit of
-statistics is the *round*: its ratio candidate / baseline of the two builds' medians over the round's
-chunks. Fresh processes per round matter: a process's own luck (memory layout, thread placement) is
+statistics is the *round*: its ratio candidate / baseline is the median over its chunk pairs of the
+pair's ratio. Fresh processes per round matter: a process's own luck (memory layout, thread placement) is
 then one more random effect per round instead of a bias of the whole comparison. The verdict comes from
 the Hodges-Lehmann estimate of the per-round ratio and its exact signed-rank confidence interval
 (pymfn.bench.stats):
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import select
 import statistics
@@ -48,9 +49,9 @@ BENCHMARKS = ("latency", "throughput", "loader")
 UNITS = {"latency": "ms per request (median)", "throughput": "ms per sample (1000 / samples per s)",
          "loader": "CPU ms per pass of 512 files (median)"}
 DEFAULT_THRESHOLD = 0.10
-DEFAULT_ROUNDS = 12
+DEFAULT_ROUNDS = 16
 DEFAULT_SECONDS = 1.0
-DEFAULT_CHUNKS = 8
+DEFAULT_CHUNKS = 16
 LOADER_FILES = 512
 SAMPLE_BYTES = 112 * 112 * 3 * 4
 WORKER = Path(__file__).with_name("regress_worker.py")
@@ -193,12 +194,11 @@ def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec:
 
     results = {}
     for name in names:
-        base = [r["baseline"][name]["value"] for r in rounds]
-        cand = [r["candidate"][name]["value"] for r in rounds]
-        cmp = stats.compare_paired(base, cand, args.threshold, args.confidence)
-        results[name] = {"unit": UNITS[name], "baseline_values": base,
-                         "candidate_values": cand, "round_ratios": [c / b for b, c in zip(base, cand)],
-                         **cmp.as_dict()}
+        ratios = [r["ratio"][name] for r in rounds]
+        cmp = stats.compare_ratios(ratios, args.threshold, args.confidence)
+        results[name] = {"unit": UNITS[name], "round_ratios": ratios,
+                         "baseline_values": [r["baseline"][name]["value"] for r in rounds],
+                         "candidate_values": [r["candidate"][name]["value"] for r in rounds], **cmp.as_dict()}
     doc = {
         "mode": "interleaved", "threshold": args.threshold, "confidence": args.confidence, "rounds": args.rounds,
         "seconds": args.seconds, "chunks": args.chunks,
@@ -245,8 +245,7 @@ def _interleave(builds: dict[str, Build], envs: dict[str, dict[str, str]], spec:
         order = ("baseline", "candidate") if i % 2 == 0 else ("candidate", "baseline")
         got = _one_round(builds, envs, spec, order, chunks, f"round {i + 1}")
         results.append({"first": order[0], **got})
-        ratios = ", ".join(f"{n} {got['candidate'][n]['value'] / got['baseline'][n]['value']:.3f}"
-                           for n in spec["benchmarks"])
+        ratios = ", ".join(f"{n} {got['ratio'][n]:.3f}" for n in spec["benchmarks"])
         log(f"round {i + 1}/{rounds}: candidate/baseline {ratios} [{time.monotonic() - started:.0f} s]")
     return results
 
@@ -255,26 +254,37 @@ def _one_round(builds: dict[str, Build], envs: dict[str, dict[str, str]], spec: 
                order: tuple[str, str], chunks: int, when: str) -> dict[str, Any]:
     """Per benchmark: one discarded warm-up chunk each, then ``chunks`` chunk pairs in A B | B A order.
 
-    A round's value for a build is the median of everything its chunks measured (every request's latency,
-    every loader pass, every throughput chunk), so one chunk hit by a neighbour's burst does not decide it.
+    The round's ratio is the median over its chunk pairs of (candidate chunk median / baseline chunk median):
+    the two chunks of a pair ran a fraction of a second apart, so a neighbour's burst that hits a few chunks
+    moves a few pair ratios, not the round (on this machine that cut the spread of same-build round ratios
+    by a third against pooling each side's chunks first). Each side's median over all its chunks' values is
+    kept beside it for the report.
     """
     chunk_s = spec["seconds"] / chunks
     procs = {side: WorkerProcess(builds[side], envs[side], spec, when) for side in order}
+    out: dict[str, Any] = {"baseline": {}, "candidate": {}, "ratio": {}}
     try:
         for side in order:
             procs[side].wait_ready()
-        collected: dict[str, dict[str, list[float]]] = {side: {} for side in order}
         for name in spec["benchmarks"]:
             for side in order:
                 procs[side].chunk(name, chunk_s)  # warm-up: first inferences after compiling, reader threads
+            values: dict[str, list[float]] = {side: [] for side in order}
+            log_ratios = []
             for j in range(chunks):
+                pair = {}
                 for side in (order if j % 2 == 0 else order[::-1]):
-                    collected[side].setdefault(name, []).extend(procs[side].chunk(name, chunk_s))
+                    chunk = procs[side].chunk(name, chunk_s)
+                    values[side].extend(chunk)
+                    pair[side] = statistics.median(chunk)
+                log_ratios.append(math.log(pair["candidate"] / pair["baseline"]))
+            for side in order:
+                out[side][name] = {"value": statistics.median(values[side]), "count": len(values[side])}
+            out["ratio"][name] = math.exp(statistics.median(log_ratios))
     finally:
         for proc in procs.values():
             proc.close()
-    return {side: {name: {"value": statistics.median(vals), "count": len(vals)} for name, vals in per.items()}
-            for side, per in collected.items()}
+    return out
 
 
 def _worker_env(build: Build, extra: dict[str, str]) -> dict[str, str]:

@@ -200,8 +200,14 @@ def compare_paired(baseline: Sequence[float], candidate: Sequence[float], thresh
     cand = _check_positive(candidate, "candidate")
     if base.size != cand.size:
         raise ValueError(f"paired comparison needs as many baseline as candidate rounds ({base.size} vs {cand.size})")
-    est, lo, hi, achieved = paired_log_interval(np.log(cand) - np.log(base), confidence)
-    return _comparison(est, lo, hi, achieved, base.size, cand.size, True, threshold)
+    return compare_ratios(cand / base, threshold, confidence)
+
+
+def compare_ratios(round_ratios: Sequence[float], threshold: float, confidence: float = 0.95) -> Comparison:
+    """Per-round ratios candidate / baseline, however each round formed its own (see regress)."""
+    ratios = _check_positive(round_ratios, "round ratios")
+    est, lo, hi, achieved = paired_log_interval(np.log(ratios), confidence)
+    return _comparison(est, lo, hi, achieved, ratios.size, ratios.size, True, threshold)
 
 
 def compare_samples(baseline: Sequence[float], candidate: Sequence[float], threshold: float,
