@@ -1,4 +1,4 @@
-"""`python -m pymfn.bench {latency,throughput,accuracy,msame,regress}`."""
+"""`python -m pymfn.bench {latency,throughput,server,multistream,accuracy,msame,regress}`."""
 from __future__ import annotations
 
 import argparse
@@ -11,12 +11,16 @@ from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
 from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
 from pymfn.bench.regress import add_regress_arguments, main_regress
+from pymfn.bench.scenarios import add_multistream_arguments, add_server_arguments, main_multistream, main_server
 
 DESCRIPTION = """\
 Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the timing loop in C++.
 
   latency     batch 1, one request at a time: the figure an interactive user sees
   throughput  larger batches and several requests in flight: samples per second
+  server      queries arriving at random (Poisson) at a target QPS: latency under load, VALID/INVALID
+              against a p99 bound; --find-peak searches the highest QPS that stays VALID
+  multistream a query of N samples every interval: p99 of query latency
   accuracy    LFW verification accuracy with the exact InsightFace 10-fold protocol
   msame       Huawei msame's figures beside a pymfn run of the same .om and inputs
   regress     is this build slower than another (a git commit, an install, saved runs)? interleaved runs
@@ -32,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help=f"print tracebacks of errors (same as {DEBUG_ENV}=1)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,accuracy,msame,regress}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,server,multistream,accuracy,msame,regress}")
     fmt = _DefaultsFormatter
     p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
                        description="Per-request latency (default batch 1, one request in flight), trtexec-style report.")
@@ -42,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Throughput with larger batches and several in-flight requests; same JSON keys as latency.")
     add_run_arguments(p, batch=16, inflight=2, min_duration=5.0)
     p.set_defaults(func=main_throughput)
+    p = sub.add_parser("server", help="latency under Poisson load at a target QPS; --find-peak", formatter_class=fmt,
+                       description=__import__("pymfn.bench.scenarios", fromlist=["x"]).__doc__)
+    add_server_arguments(p)
+    p.set_defaults(func=main_server)
+    p = sub.add_parser("multistream", help="N samples per query at a fixed interval: p99 of query latency",
+                       formatter_class=fmt, description="LoadGen multi-stream: a query of --samples-per-query samples "
+                       "every --interval-ms; a query's latency runs from its scheduled time to its last sample's "
+                       "completion; VALID when its --percentile stays under --bound-ms.")
+    add_multistream_arguments(p)
+    p.set_defaults(func=main_multistream)
     p = sub.add_parser("accuracy", help="LFW verification accuracy", formatter_class=fmt,
                        description="LFW accuracy (InsightFace protocol) from lfw.bin, a folder of bins, or msame outputs.")
     add_accuracy_arguments(p)
@@ -70,7 +84,8 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 # option -> smallest allowed value; checked before any model is built or loaded, so a typo costs no wait.
 _MINIMUM = {"batch": 1, "inflight": 1, "warmup": 0, "warmup_ms": 0.0, "min_iterations": 0, "min_duration": 0.0,
-            "max_duration": 1e-9, "threads": 0, "streams": 0, "prefetch": 0, "embedding_size": 1}
+            "max_duration": 1e-9, "threads": 0, "streams": 0, "prefetch": 0, "embedding_size": 1,
+            "min_queries": 1, "peak_runs": 1, "samples_per_query": 1, "late_ms": 0.0, "schedule_seed": 0}
 
 
 def check_numbers(args: argparse.Namespace) -> None:

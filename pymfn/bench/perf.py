@@ -40,6 +40,111 @@ def open_engine_from_args(args: argparse.Namespace, model: Path) -> Any:
     )
 
 
+def parse_devices(text: str | None) -> list[int] | None:
+    """``--device 0,1,2,3`` -> [0, 1, 2, 3]; None when the option was not given."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(not p.isdigit() for p in parts):
+        raise SystemExit(f"--device {text}: expected device ids >= 0 separated by commas, e.g. 0 or 0,1,2,3")
+    ids = [int(p) for p in parts]
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"--device {text}: a device is listed twice")
+    if len(ids) > 64:
+        raise SystemExit(f"--device {text}: at most 64 devices")
+    return ids
+
+
+def engine_kind(args: argparse.Namespace, model: Path) -> str:
+    """The engine ``open_engine`` will pick for --engine / the model's suffix."""
+    from pymfn.engines import ENGINE_BY_SUFFIX
+
+    return args.engine or ENGINE_BY_SUFFIX.get(model.suffix.lower(), "openvino")
+
+
+def open_device_engines(args: argparse.Namespace, model: Path) -> tuple[list[Any], list[str]]:
+    """One engine per ``--device`` entry (or the single engine of today without it), and their names.
+
+    ACL: one AclEngine per device id (its own context, model instances, streams and buffers). OpenVINO
+    on the host: one engine per listed lane, each a single OpenVINO stream with its share of the cores
+    (``--threads`` per lane, default cores / lanes), so the lanes run side by side like devices.
+    """
+    devices = parse_devices(getattr(args, "device", None))
+    if devices is None:
+        engine = open_engine_from_args(args, model)
+        return [engine], [_single_name(engine)]
+    from pymfn.engines import open_engine
+
+    kind = engine_kind(args, model)
+    if kind == "acl":
+        engines = [open_engine(str(model), engine="acl", precision=args.precision, threads=args.threads,
+                               streams=args.streams, inflight=args.inflight, device=d) for d in devices]
+        return engines, [f"acl device {d}" for d in devices]
+    if kind == "openvino":
+        if args.streams not in (0, 1):
+            raise SystemExit(f"--streams {args.streams}: with --device every lane is one OpenVINO stream; "
+                             "leave --streams out")
+        threads = args.threads or max(1, (os.cpu_count() or 1) // len(devices))
+        engines = [open_engine(str(model), engine="openvino", precision=args.precision, threads=threads, streams=1,
+                               inflight=args.inflight, hint="latency") for _ in devices]
+        return engines, [f"openvino lane {d} ({threads} thread{'s' if threads > 1 else ''})" for d in devices]
+    raise SystemExit(f"--device: the {kind} engine has no devices; use the acl engine (.om) or openvino")
+
+
+def _single_name(engine: Any) -> str:
+    props = {str(k): str(v) for k, v in dict(engine.properties()).items()}
+    if engine.kind == "acl":
+        return f"acl device {props.get('device', '0')}"
+    return f"{engine.kind} {props.get('device', '')}".strip()
+
+
+def make_settings(core: Any, args: argparse.Namespace, batch: int) -> Any:
+    """RunSettings from the options every timed command shares."""
+    settings = core.RunSettings()
+    settings.batch_size = batch
+    settings.warmup_iterations = args.warmup
+    settings.warmup_ms = args.warmup_ms
+    settings.min_duration_ms = args.min_duration * 1000.0
+    settings.max_duration_ms = args.max_duration * 1000.0
+    settings.inflight = args.inflight
+    if hasattr(args, "min_iterations"):
+        settings.min_iterations = args.min_iterations
+    if hasattr(args, "scope"):
+        settings.scope = core.TimingScope.kEndToEnd if args.scope == "end-to-end" else core.TimingScope.kCompute
+    return settings
+
+
+def run_meta(args: argparse.Namespace, mode: str, engines: list[Any], names: list[str], model: Path, description: str,
+             pretrained: bool, batch: int, input_desc: str) -> dict[str, Any]:
+    """The facts every report of a timed run carries (engine, model, settings, build, host)."""
+    core = pymfn.load_core()
+    props = {str(k): str(v) for k, v in dict(engines[0].properties()).items()}  # every device runs the same model
+    meta: dict[str, Any] = {
+        "mode": mode,
+        "engine": engines[0].kind,
+        "model": str(model),
+        "model_description": description,
+        "pretrained": pretrained,
+        "batch": batch,
+        "precision": props.get("precision", args.precision),
+        "scope": getattr(args, "scope", "compute"),
+        "inflight": args.inflight,
+        "input": input_desc,
+        "device_names": names,
+        "engine_properties": props,
+        "build_info": dict(core.build_info()),
+        "host": report.host_info(),
+    }
+    if "acl_runtime" in props:
+        meta["acl_runtime"] = props["acl_runtime"]
+        if props["acl_runtime"] == "emulator":
+            meta["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, "
+                                   "not Ascend NPU timings")
+            if "emulator_device_model" in props:
+                meta["timing_note"] += f" ({props['emulator_device_model']})"
+    return meta
+
+
 def input_spec(engine: Any) -> tuple[Any, tuple[int, ...], np.dtype]:
     """The model's (first) input, its per-sample shape and numpy dtype; rejects multi-input models."""
     inputs = engine.inputs()
@@ -96,43 +201,17 @@ def run(args: argparse.Namespace, mode: str) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")
     model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
-    engine = open_engine_from_args(args, model)
-    batch = choose_batch(engine, args.batch)
-    dataset, input_desc = make_dataset(args, engine, count=max(batch * 4, 16))
+    engines, names = open_device_engines(args, model)
+    batch = choose_batch(engines[0], args.batch)
+    dataset, input_desc = make_dataset(args, engines[0], count=max(batch * 4 * len(engines), 16))
     reader = dataset.reader(batch, args.prefetch)
+    settings = make_settings(core, args, batch)
+    if getattr(args, "device", None) is None:
+        result = core.run_benchmark(engines[0], reader, settings)
+    else:
+        result = core.run_devices(engines, reader, settings, names=names)
 
-    settings = core.RunSettings()
-    settings.batch_size = batch
-    settings.warmup_iterations = args.warmup
-    settings.warmup_ms = args.warmup_ms
-    settings.min_iterations = args.min_iterations
-    settings.min_duration_ms = args.min_duration * 1000.0
-    settings.max_duration_ms = args.max_duration * 1000.0
-    settings.inflight = args.inflight
-    settings.scope = core.TimingScope.kEndToEnd if args.scope == "end-to-end" else core.TimingScope.kCompute
-    result = core.run_benchmark(engine, reader, settings)
-
-    props = {str(k): str(v) for k, v in dict(engine.properties()).items()}
-    meta: dict[str, Any] = {
-        "mode": mode,
-        "engine": engine.kind,
-        "model": str(model),
-        "model_description": description,
-        "pretrained": pretrained,
-        "batch": batch,
-        "precision": props.get("precision", args.precision),
-        "scope": args.scope,
-        "inflight": args.inflight,
-        "input": input_desc,
-        "engine_properties": props,
-        "build_info": dict(core.build_info()),
-        "host": report.host_info(),
-    }
-    if "acl_runtime" in props:
-        meta["acl_runtime"] = props["acl_runtime"]
-        if props["acl_runtime"] == "emulator":
-            meta["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, "
-                                   "not Ascend NPU timings")
+    meta = run_meta(args, mode, engines, names, model, description, pretrained, batch, input_desc)
     doc = report.result_to_json(result, meta)
     print(report.format_table(doc))
     prog = f"pymfn.bench {mode}"
@@ -143,7 +222,8 @@ def run(args: argparse.Namespace, mode: str) -> int:
     return 0
 
 
-def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, min_duration: float) -> None:
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model, --engine, --precision, --threads, --streams, --device: what runs, and where."""
     g = p.add_argument_group("model and engine")
     g.add_argument("--model", help="frozen .pb, .onnx, OpenVINO .xml or Ascend .om; default: the built-in MobileFaceNet "
                    "(pretrained weights from PYMFN_SHARED when present, else random weights), cached in $XDG_CACHE_HOME/pymfn")
@@ -153,21 +233,18 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
     g.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
                    help="OpenVINO inference precision hint (default f32: this CPU would silently pick bf16 otherwise). "
                    "An .om's precision is fixed at conversion")
-    g.add_argument("--threads", type=int, default=0, help="inference threads (0 = engine default = all cores)")
+    g.add_argument("--threads", type=int, default=0, help="inference threads (0 = engine default = all cores; with "
+                   "--device on the host: per lane, default cores / lanes)")
     g.add_argument("--streams", type=int, default=0, help="OpenVINO streams (0 = engine default for the hint)")
-    g = p.add_argument_group("run")
-    g.add_argument("--batch", type=int, default=batch, help=f"samples per request (default {batch})")
-    g.add_argument("--inflight", type=int, default=inflight,
-                   help=f"requests in flight (default {inflight}); >1 uses the engine's asynchronous path")
-    g.add_argument("--warmup", type=int, default=10, help="untimed warm-up iterations (default 10)")
-    g.add_argument("--warmup-ms", type=float, default=0.0, help="and keep warming up for at least this long (ms)")
-    g.add_argument("--min-iterations", type=int, default=100, help="measure at least this many requests (default 100)")
-    g.add_argument("--min-duration", type=float, default=min_duration,
-                   help=f"and for at least this many seconds (default {min_duration})")
-    g.add_argument("--max-duration", type=float, default=60.0,
-                   help="stop after this many seconds even if the minimums are not met (a warning says so; default 60)")
-    g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
-                   help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
+    g.add_argument("--device", default=None, metavar="IDS",
+                   help="run on several devices at once, e.g. 0,1,2,3: the acl engine opens one context, model and "
+                   "request set per device; the openvino engine one single-stream lane per entry, each with its share "
+                   "of the cores. One dataset feeds them all, one clock times them: the aggregate is all samples / the "
+                   "common wall time (never a sum of per-device rates), with each device's own figures and the skew "
+                   "between them. Without it: one engine (acl: device 0)")
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input")
     g.add_argument("--input", help="folder of per-sample .bin files, a packed file (python -m pymfn pack) or a .npy; "
                    "default: seeded random data shaped like the model input")
@@ -179,10 +256,33 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
                    "during the run)")
     g.add_argument("--prefetch", type=int, default=2, help="batches the folder loader prepares ahead (default 2)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser, plot_help: str) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--json", help="write the full result (stats, settings, build/host info, raw samples) as JSON")
-    g.add_argument("--plot", help="write a PNG with the latency histogram and the per-iteration trace")
+    g.add_argument("--plot", help=plot_help)
     g.add_argument("--quiet", action="store_true", help="fewer progress messages")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, min_duration: float) -> None:
+    add_model_arguments(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--batch", type=int, default=batch, help=f"samples per request (default {batch})")
+    g.add_argument("--inflight", type=int, default=inflight,
+                   help=f"requests in flight (default {inflight}; per device with --device); >1 uses the engine's "
+                   "asynchronous path")
+    g.add_argument("--warmup", type=int, default=10, help="untimed warm-up iterations (default 10)")
+    g.add_argument("--warmup-ms", type=float, default=0.0, help="and keep warming up for at least this long (ms)")
+    g.add_argument("--min-iterations", type=int, default=100, help="measure at least this many requests (default 100)")
+    g.add_argument("--min-duration", type=float, default=min_duration,
+                   help=f"and for at least this many seconds (default {min_duration})")
+    g.add_argument("--max-duration", type=float, default=60.0,
+                   help="stop after this many seconds even if the minimums are not met (a warning says so; default 60)")
+    g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
+                   help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
+    add_input_arguments(p)
+    add_output_arguments(p, "write a PNG with the latency histogram and the per-iteration trace")
 
 
 def main_latency(args: argparse.Namespace) -> int:

@@ -23,7 +23,15 @@ METRIC_EXPLANATIONS = [
     ("throughput", "samples processed / wall-clock time of the measured phase (not derived from the mean latency)"),
     ("p90/p95/p99/p99.9", "percentiles of the per-request latencies; p99.9 needs >= 1000 requests to mean anything"),
     ("CV", "coefficient of variation = std / mean; above 5% the run is noisy and medians are safer than means"),
-    ("h2d / compute / d2h", "engine-reported stages: host-to-device copy, execute, device-to-host copy (ACL engine)"),
+    ("h2d / compute / d2h", "engine-reported stages: host-to-device copy, execute, device-to-host copy (ACL engine); "
+     "ACL compute = aclmdlExecute alone, msame's scope"),
+]
+
+DEVICE_EXPLANATIONS = [
+    ("aggregate", "all samples of all devices / the common wall time, from the first device's first measured start to "
+     "the last device's last completion, on one clock (never a sum of per-device rates)"),
+    ("per device", "each device's samples over its own first start .. last completion (for comparing devices)"),
+    ("skew", "start: spread of the devices' first measured starts; end: spread of their last completions"),
 ]
 
 
@@ -52,6 +60,30 @@ def latency_dict(stats: Any) -> dict[str, float]:
     return {k: float(getattr(stats, k)) for k in keys}
 
 
+def stage_samples_json(samples: Any) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """Per-request engine stage samples and their statistics (same percentile method as the latency)."""
+    import pymfn
+
+    core = pymfn.load_core()
+    raw = {str(k): [float(x) for x in np.asarray(v)] for k, v in dict(samples).items()}
+    stats = {k: latency_dict(core.compute_stats(v)) for k, v in raw.items() if v}
+    return raw, stats
+
+
+def device_dict(d: Any) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "iterations": int(d.iterations),
+        "samples_processed": int(d.samples_processed),
+        "first_start_ms": float(d.first_start_ms),
+        "last_end_ms": float(d.last_end_ms),
+        "wall_ms": float(d.wall_ms),
+        "throughput_per_s": float(d.throughput_per_s),
+        "latency_ms": latency_dict(d.latency),
+        "stage_means_ms": {k: float(v) for k, v in dict(d.stage_means_ms).items()},
+    }
+
+
 def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """Combine run metadata with a pymfn._core.RunResult into the JSON document the CLI writes."""
     doc = dict(meta)
@@ -71,6 +103,15 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "start_offsets_ms": [float(x) for x in np.asarray(result.start_offsets_ms)],
         }
     )
+    doc["stage_samples_ms"], doc["stage_stats_ms"] = stage_samples_json(result.stage_samples_ms)
+    devices = list(result.devices)
+    if devices:
+        doc["devices"] = [device_dict(d) for d in devices]
+        doc["sample_devices"] = [int(x) for x in np.asarray(result.sample_devices)]
+        doc["start_skew_ms"] = float(result.start_skew_ms)
+        doc["end_skew_ms"] = float(result.end_skew_ms)
+        doc["aggregate"] = ("throughput_per_s = samples_processed / wall_ms, one clock over all devices; "
+                            "devices[i].throughput_per_s is each device's own and is not summed")
     return doc
 
 
@@ -111,13 +152,41 @@ def format_table(doc: dict[str, Any]) -> str:
     stages = doc.get("stage_means_ms") or {}
     if stages:
         out.append("Stages (mean)  " + "  ".join(f"{k.replace('_ms', '')} {v:.3f} ms" for k, v in sorted(stages.items())))
+    for name, st in sorted((doc.get("stage_stats_ms") or {}).items()):
+        out.append(f"Stage {name.replace('_ms', ''):<8} " + " ".join(
+            f"{st[k]:<8.3f}" for k in ["min", "mean", "median", "p90", "p95", "p99", "p999", "max", "std"])
+            + f" {st['cv'] * 100:.1f}%  (per request, engine-reported)")
+    out += format_devices(doc)
     out.append("")
     out.append("What the figures mean:")
     out += [f"  {name:<18} {text}" for name, text in METRIC_EXPLANATIONS]
+    if doc.get("devices") and len(doc["devices"]) > 1:
+        out += [f"  {name:<18} {text}" for name, text in DEVICE_EXPLANATIONS]
     out.append(f"  {'percentiles':<18} {PERCENTILE_METHOD}")
     for w in doc.get("warnings", []):
         out.append(f"WARNING: {w}")
     return "\n".join(out)
+
+
+def format_devices(doc: dict[str, Any]) -> list[str]:
+    """Per-device rows under the aggregate (only for runs on more than one device)."""
+    devices = doc.get("devices") or []
+    if len(devices) < 2:
+        return []
+    width = max(len(d["name"]) for d in devices)
+    out = ["", f"Devices ({len(devices)}, one clock): aggregate {doc['throughput_per_s']:.1f} samples/s = "
+           f"{doc['samples_processed']} samples / {doc['wall_ms']:.1f} ms common wall time; "
+           f"start skew {doc.get('start_skew_ms', 0):.3f} ms, end skew {doc.get('end_skew_ms', 0):.3f} ms",
+           f"  {'device':<{width}}  requests  samples   samples/s  start ms  end ms     median   p99      max"]
+    for d in devices:
+        lat = d["latency_ms"]
+        out.append(f"  {d['name']:<{width}}  {d['iterations']:<8}  {d['samples_processed']:<8}  "
+                   f"{d['throughput_per_s']:<10.1f} {d['first_start_ms']:<9.3f} {d['last_end_ms']:<10.1f} "
+                   f"{lat['median']:<8.3f} {lat['p99']:<8.3f} {lat['max']:.3f}")
+    rates = [d["throughput_per_s"] for d in devices if d["iterations"]]
+    if rates:
+        out.append(f"  slowest / fastest device: {min(rates) / max(rates):.3f}")
+    return out
 
 
 def plot_latency(doc: dict[str, Any], path: str | os.PathLike) -> None:
