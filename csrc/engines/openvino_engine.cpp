@@ -35,12 +35,120 @@ std::string extension_of(const std::string& path) {
   return lower(path.substr(dot));
 }
 
-ov::element::Type precision_type(const std::string& precision) {
+// The precision a caller asked for, in one canonical spelling, and the hint it becomes for OpenVINO.
+struct PrecisionRequest {
+  std::string name;        // f32, bf16, f16 or int8
+  ov::element::Type hint;  // ov::hint::inference_precision (int8: for the layers the model left unquantized)
+};
+
+PrecisionRequest precision_request(const std::string& precision) {
   const std::string p = lower(precision);
-  if (p == "f32" || p == "fp32" || p == "float32") return ov::element::f32;
-  if (p == "bf16" || p == "bfloat16") return ov::element::bf16;
-  if (p == "f16" || p == "fp16" || p == "float16") return ov::element::f16;
-  throw InvalidArgument("precision '" + precision + "' is not supported (expected f32, bf16 or f16)");
+  if (p == "f32" || p == "fp32" || p == "float32") return {"f32", ov::element::f32};
+  if (p == "bf16" || p == "bfloat16") return {"bf16", ov::element::bf16};
+  if (p == "f16" || p == "fp16" || p == "float16") return {"f16", ov::element::f16};
+  // Quantized layers run in int8 whatever the hint; f32 for the rest keeps the accuracy of what was not
+  // quantized (pymfn's quantizer leaves next to nothing in float, so it costs no speed).
+  if (p == "int8" || p == "i8") return {"int8", ov::element::f32};
+  throw InvalidArgument("precision '" + precision + "' is not supported (expected f32, bf16, f16 or int8)");
+}
+
+ov::element::Type precision_type(const std::string& precision) { return precision_request(precision).hint; }
+
+size_t count_fake_quantize(const ov::Model& model) {
+  size_t n = 0;
+  for (const auto& op : model.get_ordered_ops())
+    if (std::string(op->get_type_name()) == "FakeQuantize") ++n;
+  return n;
+}
+
+// ---------------------------------------------------------------- what the compiled model really runs
+// The CPU plugin's runtime graph carries, per executed node, its layer type and runtime precision
+// (rt_info keys ov::exec_model_info::LAYER_TYPE = "layerType" and RUNTIME_PRECISION = "runtimePrecision").
+
+// Nodes that do no arithmetic of their own: constants (weights), graph inputs/outputs and metadata reshapes.
+bool is_bookkeeping(const std::string& layer_type) {
+  return layer_type == "Const" || layer_type == "Input" || layer_type == "Output" || layer_type == "Reshape";
+}
+
+// Layers that hold the multiply-adds; their runtime precision is the precision that "ran".
+bool is_compute(const std::string& layer_type) {
+  return layer_type == "Convolution" || layer_type == "GroupConvolution" || layer_type == "Deconvolution" ||
+         layer_type == "FullyConnected" || layer_type == "MatMul";
+}
+
+std::string rt_string(const ov::Node& node, const char* key) {
+  const auto& rt = node.get_rt_info();
+  const auto it = rt.find(key);
+  if (it == rt.end()) return "";
+  try {
+    return it->second.as<std::string>();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// "int8" is satisfied by either 8-bit integer form (symmetric i8 or asymmetric u8 activations).
+bool precision_matches(const std::string& requested, const std::string& runtime) {
+  if (requested == "int8") return runtime == "i8" || runtime == "u8";
+  return runtime == requested;
+}
+
+struct RuntimePrecision {
+  // layer type -> runtime precision -> node count, for every node that computes something
+  std::map<std::string, std::map<std::string, size_t>> by_type;
+  std::map<std::string, size_t> compute;  // runtime precision -> compute-layer count
+};
+
+RuntimePrecision runtime_precision_of(const ov::CompiledModel& cm) {
+  RuntimePrecision r;
+  const auto runtime = cm.get_runtime_model();
+  for (const auto& op : runtime->get_ordered_ops()) {
+    const std::string type = rt_string(*op, "layerType");
+    if (type.empty() || is_bookkeeping(type)) continue;
+    std::string precision = rt_string(*op, "runtimePrecision");
+    if (precision.empty()) precision = "unknown";
+    ++r.by_type[type][precision];
+    if (is_compute(type)) ++r.compute[precision];
+  }
+  return r;
+}
+
+std::string counts_text(const std::map<std::string, size_t>& counts) {
+  std::string s;
+  for (const auto& [precision, n] : counts) s += (s.empty() ? "" : ", ") + precision + " x" + std::to_string(n);
+  return s;
+}
+
+bool has_capability(const std::vector<std::string>& caps, const std::string& cap) {
+  return std::find(caps.begin(), caps.end(), cap) != caps.end();
+}
+
+// One line: "ok", or what differs from the request and the reason pymfn can tell.
+std::string precision_verdict(const std::string& requested, const RuntimePrecision& r, size_t fake_quantize_ops,
+                              const std::vector<std::string>& caps) {
+  if (r.compute.empty()) return "unknown: the runtime graph shows no convolution or matrix-multiply layers";
+  size_t total = 0, matching = 0;
+  for (const auto& [precision, n] : r.compute) {
+    total += n;
+    if (precision_matches(requested, precision)) matching += n;
+  }
+  if (matching == total) return "ok";
+  std::string why;
+  if (requested != "int8" && fake_quantize_ops > 0) {
+    why = "the model is quantized (" + std::to_string(fake_quantize_ops) +
+          " FakeQuantize ops): OpenVINO runs its quantized layers in int8 whatever the hint; request int8";
+  } else if (requested == "bf16" && !caps.empty() && !has_capability(caps, "BF16")) {
+    why = "this CPU has no bf16 support (OpenVINO capabilities lack BF16), so OpenVINO fell back";
+  } else if (requested == "f16" && !caps.empty() && !has_capability(caps, "FP16")) {
+    why = "this CPU has no f16 support (OpenVINO capabilities lack FP16), so OpenVINO fell back";
+  } else if (requested == "int8") {
+    why = "the quantizer left these layers in float (ignored scope, or a pattern OpenVINO cannot run in int8)";
+  } else {
+    why = "OpenVINO kept these layers in another precision";
+  }
+  const std::string shape = matching == 0 ? "mismatch" : "partial";
+  return shape + ": requested " + requested + ", compute layers ran " + counts_text(r.compute) + " (" +
+         std::to_string(matching) + " of " + std::to_string(total) + " as requested): " + why;
 }
 
 ov::hint::PerformanceMode hint_mode(const std::string& hint) {
@@ -169,6 +277,11 @@ OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOpti
   const auto& model = impl_->model;
   if (model->inputs().empty() || model->outputs().empty())
     throw EngineError(path_ + ": model has no inputs or no outputs");
+  fake_quantize_ops_ = count_fake_quantize(*model);
+  if (precision_request(options_.precision).name == "int8" && fake_quantize_ops_ == 0)
+    throw InvalidArgument(path_ + ": precision '" + options_.precision +
+                          "' needs a quantized model (FakeQuantize operations, as `python -m pymfn quantize` "
+                          "writes); this model has none, so it would run in float");
 
   // Batch handling: dimension 0 of every input is the batch. All of them dynamic -> any batch;
   // all static and equal -> that batch only. Other dimensions must be static.
@@ -388,6 +501,8 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
   p["openvino_version"] = v.buildNumber ? v.buildNumber : "unknown";
   p["device"] = options_.device;
   p["precision"] = lower(options_.precision);
+  p["requested_precision"] = precision_request(options_.precision).name;
+  p["fake_quantize_ops"] = std::to_string(fake_quantize_ops_);
   p["hint"] = lower(options_.hint);
   p["num_requests"] = std::to_string(options_.num_requests);
   p["batch"] = std::to_string(batch_);
@@ -406,7 +521,34 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
   } catch (const std::exception& e) {
     p["property_error"] = e.what();
   }
+  add_runtime_precision(&p);
   return p;
+}
+
+void OpenVINOEngine::add_runtime_precision(std::map<std::string, std::string>* p) const {
+  // What ran, from the compiled model itself: the hint alone cannot tell (OpenVINO falls back silently).
+  try {
+    const auto& cm = impl_->compiled.at(batch_);
+    const RuntimePrecision r = runtime_precision_of(cm);
+    std::vector<std::string> caps;
+    try {
+      caps = impl_->core.get_property(options_.device, ov::device::capabilities);
+    } catch (const std::exception&) {
+      // a device without the capabilities property: the verdict then names no hardware reason
+    }
+    std::string caps_text;
+    for (const auto& c : caps) caps_text += (caps_text.empty() ? "" : " ") + c;
+    (*p)["device_capabilities"] = caps_text;
+    (*p)["runtime_precision"] = r.compute.empty() ? "unknown" : counts_text(r.compute);
+    std::string by_type;
+    for (const auto& [type, counts] : r.by_type)
+      by_type += (by_type.empty() ? "" : "; ") + type + ": " + counts_text(counts);
+    (*p)["runtime_precision_by_layer_type"] = by_type;
+    (*p)["precision_check"] = precision_verdict(precision_request(options_.precision).name, r, fake_quantize_ops_, caps);
+  } catch (const std::exception& e) {
+    (*p)["runtime_precision"] = "unknown";
+    (*p)["precision_check"] = std::string("unknown: could not read the runtime graph (") + e.what() + ")";
+  }
 }
 
 }  // namespace pymfn

@@ -1,6 +1,9 @@
 // OpenVINO engine: runs a frozen TensorFlow .pb, an .onnx file or an OpenVINO IR .xml on the host CPU.
 // It is both the x86 deployment path and the reference the ACL emulator is checked against, so it
 // defaults to f32 inference precision (parity) and never copies the caller's buffers.
+// OpenVINO treats the precision as a hint and falls back silently (bf16 asked, f32 run on a CPU without
+// bf16; int8 run for every quantized layer whatever was asked), so properties() reports what the compiled
+// model really runs, per layer type, next to what was requested.
 #pragma once
 #include <chrono>
 #include <cstddef>
@@ -14,7 +17,9 @@
 namespace pymfn {
 
 struct OpenVINOOptions {
-  // Inference precision hint: "f32" (default: exact parity with TensorFlow), "bf16" or "f16".
+  // "f32" (default: exact parity with TensorFlow), "bf16" or "f16" (OpenVINO's inference precision hint),
+  // or "int8": the model must be quantized (FakeQuantize operations, e.g. from `python -m pymfn quantize`);
+  // its quantized layers run in int8 and the few layers left unquantized in f32.
   std::string precision = "f32";
   // ov::inference_num_threads; 0 lets OpenVINO decide.
   int threads = 0;
@@ -49,17 +54,22 @@ class OpenVINOEngine : public Engine {
   std::map<std::string, std::string> properties() const override;
 
   size_t prepared_batch() const { return batch_; }
+  // FakeQuantize operations in the model as read: > 0 means OpenVINO runs those layers in int8.
+  size_t fake_quantize_ops() const { return fake_quantize_ops_; }
 
  private:
   struct Impl;
   void compile(size_t batch_rows);
   void bind(size_t slot, const IoBinding& binding);
+  // requested vs runtime precision (per layer type) and a one-line verdict, into properties()
+  void add_runtime_precision(std::map<std::string, std::string>* p) const;
 
   std::string path_;
   OpenVINOOptions options_;
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;
   bool dynamic_batch_ = false;
+  size_t fake_quantize_ops_ = 0;
   size_t batch_ = 0;
   std::unique_ptr<Impl> impl_;
 };
