@@ -57,8 +57,9 @@ struct ScenarioResult {
   double duration_ms = 0;          // schedule start to the last completion
   LatencyStats latency;            // per query: completed - scheduled
   LatencyStats issue_delay;        // per query: issued - scheduled (first request of the query)
-  LatencyStats queue_wait;         // the part of issue_delay spent waiting for a free request slot
-  LatencyStats scheduler_lateness; // the rest: the harness's own delay (wake-up, input copy)
+  LatencyStats queue_wait;         // ready - scheduled: waiting for a free request slot (ready = the later of the
+                                   // arrival and the completion that freed the slot the query got)
+  LatencyStats scheduler_lateness; // issued - ready: the harness's own delay (waking up, copying the input)
   size_t late_issues = 0;          // queries with issue_delay > late_threshold_ms
   double late_threshold_ms = 0;
   double latency_bound_ms = 0;     // the bound validity is judged against
@@ -68,7 +69,7 @@ struct ScenarioResult {
   std::vector<std::string> invalid_reasons;  // empty when valid
   bool stopped_on_max_duration = false;
   // Raw per-query times (ms from the schedule start), in schedule order; only completed queries.
-  std::vector<double> scheduled_ms, issued_ms, completed_ms, ready_ms;
+  std::vector<double> scheduled_ms, issued_ms, completed_ms, ready_ms;  // ready: see queue_wait
   std::vector<uint32_t> query_devices;  // lane of each query's first request
   // Engine-reported stage times per request (completion order per query order), as RunResult's.
   std::map<std::string, double> stage_means_ms;
