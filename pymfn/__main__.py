@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pymfn.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
     "freeze": ("pymfn.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
     "import-weights": ("pymfn.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
+    "quantize": ("pymfn.quantize", "post-training INT8 (NNCF) of a frozen model into an OpenVINO IR, calibrated on images"),
     "convert": ("pymfn.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
     "image2bin": ("pymfn.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
     "eval": ("pymfn.eval", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
