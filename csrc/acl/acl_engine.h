@@ -62,6 +62,8 @@ class AclEngine : public Engine {
   size_t max_inflight() const override { return slots_.size(); }
   void start(size_t slot, const IoBinding& binding) override;
   StageTimes wait(size_t slot) override;
+  // Slot state is guarded by mutex_; every call makes the engine's context current on its own thread.
+  bool slots_thread_safe() const override { return true; }
   std::map<std::string, std::string> properties() const override;
 
   // Memory a caller may fill to skip a copy (see the run-mode notes above): pinned host memory in

@@ -199,6 +199,9 @@ class PyEngine : public Engine {
     if (slot >= pending_.size()) throw pymfn::InvalidArgument(type_name() + ": wait(" + std::to_string(slot) + ") without start()");
     return pending_[slot];
   }
+  // start() finishes the request under the GIL; wait() only reads that slot's entry of pending_, which
+  // the first start() sized before any wait() could run.
+  bool slots_thread_safe() const override { return true; }
 
  private:
   std::string type_name() const {

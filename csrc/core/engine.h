@@ -63,6 +63,10 @@ class Engine {
   virtual size_t max_inflight() const = 0;
   virtual void start(size_t slot, const IoBinding& binding) = 0;
   virtual StageTimes wait(size_t slot) = 0;
+  // True when start() and wait() of DIFFERENT slots may run at the same time on different threads (calls
+  // on one slot never overlap). The scheduled scenarios (core/scenarios.h) need it for more than one
+  // request in flight: they issue from one thread and await each slot on its own.
+  virtual bool slots_thread_safe() const { return false; }
 
   // Engine-specific facts for reports: precision, threads, run mode, acl_runtime, device...
   virtual std::map<std::string, std::string> properties() const = 0;

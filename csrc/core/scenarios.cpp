@@ -69,7 +69,7 @@ void feed(BatchReader& reader, Request* r, size_t input_bytes, const char* what)
 
 // The checks every multi-lane entry point makes before anything runs, then prepare() on every engine.
 void check_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
-                                          const char* what) {
+                       const char* what, bool scheduled) {
   if (lanes.empty()) throw InvalidArgument(std::string(what) + ": no devices (lanes) to run on");
   std::vector<Engine*> engines;
   std::set<Engine*> seen;
@@ -81,6 +81,13 @@ void check_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, cons
     engines.push_back(l.engine);
   }
   detail::check_common_settings(st, engines, reader, what);
+  if (scheduled && st.inflight > 1)
+    for (const Lane& l : lanes)
+      if (!l.engine->slots_thread_safe())
+        throw InvalidArgument(std::string(what) + ": RunSettings.inflight = " + std::to_string(st.inflight) +
+                              " but the " + l.engine->kind() +
+                              " engine's request slots cannot be started and awaited from different threads at "
+                              "once; use one engine per lane (several devices) with inflight 1");
   for (Engine* e : engines) detail::check_reader_fits_engine(*e, reader, st.batch_size, what);
   for (Engine* e : engines) {
     e->prepare(st.batch_size);
@@ -279,7 +286,7 @@ RunResult one_device(const Lane& lane, BatchReader& reader, const RunSettings& s
 
 RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st) {
   if (lanes.size() == 1) return one_device(lanes[0], reader, st);
-  check_and_prepare(lanes, reader, st, "run_devices");
+  check_and_prepare(lanes, reader, st, "run_devices", false);
   const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
   std::vector<std::vector<Request>> slots(lanes.size());
   for (size_t l = 0; l < lanes.size(); ++l) {
@@ -529,7 +536,7 @@ struct Plan {
 ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
                              const Plan& plan) {
   const char* what = plan.scenario;
-  check_and_prepare(lanes, reader, st, what);
+  check_and_prepare(lanes, reader, st, what, true);
   const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
   const size_t nq = plan.schedule.size();
   const size_t nreq = nq * plan.requests_per_query;

@@ -44,6 +44,7 @@ class SimulatedEngine : public Engine {
   size_t max_inflight() const override { return options_.slots; }
   void start(size_t slot, const IoBinding& binding) override;
   StageTimes wait(size_t slot) override;
+  bool slots_thread_safe() const override { return true; }
   std::map<std::string, std::string> properties() const override;
 
   // Requests started so far (execute + start).
