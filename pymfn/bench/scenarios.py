@@ -220,15 +220,26 @@ def plot_scenario(doc: dict[str, Any], path: str | Path) -> None:
 
 
 def plot_curve(doc: dict[str, Any], path: str | Path) -> None:
-    """Latency percentiles against the target QPS of every run of a peak search, with the bound and the peak."""
+    """Every run of a peak search: its p99 (and median) against the target QPS, with the bound and the peak.
+
+    Runs are points, not a line: near the edge the same rate is run several times and the scatter between
+    those runs is part of the answer.
+    """
     plt = _pyplot()
-    curve = sorted(doc["curve"], key=lambda c: c["target_qps"])
-    qps = np.array([c["target_qps"] for c in curve])
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for key, style in (("median", "o-"), ("p99", "s-")):
-        ax.plot(qps, [c["latency_ms"][key] for c in curve], style, markersize=4, label=f"{key} latency")
     bound = doc["latency_bound_ms"]
-    ax.axhline(bound, color="#cc3311", linestyle="--", label=f"bound {bound:.2f} ms")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    markers = {"probe": "o", "edge re-run": "x", "confirm": "s"}
+    for role, marker in markers.items():
+        runs = [c for c in doc["curve"] if c["role"] == role]
+        if not runs:
+            continue
+        qps = [c["target_qps"] for c in runs]
+        p99 = [c["latency_at_percentile_ms"] for c in runs]
+        colors = ["#228833" if (c["valid"] if role == "confirm" else c["latency_at_percentile_ms"] <= bound)
+                  else "#cc3311" for c in runs]
+        ax.scatter(qps, p99, c=colors, marker=marker, label=f"{_pct_label(doc['bound_percentile'])} latency, {role}")
+        ax.scatter(qps, [c["latency_ms"]["median"] for c in runs], c="#999999", marker=marker, s=12)
+    ax.axhline(bound, color="#cc3311", linestyle="--", label=f"bound {bound:.2f} ms (grey: medians)")
     if doc.get("peak_qps"):
         ax.axvline(doc["peak_qps"], color="#228833", linestyle=":", label=f"peak {doc['peak_qps']:.1f} QPS (VALID)")
     if doc.get("offline_qps"):
@@ -236,8 +247,9 @@ def plot_curve(doc: dict[str, Any], path: str | Path) -> None:
     ax.set_xlabel("target QPS")
     ax.set_ylabel("latency from scheduled arrival (ms)")
     ax.set_yscale("log")
-    ax.legend()
-    ax.set_title(f"server latency vs load — {Path(doc['model']).name}, batch {doc['batch']}")
+    ax.legend(fontsize=8)
+    ax.set_title(f"server latency vs load — {Path(doc['model']).name}, batch {doc['batch']} "
+                 "(green: under the bound / VALID, red: over / INVALID)", fontsize=9)
     _save(fig, plt, path)
 
 
