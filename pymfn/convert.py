@@ -13,6 +13,14 @@ Precision in the emulator om (``--target om-emu``): ``force_fp16``, ``allow_fp32
 ``allow_mix_precision`` all become payload precision ``f16`` (fp16 weights in the IR, inputs rounded to
 fp16, f16/bf16 inference where the CPU offers it); ``must_keep_origin_dtype`` becomes ``f32``. On the
 NPU allow_mix_precision keeps a few ops in fp32; the emulator does not model that difference.
+
+INT8 in the emulator om: give ``--target om-emu`` the quantized OpenVINO IR that ``python -m pymfn quantize``
+writes, or a frozen ``.pb`` with ``--int8`` to quantize on the way (the same defaults and options:
+``--calibration``, ``--count``, ``--seed``). The payload IR then carries FakeQuantize operations: the
+emulator's OpenVINO runs the quantized convolutions in int8 and everything else in the payload precision
+(f16 for the fp16 modes) on fp16-rounded inputs -- the way an AMCT-quantized model runs on Ascend 310,
+where atc maps AMCT's quantize/dequantize pairs onto int8 Cube kernels and the rest follows
+``--precision_mode``.
 ``--aipp rgb|bgr`` writes the static AIPP config for atc (uint8 NHWC input normalised on the NPU); for
 om-emu it builds the same preprocessing into the IR, so the uint8 input path can be exercised on a host.
 """
@@ -213,14 +221,15 @@ def run_atc(opts: AtcOptions, final_om: Path, atc: Path) -> omlib.OmHeader:
 # ---------------------------------------------------------------- OpenVINO-based targets
 
 def _ov_convert(pb: Path, input_name: str, shape: list[int] | None):
-    """OpenVINO model of ``pb``; the input named ``input_name`` (TF node or tensor name) reshaped to ``shape``."""
+    """OpenVINO model of ``pb`` (or of an OpenVINO IR .xml, e.g. a quantized one); the input named
+    ``input_name`` (TF node or tensor name) reshaped to ``shape``."""
     import openvino as ov
 
     if not pb.is_file():
-        raise ConvertError(f"{pb}: frozen .pb not found")
+        raise ConvertError(f"{pb}: {'OpenVINO IR' if pb.suffix.lower() == '.xml' else 'frozen .pb'} not found")
     try:
         with native_stderr_hidden():
-            model = ov.convert_model(str(pb))
+            model = ov.Core().read_model(str(pb)) if pb.suffix.lower() == ".xml" else ov.convert_model(str(pb))
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
         raise ConvertError(f"{pb}: OpenVINO could not convert the frozen graph ({type(e).__name__}: {e})") from e
     wanted = {input_name, input_name + ":0"}
@@ -324,6 +333,8 @@ def convert_om_emu(pb: Path, out: Path, *, input_name: str, input_shape: list[in
                               dynamic_batch=list(dynamic_batch or []))
     with tempfile.TemporaryDirectory(prefix="pymfn-omemu-") as tmp:
         xml_path = Path(tmp) / "model.xml"
+        # fp16 weights for the fp16 modes; OpenVINO keeps the int8 weights and quantization ranges of a
+        # quantized model as they are (FakeQuantize constants are exempt from the compression).
         ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "f16"))
         xml = xml_path.read_bytes()
         weights = xml_path.with_suffix(".bin").read_bytes()
@@ -385,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pymfn convert m.pb --target om-emu --output m_emu.om --precision-mode force_fp16\n"
                "  python -m pymfn convert m.pb --target openvino --output m.xml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="frozen TensorFlow .pb")
+    p.add_argument("model", help="frozen TensorFlow .pb; for --target om-emu also a quantized OpenVINO IR .xml "
+                                 "(python -m pymfn quantize)")
     p.add_argument("--target", choices=TARGETS, default="om",
                    help="om: Ascend om via atc (default); om-emu: emulator om; onnx; openvino (IR .xml/.bin)")
     p.add_argument("--output", help="output path. om: atc's --output (the .om suffix is optional); "
@@ -414,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atc", default=None, help="path to atc (default: PATH, $ASCEND_TOOLKIT_HOME, /usr/local/Ascend/...)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset for --target onnx (default 13; >= 13)")
     p.add_argument("--dry-run", action="store_true", help="print the atc command and exit (target om)")
+    g = p.add_argument_group("INT8 (--target om-emu)")
+    g.add_argument("--int8", action="store_true",
+                   help="quantize the .pb on the way (python -m pymfn quantize's defaults: 300 seeded images of "
+                        "$PYMFN_SHARED/data/lfw_train_112, performance preset); the quantized IR is cached")
+    g.add_argument("--calibration", default=None, help="with --int8: calibration image folder or lfw.bin-style file")
+    g.add_argument("--count", type=int, default=None, help="with --int8: calibration images (default 300)")
+    g.add_argument("--seed", type=int, default=None, help="with --int8: seed of the calibration choice (default 0)")
     return p
 
 
@@ -444,6 +463,10 @@ def _check_target_options(args: argparse.Namespace) -> None:
         bad = given(("opset",))
     if args.dry_run and args.target != "om":
         bad.append("--dry-run")
+    if args.target != "om-emu":
+        bad += given(("calibration", "count", "seed")) + (["--int8"] if args.int8 else [])
+    elif not args.int8:
+        bad += [f"{o} (only with --int8)" for o in given(("calibration", "count", "seed"))]
     if bad:
         raise ConvertError(f"not applicable to --target {args.target}: {', '.join(bad)}")
 
@@ -454,6 +477,34 @@ def _check_model(model: Path) -> None:
         raise ConvertError(f"{model}: frozen .pb not found")
     if not model.is_file():
         raise ConvertError(f"{model}: not a regular file; expected a frozen TensorFlow .pb")
+
+
+def _check_ir_input(model: Path, args: argparse.Namespace) -> None:
+    """An OpenVINO IR is accepted by --target om-emu only (atc and tf2onnx read TensorFlow graphs)."""
+    if model.suffix.lower() != ".xml":
+        return
+    if args.target != "om-emu":
+        raise ConvertError(f"{model}: an OpenVINO IR converts only with --target om-emu (atc, tf2onnx and the "
+                           "openvino target read the frozen .pb)")
+    if args.int8:
+        raise ConvertError(f"--int8 quantizes a frozen .pb; {model} is an OpenVINO IR (give the .pb, or the "
+                           "quantized IR without --int8)")
+
+
+def _quantize_on_the_way(model: Path, args: argparse.Namespace) -> Path:
+    """--int8: the quantized IR of ``model`` (pymfn.quantize, cached by model, calibration and settings)."""
+    from pymfn import quantize
+
+    count = quantize.DEFAULT_COUNT if args.count is None else args.count
+    seed = quantize.DEFAULT_SEED if args.seed is None else args.seed
+    if seed < 0:
+        raise ConvertError(f"--seed {seed}: expected a non-negative integer")
+    source = Path(args.calibration) if args.calibration else quantize.default_calibration_source()
+    float_model = quantize.read_float_model(model)
+    calibration = quantize.load_calibration(source, count, seed, size=quantize.model_input_size(float_model))
+    print(f"--int8: calibrating on {count} of {calibration.available} images of {source} (seed {seed}); "
+          f"{quantize.overlap_note(source)}", flush=True)
+    return quantize.cached_quantized(model, calibration)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -514,16 +565,23 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     _check_model(model)
+    _check_ir_input(model, args)
     check_output_path(out, "--output")
     if args.target == "openvino":
         check_output_path(out.with_suffix(".bin"), "--output")
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]
-        header = convert_om_emu(model, out, input_name=args.input_name, input_shape=shape, dynamic_batch=dynamic,
+        source = _quantize_on_the_way(model, args) if args.int8 else model
+        header = convert_om_emu(source, out, input_name=args.input_name, input_shape=shape, dynamic_batch=dynamic,
                                 precision_mode=args.precision_mode or "allow_fp32_to_fp16", output_type=args.output_type,
                                 aipp=args.aipp)
         mode = args.precision_mode or "allow_fp32_to_fp16"
-        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode})")
+        from pymfn.precision import om_emu_precision
+
+        info = om_emu_precision(out)
+        int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers run int8, "
+                f"the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
+        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8})")
         return 0
 
     shape = parse_shape(args.input_shape) if args.input_shape else None

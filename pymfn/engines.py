@@ -181,7 +181,9 @@ def open_engine(model_path: str | os.PathLike, engine: str | None = None, precis
     ``engine=None`` picks by suffix: ``.pb`` / ``.onnx`` / ``.xml`` -> OpenVINO, ``.om`` -> AscendCL
     (real CANN or pymfn's emulator). ``engine="tf"`` runs a frozen ``.pb`` in TensorFlow (reference).
     ``inflight`` is how many requests the runner may keep in flight (OpenVINO infer requests / ACL
-    slots). Extra keywords go to the engine: ``hint`` (OpenVINO; default "latency" for inflight 1,
+    slots). ``precision``: f32, bf16, f16 or int8 for OpenVINO (int8 needs a quantized model; what really
+    ran is in ``properties()``, see pymfn.precision); the tf engine runs f32 only; an .om runs the precision
+    it was converted for (a request naming another one is an error). Extra keywords go to the engine: ``hint`` (OpenVINO; default "latency" for inflight 1,
     "throughput" above), ``device``; ``device`` (ACL device id); ``input_name``/``output_name`` (tf).
     Raises InputError for a missing file and InvalidArgument for an unknown suffix / engine / option.
     """
@@ -227,13 +229,32 @@ def open_engine(model_path: str | os.PathLike, engine: str | None = None, precis
         raise _core.EngineError(f"{path}: this pymfn build has no AscendCL engine (build_info()['acl'] = "
                                 f"{_core.build_info()['acl']!r}); rebuild with OpenVINO present or CANN installed")
     if precision not in ("f32", "fp32", "float32"):
-        raise _core.InvalidArgument(f"{path}: an .om's precision is fixed by atc at conversion; precision "
-                                    f"'{precision}' cannot be chosen at run time")
+        _check_om_precision(path, precision)
     if threads or streams:
         raise _core.InvalidArgument("the acl engine has no threads/streams settings")
     device = kw.pop("device", 0)
     _reject_extra(kw, engine)
     return acl(str(path), device=device, num_requests=inflight)
+
+
+def _check_om_precision(path: Path, precision: str) -> None:
+    """An .om runs in the precision it was converted for: a request is accepted only when it names that one.
+
+    (The default 'f32' of the command line means "as converted" for an .om and is not checked.)
+    """
+    from pymfn import om
+    from pymfn.precision import canonical, om_emu_precision
+
+    fixed = f"{path}: an .om's precision is fixed by atc at conversion; precision '{precision}' cannot be chosen at run time"
+    try:
+        wanted = canonical(precision)
+    except ValueError:
+        raise _core.InvalidArgument(fixed) from None
+    if not om.is_emulator_om(path):
+        raise _core.InvalidArgument(fixed)
+    declared = om_emu_precision(path)["declared"]
+    if declared != wanted:
+        raise _core.InvalidArgument(f"{fixed}: this om was converted for {declared}")
 
 
 def _reject_extra(kw: dict[str, Any], engine: str) -> None:

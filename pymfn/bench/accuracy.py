@@ -162,9 +162,12 @@ def main_accuracy(args: argparse.Namespace) -> int:
                              inflight=inflight)
         info, shape, dtype = input_spec(engine)
         batch = _default_batch(engine, args.batch)
+        from pymfn.precision import precision_report, requested_for
+
         meta.update({"model": str(model), "model_description": description, "engine": engine.kind, "batch": batch,
                      "inflight": inflight,
-                     "engine_properties": {str(k): str(v) for k, v in dict(engine.properties()).items()}})
+                     "engine_properties": {str(k): str(v) for k, v in dict(engine.properties()).items()},
+                     "precision_report": precision_report(engine, requested_for(engine, args.precision), model)})
         if data.is_file() and _is_pickle(data):
             from pymfn.lfw import load_lfw
 
@@ -227,6 +230,11 @@ def main_accuracy(args: argparse.Namespace) -> int:
         print(f"  embedding     : {n_embedded} images in {embed_s:.1f} s ({doc['images_per_s']:.0f} images/s)")
     print(f"  whole run     : {doc['total_s']:.1f} s")
     prog = "pymfn.bench accuracy"
+    if "precision_report" in doc:
+        from pymfn.precision import report_line, warn_if_not_ok
+
+        print(report_line(doc["precision_report"]))
+        warn_if_not_ok(doc["precision_report"], prog)
     lfw_eval.print_warnings(result, prog)
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
         print(f"JSON written to {where}")
@@ -244,7 +252,9 @@ def add_accuracy_arguments(p: argparse.ArgumentParser) -> None:
                    "wrote with them; required for msame output folders)")
     p.add_argument("--model", help="model file; default: the built-in MobileFaceNet (see `latency --help`)")
     p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
-    p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32", help="OpenVINO precision (default f32)")
+    p.add_argument("--precision", choices=["f32", "bf16", "f16", "int8"], default="f32",
+                   help="OpenVINO precision (default f32; int8 needs a quantized model); the report states what ran. "
+                   "An .om's precision is fixed at conversion (f32 = as converted)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
     p.add_argument("--batch", type=int, default=None,
                    help="batch size (default 4 for dynamic-batch models, else the largest offered size <= 64)")

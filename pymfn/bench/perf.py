@@ -135,6 +135,9 @@ def run_meta(args: argparse.Namespace, mode: str, engines: list[Any], names: lis
         "build_info": dict(core.build_info()),
         "host": report.host_info(),
     }
+    from pymfn.precision import precision_report, requested_for
+
+    meta["precision_report"] = precision_report(engines[0], requested_for(engines[0], args.precision), model)
     if "acl_runtime" in props:
         meta["acl_runtime"] = props["acl_runtime"]
         if props["acl_runtime"] == "emulator":
@@ -215,6 +218,10 @@ def run(args: argparse.Namespace, mode: str) -> int:
     doc = report.result_to_json(result, meta)
     print(report.format_table(doc))
     prog = f"pymfn.bench {mode}"
+    from pymfn.precision import report_line, warn_if_not_ok
+
+    print(report_line(meta["precision_report"]))
+    warn_if_not_ok(meta["precision_report"], prog)
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
         print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {where}")
     if args.plot and (where := save_output(args.plot, lambda p: report.plot_latency(doc, p), "--plot", prog)):
@@ -230,9 +237,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None,
                    help="execution engine; default: from the file type (.om -> acl, else openvino). 'tf' is the "
                    "TensorFlow session reference engine (frozen .pb only)")
-    g.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
-                   help="OpenVINO inference precision hint (default f32: this CPU would silently pick bf16 otherwise). "
-                   "An .om's precision is fixed at conversion")
+    g.add_argument("--precision", choices=["f32", "bf16", "f16", "int8"], default="f32",
+                   help="OpenVINO inference precision (default f32: this CPU would silently pick bf16 otherwise); int8 "
+                   "needs a quantized model (python -m pymfn quantize). The report states the precision that really "
+                   "ran, from the compiled model. An .om's precision is fixed at conversion (f32 = as converted)")
     g.add_argument("--threads", type=int, default=0, help="inference threads (0 = engine default = all cores; with "
                    "--device on the host: per lane, default cores / lanes)")
     g.add_argument("--streams", type=int, default=0, help="OpenVINO streams (0 = engine default for the hint)")

@@ -1,0 +1,222 @@
+"""Precision as an axis: requested vs runtime precision in every report, INT8 in the emulator om, and the
+LFW accuracy gates (a subset in the normal run, all of LFW in the acceptance step).
+
+Host support is detected, never assumed: where this CPU cannot run a precision the tests check that the
+report says so instead of claiming it ran.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_openvino_engine import write_tiny_pb
+from test_quantize import write_jpegs
+
+from pymfn import precision as prec
+from pymfn import quantize as q
+
+
+@pytest.fixture(scope="module")
+def tiny_pb(tmp_path_factory) -> Path:
+    return write_tiny_pb(tmp_path_factory.mktemp("p") / "tiny.pb")
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pfaces") / "faces"
+    write_jpegs(folder, 12, seed=5)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny_pb, faces, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pq") / "tiny_int8.xml"
+    q.quantize_model(tiny_pb, out, q.load_calibration(faces, count=8), q.QuantizeSettings(fast_bias_correction=True))
+    return out
+
+
+def bench(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pymfn.bench", *argv], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, env=os.environ.copy())
+
+
+# ---------------------------------------------------------------- verdicts
+
+def test_verdict_names_what_ran_instead():
+    assert prec.verdict("bf16", {"bf16": 50}, "x") == "ok"
+    assert prec.verdict("int8", {"u8": 3, "i8": 2}, "x") == "ok"
+    v = prec.verdict("bf16", {"f32": 50}, "no bf16 units")
+    assert v.startswith("mismatch: requested bf16, compute layers ran f32 x50 (0 of 50") and v.endswith("no bf16 units")
+    assert prec.verdict("int8", {"i8": 33, "f32": 17}, "x").startswith("partial: requested int8")
+    assert prec.verdict("f32", {}, "x").startswith("unknown")
+
+
+def test_canonical_names():
+    assert [prec.canonical(p) for p in ("FP32", "bfloat16", "fp16", "i8")] == ["f32", "bf16", "f16", "int8"]
+    with pytest.raises(ValueError, match="expected one of f32, bf16, f16, int8"):
+        prec.canonical("int4")
+
+
+# ---------------------------------------------------------------- OpenVINO engine
+
+@pytest.mark.parametrize("precision", ["f32", "bf16", "f16"])
+def test_float_precisions_report_what_ran(core, tiny_pb, precision):
+    support = prec.host_support()[precision]
+    props = core.OpenVINOEngine(str(tiny_pb), precision=precision).properties()
+    assert props["requested_precision"] == precision
+    if support["runs"]:
+        assert props["precision_check"] == "ok", props
+        assert props["runtime_precision"].startswith(f"{precision} x")
+    else:  # the CPU cannot: the report must say it fell back, not claim the request
+        assert props["precision_check"].startswith("mismatch"), props
+        assert "no " + precision in props["precision_check"]
+
+
+def test_int8_needs_a_quantized_model(core, tiny_pb):
+    from pymfn.engines import open_engine
+
+    with pytest.raises(core.InvalidArgument, match=r"precision 'int8' needs a quantized model .* has none"):
+        open_engine(tiny_pb, precision="int8")
+
+
+def test_float_request_on_a_quantized_model_is_a_reported_mismatch(core, tiny_int8):
+    props = core.OpenVINOEngine(str(tiny_int8), precision="f32").properties()
+    assert props["runtime_precision"].startswith(("i8", "u8"))
+    assert props["precision_check"].startswith("mismatch: requested f32")
+    assert "the model is quantized" in props["precision_check"] and "request int8" in props["precision_check"]
+
+
+def test_cli_prints_the_runtime_precision_and_warns_on_mismatch(tiny_int8):
+    ok = bench("latency", "--model", str(tiny_int8), "--precision", "int8", "--min-duration", "0.2",
+               "--min-iterations", "5", "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert "precision     : requested int8, ran i8" in ok.stdout and "warning: precision" not in ok.stderr
+    bad = bench("latency", "--model", str(tiny_int8), "--min-duration", "0.2", "--min-iterations", "5", "--quiet")
+    assert bad.returncode == 0, bad.stderr
+    warnings = [ln for ln in bad.stderr.splitlines() if "warning: precision" in ln]
+    assert len(warnings) == 1 and "mismatch: requested f32" in warnings[0]
+
+
+# ---------------------------------------------------------------- INT8 emulator om
+
+def test_int8_om_emu_runs_int8_on_the_emulator(core, tiny_pb, tiny_int8, tmp_path):
+    from pymfn import convert
+    from pymfn.engines import open_engine
+
+    out = tmp_path / "tiny_int8_emu.om"
+    assert convert.main([str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
+    info = prec.om_emu_precision(out)
+    assert info["declared"] == "int8" and info["payload_precision"] == "f16" and info["fake_quantize_ops"] > 0
+    engine = open_engine(out)
+    report = prec.precision_report(engine, None, out)
+    assert report["requested"] == "int8" and report["check"] == "ok", report
+    assert report["runtime"].startswith(("i8", "u8")) and "reproduced" in report["source"]
+    with pytest.raises(core.InvalidArgument, match="converted for int8"):
+        open_engine(out, precision="f16")
+    # the emulator's int8 outputs follow the OpenVINO int8 model's (the emulator adds only fp16 input rounding)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 112, 112, 3)).astype(np.float32)
+    from pymfn.bench.accuracy import embed_array
+
+    emu = embed_array(engine, x, 1).astype(np.float32)
+    host = embed_array(core.OpenVINOEngine(str(tiny_int8), precision="int8"), x, 1)
+    assert float(np.sum(emu * host) / np.linalg.norm(emu) / np.linalg.norm(host)) > 0.98
+
+
+def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch):
+    from pymfn import convert
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "on_the_way.om"
+    assert convert.main([str(tiny_pb), "--target", "om-emu", "--int8", "--calibration", str(faces), "--count", "6",
+                         "--output", str(out)]) == 0
+    assert prec.om_emu_precision(out)["declared"] == "int8"
+    cached = list((tmp_path / "cache" / "pymfn" / "models").glob("tiny-int8-*.quantization.json"))
+    assert len(cached) == 1  # the quantized IR and its record are kept (and reused)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "openvino", "--int8"], "not applicable to --target openvino: --int8"),
+    (["--target", "om-emu", "--count", "5"], "--count (only with --int8)"),
+    (["--target", "om", "--calibration", "x"], "not applicable to --target om: --calibration"),
+])
+def test_convert_int8_options_are_checked(tiny_pb, tmp_path, argv, message):
+    proc = subprocess.run([sys.executable, "-m", "pymfn", "convert", str(tiny_pb), "--output",
+                           str(tmp_path / "o.om"), *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_convert_refuses_an_ir_for_targets_that_read_a_pb(tiny_int8, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pymfn", "convert", str(tiny_int8), "--target", "onnx",
+                           "--output", str(tmp_path / "o.onnx")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "converts only with --target om-emu" in proc.stderr
+
+
+# ---------------------------------------------------------------- LFW accuracy gates
+
+SUBSET_PAIRS = 600  # the first 600 pairs of lfw.bin: 2 folds' worth of every kind of pair, ~1,200 images
+
+
+def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
+    from pymfn.bench.accuracy import embed_images
+    from pymfn.eval import evaluate
+
+    emb = embed_images(engine, images, np.dtype(np.float32), batch=8, inflight=2)
+    return float(evaluate(emb, issame).accuracy)
+
+
+@pytest.fixture(scope="module")
+def pretrained_pb(sirius_tflite) -> Path:
+    from pymfn.default_model import default_model
+
+    return default_model(quiet=True).path
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_train_dir, tmp_path):
+    """Normal-run gate: a quick quantization (64 images, fast bias correction) of the pretrained model stays
+    within 0.5 pt (3 pairs) of f32 on the first 600 LFW pairs; bf16 too where the CPU runs it."""
+    from pymfn.lfw import decode_images, read_lfw_bin
+
+    bins, issame = read_lfw_bin(lfw_bin)
+    images, issame = decode_images(bins[:2 * SUBSET_PAIRS]), issame[:SUBSET_PAIRS]
+    int8_xml = tmp_path / "quick_int8.xml"
+    q.quantize_model(pretrained_pb, int8_xml, q.load_calibration(lfw_train_dir, count=64),
+                     q.QuantizeSettings(fast_bias_correction=True))
+    open_ = lambda m, p: core.OpenVINOEngine(str(m), precision=p, num_requests=2, hint="throughput")  # noqa: E731
+    f32 = lfw_accuracy(open_(pretrained_pb, "f32"), images, issame)
+    int8_engine = open_(int8_xml, "int8")
+    assert int8_engine.properties()["precision_check"] == "ok"
+    assert lfw_accuracy(int8_engine, images, issame) >= f32 - 0.005
+    if prec.host_support()["bf16"]["runs"]:
+        assert lfw_accuracy(open_(pretrained_pb, "bf16"), images, issame) >= f32 - 0.005
+
+
+@pytest.mark.acceptance
+@pytest.mark.shared
+def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, lfw_train_dir, tmp_path):
+    """Acceptance gate over all 6,000 pairs: the default INT8 model (python -m pymfn quantize's defaults) and
+    every other precision this host runs stay within 0.15 pt of f32, on OpenVINO and in the emulator om."""
+    from pymfn import convert
+    from pymfn.engines import open_engine
+    from pymfn.lfw import load_lfw
+
+    images, issame = load_lfw(lfw_bin)
+    int8_xml = q.cached_quantized(pretrained_pb, quiet=True)
+    open_ = lambda m, p: core.OpenVINOEngine(str(m), precision=p, num_requests=2, hint="throughput")  # noqa: E731
+    f32 = lfw_accuracy(open_(pretrained_pb, "f32"), images, issame)
+    results = {"int8": lfw_accuracy(open_(int8_xml, "int8"), images, issame)}
+    for p in ("bf16", "f16"):
+        if prec.host_support()[p]["runs"]:
+            results[p] = lfw_accuracy(open_(pretrained_pb, p), images, issame)
+    for name, source in (("om-emu fp16", pretrained_pb), ("om-emu int8", int8_xml)):
+        om = tmp_path / f"{name.replace(' ', '_')}.om"
+        assert convert.main([str(source), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
+        results[name] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
+    low = {k: v for k, v in results.items() if v < f32 - 0.0015}
+    assert not low, f"below f32 {f32:.4f} - 0.15 pt: {low} (all: {results})"
