@@ -240,6 +240,7 @@ def test_saved_run_on_one_side_only_is_an_error(tmp_path, capsys):
     (["--baseline", "HEAD", "--candidate-env", "NOEQUALS"], "--candidate-env 'NOEQUALS': expected NAME=VALUE"),
     (["--baseline", "HEAD", "--baseline", "HEAD~1"], "--baseline was given 2 times"),
     (["--baseline", "HEAD", "--seconds", "0"], "--seconds 0.0: expected > 0"),
+    (["--baseline", "no-such-ref-4711", "--model", "/nonexistent/m.pb"], "--model: /nonexistent/m.pb does not exist"),
 ])
 def test_bad_arguments_are_one_line_errors(capsys, argv, msg):
     rc, out, err = _run(["regress", *argv], capsys)

@@ -161,8 +161,8 @@ def _benchmarks(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec: str | None) -> dict[str, Any]:
-    log = _log(args)
+def _checked_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """Every cheap check before anything is built or measured: (benchmark names, per-side extra env)."""
     names = _benchmarks(args.benchmarks)
     need = stats.min_paired_rounds(args.confidence)
     if args.rounds < need:
@@ -176,13 +176,18 @@ def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec:
         raise CommandError(f"--threads {args.threads}: expected >= 0")
     envs = {"baseline": _parse_env(args.baseline_env, "--baseline-env"),
             "candidate": _parse_env(args.candidate_env, "--candidate-env")}
+    return names, envs
+
+
+def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec: str | None) -> dict[str, Any]:
+    log = _log(args)
+    names, envs = _checked_run_args(args)
+    from pymfn.bench.perf import resolve_model
+
+    model, model_desc, _ = resolve_model(args.model, quiet=True)  # a bad --model fails before any build
     repo = (args.repo or default_repo()).resolve()
     builds = resolve_builds({"baseline": ("--baseline", baseline_spec), "candidate": ("--candidate", candidate_spec)},
                             repo, log)
-
-    from pymfn.bench.perf import resolve_model
-
-    model, model_desc, _ = resolve_model(args.model, quiet=True)
     with tempfile.TemporaryDirectory(prefix="pymfn-regress-") as tmp:
         loader_dir = _make_loader_bins(Path(tmp)) if "loader" in names else None
         spec = {"model": str(Path(model).resolve()), "benchmarks": names, "seconds": args.seconds,
