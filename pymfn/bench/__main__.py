@@ -1,4 +1,4 @@
-"""`python -m pymfn.bench {latency,throughput,server,multistream,accuracy,msame,regress}`."""
+"""`python -m pymfn.bench {latency,throughput,server,multistream,accuracy,sweep,msame,regress}`."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
 from pymfn.bench.regress import add_regress_arguments, main_regress
 from pymfn.bench.scenarios import add_multistream_arguments, add_server_arguments, main_multistream, main_server
+from pymfn.bench.sweep import add_sweep_arguments, main_sweep
 
 DESCRIPTION = """\
 Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the timing loop in C++.
@@ -22,6 +23,8 @@ Measure MobileFaceNet deployments the way trtexec / benchmark_app do, with the t
               against a p99 bound; --find-peak searches the highest QPS that stays VALID
   multistream a query of N samples every interval: p99 of query latency
   accuracy    LFW verification accuracy with the exact InsightFace 10-fold protocol
+  sweep       every precision this host runs (f32/bf16/f16/INT8) x engine in one run: LFW accuracy,
+              latency, throughput and the precision that really ran; table, JSON, PNG
   msame       Huawei msame's figures beside a pymfn run of the same .om and inputs
   regress     is this build slower than another (a git commit, an install, saved runs)? interleaved runs
 
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pymfn.bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help=f"print tracebacks of errors (same as {DEBUG_ENV}=1)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,server,multistream,accuracy,msame,regress}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{latency,throughput,server,multistream,accuracy,sweep,msame,regress}")
     fmt = _DefaultsFormatter
     p = sub.add_parser("latency", help="per-request latency at batch 1", formatter_class=fmt,
                        description="Per-request latency (default batch 1, one request in flight), trtexec-style report.")
@@ -60,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="LFW accuracy (InsightFace protocol) from lfw.bin, a folder of bins, or msame outputs.")
     add_accuracy_arguments(p)
     p.set_defaults(func=main_accuracy)
+    p = sub.add_parser("sweep", help="precisions x engines in one run: accuracy, latency, throughput, what ran",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=__import__("pymfn.bench.sweep", fromlist=["x"]).__doc__)
+    add_sweep_arguments(p)
+    p.set_defaults(func=main_sweep)
     p = sub.add_parser("msame", help="compare with Huawei msame", formatter_class=fmt,
                        description=__import__("pymfn.bench.msame_compare", fromlist=["x"]).__doc__)
     add_msame_arguments(p)
