@@ -18,9 +18,10 @@ INT8 in the emulator om: give ``--target om-emu`` the quantized OpenVINO IR that
 writes, or a frozen ``.pb`` with ``--int8`` to quantize on the way (the same defaults and options:
 ``--calibration``, ``--count``, ``--seed``). The payload IR then carries FakeQuantize operations: the
 emulator's OpenVINO runs the quantized convolutions in int8 and everything else in the payload precision
-(f16 for the fp16 modes) on fp16-rounded inputs -- the way an AMCT-quantized model runs on Ascend 310,
-where atc maps AMCT's quantize/dequantize pairs onto int8 Cube kernels and the rest follows
-``--precision_mode``.
+(f16 for the fp16 modes) on fp16-rounded inputs. That is the shape of an AMCT-quantized model on Ascend:
+AMCT's ``save_model`` writes a .pb with AscendQuant/AscendDequant operators around the quantized layers
+(convolutions, depthwise convolutions, MatMul) for atc, and the layers left in float follow
+``--precision_mode`` (README, "Precision").
 ``--aipp rgb|bgr`` writes the static AIPP config for atc (uint8 NHWC input normalised on the NPU); for
 om-emu it builds the same preprocessing into the IR, so the uint8 input path can be exercised on a host.
 """
