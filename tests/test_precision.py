@@ -201,7 +201,8 @@ def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_t
 @pytest.mark.shared
 def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, lfw_train_dir, tmp_path):
     """Acceptance gate over all 6,000 pairs: the default INT8 model (python -m pymfn quantize's defaults) and
-    every other precision this host runs stay within 0.15 pt of f32, on OpenVINO and in the emulator om."""
+    every other precision this host runs stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om.
+    (The fp16 emulator om has its own full-LFW gate, 0.05 pt, in tests/test_ascend_lfw.py.)"""
     from pymfn import convert
     from pymfn.engines import open_engine
     from pymfn.lfw import load_lfw
@@ -214,9 +215,8 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     for p in ("bf16", "f16"):
         if prec.host_support()[p]["runs"]:
             results[p] = lfw_accuracy(open_(pretrained_pb, p), images, issame)
-    for name, source in (("om-emu fp16", pretrained_pb), ("om-emu int8", int8_xml)):
-        om = tmp_path / f"{name.replace(' ', '_')}.om"
-        assert convert.main([str(source), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
-        results[name] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
+    om = tmp_path / "int8_emu.om"
+    assert convert.main([str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
+    results["om-emu int8"] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
     low = {k: v for k, v in results.items() if v < f32 - 0.0015}
     assert not low, f"below f32 {f32:.4f} - 0.15 pt: {low} (all: {results})"
