@@ -157,8 +157,10 @@ def read_float_model(model_path: Path) -> Any:
     """
     import openvino as ov
 
-    if not model_path.is_file():
+    if not model_path.exists():
         raise QuantizeError(f"{model_path}: model file not found (expected a frozen .pb, .onnx or OpenVINO .xml)")
+    if not model_path.is_file():  # a FIFO or device would block or flood the reader
+        raise QuantizeError(f"{model_path}: not a regular file (expected a frozen .pb, .onnx or OpenVINO .xml)")
     suffix = model_path.suffix.lower()
     if suffix not in (".pb", ".onnx", ".xml"):
         raise QuantizeError(f"{model_path}: cannot quantize a '{suffix}' file (expected a frozen .pb, .onnx or .xml)")

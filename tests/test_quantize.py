@@ -210,6 +210,13 @@ def test_cli_errors_are_one_line_naming_the_option(argv, expected, tiny_pb, face
     assert not list(tmp_path.glob("q.*"))
 
 
+def test_a_fifo_as_model_is_named_not_read(tmp_path):
+    fifo = tmp_path / "m.pb"
+    os.mkfifo(fifo)
+    with pytest.raises(q.QuantizeError, match="m.pb: not a regular file"):
+        q.read_float_model(fifo)
+
+
 def test_cli_checks_the_output_before_reading_the_model(tmp_path):
     """A bad --output fails first, even when the model is missing too: no work is done for nothing."""
     proc = run_cli(str(tmp_path / "missing.pb"), "--output", str(tmp_path))
