@@ -443,8 +443,9 @@ def _main_find_peak(args: argparse.Namespace, setup: Setup, meta: dict[str, Any]
     pct = _pct_label(args.percentile / 100)
     if peak:
         print(f"PEAK: {peak:.2f} QPS VALID ({pct} <= {bound:.3f} ms; confirmed by {args.peak_runs} full run(s) of "
-              f">= {args.min_duration:g} s and >= {args.min_queries} queries) = {peak / offline_qps:.3f} x the offline "
-              f"capacity of {offline_qps:.2f} QPS")
+              f">= {args.min_duration:g} s and >= {args.min_queries} queries) = {peak / offline_qps:.3f} x the "
+              f"back-to-back rate of {offline_qps:.2f} QPS measured before the search (same engines and requests; "
+              f"{args.probe_duration:g} s, as noisy as the machine)")
     else:
         print(f"PEAK: none — no target QPS kept the {pct} latency under {bound:.3f} ms in VALID runs")
     _save_outputs(args, doc, prog, plot_curve)
