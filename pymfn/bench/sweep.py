@@ -461,7 +461,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", default=",".join(ROW_SPECS),
                    help=f"which rows, comma-separated (default all: {','.join(ROW_SPECS)})")
     p.add_argument("--batches", default="1,4,16", help="batch sizes tried for the best throughput (default 1,4,16)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5; more on a busy machine)")
     p.add_argument("--seconds", type=float, default=2.0,
                    help="seconds of throughput per row and round (latency and the batch search take half; default 2)")
     p.add_argument("--json", help="write every row, ratio, round and the host's precision support as JSON")
