@@ -147,6 +147,15 @@ PROBES: list[Probe] = [
     P("convert-dynbatch-huge", "pymfn convert {garbage_pb} --dynamic-batch 1,99999 --dry-run", "--dynamic-batch"),
     P("convert-opset-low", "pymfn convert {garbage_pb} --target onnx --opset 5", "--opset"),
     P("convert-no-atc", "pymfn convert {garbage_pb} --target om --output {fresh} --atc {missing}", "atc"),
+    # -------------------------------------------------------------------------------- quantize (issue 13)
+    P("quantize-missing", "pymfn quantize {missing} --output {fresh}.xml", "{missing}"),
+    P("quantize-garbage", "pymfn quantize {garbage_pb} --output {fresh}.xml", "{garbage_pb}"),
+    P("quantize-fifo", "pymfn quantize {fifo_pb} --output {fresh}.xml", "{fifo_pb}", timeout=30),
+    P("quantize-out-existing-dir", "pymfn quantize {garbage_pb} --output {adir}", "--output {adir}"),
+    P("quantize-out-readonly", "pymfn quantize {garbage_pb} --output {ro}.xml", "--output {ro}.xml"),
+    P("quantize-count-0", "pymfn quantize {garbage_pb} --output {fresh}.xml --count 0", "--count"),
+    P("quantize-calibration-missing", "pymfn quantize {tiny_pb} --output {fresh}.xml --calibration {missing}",
+      "{missing}", slow=True, needs=("tiny_pb",)),
     # ------------------------------------------------------------------------------- image2bin
     P("image2bin-missing", "pymfn image2bin {missing} {fresh}", "{missing}"),
     P("image2bin-empty", "pymfn image2bin {empty_lfw} {fresh}", "{empty_lfw}"),
