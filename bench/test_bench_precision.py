@@ -25,6 +25,7 @@ import pytest
 
 import pymfn
 from pymfn import precision as prec
+from test_bench_engines import record  # extra_info + the printed [bench] block, as every suite here
 
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
 MEASURE_S = 0.5 if QUICK else 2.0
@@ -110,14 +111,6 @@ def ratio(figures: dict[str, list[float]], a: str, b: str, invert: bool = False)
         return None
     pairs = zip(figures[a], figures[b])
     return statistics.median((y / x) if invert else (x / y) for x, y in pairs)
-
-
-def record(benchmark: Any, capsys: Any, title: str, info: dict[str, Any]) -> None:
-    benchmark.extra_info.update(info)
-    with capsys.disabled():
-        print(f"\n[bench] {title}")
-        for k, v in info.items():
-            print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")
 
 
 def common_info(skipped: dict[str, str], models: dict[str, Any]) -> dict[str, Any]:

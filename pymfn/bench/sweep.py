@@ -242,13 +242,8 @@ def timed_run(engine: Any, batch: int, inflight: int, seconds: float) -> Any:
     info = [t for t in engine.inputs() if t.name != "ascend_mbatch_shape_data"][0]
     shape = tuple(int(d) for d in info.shape[1:])
     data = np.random.default_rng(0).uniform(-1, 1, (max(4 * batch * inflight, 16), *shape)).astype(np.dtype(info.dtype))
-    settings = core.RunSettings()
-    settings.batch_size = batch
-    settings.inflight = inflight
-    settings.warmup_iterations = 3
-    settings.min_iterations = 1
-    settings.min_duration_ms = seconds * 1000.0
-    settings.max_duration_ms = max(seconds * 4, 30.0) * 1000.0
+    settings = core.RunSettings(batch_size=batch, inflight=inflight, warmup_iterations=3, min_iterations=1,
+                                min_duration_ms=seconds * 1000.0, max_duration_ms=max(seconds * 4, 30.0) * 1000.0)
     return core.run_benchmark(engine, core.ArrayDataset(data).reader(batch, 2), settings)
 
 
