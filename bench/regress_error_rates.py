@@ -33,6 +33,7 @@ from typing import Any
 from pymfn.bench import regress, stats
 
 CONDITIONS = {"same build": 0.0, "10% slower execute": 0.10, "20% slower execute": 0.20}
+FLAGGED = (stats.SLOWER, stats.FASTER)  # a change claimed; for the same build against itself, a false alarm
 
 
 def prepare_builds(ref: str, repo: Path | None, out: Path) -> tuple[Path, Path]:
@@ -115,7 +116,7 @@ def summarise(out: Path, thresholds: list[float], also_rounds: list[int]) -> dic
                                          (r["ci_high"] / r["ci_low"]) ** 0.5 - 1 for r in rows)}
             for t in thresholds:
                 verdicts = [stats.compare_ratios(r["round_ratios"], t, docs[0]["confidence"]).verdict for r in rows]
-                entry[f"flagged_at_{t:g}"] = sum(v != stats.NO_CHANGE for v in verdicts) / len(verdicts)
+                entry[f"flagged_at_{t:g}"] = sum(v in FLAGGED for v in verdicts) / len(verdicts)
                 entry[f"slower_at_{t:g}"] = sum(v == stats.SLOWER for v in verdicts) / len(verdicts)
             if fraction == 0:
                 entry["scaled"] = _scaled_detection(rows, thresholds, docs[0]["confidence"])
@@ -138,7 +139,7 @@ def _first_rounds(rows: list[dict[str, Any]], k: int, thresholds: list[float], c
     out = {}
     for t in thresholds:
         verdicts = [stats.compare_ratios(r["round_ratios"][:k], t, confidence).verdict for r in rows]
-        out[f"flagged_at_{t:g}"] = sum(v != stats.NO_CHANGE for v in verdicts) / len(verdicts)
+        out[f"flagged_at_{t:g}"] = sum(v in FLAGGED for v in verdicts) / len(verdicts)
         out[f"slower_at_{t:g}"] = sum(v == stats.SLOWER for v in verdicts) / len(verdicts)
     return out
 

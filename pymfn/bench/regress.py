@@ -22,7 +22,8 @@ Benchmarks (each a time-like figure, larger = slower; all builds use the same mo
               wall time of a few-ms pass on a loaded machine is mostly scheduling)
 
 Saved pytest-benchmark runs (``--baseline a.json --candidate b.json``, each option repeatable) are
-compared by the peer-normalised ratios the suites record in extra_info, with the same verdict.
+compared by the peer-normalised ratios the suites record in extra_info, with the same verdict; each
+saved run is one sample (pymfn.bench.regress_saved says why), so the interval needs 4 runs per side.
 """
 from __future__ import annotations
 
@@ -404,7 +405,7 @@ def compare_saved_runs(args: argparse.Namespace, baseline: list[Path], candidate
 
 # ------------------------------------------------------------------------------------------------ reports
 def _ci(r: dict[str, Any]) -> str:
-    if r["ci_low"] <= 0.0 or r["ci_high"] == float("inf"):
+    if r["ci_low"] is None or r["ci_high"] is None:
         return "(too few samples)"
     return f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
@@ -426,8 +427,14 @@ def _footer(doc: dict[str, Any]) -> list[str]:
              f"slower = estimate >= {1 + t:.2f} and interval above 1; faster = estimate <= {1 / (1 + t):.3f} and "
              "interval below 1."]
     slower = [n for n, r in doc["results"].items() if r["verdict"] == stats.SLOWER]
-    lines.append(f"RESULT: slower beyond {t:.0%}: {', '.join(slower)} (exit {EXIT_SLOWER})" if slower
-                 else f"RESULT: no slowdown beyond {t:.0%} detected")
+    undecided = [n for n, r in doc["results"].items() if r["verdict"] == stats.UNDECIDED]
+    result = (f"RESULT: slower beyond {t:.0%}: {', '.join(slower)} (exit {EXIT_SLOWER})" if slower
+              else f"RESULT: no slowdown beyond {t:.0%} detected")
+    if undecided:
+        result += (f"; NOT TESTED (too few samples for a {doc['confidence']:.0%} interval): {', '.join(undecided)}"
+                   + (" - saved runs count one value each: at least 4 runs per side" if doc["mode"] == "saved-runs"
+                      else ""))
+    lines.append(result)
     return lines
 
 

@@ -8,13 +8,17 @@ those ratios back, turns each into a *time-like* value (ours / peer; larger = sl
 two sides with the same statistics and verdict as the interleaved `regress` runs
 (``stats.compare_samples``: the runs are not paired, so it is the rank-sum interval).
 
-Per-round ratios are used where a suite records its rounds (the engine suites: one value per paired
-round); otherwise each run contributes its one summary ratio, and several saved runs per side are
-needed to reach the confidence level (4 per side at 95%).
+The unit is the saved *run*: each contributes one value per benchmark (the median of its per-round
+ratios where the suite records rounds, else its summary ratio). The rounds of one run are not
+independent samples: they share one process, one compiled model and one benchmark_app session, and
+whole sessions differ (pymfn / benchmark_app at batch 1 measured 0.86 in one session and 1.10 in
+another, each from 9 tight rounds). Pooling rounds would turn such a session difference into a
+confident "slower". So the interval needs several saved runs per side: 4 per side at 95%.
 """
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,11 +36,12 @@ class RatioRule:
 
 
 def _per_round(ours_key: str, peer_key: str, invert: bool = False) -> Callable[[dict[str, Any]], list[float]]:
+    """The run's value: the median over its paired rounds of ours / peer (rounds ran back to back)."""
     def values(info: dict[str, Any]) -> list[float]:
         ours, peer = info[ours_key], info[peer_key]
         if not isinstance(ours, list) or not isinstance(peer, list) or len(ours) != len(peer) or not ours:
             raise ValueError(f"'{ours_key}' and '{peer_key}' must be equal-length lists")
-        return [(p / o) if invert else (o / p) for o, p in zip(ours, peer)]
+        return [statistics.median((p / o) if invert else (o / p) for o, p in zip(ours, peer))]
     return values
 
 
@@ -49,13 +54,13 @@ def _one(key: str, invert: bool) -> Callable[[dict[str, Any]], list[float]]:
 
 # First match wins; rules with per-round lists come before their one-number fallbacks.
 RULES: list[RatioRule] = [
-    RatioRule("pymfn ms / benchmark_app ms per round", ("pymfn_medians_ms", "benchmark_app_medians_ms"),
+    RatioRule("pymfn ms / benchmark_app ms, median over rounds", ("pymfn_medians_ms", "benchmark_app_medians_ms"),
               _per_round("pymfn_medians_ms", "benchmark_app_medians_ms")),
-    RatioRule("pymfn ms / OpenVINO Python loop ms per round", ("pymfn_medians_ms", "openvino_python_medians_ms"),
+    RatioRule("pymfn ms / OpenVINO Python loop ms, median over rounds", ("pymfn_medians_ms", "openvino_python_medians_ms"),
               _per_round("pymfn_medians_ms", "openvino_python_medians_ms")),
-    RatioRule("OpenVINO engine ms / TensorFlow engine ms per round", ("openvino_medians_ms", "tensorflow_medians_ms"),
+    RatioRule("OpenVINO engine ms / TensorFlow engine ms, median over rounds", ("openvino_medians_ms", "tensorflow_medians_ms"),
               _per_round("openvino_medians_ms", "tensorflow_medians_ms")),
-    RatioRule("benchmark_app samples/s / pymfn samples/s per round",
+    RatioRule("benchmark_app samples/s / pymfn samples/s, median over rounds",
               ("pymfn_throughputs_per_s", "benchmark_app_throughputs_fps"),
               _per_round("pymfn_throughputs_per_s", "benchmark_app_throughputs_fps", invert=True)),
     RatioRule("1 / ratio_pymfn_over_benchmark_app (throughput)", ("ratio_pymfn_over_benchmark_app",
@@ -73,7 +78,7 @@ RULES: list[RatioRule] = [
 
 
 def time_like_values(info: dict[str, Any]) -> tuple[list[float], str] | None:
-    """(values, rule description) for one benchmark's extra_info, or None when it records no peer ratio."""
+    """([the run's value], rule description) for one benchmark's extra_info, or None without a peer ratio."""
     for rule in RULES:
         if all(k in info for k in rule.needs):
             return rule.values(info), rule.describe
@@ -101,7 +106,7 @@ def load_run(path: Path, option: str) -> list[dict[str, Any]]:
 class SideValues:
     """Time-like values per benchmark pooled over one side's saved runs."""
 
-    values: dict[str, list[float]]
+    values: dict[str, list[float]]   # one value per saved run
     rules: dict[str, str]
     unrated: set[str]                 # benchmarks present but without a peer ratio
 

@@ -23,6 +23,7 @@ import numpy as np
 SLOWER = "slower"
 FASTER = "faster"
 NO_CHANGE = "no change"
+UNDECIDED = "undecided"  # too few samples for any interval at the confidence level: nothing was tested
 
 # Above this many (pairs / products of sample sizes) the exact null distributions are replaced by their
 # normal approximations (with continuity correction); below it they are computed exactly.
@@ -35,7 +36,7 @@ class Comparison:
     """One benchmark's comparison: the ratio, its confidence interval and the verdict."""
 
     ratio: float                 # Hodges-Lehmann estimate of candidate/baseline (time; > 1 = slower)
-    ci_low: float                # confidence interval of the ratio (-> 0 / inf when n is too small)
+    ci_low: float                # confidence interval of the ratio (0 / inf when n is too small: UNDECIDED)
     ci_high: float
     confidence: float            # the coverage actually achieved (>= the requested level; rank CIs are discrete)
     n_baseline: int
@@ -46,7 +47,12 @@ class Comparison:
     reason: str                  # one line saying why, in words
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """For JSON: an interval bound that does not exist (0 or inf, too few samples) is null, not Infinity."""
+        d = asdict(self)
+        for key in ("ci_low", "ci_high"):
+            if not (0.0 < d[key] < math.inf):
+                d[key] = None
+        return d
 
 
 def _signed_rank_cdf(n: int) -> np.ndarray:
@@ -153,13 +159,14 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> tuple[st
     slower  <=> the ratio estimate is >= 1 + threshold AND the whole interval lies above 1;
     faster  <=> the estimate is <= 1 / (1 + threshold) AND the whole interval lies below 1;
     else no change detectable: either the interval lies inside [1/(1+t), 1+t] (no change of that size)
-    or it is too wide to tell (more rounds or a quieter machine would).
+    or it is too wide to tell (more rounds or a quieter machine would);
+    undecided when there are too few samples for any interval at the confidence level.
     The first half keeps tiny but real differences from failing CI; the second keeps noise from doing so.
     """
     up, down = 1.0 + threshold, 1.0 / (1.0 + threshold)
     pct = f"{threshold:.0%}"
     if low <= 0.0 and high == math.inf:
-        return NO_CHANGE, "too few samples to reach the confidence level: no interval, no verdict"
+        return UNDECIDED, "too few samples to reach the confidence level: no interval, no verdict"
     if ratio >= up and low > 1.0:
         return SLOWER, f"estimate {ratio:.3f} >= {up:.3f} and the interval excludes 1"
     if ratio <= down and high < 1.0:
