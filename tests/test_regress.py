@@ -467,6 +467,28 @@ def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
     assert _git(fake_repo, "worktree", "list").count("\n") == 0            # no worktrees were made
 
 
+def test_a_cached_commit_build_is_rebuilt_after_a_toolchain_change(fake_repo, monkeypatch):
+    """The commit folder holds a binary built against one OpenVINO; after an upgrade it must not be reused."""
+    from pymfn.bench import regress_builds
+
+    messages: list[str] = []
+    sha = _git(fake_repo, "rev-parse", "HEAD")
+    first = regress_builds.resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)["a"]
+    built = json.loads((first.root / "build.json").read_text())["built"]
+    assert sum("building the native core" in m for m in messages) == 1
+    messages.clear()
+    real = regress_builds._toolchain_id
+    monkeypatch.setattr(regress_builds, "_toolchain_id", lambda: real() + "\nopenvino==9999.0")
+    again = regress_builds.resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)["a"]
+    assert again.root == first.root
+    assert any("another toolchain; rebuilding" in m for m in messages)
+    assert sum("building the native core" in m for m in messages) == 1
+    assert json.loads((again.root / "build.json").read_text())["built"] > built
+    messages.clear()
+    regress_builds.resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)  # same toolchain: reused
+    assert not messages
+
+
 def test_failed_native_build_is_a_one_line_error_with_the_log(fake_repo, capsys):
     bad = _commit(fake_repo, "CMakeLists.txt", 'cmake_minimum_required(VERSION 3.18)\nmessage(FATAL_ERROR "boom")\n',
                   "broken build")

@@ -11,7 +11,9 @@ loaded from. A git commit is turned into one without a new venv and without touc
 * native builds are cached under ``regress/native/<key>/``, the key being the commit's ``csrc`` and
   ``CMakeLists.txt`` tree hashes plus the toolchain. Commits that did not touch C++ share one build.
 
-Both caches keep the ``keep`` most recently used entries; older ones are deleted after a run.
+A cached commit build is reused only while its native key is still today's (an OpenVINO or compiler
+upgrade rebuilds it). Both caches keep the ``keep`` most recently used entries; older ones are deleted
+after a run.
 """
 from __future__ import annotations
 
@@ -201,17 +203,28 @@ class CommitBuilder:
         return hashlib.sha256("\n".join([*trees, _toolchain_id()]).encode()).hexdigest()[:20]
 
     def ensure(self, sha: str, spec: str) -> Path:
+        """The commit's build folder. A cached one counts only if its native key (sources + toolchain) is
+        today's: after an OpenVINO or compiler upgrade the commit's binary is rebuilt, not reused."""
+        key = self.native_key(sha)
         done = self.commit_dir(sha) / "build.json"
-        if done.is_file():
+        if self._built_with(done, key):
             done.touch()  # most recently used: pruning keeps it
             return done.parent
         with _locked(self.cache / "build.lock"):
-            if done.is_file():  # another run built it while we waited
+            if self._built_with(done, key):  # another run built it while we waited
                 return done.parent
-            return self._build(sha, spec)
+            if done.is_file():
+                self.log(f"{spec} ({sha[:12]}): the cached build was made with another toolchain; rebuilding")
+            return self._build(sha, spec, key)
 
-    def _build(self, sha: str, spec: str) -> Path:
-        key = self.native_key(sha)
+    @staticmethod
+    def _built_with(done: Path, key: str) -> bool:
+        try:
+            return json.loads(done.read_text()).get("native_key") == key
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def _build(self, sha: str, spec: str, key: str) -> Path:
         started = time.monotonic()
         with atomic_dir(self.commit_dir(sha)) as tmp:
             self._unpack(sha, tmp)
