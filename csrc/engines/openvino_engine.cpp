@@ -244,7 +244,9 @@ struct OpenVINOEngine::Impl {
   // runner's reused output buffers cost nothing per iteration.
   std::vector<std::vector<const void*>> bound_in, bound_out;
   std::vector<Clock::time_point> started;
-  std::vector<bool> busy;
+  // One byte per slot (not vector<bool>'s shared bits): slots are started and waited on from different
+  // threads in the server scenario, and each thread touches only its own slot.
+  std::vector<char> busy;
   std::vector<ov::element::Type> in_types, out_types;
   double execute_slowdown = 0.0;  // test-only, see kSlowdownEnv
 };
@@ -408,7 +410,7 @@ void OpenVINOEngine::prepare(size_t batch_rows) {
     throw InvalidArgument(path_ + ": the model has a static batch of " + std::to_string(batch_) + ", batch " +
                           std::to_string(batch_rows) + " is not available");
   if (batch_rows == batch_) return;
-  for (bool b : impl_->busy)
+  for (char b : impl_->busy)
     if (b) throw InvalidArgument(path_ + ": prepare() called while requests are in flight; wait() for them first");
   compile(batch_rows);
 }

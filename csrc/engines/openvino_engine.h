@@ -49,6 +49,8 @@ class OpenVINOEngine : public Engine {
   void prepare(size_t batch_rows) override;
   StageTimes execute(const IoBinding& binding) override;
   size_t max_inflight() const override { return options_.num_requests; }
+  // Each slot has its own infer request and bookkeeping, so different slots may be used from different threads.
+  bool slots_thread_safe() const override { return true; }
   void start(size_t slot, const IoBinding& binding) override;
   StageTimes wait(size_t slot) override;
   std::map<std::string, std::string> properties() const override;
