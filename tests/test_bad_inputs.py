@@ -239,6 +239,17 @@ PROBES: list[Probe] = [
       slow=True, needs=("tiny_pb",)),
     P("throughput-batch-huge", "pymfn.bench throughput --model {tiny_pb} --batch 1000000000", "--batch",
       slow=True, needs=("tiny_pb",)),
+    # ------------------------------------------------------------- bench server / multistream / sweep / regress
+    P("server-qps-neg", "pymfn.bench server --qps -1 --p99-ms 5", "--qps"),
+    P("server-json-readonly", "pymfn.bench server --qps 10 --p99-ms 5 --json {ro}.json", "--json {ro}.json"),
+    P("server-peak-plot-existing-dir", "pymfn.bench server --find-peak --p99-ms 5 --plot {adir}", "--plot {adir}"),
+    P("multistream-samples-0", "pymfn.bench multistream --samples-per-query 0", "--samples-per-query"),
+    P("multistream-interval-nan", "pymfn.bench multistream --interval-ms nan", "--interval-ms"),
+    P("sweep-missing-data", "pymfn.bench sweep --data {missing}", "{missing}"),
+    P("sweep-json-existing-dir", "pymfn.bench sweep --json {adir}", "--json {adir}"),
+    P("sweep-rounds-0", "pymfn.bench sweep --rounds 0", "--rounds"),
+    P("regress-unknown-baseline", "pymfn.bench regress --baseline {missing}", "{missing}"),
+    P("regress-unknown-benchmark", "pymfn.bench regress --baseline HEAD --benchmarks nosuch", "--benchmarks"),
     # ------------------------------------------------------------------------ bench accuracy
     P("accuracy-missing-data", "pymfn.bench accuracy --data {missing}", "{missing}"),
     P("accuracy-empty-data", "pymfn.bench accuracy --data {empty_lfw}", "{empty_lfw}"),
@@ -526,8 +537,11 @@ def test_every_command_is_probed() -> None:
 
     probed = {p.argv[1] for p in PROBES if p.argv[0] == "pymfn"}
     assert probed == set(COMMANDS), set(COMMANDS) ^ probed
+    from pymfn.bench.__main__ import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.choices and a.dest == "command")
     bench = {p.argv[1] for p in PROBES if p.argv[0] == "pymfn.bench"}
-    assert bench == {"latency", "throughput", "accuracy", "msame"}
+    assert bench == set(subparsers.choices), set(subparsers.choices) ^ bench
 
 
 def test_debug_flag_reaches_the_command(inputs) -> None:
