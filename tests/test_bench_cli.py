@@ -129,6 +129,7 @@ def test_accuracy_json_keys_on_a_tiny_lfw_bin(random_pb, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # all 12,000 faces: a minute of the default run's 10-minute budget; CI's acceptance step runs it
 def test_default_model_lfw_accuracy(lfw_bin, sirius_tflite, tmp_path, monkeypatch):
     """The README's accuracy figure: pretrained default model on the real lfw.bin, no flip."""
     out = tmp_path / "acc.json"
