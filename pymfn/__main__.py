@@ -28,7 +28,8 @@ def _usage() -> str:
     width = max(len(c) for c in COMMANDS)
     lines = ["usage: python -m pymfn <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "Benchmarks and accuracy live in `python -m pymfn.bench` (latency, throughput, accuracy, msame).",
+    lines += ["", "Benchmarks and accuracy live in `python -m pymfn.bench` (latency, throughput, server, multistream, "
+              "accuracy, sweep, msame, regress).",
               "Run `python -m pymfn <command> --help` for a command's options.",
               f"Errors are one line on stderr; `python -m pymfn --debug <command> ...` (or {DEBUG_ENV}=1) adds tracebacks."]
     return "\n".join(lines)

@@ -191,3 +191,20 @@ def test_accuracy_on_msame_files_read_with_the_wrong_dtype(tmp_path, capsys):
     # a size the user states
     assert bench_main(argv + ["--embedding-size", "192"]) == 1
     assert "the model's embedding has 192" in capsys.readouterr().err
+
+
+def test_every_report_carries_the_host_cpu_flags_and_warns_on_a_busy_machine(monkeypatch):
+    """This project's machines change CPU model between sessions: a figure without the CPU's ISA flags cannot be
+    judged. A run started while other work held half the CPUs or more says so."""
+    from pymfn.bench import report
+    from pymfn import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fpu", "avx2", "avx512_bf16", "amx_int8", "sse4_2", "avx_vnni"})
+    host = report.host_info()
+    assert host["cpu_isa"] == ["amx_int8", "avx2", "avx512_bf16", "avx_vnni", "sse4_2"]
+    assert "ISA: amx_int8 avx2 avx512_bf16 avx_vnni sse4_2" in report.format_host(host)
+    assert report.busy_warning({"load_average": [0.9, 0, 0], "logical_cpus": 2}) is None
+    busy = report.busy_warning({"load_average": [1.0, 0, 0], "logical_cpus": 2})
+    assert busy and "1.00 on 2 logical CPUs" in busy
+    assert report.busy_warning({"load_average": None, "logical_cpus": 2}) is None
+    assert report.format_host(None) == ""

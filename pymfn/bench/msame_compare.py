@@ -627,6 +627,7 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
         print(f"- {note}")
     for name, c in comparisons.items():
         print(_comparison_line(f"outputs, {name}", c))
+    print(f"host: {report.format_host(report.host_info())}")
     if tp is not None and tp.properties.get("acl_runtime") == "emulator":
         print("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
     if ms is not None and ms.failed:
@@ -652,7 +653,7 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
 
 def _document(args: argparse.Namespace, inputs: InputFolder | None, ms: MsameSide | None, tp: TimingPass | None,
               fr: FolderRun | None, comparisons: dict, warnings: list[str], temps: list[Path]) -> dict:
-    doc: dict[str, Any] = {"scopes": SCOPES, "warnings": warnings, "outputs": comparisons}
+    doc: dict[str, Any] = {"scopes": SCOPES, "warnings": warnings, "outputs": comparisons, "host": report.host_info()}
     if inputs is not None:
         doc["inputs"] = {"folder": str(inputs.path), "entries": len(inputs.entries), "bin_files": len(inputs.bins),
                          "order": "lexicographic (msame's)", "not_bin": inputs.non_bin}

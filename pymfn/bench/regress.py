@@ -222,12 +222,7 @@ def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec:
 def _host() -> dict[str, Any]:
     from pymfn.bench.report import host_info
 
-    info = host_info()
-    try:
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return info
+    return host_info()  # load average included: the error-rate campaign reports it per run
 
 
 def _make_loader_bins(folder: Path) -> Path:
@@ -439,10 +434,13 @@ def _footer(doc: dict[str, Any]) -> list[str]:
 
 
 def format_builds_table(doc: dict[str, Any]) -> str:
+    from pymfn.bench.report import format_host
+
     b, c = doc["builds"]["baseline"], doc["builds"]["candidate"]
     out = [f"pymfn.bench regress: {doc['rounds']} rounds (a fresh process per build and round), each measuring "
            f"{doc['seconds']:g} s per benchmark and build in {doc['chunks']} chunks alternated A B | B A",
-           f"  baseline : {b['description']}", f"  candidate: {c['description']}"]
+           f"  baseline : {b['description']}", f"  candidate: {c['description']}",
+           f"  host     : {format_host(doc.get('host'))}"]
     for side, env in doc["env"].items():
         if env:
             out.append(f"  {side} environment: {' '.join(f'{k}={v}' for k, v in env.items())}")

@@ -45,14 +45,49 @@ def host_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
         "cpu": cpu,
+        "cpu_isa": cpu_isa(),
         "logical_cpus": os.cpu_count(),
+        "load_average": load,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
     }
+
+
+def cpu_isa() -> list[str]:
+    """The CPU flags that decide inference speed (vector width, bf16/f16/int8 units). This project's machines
+    change CPU model between sessions (AVX2-only one day, AVX-512 with AMX the next), so every figure carries them."""
+    from pymfn.precision import cpu_flags
+
+    keep = {"sse4_2", "fma", "f16c"}
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) or f in keep or "vnni" in f)
+
+
+def busy_warning(host: dict[str, Any] | None) -> str | None:
+    """A warning when other work kept at least half the CPUs busy in the minute before the run: its absolute
+    times are then pessimistic (ratios against a peer measured in the same run still hold)."""
+    load, cpus = (host or {}).get("load_average"), (host or {}).get("logical_cpus")
+    if not load or not cpus or load[0] < 0.5 * cpus:
+        return None
+    return (f"busy machine: 1-min load average {load[0]:.2f} on {cpus} logical CPUs before the run; absolute times "
+            "are pessimistic, compare ratios measured in one run (or rerun when idle)")
+
+
+def format_host(host: dict[str, Any] | None) -> str:
+    """One line: CPU model, logical CPUs, the load average when it was read (before the run) and the ISA flags."""
+    if not host:
+        return ""
+    load = host.get("load_average")
+    load_text = f", load average {' '.join(str(x) for x in load)}" if load else ""
+    isa = " ".join(host.get("cpu_isa") or []) or "no flags readable"
+    return f"{host.get('cpu', '?')}, {host.get('logical_cpus', '?')} logical CPUs{load_text}; ISA: {isa}"
 
 
 def latency_dict(stats: Any) -> dict[str, float]:
@@ -97,7 +132,7 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "throughput_per_s": float(result.throughput_per_s),
             "stage_means_ms": {k: float(v) for k, v in dict(result.stage_means_ms).items()},
             "stopped_on_max_duration": bool(result.stopped_on_max_duration),
-            "warnings": list(result.warnings),
+            "warnings": list(result.warnings) + [w for w in [busy_warning(meta.get("host"))] if w],
             "percentile_method": PERCENTILE_METHOD,
             "samples_ms": [float(x) for x in np.asarray(result.samples_ms)],
             "start_offsets_ms": [float(x) for x in np.asarray(result.start_offsets_ms)],
@@ -138,6 +173,7 @@ def format_table(doc: dict[str, Any]) -> str:
         ("Warm-up", f"{doc['warmup']} iterations"),
         ("Measured", f"{doc['iterations']} iterations, {doc['samples_processed']} samples in {doc['wall_ms'] / 1000:.3f} s"),
         ("Throughput", f"{doc['throughput_per_s']:.1f} samples/s"),
+        ("Host", format_host(doc.get("host"))),
     ]
     if doc.get("timing_note"):
         rows.append(("Note", doc["timing_note"]))

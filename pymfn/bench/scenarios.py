@@ -119,7 +119,7 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         "stopped_on_max_duration": bool(result.stopped_on_max_duration),
         "stage_means_ms": {k: float(v) for k, v in dict(result.stage_means_ms).items()},
         "devices": [report.device_dict(d) for d in result.devices],
-        "warnings": list(result.warnings),
+        "warnings": list(result.warnings) + [w for w in [report.busy_warning(meta.get("host"))] if w],
         "settings": settings_dict(settings),
         "percentile_method": report.PERCENTILE_METHOD,
         "queries_raw": {
@@ -158,6 +158,7 @@ def format_scenario(doc: dict[str, Any]) -> str:
                     f"{doc['requests']} requests, {doc['samples_processed']} samples in {doc['duration_ms'] / 1000:.3f} s"),
         ("QPS", f"target {doc['target_qps']:.2f}, scheduled {doc['scheduled_qps']:.2f}, achieved {doc['achieved_qps']:.2f}"),
         ("Warm-up", f"{doc['warmup']} requests before the schedule"),
+        ("Host", report.format_host(doc.get("host"))),
     ]
     if doc.get("timing_note"):
         rows.append(("Note", doc["timing_note"]))

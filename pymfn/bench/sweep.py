@@ -313,7 +313,7 @@ def fmt(value: float | None, spec: str, missing: str = "-") -> str:
 def format_table(doc: dict[str, Any]) -> str:
     head = (f"{'row':24s} {'ran':16s} {'LFW %':>7s} {'Δ f32 pt':>9s} {'b1 med ms':>9s} {'b1 p99 ms':>9s} "
             f"{'best img/s':>10s} {'batch':>5s}  precision check")
-    lines = [head, "-" * len(head)]
+    lines = [f"host: {report.format_host(doc.get('host'))}", "", head, "-" * len(head)]
     for r in doc["rows"]:
         if not r["status"] == "ok":
             lines.append(f"{r['name']:24s} {r['status']}")
