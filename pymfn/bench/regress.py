@@ -42,6 +42,7 @@ from typing import Any
 
 from pymfn._cli import CommandError, check_output_path, save_output
 from pymfn.bench import stats
+from pymfn.bench.report import format_host, host_info
 from pymfn.bench.regress_builds import Build, default_repo, prune, regress_cache, resolve_builds
 from pymfn.bench.regress_saved import collect, looks_like_saved_run
 
@@ -213,16 +214,10 @@ def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec:
         "model_description": model_desc, "threads": args.threads,
         "builds": {side: b.as_dict() for side, b in builds.items()}, "env": envs,
         "results": results, "any_slower": any(r["verdict"] == stats.SLOWER for r in results.values()),
-        "host": _host(),
+        "host": host_info(),  # with the load average, which the error-rate campaign reports per run
     }
     print(format_builds_table(doc))
     return doc
-
-
-def _host() -> dict[str, Any]:
-    from pymfn.bench.report import host_info
-
-    return host_info()  # load average included: the error-rate campaign reports it per run
 
 
 def _make_loader_bins(folder: Path) -> Path:
@@ -434,8 +429,6 @@ def _footer(doc: dict[str, Any]) -> list[str]:
 
 
 def format_builds_table(doc: dict[str, Any]) -> str:
-    from pymfn.bench.report import format_host
-
     b, c = doc["builds"]["baseline"], doc["builds"]["candidate"]
     out = [f"pymfn.bench regress: {doc['rounds']} rounds (a fresh process per build and round), each measuring "
            f"{doc['seconds']:g} s per benchmark and build in {doc['chunks']} chunks alternated A B | B A",
