@@ -337,10 +337,13 @@ def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.acceptance
-@pytest.mark.parametrize("run_mode", ["host", "device"])
+@pytest.mark.parametrize("run_mode", ["host"])
 def test_client_runs_mobilefacenet_over_lfw_like_the_engine(client, lfw_run, tmp_path, run_mode):
     """The sample client, 12,000 LFW images at batch 8: every output equals the engine's bit for bit (so LFW
-    accuracy is the engine's), and the emulator reports no leak."""
+    accuracy is the engine's), and the emulator reports no leak. Over all of LFW in ACL_HOST mode (the dynamic
+    model's pairing that tests/test_ascend_lfw.py does not run in full); both run modes are compared bit for bit on
+    small inputs in every pytest run (test_client_outputs_equal_the_acl_engine_bit_for_bit), which keeps CI under
+    its 30 minutes."""
     from pymfn import eval as lfw_eval
 
     p = run_client(client, lfw_run["om"], lfw_run["input"], tmp_path / "lfw", run_mode, "--batch", "8",

@@ -180,7 +180,9 @@ def pretrained_pb(sirius_tflite) -> Path:
 @pytest.mark.shared
 def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_train_dir, tmp_path):
     """Normal-run gate: a quick quantization (32 images, fast bias correction) of the pretrained model stays
-    within 0.5 pt (3 pairs) of f32 on the first 600 LFW pairs; bf16 too where the CPU runs it."""
+    within 0.5 pt (3 pairs) of f32 on the first 600 LFW pairs; bf16 and f16 too where the CPU runs them (f16's
+    gate lives here only: a full-LFW f16 pass is the slowest of all on CPUs with avx512_fp16 and CI's time is
+    bounded; the sweep reports its full-LFW figure)."""
     from pymfn.lfw import decode_images, read_lfw_bin
 
     bins, issame = read_lfw_bin(lfw_bin)
@@ -193,15 +195,17 @@ def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_t
     int8_engine = open_(int8_xml, "int8")
     assert int8_engine.properties()["precision_check"] == "ok"
     assert lfw_accuracy(int8_engine, images, issame) >= f32 - 0.005
-    if prec.host_support()["bf16"]["runs"]:
-        assert lfw_accuracy(open_(pretrained_pb, "bf16"), images, issame) >= f32 - 0.005
+    for p in ("bf16", "f16"):
+        if prec.host_support()[p]["runs"]:
+            assert lfw_accuracy(open_(pretrained_pb, p), images, issame) >= f32 - 0.005, p
 
 
 @pytest.mark.acceptance
 @pytest.mark.shared
 def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, lfw_train_dir, tmp_path):
     """Acceptance gate over all 6,000 pairs: the default INT8 model (python -m pymfn quantize's defaults) and
-    every other precision this host runs stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om.
+    bf16 where this host runs it stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om (f16: subset
+    gate above).
     (The fp16 emulator om has its own full-LFW gate, 0.05 pt, in tests/test_ascend_lfw.py.)"""
     from pymfn import convert
     from pymfn.engines import open_engine
@@ -212,9 +216,8 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     open_ = lambda m, p: core.OpenVINOEngine(str(m), precision=p, num_requests=2, hint="throughput")  # noqa: E731
     f32 = lfw_accuracy(open_(pretrained_pb, "f32"), images, issame)
     results = {"int8": lfw_accuracy(open_(int8_xml, "int8"), images, issame)}
-    for p in ("bf16", "f16"):
-        if prec.host_support()[p]["runs"]:
-            results[p] = lfw_accuracy(open_(pretrained_pb, p), images, issame)
+    if prec.host_support()["bf16"]["runs"]:
+        results["bf16"] = lfw_accuracy(open_(pretrained_pb, "bf16"), images, issame)
     om = tmp_path / "int8_emu.om"
     assert convert.main([str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
     results["om-emu int8"] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
