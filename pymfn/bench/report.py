@@ -80,6 +80,12 @@ def busy_warning(host: dict[str, Any] | None) -> str | None:
             "are pessimistic, compare ratios measured in one run (or rerun when idle)")
 
 
+def run_warnings(result: Any, meta: dict[str, Any]) -> list[str]:
+    """The runner's warnings plus the busy-machine one: what every timed report (JSON and console) lists."""
+    busy = busy_warning(meta.get("host"))
+    return list(result.warnings) + ([busy] if busy else [])
+
+
 def format_host(host: dict[str, Any] | None) -> str:
     """One line: CPU model, logical CPUs, the load average when it was read (before the run) and the ISA flags."""
     if not host:
@@ -132,7 +138,7 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "throughput_per_s": float(result.throughput_per_s),
             "stage_means_ms": {k: float(v) for k, v in dict(result.stage_means_ms).items()},
             "stopped_on_max_duration": bool(result.stopped_on_max_duration),
-            "warnings": list(result.warnings) + [w for w in [busy_warning(meta.get("host"))] if w],
+            "warnings": run_warnings(result, meta),
             "percentile_method": PERCENTILE_METHOD,
             "samples_ms": [float(x) for x in np.asarray(result.samples_ms)],
             "start_offsets_ms": [float(x) for x in np.asarray(result.start_offsets_ms)],

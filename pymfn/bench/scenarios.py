@@ -119,7 +119,7 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         "stopped_on_max_duration": bool(result.stopped_on_max_duration),
         "stage_means_ms": {k: float(v) for k, v in dict(result.stage_means_ms).items()},
         "devices": [report.device_dict(d) for d in result.devices],
-        "warnings": list(result.warnings) + [w for w in [report.busy_warning(meta.get("host"))] if w],
+        "warnings": report.run_warnings(result, meta),
         "settings": settings_dict(settings),
         "percentile_method": report.PERCENTILE_METHOD,
         "queries_raw": {
