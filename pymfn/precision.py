@@ -104,9 +104,35 @@ def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{p} x{n}" for p, n in sorted(counts.items()))
 
 
+# What a runtime kernel precision means to the user: OpenVINO names INT8 kernels by their activation type
+# (u8 for asymmetric activations, i8 for symmetric), which depends on the model and the CPU's ISA.
+KERNEL_MEANING = {"i8": "int8", "u8": "int8", "f32": "f32", "bf16": "bf16", "f16": "f16"}
+
+
+def meaning(kernel_precision: str) -> str:
+    """'u8' -> 'int8', 'f32' -> 'f32'; an unknown kernel name stays as it is."""
+    return KERNEL_MEANING.get(kernel_precision, kernel_precision)
+
+
 def matches(requested: str, runtime: str) -> bool:
-    """int8 is satisfied by i8 or u8 (symmetric or asymmetric activations)."""
-    return runtime in ("i8", "u8") if requested == "int8" else runtime == requested
+    """True when a kernel precision (OpenVINO's name) is what ``requested`` means: int8 by i8 or u8."""
+    return meaning(runtime) == requested
+
+
+def ran_text(runtime: str) -> str:
+    """'u8 x3, f32 x1' -> 'int8 x3, f32 x1 (kernels u8 x3, f32 x1)': what ran by meaning, kernels beside it."""
+    counts: Counter = Counter()
+    kernels = []
+    for part in (p.strip() for p in runtime.split(",") if p.strip()):
+        m = re.fullmatch(r"(\S+) x(\d+)", part)
+        if not m:
+            return runtime
+        kernels.append(m.group(1))
+        counts[meaning(m.group(1))] += int(m.group(2))
+    if not counts:
+        return runtime
+    text = counts_text(counts)
+    return text if all(meaning(k) == k for k in kernels) else f"{text} (kernels {runtime})"
 
 
 def verdict(requested: str, compute: dict[str, int], why: str) -> str:
@@ -209,8 +235,8 @@ def requested_for(engine: Any, cli_precision: str) -> str | None:
 
 
 def report_line(report: dict[str, Any]) -> str:
-    """'precision     : requested int8, ran i8 x50 -- ok' (the verdict in full when it is not ok)."""
-    return f"  precision     : requested {report['requested']}, ran {report['runtime']} -- {report['check']}"
+    """'precision     : requested int8, ran int8 x50 (kernels i8 x50) -- ok' (the verdict in full when not ok)."""
+    return f"  precision     : requested {report['requested']}, ran {ran_text(report['runtime'])} -- {report['check']}"
 
 
 def warn_if_not_ok(report: dict[str, Any], prog: str) -> None:

@@ -50,6 +50,8 @@ def bench(*argv: str) -> subprocess.CompletedProcess:
 def test_verdict_names_what_ran_instead():
     assert prec.verdict("bf16", {"bf16": 50}, "x") == "ok"
     assert prec.verdict("int8", {"u8": 3, "i8": 2}, "x") == "ok"
+    assert prec.ran_text("u8 x3, i8 x2") == "int8 x5 (kernels u8 x3, i8 x2)"
+    assert prec.ran_text("f32 x50") == "f32 x50" and prec.ran_text("unknown") == "unknown"
     v = prec.verdict("bf16", {"f32": 50}, "no bf16 units")
     assert v.startswith("mismatch: requested bf16, compute layers ran f32 x50 (0 of 50") and v.endswith("no bf16 units")
     assert prec.verdict("int8", {"i8": 33, "f32": 17}, "x").startswith("partial: requested int8")
@@ -95,7 +97,7 @@ def test_cli_prints_the_runtime_precision_and_warns_on_mismatch(tiny_int8):
     ok = bench("latency", "--model", str(tiny_int8), "--precision", "int8", "--min-duration", "0.2",
                "--min-iterations", "5", "--quiet")
     assert ok.returncode == 0, ok.stderr
-    assert "precision     : requested int8, ran i8" in ok.stdout and "warning: precision" not in ok.stderr
+    assert "precision     : requested int8, ran int8 x" in ok.stdout and "warning: precision" not in ok.stderr
     bad = bench("latency", "--model", str(tiny_int8), "--min-duration", "0.2", "--min-iterations", "5", "--quiet")
     assert bad.returncode == 0, bad.stderr
     warnings = [ln for ln in bad.stderr.splitlines() if "warning: precision" in ln]
