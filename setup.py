@@ -1,7 +1,9 @@
 """Build driver: runs CMake (CMakeLists.txt is the only place that lists native sources).
 
 `pip install .` and `pip install -e .` both end up here. The CMake build writes `_core*.so` (and, without
-CANN, the ACL emulator `libascendcl.so`) straight into the extension's output folder.
+CANN, the ACL emulator `libascendcl.so` with its CANN-shaped toolkit root `toolkit/`) straight into the
+extension's output folder. A regular install copies that folder's tree into the wheel (the toolkit's relative
+symlinks become copies); an editable install copies it back into the source tree, symlinks kept.
 """
 import os
 import shutil
@@ -15,6 +17,8 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 # Shared libraries the CMake build writes beside _core (regular installs ship them from build_lib).
 NATIVE_LIBRARIES = ("libascendcl.so*", "libacl_cblas.so*", "libacl_dvpp.so*")
+# The emulator's toolkit root, written beside them (`python -m pymfn acl-config --toolkit-root`).
+TOOLKIT_DIR = "toolkit"
 
 
 class CMakeExtension(Extension):
@@ -50,6 +54,11 @@ class CMakeBuild(build_ext):
             for pattern in NATIVE_LIBRARIES:
                 for lib in built_dir.glob(pattern):
                     shutil.copy2(lib, ROOT / "pymfn" / lib.name)
+            toolkit = built_dir / TOOLKIT_DIR
+            if toolkit.is_dir():
+                # relative symlinks (to the libraries copied above) stay symlinks; nothing stale survives
+                shutil.rmtree(ROOT / "pymfn" / TOOLKIT_DIR, ignore_errors=True)
+                shutil.copytree(toolkit, ROOT / "pymfn" / TOOLKIT_DIR, symlinks=True)
 
 
 setup(ext_modules=[CMakeExtension("pymfn._core")], cmdclass={"build_ext": CMakeBuild})

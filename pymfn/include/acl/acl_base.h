@@ -1,12 +1,17 @@
 /*
- * acl/acl_base.h -- pymfn's declaration of the AscendCL base layer (types, error codes, data buffers,
- * tensor descriptions, fp16 helpers), as implemented by pymfn's ACL emulator (libascendcl.so).
+ * acl/acl_base.h -- pymfn's declaration of the AscendCL base layer (visibility and deprecation macros,
+ * basic types, error codes, data types and formats, data buffers, tensor descriptions, fp16 helpers, CANN
+ * attributes), for pymfn's ACL emulator (libascendcl.so).
  *
- * Why this file exists: CANN is not installed on most machines, yet AscendCL programs must build and run
- * there against the emulator. Names, values and signatures follow CANN's public headers of the same name,
- * so a client's `#include "acl/acl.h"` compiles unchanged against this folder or against CANN's. Only
- * what the emulator implements is declared here: a call it lacks fails at compile time, not at run time.
- * Written for pymfn; it is not Huawei's header.
+ * Why this folder exists: CANN is not installed on most machines, yet AscendCL programs must build and run
+ * there against the emulator. It declares the whole public surface of CANN's external acl.h, acl_base.h,
+ * acl_rt.h and acl_mdl.h (with error_codes/rt_error_codes.h and error_codes/ge_error_codes.h): every macro,
+ * enum value, struct and function signature, with CANN's names and values, so a client's
+ * `#include "acl/acl.h"` compiles unchanged against this folder or against CANN's. Functions the emulator
+ * does not implement are declared too, marked "emulator: not supported" below: they link, and return
+ * ACL_ERROR_FEATURE_UNSUPPORTED (NULL, or -1 where they return no aclError) with a one-line
+ * aclGetRecentErrMsg. docs/acl-emulator.md lists them; tests/acl_surface.txt is the list the headers are
+ * tested against. Written for pymfn; it is not Huawei's header.
  */
 #ifndef PYMFN_ACL_ACL_BASE_H_
 #define PYMFN_ACL_ACL_BASE_H_
@@ -14,20 +19,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error_codes/ge_error_codes.h"
+#include "error_codes/rt_error_codes.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The emulator is compiled with hidden visibility; the API is what it exports. */
-#if defined(_WIN32)
-#define ACL_FUNC_VISIBILITY
+/* As in CANN: empty for clients; default visibility only when FUNC_VISIBILITY is defined, which the library
+ * implementing the API does (pymfn's emulator is compiled with -DFUNC_VISIBILITY -fvisibility=hidden). */
+#if defined(_MSC_VER)
+#ifdef FUNC_VISIBILITY
+#define ACL_FUNC_VISIBILITY __declspec(dllexport)
 #else
+#define ACL_FUNC_VISIBILITY
+#endif
+#else
+#ifdef FUNC_VISIBILITY
 #define ACL_FUNC_VISIBILITY __attribute__((visibility("default")))
+#else
+#define ACL_FUNC_VISIBILITY
+#endif
 #endif
 
 #if defined(__GNUC__)
+#define ACL_DEPRECATED __attribute__((deprecated))
 #define ACL_DEPRECATED_MESSAGE(message) __attribute__((deprecated(message)))
+#elif defined(_MSC_VER)
+#define ACL_DEPRECATED __declspec(deprecated)
+#define ACL_DEPRECATED_MESSAGE(message) __declspec(deprecated(message))
 #else
+#define ACL_DEPRECATED
 #define ACL_DEPRECATED_MESSAGE(message)
 #endif
 
@@ -38,11 +60,17 @@ typedef int aclError;
 typedef uint16_t aclFloat16;
 typedef struct aclDataBuffer aclDataBuffer;
 typedef struct aclTensorDesc aclTensorDesc;
+/* Handles of the external-allocator interface (CANN's acl_rt_allocator.h; not declared here). */
+typedef void *aclrtAllocatorDesc;
+typedef void *aclrtAllocator;
+typedef void *aclrtAllocatorBlock;
+typedef void *aclrtAllocatorAddr;
 
 /* ------------------------------------------------------------------ error codes (aclError values) */
-static const int ACL_SUCCESS = 0;
 static const int ACL_ERROR_NONE = 0;
+static const int ACL_SUCCESS = 0;
 
+/* 1000xx / 1480xx: a bad argument, file, model, operator, call order or configuration. */
 static const int ACL_ERROR_INVALID_PARAM = 100000;
 static const int ACL_ERROR_UNINITIALIZE = 100001;
 static const int ACL_ERROR_REPEAT_INITIALIZE = 100002;
@@ -50,6 +78,10 @@ static const int ACL_ERROR_INVALID_FILE = 100003;
 static const int ACL_ERROR_WRITE_FILE = 100004;
 static const int ACL_ERROR_INVALID_FILE_SIZE = 100005;
 static const int ACL_ERROR_PARSE_FILE = 100006;
+static const int ACL_ERROR_FILE_MISSING_ATTR = 100007;
+static const int ACL_ERROR_FILE_ATTR_INVALID = 100008;
+static const int ACL_ERROR_INVALID_DUMP_CONFIG = 100009;
+static const int ACL_ERROR_INVALID_PROFILING_CONFIG = 100010;
 static const int ACL_ERROR_INVALID_MODEL_ID = 100011;
 static const int ACL_ERROR_DESERIALIZE_MODEL = 100012;
 static const int ACL_ERROR_PARSE_MODEL = 100013;
@@ -59,8 +91,42 @@ static const int ACL_ERROR_MODEL_MISSING_ATTR = 100016;
 static const int ACL_ERROR_MODEL_INPUT_NOT_MATCH = 100017;
 static const int ACL_ERROR_MODEL_OUTPUT_NOT_MATCH = 100018;
 static const int ACL_ERROR_MODEL_NOT_DYNAMIC = 100019;
+static const int ACL_ERROR_OP_TYPE_NOT_MATCH = 100020;
+static const int ACL_ERROR_OP_INPUT_NOT_MATCH = 100021;
+static const int ACL_ERROR_OP_OUTPUT_NOT_MATCH = 100022;
+static const int ACL_ERROR_OP_ATTR_NOT_MATCH = 100023;
+static const int ACL_ERROR_OP_NOT_FOUND = 100024;
+static const int ACL_ERROR_OP_LOAD_FAILED = 100025;
+static const int ACL_ERROR_UNSUPPORTED_DATA_TYPE = 100026;
+static const int ACL_ERROR_FORMAT_NOT_MATCH = 100027;
+static const int ACL_ERROR_BIN_SELECTOR_NOT_REGISTERED = 100028;
+static const int ACL_ERROR_KERNEL_NOT_FOUND = 100029;
+static const int ACL_ERROR_BIN_SELECTOR_ALREADY_REGISTERED = 100030;
+static const int ACL_ERROR_KERNEL_ALREADY_REGISTERED = 100031;
+static const int ACL_ERROR_INVALID_QUEUE_ID = 100032;
+static const int ACL_ERROR_REPEAT_SUBSCRIBE = 100033;
+static const int ACL_ERROR_STREAM_NOT_SUBSCRIBE = 100034;
+static const int ACL_ERROR_THREAD_NOT_SUBSCRIBE = 100035;
+static const int ACL_ERROR_WAIT_CALLBACK_TIMEOUT = 100036;
 static const int ACL_ERROR_REPEAT_FINALIZE = 100037;
+static const int ACL_ERROR_NOT_STATIC_AIPP = 100038;
+static const int ACL_ERROR_COMPILING_STUB_MODE = 100039;
+static const int ACL_ERROR_GROUP_NOT_SET = 100040;
+static const int ACL_ERROR_GROUP_NOT_CREATE = 100041;
+static const int ACL_ERROR_PROF_ALREADY_RUN = 100042;
+static const int ACL_ERROR_PROF_NOT_RUN = 100043;
+static const int ACL_ERROR_DUMP_ALREADY_RUN = 100044;
+static const int ACL_ERROR_DUMP_NOT_RUN = 100045;
+static const int ACL_ERROR_PROF_REPEAT_SUBSCRIBE = 148046;
+static const int ACL_ERROR_PROF_API_CONFLICT = 148047;
+static const int ACL_ERROR_INVALID_MAX_OPQUEUE_NUM_CONFIG = 148048;
+static const int ACL_ERROR_INVALID_OPP_PATH = 148049;
+static const int ACL_ERROR_OP_UNSUPPORTED_DYNAMIC = 148050;
+static const int ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED = 148051;
+static const int ACL_ERROR_UNSUPPORTED_JPEG = 148052;
+static const int ACL_ERROR_INVALID_BUNDLE_MODEL_ID = 148053;
 
+/* 2000xx: resources and features. */
 static const int ACL_ERROR_BAD_ALLOC = 200000;
 static const int ACL_ERROR_API_NOT_SUPPORT = 200001;
 static const int ACL_ERROR_INVALID_DEVICE = 200002;
@@ -68,28 +134,26 @@ static const int ACL_ERROR_MEMORY_ADDRESS_UNALIGNED = 200003;
 static const int ACL_ERROR_RESOURCE_NOT_MATCH = 200004;
 static const int ACL_ERROR_INVALID_RESOURCE_HANDLE = 200005;
 static const int ACL_ERROR_FEATURE_UNSUPPORTED = 200006;
+static const int ACL_ERROR_PROF_MODULES_UNSUPPORTED = 200007;
 
+/* 3000xx: storage. */
 static const int ACL_ERROR_STORAGE_OVER_LIMIT = 300000;
 
+/* 5000xx: internal failures (of ACL, the graph engine, the runtime, the driver, profiling). */
 static const int ACL_ERROR_INTERNAL_ERROR = 500000;
 static const int ACL_ERROR_FAILURE = 500001;
 static const int ACL_ERROR_GE_FAILURE = 500002;
 static const int ACL_ERROR_RT_FAILURE = 500003;
 static const int ACL_ERROR_DRV_FAILURE = 500004;
+static const int ACL_ERROR_PROFILING_FAILURE = 500005;
 
-/* Runtime codes (CANN keeps these as macros in acl/error_codes/rt_error_codes.h). */
-#define ACL_ERROR_RT_PARAM_INVALID 107000
-#define ACL_ERROR_RT_INVALID_DEVICEID 107001
-#define ACL_ERROR_RT_CONTEXT_NULL 107002
-#define ACL_ERROR_RT_STREAM_CONTEXT 107003
-#define ACL_ERROR_RT_MODEL_CONTEXT 107004
-#define ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID 107006
-#define ACL_ERROR_RT_EVENT_TIMESTAMP_REVERSAL 107007
-#define ACL_ERROR_RT_EVENT_NOT_COMPLETE 507006
-#define ACL_ERROR_RT_STREAM_SYNC_TIMEOUT 507046
-#define ACL_ERROR_RT_EVENT_SYNC_TIMEOUT 507047
+/* Bounds of the shape / value ranges of aclSetTensorShapeRange and aclSetTensorValueRange. */
+#define ACL_TENSOR_SHAPE_RANGE_NUM 2
+#define ACL_TENSOR_VALUE_RANGE_NUM 2
+/* What aclGetTensorDescNumDims returns for a tensor of unknown rank. */
+#define ACL_UNKNOWN_RANK 0xFFFFFFFFFFFFFFFE
 
-/* ------------------------------------------------------------------ data types and formats */
+/* ------------------------------------------------------------------ data types, formats, levels, options */
 typedef enum {
   ACL_DT_UNDEFINED = -1,
   ACL_FLOAT = 0,
@@ -108,6 +172,9 @@ typedef enum {
   ACL_COMPLEX64 = 16,
   ACL_COMPLEX128 = 17,
   ACL_BF16 = 27,
+  ACL_INT4 = 29,
+  ACL_UINT1 = 30,
+  ACL_COMPLEX32 = 33,
 } aclDataType;
 
 typedef enum {
@@ -124,6 +191,8 @@ typedef enum {
   ACL_FORMAT_NCDHW = 30,
   ACL_FORMAT_NDC1HWC0 = 32,
   ACL_FRACTAL_Z_3D = 33,
+  ACL_FORMAT_NC = 35,
+  ACL_FORMAT_NCL = 47,
 } aclFormat;
 
 typedef enum {
@@ -133,11 +202,40 @@ typedef enum {
   ACL_ERROR = 3,
 } aclLogLevel;
 
+/* Where a tensor lives (aclSetTensorPlaceMent). */
+typedef enum {
+  ACL_MEMTYPE_DEVICE = 0,
+  ACL_MEMTYPE_HOST = 1,
+  ACL_MEMTYPE_HOST_COMPILE_INDEPENDENT = 2,
+} aclMemType;
+
+/* Context options (aclrtCtxGetSysParamOpt / aclrtCtxSetSysParamOpt). */
+typedef enum {
+  ACL_OPT_DETERMINISTIC = 0,
+  ACL_OPT_ENABLE_DEBUG_KERNEL = 1,
+} aclSysParamOpt;
+
+/* Capabilities of the installed CANN (aclGetCannAttributeList / aclGetCannAttribute). */
+typedef enum {
+  ACL_CANN_ATTR_UNDEFINED = -1,
+  ACL_CANN_ATTR_INF_NAN = 0,
+  ACL_CANN_ATTR_BF16 = 1,
+  ACL_CANN_ATTR_JIT_COMPILE = 2,
+} aclCannAttr;
+
+/* Device properties (aclGetDeviceCapability). */
+typedef enum {
+  ACL_DEVICE_INFO_UNDEFINED = -1,
+  ACL_DEVICE_INFO_AI_CORE_NUM = 0,
+  ACL_DEVICE_INFO_VECTOR_CORE_NUM = 1,
+  ACL_DEVICE_INFO_L2_SIZE = 2,
+} aclDeviceInfo;
+
 /* ------------------------------------------------------------------ helpers (no aclInit needed) */
 /* IEEE 754 binary16 <-> binary32; float -> half rounds to nearest even, overflow gives infinity. */
 ACL_FUNC_VISIBILITY float aclFloat16ToFloat(aclFloat16 value);
 ACL_FUNC_VISIBILITY aclFloat16 aclFloatToFloat16(float value);
-/* Bytes of one element; 0 for ACL_DT_UNDEFINED, ACL_STRING and unknown values. */
+/* Bytes of one element; 0 for ACL_DT_UNDEFINED, ACL_STRING, ACL_INT4, ACL_UINT1, ACL_COMPLEX32 and unknown values. */
 ACL_FUNC_VISIBILITY size_t aclDataTypeSize(aclDataType dataType);
 
 /* "Ascend310" (the emulated chip); NULL before aclInit. */
@@ -172,6 +270,36 @@ ACL_FUNC_VISIBILITY const char *aclGetTensorDescName(aclTensorDesc *desc);
 /* The index-th element of an array of descriptions (aclmdlCreateAndGetOpDesc returns arrays). */
 ACL_FUNC_VISIBILITY aclTensorDesc *aclGetTensorDescByIndex(aclTensorDesc *desc, size_t index);
 ACL_FUNC_VISIBILITY void *aclGetTensorDescAddress(const aclTensorDesc *desc);
+
+/* Emulator: not supported (single-operator execution and format conversion are outside a model runner).
+ * aclGetTensorDescDim returns -1; use aclGetTensorDescDimV2. */
+ACL_DEPRECATED_MESSAGE("aclGetTensorDescDim is deprecated, use aclGetTensorDescDimV2 instead")
+ACL_FUNC_VISIBILITY int64_t aclGetTensorDescDim(const aclTensorDesc *desc, size_t index);
+ACL_FUNC_VISIBILITY aclError aclGetTensorDescDimRange(const aclTensorDesc *desc, size_t index, size_t dimRangeNum,
+                                                      int64_t *dimRange);
+ACL_FUNC_VISIBILITY aclError aclSetTensorShapeRange(aclTensorDesc *desc, size_t dimsCount,
+                                                    int64_t dimsRange[][ACL_TENSOR_SHAPE_RANGE_NUM]);
+ACL_FUNC_VISIBILITY aclError aclSetTensorValueRange(aclTensorDesc *desc, size_t valueCount,
+                                                    int64_t valueRange[][ACL_TENSOR_VALUE_RANGE_NUM]);
+ACL_FUNC_VISIBILITY aclError aclTransTensorDescFormat(const aclTensorDesc *srcDesc, aclFormat dstFormat,
+                                                      aclTensorDesc **dstDesc);
+ACL_DEPRECATED_MESSAGE("aclSetTensorStorageFormat is deprecated, use aclSetTensorFormat instead")
+ACL_FUNC_VISIBILITY aclError aclSetTensorStorageFormat(aclTensorDesc *desc, aclFormat format);
+ACL_DEPRECATED_MESSAGE("aclSetTensorStorageShape is deprecated, use aclSetTensorShape instead")
+ACL_FUNC_VISIBILITY aclError aclSetTensorStorageShape(aclTensorDesc *desc, int numDims, const int64_t *dims);
+ACL_FUNC_VISIBILITY aclError aclSetTensorFormat(aclTensorDesc *desc, aclFormat format);
+ACL_FUNC_VISIBILITY aclError aclSetTensorShape(aclTensorDesc *desc, int numDims, const int64_t *dims);
+ACL_FUNC_VISIBILITY aclError aclSetTensorOriginFormat(aclTensorDesc *desc, aclFormat format);
+ACL_FUNC_VISIBILITY aclError aclSetTensorOriginShape(aclTensorDesc *desc, int numDims, const int64_t *dims);
+ACL_FUNC_VISIBILITY aclError aclSetTensorDynamicInput(aclTensorDesc *desc, const char *dynamicInputName);
+ACL_FUNC_VISIBILITY aclError aclSetTensorConst(aclTensorDesc *desc, void *dataBuffer, size_t length);
+ACL_FUNC_VISIBILITY aclError aclSetTensorPlaceMent(aclTensorDesc *desc, aclMemType memType);
+
+/* ------------------------------------------------------------------ CANN and device attributes */
+/* Emulator: not supported. */
+ACL_FUNC_VISIBILITY aclError aclGetCannAttributeList(const aclCannAttr **cannAttrList, size_t *num);
+ACL_FUNC_VISIBILITY aclError aclGetCannAttribute(aclCannAttr cannAttr, int32_t *value);
+ACL_FUNC_VISIBILITY aclError aclGetDeviceCapability(uint32_t deviceId, aclDeviceInfo deviceInfo, int64_t *value);
 
 #ifdef __cplusplus
 }
