@@ -3,7 +3,9 @@
 tests/acl_client/sample_infer.cpp knows nothing about pymfn: it includes "acl/acl.h" and links -lascendcl. Here it
 is compiled with `python -m pymfn acl-config --cflags --libs` (and with the README's CMake snippet), run with an
 environment that names no library folder, in both run modes, on a static and a dynamic-batch om; its outputs must
-equal pymfn's ACL engine's bit for bit and the emulator must report no leak at aclFinalize.
+equal pymfn's ACL engine's bit for bit and the emulator must report no leak at aclFinalize. It is also built the CANN
+way: `source <acl-config --toolkit-root>/set_env.sh`, then its own msame-style build.sh (tests/acl_client/build.sh,
+CMake with DDK_PATH / NPU_HOST_LIB and -DCMAKE_SKIP_RPATH=TRUE).
 """
 from __future__ import annotations
 
@@ -176,6 +178,15 @@ def test_acl_config_errors_are_one_line(emulator_dir, tmp_path):
     assert missing.returncode == 1 and missing.stdout == ""
     lines = missing.stderr.strip().splitlines()
     assert len(lines) == 1 and "libascendcl.so: not found" in lines[0] and "PYMFN_CORE_DIR" in lines[0]
+    # a build folder with the library but without its toolkit root (or with a dangling link in it)
+    shutil.copy2(emulator_dir / "libascendcl.so", tmp_path / "libascendcl.so")
+    assert acl_config("--libdir", env=env).stdout.strip() == str(tmp_path)
+    (tmp_path / "toolkit" / "runtime" / "lib64").mkdir(parents=True)
+    (tmp_path / "toolkit" / "set_env.sh").write_text("")
+    no_root = acl_config("--toolkit-root", env=env)
+    lines = no_root.stderr.strip().splitlines()
+    assert no_root.returncode == 1 and no_root.stdout == "" and len(lines) == 1, no_root.stderr
+    assert "acl/acl.h: not found" in lines[0] and "toolkit root" in lines[0]
 
 
 def test_built_client_needs_no_library_path(client, emulator_dir):
@@ -272,6 +283,95 @@ def test_readme_cmake_snippet_builds_the_same_client(client, models, images, tmp
     b = run_client(client, om, images[:5], tmp_path / "direct", "device")
     assert a.returncode == 0 and b.returncode == 0, a.stderr[-2000:] + b.stderr[-2000:]
     assert (tmp_path / "cmake.raw").read_bytes() == (tmp_path / "direct.raw").read_bytes()
+
+
+def toolkit_root() -> Path:
+    """`python -m pymfn acl-config --toolkit-root`, as a user would run it."""
+    p = acl_config("--toolkit-root")
+    assert p.returncode == 0, p.stderr
+    return Path(p.stdout.strip())
+
+
+def test_toolkit_root_is_cann_shaped_and_relocatable(emulator_dir):
+    root = toolkit_root()
+    assert root == emulator_dir / "toolkit"
+    assert {p.name for p in (root / "runtime" / "include" / "acl").glob("*.h")} >= {"acl.h", "acl_base.h", "acl_mdl.h",
+                                                                                     "acl_rt.h"}
+    for lib in ("libascendcl.so", "libacl_cblas.so", "libacl_dvpp.so"):
+        for folder in ("runtime/lib64", "runtime/lib64/stub", "lib64", "acllib/lib64/stub"):
+            path = root / folder / lib
+            assert path.resolve() == (emulator_dir / lib).resolve(), path
+    # nothing in the root names an absolute path: links are relative, set_env.sh finds itself
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            assert not os.readlink(p).startswith("/"), (p, os.readlink(p))
+    assert str(emulator_dir) not in (root / "set_env.sh").read_text()
+    assert "emulator" in (root / "pymfn_emulator.info").read_text()
+
+
+def test_set_env_sh_exports_the_toolkit_computed_from_its_own_location(emulator_dir, tmp_path):
+    """Sourced from a copy of the package folder elsewhere (a moved package), set_env.sh names the copy."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    moved = tmp_path / "elsewhere" / "pymfn"
+    moved.mkdir(parents=True)
+    for lib in ("libascendcl.so", "libacl_cblas.so", "libacl_dvpp.so"):
+        shutil.copy2(emulator_dir / lib, moved / lib)
+    shutil.copytree(toolkit_root(), moved / "toolkit", symlinks=True)
+    script = ('set -eu; LD_LIBRARY_PATH=/opt/x; source "$1/set_env.sh"; source "$1/set_env.sh"; '
+              'for v in ASCEND_TOOLKIT_HOME ASCEND_HOME_PATH ASCEND_AICPU_PATH ASCEND_OPP_PATH DDK_PATH NPU_HOST_LIB '
+              'LD_LIBRARY_PATH; do echo "$v=${!v}"; done')
+    p = subprocess.run([bash, "-c", script, "bash", str(moved / "toolkit")], capture_output=True, text=True,
+                       env=minimal_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = dict(line.split("=", 1) for line in p.stdout.splitlines())
+    root = str((moved / "toolkit").resolve())
+    assert got == {"ASCEND_TOOLKIT_HOME": root, "ASCEND_HOME_PATH": root, "ASCEND_AICPU_PATH": root,
+                   "ASCEND_OPP_PATH": f"{root}/opp", "DDK_PATH": root, "NPU_HOST_LIB": f"{root}/runtime/lib64/stub",
+                   "LD_LIBRARY_PATH": f"{root}/lib64:/opt/x"}  # prepended once, however often it is sourced
+    # executed instead of sourced: it says so and fails; a root whose library is gone: one line, failure
+    run_it = subprocess.run([bash, str(moved / "toolkit" / "set_env.sh")], capture_output=True, text=True,
+                            env=minimal_env(), timeout=60)
+    assert run_it.returncode == 1 and "source it" in run_it.stderr
+    (moved / "libascendcl.so").unlink()
+    gone = subprocess.run([bash, "-c", 'source "$1/set_env.sh" || echo "failed $?"', "bash", str(moved / "toolkit")],
+                          capture_output=True, text=True, env=minimal_env(), timeout=60)
+    assert gone.stdout.strip() == "failed 1" and len(gone.stderr.strip().splitlines()) == 1
+    assert "no runtime/lib64/libascendcl.so" in gone.stderr
+
+
+@pytest.mark.parametrize("run_mode", ["host"])
+def test_cann_style_build_script_builds_and_runs_after_set_env(core, emulator_dir, models, images, tmp_path, run_mode):
+    """The acceptance path: `source <toolkit root>/set_env.sh`, then the client's own msame-style build.sh (CMake
+    reading DDK_PATH / NPU_HOST_LIB, -DCMAKE_SKIP_RPATH=TRUE) builds it and it runs, in a shell with nothing else set
+    (PATH, HOME, LANG). Its outputs equal the ACL engine's bit for bit; without set_env.sh it cannot even start."""
+    bash, cmake, make = shutil.which("bash"), shutil.which("cmake"), shutil.which("make")
+    if not (bash and cmake and make):
+        pytest.skip("needs bash, cmake and make")
+    src = tmp_path / "acl_client"
+    shutil.copytree(HERE / "acl_client", src, ignore=shutil.ignore_patterns("build", "out"))
+    om, _ = models["static"]
+    inp = tmp_path / "in.bin"
+    np.ascontiguousarray(images[:5], np.float32).tofile(inp)
+    script = (f'set -e; source {shlex.quote(str(toolkit_root()))}/set_env.sh; '
+              f'{shlex.quote(str(src))}/build.sh {shlex.quote(compiler())}; '
+              f'{shlex.quote(str(src))}/out/sample_infer {om} {inp} 5 {tmp_path / "out"}')
+    p = subprocess.run([bash, "-c", script], capture_output=True, text=True, env=minimal_env(run_mode), timeout=600)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-3000:]
+    assert f"INC_PATH: {toolkit_root()}" in p.stdout and f"LIB_PATH: {toolkit_root()}/runtime/lib64/stub" in p.stdout
+    assert LEAK_MARK not in p.stderr
+    want = engine_outputs(core, om, images[:5], 1, [])
+    assert (tmp_path / "out.raw").read_bytes() == want.tobytes()
+    exe = src / "out" / "sample_infer"
+    readelf = shutil.which("readelf")
+    if readelf:
+        dynamic = subprocess.run([readelf, "-d", str(exe)], capture_output=True, text=True).stdout
+        assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, dynamic  # only set_env.sh makes it run
+        assert "[libascendcl.so]" in dynamic
+    bare = subprocess.run([str(exe), str(om), str(inp), "5", str(tmp_path / "bare")], capture_output=True, text=True,
+                          env=minimal_env(run_mode), timeout=60)
+    assert bare.returncode != 0 and "libascendcl.so" in bare.stderr
 
 
 def test_c_program_compiles_against_the_headers(emulator_dir, tmp_path):
