@@ -20,6 +20,12 @@
 //     bug): the next file's buffer is appended to it, so every later execute fails too, and msame still
 //     exits 0 - except when the failure is at the second file, where it gives up with exit code 1.
 //   * an empty input file: "[ERROR] binfile is empty", exit 1.
+//
+// Test switches (not msame's), in the environment: PYMFN_MSAME_DOUBLE_FAULT=
+//   leak            never releases the output dataset, its buffers and device memory (pymfn's emulator names
+//                   them at aclFinalize);
+//   teardown-error  destroys the stream twice at teardown: the second call fails and prints an [ERROR] line
+//                   after the summary, outside the timed run.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -27,6 +33,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -150,10 +157,20 @@ void* device_buffer_of_file(const std::string& path, bool device_mode, size_t* s
   return dev;
 }
 
+// The PYMFN_MSAME_DOUBLE_FAULT switch, checked against the known values.
+bool fault(const char* name) {
+  const char* v = std::getenv("PYMFN_MSAME_DOUBLE_FAULT");
+  return v && std::strcmp(v, name) == 0;
+}
+
 class Model {
  public:
   ~Model() {
     destroy_input();
+    if (fault("leak")) {  // forgotten: the emulator reports them at aclFinalize
+      out_mem_.clear();
+      output_ = nullptr;
+    }
     for (void* p : out_mem_) aclrtFree(p);
     if (output_) {
       for (size_t i = 0; i < aclmdlGetDatasetNumBuffers(output_); ++i)
@@ -304,6 +321,11 @@ int process(const Options& o, bool device_mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* f = std::getenv("PYMFN_MSAME_DOUBLE_FAULT");
+  if (f && *f && !fault("leak") && !fault("teardown-error")) {
+    ERROR_LOG("PYMFN_MSAME_DOUBLE_FAULT=%s: expected leak or teardown-error", f);
+    return kFailed;
+  }
   Options o;
   if (!parse_args(argc, argv, &o)) return 0;  // msame exit(0)s on bad parameters
   if (aclInit(nullptr) != ACL_SUCCESS) {
@@ -336,6 +358,8 @@ int main(int argc, char** argv) {
     INFO_LOG("Execute sample success.");
   }
   aclrtDestroyStream(stream);
+  if (fault("teardown-error") && aclrtDestroyStream(stream) != ACL_SUCCESS)
+    ERROR_LOG("destroy stream failed: %s", aclGetRecentErrMsg());
   INFO_LOG("end to destroy stream");
   aclrtDestroyContext(ctx);
   INFO_LOG("end to destroy context");

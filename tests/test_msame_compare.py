@@ -76,9 +76,12 @@ def inputs(tmp_path) -> Path:
     return _make_inputs(tmp_path / "bin_input")
 
 
-def _bench(args: list[str], msame_exe: Path, tmp: Path, run_mode: str = "host") -> subprocess.CompletedProcess:
+def _bench(args: list[str], msame_exe: Path, tmp: Path, run_mode: str = "host",
+           fault: str | None = None) -> subprocess.CompletedProcess:
     env = _msame_double.environment(run_mode)
     env["PYMFN_MSAME"] = str(msame_exe)
+    if fault:
+        env["PYMFN_MSAME_DOUBLE_FAULT"] = fault  # the work-alike's switches (tests/msame_double.cpp)
     env["TMPDIR"] = str(tmp)  # temporary output folders land here, so the test can see they are removed
     return subprocess.run([sys.executable, "-m", "pymfn.bench", "msame", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=300, cwd=tmp)
@@ -174,15 +177,57 @@ def test_msame_output_folder_that_does_not_exist_yet_and_kept_temporaries(om, ms
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     target = tmp_path / "not" / "there" / "yet"
-    proc = _bench(["--run-msame", "--no-folder-run", "--model", om, "--input", inputs, "--msame-output", target],
-                  msame_exe, tmp)
+    proc = _bench(["--run-msame", "--no-folder-run", "--model", om, "--input", inputs, "--msame-output", target,
+                   "--json", tmp_path / "c.json"], msame_exe, tmp)
     assert proc.returncode == 0, proc.stderr
     runs = [p for p in target.iterdir() if msame.parse_timestamp(p.name)]
     assert len(runs) == 1 and len(list(runs[0].glob("*_output_0.bin"))) == FILES  # the user's folder is kept
+    # msame's stdout and stderr are kept beside its outputs, named after its run folder
+    log = target / f"{runs[0].name}.log"
+    assert "Inference average time" in log.read_text() and f"msame's log (stdout and stderr): {log}" in proc.stdout
+    m = json.loads((tmp_path / "c.json").read_text())["msame"]
+    assert m["log_file"] == str(log) and m["log_file_kept"] and m["emulator_report"] == []
     proc = _bench(["--run-msame", "--model", om, "--input", inputs, "--keep-outputs"], msame_exe, tmp)
     assert proc.returncode == 0, proc.stderr
     kept = _temps(tmp)
     assert len(kept) == 2 and all(f"kept temporary output folder {tmp / k}" in proc.stdout for k in kept)
+
+
+@pytest.mark.parametrize("fault,reason", [
+    ("leak", "pymfn's ACL emulator found resources msame left outstanding at aclFinalize (a leak): 1 device "
+             "allocation(s)"),
+    ("teardown-error", "1 [ERROR] line(s) after msame's summary (outside its timed run): [ERROR] destroy stream "
+                       "failed: aclrtDestroyStream"),
+])
+def test_a_leak_or_an_error_outside_the_timed_run_fails_the_comparison(om, msame_exe, inputs, tmp_path, fault,
+                                                                        reason):
+    """Every execute succeeds and every output is right, yet msame's run is not clean: found in its kept log."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out, target = tmp_path / "c.json", tmp_path / "om_output"
+    proc = _bench(["--run-msame", "--no-folder-run", "--model", om, "--input", inputs, "--msame-output", target,
+                   "--json", out], msame_exe, tmp, fault=fault)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pymfn.bench msame: error: msame run failed: "), proc.stderr
+    assert reason in err[0] and "msame run FAILED" in proc.stdout
+    doc = json.loads(out.read_text())
+    m = doc["msame"]
+    assert m["status"] == "failed" and any(reason in r for r in m["failure_reasons"]), m["failure_reasons"]
+    assert len(m["failure_reasons"]) == 1  # nothing else was wrong: every file executed, every output written
+    c = doc["outputs"]["timing pass vs msame"]
+    assert (c["rows_compared"], c["rows_differing"]) == (FILES, 0)
+    log = Path(m["log_file"])
+    assert log.parent == target and m["log_file_kept"]
+    text = log.read_text()
+    if fault == "leak":
+        assert m["emulator_report"][0] == "pymfn ACL emulator: aclFinalize found outstanding resources:"
+        assert "1 dataset(s) not aclmdlDestroyDataset'd" in m["emulator_report"] and "outstanding resources" in text
+    else:
+        assert m["emulator_report"] == [] and "[ERROR] destroy stream failed" in text
+    # the same log, given back with --log, is judged the same way
+    again = _bench(["--log", log, "--json", tmp_path / "again.json"], msame_exe, tmp)
+    assert again.returncode == 1 and reason in again.stderr
 
 
 def test_passes_and_warmup_are_exact(om, msame_exe, inputs, tmp_path):

@@ -13,13 +13,17 @@ Three things are compared, each with its scope named in the table and the JSON.
   compared, rows differing (bitwise) with the largest difference, and the names missing on either side.
 
 msame exits 0 even when executes fail; a run with [ERROR] lines, fewer outputs than inputs or missing
-indices is reported as a failed msame run (exit status 1), and its averages are not shown as results.
+indices is reported as a failed msame run (exit status 1), and its averages are not shown as results. msame's
+output (stdout and stderr, interleaved as it wrote them) is kept beside its outputs as <output>/<run folder>.log
+and scanned whole: an [ERROR] line anywhere (also after its summary, e.g. in its teardown) or the ACL emulator's
+report of resources still outstanding at aclFinalize (a leak) fails the run too.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +36,7 @@ import numpy as np
 
 import pymfn
 from pymfn import msame
+from pymfn._atomic import atomic_write
 from pymfn._cli import CommandError, check_output_path, one_line, run_command, save_output
 from pymfn.bench import report
 
@@ -97,10 +102,71 @@ class MsameSide:
     command: list[str] | None = None
     returncode: int | None = None
     failure_reasons: list[str] = field(default_factory=list)
+    log_file: Path | None = None  # msame's stdout and stderr as the comparison kept them
+    emulator_report: list[str] = field(default_factory=list)  # what pymfn's ACL emulator said at aclFinalize
+    notes: list[str] = field(default_factory=list)  # worth saying, not failures
 
     @property
     def failed(self) -> bool:
         return bool(self.failure_reasons)
+
+
+# The ACL emulator's aclFinalize report (csrc/acl_emulator/lifecycle.cpp): a header line, then indented items.
+EMULATOR_LEAK_HEADER = "pymfn ACL emulator: aclFinalize found outstanding resources:"
+EMULATOR_NOTE_HEADER = "pymfn ACL emulator: at aclFinalize:"
+ERROR_LINE = re.compile(r"^[ \t]*\[ERROR\][^\n]*", re.M)
+
+
+def _report_items(lines: list[str], start: int) -> list[str]:
+    items = []
+    for line in lines[start + 1:]:
+        if not line.startswith("  ") or not line.strip():
+            break
+        items.append(line.strip())
+    return items
+
+
+def scan_msame_output(text: str, log: msame.MsameLog | None) -> tuple[list[str], list[str], list[str]]:
+    """What msame's whole output says beyond its parsed run: (failure reasons, emulator report lines, notes).
+
+    The parsed run ends at msame's summary lines; [ERROR] lines after them (teardown) are counted here. When msame
+    ran on pymfn's ACL emulator, its aclFinalize report names every resource msame left outstanding: a leak."""
+    reasons: list[str] = []
+    errors = [e.strip() for e in ERROR_LINE.findall(text)]
+    unparsed = errors[len(log.errors):] if log is not None else errors
+    if unparsed:
+        shown = " | ".join(unparsed[:3]) + (" | ..." if len(unparsed) > 3 else "")
+        where = "after msame's summary (outside its timed run)" if log is not None else "in msame's output"
+        reasons.append(f"{len(unparsed)} [ERROR] line(s) {where}: {shown}")
+    lines = text.splitlines()
+    report: list[str] = []
+    notes: list[str] = []
+    for i, line in enumerate(lines):
+        if line.strip() == EMULATOR_LEAK_HEADER:
+            items = _report_items(lines, i)
+            report += [line.strip(), *items]
+            leaks = [x for x in items if "not counted as a leak" not in x]
+            reasons.append("pymfn's ACL emulator found resources msame left outstanding at aclFinalize (a leak): "
+                           + ("; ".join(leaks) or "see the log"))
+            notes += [x for x in items if "not counted as a leak" in x]
+        elif line.strip() == EMULATOR_NOTE_HEADER:
+            items = _report_items(lines, i)
+            report += [line.strip(), *items]
+            notes += items
+    return reasons, report, [f"ACL emulator at msame's aclFinalize: {n}" for n in notes]
+
+
+def keep_msame_log(text: str, out_dir: Path, run_dir: Path | None) -> Path | None:
+    """Write msame's output beside its outputs: <out_dir>/<run folder>.log (msame.log when it made no run folder).
+    None (and the reason printed) when it cannot be written: the scan of the text still counts."""
+    path = out_dir / (f"{run_dir.name}.log" if run_dir is not None else "msame.log")
+    try:
+        with atomic_write(path) as f:
+            f.write(text.encode("utf-8", errors="replace"))
+    except OSError as exc:
+        print(f"{PROG}: warning: could not keep msame's log as {path} ({exc.strerror or exc})", file=sys.stderr)
+        return None
+    return path
 
 
 def read_msame_rows(run_dir: Path, dtypes: list[str]) -> tuple[dict[str, list[bytes]], list[str]]:
@@ -139,10 +205,13 @@ def msame_from_run(args: argparse.Namespace, inputs: InputFolder, out_dir: Path,
     res = msame.run_msame(args.model, inputs.path, out_dir, msame=args.msame, check=False)
     side = MsameSide("run", log=res.log, run_dir=res.run_dir, wall_s=res.wall_s, command=res.command,
                      returncode=res.returncode)
+    side.log_file = keep_msame_log(res.log_text, out_dir, res.run_dir)
     if res.error:
         side.failure_reasons.append(res.error)
     if res.log is not None:
         side.failure_reasons += res.log.failure_reasons(expected_files=len(inputs.entries))
+    reasons, side.emulator_report, side.notes = scan_msame_output(res.log_text, res.log)
+    side.failure_reasons += reasons
     if res.run_dir is None:
         side.failure_reasons.append(f"msame created no run folder under {out_dir}")
     else:
@@ -162,11 +231,15 @@ def msame_from_files(args: argparse.Namespace, inputs: InputFolder | None, dtype
     side = MsameSide(" + ".join(s for s, on in (("log", args.log), ("output folder", args.msame_output)) if on))
     if args.log:
         try:
-            side.log = msame.parse_msame_log(msame.read_log_file(args.log))
+            text = msame.read_log_file(args.log)
+            side.log = msame.parse_msame_log(text)
         except msame.MsameError as exc:
             raise CommandError(f"--log {args.log}: {exc}") from None
+        side.log_file = Path(args.log)
         expected = len(inputs.entries) if inputs is not None else None
         side.failure_reasons += side.log.failure_reasons(expected_files=expected)
+        reasons, side.emulator_report, side.notes = scan_msame_output(text, side.log)
+        side.failure_reasons += reasons
     if args.msame_output:
         try:
             side.run_dir = msame.find_run_dir(args.msame_output)
@@ -611,6 +684,8 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
 
     if ms is not None and ms.log is not None:
         warnings += [f"msame log: {w}" for w in ms.log.warnings]
+    if ms is not None:
+        warnings += ms.notes
         if not ms.failed:
             warnings += _noisy_warning("msame", ms.log.run_times_ms)
     if tp is not None:
@@ -640,6 +715,8 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
             print(f"  ! {w}")
     if fr is not None and fr.output_dir not in temps:
         print(f"pymfn folder run outputs: {fr.run_dir}")
+    if ms is not None and ms.source == "run" and ms.log_file is not None and _kept(ms.log_file, temps, args):
+        print(f"msame's log (stdout and stderr): {ms.log_file}")
 
     doc = _document(args, inputs, ms, tp, fr, comparisons, warnings, temps)
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", PROG)):
@@ -649,6 +726,11 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     if ms is not None and ms.failed:
         raise CommandError(f"msame run failed: {ms.failure_reasons[0]}")
     return 0
+
+
+def _kept(path: Path, temps: list[Path], args: argparse.Namespace) -> bool:
+    """Whether ``path`` outlives the command (not in a temporary folder, or --keep-outputs)."""
+    return args.keep_outputs or not any(path.is_relative_to(t) for t in temps)
 
 
 def _document(args: argparse.Namespace, inputs: InputFolder | None, ms: MsameSide | None, tp: TimingPass | None,
@@ -665,7 +747,10 @@ def _document(args: argparse.Namespace, inputs: InputFolder | None, ms: MsameSid
                         "whole_process_scope": SCOPES["msame_whole_process"] if ms.wall_s is not None else None,
                         "per_execute_scope": SCOPES["msame_per_execute"],
                         "run_dir": str(ms.run_dir) if ms.run_dir else None,
-                        "outputs_read_as": ms.output_dtypes, "outputs_kept": kept or args.keep_outputs}
+                        "outputs_read_as": ms.output_dtypes, "outputs_kept": kept or args.keep_outputs,
+                        "log_file": str(ms.log_file) if ms.log_file else None,
+                        "log_file_kept": bool(ms.log_file) and _kept(ms.log_file, temps, args),
+                        "emulator_report": ms.emulator_report}
     if tp is not None:
         doc["pymfn"] = _timing_json(tp)
     if fr is not None:
