@@ -619,8 +619,6 @@ METRICS_PROBES: list[Probe] = [
       "embeddings {metrics_inputs[zero_npy]}: all 1200 rows are zeros"),
     M("eval-identical-rows", "pymfn eval {metrics_inputs[same_npy]} --issame {metrics_inputs[issame600]}",
       "embeddings {metrics_inputs[same_npy]}: all 1200 rows point the same way"),
-    M("eval-flip-zero-rows", "pymfn eval {emb} --flip {metrics_inputs[zero_npy]} --issame {issame}",
-      "--flip {metrics_inputs[zero_npy]}: all 1200 rows are zeros"),
     # 13: NaN in embeddings names the file (eval) or --data and the model (bench accuracy)
     M("eval-nan-names-the-file", "pymfn eval {metrics_inputs[nan_npy]} --issame {metrics_inputs[issame600]}",
       "embeddings {metrics_inputs[nan_npy]}: row 5 contains NaN"),
@@ -643,8 +641,6 @@ METRICS_PROBES: list[Probe] = [
       "--device 4294967296: not an AscendCL device id"),
     # 14: the tf engine range-checks --threads like the other engines (100000 threads never finished starting)
     M("latency-tf-threads-huge", "pymfn.bench latency --model {garbage_pb} --engine tf --threads 100000",
-      "--threads 100000: the tf engine takes 0"),
-    M("accuracy-tf-threads-huge", "pymfn.bench accuracy --data {lfw} --model {garbage_pb} --engine tf --threads 100000",
       "--threads 100000: the tf engine takes 0"),
     # 13: --output that OpenVINO cannot write is refused before the work, by option name
     M("convert-openvino-output-not-xml", "pymfn convert {garbage_pb} --target openvino --output {fresh}.model",
