@@ -23,6 +23,12 @@ each plateau and so gives lower thresholds than the published figures; it is not
 
 Flip TTA follows InsightFace: add the *raw* embeddings of an image and of its mirror, then L2-normalise
 (FaceNet instead concatenates the normalised halves; not used here).
+
+Embeddings from which no figure could mean anything are refused with an error naming their source rather
+than scored: NaN or infinity, all-zero rows, rows that all point one way, and sets whose pair distances all
+fall inside one step of the threshold grid (the protocol would report the share of the larger class, a
+plausible-looking "50%"). Rows whose norm overflows or underflows the dtype are normalised after an exact
+power-of-two scaling instead.
 """
 from __future__ import annotations
 
