@@ -569,6 +569,11 @@ def _run(args: argparse.Namespace) -> int:
     _check_ir_input(model, args)
     check_output_path(out, "--output")
     if args.target == "openvino":
+        if out.suffix != ".xml":
+            # OpenVINO writes an IR only under an .xml name (its weights go to the .bin beside it), and says
+            # so only after the conversion, naming its internal temp file: refuse before the work.
+            raise ConvertError(f"--output {out}: an OpenVINO IR is written as NAME.xml with NAME.bin beside it; "
+                               "give a name ending in .xml")
         check_output_path(out.with_suffix(".bin"), "--output")
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]

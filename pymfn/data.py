@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 
 from pymfn._atomic import atomic_dir
 from pymfn._cli import CommandError, check_output_dir, run_command
+from pymfn._readfile import InputFileError, file_kind, read_regular_file
 
 META_NAME = "pymfn_data.json"
 LABELS_NAME = "labels.txt"
@@ -56,9 +58,29 @@ class ImageTree:
     empty_folders: list[str]
 
 
+def _require_image_file(path: Path) -> Path:
+    """``path`` (listed for its image suffix) if it is a regular file, following symlinks; anything else is
+    an error naming it, as every other pymfn command that lists images does: a FIFO named a.jpg would
+    block the reader forever, and skipping a dangling link or a folder named a.jpg loses an image silently."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: dangling symbolic link (its target does not exist); expected an image file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc}); expected an image file") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: is a {file_kind(st.st_mode)}, not a regular file (expected an image file)")
+    return path
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
 def scan_image_tree(root: str | os.PathLike) -> ImageTree:
     """List the images of an identity-per-folder tree. Folders with no image files are skipped (and
-    reported in ``empty_folders``) so they take no label; a tree with no images at all is an error."""
+    reported in ``empty_folders``) so they take no label; a tree with no images at all is an error, and
+    so is an entry with an image suffix that is not a regular file (a FIFO, a dangling link, a folder)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image tree not found or not a directory: {root}")
@@ -67,8 +89,7 @@ def scan_image_tree(root: str | os.PathLike) -> ImageTree:
     names: list[str] = []
     empty: list[str] = []
     for folder in folders:
-        images = sorted(p for p in folder.iterdir()
-                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+        images = sorted(_require_image_file(p) for p in folder.iterdir() if _is_image_name(p.name))
         if not images:
             empty.append(folder.name)
             continue
@@ -76,6 +97,10 @@ def scan_image_tree(root: str | os.PathLike) -> ImageTree:
         names.append(folder.name)
         files.extend((p, label) for p in images)
     if not files:
+        rec_parts = sorted(p.name for p in root.iterdir() if p.suffix == ".idx" or p.name == "property")
+        if rec_parts:  # a RecordIO set missing its .rec (format detection sends .rec-less folders here)
+            raise DataError(f"{root}: an InsightFace RecordIO folder ({', '.join(rec_parts)}) without its .rec data "
+                            "file: train.rec is missing (it must sit beside train.idx)")
         loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
         hint = (f" ({len(loose)} images lie directly in it: put each identity's images in its own sub-folder)"
                 if loose else "")
@@ -111,11 +136,18 @@ def check_image(data: bytes, where: str, image_size: int | None = 112, verify: b
         raise DataError(f"{where}: unreadable or corrupt image ({exc})") from None
 
 
+MAX_IMAGE_FILE_BYTES = 64 << 20  # far above any encoded face crop; bounds what one file can make us read
+
+
 def _read_file(path: Path) -> bytes:
+    """An image file's bytes, opened non-blocking and only if it is (still) a regular file."""
     try:
-        return path.read_bytes()
+        return read_regular_file(path, "an image file", max_bytes=MAX_IMAGE_FILE_BYTES)
+    except InputFileError as exc:
+        raise DataError(str(exc)) from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+        text = exc.strerror or str(exc)
+        raise DataError(text if str(path) in text else f"{path}: cannot read image file ({text})") from None
 
 
 def find_recordio(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -124,7 +156,8 @@ def find_recordio(path: str | os.PathLike) -> tuple[Path, Path]:
     if path.is_dir():
         recs = sorted(path.glob("*.rec"))
         if not recs:
-            raise DataError(f"no .rec file in {path}")
+            raise DataError(f"{path}: no .rec file in this folder (an InsightFace RecordIO set is train.rec with "
+                            "train.idx beside it)")
         rec = path / "train.rec" if (path / "train.rec").exists() else recs[0]
         if len(recs) > 1 and rec.name != "train.rec":
             raise DataError(f"several .rec files in {path} and none is train.rec: pass the .rec path")

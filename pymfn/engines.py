@@ -25,6 +25,39 @@ ENGINES = ("openvino", "tf", "acl")
 _KNOWN_OUTPUTS = ("embeddings", "the_outputs")
 
 
+# The largest device id AscendCL can address: aclrtSetDevice takes an int32_t.
+MAX_DEVICE_ID = 2**31 - 1
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_tf_threads(threads: Any) -> int:
+    """``threads`` for the tf engine: 0 (TensorFlow's default) up to the CPUs this process may use.
+
+    TensorFlow starts every intra-op thread it is asked for: 100,000 of them grow memory by tens of MB/s
+    and never finish starting. (OpenVINO caps the count at the cores itself; the acl engine has none.)
+    """
+    cpus = usable_cpus()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= cpus:
+        raise _core.InvalidArgument(f"--threads {threads}: the tf engine takes 0 (TensorFlow's default) to {cpus} "
+                                    f"threads, the logical CPUs this process may use")
+    return int(threads)
+
+
+def check_device_id(device: Any) -> int:
+    """An ACL device id: an integer in 0..2**31-1 (whether that device exists is the runtime's to say)."""
+    if isinstance(device, bool) or not isinstance(device, (int, np.integer)) or not 0 <= device <= MAX_DEVICE_ID:
+        raise _core.InvalidArgument(f"--device {device}: not an AscendCL device id (expected an integer in "
+                                    f"0..{MAX_DEVICE_ID}; the devices present are numbered from 0)")
+    return int(device)
+
+
 def _input_error(path: str | os.PathLike, message: str) -> Exception:
     """An ``_core.InputError`` carrying ``.path``, like the ones the native code raises."""
     err = _core.InputError(f"{path}: {message}")
@@ -59,8 +92,7 @@ class TFEngine(_core.Engine):
             raise _core.InvalidArgument(f"{path}: TFEngine runs frozen TensorFlow .pb files, not '{path.suffix}'")
         if not path.is_file():
             raise _input_error(path, "model file not found")
-        if threads < 0:
-            raise _core.InvalidArgument(f"threads must be >= 0 (0 = TensorFlow's default), got {threads}")
+        threads = check_tf_threads(threads)
         tf1 = tf.compat.v1
         graph_def = tf1.GraphDef()
         try:
@@ -196,6 +228,11 @@ def open_engine(model_path: str | os.PathLike, engine: str | None = None, precis
             raise _core.InvalidArgument(f"{path}: cannot tell the engine from the suffix '{suffix}' (expected "
                                         f"{', '.join(ENGINE_BY_SUFFIX)}; or pass engine=)")
         engine = ENGINE_BY_SUFFIX[suffix]
+    # option ranges first: a typo should not wait for a model to load
+    if engine == "tf":
+        check_tf_threads(threads)
+    if engine == "acl" and "device" in kw:
+        kw["device"] = check_device_id(kw["device"])
     if not path.is_file():
         raise _input_error(path, "model file not found")
     if inflight < 1:

@@ -23,6 +23,12 @@ each plateau and so gives lower thresholds than the published figures; it is not
 
 Flip TTA follows InsightFace: add the *raw* embeddings of an image and of its mirror, then L2-normalise
 (FaceNet instead concatenates the normalised halves; not used here).
+
+Embeddings from which no figure could mean anything are refused with an error naming their source rather
+than scored: NaN or infinity, all-zero rows, rows that all point one way, and sets whose pair distances all
+fall inside one step of the threshold grid (the protocol would report the share of the larger class, a
+plausible-looking "50%"). Rows whose norm overflows or underflows the dtype are normalised after an exact
+power-of-two scaling instead.
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ __all__ = [
     "ACC_THRESHOLDS",
     "VAL_THRESHOLDS",
     "VerificationResult",
+    "DegenerateEmbeddingsError",
+    "check_embeddings",
     "l2_normalize",
     "combine_flip",
     "pair_distances",
@@ -113,7 +121,14 @@ class VerificationResult:
                 f"@ FAR {self.far:.5f} (target {self.far_target:g}); AUC {self.auc:.4f}; EER {self.eer:.4f}")
 
 
+class DegenerateEmbeddingsError(ValueError):
+    """Embeddings whose verification figures would mean nothing (zero rows, one shared direction, every
+    pair at the same distance); the message names the source and what is wrong with it."""
+
+
 def _as_float_matrix(x: Any, name: str) -> np.ndarray:
+    """``x`` as a float32/float64 [N, D] matrix of finite numbers; ``name`` (the source: a file, an option)
+    starts every error message."""
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array [N, D], got shape {arr.shape}")
@@ -124,44 +139,90 @@ def _as_float_matrix(x: Any, name: str) -> np.ndarray:
     if arr.dtype not in (np.float32, np.float64):
         # float16 (Ascend om output) and integers are widened: distances in fp16 would lose pairs
         arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"{name}: row {bad} contains NaN or infinity")
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        more = f" ({len(bad)} of {len(arr)} rows do)" if len(bad) > 1 else ""
+        raise ValueError(f"{name}: row {int(bad[0])} contains NaN or infinity{more}; a model or conversion fault "
+                         "(or the wrong file)")
     return arr
 
 
-def l2_normalize(x: Any) -> np.ndarray:
+def check_embeddings(x: Any, source: str = "embeddings") -> np.ndarray:
+    """``x`` as a finite float matrix, refused when no verification figure computed from it could mean
+    anything: a row of zeros has no direction (its distance to everything is the same), and rows that
+    all point the same way put every pair at distance 0. Both come from broken models or wrong files,
+    and the protocol would turn them into a plausible "50%". ``source`` names the input in errors."""
+    arr = _as_float_matrix(x, source)
+    zero = ~arr.any(axis=1)
+    if zero.any():
+        rows = np.flatnonzero(zero)
+        which = f"all {len(arr)} rows are zeros" if len(rows) == len(arr) else \
+            f"row {int(rows[0])} is all zeros" + (f" ({len(rows)} of {len(arr)} rows are)" if len(rows) > 1 else "")
+        raise DegenerateEmbeddingsError(f"{source}: {which}; a zero embedding has no direction, so distances and "
+                                        "accuracy would mean nothing (a model or conversion fault?)")
+    if len(arr) > 1:
+        unit = l2_normalize(arr)
+        if (unit == unit[0]).all():
+            raise DegenerateEmbeddingsError(f"{source}: all {len(arr)} rows point the same way (every pair at "
+                                            "distance 0); a constant model output or the wrong file")
+    return arr
+
+
+def l2_normalize(x: Any, name: str = "embeddings") -> np.ndarray:
     """Rows scaled to unit L2 norm, the way ``sklearn.preprocessing.normalize`` does it (same bits).
 
     float32/float64 keep their dtype (the reference keeps float32 model outputs as float32), other
     dtypes become float32. All-zero rows stay zero.
+
+    Where sklearn's arithmetic fails, rows are first scaled by a power of two (exact) so their largest
+    value lies in [0.5, 1): a norm that overflows (float32 rows of 1e20 give inf, then NaN) and a norm
+    below 10 eps (rows of 1e-40 square to 0; sklearn then leaves the row as it is, at a distance of
+    about 1 from everything). Every row whose norm sklearn computes normally keeps sklearn's bits.
     """
-    arr = _as_float_matrix(x, "embeddings")
+    arr = _as_float_matrix(x, name)
     norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
-    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    tiny = 10 * np.finfo(norms.dtype).eps
+    rescale = ~np.isfinite(norms) | (norms < tiny)
+    if rescale.any():
+        rows = np.flatnonzero(rescale & arr.any(axis=1))
+        if len(rows):
+            arr = arr.copy()
+            _, exponent = np.frexp(np.abs(arr[rows]).max(axis=1))
+            arr[rows] = np.ldexp(arr[rows], -exponent[:, np.newaxis]).astype(arr.dtype, copy=False)
+            norms[rows] = np.sqrt(np.einsum("ij,ij->i", arr[rows], arr[rows]))
+    norms[norms < tiny] = 1.0
     return arr / norms[:, np.newaxis]
 
 
 FLIP_MODES = ("sum", "concat")
 
 
-def combine_flip(emb: Any, emb_flipped: Any, mode: str = "sum") -> np.ndarray:
+def combine_flip(emb: Any, emb_flipped: Any, mode: str = "sum", names: tuple[str, str] = ("emb", "emb_flipped")
+                 ) -> np.ndarray:
     """Flip TTA: one normalised embedding per image from the image's and its mirror's raw embeddings.
 
     ``mode="sum"`` is InsightFace's: L2-normalise(raw + raw_mirror), so the larger raw embedding weighs
     more. ``mode="concat"`` L2-normalises each half and concatenates them (then normalises), which makes
     the squared distance the mean of the two halves' squared distances — the other common variant
-    (FaceNet-style evaluation code); both are reported in the README.
+    (FaceNet-style evaluation code); both are reported in the README. ``names`` name the two inputs in
+    errors; each is checked on its own (``check_embeddings``: a zero half would pass unnoticed in the sum).
     """
     if mode not in FLIP_MODES:
         raise ValueError(f"combine_flip: mode={mode!r}; expected one of {', '.join(FLIP_MODES)}")
-    a = _as_float_matrix(emb, "emb")
-    b = _as_float_matrix(emb_flipped, "emb_flipped")
+    a = check_embeddings(emb, names[0])
+    b = check_embeddings(emb_flipped, names[1])
     if a.shape != b.shape:
-        raise ValueError(f"combine_flip: emb has shape {a.shape} but emb_flipped has {b.shape}")
+        raise ValueError(f"combine_flip: {names[0]} has shape {a.shape} but {names[1]} has {b.shape}")
     if mode == "concat":
         return l2_normalize(np.concatenate([l2_normalize(a), l2_normalize(b)], axis=1))
-    return l2_normalize(a + b)
+    with np.errstate(over="ignore"):
+        total = a + b
+    over = ~np.isfinite(total).all(axis=1)
+    if over.any():  # raw values near the dtype's limit: sum the rows scaled by one power of two (exact)
+        _, exponent = np.frexp(np.maximum(np.abs(a[over]).max(axis=1), np.abs(b[over]).max(axis=1)))
+        total[over] = np.ldexp(a[over], -exponent[:, np.newaxis]) + np.ldexp(b[over], -exponent[:, np.newaxis])
+    return l2_normalize(check_embeddings(total, f"{names[0]} + {names[1]}"))
 
 
 def pair_distances(embeddings: np.ndarray) -> np.ndarray:
@@ -186,8 +247,14 @@ def _rate(num: np.ndarray, den: int) -> np.ndarray:
     return np.asarray(num, dtype=np.float64) / float(den)
 
 
-def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3) -> VerificationResult:
-    """The protocol on precomputed pair distances (squared L2). See ``evaluate``."""
+def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3,
+                       source: str = "dist") -> VerificationResult:
+    """The protocol on precomputed pair distances (squared L2). See ``evaluate``.
+
+    Refused (``DegenerateEmbeddingsError`` naming ``source``) when both classes are present but every
+    distance lies in one step of the threshold grid: then no threshold separates anything and the
+    "accuracy" is merely the share of the larger class.
+    """
     d = np.asarray(dist)
     same = np.asarray(issame)
     if d.ndim != 1:
@@ -202,6 +269,7 @@ def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target:
         raise ValueError("dist: expected finite floating-point distances")
     # the reference compares float32 distances with float64 thresholds in float64: widening is exact
     d = d.astype(np.float64)
+    _refuse_inseparable(d, same, source)
 
     folds = fold_bounds(n, nrof_folds) if nrof_folds > 1 else [(0, n)]
     ta, tv = ACC_THRESHOLDS, VAL_THRESHOLDS
@@ -267,6 +335,21 @@ def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target:
         auc=_auc(all_fpr, all_tpr), eer=_eer(all_fpr, all_tpr), tpr=tpr, fpr=fpr, pairs=n, folds=nrof_folds,
         far_target=float(far_target), val_thresholds=val_thr, warnings=_fold_warnings(n_same, n_diff, folds),
     )
+
+
+def _refuse_inseparable(d: np.ndarray, same: np.ndarray, source: str) -> None:
+    if not (same.any() and (~same).any()):  # one class: nothing to separate (reported as a warning)
+        return
+    cell = np.searchsorted(ACC_THRESHOLDS, d, side="right")  # thresholds <= d: same predictions for all of them
+    if cell.min() != cell.max():
+        return
+    lo = float(ACC_THRESHOLDS[cell[0] - 1]) if cell[0] > 0 else float("-inf")
+    hi = f"{ACC_THRESHOLDS[cell[0]]:g}" if cell[0] < len(ACC_THRESHOLDS) else "inf"
+    spread = "are all equal" if d.min() == d.max() else f"all lie in [{lo:g}, {hi})"
+    raise DegenerateEmbeddingsError(
+        f"{source}: the {len(d)} pair distances {spread} (one step of the threshold grid), so no threshold tells "
+        "same from different pairs and the accuracy would only be the share of the larger class (embeddings "
+        "that barely differ: a constant model output or the wrong file)")
 
 
 def roc_all_pairs(dist: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,21 +438,31 @@ def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def evaluate(embeddings: Any, issame: Any, nrof_folds: int = 10, far_target: float = 1e-3,
-             flipped: Any = None, flip_mode: str = "sum") -> VerificationResult:
+             flipped: Any = None, flip_mode: str = "sum", source: str = "embeddings",
+             flipped_source: str = "flipped") -> VerificationResult:
     """Run the LFW protocol on embeddings in pair order (rows 2k, 2k+1 = pair k).
 
     Embeddings are L2-normalised here (normalising twice is harmless), so raw model outputs can be
     passed. ``flipped``: raw embeddings of the mirrored images (``lfw.mirror``) for flip TTA, i.e.
-    ``combine_flip(embeddings, flipped, flip_mode)``.
+    ``combine_flip(embeddings, flipped, flip_mode)``. ``source`` (and ``flipped_source``) name the inputs
+    in errors, e.g. the file they came from.
+
+    Embeddings from which no figure could mean anything raise ``DegenerateEmbeddingsError``: NaN or
+    infinity, zero rows, rows all pointing one way, or pairs all at distances one threshold step apart
+    (``check_embeddings``, ``evaluate_distances``).
     """
-    emb = l2_normalize(embeddings) if flipped is None else combine_flip(embeddings, flipped, flip_mode)
+    if flipped is None:
+        emb = l2_normalize(check_embeddings(embeddings, source), source)
+    else:
+        emb = combine_flip(embeddings, flipped, flip_mode, names=(source, flipped_source))
     same = np.asarray(issame)
     if same.ndim != 1:
         raise ValueError(f"issame: expected a 1-D array of booleans, got shape {same.shape}")
     if emb.shape[0] != 2 * len(same):
-        raise ValueError(f"embeddings: {emb.shape[0]} rows for {len(same)} pairs "
+        raise ValueError(f"{source}: {emb.shape[0]} rows for {len(same)} pairs "
                          f"(expected 2 * len(issame) = {2 * len(same)} rows in pair order)")
-    return evaluate_distances(pair_distances(emb), same, nrof_folds=nrof_folds, far_target=far_target)
+    return evaluate_distances(pair_distances(emb), same, nrof_folds=nrof_folds, far_target=far_target,
+                              source=source)
 
 
 def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | None = None,
@@ -533,15 +626,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.msame_dir is not None:
         sizes = tuple(args.embedding_size or MOBILEFACENET_EMBEDDING_SIZES)
         emb = read_msame_embeddings(args.msame_dir, args.dtype, sizes, "--dtype", pairs=len(issame))
+        source = f"--msame-dir {args.msame_dir}"
     else:
         emb = _load_npy(args.embeddings, "embeddings")
+        source = f"embeddings {args.embeddings}"  # as the file errors of _load_npy name it
+    flipped, flipped_source = None, f"--flip {args.flip}"
     if args.flip is not None:
-        emb = combine_flip(emb, _load_npy(args.flip, "--flip"))
-    emb = _as_float_matrix(emb, "embeddings")  # the inputs' own errors come before --folds is judged
+        flipped = _load_npy(args.flip, "--flip")
+    # the inputs' own errors (non-finite, zero or identical rows) come before --folds is judged
+    emb = check_embeddings(emb, source)
+    if flipped is not None:
+        flipped = check_embeddings(flipped, flipped_source)
     if emb.shape[0] == 2 * len(issame) and args.folds > len(issame):  # (a row-count mismatch: evaluate says so)
         raise CommandError(f"--folds {args.folds}: more folds than the {len(issame)} pairs in {args.issame} "
                            "(give --folds at most the number of pairs)")
-    result = evaluate(emb, issame, nrof_folds=args.folds)
+    result = evaluate(emb, issame, nrof_folds=args.folds, flipped=flipped, source=source,
+                      flipped_source=flipped_source)
     print(result.summary())
     print_warnings(result, "pymfn eval")
     if args.json:

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pymfn import __version__, config
+from pymfn import __version__, _hashes, config
 from pymfn._atomic import atomic_dir, atomic_write
 from pymfn._cli import CommandError, check_output_dir, check_output_path, run_command
 from pymfn._quiet import native_stderr_hidden
@@ -238,11 +238,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _hashes.file_sha256(path)
 
 
 def record_path(out_xml: Path) -> Path:
@@ -338,6 +334,26 @@ def save_calibration_bins(calibration: CalibrationSet, folder: Path) -> None:
 
 # ---------------------------------------------------------------- cached default INT8 model
 
+def cached_ir_reusable(out_xml: Path) -> bool:
+    """True when the cached IR ``out_xml`` and its ``.bin`` still hash to what its record says.
+
+    An entry with no (readable) record is rebuilt like a missing one; one whose files differ from the
+    record is rebuilt with a one-line warning naming the file and the difference.
+    """
+    if not out_xml.is_file():
+        return False
+    record = read_record(out_xml)
+    output = record.get("output") if isinstance(record, dict) else None
+    if not isinstance(output, dict):
+        return False
+    for path, key in ((out_xml, "xml_sha256"), (out_xml.with_suffix(".bin"), "bin_sha256")):
+        why = _hashes.file_mismatch(path, {"sha256": output.get(key)})
+        if why is not None:
+            print(f"pymfn: warning: the cached INT8 IR {path} {why}; quantizing again", file=sys.stderr, flush=True)
+            return False
+    return True
+
+
 def cached_quantized(model_path: str | os.PathLike, calibration: CalibrationSet | None = None,
                      settings: QuantizeSettings | None = None, quiet: bool = False) -> Path:
     """The INT8 IR of ``model_path`` with the default calibration, built once into the cache.
@@ -359,7 +375,7 @@ def cached_quantized(model_path: str | os.PathLike, calibration: CalibrationSet 
         h.update(part.encode())
     folder = config.cache_dir() / "models"
     out = folder / f"{model_path.stem}-int8-{h.hexdigest()[:12]}.xml"
-    if out.is_file() and out.with_suffix(".bin").is_file() and record_path(out).is_file():
+    if cached_ir_reusable(out):
         return out
     if not quiet:
         print(f"pymfn: quantizing {model_path.name} once ({len(calibration.names)} calibration images from "

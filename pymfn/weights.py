@@ -43,6 +43,26 @@ class WeightsFormatError(ValueError):
     """The source file is not the expected pretrained MobileFaceNet (message names the file)."""
 
 
+class CheckpointWriteError(OSError):
+    """The checkpoint could not be written (disk full, file too large, permissions); the message names the
+    target directory and the system's reason, never the temp files TensorFlow was writing."""
+
+    def __init__(self, target: Path, reason: str, errno_: int | None = None) -> None:
+        super().__init__(f"{target}: cannot write the checkpoint ({reason})")
+        self.errno = errno_
+        self.target = str(target)
+
+
+def _save_failure_reason(exc: BaseException) -> str:
+    """The system's reason from a failed SaveV2 (TensorFlow puts it after the temp file's path and ';')."""
+    text = getattr(exc, "message", None) or str(exc)
+    for line in text.splitlines():
+        line = line.strip()
+        if "; " in line and not line.startswith(("Graph execution error", "Detected at node", "File ", "Node: ")):
+            return line.rsplit("; ", 1)[1].strip()
+    return type(exc).__name__
+
+
 @dataclass
 class SourceLayer:
     """One layer of the sirius network with BN folded: kernel (HWIO, or HWC1 for depthwise), bias, slope.
@@ -330,16 +350,24 @@ def write_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embeddi
     specs = mfn.variable_specs(embedding_size)
     check_values(values, embedding_size)
     names = sorted(specs)
-    with atomic_dir(out_dir) as tmp:
-        with tf.Graph().as_default(), tf.Session() as sess:
-            tensors = [tf.constant(values[n].astype(np.float32)) for n in names]
-            save = tf.raw_ops.SaveV2(prefix=str(tmp / CHECKPOINT_PREFIX), tensor_names=names,
-                                     shape_and_slices=[""] * len(names), tensors=tensors)
-            sess.run(save)
-        # checkpoint state with a relative path, so the directory can be moved
-        (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_PREFIX}"\n'
-                                        f'all_model_checkpoint_paths: "{CHECKPOINT_PREFIX}"\n')
-        mfn.write_model_info(tmp, embedding_size, **info)
+    try:
+        with atomic_dir(out_dir) as tmp:
+            with tf.Graph().as_default(), tf.Session() as sess:
+                tensors = [tf.constant(values[n].astype(np.float32)) for n in names]
+                save = tf.raw_ops.SaveV2(prefix=str(tmp / CHECKPOINT_PREFIX), tensor_names=names,
+                                         shape_and_slices=[""] * len(names), tensors=tensors)
+                try:
+                    sess.run(save)
+                except tf.errors.OpError as exc:  # disk full arrives as ResourceExhaustedError, EFBIG as OutOfRange
+                    raise CheckpointWriteError(out_dir, _save_failure_reason(exc)) from None
+            # checkpoint state with a relative path, so the directory can be moved
+            (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_PREFIX}"\n'
+                                            f'all_model_checkpoint_paths: "{CHECKPOINT_PREFIX}"\n')
+            mfn.write_model_info(tmp, embedding_size, **info)
+    except CheckpointWriteError:
+        raise
+    except OSError as exc:  # the small files after the bundle, or the rename into place
+        raise CheckpointWriteError(out_dir, exc.strerror or str(exc), exc.errno) from None
     return out_dir
 
 
@@ -406,7 +434,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.embedding_size is not None and args.embedding_size < 1:
         raise CommandError(f"--embedding-size must be >= 1, got {args.embedding_size}")
     check_output_dir(args.out, "--out", marker=MODEL_INFO_FILE)
-    out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
+    try:
+        out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
+    except CheckpointWriteError as exc:
+        raise CommandError(f"--out {exc}") from None
     info = mfn.read_model_info(out) or {}
     print(f"wrote {out} ({info.get('source_format')}, embedding size {info.get('embedding_size')}"
           + (f"; repaired: {'; '.join(info['repairs'])}" if info.get("repairs") else "") + ")")

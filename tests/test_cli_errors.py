@@ -89,3 +89,22 @@ def test_bench_missing_model_one_line():
     r = subprocess.run([sys.executable, "-m", "pymfn.bench", "latency", "--model", "/no/such.om"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "/no/such.om does not exist" in r.stderr
+
+
+def test_control_characters_from_the_command_line_are_escaped(capsys, monkeypatch):
+    """A path holding a newline split the error over two lines (bench's SystemExit messages) or was
+    mangled into 'a | b.npy'; it is shown escaped, as the user can type it again."""
+    monkeypatch.setattr(sys, "argv", ["prog", "--model", "dir/x\ny.pb", "--tab", "a\tb"])
+
+    def body():
+        raise SystemExit("--model: dir/x\ny.pb does not exist")
+
+    assert _cli.run_command("prog", body) == _cli.EXIT_ERROR
+    assert capsys.readouterr().err == "prog: error: --model: dir/x\\ny.pb does not exist\n"
+
+    def derived():  # a path derived from the argument (other suffix) keeps the escape; the tab too
+        raise FileNotFoundError("dir/x\ny.bin: not found beside a\tb\nnative detail")
+
+    assert _cli.run_command("prog", derived) == _cli.EXIT_ERROR
+    assert capsys.readouterr().err == "prog: error: dir/x\\ny.bin: not found beside a\\tb | native detail\n"
+    assert _cli.escape_user_text("plain\ntext", ["no-control"]) == "plain\ntext"

@@ -198,3 +198,22 @@ def test_openvino_fuses_every_prelu_into_its_convolution(mobilefacenet_pb):
     assert layers["Convolution"] >= 50  # 33 dense + 17 depthwise, each with its PReLU/BN fused
     assert layers["Subgraph"] + layers["Eltwise"] <= 4, layers
     assert layers["Reorder"] <= 4, layers
+
+
+def test_thread_and_device_counts_are_range_checked_before_loading(tmp_path, core):
+    """`--engine tf --threads 100000` started 100,000 TensorFlow threads (memory growing, never finishing);
+    `--device 4294967296` reached pybind as an internal TypeError. Both are refused by option name, before
+    the model is read (the paths here do not even exist)."""
+    from pymfn import engines
+
+    cpus = engines.usable_cpus()
+    for bad in (-1, cpus + 1, 100_000):
+        with pytest.raises(core.InvalidArgument, match=rf"^--threads {bad}: the tf engine takes 0 .* to {cpus} threads"):
+            engines.open_engine(tmp_path / "absent.pb", engine="tf", threads=bad)
+    with pytest.raises(core.InputError, match="model file not found"):  # in range: the next check runs
+        engines.open_engine(tmp_path / "absent.pb", engine="tf", threads=cpus)
+    for bad in (-1, 2**31, 2**32, True):
+        with pytest.raises(core.InvalidArgument, match=rf"^--device {bad}: not an AscendCL device id"):
+            engines.open_engine(tmp_path / "absent.om", device=bad)
+    with pytest.raises(core.InputError, match="model file not found"):
+        engines.open_engine(tmp_path / "absent.om", device=2**31 - 1)

@@ -444,3 +444,84 @@ def test_cli_embeddings_must_be_a_regular_npy(tmp_path):
     (tmp_path / "cut.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:100])
     with pytest.raises(ValueError, match=rf"^embeddings {tmp_path / 'cut.npy'}: not a readable .npy file"):
         ev.main([str(tmp_path / "cut.npy"), "--issame", str(tmp_path / "issame.npy")])
+
+
+# ----------------------------------------------------------------- embeddings no figure can be taken from
+
+def test_degenerate_embeddings_are_refused_naming_the_source():
+    """All-zero rows, identical rows and collapsed rows used to score "50%" with exit 0."""
+    emb, same = synthetic_embeddings(300, 13)
+    cases = {
+        "all zero": (np.zeros_like(emb), r"^z\.npy: all 600 rows are zeros"),
+        "one zero row": (np.where(np.arange(600)[:, None] == 41, 0, emb).astype(np.float32),
+                         r"^z\.npy: row 41 is all zeros"),
+        "identical rows": (np.tile(emb[:1], (600, 1)), r"^z\.npy: all 600 rows point the same way"),
+        # multiples of one vector: normalised, they differ in the last bits only
+        "collapsed": (np.outer(np.linspace(1, 2, 600), emb[0]).astype(np.float32),
+                      r"^z\.npy: the 300 pair distances all lie in \[0, 0\.01\)"),
+    }
+    for name, (bad, pattern) in cases.items():
+        with pytest.raises(ev.DegenerateEmbeddingsError, match=pattern):
+            ev.evaluate(bad, same, source="z.npy")
+    bad = emb.copy()
+    bad[5, 2] = np.inf
+    with pytest.raises(ValueError, match=r"^emb\.npy: row 5 contains NaN or infinity"):
+        ev.evaluate(bad, same, source="emb.npy")
+    # flip TTA: each half is checked, not only the sum (a zero half would pass unnoticed)
+    with pytest.raises(ev.DegenerateEmbeddingsError, match=r"^--flip m\.npy: all 600 rows are zeros"):
+        ev.evaluate(emb, same, flipped=np.zeros_like(emb), source="e.npy", flipped_source="--flip m.npy")
+    with pytest.raises(ev.DegenerateEmbeddingsError, match=r"^a \+ b: row 0 is all zeros"):
+        ev.combine_flip(emb, np.where(np.arange(600)[:, None] == 0, -emb, emb), names=("a", "b"))
+    # distances: both classes inside one grid step is refused, a single class is only a warning
+    with pytest.raises(ev.DegenerateEmbeddingsError, match=r"^d: the 300 pair distances are all equal"):
+        ev.evaluate_distances(np.full(300, 0.7), same, source="d")
+    assert ev.evaluate_distances(np.full(300, 0.7), np.ones(300, bool)).warnings
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e20), (np.float32, 1e-40), (np.float32, 1e-20),
+                                         (np.float64, 1e300), (np.float64, 1e-300)])
+def test_norms_beyond_the_dtype_are_computed_not_scored_as_chance(dtype, scale):
+    """float32 rows of 1e20 overflowed to NaN-free garbage and rows of 1e-40 squared to 0 (left unnormalised):
+    both scored "50%". Scaled by a power of two first, they give the figures of the unscaled rows."""
+    emb, same = synthetic_embeddings(300, 14, dtype=dtype)
+    ref = ev.evaluate(emb, same)
+    scaled = (emb.astype(np.float64) * scale).astype(dtype)
+    unit = ev.l2_normalize(scaled)
+    assert unit.dtype == dtype and np.all(np.isfinite(unit))
+    tol = 2e-5 if scale < 1e-38 and dtype == np.float32 else 1e-6  # float32 subnormals keep ~17 bits
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=tol)
+    np.testing.assert_allclose(unit, ev.l2_normalize(emb), atol=tol)
+    res = ev.evaluate(scaled, same)
+    assert res.accuracy == ref.accuracy and res.auc == pytest.approx(ref.auc, abs=1e-3)
+    # flip TTA whose raw sum would overflow
+    big = (np.finfo(dtype).max / 2 * np.sign(emb[:4])).astype(dtype)
+    total = ev.combine_flip(big, big * dtype(1.5))
+    assert np.all(np.isfinite(total)) and np.allclose(total, ev.l2_normalize(big))
+
+
+def test_normal_rows_keep_sklearn_bits_next_to_rescaled_ones():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, 64)).astype(np.float32)
+    mixed = x.copy()
+    mixed[3] *= np.float32(1e20)
+    mixed[9] *= np.float32(1e-41)
+    got = ev.l2_normalize(mixed)
+    keep = np.setdiff1d(np.arange(20), [3, 9])
+    assert np.array_equal(got[keep], sk_normalize(x)[keep])
+    np.testing.assert_allclose(got[[3, 9]], sk_normalize(x)[[3, 9]], atol=1e-4)
+
+
+def test_cli_refuses_degenerate_embeddings_in_one_line(tmp_path, capsys):
+    from pymfn.__main__ import main as pymfn_main
+
+    _, same = synthetic_embeddings(600, 15)
+    np.save(tmp_path / "is.npy", same)
+    np.save(tmp_path / "z.npy", np.zeros((1200, 128), np.float32))
+    argv = ["eval", str(tmp_path / "z.npy"), "--issame", str(tmp_path / "is.npy"), "--json", str(tmp_path / "r.json")]
+    assert pymfn_main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "50.00%" not in captured.err
+    assert captured.err == (f"pymfn eval: error: embeddings {tmp_path / 'z.npy'}: all 1200 rows are zeros; a zero embedding has "
+                            "no direction, so distances and accuracy would mean nothing (a model or conversion "
+                            "fault?)\n")
+    assert not (tmp_path / "r.json").exists()

@@ -507,3 +507,47 @@ def test_commit_without_native_sources_is_rejected(fake_repo, capsys):
     _git(fake_repo, "commit", "-q", "-m", "no csrc")
     rc, _, err = _run(["regress", "--baseline", "HEAD", "--repo", str(fake_repo)], capsys)
     assert rc == 1 and "has no csrc: it predates pymfn's native core" in err
+
+
+def test_a_cached_build_that_fails_its_hashes_is_rebuilt(fake_repo):
+    """A commit or native build is reused only while its files hash to what was recorded when it was built."""
+    from pymfn.bench.regress_builds import BUILD_RECORD, CORE_GLOB, NATIVE_RECORD, regress_cache, resolve_builds
+
+    sha = _git(fake_repo, "rev-parse", "HEAD")
+    messages: list[str] = []
+    first = resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)["a"]
+    record = json.loads((first.root / BUILD_RECORD).read_text())
+    assert "pymfn/__init__.py" in record["files"] and BUILD_RECORD not in record["files"]
+    messages.clear()
+    resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)
+    assert not messages  # intact: reused silently
+
+    def flip_first_byte(path: Path) -> None:
+        path.write_bytes(b"X" + path.read_bytes()[1:])
+
+    core_name = next((first.root / "pymfn").glob(CORE_GLOB)).name
+    for damage, why in [(lambda r: flip_first_byte(r / "pymfn" / core_name), f"pymfn/{core_name} has sha256"),
+                        (lambda r: (r / "pymfn" / "__init__.py").write_text("x = 1\n"),
+                         "pymfn/__init__.py is 6 bytes, 0 recorded"),
+                        (lambda r: (r / "pymfn" / "__init__.py").unlink(), "lacks pymfn/__init__.py"),
+                        (lambda r: (r / "pymfn" / "extra.py").write_text(""), "holds pymfn/extra.py")]:
+        damage(first.root)
+        messages.clear()
+        again = resolve_builds({"a": ("--baseline", sha)}, fake_repo, messages.append)["a"]
+        assert any(f"the cached build {first.root} fails its hash check ({why}" in m and m.endswith("; rebuilding")
+                   for m in messages), messages
+        assert (again.root / "pymfn" / "__init__.py").read_text() == ""  # the commit's own files again
+        assert (again.root / "pymfn" / core_name).read_bytes() == b"placeholder"
+        assert not (again.root / "pymfn" / "extra.py").exists()
+
+    # the shared native build: a flipped library is rebuilt, not copied into the next commit build
+    native = next((regress_cache() / "native").iterdir())
+    assert json.loads((native / NATIVE_RECORD).read_text())
+    core = next(native.glob(CORE_GLOB))
+    core.write_bytes(b"X" + core.read_bytes()[1:])
+    second = _commit(fake_repo, "pymfn/__init__.py", "y = 2\n", "python only")
+    messages.clear()
+    built = resolve_builds({"b": ("--candidate", second)}, fake_repo, messages.append)["b"]
+    assert any("the cached native build" in m and "fails its hash check" in m for m in messages), messages
+    assert next((built.root / "pymfn").glob(CORE_GLOB)).read_bytes() == b"placeholder"
+    assert not (built.root / "pymfn" / NATIVE_RECORD).exists()

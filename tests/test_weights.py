@@ -335,3 +335,26 @@ def test_cli_errors_are_one_line_and_out_checked_first(tmp_path, capsys) -> None
     assert (keep / "thesis.tex").exists()
     assert weights.main(["--from", str(fifo), "--out", str(tmp_path / "o"), "--embedding-size", "0"]) == 1
     assert "--embedding-size must be >= 1" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_naming_out(tmp_path, sirius_tflite, capsys) -> None:
+    """A failed SaveV2 (disk full: ResourceExhaustedError; file too large: OutOfRangeError) was exit 3 "internal
+    error" with frames of TensorFlow's stack. A file-size limit makes every write past 1 MB fail with EFBIG, the
+    way a full disk fails with ENOSPC, without needing a small file system; it is set for this call only."""
+    import resource
+    import signal
+
+    out = tmp_path / "out" / "ck"
+    out.parent.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG, no signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        rc = weights.main(["--from", str(sirius_tflite), "--out", str(out)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert rc == 1
+    assert capsys.readouterr().err == (f"pymfn import-weights: error: --out {out}: cannot write the checkpoint "
+                                       "(File too large)\n")
+    assert list(out.parent.iterdir()) == []  # the half-written bundle went with its temp folder

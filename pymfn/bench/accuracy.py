@@ -119,6 +119,12 @@ def _embedding_sizes(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
     return (int(np.prod(dims)),), f"--model {model.name}"
 
 
+def embeddings_source(data: Path, model: Path, mirrored: bool = False) -> str:
+    """How errors about computed embeddings name where they came from: the --data and the model that ran
+    ("row 5" is then sample 5 of --data)."""
+    return f"--data {data}{' (mirrored)' if mirrored else ''} embedded by {model}"
+
+
 def _looks_like_msame_output(folder: Path) -> bool:
     from pymfn import msame
 
@@ -139,6 +145,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
                             "flip_mode": args.flip_mode if args.flip else None}
     embed_s = 0.0
     n_embedded = 0
+    source = f"--data {data}"  # what errors about the embeddings name (with the model, when one ran)
 
     if data.is_dir() and _looks_like_msame_output(data):
         if args.flip:
@@ -180,9 +187,11 @@ def main_accuracy(args: argparse.Namespace) -> int:
             progress = not args.quiet
             emb = embed_images(engine, images, dtype, batch, inflight, progress=progress)
             n_embedded = len(images)
+            source = embeddings_source(data, model)
             if args.flip:
                 emb_flip = embed_images(engine, images, dtype, batch, inflight, mirrored=True, progress=progress)
-                emb = lfw_eval.combine_flip(emb, emb_flip, args.flip_mode)
+                emb = lfw_eval.combine_flip(emb, emb_flip, args.flip_mode,
+                                            names=(source, embeddings_source(data, model, mirrored=True)))
                 n_embedded *= 2
             embed_s = time.perf_counter() - t0
             meta["source"] = f"lfw.bin ({'BGR' if args.bgr else 'RGB'})"
@@ -201,13 +210,14 @@ def main_accuracy(args: argparse.Namespace) -> int:
             emb = np.asarray(core.infer_all(engine, ds.reader(batch, 2), inflight)[0], dtype=np.float32)
             embed_s = time.perf_counter() - t0
             n_embedded = len(emb)
+            source = embeddings_source(data, model)
             meta["source"] = ds.describe()
         else:
             raise SystemExit(f"--data {data}: not an lfw.bin pickle, a .bin folder, a packed file or an msame output folder")
 
     if len(emb) != 2 * len(issame):
         raise SystemExit(f"--data {data}: {len(emb)} embeddings but {len(issame)} pairs need {2 * len(issame)}")
-    result = lfw_eval.evaluate(emb.reshape(len(emb), -1), issame)
+    result = lfw_eval.evaluate(emb.reshape(len(emb), -1), issame, source=source)
     doc = result.to_dict()
     doc.update(meta)
     doc["images_per_s"] = (n_embedded / embed_s) if embed_s > 0 else None

@@ -12,8 +12,9 @@ loaded from. A git commit is turned into one without a new venv and without touc
   ``CMakeLists.txt`` tree hashes plus the toolchain. Commits that did not touch C++ share one build.
 
 A cached commit build is reused only while its native key is still today's (an OpenVINO or compiler
-upgrade rebuilds it). Both caches keep the ``keep`` most recently used entries; older ones are deleted
-after a run.
+upgrade rebuilds it) and while every file in it still hashes to what ``build.json`` recorded (a native
+build likewise against its ``.native.json``): a changed, missing or added file rebuilds the entry, and the
+log says why. Both caches keep the ``keep`` most recently used entries; older ones are deleted after a run.
 """
 from __future__ import annotations
 
@@ -34,11 +35,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pymfn import config
+from pymfn import _hashes, config
 from pymfn._atomic import atomic_dir
 from pymfn._cli import CommandError
 
 CORE_GLOB = "_core*.so"
+BUILD_RECORD = "build.json"          # in a commit build: commit, native key, hashes of every other file
+NATIVE_RECORD = ".native.json"       # in a native build: hashes of its libraries (dot-file: not copied)
 
 
 @dataclass(frozen=True)
@@ -206,23 +209,30 @@ class CommitBuilder:
         """The commit's build folder. A cached one counts only if its native key (sources + toolchain) is
         today's: after an OpenVINO or compiler upgrade the commit's binary is rebuilt, not reused."""
         key = self.native_key(sha)
-        done = self.commit_dir(sha) / "build.json"
-        if self._built_with(done, key):
+        done = self.commit_dir(sha) / BUILD_RECORD
+        if self._reusable(done, key) is None:
             done.touch()  # most recently used: pruning keeps it
             return done.parent
         with _locked(self.cache / "build.lock"):
-            if self._built_with(done, key):  # another run built it while we waited
+            why = self._reusable(done, key)
+            if why is None:  # another run built it while we waited
                 return done.parent
             if done.is_file():
-                self.log(f"{spec} ({sha[:12]}): the cached build was made with another toolchain; rebuilding")
+                self.log(f"{spec} ({sha[:12]}): the cached build {done.parent} {why}; rebuilding")
             return self._build(sha, spec, key)
 
     @staticmethod
-    def _built_with(done: Path, key: str) -> bool:
-        try:
-            return json.loads(done.read_text()).get("native_key") == key
-        except (OSError, ValueError, AttributeError):
-            return False
+    def _reusable(done: Path, key: str) -> str | None:
+        """None when the commit build of ``done`` can be reused, else why not (for the log)."""
+        record = _hashes.read_json(done)
+        if not isinstance(record, dict):
+            return "has no readable build record"
+        if record.get("native_key") != key:
+            return "was made with another toolchain"
+        if "files" not in record:
+            return "has no recorded file hashes (made by an older pymfn)"
+        why = _hashes.tree_mismatch(done.parent, record.get("files"), skip=(BUILD_RECORD,))
+        return None if why is None else f"fails its hash check ({why})"
 
     def _build(self, sha: str, spec: str, key: str) -> Path:
         started = time.monotonic()
@@ -230,8 +240,11 @@ class CommitBuilder:
             self._unpack(sha, tmp)
             native = self._native(key, tmp, sha, spec)
             for lib in native.iterdir():
-                shutil.copy2(lib, tmp / "pymfn" / lib.name)
-            (tmp / "build.json").write_text(json.dumps({"commit": sha, "native_key": key, "built": time.time()}))
+                if not lib.name.startswith("."):
+                    shutil.copy2(lib, tmp / "pymfn" / lib.name)
+            files = _hashes.tree_manifest(tmp)
+            (tmp / BUILD_RECORD).write_text(json.dumps({"commit": sha, "native_key": key, "built": time.time(),
+                                                        "files": files}))
         self.log(f"built {spec} ({sha[:12]}) in {time.monotonic() - started:.0f} s")
         return self.commit_dir(sha)
 
@@ -248,9 +261,12 @@ class CommitBuilder:
         """The native libraries for ``key``, built from ``source`` unless cached."""
         final = self.cache / "native" / key
         if _core_file(final) is not None:
-            os.utime(final)
-            self.log(f"{spec} ({sha[:12]}): native core unchanged from a cached build ({key})")
-            return final
+            why = _hashes.tree_mismatch(final, _hashes.read_json(final / NATIVE_RECORD), skip=(NATIVE_RECORD,))
+            if why is None:
+                os.utime(final)
+                self.log(f"{spec} ({sha[:12]}): native core unchanged from a cached build ({key})")
+                return final
+            self.log(f"{spec} ({sha[:12]}): the cached native build {final} fails its hash check ({why}); rebuilding")
         log_path = self.cache / "logs" / f"{key}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log(f"building the native core of {spec} ({sha[:12]}) with CMake (a minute or two; log: {log_path})")
@@ -275,6 +291,7 @@ class CommitBuilder:
             if _core_file(out) is None:
                 raise CommandError(f"building the native core of {spec} ({sha[:12]}) produced no {CORE_GLOB}; "
                                    f"log: {log_path}")
+            (out / NATIVE_RECORD).write_text(json.dumps(_hashes.tree_manifest(out)))
         return final
 
 
@@ -294,5 +311,5 @@ def prune(cache: Path, keep: int) -> list[Path]:
 
 
 def _last_used(path: Path) -> float:
-    marker = path / "build.json"
+    marker = path / BUILD_RECORD
     return (marker if marker.exists() else path).stat().st_mtime
