@@ -504,6 +504,49 @@ def test_array_kept_alive(core):
     np.testing.assert_array_equal(b.data, [[0, 1, 2], [3, 4, 5]])
 
 
+def test_array_that_maps_a_file_is_read_through_guarded_copies(core, tmp_path):
+    """An array whose memory maps a file (np.load(mmap_mode=...), a slice of one, a deleted file) is found in
+    /proc/self/maps: its batches are copies (a page of it can vanish under a reader), checked against the
+    file. Plain memory stays zero-copy."""
+    data = np.random.default_rng(4).standard_normal((10, *SHAPE)).astype(np.float32)
+    f = tmp_path / "x.npy"
+    np.save(f, data)
+    for arr, rows in ((np.load(f, mmap_mode="r"), data), (np.load(f, mmap_mode="c"), data),
+                      (np.load(f, mmap_mode="r")[3:], data[3:])):
+        ds = core.ArrayDataset(arr)
+        assert ds.mapped_file == str(f.resolve())
+        r = ds.reader(4)
+        got, _ = read_all(r)
+        np.testing.assert_array_equal(got, rows)
+        assert r.stats()["bytes_copied"] == rows.nbytes
+        b = ds.reader(4).next()
+        start = arr.__array_interface__["data"][0]
+        assert not start <= b.data.__array_interface__["data"][0] < start + arr.nbytes  # not a view of the file
+    assert core.ArrayDataset(np.array(np.load(f, mmap_mode="r"))).mapped_file is None
+    gone = tmp_path / "gone.npy"
+    np.save(gone, data)
+    arr = np.load(gone, mmap_mode="r")
+    os.unlink(gone)  # nothing left to check against, but still read through the guard
+    ds = core.ArrayDataset(arr, origin="npy gone.npy", path="gone.npy")
+    assert ds.mapped_file == "gone.npy"
+    np.testing.assert_array_equal(read_all(ds.reader(3))[0], data)
+
+
+def test_open_dataset_npy_change_names_the_file_as_given(core, tmp_path, monkeypatch):
+    data = np.ones((8, 1024), np.float32)
+    np.save(tmp_path / "x.npy", data)
+    monkeypatch.chdir(tmp_path)
+    ds = open_dataset("x.npy")
+    r = ds.reader(2)
+    r.next()
+    os.truncate("x.npy", 128)  # the header only: every sample is gone
+    with pytest.raises(core.InputError, match=r"^x\.npy: the file changed during the run \(it is now 128 bytes") as e:
+        r.next()
+    assert e.value.path == "x.npy"
+    with pytest.raises(core.InputError):  # and stays failed
+        r.next()
+
+
 def test_array_bad_input(core):
     with pytest.raises(core.InvalidArgument, match="C-contiguous"):
         core.ArrayDataset(np.zeros((4, 3), np.float32, order="F"))

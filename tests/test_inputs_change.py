@@ -253,3 +253,89 @@ def test_bench_cli_input_changed_during_the_run(tmp_path, change):
     assert proc.returncode == 1, (proc.returncode, err[-3000:])
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("pymfn.bench latency: error: ") and str(big) in err and "changed during the run" in err, err
+
+
+# ------------------------------------------------------------------ input arrays a Python engine keeps
+
+KEEPER = r'''
+import gc, sys
+import numpy as np
+import pymfn
+
+core = pymfn.load_core()
+kept, kept_views, inputs_seen = [], [], []
+
+
+class Keeper(core.Engine):
+    """Keeps every input array (and a slice of it) after execute returns: legal, the arrays are its own."""
+    kind = "keeper"
+    model_path = "keeper"
+
+    def __init__(self, inflight):
+        super().__init__()
+        self.slots = inflight
+
+    def inputs(self):
+        return [core.TensorInfo("x", "float32", [-1, 2 ** 20])]
+
+    def outputs(self):
+        return [core.TensorInfo("y", "float32", [-1, 1])]
+
+    def max_inflight(self):
+        return self.slots
+
+    def execute(self, inputs):
+        x = inputs[0]
+        assert not x.flags.writeable
+        kept.append(x)
+        kept_views.append(x[1:])
+        inputs_seen.append(x.__array_interface__["data"][0])
+        return [x[:, :1].copy()]
+
+
+def expected(i):  # the batch of execute call i: rows 2i, 2i+1 of the cycled 4-row dataset
+    return [float(((2 * i + r) % 4) + 1) for r in range(2)]
+
+
+for inflight in (1, 2):
+    data = np.repeat(np.arange(1, 5, dtype=np.float32)[:, None], 2 ** 20, axis=1)  # row r = r + 1
+    ds = core.ArrayDataset(data)
+    r = ds.reader(2)
+    s = core.RunSettings(batch_size=2, warmup_iterations=0, min_iterations=6, min_duration_ms=0, inflight=inflight)
+    core.run_benchmark(Keeper(inflight), r, s)
+    del ds, r, data
+    gc.collect()
+    junk = [np.full(2 ** 22, 7.0) for _ in range(6)]  # reuse the freed memory
+    del junk
+    got = [[float(v) for v in a[:, ::4096].mean(axis=1)] for a in kept]
+    assert got == [expected(i) for i in range(len(kept))], (inflight, got)
+    assert all(float(v.sum()) == 2 ** 20 * expected(i)[1] for i, v in enumerate(kept_views))
+    print("ok", inflight, len(kept), len(set(inputs_seen)), flush=True)
+    kept.clear(); kept_views.clear(); inputs_seen.clear()
+
+# An engine that keeps nothing gets the same array back every call: no allocation per batch.
+class Forgetful(Keeper):
+    def execute(self, inputs):
+        inputs_seen.append(inputs[0].__array_interface__["data"][0])
+        return [np.zeros((inputs[0].shape[0], 1), np.float32)]
+
+data = np.ones((4, 2 ** 20), np.float32)
+core.run_benchmark(Forgetful(1), core.ArrayDataset(data).reader(2),
+                   core.RunSettings(batch_size=2, warmup_iterations=0, min_iterations=6, min_duration_ms=0))
+print("reused", len(set(inputs_seen)), flush=True)
+'''
+
+
+def test_python_engine_may_keep_its_input_arrays(tmp_path):
+    """Input arrays handed to a Python engine own their bytes: kept after execute, after the run, after the
+    dataset is gone and its memory reused, they still hold their batch (they used to be views of freed
+    memory: SIGSEGV or other data)."""
+    p = subprocess.run([sys.executable, "-c", KEEPER], capture_output=True, text=True, timeout=600, env=_env())
+    died = f" (killed by {signal.Signals(-p.returncode).name})" if p.returncode < 0 else ""
+    assert p.returncode == 0, f"rc {p.returncode}{died}\n{p.stdout}\n{p.stderr[-3000:]}"
+    lines = [ln.split() for ln in p.stdout.splitlines()]
+    for inflight, line in zip((1, 2), lines):
+        assert line[:2] == ["ok", str(inflight)], p.stdout
+        kept, buffers = int(line[2]), int(line[3])
+        assert kept >= 6 and buffers == kept, p.stdout  # every kept array is its own buffer
+    assert lines[2] == ["reused", "1"], p.stdout
