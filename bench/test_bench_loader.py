@@ -266,20 +266,20 @@ def test_python_engine_input_copy(benchmark, core):
         def execute(self, inputs):
             return [out]
 
-    def mean_ms(engine, iterations: int) -> float:
+    def median_ms(engine, iterations: int) -> float:
         s = core.RunSettings(batch_size=BATCH, warmup_iterations=2, min_iterations=iterations, min_duration_ms=0)
-        return core.run_benchmark(engine, core.ArrayDataset(x).reader(BATCH), s).latency.mean
+        return core.run_benchmark(engine, core.ArrayDataset(x).reader(BATCH), s).latency.median
 
     tf_engine = TFEngine(default_model(quiet=True).path, threads=0)
     noop = Noop()
     rounds = []
     for _ in range(2 if QUICK else 3):  # interleaved: both see the same machine state
-        rounds.append((mean_ms(noop, 50), mean_ms(tf_engine, 3)))
+        rounds.append((median_ms(noop, 50), median_ms(tf_engine, 3)))
     noop_ms = min(r[0] for r in rounds)
     tf_ms = min(r[1] for r in rounds)
     buf = np.empty_like(x[:BATCH])
     copy_s, _ = _timed(lambda: np.copyto(buf, x[BATCH:]), rounds=20)
-    benchmark.pedantic(lambda: mean_ms(noop, 20), rounds=1, iterations=1)
+    benchmark.pedantic(lambda: median_ms(noop, 20), rounds=1, iterations=1)
     info = {"batch": BATCH, "bytes_per_batch": BATCH * SAMPLE_BYTES, "python_engine_noop_ms_per_batch": round(noop_ms, 3),
             "numpy_copy_ms_per_batch": round(copy_s * 1e3, 3), "tf_engine_ms_per_batch": round(tf_ms, 1),
             "noop_over_tf": round(noop_ms / tf_ms, 4)}
