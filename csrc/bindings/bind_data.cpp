@@ -304,8 +304,10 @@ void bind_data(py::module_& m) {
            "order"_a = "natural", "io"_a = "mmap",
            "Open a folder. Every *.bin file must be exactly sample_bytes long (ShapeMismatch otherwise). "
            "order: 'natural' (2.bin before 10.bin) or 'lexicographic' (msame). io: 'mmap' (each file mapped "
-           "once and copied from its mapping on every read, after an fstatat check; fastest from the second "
-           "pass on) or 'pread' (open + pread + close per read; nothing stays mapped).")
+           "once and copied from its mapping on every read under a SIGBUS guard; fastest from the second "
+           "pass on) or 'pread' (open + pread + close per read; nothing stays mapped). Every read checks the "
+           "file against the listing: one deleted, resized, replaced or rewritten since the folder was opened "
+           "raises InputError (ShapeMismatch for a new size) naming it.")
       .def(
           "files",
           [](const pymfn::FolderDataset& d) {
