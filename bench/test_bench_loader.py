@@ -1,4 +1,5 @@
-"""Batched loading of per-image .bin files: the native reader vs a naive Python loop, and a packed file.
+"""Batched loading of per-image .bin files: the native reader vs a naive Python loop; a packed file; and the
+input copy a Python engine gets.
 
 The data set is the msame/image2bin layout at full LFW size: 12,000 fp32 files of 112x112x3
 (150,528 bytes each, 1.8 GB), made once from lfw.bin by image2bin into the cache (random data of the
@@ -190,11 +191,25 @@ def test_folder_reader_vs_naive(benchmark, core, bench_bins, io, prefetch, threa
     assert s["bytes_read"] == (total if io == "pread" else 0)
 
 
-def test_packed_reader_zero_copy(benchmark, core, bench_packed):
+def test_packed_reader_guarded_copy(benchmark, core, bench_packed):
+    """A packed file's batches are copied out of the mapping under the SIGBUS guard and the file is fstat-ed
+    after every copy (a pack cut short during a run is an error, not a dead process). The peer, measured
+    in the same run, is the copy with nothing around it: numpy copying the same batches out of a memmap of
+    the same file into one reused buffer. The ratio is what the guard and the check cost on top of the copy
+    any safe reader must make; the copy itself is reported per batch, to set against an engine's batch."""
     ds = core.PackedDataset(bench_packed, dtype="float32", sample_shape=list(SHAPE))
     reader = ds.reader(BATCH)
-    arr = np.memmap(bench_packed, dtype=np.float32, mode="r", offset=ds.header_bytes)
+    arr = np.memmap(bench_packed, dtype=np.float32, mode="r", offset=ds.header_bytes, shape=(COUNT, *SHAPE))
     arr.sum(dtype=np.float64)  # fault the mapping in: warm page cache, like the folder benchmark
+    buf = np.empty((BATCH, *SHAPE), np.float32)
+
+    def plain_copy_pass() -> int:
+        n = 0
+        for i in range(0, COUNT, BATCH):
+            rows = arr[i:i + BATCH]
+            buf[:len(rows)] = rows
+            n += len(rows)
+        return n
 
     def one_pass() -> int:
         reader.rewind()
@@ -203,16 +218,81 @@ def test_packed_reader_zero_copy(benchmark, core, bench_packed):
             n += b.valid_rows
         return n
 
-    assert benchmark(one_pass) == COUNT
+    assert plain_copy_pass() == one_pass() == COUNT  # warm both paths
+    peer_wall, _ = _timed(plain_copy_pass, rounds=5 if QUICK else 3)
+    assert benchmark.pedantic(one_pass, rounds=5 if QUICK else 3, iterations=1) == COUNT
+    ours_wall = benchmark.stats.stats.min
     s = reader.stats()
-    partial = COUNT % BATCH
     passes = s["batches"] // reader.num_batches
-    # Zero host copies, except the rows of the padded last batch (copied once per pass).
-    assert s["bytes_copied"] == passes * partial * SAMPLE_BYTES
-    assert s["bytes_read"] == 0
-    benchmark.extra_info.update({"files": COUNT, "passes": passes, "bytes_copied_per_pass": partial * SAMPLE_BYTES,
-                                 "bytes_served_per_pass": COUNT * SAMPLE_BYTES,
-                                 "batches_per_s": round(reader.num_batches / benchmark.stats.stats.mean)})
+    assert s["bytes_copied"] == passes * COUNT * SAMPLE_BYTES and s["bytes_read"] == 0  # one copy of every byte
+    total = COUNT * SAMPLE_BYTES
+    info = {"files": COUNT, "passes": passes, "bytes_per_pass": total,
+            "reader_gb_per_s": round(total / ours_wall / 1e9, 3),
+            "plain_copy_gb_per_s": round(total / peer_wall / 1e9, 3),
+            "reader_over_plain_copy": round(ours_wall / peer_wall, 3),
+            "copy_ms_per_batch": round(ours_wall / reader.num_batches * 1e3, 3)}
+    benchmark.extra_info.update(info)
+    print("\npacked reader (guarded copy): " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    # The guard is a sigsetjmp and the check one fstat per batch: next to a 9.6 MB memcpy both are noise
+    # (0.98x the plain copy in two quick runs at load 10-16; single 20 ms passes there spread 0.6-3x, which
+    # is why quick mode only reports). On full 1.8 GB passes the reader must stay within 2x of the bare
+    # copy: a failure means per-batch or per-page overhead crept in, not a noisy neighbour.
+    if not QUICK:
+        assert ours_wall <= 2.0 * peer_wall, f"guarded packed reader {ours_wall / peer_wall:.2f}x the plain copy"
+
+
+def test_python_engine_input_copy(benchmark, core):
+    """A Python engine gets input arrays that own a copy of the batch (it may keep them after execute). What
+    that copy costs is measured against the engine it exists for: the TensorFlow reference engine on
+    pymfn's default model, batch 64, in the same run. Ours: run_benchmark with a Python engine that does
+    nothing (returns a ready output), so its time per batch is the copy plus the Python call overhead."""
+    from pymfn.default_model import default_model
+    from pymfn.engines import TFEngine
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2 * BATCH, *SHAPE)).astype(np.float32)
+    out = np.zeros((BATCH, 128), np.float32)
+
+    class Noop(core.Engine):
+        kind = "noop"
+        model_path = "noop"
+
+        def __init__(self) -> None:
+            super().__init__()
+
+        def inputs(self):
+            return [core.TensorInfo("Placeholder", "float32", [-1, *SHAPE])]
+
+        def outputs(self):
+            return [core.TensorInfo("embeddings", "float32", [-1, 128])]
+
+        def execute(self, inputs):
+            return [out]
+
+    def median_ms(engine, iterations: int, warmup: int = 2) -> float:
+        s = core.RunSettings(batch_size=BATCH, warmup_iterations=warmup, min_iterations=iterations, min_duration_ms=0)
+        return core.run_benchmark(engine, core.ArrayDataset(x).reader(BATCH), s).latency.median
+
+    tf_engine = TFEngine(default_model(quiet=True).path, threads=0)
+    noop = Noop()
+    rounds = []
+    # Interleaved: both see the same machine state. A TF batch of 64 takes seconds, so quick mode (CI) runs
+    # one round of one batch after one warm-up batch.
+    for _ in range(1 if QUICK else 3):
+        rounds.append((median_ms(noop, 50), median_ms(tf_engine, 1 if QUICK else 3, 1 if QUICK else 2)))
+    noop_ms = min(r[0] for r in rounds)
+    tf_ms = min(r[1] for r in rounds)
+    buf = np.empty_like(x[:BATCH])
+    copy_s, _ = _timed(lambda: np.copyto(buf, x[BATCH:]), rounds=20)
+    benchmark.pedantic(lambda: median_ms(noop, 20), rounds=1, iterations=1)
+    info = {"batch": BATCH, "bytes_per_batch": BATCH * SAMPLE_BYTES, "python_engine_noop_ms_per_batch": round(noop_ms, 3),
+            "numpy_copy_ms_per_batch": round(copy_s * 1e3, 3), "tf_engine_ms_per_batch": round(tf_ms, 1),
+            "noop_over_tf": round(noop_ms / tf_ms, 4)}
+    benchmark.extra_info.update(info)
+    print("\npython engine input copy: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    # The copy and the call are a small share of any real Python engine's batch (measured 0.3% of the
+    # TensorFlow engine's on a 2-core Zen 3); 5% leaves room for a loaded host without passing vacuously.
+    if not QUICK:
+        assert noop_ms < 0.05 * tf_ms, f"input copy + call {noop_ms:.2f} ms = {noop_ms / tf_ms:.1%} of a TF batch"
 
 
 def test_prefetch_overlaps_compute(benchmark, core, bench_bins):

@@ -12,6 +12,10 @@ benchmarks do not care where samples come from::
 Folders carry no type information, so the caller (i.e. the model) states the sample size; the other
 sources describe themselves and the caller's values, when given, are checked against them
 (``ShapeMismatch`` on disagreement).
+
+A dataset is its inputs as they were when it was opened. Files are read out of their mappings only by
+SIGBUS-guarded copies and checked after every read, so a file truncated, overwritten, rewritten or
+replaced during a run ends it with ``InputError`` naming the file, never with a signal (docs/inputs.md).
 """
 from __future__ import annotations
 
@@ -78,14 +82,15 @@ def open_dataset(source: str | os.PathLike | np.ndarray, sample_bytes: int | Non
     """Open ``source`` as a ``pymfn._core.Dataset``.
 
     source: a folder of per-sample ``*.bin`` files, a packed file (recognised by its magic, whatever
-        its name), a ``.npy`` file (memory-mapped, used in place) or a numpy array (used in place; must
-        be C-contiguous).
+        its name), a ``.npy`` file (memory-mapped; batches are guarded copies out of the mapping) or a
+        numpy array (used in place; must be C-contiguous; one that maps a file is read like a ``.npy``).
     sample_bytes / dtype / sample_shape: what the model expects. A folder needs sample_bytes or
         sample_shape (dtype defaults to float32 there); for self-describing sources they are checks.
     order: file order of a folder, 'natural' (2.bin before 10.bin) or 'lexicographic' (msame).
     folder_io: how a folder's files are read: 'mmap' (mapped once, copied from the mapping on every
-        pass after a size/inode check; the fast choice for repeated passes) or 'pread' (nothing stays
-        mapped; for folders whose files are rewritten while they are read).
+        pass, each copy followed by a check of the file; the fast choice for repeated passes) or 'pread'
+        (open + pread + close per read; nothing stays mapped). Either way a sample file changed since the
+        folder was opened is an error.
 
     Raises the native exceptions: InputError (missing / unusable source), ShapeMismatch (does not fit
     the model), FormatError (malformed packed file), InvalidArgument (inconsistent arguments).

@@ -42,6 +42,7 @@ from pymfn._cli import CommandError, run_command
 from pymfn._readfile import read_regular_file
 from pymfn.issame import load_issame
 from pymfn.lfw import decode_images, read_lfw_bin
+from pymfn import pack
 from pymfn.pack import (INDEX_SUFFIX, ISSAME_SUFFIX, MAX_IMAGE_FILE_BYTES, RECORD_SUFFIX, PackedWriter,
                         check_target, read_pack_issame, require_regular_file, set_paths)
 
@@ -55,6 +56,8 @@ __all__ = [
     "list_images",
     "preprocess",
     "read_issame",
+    "verify_bins_folder",
+    "FolderRecordError",
     "main",
 ]
 
@@ -105,17 +108,110 @@ def preprocess(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
 def read_issame(bins: str | os.PathLike, pairs: int | None = None) -> np.ndarray:
     """Pair labels written by ``image2bin`` for a bins folder or a packed file (checked: see pymfn.issame).
 
-    A folder's labels were renamed into place with its bins, so they belong together; a packed file's
-    labels are accepted only if its record proves they were written with this very pack
-    (``pymfn.pack.read_pack_issame``).
+    Labels are accepted only beside the samples they were written for: a folder must still hold exactly
+    the bins its record lists (``verify_bins_folder``), and a packed file's record must prove the labels
+    were written with this very pack (``pymfn.pack.read_pack_issame``).
     """
     p = Path(bins)
     if p.is_dir():
         f = p / ISSAME_FILE
         if not f.exists():
             raise FileNotFoundError(f"{f}: no pair labels (image2bin writes them only when the source is an lfw.bin)")
-        return load_issame(f, pairs)
+        record = verify_bins_folder(p)
+        labels = load_issame(f, pairs)
+        recorded_pairs = record["count"] // 2
+        if len(labels) != recorded_pairs:
+            raise FolderRecordError(f"{f}: {len(labels)} pair labels but {p / META_FILE} records "
+                                    f"{record['count']} images ({recorded_pairs} pairs); {_RERUN}")
+        return labels
     return read_pack_issame(p, pairs)
+
+
+class FolderRecordError(ValueError):
+    """A bins folder that no longer holds what its ``.image2bin.json`` records (labels would not fit it)."""
+
+
+_RERUN = "rerun image2bin, or pass --issame if you know the labels fit these bins"
+_INDEXED_NAMES = "{i}.bin, i = 0..count-1"
+
+
+def _listed_bins(folder: Path) -> dict[str, int]:
+    """``*.bin`` entries a FolderDataset would read (hidden names skipped) -> size in bytes (-1: not a file)."""
+    found = {}
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name.startswith(".") or len(e.name) < 5 or not e.name.endswith(".bin"):
+                continue
+            try:
+                st = e.stat()  # follows symlinks, as the dataset does
+                found[e.name] = st.st_size if e.is_file() else -1
+            except OSError:
+                found[e.name] = -1
+    return found
+
+
+def _names_text(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def verify_bins_folder(folder: str | os.PathLike) -> dict:
+    """Check a bins folder against the ``.image2bin.json`` written with it; return the record.
+
+    The record states how many samples were written, how they are named (``{i}.bin``, i = 0..count-1, or
+    an explicit ``names`` list) and their size. Labels are bound to that set: a folder with a file
+    missing, an extra ``*.bin`` (which shifts the order of every later sample) or a file of another size
+    would be scored with labels of other images. Raises ``FolderRecordError`` (a ValueError) naming the
+    folder and what differs, ``FileNotFoundError`` when there is no record. When the record lists the
+    SHA-256 of the labels (``sidecars``), the labels are checked too. Reads only names and sizes, so it
+    costs a directory listing, not a pass over the samples.
+    """
+    import hashlib
+
+    folder = Path(folder)
+    meta = folder / META_FILE
+    if not meta.exists():
+        raise FolderRecordError(f"{folder}: no {META_FILE} binding its pair labels to its bins (an older pymfn or "
+                                f"another tool wrote the folder); {_RERUN}")
+    try:
+        record = json.loads(read_regular_file(meta, "an image2bin record", max_bytes=16 << 20))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FolderRecordError(f"{meta}: not a readable image2bin record ({exc}); {_RERUN}") from None
+    count = record.get("count") if isinstance(record, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise FolderRecordError(f"{meta}: not an image2bin record of a bins folder (no sample count); {_RERUN}")
+    names = record.get("names")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) == count:
+        expected = list(names)
+        described = f"{count} files {_names_text(expected, 2)}"
+    elif record.get("files") == _INDEXED_NAMES:
+        expected = [f"{i}.bin" for i in range(count)]
+        described = f"{count} files 0.bin..{count - 1}.bin"
+    else:
+        raise FolderRecordError(f"{meta}: does not record the names of the bins (files = {record.get('files')!r}); "
+                                f"{_RERUN}")
+    found = _listed_bins(folder)
+    want = set(expected)
+    missing = [n for n in expected if n not in found]
+    extra = sorted((n for n in found if n not in want), key=pack.natural_key)
+    sample_bytes = record.get("sample_bytes")
+    resized = [n for n in expected if n in found and isinstance(sample_bytes, int) and found[n] != sample_bytes]
+    problems = []
+    if missing:
+        problems.append(f"missing {_names_text(missing)}")
+    if extra:
+        problems.append(f"not in the record: {_names_text(extra)}")
+    if resized:
+        problems.append(f"not {sample_bytes} bytes: {_names_text(resized)}")
+    if problems:
+        raise FolderRecordError(f"{folder}: the bins no longer match {META_FILE} ({described}; {'; '.join(problems)}), "
+                                f"so its pair labels would be scored against other images; {_RERUN}")
+    want_labels = record.get("sidecars", {}).get(ISSAME_FILE) if isinstance(record.get("sidecars"), dict) else None
+    if isinstance(want_labels, str):
+        raw = read_regular_file(folder / ISSAME_FILE, "a pair label file", max_bytes=1 << 30)
+        if hashlib.sha256(raw).hexdigest() != want_labels:
+            raise FolderRecordError(f"{folder / ISSAME_FILE}: not the labels {META_FILE} was written with; {_RERUN}")
+    return record
 
 
 def _sidecar(out: Path, packed: bool, name: str) -> Path:

@@ -2,8 +2,9 @@
 
 Why a packed file: a folder of 12,000 per-image ``.bin`` files (the msame / image2bin layout) costs a
 syscall round-trip and a host copy per sample. Packed, the samples sit back to back after a
-page-sized header, so the native loader (``pymfn._core.PackedDataset``) maps the file and hands an
-engine a pointer into the mapping: zero host copies per batch.
+page-sized header, so the native loader (``pymfn._core.PackedDataset``) maps the file once and copies
+each batch out of the mapping with one memcpy (guarded against the file shrinking under it; see
+docs/inputs.md): no syscall per sample.
 
 The layout is defined in ``csrc/core/packed_format.h`` (little-endian)::
 

@@ -254,9 +254,15 @@ def test_file_changed_after_open_fails_at_read(core, bins, io):
         assert e.value.path == str(folder / "6.bin")
         with pytest.raises(core.ShapeMismatch):  # sticky until rewind
             r.next()
+    # Put back with the same bytes: still not the file the dataset listed (it was rewritten since).
     data[6].tofile(folder / "6.bin")
     r.rewind()
-    got, _ = read_all(r)
+    r.next()
+    with pytest.raises(core.InputError, match="rewritten.*changed after the folder was opened") as e:
+        r.next()
+    assert e.value.path == str(folder / "6.bin")
+    # A dataset opened now lists the file as it is and reads it.
+    got, _ = read_all(core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE), io=io).reader(4))
     np.testing.assert_array_equal(got, data)
     os.unlink(folder / "6.bin")
     r.rewind()
@@ -265,29 +271,45 @@ def test_file_changed_after_open_fails_at_read(core, bins, io):
         r.next()
 
 
-def test_mmap_folder_checks_every_read_against_the_file(core, bins, tmp_path):
-    """io=mmap keeps files mapped across passes, but each read still sees the file as it is now."""
+@pytest.mark.parametrize("io", ["mmap", "pread"])
+def test_folder_is_read_as_it_was_when_opened(core, bins, tmp_path, io):
+    """Every read checks the file against its listing: a file replaced or rewritten since is an error
+    naming it, never bytes of another file, whether or not it is mapped already."""
     folder, data = bins
-    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE))
-    assert ds.io == "mmap" and ds.mapped_files == 0  # mapped lazily, on first read
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE), io=io)
+    assert ds.io == io and ds.mapped_files == 0  # mapped lazily, on first read
     r = ds.reader(5, prefetch=2)
-    read_all(r)
-    assert ds.mapped_files == 10
-    # Rewritten in place (same inode): the mapping shows the new bytes.
-    data[2] = -data[2]
-    data[2].tofile(folder / "2.bin")
-    # Replaced by a new inode (atomic rename): read with pread, not from the stale mapping.
+    np.testing.assert_array_equal(read_all(r)[0], data)
+    assert ds.mapped_files == (10 if io == "mmap" else 0)
+    r.rewind()
+    np.testing.assert_array_equal(read_all(r)[0], data)
+    s = r.stats()
+    assert s["bytes_read"] == (20 * SAMPLE_BYTES if io == "pread" else 0) and s["bytes_copied"] == 20 * SAMPLE_BYTES
+    # Replaced by a new inode (written elsewhere and renamed over): the mapping still holds the old bytes,
+    # but the path names another file now.
     staged = tmp_path / "staged.bin"
-    data[7] = data[7] + 100
-    data[7].tofile(staged)
+    (data[7] + 100).tofile(staged)
     os.replace(staged, folder / "7.bin")
     r.rewind()
-    got, _ = read_all(r)
-    np.testing.assert_array_equal(got, data)
-    s = r.stats()
-    assert s["bytes_read"] == SAMPLE_BYTES and s["bytes_copied"] == 20 * SAMPLE_BYTES
-    assert ds.mapped_files == 10
+    with pytest.raises(core.InputError, match="another file has replaced it") as e:
+        read_all(r)
+    assert e.value.path == str(folder / "7.bin")
+    # Rewritten in place, same size, same inode: the modification time tells.
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE), io=io)
+    r = ds.reader(5, prefetch=0)
+    read_all(r)
+    st = os.stat(folder / "2.bin")
+    with open(folder / "2.bin", "r+b") as f:
+        f.write((-data[2]).tobytes())
+    os.utime(folder / "2.bin", ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # whatever the clock's granularity
+    r.rewind()
+    with pytest.raises(core.InputError, match="rewritten") as e:
+        read_all(r)
+    assert e.value.path == str(folder / "2.bin")
     # A file that grew is an error too (it would otherwise be read short, silently).
+    ds = core.FolderDataset(folder, SAMPLE_BYTES, sample_shape=list(SHAPE), io=io)
+    r = ds.reader(5)
+    read_all(r)
     (folder / "3.bin").write_bytes(data[3].tobytes() + b"\0\0\0\0")
     r.rewind()
     with pytest.raises(core.ShapeMismatch, match=f"now {SAMPLE_BYTES + 4} bytes") as e:
@@ -382,21 +404,23 @@ def write_packed(path: Path, data: np.ndarray) -> Path:
     return path
 
 
-def test_packed_zero_copy(core, tmp_path):
+def test_packed_batches_are_copied_out_of_the_mapping(core, tmp_path):
+    """Batches of a pack never point into its mapping (a truncated file would fault under whoever reads
+    it): each is one guarded copy into the reader's aligned buffer."""
     data = np.random.default_rng(2).standard_normal((10, *SHAPE)).astype(np.float32)
     ds = core.PackedDataset(write_packed(tmp_path / "x.pack", data))
     assert (ds.sample_count, ds.sample_bytes, ds.dtype, ds.sample_shape) == (10, SAMPLE_BYTES, "float32", list(SHAPE))
     assert ds.header_bytes == 4096 and ds.file_bytes == 4096 + 10 * SAMPLE_BYTES
     r = ds.reader(5)
-    addrs = []
+    addrs = set()
     for b in r:
-        addrs.append(b.data.__array_interface__["data"][0])
+        addrs.add(b.data.__array_interface__["data"][0])
         np.testing.assert_array_equal(b.data, data[b.first_sample:b.first_sample + 5])
-    assert addrs[1] - addrs[0] == 5 * SAMPLE_BYTES and addrs[0] % 4096 == 0
-    assert r.stats() == {"batches": 2, "bytes_copied": 0, "bytes_read": 0, "padded_batches": 0}
+    assert len(addrs) == 1 and addrs.pop() % 4096 == 0  # one reused, page-aligned buffer
+    assert r.stats() == {"batches": 2, "bytes_copied": 10 * SAMPLE_BYTES, "bytes_read": 0, "padded_batches": 0}
 
 
-def test_packed_partial_batch_copies_exactly_the_valid_rows(core, tmp_path):
+def test_packed_partial_batch_is_zero_padded(core, tmp_path):
     data = np.arange(7 * 6, dtype=np.uint8).reshape(7, 6)
     ds = core.PackedDataset(write_packed(tmp_path / "x.pack", data))
     r = ds.reader(3)
@@ -407,11 +431,11 @@ def test_packed_partial_batch_copies_exactly_the_valid_rows(core, tmp_path):
         r.rewind()
     last = list(r)[-1]
     assert not last.data[1:].any()
-    assert r.stats() == {"batches": 9, "bytes_copied": 3 * 6, "bytes_read": 0, "padded_batches": 3}
+    assert r.stats() == {"batches": 9, "bytes_copied": 3 * data.nbytes, "bytes_read": 0, "padded_batches": 3}
     big = ds.reader(100)
     b = big.next()
     np.testing.assert_array_equal(b.valid_data, data)
-    assert big.stats()["bytes_copied"] == data.nbytes
+    assert big.stats()["bytes_copied"] == data.nbytes and not b.data[7:].any()
 
 
 def test_packed_expectations(core, tmp_path):
@@ -478,6 +502,49 @@ def test_array_kept_alive(core):
     gc.collect()
     b = r.next()
     np.testing.assert_array_equal(b.data, [[0, 1, 2], [3, 4, 5]])
+
+
+def test_array_that_maps_a_file_is_read_through_guarded_copies(core, tmp_path):
+    """An array whose memory maps a file (np.load(mmap_mode=...), a slice of one, a deleted file) is found in
+    /proc/self/maps: its batches are copies (a page of it can vanish under a reader), checked against the
+    file. Plain memory stays zero-copy."""
+    data = np.random.default_rng(4).standard_normal((10, *SHAPE)).astype(np.float32)
+    f = tmp_path / "x.npy"
+    np.save(f, data)
+    for arr, rows in ((np.load(f, mmap_mode="r"), data), (np.load(f, mmap_mode="c"), data),
+                      (np.load(f, mmap_mode="r")[3:], data[3:])):
+        ds = core.ArrayDataset(arr)
+        assert ds.mapped_file == str(f.resolve())
+        r = ds.reader(4)
+        got, _ = read_all(r)
+        np.testing.assert_array_equal(got, rows)
+        assert r.stats()["bytes_copied"] == rows.nbytes
+        b = ds.reader(4).next()
+        start = arr.__array_interface__["data"][0]
+        assert not start <= b.data.__array_interface__["data"][0] < start + arr.nbytes  # not a view of the file
+    assert core.ArrayDataset(np.array(np.load(f, mmap_mode="r"))).mapped_file is None
+    gone = tmp_path / "gone.npy"
+    np.save(gone, data)
+    arr = np.load(gone, mmap_mode="r")
+    os.unlink(gone)  # nothing left to check against, but still read through the guard
+    ds = core.ArrayDataset(arr, origin="npy gone.npy", path="gone.npy")
+    assert ds.mapped_file == "gone.npy"
+    np.testing.assert_array_equal(read_all(ds.reader(3))[0], data)
+
+
+def test_open_dataset_npy_change_names_the_file_as_given(core, tmp_path, monkeypatch):
+    data = np.ones((8, 1024), np.float32)
+    np.save(tmp_path / "x.npy", data)
+    monkeypatch.chdir(tmp_path)
+    ds = open_dataset("x.npy")
+    r = ds.reader(2)
+    r.next()
+    os.truncate("x.npy", 128)  # the header only: every sample is gone
+    with pytest.raises(core.InputError, match=r"^x\.npy: the file changed during the run \(it is now 128 bytes") as e:
+        r.next()
+    assert e.value.path == "x.npy"
+    with pytest.raises(core.InputError):  # and stays failed
+        r.next()
 
 
 def test_array_bad_input(core):

@@ -352,3 +352,93 @@ def test_live_writers_temps_are_left_alone(tmp_path):
     assert sorted(r.path.name for r in removed) == sorted([dead.name, reused.name])
     assert mine.exists() and unrelated.exists() and not dead.exists() and not reused.exists()
     assert sum(r.bytes for r in removed) == 1001
+
+
+# ------------------------------------------------------------------ a bins folder is bound to its record
+
+def _tiny_ir(path: Path) -> Path:
+    """OpenVINO IR with MobileFaceNet's input [-1,112,112,3] float32 -> 8 values (no TensorFlow needed)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([-1, 112, 112, 3], np.float32, name="Placeholder")
+    y = ops.reshape(x, ops.constant(np.array([-1, 112 * 112 * 3], np.int64)), False)
+    w = np.random.default_rng(0).standard_normal((112 * 112 * 3, 8)).astype(np.float32)
+    y = ops.matmul(y, ops.constant(w), False, False)
+    ov.save_model(ov.Model([y], [x], "tiny"), str(path))
+    return path
+
+
+def test_changed_bins_folder_is_refused_before_its_labels_are_used(tmp_path, capsys):
+    """Before: a folder with its last bin removed and a copy added (same count) was scored with its old labels,
+    every sample after the copy paired with the wrong label (73% instead of 99.5% on LFW), without a word."""
+    labels = [i % 3 == 0 for i in range(10)]  # ten pairs: the protocol's ten folds
+    src = lfw_bin(tmp_path / "src.bin", range(40, 60), labels)
+    s = tmp_path / "s"
+    assert pymfn_main(["image2bin", str(src), str(s), "-q"]) == 0
+    assert i2b.read_issame(s).tolist() == labels
+    assert i2b.verify_bins_folder(s)["count"] == 20
+    (s / "19.bin").unlink()
+    (s / "00.bin").write_bytes((s / "0.bin").read_bytes())
+    with pytest.raises(i2b.FolderRecordError, match=r"missing 19\.bin; not in the record: 00\.bin") as e:
+        i2b.read_issame(s)
+    assert str(e.value).startswith(f"{s}: the bins no longer match .image2bin.json (20 files 0.bin..19.bin;")
+    # End to end: `bench accuracy --data s` says so in one line instead of scoring the folder.
+    from pymfn.bench.__main__ import main as bench_main
+
+    model = _tiny_ir(tmp_path / "tiny.xml")
+    argv = ["accuracy", "--data", str(s), "--model", str(model), "--batch", "2", "--quiet"]
+    assert bench_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pymfn.bench accuracy: error: ") and str(s) in err, err
+    assert "missing 19.bin" in err and "00.bin" in err
+    # An explicit --issame is the user's word: the folder is scored with it.
+    np.save(tmp_path / "labels.npy", np.array(labels))
+    assert bench_main(argv + ["--issame", str(tmp_path / "labels.npy")]) == 0
+    # Put back as written: scored with its own labels again.
+    (s / "00.bin").unlink()
+    assert pymfn_main(["image2bin", str(src), str(s), "-q", "--force"]) == 0
+    assert bench_main(argv) == 0
+    capsys.readouterr()
+
+
+def test_bins_folder_record_checks(tmp_path, two_sources):
+    old, _ = two_sources
+    s = tmp_path / "s"
+    i2b.image2bin(old, s)
+    (s / "3.bin").write_bytes(b"\0" * 10)  # resized
+    with pytest.raises(i2b.FolderRecordError, match=r"not 150528 bytes: 3\.bin"):
+        i2b.read_issame(s)
+    i2b.image2bin(old, s2 := tmp_path / "s2")
+    for i in range(3):
+        (s2 / f"{i}.bin").unlink()
+    with pytest.raises(i2b.FolderRecordError, match=r"missing 0\.bin, 1\.bin, 2\.bin"):
+        i2b.read_issame(s2)
+    i2b.image2bin(old, s3 := tmp_path / "s3")
+    for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
+        (s3 / name).write_bytes(b"")
+    (s3 / ".hidden.bin").write_bytes(b"")  # not read by the dataset: not a difference
+    with pytest.raises(i2b.FolderRecordError, match=r"not in the record: a\.bin, b\.bin, c\.bin and 1 more"):
+        i2b.read_issame(s3)
+    # No record (another tool made the folder, or it was removed): labels are not bound to anything.
+    i2b.image2bin(old, s4 := tmp_path / "s4")
+    (s4 / i2b.META_FILE).unlink()
+    with pytest.raises(i2b.FolderRecordError, match=r"no \.image2bin\.json binding its pair labels"):
+        i2b.read_issame(s4)
+    # Labels that disagree with the recorded count.
+    i2b.image2bin(old, s5 := tmp_path / "s5")
+    np.save(s5 / i2b.ISSAME_FILE, np.array([True, False]))
+    with pytest.raises(i2b.FolderRecordError, match=r"2 pair labels but .* records 10 images \(5 pairs\)"):
+        i2b.read_issame(s5)
+    # A record that lists the labels' hash binds them too.
+    import hashlib
+    import json
+
+    i2b.image2bin(old, s6 := tmp_path / "s6")
+    meta = json.loads((s6 / i2b.META_FILE).read_text())
+    meta["sidecars"] = {i2b.ISSAME_FILE: hashlib.sha256((s6 / i2b.ISSAME_FILE).read_bytes()).hexdigest()}
+    (s6 / i2b.META_FILE).write_text(json.dumps(meta))
+    assert i2b.read_issame(s6).tolist() == [True, False, False, True, True]
+    np.save(s6 / i2b.ISSAME_FILE, np.array([True, True, True, True, True]))
+    with pytest.raises(i2b.FolderRecordError, match="not the labels .image2bin.json was written with"):
+        i2b.read_issame(s6)

@@ -286,7 +286,7 @@ void bind_data(py::module_& m) {
           },
           "batch_size"_a, "prefetch"_a = 2,
           "A BatchReader of batch_size rows. prefetch = batches prepared ahead in the background (folder "
-          "sources; packed files use it as a readahead hint; arrays ignore it).");
+          "sources; packed files and mapped arrays use it as a readahead hint; plain arrays ignore it).");
 
   py::class_<pymfn::FolderDataset, Dataset, std::shared_ptr<pymfn::FolderDataset>>(
       m, "FolderDataset", "A folder of per-sample .bin files (msame / image2bin layout), gathered into batches in the background.")
@@ -304,8 +304,10 @@ void bind_data(py::module_& m) {
            "order"_a = "natural", "io"_a = "mmap",
            "Open a folder. Every *.bin file must be exactly sample_bytes long (ShapeMismatch otherwise). "
            "order: 'natural' (2.bin before 10.bin) or 'lexicographic' (msame). io: 'mmap' (each file mapped "
-           "once and copied from its mapping on every read, after an fstatat check; fastest from the second "
-           "pass on) or 'pread' (open + pread + close per read; nothing stays mapped).")
+           "once and copied from its mapping on every read under a SIGBUS guard; fastest from the second "
+           "pass on) or 'pread' (open + pread + close per read; nothing stays mapped). Every read checks the "
+           "file against the listing: one deleted, resized, replaced or rewritten since the folder was opened "
+           "raises InputError (ShapeMismatch for a new size) naming it.")
       .def(
           "files",
           [](const pymfn::FolderDataset& d) {
@@ -333,7 +335,10 @@ void bind_data(py::module_& m) {
           "(0 = automatic). prefetch=0 reads synchronously inside next().");
 
   py::class_<pymfn::PackedDataset, Dataset, std::shared_ptr<pymfn::PackedDataset>>(
-      m, "PackedDataset", "A packed sample file (see pymfn.pack) mapped into memory; batches are views, not copies.")
+      m, "PackedDataset",
+      "A packed sample file (see pymfn.pack) mapped into memory. Each batch is copied out of the mapping under a "
+      "SIGBUS guard and the file is checked after the copy: a pack truncated or rewritten during a run is an "
+      "InputError naming it, never a signal. Batch views are valid until the reader's next next().")
       .def(py::init([](const py::object& path, const py::object& sample_bytes, std::optional<std::string> dtype,
                        std::optional<std::vector<int64_t>> sample_shape) {
              const std::string p = fspath(path);
@@ -356,11 +361,20 @@ void bind_data(py::module_& m) {
 
   py::class_<pymfn::ArrayDataset, Dataset, std::shared_ptr<pymfn::ArrayDataset>>(
       m, "ArrayDataset",
-      "Samples in a numpy array (first axis = samples), used in place: it must be C-contiguous and is kept "
-      "alive while the dataset or a reader exists. Batches are views into it.")
+      "Samples in a numpy array (first axis = samples): it must be C-contiguous and is kept alive while the "
+      "dataset or a reader exists. Batches of plain memory are views into it; an array that maps a file (see "
+      "mapped_file) is read through guarded copies instead.")
       .def(py::init(&make_array_dataset), "array"_a, "origin"_a = "numpy array", "path"_a = py::none(),
            "origin names the samples in messages ('npy /x.npy'); path is the file they came from, if any "
-           "(the .path of errors about them).");
+           "(the .path of errors about them).")
+      .def_property_readonly(
+          "mapped_file", [](const pymfn::ArrayDataset& d) -> py::object {
+            const std::string f = d.mapped_file();
+            return f.empty() ? py::object(py::none()) : py::object(py::str(f));
+          },
+          "The file the array's memory maps (numpy.load(mmap_mode=...), numpy.memmap), or None for plain memory. "
+          "Batches of a mapped file are copied out under a SIGBUS guard and the file is checked after each copy, "
+          "so a file truncated or rewritten during a run is an InputError naming it.");
 
   // Test hook (see copy_after_truncating_mapping in data/mapped_copy.h).
   m.def(

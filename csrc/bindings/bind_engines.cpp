@@ -85,10 +85,25 @@ std::string np_shape_str(const py::array& a) {
 }
 
 // Trampoline: every virtual either calls the Python override (taking the GIL) or has a sensible default.
-// A Python engine implements execute(inputs: list[np.ndarray]) -> list[np.ndarray]; the C++ side wraps the
-// runner's buffers as numpy views (no copy) and copies the returned arrays into the output buffers.
+// A Python engine implements execute(inputs: list[np.ndarray]) -> list[np.ndarray]; the C++ side hands it
+// read-only arrays that own a copy of the batch (see input_array) and copies the returned arrays into
+// the output buffers.
 class PyEngine : public Engine {
  public:
+  PyEngine() = default;
+  PyEngine(const PyEngine&) = delete;
+  PyEngine& operator=(const PyEngine&) = delete;
+  // The last reference to an engine can go away on a runner thread without the GIL.
+  ~PyEngine() override {
+    if (input_pool_.empty()) return;
+    if (!Py_IsInitialized()) {  // interpreter gone: leak rather than touch it
+      for (py::object& o : input_pool_) o.release();
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    input_pool_.clear();
+  }
+
   std::string kind() const override { return attribute_str("kind"); }
   std::string model_path() const override { return attribute_str("model_path"); }
 
@@ -146,14 +161,8 @@ class PyEngine : public Engine {
     for (const auto& t : ins) check_consistent(t, binding.batch_rows, type_name());
     for (const auto& t : outs) check_consistent(t, binding.batch_rows, type_name());
     py::list arrays;
-    static int anchor = 0;
-    py::capsule owner_none(static_cast<void*>(&anchor), [](void*) {});
-    for (size_t i = 0; i < ins.size(); ++i) {
-      // Read-only view of the runner's (or reader's) memory; `owner_none` keeps numpy from copying.
-      py::array a(np_dtype(ins[i].dtype), batch_shape(ins[i], binding.batch_rows), binding.inputs[i], owner_none);
-      a.attr("flags").attr("writeable") = false;
-      arrays.append(a);
-    }
+    if (input_pool_.size() != ins.size()) input_pool_.assign(ins.size(), py::object());
+    for (size_t i = 0; i < ins.size(); ++i) arrays.append(input_array(i, ins[i], binding));
     const auto t0 = std::chrono::steady_clock::now();
     py::object result = override(arrays);
     const auto t1 = std::chrono::steady_clock::now();
@@ -226,8 +235,35 @@ class PyEngine : public Engine {
     return py::str(v);
   }
 
+  // Input i of this batch as a read-only array that owns a copy of the bytes. The runner's and the
+  // readers' buffers live only as long as a run (or a next() call), so a view of them would dangle in
+  // an engine that keeps its inputs. An array nobody holds since the previous call (only the pool
+  // references it) is refilled instead of allocated again; one the engine kept stays its own, with this
+  // batch's values. Runs under the GIL.
+  py::array input_array(size_t i, const TensorInfo& info, const IoBinding& binding) {
+    const std::vector<py::ssize_t> shape = batch_shape(info, binding.batch_rows);
+    const py::dtype dtype = np_dtype(info.dtype);
+    py::object& pooled = input_pool_[i];
+    bool reuse = pooled && Py_REFCNT(pooled.ptr()) == 1;
+    if (reuse) {
+      const auto a = py::reinterpret_borrow<py::array>(pooled);
+      reuse = a.dtype().equal(dtype) && a.ndim() == static_cast<py::ssize_t>(shape.size());
+      for (size_t d = 0; reuse && d < shape.size(); ++d) reuse = a.shape(static_cast<py::ssize_t>(d)) == shape[d];
+    }
+    if (!reuse) {
+      py::array fresh(dtype, shape);
+      fresh.attr("flags").attr("writeable") = false;
+      pooled = fresh;
+    }
+    auto a = py::reinterpret_borrow<py::array>(pooled);
+    // The array is read-only to the engine; pymfn writes it here, before handing it out.
+    std::memcpy(const_cast<void*>(a.data()), binding.inputs[i], info.sample_bytes * binding.batch_rows);
+    return a;
+  }
+
   std::vector<TensorInfo> cached_in_, cached_out_;
   std::vector<StageTimes> pending_;
+  std::vector<py::object> input_pool_;  // one reusable input array per model input (see input_array)
 };
 
 // Engine.execute(inputs) for C++ engines: validate, prepare the batch, run with the GIL released.
@@ -342,6 +378,7 @@ a Python class can too (call super().__init__()) by defining:
   kind (str), model_path (str), inputs() / outputs() -> list[TensorInfo],
   execute(inputs: list[np.ndarray]) -> list[np.ndarray]   (arrays [batch, *sample_shape], declared dtypes)
 and optionally supported_batches() -> list[int] (default: any), prepare(batch) and properties() -> dict.
+The input arrays are read-only and own a copy of the batch: an engine may keep them after execute returns.
 The runner calls it from C++ with the GIL released and re-acquires the GIL for each call.)doc")
       .def(py::init<>())
       .def_property_readonly("kind", &Engine::kind, "engine family: 'openvino', 'acl', 'tf', ...")

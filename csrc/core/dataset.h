@@ -23,10 +23,10 @@ struct BatchView {
   size_t batch_index = 0;   // index of this batch within the pass
 };
 
-// Counters a test or benchmark can read to prove zero-copy claims.
+// Counters a test or benchmark can read to prove what a reader copies.
 struct ReaderStats {
   uint64_t batches = 0;         // batches handed out
-  uint64_t bytes_copied = 0;    // bytes the reader copied on the host to build batches (0 for mmap views)
+  uint64_t bytes_copied = 0;    // bytes the reader copied on the host to build batches (0 for in-place views)
   uint64_t bytes_read = 0;      // bytes read from files with read()/pread()
   uint64_t padded_batches = 0;  // batches with valid_rows < batch_rows
 };
@@ -73,8 +73,9 @@ class Dataset {
   // pool may prepare ahead (ignored by sources that need no copying). Throws InvalidArgument when
   // batch_size is 0 or its buffers could not fit in this machine's memory (core/limits.h).
   virtual std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const = 0;
-  // Pointer to sample i when the dataset holds all samples contiguously in memory (packed mmap,
-  // numpy array), nullptr otherwise.
+  // Pointer to sample 0 when the dataset holds all samples contiguously in memory that cannot vanish
+  // under a reader (a numpy array of the process's own memory), nullptr otherwise: a file mapping
+  // (packed file, mapped .npy) is read only through guarded copies (data/mapped_copy.h).
   virtual const void* contiguous_data() const { return nullptr; }
 };
 

@@ -44,10 +44,20 @@ ShapeMismatch size_changed(const std::string& path, off_t size_now, size_t sampl
                                  std::to_string(sample_bytes) + " bytes per sample (it changed after the folder was opened)");
 }
 
-// Reads one sample file into `dst`. The size was checked when the folder was opened; it is checked
-// again here because the file may have changed since.
-uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string& path, unsigned char* dst,
-                          size_t sample_bytes) {
+// Throws when `now` is not file `opened` unchanged: ShapeMismatch for a new size (the message the
+// size check at open gives), InputError for a replaced or rewritten file.
+void check_unchanged(const std::string& path, const FileStamp& opened, const struct stat& now, size_t sample_bytes) {
+  const FileStamp stamp = file_stamp(now);
+  if (stamp.dev == opened.dev && stamp.ino == opened.ino && stamp.size != opened.size)
+    throw size_changed(path, now.st_size, sample_bytes);
+  const std::string change = file_change(opened, stamp);
+  if (!change.empty()) throw InputError(path, change + " (it changed after the folder was opened)");
+}
+
+// Reads one sample file into `dst` with pread, checking before and after that it is still the file
+// listed when the folder was opened, unchanged (so the bytes read are that file's).
+uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string& path, const FileStamp& opened,
+                          unsigned char* dst, size_t sample_bytes) {
   int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
@@ -59,7 +69,7 @@ uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
-  if (static_cast<uint64_t>(st.st_size) != sample_bytes) throw size_changed(path, st.st_size, sample_bytes);
+  check_unchanged(path, opened, st, sample_bytes);
   size_t got = 0;
   while (got < sample_bytes) {
     const ssize_t n = ::pread(fd, dst + got, sample_bytes - got, static_cast<off_t>(got));
@@ -73,6 +83,8 @@ uint64_t read_sample_file(int dir_fd, const std::string& name, const std::string
                                     " bytes (it shrank after the folder was opened)");
     got += static_cast<size_t>(n);
   }
+  if (::fstat(fd, &st) != 0) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
+  check_unchanged(path, opened, st, sample_bytes);  // not rewritten while it was read
   return got;
 }
 
@@ -82,26 +94,26 @@ struct SampleCopy {
   bool via_pread = false;
 };
 
-// kMmap: checks that file k is still the file of the expected size (one fstatat, no open), then
-// copies it out of its mapping. A file that cannot be mapped, or was replaced by another inode since
-// it was mapped, is pread instead.
+// kMmap: copies file k out of its mapping (under the SIGBUS guard), then checks with one fstatat (no
+// open) that the path still names the file listed, unchanged: only then are the copied bytes that
+// file's. A file that cannot be mapped is pread instead.
 SampleCopy copy_sample(const FolderListing& listing, size_t k, unsigned char* dst) {
   const std::string& path = listing.paths[k];
   const size_t sample_bytes = listing.sample_bytes;
-  auto by_pread = [&] {
-    return SampleCopy{read_sample_file(listing.dir_fd, listing.names[k], path, dst, sample_bytes), true};
-  };
-  if (listing.io == FolderIO::kPread) return by_pread();
+  const FileMapping* m = listing.io == FolderIO::kPread ? nullptr : listing.mapping(k);
+  if (m == nullptr)
+    return SampleCopy{read_sample_file(listing.dir_fd, listing.names[k], path, listing.stamps[k], dst, sample_bytes),
+                      true};
+  const bool copied = copy_from_mapping(dst, m->data, sample_bytes);
   struct stat st;
   if (::fstatat(listing.dir_fd, listing.names[k].c_str(), &st, 0) != 0) {
     const int err = errno;
     throw InputError(path, std::string("cannot open sample file: ") + std::strerror(err));
   }
-  if (static_cast<uint64_t>(st.st_size) != sample_bytes) throw size_changed(path, st.st_size, sample_bytes);
-  const FileMapping* m = listing.mapping(k);
-  if (m == nullptr || m->dev != st.st_dev || m->ino != st.st_ino) return by_pread();
-  if (!copy_from_mapping(dst, m->data, sample_bytes))
-    throw ShapeMismatch(path, "file shrank while it was being read (it changed after the folder was opened)");
+  check_unchanged(path, listing.stamps[k], st, sample_bytes);
+  if (!copied)  // the file is as listed, yet its mapping faulted: the storage failed to deliver a page
+    throw InputError(path, "reading it from its mapping failed with SIGBUS (the file shrank while it was being "
+                           "read, or the storage behind it failed to deliver the data)");
   return {sample_bytes, false};
 }
 
@@ -394,11 +406,11 @@ const FileMapping* FolderListing::mapping(size_t k) const {
   if (fd < 0) return give_up();
   struct stat st;
   void* p = MAP_FAILED;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == sample_bytes)
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && file_change(stamps[k], file_stamp(st)).empty())
     p = ::mmap(nullptr, sample_bytes, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);  // the mapping keeps the file referenced
   if (p == MAP_FAILED) return give_up();
-  auto* created = new FileMapping{static_cast<const unsigned char*>(p), st.st_dev, st.st_ino};
+  auto* created = new FileMapping{static_cast<const unsigned char*>(p)};
   const FileMapping* expected = nullptr;
   if (mappings[k].compare_exchange_strong(expected, created, std::memory_order_acq_rel)) return created;
   // Another reader mapped the same file first: use its mapping.
@@ -519,6 +531,7 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
 
   const std::string prefix = (!dir.empty() && dir.back() == '/') ? dir : dir + "/";
   listing->paths.reserve(names.size());
+  listing->stamps.reserve(names.size());
   std::string first_bad;
   uint64_t first_bad_size = 0;
   size_t bad = 0;
@@ -536,6 +549,7 @@ FolderDataset::FolderDataset(const std::string& dir, size_t sample_bytes, DType 
     if (!S_ISREG(fs.st_mode))
       throw InputError(path, S_ISDIR(fs.st_mode) ? "is a directory, not a sample file"
                                                  : "is not a regular file (expected a raw sample file)");
+    listing->stamps.push_back(file_stamp(fs));
     if (static_cast<uint64_t>(fs.st_size) != sample_bytes_) {
       if (bad++ == 0) {
         first_bad = path;

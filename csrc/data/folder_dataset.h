@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/dataset.h"
+#include "data/mapped_copy.h"
 
 namespace pymfn {
 
@@ -28,36 +29,37 @@ bool natural_less(const std::string& a, const std::string& b);
 
 // How a folder dataset gets a sample file's bytes into a batch buffer.
 //  kMmap  (default): each file is mapped once, on its first read, and stays mapped for the dataset's
-//         lifetime; every read then checks the file (fstatat: still there, same inode, same size)
-//         and memcpys from the mapping. From the second pass on this is 1.3-2x faster than pread on
-//         a warm page cache: no open/close, and a user-space copy instead of the kernel's per-page
-//         read path. The first pass pays the page-table setup (a third slower than pread). A file
-//         replaced by a new one (new inode, e.g. written elsewhere and renamed over) is pread from
-//         then on; one truncated during the copy raises ShapeMismatch (see mapped_copy.h).
+//         lifetime; every read memcpys from the mapping (under the SIGBUS guard of mapped_copy.h) and
+//         then checks the file (one fstatat). From the second pass on this is 1.3-2x faster than
+//         pread on a warm page cache: no open/close, and a user-space copy instead of the kernel's
+//         per-page read path. The first pass pays the page-table setup (a third slower than pread).
 //         At most a quarter of vm.max_map_count files are mapped; the rest are pread.
-//  kPread: open + fstat + pread + close per file per read; nothing stays mapped.
+//  kPread: open + fstat + pread + fstat + close per file per read; nothing stays mapped.
+// Either way a dataset is its files as they were when the folder was opened: a file deleted, truncated,
+// grown, replaced by another file (rename) or rewritten (modification time) since then ends the read
+// with an InputError naming it (ShapeMismatch for a size change), never a signal, and never bytes
+// of a file other than the one opened.
 enum class FolderIO { kMmap = 0, kPread = 1 };
 
 // "mmap" or "pread"; throws InvalidArgument otherwise.
 FolderIO folder_io_from_name(const std::string& name);
 std::string folder_io_name(FolderIO io);
 
-// One sample file mapped read-only: `data` holds the file's sample_bytes bytes; dev/ino name the
-// inode that was mapped (a file replaced since then is detected by comparing them).
+// One sample file mapped read-only: `data` holds the file's sample_bytes bytes. Only a file that is
+// still the one listed (FolderListing::stamps) is ever mapped.
 struct FileMapping {
   const unsigned char* data = nullptr;
-  dev_t dev = 0;
-  ino_t ino = 0;
 };
 
 // The listing a folder dataset and its readers share: an open descriptor of the folder (files are
 // opened relative to it with openat, which skips resolving the folder path for every sample) plus
-// each sample's file name and full path (for error messages and files()), and the lazily created
-// mappings (kMmap), which readers on several threads may create concurrently.
+// each sample's file name, full path (for error messages and files()) and stamp when listed, and the
+// lazily created mappings (kMmap), which readers on several threads may create concurrently.
 struct FolderListing {
   int dir_fd = -1;
   std::vector<std::string> names;
   std::vector<std::string> paths;
+  std::vector<FileStamp> stamps;  // each file as listed: what every read checks it against
   size_t sample_bytes = 0;
   FolderIO io = FolderIO::kMmap;
   size_t max_mappings = 0;
@@ -69,8 +71,8 @@ struct FolderListing {
   // Allocates the (empty) mapping table; called once by the dataset before readers exist.
   void init_mappings();
   // The mapping of file k, creating it on first use; nullptr when the file cannot be mapped (the
-  // mapping budget is spent, mmap failed, or the file no longer has the expected size): the caller
-  // then preads it, which reports any real problem with the file.
+  // mapping budget is spent, mmap failed, or the file is no longer the one listed): the caller then
+  // preads it, which reports any real problem with the file.
   const FileMapping* mapping(size_t k) const;
   size_t mapped_files() const { return mapped_count.load(std::memory_order_relaxed); }
 

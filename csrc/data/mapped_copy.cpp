@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -64,6 +65,48 @@ bool copy_from_mapping(void* dst, const void* src, size_t n) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_active_guard = nullptr;
   return true;
+}
+
+FileStamp file_stamp(const struct stat& st) {
+  FileStamp s;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return s;
+}
+
+std::string file_change(const FileStamp& then, const FileStamp& now) {
+  if (now.dev != then.dev || now.ino != then.ino) return "another file has replaced it";
+  if (now.size != then.size)
+    return "it is now " + std::to_string(now.size) + " bytes, was " + std::to_string(then.size);
+  if (now.mtime_ns != then.mtime_ns) return "it was rewritten: its modification time changed";
+  return "";
+}
+
+WatchedFile::WatchedFile(int fd, const FileStamp& opened, std::string path)
+    : fd_(fd), opened_(opened), path_(std::move(path)) {}
+
+WatchedFile::~WatchedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void WatchedFile::check() const {
+  if (fd_ < 0) return;
+  struct stat st;
+  if (::fstat(fd_, &st) != 0)
+    throw InputError(path_, std::string("cannot stat the file during the run: ") + std::strerror(errno));
+  const std::string change = file_change(opened_, file_stamp(st));
+  if (!change.empty())
+    throw InputError(path_, "the file changed during the run (" + change + "); its samples are no longer the ones "
+                            "the run started with");
+}
+
+void WatchedFile::fail_after_fault(size_t first_sample, size_t samples) const {
+  check();  // names the change when the file shrank or was rewritten
+  const std::string where = "samples " + std::to_string(first_sample) + ".." + std::to_string(first_sample + samples - 1);
+  throw InputError(path_, "reading " + where + " from its mapping failed with SIGBUS (the file shrank while it was "
+                          "being read, or the storage behind it failed to deliver the data)");
 }
 
 bool copy_after_truncating_mapping(const std::string& path, size_t mapped_bytes, size_t truncate_to) {

@@ -91,6 +91,7 @@ PackedDataset::PackedDataset(const std::string& path) : path_(path) {
   struct stat st;
   if (::fstat(fd.fd, &st) != 0) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw InputError(path, "not a regular file (expected a packed sample file)");
+  const FileStamp opened = file_stamp(st);
   file_bytes_ = static_cast<uint64_t>(st.st_size);
   if (file_bytes_ < sizeof(PackedHeader))
     throw FormatError(path, "file is " + std::to_string(file_bytes_) + " bytes, too short for the " +
@@ -121,6 +122,11 @@ PackedDataset::PackedDataset(const std::string& path) : path_(path) {
   base_ = static_cast<const unsigned char*>(map->addr) + header_bytes_;
   // Alias the mapping's lifetime onto a const void* so readers need not know its type.
   mapping_ = std::shared_ptr<const void>(map, map->addr);
+  // The descriptor moves to the watcher, which keeps it for fstat checks during reads.
+  file_ = std::make_shared<WatchedFile>(fd.fd, opened, path);
+  fd.fd = -1;
+  // A change between the fstat above and now (header read, mmap) shows here or on the first batch.
+  file_->check();
 }
 
 void PackedDataset::expect(size_t sample_bytes, const DType* dtype, const std::vector<int64_t>& shape) const {
@@ -145,7 +151,7 @@ SampleSpec PackedDataset::sample_spec() const {
 }
 
 std::unique_ptr<BatchReader> PackedDataset::reader(size_t batch_size, size_t prefetch) const {
-  return std::make_unique<ContiguousBatchReader>(mapping_, base_, count_, sample_spec(), batch_size, prefetch);
+  return std::make_unique<ContiguousBatchReader>(mapping_, base_, count_, sample_spec(), batch_size, prefetch, file_);
 }
 
 }  // namespace pymfn

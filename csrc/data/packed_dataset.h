@@ -1,5 +1,8 @@
-// A packed sample file (csrc/core/packed_format.h) mapped into memory. Every full batch is a pointer
-// into the mapping, so serving a batch copies nothing on the host.
+// A packed sample file (csrc/core/packed_format.h) mapped into memory. Readers copy each batch out of
+// the mapping under the SIGBUS guard and check the file after every copy (contiguous_reader.h), so a
+// pack truncated, replaced in place or rewritten during a run ends it with an InputError naming the
+// file. A pack replaced by rename keeps being read from the file that was opened (its inode stays
+// alive while mapped), which is the file the run started with.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -8,6 +11,7 @@
 
 #include "core/dataset.h"
 #include "core/packed_format.h"
+#include "data/mapped_copy.h"
 
 namespace pymfn {
 
@@ -19,8 +23,8 @@ void validate_packed_header(const PackedHeader& h, uint64_t file_size, const std
 
 class PackedDataset final : public Dataset {
  public:
-  // Opens, validates and mmaps `path`. Throws InputError (missing, not a regular file) or
-  // FormatError (see validate_packed_header; also a file with no samples).
+  // Opens, validates and mmaps `path`; keeps it open to watch it. Throws InputError (missing, not a
+  // regular file) or FormatError (see validate_packed_header; also a file with no samples).
   explicit PackedDataset(const std::string& path);
 
   // Checks the file against what a model expects; throws ShapeMismatch naming the file and both
@@ -34,9 +38,10 @@ class PackedDataset final : public Dataset {
   std::string describe() const override;
   SampleSpec sample_spec() const override;
   // `prefetch` = how many batches ahead the reader asks the kernel to read when they are not in the
-  // page cache yet (madvise WILLNEED; 0 = no hints). No host copies either way.
+  // page cache yet (madvise WILLNEED; 0 = no hints). One guarded host copy per batch either way.
   std::unique_ptr<BatchReader> reader(size_t batch_size, size_t prefetch) const override;
-  const void* contiguous_data() const override { return base_; }
+  // Not offered: the mapping may only be read through a guarded copy.
+  const void* contiguous_data() const override { return nullptr; }
 
   const std::string& path() const { return path_; }
   uint64_t file_bytes() const { return file_bytes_; }
@@ -45,6 +50,7 @@ class PackedDataset final : public Dataset {
  private:
   std::string path_;
   std::shared_ptr<const void> mapping_;  // munmaps when the dataset and all its readers are gone
+  std::shared_ptr<const WatchedFile> file_;  // the open file, fstat-ed after every batch
   const unsigned char* base_ = nullptr;  // sample 0
   size_t count_ = 0;
   size_t sample_bytes_ = 0;
