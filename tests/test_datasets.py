@@ -155,10 +155,10 @@ def _all_blocked(tids: set[int]) -> bool:
     return True
 
 
-def _settled(reader, tids: set[int], looks: int = 3, timeout: float = 30.0) -> bool:
-    """The pool has done all it is going to: on `looks` consecutive looks 20 ms apart every pool thread was
-    blocked and the bytes copied did not change. A wait on a loaded machine (threads runnable but not
-    running) does not count as settled, unlike a fixed sleep."""
+def _settled(reader, tids: set[int], looks: int = 6, timeout: float = 30.0) -> bool:
+    """The pool has done all it is going to: on `looks` consecutive looks 20 ms apart (>= 100 ms) every pool
+    thread was blocked and the bytes copied did not change. A wait on a loaded machine (threads runnable but
+    not running) does not count as settled, unlike a fixed sleep."""
     deadline = time.monotonic() + timeout
     seen, streak = None, 0
     while time.monotonic() < deadline:

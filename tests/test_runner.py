@@ -353,6 +353,8 @@ def test_stop_flag_ends_the_run_keeping_every_measured_request(core, engines, in
         def execute(self, inputs):
             if self.calls == 24:  # the 25th call raises the flag
                 flag.request()
+            if self.calls > 5000:  # a runner that ignored the flag fails here instead of running for ever
+                raise RuntimeError("the run went on after its StopFlag was raised")
             return super().execute(inputs)
 
     eng = StopsAt(inflight=inflight)
@@ -376,6 +378,8 @@ def test_stop_flag_during_warmup_and_before_the_run(core, engines):
         def execute(self, inputs):
             if self.calls == 6:
                 flag.request()
+            if self.calls > 5000:  # a runner that ignored the flag fails here instead of warming up for ever
+                raise RuntimeError("the run went on after its StopFlag was raised")
             return super().execute(inputs)
 
     eng = StopsAt()

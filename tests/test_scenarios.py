@@ -198,7 +198,8 @@ def test_server_spreads_queries_over_devices(core):
 # ------------------------------------------------------------------------------------------ stopping early
 class _StopsAt:
     """A Python engine that raises a StopFlag inside its n-th call (warm-up included), so a stop lands at a
-    known request and every count is exact."""
+    known request and every count is exact. Past 5,000 calls more than that it fails: a runner that ignored
+    the flag ends with an error instead of running for ever."""
 
     def __new__(cls, core, flag, at: int, service_s: float = 0.0):
         class Engine(core.Engine):
@@ -218,6 +219,8 @@ class _StopsAt:
                 self.calls += 1
                 if self.calls == at:
                     flag.request()
+                if self.calls > min(at, 10_000) + 5_000:
+                    raise RuntimeError("the run went on after its StopFlag was raised")
                 if service_s:
                     time.sleep(service_s)
                 return [inputs[0].sum(axis=1, keepdims=True)]
