@@ -167,7 +167,7 @@ def test_openvino_layer_profile_tool(random_pb, tmp_path):
 
 
 def test_accuracy_on_msame_files_read_with_the_wrong_dtype(tmp_path, capsys):
-    """Issue 11: float16 msame files read as float32 gave 60.00% with exit 0; now an error naming the dtype."""
+    """float16 msame files read as float32 once gave 60.00% with exit 0; now an error naming the dtype."""
     rng = np.random.default_rng(3)
     pairs = 20
     a = rng.standard_normal((pairs, 128))

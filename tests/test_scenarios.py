@@ -1,4 +1,4 @@
-"""LoadGen-style scenarios of the C++ runner (issue 14): the server scenario's seeded Poisson schedule and
+"""LoadGen-style scenarios of the C++ runner: the server scenario's seeded Poisson schedule and
 its accounting from the SCHEDULED arrival, multi-stream, several devices on one clock, per-request engine
 stage samples, and the CLI commands built on them.
 

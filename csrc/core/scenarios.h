@@ -10,8 +10,9 @@
 // Engine::wait() for each request slot from a waiter thread of its own (so a completion is timed when it
 // happens, not when the scheduler next looks): an engine used there must accept start() and wait() of
 // DIFFERENT slots from different threads at the same time (calls on one slot never overlap; the runner
-// orders them). AclEngine, SimulatedEngine and Python engines do; see the report of issue 14 for
-// OpenVINOEngine with more than one request.
+// orders them). AclEngine, OpenVINOEngine, SimulatedEngine and Python engines do (Engine::slots_thread_safe()).
+// A run called from Python executes on a worker thread of the binding (so Ctrl-C reaches it, see
+// bind_runner.cpp); engines must not rely on being called from the thread that created them.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -163,7 +163,7 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "start_offsets_ms": [float(x) for x in np.asarray(result.start_offsets_ms)],
         }
     )
-    # getattr: a _core built before issue 14 has neither field (the JSON then simply lacks them).
+    # getattr: an older _core has neither field (the JSON then simply lacks them).
     doc["stage_samples_ms"], doc["stage_stats_ms"] = stage_samples_json(getattr(result, "stage_samples_ms", {}))
     devices = list(getattr(result, "devices", []))
     if devices:
