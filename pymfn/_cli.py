@@ -87,6 +87,12 @@ def one_line(exc: BaseException | str) -> str:
     return joined
 
 
+def interrupted_exit(prog: str, saved: str) -> int:
+    """After Ctrl-C stopped a measurement whose partial result was reported: one stderr line, exit 130."""
+    print(f"{prog}: interrupted; {saved}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def run_command(prog: str, body: Callable[[], int | None], debug: bool = False) -> int:
     """Run ``body`` and map failures to one stderr line and an exit code (tracebacks only on request)."""
     try:

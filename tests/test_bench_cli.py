@@ -167,7 +167,7 @@ def test_openvino_layer_profile_tool(random_pb, tmp_path):
 
 
 def test_accuracy_on_msame_files_read_with_the_wrong_dtype(tmp_path, capsys):
-    """Issue 11: float16 msame files read as float32 gave 60.00% with exit 0; now an error naming the dtype."""
+    """float16 msame files read as float32 once gave 60.00% with exit 0; now an error naming the dtype."""
     rng = np.random.default_rng(3)
     pairs = 20
     a = rng.standard_normal((pairs, 128))
@@ -208,3 +208,189 @@ def test_every_report_carries_the_host_cpu_flags_and_warns_on_a_busy_machine(mon
     assert busy and "1.00 on 2 logical CPUs" in busy
     assert report.busy_warning({"load_average": None, "logical_cpus": 2}) is None
     assert report.format_host(None) == ""
+
+
+# ------------------------------------------------------------------------------ budgets, refusals, Ctrl-C
+@pytest.fixture(scope="module")
+def tiny_pb(tmp_path_factory) -> Path:
+    from test_openvino_engine import write_tiny_pb
+
+    return write_tiny_pb(tmp_path_factory.mktemp("tiny") / "tiny.pb", size=16)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["latency", "--warmup-ms", "100000"], "--warmup-ms 100000 (100 s) does not fit in --max-duration 60 s"),
+    (["latency", "--min-duration", "70"], "--min-duration 70 s is more than --max-duration 60 s"),
+    (["throughput", "--min-duration", "5", "--warmup-ms", "2000", "--max-duration", "6"],
+     "--min-duration 5 s plus --warmup-ms 2000 is more than --max-duration 6 s"),
+    (["latency", "--warmup-ms", "inf"], "--warmup-ms must be >= 0.0, got inf"),
+    (["latency", "--max-duration", "nan"], "--max-duration must be > 0, got nan"),
+    (["latency", "--min-iterations", "0"], "--min-iterations must be >= 1, got 0"),
+    (["throughput", "--inflight", "100"], "--inflight must be in 1..64, got 100"),
+    (["latency", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["server", "--qps", "1e-9", "--p99-ms", "5"], "--qps 1e-09: --min-queries 1024 queries at 1e-09 QPS take about"),
+    (["server", "--qps", "1e9", "--p99-ms", "5"], "--qps 1e+09: the schedule would hold about"),
+    (["server", "--find-peak", "--budget", "5"], "--budget 5 s cannot hold a search"),
+    (["server", "--find-peak", "--probe-duration", "400"], "--probe-duration 400 s is more than --max-duration 300 s"),
+    (["multistream", "--interval-ms", "10000"], "--interval-ms 10000: --min-queries 100 queries every 10000 ms take"),
+])
+def test_settings_that_cannot_finish_are_refused_naming_the_option(tiny_pb, argv, needle, capsys):
+    """Refused before any model loads, in the words the user typed."""
+    rc = bench_main([*argv, "--model", str(tiny_pb)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1, lines
+    assert needle in lines[0] and "RunSettings" not in lines[0], lines[0]
+
+
+def test_runner_messages_are_reworded_with_option_names():
+    from pymfn.bench.__main__ import option_names
+
+    msg = "RunSettings.inflight = 4 but the openvino engine offers at most 2 requests in flight"
+    assert option_names(msg, "latency").startswith("--inflight = 4 but")
+    assert option_names("RunSettings.latency_bound_ms must be > 0", "server") == "--p99-ms must be > 0"
+    assert option_names("RunSettings.latency_bound_ms must be > 0", "multistream") == "--bound-ms must be > 0"
+    # durations are ms in RunSettings and seconds on the command line: left as they are (checked up front)
+    assert option_names("RunSettings.max_duration_ms (5.0)", "latency") == "RunSettings.max_duration_ms (5.0)"
+
+
+def _bench_env(tmp_path: Path) -> dict[str, str]:
+    root = Path(__file__).resolve().parents[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+               TMPDIR=str(temp), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    return env
+
+
+def _leftover_temps(tmp_path: Path) -> list[str]:
+    """Temp files of atomic writes and output probes, anywhere under tmp_path, and anything in its TMPDIR."""
+    found = [str(p) for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".probe"))]
+    return found + [str(p) for p in (tmp_path / "tmp").iterdir()]
+
+
+def _interrupt(argv: list[str], tmp_path: Path, after_s: float = 2.0, marker: str = "running:",
+               startup_timeout: float = 300.0) -> tuple[int, float, str, str]:
+    """Start `python -m pymfn.bench argv`, wait until it prints `marker` (its run has started), let it run for
+    `after_s`, send SIGINT; returns (exit code, seconds from SIGINT to exit, stdout, stderr)."""
+    import queue
+    import signal
+    import threading
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "pymfn.bench", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=_bench_env(tmp_path))
+    lines: queue.Queue = queue.Queue()
+    out: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stdout:
+            out.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + startup_timeout
+    try:
+        while True:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"exited before its run started: {proc.wait()} {proc.stderr.read()[-2000:]}"
+            if line.startswith(marker):
+                break
+        time.sleep(after_s)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        rc = proc.wait(timeout=300)
+        latency = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, latency, "".join(out), err
+
+
+# A broken implementation exits when the run it was asked for ends (60 s and more); a working one within a
+# second or so. 15 s leaves a loaded machine room to print the report, write the JSON and exit.
+SIGINT_EXIT_BOUND_S = 15.0
+
+
+@pytest.mark.parametrize("argv, phase", [
+    (["latency", "--warmup-ms", "100000", "--max-duration", "300"], "warm-up"),
+    (["latency", "--min-duration", "60"], "measurement"),
+    (["server", "--qps", "50", "--p99-ms", "20", "--min-duration", "60"], "schedule"),
+])
+def test_sigint_stops_a_run_keeping_what_it_measured(tiny_pb, tmp_path, argv, phase):
+    """SIGINT 2 s into a run that asked for 60-300 s: exit 130 soon after, the partial result printed and saved
+    in --json marked interrupted, no temp file left behind."""
+    out = tmp_path / "out" / "partial.json"
+    rc, latency, stdout, stderr = _interrupt([*argv, "--model", str(tiny_pb), "--threads", "1", "--json", str(out)],
+                                             tmp_path)
+    print(f"SIGINT during {phase}: exit {rc} {latency:.3f} s after the signal")
+    assert rc == 130, stderr[-2000:]
+    assert latency < SIGINT_EXIT_BOUND_S
+    assert "interrupted; the partial result" in stderr and str(out) in stderr
+    assert "Traceback" not in stderr
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["stop_reason"] == "interrupted"
+    assert "INTERRUPTED (Ctrl-C)" in stdout
+    if phase == "warm-up":
+        assert doc["iterations"] == 0 and doc["warmup"] > 10 and doc["samples_ms"] == []
+    elif phase == "measurement":
+        assert doc["iterations"] >= 1 and len(doc["samples_ms"]) == doc["iterations"] and doc["warmup"] == 10
+    else:
+        assert 1 <= doc["queries"] < doc["queries_scheduled"] and doc["result"] == "INVALID"
+        assert len(doc["queries_raw"]["completed_ms"]) == doc["queries"]
+        assert any(r.startswith("interrupted:") for r in doc["invalid_reasons"])
+    assert _leftover_temps(tmp_path) == []
+
+
+def test_find_peak_sigint_saves_the_search_so_far(tiny_pb, tmp_path):
+    out = tmp_path / "peak.json"
+    rc, latency, stdout, stderr = _interrupt(
+        ["server", "--find-peak", "--model", str(tiny_pb), "--threads", "1", "--p99-ms", "20", "--probe-duration", "2",
+         "--json", str(out), "--quiet"], tmp_path, after_s=1.0, marker="find-peak: budget")
+    print(f"SIGINT during find-peak: exit {rc} {latency:.3f} s after the signal")
+    assert rc == 130 and latency < SIGINT_EXIT_BOUND_S, stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["stop"] == "interrupted" and doc["status"] == "done"
+    assert "interrupted (Ctrl-C)" in doc["stop_reason"] and doc["peak_qps"] is None
+    assert doc["progress"] and doc["progress"][-1].endswith(doc["stop_reason"])
+    assert "[   " not in stdout  # --quiet: progress lines only in the JSON
+    assert _leftover_temps(tmp_path) == []
+
+
+def test_find_peak_stops_at_its_budget_and_says_why(tiny_pb, tmp_path):
+    """A budget too small for the search: it stops when the budget is spent, saying so, with the progress (one
+    line per run) and the curve in the JSON. The budget bounds the search's own clock; every run is capped at
+    what is left of it, so the search ends within it plus the last request's drain."""
+    out = tmp_path / "peak.json"
+    proc = subprocess.run([sys.executable, "-m", "pymfn.bench", "server", "--find-peak", "--model", str(tiny_pb),
+                           "--threads", "1", "--p99-ms", "20", "--probe-duration", "0.5", "--min-duration", "1",
+                           "--min-queries", "50", "--peak-runs", "2", "--budget", "3.5", "--json", str(out)],
+                          capture_output=True, text=True, env=_bench_env(tmp_path), timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["stop"] == "budget" and "the budget of 3.5 s (--budget) is spent" in doc["stop_reason"]
+    assert doc["elapsed_s"] <= 3.5 + 1.0 and doc["budget_s"] == 3.5
+    assert doc["peak_qps"] is None and doc["result"] == "INVALID" and not doc["interrupted"]
+    runs = [line for line in doc["progress"] if any(f"] {role} " in line for role in ("probe", "edge re-run", "confirm"))]
+    assert len(runs) == len(doc["curve"]) >= 1  # one progress line per run
+    assert "find-peak: budget 3.5 s (--budget)" in proc.stdout and "PEAK: none — the budget" in proc.stdout
+    assert all(line in proc.stdout for line in doc["progress"][:-1])  # printed as they came (not --quiet)
+
+
+def test_find_peak_gives_up_at_its_floor(tiny_pb, tmp_path):
+    """A bound no rate can meet: the bisection stops at the floor instead of walking towards 0 QPS."""
+    out = tmp_path / "peak.json"
+    proc = subprocess.run([sys.executable, "-m", "pymfn.bench", "server", "--find-peak", "--model", str(tiny_pb),
+                           "--threads", "1", "--p99-ms", "0.000001", "--probe-duration", "0.3", "--min-duration", "1",
+                           "--min-queries", "50", "--peak-runs", "1", "--budget", "120", "--json", str(out), "--quiet"],
+                          capture_output=True, text=True, env=_bench_env(tmp_path), timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    floor = doc["floor_qps"]
+    assert doc["stop"] == "floor" and doc["stop_reason"].startswith(f"no VALID rate above {floor:.2f} QPS")
+    probes = [c["target_qps"] for c in doc["curve"] if c["role"] == "probe"]
+    assert min(probes) == pytest.approx(floor) and all(not c["valid"] for c in doc["curve"])
+    assert f"PEAK: none — no VALID rate above {floor:.2f} QPS" in proc.stdout

@@ -138,19 +138,60 @@ def _wait_for(pred, timeout: float = 10.0) -> bool:
     return False
 
 
+def _threads() -> set[int]:
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+def _all_blocked(tids: set[int]) -> bool:
+    """Every thread of `tids` (that still exists) is asleep in the kernel (state S: waiting, not runnable)."""
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        if stat[stat.rfind(b")") + 2:].split()[0] != b"S":
+            return False
+    return True
+
+
+def _settled(reader, tids: set[int], looks: int = 6, timeout: float = 30.0) -> bool:
+    """The pool has done all it is going to: on `looks` consecutive looks 20 ms apart (>= 100 ms) every pool
+    thread was blocked and the bytes copied did not change. A wait on a loaded machine (threads runnable but
+    not running) does not count as settled, unlike a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    seen, streak = None, 0
+    while time.monotonic() < deadline:
+        copied = reader.stats()["bytes_copied"]
+        if _all_blocked(tids) and copied == seen:
+            streak += 1
+            if streak >= looks:
+                return True
+        else:
+            streak = 0
+        seen = copied
+        time.sleep(0.02)
+    return False
+
+
 @pytest.mark.parametrize("prefetch", [1, 3])
 def test_background_pool_stays_prefetch_batches_ahead(core, tmp_path, prefetch):
-    """Without any next() call the pool reads exactly `prefetch` batches, then one more per batch consumed."""
+    """Without any next() call the pool reads exactly `prefetch` batches, then one more per batch consumed. "Then
+    no more" is checked once the pool's threads are blocked and its counters still (not after a sleep that a
+    loaded machine could spend without running them at all)."""
     make_bins(tmp_path / "b", 40, shape=(8,))
+    before = _threads()
     r = core.FolderDataset(tmp_path / "b", 32, sample_shape=[8]).reader(4, prefetch=prefetch)
     batch_bytes = 4 * 32
     assert _wait_for(lambda: r.stats()["bytes_copied"] == prefetch * batch_bytes)
-    time.sleep(0.1)  # give it the chance to run further ahead; it must not
+    pool = _threads() - before
+    assert pool, "the reader started no threads of its own"
+    assert _settled(r, pool), "the pool's threads never settled"
     assert r.stats()["bytes_copied"] == prefetch * batch_bytes and r.stats()["batches"] == 0
     r.next()
     r.next()
     assert _wait_for(lambda: r.stats()["bytes_copied"] == (prefetch + 2) * batch_bytes)
-    time.sleep(0.05)
+    assert _settled(r, pool), "the pool's threads never settled"
     assert r.stats()["bytes_copied"] == (prefetch + 2) * batch_bytes
 
 

@@ -3,6 +3,7 @@ requests and infer_all, driven through Python-implemented engines (the Engine tr
 property can be checked against a known behaviour."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -197,24 +198,41 @@ def test_max_duration_stop_warns(core, engines):
 
 
 def test_scope_end_to_end_includes_the_batch_fetch(core, engines, tmp_path):
-    # Folder samples read synchronously (prefetch=0): the read is outside the compute scope and inside
-    # the end-to-end one. 8 MB per sample makes the read dominate a trivial engine by a wide margin.
+    """Folder samples read synchronously (prefetch=0, pread): the read is outside the compute scope and inside
+    the end-to-end one. 8 MB per sample makes the read dominate a trivial engine. What the scopes differ by is
+    compared with a peer measured interleaved with them in this process (the same 8 MB preads, timed by the
+    test), so load slows all three alike: end-to-end must exceed compute by at least half the peer's read
+    time. A runner that timed both scopes alike differs by ~0 (fails); one that left the read out of the
+    end-to-end scope too, likewise."""
     width = 8 << 20
     rng = np.random.default_rng(0)
     for i in range(3):
         rng.integers(0, 255, width, dtype=np.uint8).tofile(tmp_path / f"{i}.bin")
-    ds = core.FolderDataset(str(tmp_path), width, "uint8", [width])
+    ds = core.FolderDataset(str(tmp_path), width, "uint8", [width], io="pread")
+    buf = bytearray(width)
+
+    def peer_read_ms() -> float:
+        t0 = time.perf_counter()
+        fd = os.open(tmp_path / "1.bin", os.O_RDONLY)
+        try:
+            os.preadv(fd, [buf], 0)
+        finally:
+            os.close(fd)
+        return (time.perf_counter() - t0) * 1000.0
 
     class Trivial(engines):
         def execute(self, inputs):
             return [np.zeros((inputs[0].shape[0], 2), np.float32)]
 
     eng = Trivial(width=width, dtype="uint8")
-    common = dict(warmup_iterations=2, min_iterations=12, min_duration_ms=0)
-    compute = core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="compute", **common))
-    e2e = core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="end-to-end", **common))
-    assert e2e.latency.median > compute.latency.median + 0.3, (compute.latency, e2e.latency)
-    assert e2e.latency.median > 3 * compute.latency.median
+    common = dict(warmup_iterations=1, min_iterations=4, min_duration_ms=0)
+    compute, e2e, peer = [], [], []
+    for _ in range(5):  # interleaved rounds: a burst of load hits every side
+        compute.append(core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="compute", **common)).latency.median)
+        peer += [peer_read_ms() for _ in range(4)]
+        e2e.append(core.run_benchmark(eng, ds.reader(1, 0), quick(core, scope="end-to-end", **common)).latency.median)
+    compute_ms, e2e_ms, read_ms = float(np.median(compute)), float(np.median(e2e)), float(np.median(peer))
+    assert e2e_ms - compute_ms >= 0.5 * read_ms, (compute_ms, e2e_ms, read_ms)
 
 
 def test_inflight_round_robin_with_python_engine(core, engines):
@@ -322,3 +340,137 @@ def test_engine_inputs_are_read_only_and_own_their_bytes(core, engines):
     _, ds = dataset(core)
     core.infer_all(Peek(), ds.reader(2))
     assert seen and all(w is False and own is True for w, own in seen)
+
+
+# ------------------------------------------------------------------------------------ stopping early
+# A StopFlag raised from inside the engine lands at a known request, so every count below is exact: the
+# runner looks at the flag before each request and never throws away what it measured.
+@pytest.mark.parametrize("inflight", [1, 3])
+def test_stop_flag_ends_the_run_keeping_every_measured_request(core, engines, inflight):
+    _, ds = dataset(core)
+    flag = core.StopFlag()
+
+    class StopsAt(engines):
+        def execute(self, inputs):
+            if self.calls == 24:  # the 25th call raises the flag
+                flag.request()
+            if self.calls > 5000:  # a runner that ignored the flag fails here instead of running for ever
+                raise RuntimeError("the run went on after its StopFlag was raised")
+            return super().execute(inputs)
+
+    eng = StopsAt(inflight=inflight)
+    r = core.run_benchmark(eng, ds.reader(1), quick(core, inflight=inflight, warmup_iterations=4,
+                                                    min_iterations=10**9, max_duration_ms=0), stop=flag)
+    assert r.interrupted and r.stop_reason == core.StopReason.kInterrupted and not r.stopped_on_max_duration
+    # nothing is started after the flag, and everything started is accounted for (requests already in
+    # flight when warm-up ended count as warm-up, as in any run)
+    assert eng.calls == 25 and r.iterations + r.warmup_iterations == 25
+    assert 4 <= r.warmup_iterations <= 4 + inflight - 1
+    assert len(r.samples_ms) == r.iterations == r.latency.count and r.samples_processed == r.iterations
+    assert any(w.startswith(f"interrupted after {r.iterations} iterations") for w in r.warnings), r.warnings
+    assert core.stop_reason_name(r.stop_reason) == "interrupted" and flag.requested
+
+
+def test_stop_flag_during_warmup_and_before_the_run(core, engines):
+    _, ds = dataset(core)
+    flag = core.StopFlag()
+
+    class StopsAt(engines):
+        def execute(self, inputs):
+            if self.calls == 6:
+                flag.request()
+            if self.calls > 5000:  # a runner that ignored the flag fails here instead of warming up for ever
+                raise RuntimeError("the run went on after its StopFlag was raised")
+            return super().execute(inputs)
+
+    eng = StopsAt()
+    r = core.run_benchmark(eng, ds.reader(1), quick(core, warmup_iterations=10**9, max_duration_ms=0), stop=flag)
+    assert r.interrupted and eng.calls == 7 and r.warmup_iterations == 7 and r.iterations == 0
+    assert any("during warm-up, after 7 warm-up requests: nothing was measured" in w for w in r.warnings)
+    # a raised flag stops the next run at once; clear() lowers it
+    again = StopsAt()
+    assert core.run_benchmark(again, ds.reader(1), quick(core), stop=flag).interrupted and again.calls == 0
+    flag.clear()
+    assert not core.run_benchmark(again, ds.reader(1), quick(core), stop=flag).interrupted
+    with pytest.raises(TypeError, match="StopFlag"):
+        core.run_benchmark(again, ds.reader(1), quick(core), stop="now")
+
+
+def test_max_duration_caps_warmup_too(core, engines):
+    """Endless warm-up under a 150 ms cap: the run ends on the cap with nothing measured. The engine counts its
+    calls and fails past 20,000 (at >= 1 ms each, over 100 times the cap), so a runner that ignored the cap
+    during warm-up fails here instead of running for days."""
+    _, ds = dataset(core)
+
+    class Bounded(engines):
+        def execute(self, inputs):
+            if self.calls >= 20000:
+                raise RuntimeError("the run outlived its max_duration_ms")
+            return super().execute(inputs)
+
+    eng = Bounded(sleep=lambda: 0.001)
+    r = core.run_benchmark(eng, ds.reader(1), quick(core, warmup_iterations=10**9, max_duration_ms=150))
+    assert r.stop_reason == core.StopReason.kMaxDuration and r.stopped_on_max_duration and not r.interrupted
+    assert r.iterations == 0 and r.warmup_iterations == eng.calls >= 1
+    assert any("stopped on max_duration_ms = 150.0 (the cap includes warm-up) during warm-up" in w for w in r.warnings)
+    # measurement gets what warm-up leaves of the cap
+    eng = Bounded(sleep=lambda: 0.001)
+    r = core.run_benchmark(eng, ds.reader(1), quick(core, warmup_ms=50, min_iterations=10**9, max_duration_ms=150))
+    assert r.stopped_on_max_duration and r.iterations >= 1 and eng.calls == r.iterations + r.warmup_iterations
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    ({"warmup_ms": 5000, "max_duration_ms": 2000}, r"warmup_ms \(5000.0\) is not below max_duration_ms \(2000.0\)"),
+    ({"warmup_ms": 600, "min_duration_ms": 500, "max_duration_ms": 1000},
+     r"max_duration_ms \(1000.0\) is below min_duration_ms \(500.0\) \+ warmup_ms \(600.0\)"),
+    ({"warmup_ms": float("inf")}, "warmup_ms must be a finite number"),
+    ({"max_duration_ms": float("inf")}, "max_duration_ms must be a finite number"),
+    ({"min_duration_ms": float("nan")}, "min_duration_ms must be a finite number"),
+])
+def test_settings_that_cannot_finish_are_refused(core, engines, kw, pattern):
+    _, ds = dataset(core)
+    eng = engines()
+    with pytest.raises(core.InvalidArgument, match=pattern):
+        core.run_benchmark(eng, ds.reader(1), quick(core, **kw))
+    assert eng.calls == 0
+
+
+def test_sigint_reaches_a_run_with_a_python_engine(tmp_path):
+    """Ctrl-C during run_benchmark on the main thread: the run stops at the next request and RunInterrupted (a
+    KeyboardInterrupt) carries the partial result. The Python engine runs on the runner's worker thread, so
+    the interrupt never lands inside one of its calls (every call completes and is counted)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, signal, threading, time
+        import numpy as np
+        import pymfn
+        core = pymfn.load_core()
+        class Slow(core.Engine):
+            kind, model_path = "slow", "<slow>"
+            calls = 0
+            def inputs(self): return [core.TensorInfo("x", "float32", [-1, 4])]
+            def outputs(self): return [core.TensorInfo("y", "float32", [-1, 1])]
+            def execute(self, inputs):
+                type(self).calls += 1
+                time.sleep(0.002)
+                return [inputs[0].sum(axis=1, keepdims=True)]
+        eng = Slow()
+        ds = core.ArrayDataset(np.ones((8, 4), np.float32))
+        st = core.RunSettings(warmup_iterations=3, min_iterations=10**9, min_duration_ms=0, max_duration_ms=0)
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            core.run_benchmark(eng, ds.reader(1), st)
+            print("NOT INTERRUPTED")
+        except core.RunInterrupted as exc:
+            r = exc.result
+            print("OK", r.iterations, r.warmup_iterations, Slow.calls, r.interrupted, isinstance(exc, KeyboardInterrupt))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, measured, warm, calls, interrupted, is_kbi = proc.stdout.split()
+    assert (ok, interrupted, is_kbi) == ("OK", "True", "True")
+    assert int(warm) == 3 and int(measured) >= 1 and int(measured) + int(warm) == int(calls)

@@ -1,4 +1,4 @@
-"""The runner refuses a dataset that does not fit the model before anything executes (issue 11 §2).
+"""The runner refuses a dataset that does not fit the model before anything executes.
 
 Before this check, ``infer_all``/``run_benchmark`` trusted the reader: a [4, 10] float32 .npy into a
 112x112x3 model read past the mapping (SIGSEGV through OpenVINO, SIGBUS through the ACL engine), a

@@ -1,12 +1,12 @@
-"""LoadGen-style scenarios of the C++ runner (issue 14): the server scenario's seeded Poisson schedule and
+"""LoadGen-style scenarios of the C++ runner: the server scenario's seeded Poisson schedule and
 its accounting from the SCHEDULED arrival, multi-stream, several devices on one clock, per-request engine
 stage samples, and the CLI commands built on them.
 
 The accounting is checked with SimulatedEngine, whose service time is a sleep the test chooses, so every
-check below is a consequence of the schedule and the sleeps (lower bounds, identities), not of how fast
-this machine is. The one exception is marked: the null-engine check of the scheduler bounds its median
-lateness at 2 ms, a thousand times what it measures on an idle machine, to catch a scheduler that sleeps
-in whole time slices or issues relative to the previous completion.
+check below is a consequence of the schedule and the sleeps (lower bounds, identities, counts), not of how
+fast this machine is. Where a check is about speed (the null-engine scheduler issuing on time, devices
+running side by side) it compares with a peer measured in the same run or counts events, so a loaded
+machine slows both sides alike.
 """
 from __future__ import annotations
 
@@ -121,17 +121,40 @@ def test_server_without_stall_is_valid_and_counts_samples(core):
 
 
 def test_null_engine_scheduler_issues_on_time(core):
-    """Nothing to wait for: every query is issued at (never before) its scheduled time."""
+    """Nothing to wait for: every query is issued at (never before) its scheduled time. How late is judged
+    against peers, not a wall-clock constant: (1) lateness must not accumulate -- a scheduler that waits each
+    gap from the previous issue or completion is late by the sum of its overheads, so its lateness never
+    falls from one query to the next, while an on-time one recovers after every hiccup; (2) its median
+    lateness is at most a Python thread's median oversleep measured at the same time (a thread that has to
+    wake up from a 0.5 ms sleep and take the GIL), plus 0.5 ms, so a scheduler that sleeps in whole time
+    slices (ms) fails on an idle machine and a loaded machine delays both alike."""
     eng = core.SimulatedEngine(service_ms=0.0, slots=4, serial=False)
     st = _server_settings(core, target_qps=1000.0, min_duration_ms=1000.0, inflight=4, late_threshold_ms=0.1)
-    r = core.run_server(eng, _reader(core), st)
+    oversleep, running = [], threading.Event()
+
+    def peer():
+        while running.is_set():
+            t0 = time.perf_counter()
+            time.sleep(0.0005)
+            oversleep.append((time.perf_counter() - t0) * 1000.0 - 0.5)
+
+    running.set()
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    try:
+        r = core.run_server(eng, _reader(core), st)
+    finally:
+        running.clear()
+        thread.join()
     sched, issued = np.asarray(r.scheduled_ms), np.asarray(r.issued_ms)
+    late = issued - sched
     assert r.queries == r.queries_scheduled >= 900
     assert (issued >= sched).all()  # never early
-    # smoke bound, not a performance claim: median lateness is microseconds; 2 ms catches a broken scheduler
-    assert np.median(issued - sched) < 2.0
-    assert r.issue_delay.median == pytest.approx(np.median(issued - sched))
-    assert r.late_issues == int(np.count_nonzero(issued - sched > 0.1))
+    assert np.count_nonzero(np.diff(late) < 0) >= 0.2 * len(late), "lateness accumulates: issued relative to the last"
+    assert len(oversleep) >= 20
+    assert np.median(late) <= np.median(oversleep) + 0.5, (np.median(late), np.median(oversleep))
+    assert r.issue_delay.median == pytest.approx(np.median(late))
+    assert r.late_issues == int(np.count_nonzero(late > 0.1))
 
 
 def test_server_settings_are_checked(core):
@@ -170,6 +193,110 @@ def test_server_spreads_queries_over_devices(core):
     assert [d.name for d in r.devices] == ["dev a", "dev b"]
     assert sum(d.iterations for d in r.devices) == r.queries == len(dev)
     assert set(dev.tolist()) == {0, 1} and engines[0].requests + engines[1].requests == r.queries
+
+
+# ------------------------------------------------------------------------------------------ stopping early
+class _StopsAt:
+    """A Python engine that raises a StopFlag inside its n-th call (warm-up included), so a stop lands at a
+    known request and every count is exact. Past 5,000 calls more than that it fails: a runner that ignored
+    the flag ends with an error instead of running for ever."""
+
+    def __new__(cls, core, flag, at: int, service_s: float = 0.0):
+        class Engine(core.Engine):
+            kind, model_path = "stops-at", "<stops at>"
+
+            def __init__(self):
+                super().__init__()
+                self.calls = 0
+
+            def inputs(self):
+                return [core.TensorInfo("x", "float32", [-1, 4])]
+
+            def outputs(self):
+                return [core.TensorInfo("y", "float32", [-1, 1])]
+
+            def execute(self, inputs):
+                self.calls += 1
+                if self.calls == at:
+                    flag.request()
+                if self.calls > min(at, 10_000) + 5_000:
+                    raise RuntimeError("the run went on after its StopFlag was raised")
+                if service_s:
+                    time.sleep(service_s)
+                return [inputs[0].sum(axis=1, keepdims=True)]
+
+        return Engine()
+
+
+def test_server_stop_flag_keeps_the_queries_already_issued(core):
+    flag = core.StopFlag()
+    eng = _StopsAt(core, flag, at=3 + 40)
+    st = _server_settings(core, target_qps=500.0, min_duration_ms=0.0, min_query_count=10**6,
+                          max_duration_ms=0.0, warmup_iterations=3)
+    r = core.run_server(eng, _reader(core), st, stop=flag)
+    assert r.interrupted and r.stop_reason == core.StopReason.kInterrupted and not r.stopped_on_max_duration
+    assert r.warmup_iterations == 3 and r.queries == 40 == eng.calls - 3 and len(r.completed_ms) == 40
+    assert not r.valid and any(x.startswith(f"interrupted: {r.queries_scheduled - 40} of ") for x in r.invalid_reasons)
+
+
+def test_server_stop_flag_wakes_a_scheduler_waiting_for_a_far_arrival(core):
+    """At 0.01 QPS the first arrival of this schedule is minutes away; a raised flag must end the wait at its
+    next look (every 20 ms), not at the arrival. 30 s is a bound for a loaded machine; the arrival is later."""
+    first = core.poisson_schedule(0.01, 2, 0.0, 0.0, 5)[0]
+    assert first > 60_000.0
+    flag = core.StopFlag()
+    eng = core.SimulatedEngine()
+    st = _server_settings(core, target_qps=0.01, min_query_count=2, min_duration_ms=0.0, max_duration_ms=0.0,
+                          schedule_seed=5)
+    threading.Timer(0.2, flag.request).start()
+    t0 = time.monotonic()
+    r = core.run_server(eng, _reader(core), st, stop=flag)
+    assert time.monotonic() - t0 < 30.0
+    assert r.interrupted and r.queries == 0 and eng.requests == 0
+    assert any("interrupted: 2 of 2 scheduled queries were never issued" in x for x in r.invalid_reasons)
+
+
+def test_stop_flag_ends_warmup_of_scenarios_and_devices(core):
+    flag = core.StopFlag()
+    eng = _StopsAt(core, flag, at=5)
+    st = _server_settings(core, warmup_iterations=10**9)
+    r = core.run_server(eng, _reader(core), st, stop=flag)
+    assert r.interrupted and r.warmup_iterations == 5 == eng.calls and r.queries == 0
+    assert any("interrupted during warm-up, after 5 warm-up requests" in x for x in r.invalid_reasons)
+    flag.clear()
+    eng = _StopsAt(core, flag, at=5)
+    st = core.RunSettings(samples_per_query=1, query_interval_ms=10.0, min_query_count=10, warmup_iterations=10**9)
+    r = core.run_multistream(eng, _reader(core), st, stop=flag)
+    assert r.interrupted and r.warmup_iterations == 5 == eng.calls and r.queries == 0
+    # several devices: one lane raises the flag, every lane stops; nothing was measured yet
+    flag.clear()
+    lanes = [_StopsAt(core, flag, at=6, service_s=0.001), _StopsAt(core, flag, at=10**9, service_s=0.001)]
+    r = core.run_devices(lanes, _reader(core), core.RunSettings(warmup_iterations=10**9, max_duration_ms=0), stop=flag)
+    assert r.interrupted and r.iterations == 0 and r.warmup_iterations == sum(e.calls for e in lanes) >= 6
+    assert any("interrupted during warm-up" in w for w in r.warnings)
+
+
+def test_run_devices_stop_flag_during_measurement(core):
+    flag = core.StopFlag()
+    lanes = [_StopsAt(core, flag, at=30, service_s=0.001), _StopsAt(core, flag, at=10**9, service_s=0.001)]
+    st = core.RunSettings(warmup_iterations=2, min_iterations=10**9, min_duration_ms=0, max_duration_ms=0)
+    r = core.run_devices(lanes, _reader(core), st, stop=flag)
+    assert r.interrupted and r.iterations >= 1
+    assert r.iterations + r.warmup_iterations == sum(e.calls for e in lanes)  # every request kept
+    assert r.iterations == len(r.samples_ms) == sum(d.iterations for d in r.devices)
+
+
+def test_server_max_duration_counts_warmup(core):
+    """The cap runs from the start of warm-up: 10 warm-up requests of >= 20 ms in a 300 ms cap leave the
+    schedule at most 100 ms, so a 250 ms schedule stops issuing early, and says so. Exact whatever the load:
+    warm-up only gets longer, and no arrival beyond the cap is issued."""
+    eng = core.SimulatedEngine(service_ms=20.0)
+    st = _server_settings(core, target_qps=200.0, min_duration_ms=250.0, min_query_count=1, max_duration_ms=300.0,
+                          warmup_iterations=10)
+    r = core.run_server(eng, _reader(core), st)
+    assert r.warmup_iterations == 10 and r.stopped_on_max_duration and not r.valid
+    assert r.queries < r.queries_scheduled and (np.asarray(r.scheduled_ms) <= 100.0).all()
+    assert any("counted from the start of the run, warm-up included" in x for x in r.invalid_reasons)
 
 
 # ------------------------------------------------------------------------------------------ multi-stream
@@ -225,7 +352,12 @@ def test_run_devices_one_clock_and_per_device_figures(core):
 
 
 def test_run_devices_aggregate_follows_real_concurrency(core):
-    """Independent devices add up; devices that in truth take turns do not, however many there are."""
+    """Independent devices run side by side; devices that in truth take turns do not, however many there are;
+    either way the aggregate is samples / the common wall time. Checked by what the engines recorded, not by
+    comparing throughputs: each call notes when it held its device (a 5 ms sleep, under a lock it may share
+    with the other device). Two free devices must overlap (the runner drives them at once); two devices that
+    take turns cannot, so their common wall time is at least the sum of their service times, which bounds
+    the aggregate at 1 sample per 5 ms whatever the load."""
 
     class Locked(core.Engine):
         """A Python device that runs only while holding a lock it may share with another."""
@@ -236,6 +368,7 @@ def test_run_devices_aggregate_follows_real_concurrency(core):
         def __init__(self, lock):
             super().__init__()
             self.lock = lock
+            self.held: list[tuple[float, float]] = []
 
         def inputs(self):
             return [core.TensorInfo("x", "float32", [-1, 4])]
@@ -245,19 +378,30 @@ def test_run_devices_aggregate_follows_real_concurrency(core):
 
         def execute(self, inputs):
             with self.lock:
+                t0 = time.perf_counter()
                 time.sleep(0.005)
+                self.held.append((t0, time.perf_counter()))
             return [inputs[0].sum(axis=1, keepdims=True)]
 
-    st = core.RunSettings(min_iterations=20, min_duration_ms=400.0, warmup_iterations=1)
-    one = core.run_devices([Locked(threading.Lock())], _reader(core), st).throughput_per_s
-    two_free = core.run_devices([Locked(threading.Lock()), Locked(threading.Lock())], _reader(core), st)
+    def overlapping(a, b):
+        """Calls of device a that overlapped a call of device b."""
+        return sum(any(s0 < e1 and s1 < e0 for s1, e1 in b.held) for s0, e0 in a.held)
+
+    st = core.RunSettings(min_iterations=20, min_duration_ms=300.0, warmup_iterations=1)
+    free = [Locked(threading.Lock()), Locked(threading.Lock())]
+    two_free = core.run_devices(free, _reader(core), st)
     shared = threading.Lock()
-    two_turns = core.run_devices([Locked(shared), Locked(shared)], _reader(core), st)
-    # sleeps overlap freely, so these ratios hold on any machine (each side is 2x the other in truth)
-    assert two_free.throughput_per_s > 1.5 * one
-    assert two_turns.throughput_per_s < 1.3 * one
-    for r in (two_free, two_turns):
+    turns = [Locked(shared), Locked(shared)]
+    two_turns = core.run_devices(turns, _reader(core), st)
+    assert overlapping(*free) >= 1  # side by side (a runner that drove devices one at a time: 0)
+    assert overlapping(*turns) == 0  # the shared lock serialises them
+    # taking turns: every measured request held the one lock for >= 5 ms inside the common wall time
+    assert two_turns.wall_ms >= 5.0 * two_turns.iterations
+    assert two_turns.throughput_per_s <= 200.0 * (1 + 1e-9)
+    assert two_free.throughput_per_s <= 2 * 200.0 * (1 + 1e-9)
+    for r, devices in ((two_free, free), (two_turns, turns)):
         assert r.throughput_per_s == pytest.approx(r.samples_processed * 1000.0 / r.wall_ms)
+        assert r.iterations + r.warmup_iterations == sum(len(d.held) for d in devices)
 
 
 def test_run_devices_rejects_a_shared_engine(core):

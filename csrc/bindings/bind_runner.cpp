@@ -1,13 +1,18 @@
-// Python face of the runner: RunSettings, TimingScope, LatencyStats, RunResult, DeviceStats,
-// ScenarioResult, run_benchmark, run_devices, run_server, run_multistream, poisson_schedule, infer_all
-// and compute_stats. Every blocking call releases the GIL; arrays handed back are views of
-// C++-owned memory (no copies).
+// Python face of the runner: RunSettings, TimingScope, StopReason, StopFlag, LatencyStats, RunResult,
+// DeviceStats, ScenarioResult, RunInterrupted, run_benchmark, run_devices, run_server, run_multistream,
+// poisson_schedule, infer_all and compute_stats. Every blocking call releases the GIL and honours Ctrl-C
+// (see run_watched); arrays handed back are views of C++-owned memory (no copies).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "bindings/bindings.h"
@@ -25,6 +30,8 @@ using pymfn::LatencyStats;
 using pymfn::RunResult;
 using pymfn::ScenarioResult;
 using pymfn::RunSettings;
+using pymfn::StopFlag;
+using pymfn::StopReason;
 using pymfn::TimingScope;
 
 TimingScope scope_from(const py::object& v) {
@@ -111,6 +118,131 @@ py::dict stats_dict(const LatencyStats& s) {
   return d;
 }
 
+// ------------------------------------------------------------------------------------ Ctrl-C during a run
+//
+// CPython runs signal handlers only on the main thread, between bytecodes: a run that released the GIL
+// on the main thread would hold SIGINT back until it returns. So a run called from the main thread goes
+// to a worker thread, and the main thread waits for it, calling PyErr_CheckSignals() every
+// kSignalPollMs (under the GIL; with a C++ engine nobody else wants it). When a handler raises
+// (KeyboardInterrupt for Ctrl-C), the run's StopFlag is raised; the run issues nothing more, finishes the
+// requests in flight and returns what it measured, which RunInterrupted (a KeyboardInterrupt) carries
+// to the caller. Python engines run on the worker thread, where no signal handler ever runs, so a
+// KeyboardInterrupt never cuts one of their calls in half. Called from any other thread, a run stays
+// on that thread (the main thread gets the signal; stop such a run with a StopFlag).
+
+constexpr auto kSignalPoll = std::chrono::milliseconds(50);
+
+// pymfn._core.RunInterrupted, made by bind_runner().
+PyObject* g_run_interrupted = nullptr;
+
+bool on_main_thread() {
+  py::module_ threading = py::module_::import("threading");
+  return threading.attr("current_thread")().is(threading.attr("main_thread")());
+}
+
+std::string partial_summary(const RunResult& r) {
+  return "the partial result (" + std::to_string(r.iterations) + " measured requests after " +
+         std::to_string(r.warmup_iterations) + " warm-up requests) is in .result";
+}
+
+std::string partial_summary(const ScenarioResult& r) {
+  return "the partial result (" + std::to_string(r.queries) + " of " + std::to_string(r.queries_scheduled) +
+         " scheduled queries completed) is in .result";
+}
+
+using Outputs = std::vector<std::vector<uint8_t>>;
+
+// What an interruption hands the caller: the partial result and how to describe it.
+template <typename R>
+std::pair<py::object, std::string> partial_of(const std::shared_ptr<R>& r) {
+  return {py::cast(r), partial_summary(*r)};
+}
+
+std::pair<py::object, std::string> partial_of(const std::shared_ptr<Outputs>&) {
+  return {py::none(), "the pass had just ended; its outputs are dropped"};
+}
+
+// Raises the exception a signal handler raised during a run, holding the run's partial result: a
+// KeyboardInterrupt becomes RunInterrupted(.result = partial); anything else keeps its type and gets a
+// .partial_result attribute when it takes one.
+[[noreturn]] void raise_interrupted(const py::object& raised, const py::object& partial, const std::string& summary) {
+  py::object exc = raised;
+  if (PyObject_IsInstance(raised.ptr(), PyExc_KeyboardInterrupt) == 1) {
+    exc = py::reinterpret_borrow<py::object>(g_run_interrupted)(py::str("interrupted; " + summary));
+    exc.attr("result") = partial;
+    PyException_SetContext(exc.ptr(), raised.inc_ref().ptr());  // steals the reference
+  } else if (PyObject_SetAttrString(raised.ptr(), "partial_result", partial.ptr()) != 0) {
+    PyErr_Clear();
+  }
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+  throw py::error_already_set();
+}
+
+// Runs body(stop) with the GIL released, Ctrl-C honoured as above. `stop` is the caller's StopFlag or a
+// fresh one. Returns the result, or raises RunInterrupted holding it.
+template <typename R, typename Body>
+std::shared_ptr<R> run_watched(Body body, std::shared_ptr<StopFlag> stop) {
+  if (!stop) stop = std::make_shared<StopFlag>();
+  if (!on_main_thread()) {
+    py::gil_scoped_release release;
+    return std::make_shared<R>(body(stop.get()));
+  }
+  std::shared_ptr<R> result;
+  std::exception_ptr failure;
+  py::object raised;  // what a signal handler raised while the run was in flight
+  {
+    py::gil_scoped_release release;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread worker([&] {
+      try {
+        result = std::make_shared<R>(body(stop.get()));
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lk(mu);
+      done = true;
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lk(mu);
+    while (!cv.wait_for(lk, kSignalPoll, [&] { return done; })) {
+      if (raised) continue;  // stop already asked for: wait for the requests in flight
+      lk.unlock();
+      {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {
+          py::error_already_set pending;  // takes the exception the handler raised
+          raised = pending.value();
+        }
+      }
+      if (raised) stop->request();
+      lk.lock();
+    }
+    lk.unlock();
+    worker.join();
+  }
+  if (failure) {
+    if (!raised) std::rethrow_exception(failure);
+    try {
+      std::rethrow_exception(failure);
+    } catch (const pymfn::Interrupted& e) {  // a call with no partial result (infer_all)
+      raise_interrupted(raised, py::none(), e.what());
+    }
+  }
+  if (raised) {
+    const auto partial = partial_of(result);
+    raise_interrupted(raised, partial.first, partial.second);
+  }
+  return result;
+}
+
+std::shared_ptr<StopFlag> stop_from(const py::object& v) {
+  if (v.is_none()) return nullptr;
+  if (!py::isinstance<StopFlag>(v)) throw py::type_error("stop must be a StopFlag or None");
+  return v.cast<std::shared_ptr<StopFlag>>();
+}
+
 }  // namespace
 
 void bind_runner(py::module_& m) {
@@ -119,6 +251,38 @@ void bind_runner(py::module_& m) {
              "only the engine's execute (or start..wait); the batch is fetched before the clock starts "
              "(msame / ais_bench scope)")
       .value("kEndToEnd", TimingScope::kEndToEnd, "reader.next() + execute + output fetch: what an application sees");
+
+  py::enum_<StopReason>(m, "StopReason", "Why a run ended (RunResult.stop_reason, ScenarioResult.stop_reason).")
+      .value("kMinimumsMet", StopReason::kMinimumsMet,
+             "it ran as asked: min_iterations and min_duration_ms reached, or every scheduled query issued")
+      .value("kMaxDuration", StopReason::kMaxDuration,
+             "max_duration_ms, counted from the start of the run (warm-up included), ran out first")
+      .value("kInterrupted", StopReason::kInterrupted,
+             "a StopFlag was raised (Ctrl-C): the result holds what was measured until then");
+  m.def("stop_reason_name", &pymfn::stop_reason_name, py::arg("reason"),
+        "'minimums met', 'max duration' or 'interrupted': how reports name a StopReason.");
+
+  py::class_<StopFlag, std::shared_ptr<StopFlag>>(m, "StopFlag", R"doc(
+Ends a run early from another thread (or from inside a Python engine): pass it as run_*(..., stop=flag) and
+call flag.request(). The run issues nothing more, waits for its requests in flight and returns what it
+measured with stop_reason StopReason.kInterrupted (no exception). The flag stays raised until clear().
+Ctrl-C during a run raises it too (and then RunInterrupted carries the partial result).)doc")
+      .def(py::init<>())
+      .def("request", &StopFlag::request, "ask every run holding this flag to stop")
+      .def("clear", &StopFlag::clear, "lower the flag again")
+      .def_property_readonly("requested", &StopFlag::requested)
+      .def("__repr__", [](const StopFlag& f) { return std::string("StopFlag(requested=") + (f.requested() ? "True" : "False") + ")"; });
+
+  {
+    const char* doc =
+        "Ctrl-C (or any signal whose handler raised KeyboardInterrupt) during a run: the run stopped issuing, "
+        "finished its requests in flight, and .result holds what it measured (a RunResult / ScenarioResult marked "
+        "stop_reason kInterrupted; None for infer_all). A KeyboardInterrupt, so code that does not look for it "
+        "stops as on any Ctrl-C.";
+    g_run_interrupted = PyErr_NewExceptionWithDoc("pymfn._core.RunInterrupted", doc, PyExc_KeyboardInterrupt, nullptr);
+    if (g_run_interrupted == nullptr) throw py::error_already_set();
+    m.attr("RunInterrupted") = py::handle(g_run_interrupted);  // the module keeps a reference; ours is never dropped
+  }
 
 #define PYMFN_SIZE_FIELD(field, doc)                                                                      \
   def_property(                                                                                           \
@@ -150,8 +314,9 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
       .PYMFN_SIZE_FIELD(min_iterations, "measure at least this many iterations (default 100)")
       .PYMFN_MS_FIELD(min_duration_ms, "and for at least this many ms (default 1000)")
       .PYMFN_MS_FIELD(max_duration_ms,
-                      "stop measuring after this many ms even if the minimums are not met (a warning says so); "
-                      "0 = no cap (default 60000)")
+                      "cap on the whole run, counted from its start (warm-up included): stop after this many ms "
+                      "even if the minimums are not met (a warning says so; warmup_ms + min_duration_ms must fit "
+                      "in it); 0 = no cap (default 60000)")
       .PYMFN_SIZE_FIELD(inflight,
                         "requests in flight: 1 = synchronous execute(); >1 = start()/wait() round-robin, each "
                         "sample is one request's start-to-completion latency (default 1)")
@@ -267,7 +432,13 @@ adding up (the aggregate is RunResult.throughput_per_s: all samples over the com
           "run_devices: device index of each entry of samples_ms (uint32 numpy view)")
       .def_readonly("start_skew_ms", &RunResult::start_skew_ms, "spread of the devices' first measured starts")
       .def_readonly("end_skew_ms", &RunResult::end_skew_ms, "spread of the devices' last measured completions")
-      .def_readonly("stopped_on_max_duration", &RunResult::stopped_on_max_duration)
+      .def_readonly("stop_reason", &RunResult::stop_reason, "why the run ended (StopReason)")
+      .def_property_readonly(
+          "stopped_on_max_duration", [](const RunResult& r) { return r.stop_reason == StopReason::kMaxDuration; },
+          "max_duration_ms ran out before the minimums were met")
+      .def_property_readonly(
+          "interrupted", [](const RunResult& r) { return r.stop_reason == StopReason::kInterrupted; },
+          "a StopFlag (Ctrl-C) ended the run: the figures are what was measured until then")
       .def_readonly("warnings", &RunResult::warnings)
       .def("__repr__", [](const RunResult& r) {
         std::ostringstream os;
@@ -279,20 +450,18 @@ adding up (the aggregate is RunResult.throughput_per_s: all samples over the com
 
   m.def(
       "run_benchmark",
-      [](pymfn::Engine& engine, pymfn::BatchReader& reader, const RunSettings& settings) {
-        std::shared_ptr<RunResult> r;
-        {
-          py::gil_scoped_release release;
-          r = std::make_shared<RunResult>(pymfn::run_benchmark(engine, reader, settings));
-        }
-        return r;
+      [](pymfn::Engine& engine, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& stop) {
+        return run_watched<RunResult>(
+            [&](const StopFlag* flag) { return pymfn::run_benchmark(engine, reader, settings, flag); }, stop_from(stop));
       },
-      py::arg("engine"), py::arg("reader"), py::arg("settings"),
-      "run_benchmark(engine: Engine, reader: BatchReader, settings: RunSettings) -> RunResult\n\n"
+      py::arg("engine"), py::arg("reader"), py::arg("settings"), py::arg("stop") = py::none(),
+      "run_benchmark(engine: Engine, reader: BatchReader, settings: RunSettings, stop: StopFlag | None = None) "
+      "-> RunResult\n\n"
       "Times `engine` over batches from `reader` (wrapping around at the end of a pass) as `settings` says. "
       "The GIL is released for the whole run; Python-implemented engines re-acquire it per call. Raises "
       "InvalidArgument for inconsistent settings (reader batch != batch_size, unsupported batch, inflight > "
-      "engine.max_inflight()).");
+      "engine.max_inflight(), durations that do not fit in max_duration_ms). A raised `stop` ends the run with "
+      "what it measured (stop_reason kInterrupted); Ctrl-C raises RunInterrupted whose .result holds it.");
 
   py::class_<ScenarioResult, std::shared_ptr<ScenarioResult>>(m, "ScenarioResult", R"doc(
 Outcome of run_server() / run_multistream(). Times are ms from the schedule's start. A query's latency
@@ -322,7 +491,14 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
       .def_readonly("latency_at_percentile", &ScenarioResult::latency_at_percentile)
       .def_readonly("valid", &ScenarioResult::valid)
       .def_readonly("invalid_reasons", &ScenarioResult::invalid_reasons)
-      .def_readonly("stopped_on_max_duration", &ScenarioResult::stopped_on_max_duration)
+      .def_readonly("stop_reason", &ScenarioResult::stop_reason,
+                    "why issuing ended: kMinimumsMet = the whole schedule was issued")
+      .def_property_readonly(
+          "stopped_on_max_duration", [](const ScenarioResult& r) { return r.stop_reason == StopReason::kMaxDuration; },
+          "max_duration_ms stopped issuing before the schedule's end")
+      .def_property_readonly(
+          "interrupted", [](const ScenarioResult& r) { return r.stop_reason == StopReason::kInterrupted; },
+          "a StopFlag (Ctrl-C) stopped issuing: the figures cover the queries that completed")
       .def_property_readonly("scheduled_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().scheduled_ms, self); })
       .def_property_readonly("issued_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().issued_ms, self); })
       .def_property_readonly("ready_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().ready_ms, self); },
@@ -345,17 +521,15 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
 
   m.def(
       "run_devices",
-      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names,
+         const py::object& stop) {
         auto lanes = lanes_from(engines, names);
-        std::shared_ptr<RunResult> r;
-        {
-          py::gil_scoped_release release;
-          r = std::make_shared<RunResult>(pymfn::run_devices(lanes, reader, settings));
-        }
-        return r;
+        return run_watched<RunResult>(
+            [&](const StopFlag* flag) { return pymfn::run_devices(lanes, reader, settings, flag); }, stop_from(stop));
       },
       py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
-      "run_devices(engines: list[Engine], reader, settings, names=None) -> RunResult\n\n"
+      py::arg("stop") = py::none(),
+      "run_devices(engines: list[Engine], reader, settings, names=None, stop=None) -> RunResult\n\n"
       "Offline / single-stream on several devices at once: one engine per device (distinct objects), each "
       "driven from its own thread with settings.inflight requests, all fed from the one reader and timed on "
       "one clock. The result's figures are the aggregate (samples / common wall time); .devices holds each "
@@ -364,17 +538,15 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
 
   m.def(
       "run_server",
-      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names,
+         const py::object& stop) {
         auto lanes = lanes_from(engines, names);
-        std::shared_ptr<ScenarioResult> r;
-        {
-          py::gil_scoped_release release;
-          r = std::make_shared<ScenarioResult>(pymfn::run_server(lanes, reader, settings));
-        }
-        return r;
+        return run_watched<ScenarioResult>(
+            [&](const StopFlag* flag) { return pymfn::run_server(lanes, reader, settings, flag); }, stop_from(stop));
       },
       py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
-      "run_server(engines: Engine | list[Engine], reader, settings, names=None) -> ScenarioResult\n\n"
+      py::arg("stop") = py::none(),
+      "run_server(engines: Engine | list[Engine], reader, settings, names=None, stop=None) -> ScenarioResult\n\n"
       "LoadGen server scenario: Poisson arrivals at settings.target_qps (seeded, generated before the run), "
       "each query one request of batch_size rows sent to the free request slot idle longest (over every "
       "engine = device); latency from the scheduled arrival; VALID against settings.latency_bound_ms at "
@@ -382,17 +554,15 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
 
   m.def(
       "run_multistream",
-      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names) {
+      [](const py::object& engines, pymfn::BatchReader& reader, const RunSettings& settings, const py::object& names,
+         const py::object& stop) {
         auto lanes = lanes_from(engines, names);
-        std::shared_ptr<ScenarioResult> r;
-        {
-          py::gil_scoped_release release;
-          r = std::make_shared<ScenarioResult>(pymfn::run_multistream(lanes, reader, settings));
-        }
-        return r;
+        return run_watched<ScenarioResult>(
+            [&](const StopFlag* flag) { return pymfn::run_multistream(lanes, reader, settings, flag); }, stop_from(stop));
       },
       py::arg("engines"), py::arg("reader"), py::arg("settings"), py::arg("names") = py::none(),
-      "run_multistream(engines, reader, settings, names=None) -> ScenarioResult\n\n"
+      py::arg("stop") = py::none(),
+      "run_multistream(engines, reader, settings, names=None, stop=None) -> ScenarioResult\n\n"
       "LoadGen multi-stream scenario: a query of settings.samples_per_query samples (split into requests of "
       "batch_size rows) every query_interval_ms; a query's latency runs from its scheduled time to its last "
       "request's completion; VALID when its bound_percentile is <= latency_bound_ms (0: the interval).");
@@ -404,11 +574,11 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
   m.def(
       "infer_all",
       [](pymfn::Engine& engine, pymfn::BatchReader& reader, size_t inflight) {
-        std::vector<std::vector<uint8_t>> raw;
+        Outputs raw = std::move(*run_watched<Outputs>(
+            [&](const StopFlag* flag) { return pymfn::infer_all(engine, reader, inflight, flag); }, nullptr));
         std::vector<pymfn::TensorInfo> outs;
         {
           py::gil_scoped_release release;
-          raw = pymfn::infer_all(engine, reader, inflight);
           outs = engine.outputs();
         }
         py::list result;

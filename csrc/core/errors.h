@@ -48,6 +48,13 @@ class FormatError : public InputError {
   using InputError::InputError;
 };
 
+// A StopFlag ended a call whose partial result would be of no use (infer_all's half pass). Runs that
+// can keep what they measured (run_benchmark, the scenarios) return it instead of throwing this.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // An engine failed to load or execute a model.
 class EngineError : public Error {
  public:

@@ -144,11 +144,21 @@ void check_common_settings(const RunSettings& st, const std::vector<Engine*>& en
   const std::string w = std::string(what) + ": ";
   if (st.batch_size < 1) throw InvalidArgument("RunSettings.batch_size must be >= 1");
   if (st.min_iterations < 1) throw InvalidArgument("RunSettings.min_iterations must be >= 1");
-  if (!(st.warmup_ms >= 0) || !(st.min_duration_ms >= 0) || !(st.max_duration_ms >= 0))
-    throw InvalidArgument("RunSettings durations (warmup_ms, min_duration_ms, max_duration_ms) must be >= 0");
-  if (st.max_duration_ms > 0 && st.max_duration_ms < st.min_duration_ms)
+  const std::pair<const char*, double> durations[] = {
+      {"warmup_ms", st.warmup_ms}, {"min_duration_ms", st.min_duration_ms}, {"max_duration_ms", st.max_duration_ms}};
+  for (const auto& d : durations)
+    if (!(d.second >= 0) || !std::isfinite(d.second))
+      throw InvalidArgument(std::string("RunSettings.") + d.first + " must be a finite number >= 0, got " +
+                            fmt(d.second, 1));
+  // The cap counts from the start of the run: warm-up and the minimum measurement must both fit in it.
+  if (st.max_duration_ms > 0 && st.warmup_ms >= st.max_duration_ms)
+    throw InvalidArgument("RunSettings.warmup_ms (" + fmt(st.warmup_ms, 1) + ") is not below max_duration_ms (" +
+                          fmt(st.max_duration_ms, 1) + "), which caps the whole run, warm-up included; "
+                          "nothing would be measured");
+  if (st.max_duration_ms > 0 && st.max_duration_ms < st.min_duration_ms + st.warmup_ms)
     throw InvalidArgument("RunSettings.max_duration_ms (" + fmt(st.max_duration_ms, 1) +
-                          ") is below min_duration_ms (" + fmt(st.min_duration_ms, 1) + "); use 0 for no cap");
+                          ") is below min_duration_ms (" + fmt(st.min_duration_ms, 1) + ") + warmup_ms (" +
+                          fmt(st.warmup_ms, 1) + "): the cap covers the whole run, warm-up included; use 0 for no cap");
   if (!(st.cv_warning_threshold >= 0)) throw InvalidArgument("RunSettings.cv_warning_threshold must be >= 0");
   if (st.inflight < 1) throw InvalidArgument("RunSettings.inflight must be >= 1");
   for (Engine* e : engines) {
@@ -221,6 +231,44 @@ void add_stage_samples(RunResult* r, const StageRecorder& stages) {
     r->warnings.push_back("engine stage " + p + ": its per-request samples are left out (the mean keeps them)");
 }
 
+RunLimits::RunLimits(const RunSettings& st, const StopFlag* stop)
+    : st_(st), stop_(stop), begin_(Clock::now()), deadline_(Clock::time_point::max()),
+      poll_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(kStopPollMs))) {
+  if (st.max_duration_ms > 0)
+    deadline_ = begin_ + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double, std::milli>(st.max_duration_ms));
+}
+
+std::optional<StopReason> RunLimits::forced(Clock::time_point now) const {
+  if (interrupted()) return StopReason::kInterrupted;
+  if (now >= deadline_) return StopReason::kMaxDuration;
+  return std::nullopt;
+}
+
+std::optional<StopReason> RunLimits::measured(size_t measured, double measured_ms, Clock::time_point now) const {
+  if (measured >= st_.min_iterations && measured_ms >= st_.min_duration_ms) return StopReason::kMinimumsMet;
+  return forced(now);
+}
+
+bool RunLimits::warm(size_t done, Clock::time_point now) const {
+  return done >= st_.warmup_iterations && ms_between(begin_, now) >= st_.warmup_ms;
+}
+
+std::string RunLimits::warning(StopReason reason, size_t measured, size_t warmup_done) const {
+  if (reason == StopReason::kMinimumsMet) return "";
+  const std::string asked = "(min_iterations = " + std::to_string(st_.min_iterations) +
+                            ", min_duration_ms = " + fmt(st_.min_duration_ms, 1) + ")";
+  const std::string why = reason == StopReason::kInterrupted
+                              ? std::string("interrupted")
+                              : "stopped on max_duration_ms = " + fmt(st_.max_duration_ms, 1) +
+                                    " (the cap includes warm-up)";
+  if (measured == 0)
+    return why + " during warm-up, after " + std::to_string(warmup_done) + " warm-up requests: nothing was measured " +
+           asked;
+  return why + " after " + std::to_string(measured) + " iterations " + asked +
+         ": statistics rest on fewer samples than asked for";
+}
+
 }  // namespace detail
 
 namespace {
@@ -289,6 +337,18 @@ void wait_quietly(Engine& engine, std::vector<bool>& busy) {
 
 }  // namespace
 
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMinimumsMet:
+      return "minimums met";
+    case StopReason::kMaxDuration:
+      return "max duration";
+    case StopReason::kInterrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
 LatencyStats compute_stats(std::vector<double> samples) {
   LatencyStats s;
   s.count = samples.size();
@@ -321,7 +381,7 @@ LatencyStats compute_stats(std::vector<double> samples) {
   return s;
 }
 
-RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& st) {
+RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& st, const StopFlag* stop) {
   // ---- validation: every message names the setting and the value.
   detail::check_common_settings(st, {&engine}, reader, "run_benchmark");
   check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
@@ -350,20 +410,10 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   stages.reserve(reserve);
 
   bool measuring = false;
-  Clock::time_point warm_begin = Clock::now(), meas_begin{}, first_start{}, last_end{};
+  Clock::time_point meas_begin{}, first_start{}, last_end{};
   bool have_first = false;
   size_t warm_done = 0;
 
-  auto warmup_over = [&](Clock::time_point now) {
-    return warm_done >= st.warmup_iterations && ms_between(warm_begin, now) >= st.warmup_ms;
-  };
-  // 0 = keep going, 1 = minimums met, 2 = max duration hit first.
-  auto stop_state = [&](Clock::time_point now) {
-    const double el = ms_between(meas_begin, now);
-    if (lat.size() >= st.min_iterations && el >= st.min_duration_ms) return 1;
-    if (st.max_duration_ms > 0 && el >= st.max_duration_ms) return 2;
-    return 0;
-  };
   auto record = [&](Slot& s, Clock::time_point end, const StageTimes& t) {
     if (!s.measured) {
       ++warm_done;
@@ -381,16 +431,24 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   };
 
   reader.rewind();
-  int stop = 0;
+  // The run's clock (and its max_duration_ms cap) starts here, with warm-up.
+  const detail::RunLimits limits(st, stop);
+  std::optional<StopReason> stop_why;
+  // Before every request: end the run (true), or go on, moving from warm-up to measurement when it is due.
+  auto must_stop = [&](Clock::time_point now) {
+    if (!measuring) {
+      stop_why = limits.forced(now);
+      if (stop_why || !limits.warm(warm_done, now)) return stop_why.has_value();
+      measuring = true;
+      meas_begin = now;
+    }
+    stop_why = limits.measured(lat.size(), ms_between(meas_begin, now), now);
+    return stop_why.has_value();
+  };
+
   if (!async) {
     Slot& s = slots[0];
-    while (true) {
-      const auto now = Clock::now();
-      if (!measuring && warmup_over(now)) {
-        measuring = true;
-        meas_begin = now;
-      }
-      if (measuring && (stop = stop_state(now)) != 0) break;
+    while (!must_stop(Clock::now())) {
       s.measured = measuring;
       if (e2e) s.started = Clock::now();
       fetch(reader, &s.view);
@@ -401,13 +459,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
     }
   } else {
     // Round-robin over k requests: sample = one request's start-to-wait latency.
-    size_t next = 0;
     auto launch = [&](Slot& s) {
-      const auto now = Clock::now();
-      if (!measuring && warmup_over(now)) {
-        measuring = true;
-        meas_begin = now;
-      }
       s.measured = measuring;
       if (e2e) s.started = Clock::now();
       fetch(reader, &s.view);
@@ -416,24 +468,24 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
       engine.start(static_cast<size_t>(&s - slots.data()), s.binding);
     };
     std::vector<bool> inflight(k, false);
+    size_t next = 0;
     try {
-      for (size_t i = 0; i < k; ++i) {
+      for (size_t i = 0; i < k && !must_stop(Clock::now()); ++i) {
         launch(slots[i]);
         inflight[i] = true;
       }
-      while (true) {
+      while (!stop_why) {
         Slot& s = slots[next];
         const StageTimes t = engine.wait(next);
         inflight[next] = false;
         record(s, Clock::now(), t);
-        const auto now = Clock::now();
-        if (measuring && (stop = stop_state(now)) != 0) break;
+        if (must_stop(Clock::now())) break;
         launch(s);
         inflight[next] = true;
         next = (next + 1) % k;
       }
       // Drain: requests started during measurement count; late warm-up ones do not.
-      for (size_t i = 1; i < k; ++i) {
+      for (size_t i = 0; i < k; ++i) {
         const size_t j = (next + i) % k;
         if (!inflight[j]) continue;
         const StageTimes t = engine.wait(j);
@@ -453,13 +505,9 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   r.throughput_per_s = r.wall_ms > 0 ? static_cast<double>(r.samples_processed) * 1000.0 / r.wall_ms : 0.0;
   r.latency = compute_stats(lat);
   r.stage_means_ms = stages.means();
-  r.stopped_on_max_duration = stop == 2;
-  if (stop == 2) {
-    r.warnings.push_back("stopped on max_duration_ms = " + fmt(st.max_duration_ms, 1) + " after " +
-                         std::to_string(r.iterations) + " iterations (min_iterations = " +
-                         std::to_string(st.min_iterations) + ", min_duration_ms = " + fmt(st.min_duration_ms, 1) +
-                         "): statistics rest on fewer samples than asked for");
-  }
+  r.stop_reason = stop_why.value_or(StopReason::kMinimumsMet);
+  const std::string stopped = limits.warning(r.stop_reason, r.iterations, warm_done);
+  if (!stopped.empty()) r.warnings.push_back(stopped);
   if (r.latency.cv > st.cv_warning_threshold) {
     r.warnings.push_back("noisy run: latency cv = " + fmt(r.latency.cv, 4) + " > threshold " +
                          fmt(st.cv_warning_threshold, 4) + " (std " + fmt(r.latency.std) + " ms, mean " +
@@ -473,7 +521,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   return r;
 }
 
-std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight) {
+std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight, const StopFlag* stop) {
   const size_t batch = reader.batch_size();
   if (batch < 1) throw InvalidArgument("infer_all: the reader's batch size is 0");
   if (inflight < 1) throw InvalidArgument("infer_all: inflight must be >= 1");
@@ -520,10 +568,17 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
     }
   };
 
+  // Before each batch: a raised StopFlag ends the pass (the caller learns how far it got).
+  auto check_stop = [&] {
+    if (stop != nullptr && stop->requested())
+      throw Interrupted("infer_all: interrupted after " + std::to_string(rows_fetched) + " samples (" +
+                        std::to_string(reader.num_batches()) + " batches in a pass)");
+  };
+
   reader.rewind();
   if (!async) {
     Slot& s = slots[0];
-    while (take(s)) {
+    while ((check_stop(), take(s))) {
       engine.execute(s.binding);
       keep(s);
     }
@@ -532,7 +587,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
     std::vector<bool> busy(k, false);
     try {
       size_t launched = 0;
-      for (; launched < k && take(slots[launched]); ++launched) {
+      for (; launched < k && (check_stop(), take(slots[launched])); ++launched) {
         engine.start(launched, slots[launched].binding);
         busy[launched] = true;
       }
@@ -540,6 +595,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
         engine.wait(next);
         busy[next] = false;
         keep(slots[next]);
+        check_stop();
         if (take(slots[next])) {
           engine.start(next, slots[next].binding);
           busy[next] = true;

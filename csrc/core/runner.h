@@ -1,6 +1,7 @@
 // The benchmark runner: times an Engine over batches from a BatchReader. Like LoadGen, it knows
 // nothing about the model or the data; every knob is in RunSettings.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -20,6 +21,39 @@ enum class TimingScope {
   kEndToEnd = 1,
 };
 
+// Why a run ended.
+enum class StopReason {
+  // It ran as asked: min_iterations and min_duration_ms reached (run_benchmark, run_devices), or every
+  // query of the schedule issued (run_server, run_multistream).
+  kMinimumsMet = 0,
+  // max_duration_ms, which caps the whole run from its start (warm-up included), ran out first.
+  kMaxDuration = 1,
+  // A StopFlag was raised (Ctrl-C): the result holds everything measured until then.
+  kInterrupted = 2,
+};
+
+// "minimums met", "max duration", "interrupted": for reports and JSON.
+const char* stop_reason_name(StopReason reason);
+
+// A request to end a run early. request() is a lock-free atomic store, safe from a signal handler or
+// any thread. A run handed the flag looks at it before every request and, while it waits (for an
+// arrival, a free request slot, other devices), at least every kStopPollMs; once it sees the flag it
+// issues nothing more, waits for the requests in flight, and returns what it measured with
+// StopReason::kInterrupted. The flag stays raised until clear().
+class StopFlag {
+ public:
+  void request() noexcept { requested_.store(true, std::memory_order_release); }
+  void clear() noexcept { requested_.store(false, std::memory_order_release); }
+  bool requested() const noexcept { return requested_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> requested_{false};
+  static_assert(std::atomic<bool>::is_always_lock_free, "StopFlag::request() must be async-signal-safe");
+};
+
+// Longest time a waiting run goes without looking at its StopFlag.
+constexpr double kStopPollMs = 20.0;
+
 // Every setting of a run. Defaults mirror benchmark_app / trtexec habits.
 struct RunSettings {
   // Batch size handed to Engine::prepare(); the reader must yield batches of this size.
@@ -28,7 +62,9 @@ struct RunSettings {
   // duration are reached.
   size_t warmup_iterations = 10;
   double warmup_ms = 0;
-  // Measurement runs until both minimums are met, or until max_duration_ms (0 = no cap) is hit.
+  // Measurement runs until both minimums are met, or until max_duration_ms (0 = no cap) is hit. The cap
+  // counts from the start of the run: warm-up, measurement and (scenarios) the schedule all fit in it, so
+  // warmup_ms + min_duration_ms must not exceed it.
   size_t min_iterations = 100;
   double min_duration_ms = 1000;
   double max_duration_ms = 60000;
@@ -45,7 +81,8 @@ struct RunSettings {
   // schedule made before the run starts; a query's latency runs from its SCHEDULED arrival to its
   // completion, so time a query spends queued behind a slow one counts (no coordinated omission).
   // Warm-up (warmup_iterations / warmup_ms) runs before the schedule starts; min_duration_ms and
-  // min_query_count size the schedule; max_duration_ms (0 = no cap) stops issuing.
+  // min_query_count size the schedule; max_duration_ms (0 = no cap, counted from the run's start,
+  // warm-up included) stops issuing.
   // Server: mean arrival rate of the Poisson process, queries per second (one query = one request of
   // batch_size rows).
   double target_qps = 0;
@@ -105,7 +142,8 @@ struct RunResult {
   // appears only when the engine reported it for every measured iteration: for the ACL engine,
   // "compute_ms" is the synchronous aclmdlExecute alone, msame's exact scope.
   std::map<std::string, std::vector<double>> stage_samples_ms;
-  bool stopped_on_max_duration = false;
+  // Why the run ended. Anything but kMinimumsMet also adds a warning saying what the figures rest on.
+  StopReason stop_reason = StopReason::kMinimumsMet;
   std::vector<std::string> warnings;
   // Multi-device runs (run_devices): every figure above is the aggregate on ONE clock (throughput_per_s
   // = all samples / the common wall time from the first device's first start to the last device's last
@@ -120,16 +158,21 @@ struct RunResult {
 
 // Runs the benchmark. Throws InvalidArgument on inconsistent settings (batch size the engine does not
 // support, reader batch size != settings.batch_size, inflight > engine->max_inflight(), buffers larger
-// than this machine's memory) and ShapeMismatch, before anything executes, when the reader's samples
-// are not what the engine's input takes: bytes per sample, element type, or shape when both sides
-// state a layout (SampleSpec vs TensorInfo; the message names the dataset and the model input).
-RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& settings);
+// than this machine's memory, durations that are not finite or do not fit in max_duration_ms) and
+// ShapeMismatch, before anything executes, when the reader's samples are not what the engine's input
+// takes: bytes per sample, element type, or shape when both sides state a layout (SampleSpec vs
+// TensorInfo; the message names the dataset and the model input). `stop` (optional) ends the run early,
+// keeping what was measured (StopReason::kInterrupted).
+RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& settings,
+                        const StopFlag* stop = nullptr);
 
 // One pass over the reader, returning outputs of the valid rows only (padding dropped), one buffer
 // per model output, concatenated in dataset order. Used for accuracy runs. `inflight` > 1 keeps that
 // many requests running (Engine::start/wait, round-robin so order is kept); each then gets its own
 // copy of the input batch. Validates the reader against the engine exactly as run_benchmark does.
-std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight = 1);
+// A raised `stop` ends the pass after the requests in flight with Interrupted (a partial pass has no use).
+std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight = 1,
+                                            const StopFlag* stop = nullptr);
 
 // Stats over arbitrary samples (exposed for tests).
 LatencyStats compute_stats(std::vector<double> samples_ms);

@@ -1,10 +1,14 @@
 // Pieces the runner (runner.cpp) and the scenarios (scenarios.cpp) share. Internal: not part of the
 // core's interface, no binding uses it directly.
 #pragma once
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,49 @@ using Clock = std::chrono::steady_clock;
 inline double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
+
+// When a run must end: the one rule every loop of the runner and the scenarios applies (warm-up,
+// measurement, scheduling, waiting for devices). max_duration_ms caps the whole run, counted from the
+// construction of this object (the start of the run, warm-up included); a raised StopFlag ends it at
+// the next look; measurement also ends once its minimums are met.
+class RunLimits {
+ public:
+  RunLimits(const RunSettings& st, const StopFlag* stop);
+
+  Clock::time_point begin() const { return begin_; }
+  // Clock::time_point::max() without a cap.
+  Clock::time_point deadline() const { return deadline_; }
+  bool interrupted() const { return stop_ != nullptr && stop_->requested(); }
+  // Why the run must end now whatever its minimums (an interruption before the cap), or nothing.
+  std::optional<StopReason> forced(Clock::time_point now) const;
+  // During measurement: kMinimumsMet once `measured` requests over `measured_ms` reach both minimums
+  // (checked first: a run that met them is complete even at the cap), else forced(now).
+  std::optional<StopReason> measured(size_t measured, double measured_ms, Clock::time_point now) const;
+  // Warm-up is over once `done` requests ran and warmup_ms passed since begin().
+  bool warm(size_t done, Clock::time_point now) const;
+
+  // Waits on `cv` (with `lk` held) until pred() holds, `until` passes or the run is forced to end, looking at
+  // the StopFlag at least every kStopPollMs. Returns pred().
+  template <typename Pred>
+  bool wait(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, Clock::time_point until, Pred pred) const {
+    while (!pred()) {
+      const auto now = Clock::now();
+      if (now >= until || forced(now)) return pred();
+      cv.wait_until(lk, std::min({until, deadline_, now + poll_}));
+    }
+    return true;
+  }
+
+  // The warning a result carries when it ended for another reason than its minimums; empty otherwise.
+  // `measured` / `warmup_done`: requests completed in each phase.
+  std::string warning(StopReason reason, size_t measured, size_t warmup_done) const;
+
+ private:
+  const RunSettings& st_;
+  const StopFlag* stop_;
+  Clock::time_point begin_, deadline_;
+  Clock::duration poll_;
+};
 
 // Host buffer aligned for SIMD loads (64 bytes covers AVX-512 and cache lines).
 class AlignedBuffer {

@@ -11,6 +11,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -119,6 +120,7 @@ struct LaneRecord {
 // Shared state of one run_devices call.
 struct DeviceRun {
   const RunSettings& st;
+  const detail::RunLimits& limits;
   BatchReader& reader;
   size_t input_bytes;
   std::mutex reader_mu;  // the one reader feeds every lane
@@ -129,31 +131,41 @@ struct DeviceRun {
   std::atomic<bool> measuring{false};
   std::atomic<bool> stop{false};
   std::atomic<size_t> measured{0};
-  int stop_reason = 0;  // 1 = minimums met, 2 = max duration hit
+  std::optional<StopReason> stop_reason;  // set once, by whatever ended the run first
   std::exception_ptr error;
 
-  DeviceRun(const RunSettings& s, BatchReader& r, size_t bytes) : st(s), reader(r), input_bytes(bytes) {}
+  DeviceRun(const RunSettings& s, const detail::RunLimits& l, BatchReader& r, size_t bytes)
+      : st(s), limits(l), reader(r), input_bytes(bytes) {}
 
   void feed_locked(Request* r) {
     std::lock_guard<std::mutex> lk(reader_mu);
     feed(reader, r, input_bytes, "run_devices");
   }
 
-  // After a measured completion: stop every lane once the minimums (over all lanes) are met.
+  // Stops every lane (caller holds mu); the first reason wins.
+  void end_locked(StopReason why) {
+    if (!stop_reason) stop_reason = why;
+    stop.store(true);
+    cv.notify_all();
+  }
+
+  // After a measured completion: stop every lane once the minimums (over all lanes) are met, or the run
+  // is forced to end.
   void check_stop(Clock::time_point now) {
     const size_t n = measured.fetch_add(1) + 1;
     std::lock_guard<std::mutex> lk(mu);
-    if (stop_reason != 0) return;
-    const double el = ms_between(meas_begin, now);
-    int reason = 0;
-    if (n >= st.min_iterations && el >= st.min_duration_ms)
-      reason = 1;
-    else if (st.max_duration_ms > 0 && el >= st.max_duration_ms)
-      reason = 2;
-    if (reason != 0) {
-      stop_reason = reason;
-      stop.store(true);
-    }
+    if (stop_reason) return;
+    if (const auto why = limits.measured(n, ms_between(meas_begin, now), now)) end_locked(*why);
+  }
+
+  // Before a lane starts a request: false once the run is over (an interruption or the cap included).
+  bool go_on() {
+    if (stop.load()) return false;
+    const auto why = limits.forced(Clock::now());
+    if (!why) return true;
+    std::lock_guard<std::mutex> lk(mu);
+    end_locked(*why);
+    return false;
   }
 
   void fail(std::exception_ptr e) {
@@ -173,11 +185,10 @@ void lane_loop(DeviceRun& run, Engine& engine, std::vector<Request>& slots, Lane
   std::vector<bool> busy(k, false);
   std::vector<bool> measured(k, false);
   std::vector<Clock::time_point> started(k);
-  const auto warm_begin = Clock::now();
   bool reported_warm = false;
 
   auto report_warm = [&](Clock::time_point now) {
-    if (reported_warm || rec.warm_done < st.warmup_iterations || ms_between(warm_begin, now) < st.warmup_ms) return;
+    if (reported_warm || !run.limits.warm(rec.warm_done, now)) return;
     reported_warm = true;
     std::lock_guard<std::mutex> lk(run.mu);
     ++run.lanes_warm;
@@ -208,14 +219,14 @@ void lane_loop(DeviceRun& run, Engine& engine, std::vector<Request>& slots, Lane
   report_warm(Clock::now());
   try {
     if (k == 1) {
-      while (!run.stop.load()) {
+      while (run.go_on()) {
         launch(0);
         const StageTimes t = engine.execute(slots[0].binding);
         record(0, Clock::now(), t);
       }
       return;
     }
-    for (size_t i = 0; i < k && !run.stop.load(); ++i) {
+    for (size_t i = 0; i < k && run.go_on(); ++i) {
       launch(i);
       engine.start(i, slots[i].binding);
       busy[i] = true;
@@ -224,7 +235,7 @@ void lane_loop(DeviceRun& run, Engine& engine, std::vector<Request>& slots, Lane
       const StageTimes t = engine.wait(next);
       busy[next] = false;
       record(next, Clock::now(), t);
-      if (!run.stop.load()) {
+      if (run.go_on()) {
         launch(next);
         engine.start(next, slots[next].binding);
         busy[next] = true;
@@ -266,9 +277,9 @@ DeviceStats device_stats(const std::string& name, const LaneRecord& rec, Clock::
 }
 
 // The single-lane case is run_benchmark; its result gets the one-device entry the multi-lane case has.
-RunResult one_device(const Lane& lane, BatchReader& reader, const RunSettings& st) {
+RunResult one_device(const Lane& lane, BatchReader& reader, const RunSettings& st, const StopFlag* stop) {
   if (lane.engine == nullptr) throw InvalidArgument("run_devices: device '" + lane.name + "' has no engine");
-  RunResult r = run_benchmark(*lane.engine, reader, st);
+  RunResult r = run_benchmark(*lane.engine, reader, st, stop);
   DeviceStats d;
   d.name = lane.name;
   d.iterations = r.iterations;
@@ -284,8 +295,8 @@ RunResult one_device(const Lane& lane, BatchReader& reader, const RunSettings& s
 
 }  // namespace
 
-RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st) {
-  if (lanes.size() == 1) return one_device(lanes[0], reader, st);
+RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st, const StopFlag* stop) {
+  if (lanes.size() == 1) return one_device(lanes[0], reader, st, stop);
   check_and_prepare(lanes, reader, st, "run_devices", false);
   const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
   std::vector<std::vector<Request>> slots(lanes.size());
@@ -294,7 +305,6 @@ RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const
     for (size_t i = 0; i < st.inflight; ++i) make_request(&slots[l][i], lanes[l].engine->outputs(), st.batch_size, input_bytes);
   }
 
-  DeviceRun run(st, reader, input_bytes);
   std::vector<LaneRecord> recs(lanes.size());
   const size_t reserve = std::min<size_t>(st.min_iterations * 2 / lanes.size() + 16, size_t(1) << 22);
   for (auto& r : recs) {
@@ -303,6 +313,9 @@ RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const
     r.stages.reserve(reserve);
   }
   reader.rewind();
+  // The run's clock (and its max_duration_ms cap) starts here, with warm-up.
+  const detail::RunLimits limits(st, stop);
+  DeviceRun run(st, limits, reader, input_bytes);
   std::vector<std::thread> threads;
   for (size_t l = 0; l < lanes.size(); ++l) {
     threads.emplace_back([&, l] {
@@ -316,9 +329,15 @@ RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const
   {
     // Measurement starts for every lane at once, when the last one is warm.
     std::unique_lock<std::mutex> lk(run.mu);
-    run.cv.wait(lk, [&] { return run.lanes_warm == lanes.size() || run.error != nullptr; });
-    run.meas_begin = Clock::now();
-    run.measuring.store(true);
+    const bool all_warm = limits.wait(run.cv, lk, Clock::time_point::max(), [&] {
+      return run.lanes_warm == lanes.size() || run.error != nullptr || run.stop.load();
+    });
+    if (!all_warm) {
+      if (const auto why = limits.forced(Clock::now())) run.end_locked(*why);
+    } else if (!run.stop.load()) {
+      run.meas_begin = Clock::now();
+      run.measuring.store(true);
+    }
   }
   for (auto& t : threads) t.join();
   reader.rewind();
@@ -382,12 +401,9 @@ RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const
   }
   r.start_skew_ms = max_first - min_first;
   r.end_skew_ms = max_last - min_last;
-  r.stopped_on_max_duration = run.stop_reason == 2;
-  if (r.stopped_on_max_duration)
-    r.warnings.push_back("stopped on max_duration_ms = " + fmt(st.max_duration_ms, 1) + " after " +
-                         std::to_string(r.iterations) + " iterations (min_iterations = " +
-                         std::to_string(st.min_iterations) + ", min_duration_ms = " + fmt(st.min_duration_ms, 1) +
-                         "): statistics rest on fewer samples than asked for");
+  r.stop_reason = run.stop_reason.value_or(StopReason::kMinimumsMet);
+  const std::string stopped = limits.warning(r.stop_reason, r.iterations, r.warmup_iterations);
+  if (!stopped.empty()) r.warnings.push_back(stopped);
   add_noisy_warning(&r.warnings, r.latency, st.cv_warning_threshold);
   if (st.keep_samples) {
     r.samples_ms = std::move(lat);
@@ -511,10 +527,12 @@ void waiter_loop(Scheduled& S, size_t i) {
   }
 }
 
-// Sleeps (on free_cv, so an error wakes it) until `spin` before `tp`, then spins on the clock.
-void wait_until(Scheduled& S, std::unique_lock<std::mutex>& lk, Clock::time_point tp, Clock::duration spin) {
-  if (Clock::now() < tp - spin) S.free_cv.wait_until(lk, tp - spin, [&] { return S.error != nullptr; });
-  if (S.error) return;
+// Sleeps (on free_cv, so an error wakes it; looking at the StopFlag) until `spin` before `tp`, then spins
+// on the clock. False when an error or the end of the run came first.
+bool wait_until(Scheduled& S, std::unique_lock<std::mutex>& lk, Clock::time_point tp, Clock::duration spin,
+                const detail::RunLimits& limits) {
+  limits.wait(S.free_cv, lk, tp - spin, [&] { return S.error != nullptr; });
+  if (S.error || limits.forced(Clock::now())) return false;
   lk.unlock();
   while (Clock::now() < tp) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -522,6 +540,7 @@ void wait_until(Scheduled& S, std::unique_lock<std::mutex>& lk, Clock::time_poin
 #endif
   }
   lk.lock();
+  return true;
 }
 
 struct Plan {
@@ -534,7 +553,7 @@ struct Plan {
 };
 
 ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
-                             const Plan& plan) {
+                             const Plan& plan, const StopFlag* stop) {
   const char* what = plan.scenario;
   check_and_prepare(lanes, reader, st, what, true);
   const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
@@ -568,11 +587,14 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   std::vector<Clock::time_point> q_issued(nq);
   std::vector<double> q_ready_ms(nq, 0.0);
 
-  // ---- warm-up on the calling thread, every slot in turn, before the waiters exist.
+  // ---- warm-up on the calling thread, every slot in turn, before the waiters exist. The run's clock (and
+  // its max_duration_ms cap) starts here.
   reader.rewind();
+  const detail::RunLimits limits(st, stop);
+  std::optional<StopReason> stop_why;
   size_t warm = 0;
-  const auto warm_begin = Clock::now();
-  while (warm < st.warmup_iterations || ms_between(warm_begin, Clock::now()) < st.warmup_ms) {
+  while (!limits.warm(warm, Clock::now())) {
+    if ((stop_why = limits.forced(Clock::now()))) break;
     Request& r = S.slots[warm % ns];
     feed(reader, &r, input_bytes, what);
     r.engine->start(r.slot, r.binding);
@@ -588,28 +610,23 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   const auto t0 = Clock::now();
   // Rounded up: a query is never issued before its scheduled time, not even by a clock tick.
   auto at = [&](double ms) { return t0 + std::chrono::ceil<Clock::duration>(std::chrono::duration<double, std::milli>(ms)); };
-  const bool capped = st.max_duration_ms > 0;
-  const auto deadline = capped ? at(st.max_duration_ms) : Clock::time_point::max();
+  const bool warmup_stopped = stop_why.has_value();
 
   size_t issued_queries = 0, issued_requests = 0;
-  bool stopped = false;
   {
     std::unique_lock<std::mutex> lk(S.mu);
-    for (size_t q = 0; q < nq && !S.error; ++q) {
+    for (size_t q = 0; q < nq && !S.error && !stop_why; ++q) {
       const auto sched = at(plan.schedule[q]);
+      // An arrival beyond the cap is never issued: the run stops issuing now.
+      if (sched > limits.deadline()) {
+        stop_why = StopReason::kMaxDuration;
+        break;
+      }
       for (size_t k = 0; k < plan.requests_per_query && !S.error; ++k) {
         // A free slot, with its input in place, before the arrival when one is free by then.
-        while (S.free_slots.empty() && !S.error) {
-          if (!capped)
-            S.free_cv.wait(lk);
-          else if (S.free_cv.wait_until(lk, deadline) == std::cv_status::timeout && S.free_slots.empty())
-            break;
-        }
+        limits.wait(S.free_cv, lk, Clock::time_point::max(), [&] { return !S.free_slots.empty() || S.error; });
         if (S.error) break;
-        if (S.free_slots.empty() || Clock::now() > deadline) {
-          stopped = true;
-          break;
-        }
+        if ((stop_why = limits.forced(Clock::now()))) break;
         const size_t i = S.free_slots.front();
         S.free_slots.pop_front();
         // The query could have gone out once both it had arrived and the slot was free; anything after
@@ -630,9 +647,9 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
           break;
         }
         if (k == 0) {
-          wait_until(S, lk, sched, spin);
-          if (S.error) {
+          if (!wait_until(S, lk, sched, spin, limits)) {
             S.free_slots.push_front(i);
+            if (!S.error) stop_why = limits.forced(Clock::now());
             break;
           }
           q_ready_ms[q] = std::max(free_ms, plan.schedule[q]);
@@ -659,7 +676,7 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
         ++issued_requests;
         S.start_cv[i].notify_one();
       }
-      if (stopped || S.error) break;
+      if (stop_why || S.error) break;
       ++issued_queries;
     }
     // Everything issued completes (or fails) before the waiters are told to stop.
@@ -683,7 +700,7 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   res.late_threshold_ms = st.late_threshold_ms;
   res.latency_bound_ms = plan.bound_ms;
   res.bound_percentile = st.bound_percentile;
-  res.stopped_on_max_duration = stopped;
+  res.stop_reason = stop_why.value_or(StopReason::kMinimumsMet);
   res.scheduled_qps = nq > 0 && plan.schedule.back() > 0 ? static_cast<double>(nq) * 1000.0 / plan.schedule.back() : 0.0;
   std::vector<double> lat, delay, queue, lateness;
   std::vector<size_t> req_order;
@@ -780,10 +797,20 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   if (plan.truncated)
     res.invalid_reasons.push_back("max_duration_ms = " + fmt(st.max_duration_ms, 1) +
                                   " cut the schedule short of min_duration_ms / min_query_count");
-  if (stopped)
-    res.invalid_reasons.push_back("stopped issuing at max_duration_ms = " + fmt(st.max_duration_ms, 1) + ": " +
-                                  std::to_string(nq - res.queries) + " of " + std::to_string(nq) +
-                                  " scheduled queries were never issued (the engine fell behind the schedule)");
+  const std::string never_issued = std::to_string(nq - res.queries) + " of " + std::to_string(nq) +
+                                   " scheduled queries were never issued";
+  if (warmup_stopped)
+    res.invalid_reasons.push_back(
+        (res.stop_reason == StopReason::kInterrupted
+             ? std::string("interrupted")
+             : "stopped on max_duration_ms = " + fmt(st.max_duration_ms, 1) + " (the cap includes warm-up)") +
+        " during warm-up, after " + std::to_string(warm) + " warm-up requests: " + never_issued);
+  else if (res.stop_reason == StopReason::kMaxDuration)
+    res.invalid_reasons.push_back("stopped issuing at max_duration_ms = " + fmt(st.max_duration_ms, 1) +
+                                  " (counted from the start of the run, warm-up included): " + never_issued +
+                                  " (the engine fell behind the schedule, or warm-up took the time)");
+  else if (res.stop_reason == StopReason::kInterrupted)
+    res.invalid_reasons.push_back("interrupted: " + never_issued);
   res.valid = res.invalid_reasons.empty();
   if (res.scheduler_lateness.p99 > std::max(1.0, 10 * st.late_threshold_ms))
     res.warnings.push_back("the harness itself issued late: p99 of its own issue lateness is " +
@@ -816,7 +843,8 @@ bool schedule_truncated(const std::vector<double>& t, const RunSettings& st) {
 
 }  // namespace
 
-ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st) {
+ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
+                          const StopFlag* stop) {
   check_validity_settings(st);
   if (!(st.latency_bound_ms > 0))
     throw InvalidArgument("run_server: RunSettings.latency_bound_ms must be > 0 (the p99 bound a VALID run meets)");
@@ -827,10 +855,11 @@ ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, c
   if (plan.schedule.empty())
     throw InvalidArgument("run_server: max_duration_ms = " + fmt(st.max_duration_ms, 1) +
                           " leaves no room for a single arrival at target_qps " + fmt(st.target_qps, 1));
-  return run_scheduled(lanes, reader, st, plan);
+  return run_scheduled(lanes, reader, st, plan, stop);
 }
 
-ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st) {
+ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
+                               const StopFlag* stop) {
   check_validity_settings(st);
   if (st.samples_per_query < 1) throw InvalidArgument("RunSettings.samples_per_query must be >= 1");
   if (st.batch_size < 1) throw InvalidArgument("RunSettings.batch_size must be >= 1");
@@ -843,7 +872,7 @@ ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& read
   plan.schedule = fixed_schedule(st.query_interval_ms, st.min_query_count, st.min_duration_ms, st.max_duration_ms);
   plan.target_qps = 1000.0 / st.query_interval_ms;
   plan.truncated = schedule_truncated(plan.schedule, st);
-  return run_scheduled(lanes, reader, st, plan);
+  return run_scheduled(lanes, reader, st, plan, stop);
 }
 
 }  // namespace pymfn

@@ -10,8 +10,9 @@
 // Engine::wait() for each request slot from a waiter thread of its own (so a completion is timed when it
 // happens, not when the scheduler next looks): an engine used there must accept start() and wait() of
 // DIFFERENT slots from different threads at the same time (calls on one slot never overlap; the runner
-// orders them). AclEngine, SimulatedEngine and Python engines do; see the report of issue 14 for
-// OpenVINOEngine with more than one request.
+// orders them). AclEngine, OpenVINOEngine, SimulatedEngine and Python engines do (Engine::slots_thread_safe()).
+// A run called from Python executes on a worker thread of the binding (so Ctrl-C reaches it, see
+// bind_runner.cpp); engines must not rely on being called from the thread that created them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -35,18 +36,19 @@ struct Lane {
 // Offline / single-stream over several devices at once, fed from ONE reader (batches are handed to
 // whichever device asks next, under a lock, and copied into that device's request buffer), timed on ONE
 // clock. Warm-up runs on every device; measurement starts for all devices at the same instant once all
-// are warm, and stops for all when the minimums (counted over all devices) are met or max_duration_ms is
-// hit. The aggregate figures in the RunResult are samples / common wall time (see RunResult::devices).
-// One lane is exactly run_benchmark(). Throws like run_benchmark, and InvalidArgument for no lanes or a
-// shared engine.
-RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings);
+// are warm, and stops for all when the minimums (counted over all devices) are met, max_duration_ms (from
+// the start of warm-up) is hit or `stop` is raised. The aggregate figures in the RunResult are samples /
+// common wall time (see RunResult::devices). One lane is exactly run_benchmark(). Throws like
+// run_benchmark, and InvalidArgument for no lanes or a shared engine.
+RunResult run_devices(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings,
+                      const StopFlag* stop = nullptr);
 
 // Outcome of a scheduled scenario. Times are milliseconds from the schedule's start (t = 0; warm-up
 // happened before it).
 struct ScenarioResult {
   std::string scenario;            // "server" or "multi-stream"
   size_t queries_scheduled = 0;    // queries in the schedule
-  size_t queries = 0;              // queries completed (all scheduled ones unless max_duration_ms stopped issuing)
+  size_t queries = 0;              // queries completed (all scheduled ones unless the run stopped issuing early)
   size_t requests = 0;             // engine requests completed (multi-stream: several per query)
   size_t samples_per_query = 0;    // rows asked for per query (server: batch_size)
   size_t samples_processed = 0;    // valid rows processed (a padded last batch of a pass counts its valid rows)
@@ -67,7 +69,9 @@ struct ScenarioResult {
   double latency_at_percentile = 0;  // the bound_percentile of `latency`
   bool valid = false;
   std::vector<std::string> invalid_reasons;  // empty when valid
-  bool stopped_on_max_duration = false;
+  // kMinimumsMet: every scheduled query was issued; kMaxDuration / kInterrupted: issuing stopped early (the
+  // run is then INVALID, and invalid_reasons says how many queries were never issued).
+  StopReason stop_reason = StopReason::kMinimumsMet;
   // Raw per-query times (ms from the schedule start), in schedule order; only completed queries.
   std::vector<double> scheduled_ms, issued_ms, completed_ms, ready_ms;  // ready: see queue_wait
   std::vector<uint32_t> query_devices;  // lane of each query's first request
@@ -89,11 +93,14 @@ std::vector<double> poisson_schedule(double qps, size_t min_count, double min_du
 // Server scenario: one query = one request of batch_size rows; Poisson arrivals at target_qps from
 // schedule_seed; VALID when the bound_percentile latency <= latency_bound_ms (required > 0), the run
 // lasted min_duration_ms, and min_query_count queries completed. Requests go to the free slot that has
-// been idle longest, over all lanes (devices).
-ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings);
+// been idle longest, over all lanes (devices). A raised `stop` ends issuing (StopReason::kInterrupted);
+// the queries already issued complete and are reported.
+ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings,
+                          const StopFlag* stop = nullptr);
 
 // Multi-stream scenario: one query = samples_per_query rows, issued as samples_per_query / batch_size
 // requests; queries due every query_interval_ms; a query completes when its last request does.
-ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings);
+ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& settings,
+                               const StopFlag* stop = nullptr);
 
 }  // namespace pymfn

@@ -5,12 +5,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import pymfn
-from pymfn._cli import check_output_path, save_output
+from pymfn._cli import check_output_path, interrupted_exit, save_output
 from pymfn.bench import report
 
 
@@ -114,6 +114,33 @@ def make_settings(core: Any, args: argparse.Namespace, batch: int) -> Any:
     return settings
 
 
+def run_plan(settings: Any) -> str:
+    """One line before a run starts: what it will do, how long it may take, and that Ctrl-C keeps the result."""
+    warm = f"{settings.warmup_iterations} warm-up requests"
+    if settings.warmup_ms > 0:
+        warm += f" and >= {settings.warmup_ms:g} ms of warm-up"
+    return (f"running: {warm}, then >= {settings.min_iterations} measured requests and >= "
+            f"{settings.min_duration_ms / 1000:g} s; the whole run is capped at {settings.max_duration_ms / 1000:g} s "
+            "(--max-duration). Ctrl-C stops it and keeps what was measured")
+
+
+def keep_partial(call: Callable[[], Any]) -> tuple[Any, bool]:
+    """``call()`` (a core run) -> (result, interrupted). Ctrl-C during it gives its partial result instead of
+    an exception; a KeyboardInterrupt with nothing measured to keep propagates."""
+    core = pymfn.load_core()
+    try:
+        return call(), False
+    except core.RunInterrupted as exc:
+        if exc.result is None:
+            raise
+        return exc.result, True
+
+
+def partial_note(where: Path | None, what: str) -> str:
+    """The stderr line of an interrupted command: what the partial result holds and where it went."""
+    return f"the partial result ({what}) " + (f"is saved in {where}" if where else "is printed above")
+
+
 def run_meta(args: argparse.Namespace, mode: str, engines: list[Any], names: list[str], model: Path, description: str,
              pretrained: bool, batch: int, input_desc: str) -> dict[str, Any]:
     """The facts every report of a timed run carries (engine, model, settings, build, host)."""
@@ -209,10 +236,12 @@ def run(args: argparse.Namespace, mode: str) -> int:
     dataset, input_desc = make_dataset(args, engines[0], count=max(batch * 4 * len(engines), 16))
     reader = dataset.reader(batch, args.prefetch)
     settings = make_settings(core, args, batch)
+    if not args.quiet:
+        print(run_plan(settings), flush=True)
     if getattr(args, "device", None) is None:
-        result = core.run_benchmark(engines[0], reader, settings)
+        result, interrupted = keep_partial(lambda: core.run_benchmark(engines[0], reader, settings))
     else:
-        result = core.run_devices(engines, reader, settings, names=names)
+        result, interrupted = keep_partial(lambda: core.run_devices(engines, reader, settings, names=names))
 
     meta = run_meta(args, mode, engines, names, model, description, pretrained, batch, input_desc)
     doc = report.result_to_json(result, meta)
@@ -222,10 +251,15 @@ def run(args: argparse.Namespace, mode: str) -> int:
 
     print(report_line(meta["precision_report"]))
     warn_if_not_ok(meta["precision_report"], prog)
-    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
-        print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {where}")
-    if args.plot and (where := save_output(args.plot, lambda p: report.plot_latency(doc, p), "--plot", prog)):
+    json_at = None
+    if args.json and (json_at := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
+        print(f"\nJSON (with {len(doc['samples_ms'])} raw samples) written to {json_at}")
+    if args.plot and doc["samples_ms"] and (
+            where := save_output(args.plot, lambda p: report.plot_latency(doc, p), "--plot", prog)):
         print(f"plot written to {where}")
+    if interrupted:
+        return interrupted_exit(prog, partial_note(json_at, f"{doc['iterations']} measured requests after "
+                                                              f"{doc['warmup']} warm-up requests"))
     return 0
 
 
@@ -286,7 +320,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
     g.add_argument("--min-duration", type=float, default=min_duration,
                    help=f"and for at least this many seconds (default {min_duration})")
     g.add_argument("--max-duration", type=float, default=60.0,
-                   help="stop after this many seconds even if the minimums are not met (a warning says so; default 60)")
+                   help="cap on the whole run, warm-up included: stop after this many seconds even if the minimums "
+                   "are not met (a warning says so; default 60)")
     g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
                    help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
     add_input_arguments(p)

@@ -125,6 +125,25 @@ def device_dict(d: Any) -> dict[str, Any]:
     }
 
 
+def stop_fields(result: Any) -> dict[str, Any]:
+    """Why a run ended, for its JSON: "stop_reason" ("minimums met", "max duration", "interrupted") and
+    "interrupted" (Ctrl-C: every figure covers only what was measured before it)."""
+    import pymfn
+
+    core = pymfn.load_core()
+    return {"stop_reason": core.stop_reason_name(result.stop_reason), "interrupted": bool(result.interrupted),
+            "stopped_on_max_duration": bool(result.stopped_on_max_duration)}
+
+
+def ended_row(doc: dict[str, Any]) -> tuple[str, str]:
+    """The report row saying how the run ended, when it did not end as asked."""
+    if doc.get("interrupted"):
+        return ("Ended", "INTERRUPTED (Ctrl-C): the figures cover only what was measured before it")
+    if doc.get("stop_reason") == "max duration":
+        return ("Ended", "on --max-duration, before the minimums were met")
+    return ("Ended", "")
+
+
 def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """Combine run metadata with a pymfn._core.RunResult into the JSON document the CLI writes."""
     doc = dict(meta)
@@ -137,14 +156,14 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "latency_ms": latency_dict(result.latency),
             "throughput_per_s": float(result.throughput_per_s),
             "stage_means_ms": {k: float(v) for k, v in dict(result.stage_means_ms).items()},
-            "stopped_on_max_duration": bool(result.stopped_on_max_duration),
+            **stop_fields(result),
             "warnings": run_warnings(result, meta),
             "percentile_method": PERCENTILE_METHOD,
             "samples_ms": [float(x) for x in np.asarray(result.samples_ms)],
             "start_offsets_ms": [float(x) for x in np.asarray(result.start_offsets_ms)],
         }
     )
-    # getattr: a _core built before issue 14 has neither field (the JSON then simply lacks them).
+    # getattr: an older _core has neither field (the JSON then simply lacks them).
     doc["stage_samples_ms"], doc["stage_stats_ms"] = stage_samples_json(getattr(result, "stage_samples_ms", {}))
     devices = list(getattr(result, "devices", []))
     if devices:
@@ -179,6 +198,7 @@ def format_table(doc: dict[str, Any]) -> str:
         ("Warm-up", f"{doc['warmup']} iterations"),
         ("Measured", f"{doc['iterations']} iterations, {doc['samples_processed']} samples in {doc['wall_ms'] / 1000:.3f} s"),
         ("Throughput", f"{doc['throughput_per_s']:.1f} samples/s"),
+        ended_row(doc),
         ("Host", format_host(doc.get("host"))),
     ]
     if doc.get("timing_note"):
