@@ -14,6 +14,24 @@
 //   host).
 // * aclmdlUnload: unknown model id -> 100011 (also for every other call taking a model id); from another
 //   context than the one it was loaded in -> 107004; while it executes or has queued async work -> 500001.
+// * Arithmetic: one for every om on every host, whatever fp16 / bf16 / AMX / VNNI units the CPU has, and
+//   never below the device's: OpenVINO compiles the payload for IEEE f32 (inference precision f32, execution
+//   mode ACCURACY, denormals kept).
+//   - payload "f16" (ATC's fp16 modes): f32 arithmetic on the IR's fp16 weights (widened exactly) and on
+//     fp16-rounded float32 inputs (execute.cpp). The device computes fp16 with fp32 accumulation. Native f16
+//     is not used even where the CPU has it: f16 inference keeps activations in f16 with the host's own
+//     rounding and kernel choices, so the same om would score differently per host; bf16 keeps 8 mantissa
+//     bits, below fp16's 11.
+//   - FakeQuantize in the payload (an INT8 om): the CPU plugin's low-precision transformations are off, so
+//     each FakeQuantize runs as itself in f32 (values snapped to the int8 grid) and the quantized layers
+//     multiply grid values in f32: exact int8 x int8 products, summed in f32 (relative error ~1e-7, far
+//     below the device's fp16 dequantised outputs). OpenVINO's int8 kernels are not used: where the CPU has
+//     no VNNI they add u8 x s8 pairs in saturating int16 (vpmaddubsw), below the device's int32
+//     accumulation and different from VNNI/AMX hosts.
+//   - payload "f32" (must_keep_origin_dtype): f32, as on the device.
+//   Results agree between hosts to f32 rounding (kernels sum in different orders): a float16 output differs
+//   by at most one ulp. pymfnEmuModelCompileRecord (emulator_api.h) reports the arithmetic per model, the
+//   device's beside it, and what OpenVINO's execution graph ran.
 // * Dynamic batch (an om whose dims start with -1 and whose meta lists dynamic_batch sizes): like ATC, the
 //   model gets one extra LAST input named "ascend_mbatch_shape_data", dtype ACL_INT64, dims [1], 8 bytes;
 //   buffers are sized for the largest batch. See model_desc.cpp (setting the batch) and execute.cpp.
