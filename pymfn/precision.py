@@ -228,7 +228,7 @@ def precision_report(engine: Any, requested: str | None, model_path: str | os.Pa
         return {"requested": want, "declared": device, "runtime": runtime,
                 "check": emulator_verdict(want, device, parse_counts(runtime)),
                 "by_layer_type": props.get("emulator_runtime_precision_by_layer_type", ""),
-                "weights": props.get("emulator_runtime_weights_precision", ""),
+                "stored_weights": props.get("emulator_stored_weights_precision", ""),
                 "emulator_compute_precision": compute, "device_precision": device,
                 "emulator_precision_reason": props.get("emulator_precision_reason", ""),
                 "emulation": None if compute == device else f"emulator: {props.get('emulator_precision_reason', compute)}",

@@ -1132,7 +1132,7 @@ def test_om_computes_f32_on_its_declared_values(emu, models, kind):
     assert rec["device_precision"] == kind and rec["fake_quantize_ops"] == "0"
     if kind == "f16":
         assert "fp16-rounded weights and inputs" in rec["precision_reason"]
-        assert rec["runtime_weights_precision"].startswith("f16 x")  # stored fp16, widened exactly
+        assert rec["stored_weights_precision"].startswith("f16 x")  # stored fp16, widened exactly
     assert r["leaks_at_finalize"] == 0
 
 
@@ -1179,6 +1179,35 @@ def _int8_conv_om(d: Path) -> tuple[str, str, np.ndarray]:
     return str(om), str(d / "int8_x.npy"), acc * 0.01 * 0.01
 
 
+def _int8_fc_om(d: Path) -> tuple[str, str, np.ndarray]:
+    """An om of one quantized fully connected layer stored the way ov.save_model stores quantized weights: int8
+    constants, a Convert and a per-channel scale (no FakeQuantize on them); u8-grid activations. Returns the
+    om, the input file and the exact result."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from pymfn import om as omlib
+
+    rng = np.random.RandomState(5)
+    n_in, n_out = 64, 16
+    qa = np.where(rng.rand(3, n_in) < 0.5, 255, rng.randint(0, 256, (3, n_in)))
+    qw = rng.choice([-127, -125, -3, -1, 1, 3, 125, 127], (n_out, n_in)).astype(np.int8)
+    c = [ops.constant(np.array(v, np.float32)) for v in (0.0, 2.55, 0.0, 2.55)]
+    x = ops.parameter([1, n_in], np.float32, name="x")
+    x.output(0).set_names({"x"})
+    w = ops.multiply(ops.convert(ops.constant(qw), np.float32), ops.constant(np.full((n_out, 1), 0.01, np.float32)))
+    y = ops.matmul(ops.fake_quantize(x, *c, 256), w, False, True)
+    y.output(0).set_names({"y"})
+    xml = d / "int8_fc.xml"
+    ov.save_model(ov.Model([y], [x], "int8_fc"), str(xml), compress_to_fp16=False)
+    meta = omlib.EmulatorMeta(inputs=[omlib.EmulatorTensor("x", "float32", [1, n_in])],
+                              outputs=[omlib.EmulatorTensor("y", "float32", [1, n_out])], precision="f16")
+    om = d / "int8_fc.om"
+    omlib.write_emulator_om(om, meta, xml.read_bytes(), xml.with_suffix(".bin").read_bytes(), name="int8_fc")
+    np.save(d / "fc_x.npy", (qa * 0.01).astype(np.float32)[:, None])
+    return str(om), str(d / "fc_x.npy"), (qa.astype(np.int64) @ qw.T.astype(np.int64)) * 0.01 * 0.01
+
+
 def test_int8_om_is_exact_int8_arithmetic(emu, tmp_path):
     """An INT8 om multiplies int8-grid values exactly and sums them (at least the device's int8 x int8 -> int32):
     the result equals the integer computation to f32 rounding. OpenVINO's int8 kernels on a CPU without VNNI
@@ -1193,6 +1222,29 @@ def test_int8_om_is_exact_int8_arithmetic(emu, tmp_path):
     assert set(prec_meanings(rec["runtime_precision"])) == {"f32"}
     # (that the FakeQuantize ops really run is shown by the exactness above: the fp16-rounded inputs and
     # weights are off the int8 grid until they snap back to it)
+
+
+ISA_LIMIT = "SSE41"  # below every x86 host's default: oneDNN and OpenVINO's CPU plugin then take SSE4.1 kernels
+
+
+def test_outputs_do_not_depend_on_the_isa(emu, models, tmp_path):
+    """The same om under another instruction set (oneDNN's ONEDNN_MAX_CPU_ISA, honoured by OpenVINO's CPU plugin):
+    the same arithmetic, so float16 outputs within one ulp and an int8 layer still exact. (How the limit shows in
+    the execution graph, jit_sse42 kernels instead of the host's, is checked by .ci/isa.)"""
+    int8_oms = [_int8_conv_om(tmp_path), _int8_fc_om(tmp_path)]
+    for env in ({}, {"ONEDNN_MAX_CPU_ISA": ISA_LIMIT}):
+        f16, _ = run_scenario(emu, "numerics", {"om": models["f16"], "x": models["x8"]}, env=env)
+        ref = _tiny_reference(np.load(models["x8"]), fp16=True)
+        assert np.all(np.abs(np.asarray(f16["outputs"]) - ref) <= np.spacing(np.abs(ref))), env
+        assert f16["record"]["compute_precision"] == "f32", env
+        # int8 weights stored as int8 constants (the fully connected om) have no OpenVINO kernel below AVX2 as
+        # such: the emulator widens them first, so they load and compute exactly on every ISA
+        for om, x, exact in int8_oms:
+            i8, _ = run_scenario(emu, "numerics", {"om": om, "x": x}, env=env)
+            got = np.asarray(i8["outputs"]).reshape(exact.shape)
+            assert np.abs(got - exact).max() <= 1e-5 * np.abs(exact).max(), (env, om)
+            assert i8["record"]["compute_precision"] == "f32", env
+        assert i8["record"]["stored_weights_precision"] == "i8 x1", i8["record"]  # the fc om's, widened
 
 
 def test_compile_record_refusals(emu, models):

@@ -170,7 +170,7 @@ def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
     assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
     report = prec.precision_report(open_engine(out), None, out)
     assert (report["requested"], report["declared"], report["check"]) == ("f16", "f16", "ok"), report
-    assert meanings(report["runtime"]) == {"f32"} and report["weights"].startswith("f16 x")
+    assert meanings(report["runtime"]) == {"f32"} and report["stored_weights"].startswith("f16 x")
     assert "f32 on fp16-rounded weights and inputs; device arithmetic fp16" in report["emulation"]
     kept = tmp_path / "tiny_f32_emu.om"
     assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",

@@ -65,7 +65,8 @@ PYMFN_EMU_API size_t pymfnEmuDeviceModel(char* buf, size_t len);
 //   precision_reason    one sentence: what is rounded how, and how that compares with the device
 //   runtime_precision   what the compute layers (convolutions, matrix multiplies) of OpenVINO's execution
 //                       graph compute on: the type of their data input, e.g. "f32 x52"
-//   runtime_weights_precision   the type of their weights there, e.g. "f16 x52" (stored fp16, widened exactly)
+//   stored_weights_precision    the narrow constants of the payload (fp16 weights; int8 weights of quantized
+//                       layers), widened exactly to the compute type before compiling, e.g. "f16 x52"
 //   runtime_precision_by_layer_type   every executed layer type with its runtime precisions
 //   fake_quantize_ops   FakeQuantize operations in the payload (an INT8 om has some)
 // Returns 0; 100000 when needed is NULL, 100001 before aclInit, 100011 for an id that is not loaded.

@@ -36,6 +36,8 @@
 //   model gets one extra LAST input named "ascend_mbatch_shape_data", dtype ACL_INT64, dims [1], 8 bytes;
 //   buffers are sized for the largest batch. See model_desc.cpp (setting the batch) and execute.cpp.
 // ================================================================
+#include <openvino/core/graph_util.hpp>
+#include <openvino/op/constant.hpp>
 #include <openvino/runtime/intel_cpu/properties.hpp>
 
 #include <sys/stat.h>
@@ -120,11 +122,38 @@ aclError describe_io(const char* fn, Model* m) {
   return ACL_SUCCESS;
 }
 
+std::string counts_text(const std::map<std::string, size_t>& counts) {
+  std::string s;
+  for (const auto& [precision, n] : counts) s += (s.empty() ? "" : ", ") + precision + " x" + std::to_string(n);
+  return s;
+}
+
 size_t count_fake_quantize(const ov::Model& model) {
   size_t n = 0;
   for (const auto& op : model.get_ops())
     if (std::string(op->get_type_name()) == "FakeQuantize") ++n;
   return n;
+}
+
+// Weights the IR stores narrow -- fp16 (an fp16 payload) or int8 with a scale (the quantized layers of an
+// INT8 payload) -- reach their layer through a Convert. Each such Convert of a constant becomes a constant
+// holding the same values in the Convert's (float) type: a widening, exact for fp16 and int8. The CPU plugin
+// then sees plain float weights and never picks a "compressed weights" kernel, whose choice and arithmetic
+// depend on the host's ISA (a fully connected layer with int8 weights has no kernel below AVX2, and above
+// it may quantize activations on the fly). Returns the stored types widened, "f16 x52, i8 x3".
+std::string widen_stored_weights(const std::shared_ptr<ov::Model>& model) {
+  std::map<std::string, size_t> widened;
+  for (const auto& op : model->get_ordered_ops()) {
+    if (std::string(op->get_type_name()) != "Convert") continue;
+    auto stored = std::dynamic_pointer_cast<ov::op::v0::Constant>(op->get_input_node_shared_ptr(0));
+    const ov::element::Type to = op->get_output_element_type(0);
+    if (!stored || !to.is_real() || stored->get_element_type() == ov::element::boolean) continue;
+    auto wide = std::make_shared<ov::op::v0::Constant>(to, stored->get_shape(), stored->cast_vector<double>());
+    wide->set_friendly_name(op->get_friendly_name());
+    ov::replace_node(op, wide);
+    ++widened[stored->get_element_type().get_type_name()];
+  }
+  return widened.empty() ? "none" : counts_text(widened);
 }
 
 // One arithmetic for every payload on every host (see the contract above): IEEE f32, denormals kept.
@@ -183,18 +212,12 @@ std::string rt_text(const ov::Node& node, const char* key) {
   }
 }
 
-std::string counts_text(const std::map<std::string, size_t>& counts) {
-  std::string s;
-  for (const auto& [precision, n] : counts) s += (s.empty() ? "" : ", ") + precision + " x" + std::to_string(n);
-  return s;
-}
-
 // What OpenVINO's CPU plugin compiled. A node's arithmetic is the element type of its data input (input 0)
 // in the execution graph: the plugin's "runtimePrecision" of a convolution names its weights' storage type
-// (f16 for the fp16 weights of an f16 payload) even when its kernel computes in f32.
+// when that differs (f16 for fp16 weights) even when its kernel computes in f32.
 void read_runtime_graph(const ov::CompiledModel& compiled, CompileRecord* r) {
   std::map<std::string, std::map<std::string, size_t>> by_type;
-  std::map<std::string, size_t> compute, weights;
+  std::map<std::string, size_t> compute;
   for (const auto& op : compiled.get_runtime_model()->get_ordered_ops()) {
     const std::string type = rt_text(*op, "layerType");
     if (type.empty() || type == "Const" || type == "Input" || type == "Output" || type == "Reshape") continue;
@@ -202,12 +225,9 @@ void read_runtime_graph(const ov::CompiledModel& compiled, CompileRecord* r) {
                                                      : rt_text(*op, "runtimePrecision");
     if (precision.empty()) precision = "unknown";
     ++by_type[type][precision];
-    if (!is_compute_layer(type)) continue;
-    ++compute[precision];
-    if (op->get_input_size() > 1) ++weights[op->get_input_element_type(1).get_type_name()];
+    if (is_compute_layer(type)) ++compute[precision];
   }
   r->runtime_precision = compute.empty() ? "unknown" : counts_text(compute);
-  r->runtime_weights_precision = weights.empty() ? "unknown" : counts_text(weights);
   r->runtime_precision_by_layer_type.clear();
   for (const auto& [type, counts] : by_type)
     r->runtime_precision_by_layer_type += (r->runtime_precision_by_layer_type.empty() ? "" : "; ") + type + ": " +
@@ -230,6 +250,7 @@ aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* 
                       std::to_string(n_in) + " / " + std::to_string(n_out));
     m->round_inputs_f16 = meta.precision == "f16";
     m->compiled_as.fake_quantize_ops = count_fake_quantize(*model);
+    m->compiled_as.stored_weights_precision = widen_stored_weights(model);
     describe_arithmetic(meta, &m->compiled_as);
     const ov::AnyMap config = compile_config(threads, m->compiled_as.fake_quantize_ops);
     for (size_t i = 0; i < n_in; ++i) {
@@ -438,7 +459,7 @@ int pymfnEmuModelCompileRecord(uint32_t modelId, char* buf, size_t len, size_t* 
     const CompileRecord& r = m->compiled_as;
     text = "compute_precision=" + r.compute_precision + "\ndevice_precision=" + r.device_precision +
            "\nprecision_reason=" + r.precision_reason + "\nruntime_precision=" + r.runtime_precision +
-           "\nruntime_weights_precision=" + r.runtime_weights_precision +
+           "\nstored_weights_precision=" + r.stored_weights_precision +
            "\nruntime_precision_by_layer_type=" + r.runtime_precision_by_layer_type +
            "\nfake_quantize_ops=" + std::to_string(r.fake_quantize_ops) + "\n";
   }

@@ -114,7 +114,7 @@ struct CompileRecord {
   std::string device_precision;   // the om's arithmetic on the device: "f16", "int8" or "f32"
   std::string precision_reason;   // one sentence: why, and how it compares with the device
   std::string runtime_precision;  // data-input types of the execution graph's compute layers, "f32 x52"
-  std::string runtime_weights_precision;  // their weight-input types, "f16 x52"
+  std::string stored_weights_precision;   // narrow constants of the IR widened before compiling, "f16 x52"
   std::string runtime_precision_by_layer_type;  // "Convolution: f32 x40; FakeQuantize: f32 x30; ..."
   size_t fake_quantize_ops = 0;   // FakeQuantize operations in the payload IR
 };
