@@ -585,9 +585,10 @@ def _run(args: argparse.Namespace) -> int:
         from pymfn.precision import om_emu_precision
 
         info = om_emu_precision(out)
-        int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers run int8, "
-                f"the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
-        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8})")
+        int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers int8 on "
+                f"the device, the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
+        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8}; "
+              "the emulator computes it in f32 on these values on every host)")
         return 0
 
     shape = parse_shape(args.input_shape) if args.input_shape else None

@@ -1133,6 +1133,9 @@ def test_om_computes_f32_on_its_declared_values(emu, models, kind):
     if kind == "f16":
         assert "fp16-rounded weights and inputs" in rec["precision_reason"]
         assert rec["stored_weights_precision"].startswith("f16 x")  # stored fp16, widened exactly
+    else:
+        assert "must_keep_origin_dtype" in rec["precision_reason"] and rec["stored_weights_precision"] == "none"
+    _check_compile_record_refusals(r)
     assert r["leaks_at_finalize"] == 0
 
 
@@ -1140,6 +1143,15 @@ def prec_meanings(runtime: str) -> list[str]:
     from pymfn import precision
 
     return [precision.meaning(k) for k in precision.parse_counts(runtime)]
+
+
+def _check_compile_record_refusals(r: dict) -> None:
+    assert r["record_before_init"] == UNINIT
+    assert r["record_unknown_id"] == INVALID_MODEL_ID and "pymfnEmuModelCompileRecord" in r["err_unknown_id"]
+    assert r["record_null_needed"] == INVALID_PARAM
+    full = "".join(f"{k}={v}\n" for k, v in r["record"].items())
+    assert r["record_small_buffer"] == OK and r["record_truncated"] == full[:7] and r["record_needed"] == len(full)
+    assert r["record_after_unload"] == INVALID_MODEL_ID
 
 
 def _int8_conv_om(d: Path) -> tuple[str, str, np.ndarray]:
@@ -1227,6 +1239,7 @@ def test_int8_om_is_exact_int8_arithmetic(emu, tmp_path):
 ISA_LIMIT = "SSE41"  # below every x86 host's default: oneDNN and OpenVINO's CPU plugin then take SSE4.1 kernels
 
 
+@pytest.mark.slow  # six emulator processes
 def test_outputs_do_not_depend_on_the_isa(emu, models, tmp_path):
     """The same om under another instruction set (oneDNN's ONEDNN_MAX_CPU_ISA, honoured by OpenVINO's CPU plugin):
     the same arithmetic, so float16 outputs within one ulp and an int8 layer still exact. (How the limit shows in
@@ -1245,16 +1258,6 @@ def test_outputs_do_not_depend_on_the_isa(emu, models, tmp_path):
             assert np.abs(got - exact).max() <= 1e-5 * np.abs(exact).max(), (env, om)
             assert i8["record"]["compute_precision"] == "f32", env
         assert i8["record"]["stored_weights_precision"] == "i8 x1", i8["record"]  # the fc om's, widened
-
-
-def test_compile_record_refusals(emu, models):
-    r, _ = run_scenario(emu, "numerics", {"om": models["f32"], "x": models["x8"]})
-    assert r["record_before_init"] == UNINIT
-    assert r["record_unknown_id"] == INVALID_MODEL_ID and "pymfnEmuModelCompileRecord" in r["err_unknown_id"]
-    assert r["record_null_needed"] == INVALID_PARAM
-    full = "".join(f"{k}={v}\n" for k, v in r["record"].items())
-    assert r["record_small_buffer"] == OK and r["record_truncated"] == full[:7] and r["record_needed"] == len(full)
-    assert r["record_after_unload"] == INVALID_MODEL_ID
 
 
 def test_device_run_mode(emu, models):
