@@ -29,9 +29,12 @@
 //     no VNNI they add u8 x s8 pairs in saturating int16 (vpmaddubsw), below the device's int32
 //     accumulation and different from VNNI/AMX hosts.
 //   - payload "f32" (must_keep_origin_dtype): f32, as on the device.
-//   Results agree between hosts to f32 rounding (kernels sum in different orders): a float16 output differs
-//   by at most one ulp. pymfnEmuModelCompileRecord (emulator_api.h) reports the arithmetic per model, the
-//   device's beside it, and what OpenVINO's execution graph ran.
+//   Narrow constants (fp16 weights, int8 weights with their scale) are widened to float before compiling,
+//   so no ISA-specific compressed-weights kernel is chosen. Results agree between hosts to f32 rounding
+//   (kernels sum in different orders), so a float16 output may differ by one ulp (tests/test_emulator.py
+//   holds outputs to one ulp of float64 references under two instruction sets). pymfnEmuModelCompileRecord
+//   (emulator_api.h) reports the arithmetic per model, the device's beside it, and what OpenVINO's execution
+//   graph ran.
 // * Dynamic batch (an om whose dims start with -1 and whose meta lists dynamic_batch sizes): like ATC, the
 //   model gets one extra LAST input named "ascend_mbatch_shape_data", dtype ACL_INT64, dims [1], 8 bytes;
 //   buffers are sized for the largest batch. See model_desc.cpp (setting the batch) and execute.cpp.
