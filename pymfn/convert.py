@@ -10,15 +10,19 @@ same model in other formats. With no options, ``--target om`` reproduces the ref
         --op_select_implmode=high_precision
 
 Precision in the emulator om (``--target om-emu``): ``force_fp16``, ``allow_fp32_to_fp16`` and
-``allow_mix_precision`` all become payload precision ``f16`` (fp16 weights in the IR, inputs rounded to
-fp16, f16/bf16 inference where the CPU offers it); ``must_keep_origin_dtype`` becomes ``f32``. On the
-NPU allow_mix_precision keeps a few ops in fp32; the emulator does not model that difference.
+``allow_mix_precision`` all become payload precision ``f16``: fp16 weights in the IR, and the emulator
+rounds float32 inputs to fp16, then computes in f32 on every host (never bf16 or native f16, so the
+figures do not depend on the CPU and are never below the device's fp16); ``must_keep_origin_dtype``
+becomes ``f32``. On the NPU allow_mix_precision keeps a few ops in fp32; the emulator does not model that
+difference. The ACL engine's ``properties()`` (``emulator_compute_precision``, ``emulator_precision_reason``)
+say what the emulator computed; docs/precision.md has the measured figures.
 
 INT8 in the emulator om: give ``--target om-emu`` the quantized OpenVINO IR that ``python -m pymfn quantize``
 writes, or a frozen ``.pb`` with ``--int8`` to quantize on the way (the same defaults and options:
 ``--calibration``, ``--count``, ``--seed``). The payload IR then carries FakeQuantize operations: the
-emulator's OpenVINO runs the quantized convolutions in int8 and everything else in the payload precision
-(f16 for the fp16 modes) on fp16-rounded inputs. That is the shape of an AMCT-quantized model on Ascend:
+emulator runs them in f32, so the quantized layers multiply int8-grid values exactly (int8 x int8 products,
+f32 sums: at least the device's int8 x int8 -> int32), on fp16-rounded inputs, the same on every host
+(OpenVINO's own int8 kernels saturate on CPUs without VNNI). That is the shape of an AMCT-quantized model on Ascend:
 AMCT's ``save_model`` writes a .pb with AscendQuant/AscendDequant operators around the quantized layers
 (convolutions, depthwise convolutions, MatMul) for atc, and the layers left in float follow
 ``--precision_mode`` (README, "Precision").
@@ -411,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ATC dynamic batch list, e.g. 1,2,4,8 (2..100 sizes, each 1..2048); sets -1 as batch dim "
                         "and adds the 'ascend_mbatch_shape_data' input")
     p.add_argument("--precision-mode", choices=PRECISION_MODES, default=None,
-                   help="ATC --precision_mode (default allow_fp32_to_fp16, the reference). om-emu: fp16 modes run "
-                        "in f16-ish precision, must_keep_origin_dtype in f32")
+                   help="ATC --precision_mode (default allow_fp32_to_fp16, the reference). om-emu: fp16 modes store "
+                        "fp16 weights and the emulator computes f32 on fp16-rounded inputs on every host; "
+                        "must_keep_origin_dtype stays f32")
     p.add_argument("--op-select-implmode", choices=IMPL_MODES, default=None,
                    help="ATC --op_select_implmode (default high_precision)")
     p.add_argument("--soc-version", default=None, help="ATC --soc_version (default Ascend310)")
@@ -585,9 +590,10 @@ def _run(args: argparse.Namespace) -> int:
         from pymfn.precision import om_emu_precision
 
         info = om_emu_precision(out)
-        int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers run int8, "
-                f"the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
-        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8})")
+        int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers int8 on "
+                f"the device, the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
+        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8}; "
+              "the emulator computes it in f32 on these values on every host)")
         return 0
 
     shape = parse_shape(args.input_shape) if args.input_shape else None

@@ -3,21 +3,22 @@
 OpenVINO treats a precision as a hint: asked for bf16 on a CPU without bf16 units it quietly runs f32, and a
 quantized model runs its quantized layers in int8 whatever is asked. So every pymfn report states the
 requested precision beside the *runtime* precision read from the compiled model's execution graph
-(``layerType`` / ``runtimePrecision`` per executed node), and a one-line verdict:
+(``layerType`` / ``runtimePrecision`` per executed node), and a one-line verdict by meaning (``u8`` and ``i8``
+kernels are both int8):
 
 * OpenVINO engine: the native engine's ``properties()`` (``runtime_precision``, ``precision_check``).
 * TensorFlow reference: the frozen graph as it is (f32).
-* ACL engine on the emulator: the precision the om declares (payload precision, FakeQuantize count), and
-  the runtime precision of the payload IR compiled the way the emulator compiles it (same OpenVINO, same
-  rule: f16 where the CPU offers it, else bf16, else f32). The emulator does not report its own compile,
-  so this is a reproduction, and says so. On a real Ascend 310 the om's precision is fixed by atc.
+* ACL engine on the emulator: what the emulator says it compiled (its compile record, ``emulator_*`` in the
+  engine's ``properties()``): its own arithmetic -- f32 on every host, on fp16-rounded weights and inputs for
+  an fp16 om and on int8-grid values for an INT8 om -- beside the device's arithmetic for the same om. The
+  verdict is "ok" when the emulator computes at least as precisely as the device, and the report says so
+  whenever the two differ. On a real Ascend 310 the om's precision is fixed by atc and not reported.
 """
 from __future__ import annotations
 
 import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 PRECISIONS = ("f32", "bf16", "f16", "int8")
@@ -119,20 +120,17 @@ def matches(requested: str, runtime: str) -> bool:
     return meaning(runtime) == requested
 
 
-def ran_text(runtime: str) -> str:
-    """'u8 x3, f32 x1' -> 'int8 x3, f32 x1 (kernels u8 x3, f32 x1)': what ran by meaning, kernels beside it."""
-    counts: Counter = Counter()
-    kernels = []
-    for part in (p.strip() for p in runtime.split(",") if p.strip()):
-        m = re.fullmatch(r"(\S+) x(\d+)", part)
-        if not m:
-            return runtime
-        kernels.append(m.group(1))
-        counts[meaning(m.group(1))] += int(m.group(2))
-    if not counts:
+def ran_text(runtime: str, kernels: bool = True) -> str:
+    """'u8 x3, f32 x1' -> 'int8 x3, f32 x1 (kernels u8 x3, f32 x1)': what ran by meaning, kernels beside it
+    (``kernels=False``: the meaning alone)."""
+    by_kernel = parse_counts(runtime)
+    if not by_kernel:
         return runtime
+    counts: Counter = Counter()
+    for k, n in by_kernel.items():
+        counts[meaning(k)] += n
     text = counts_text(counts)
-    return text if all(meaning(k) == k for k in kernels) else f"{text} (kernels {runtime})"
+    return text if not kernels or all(meaning(k) == k for k in by_kernel) else f"{text} (kernels {runtime})"
 
 
 def verdict(requested: str, compute: dict[str, int], why: str) -> str:
@@ -163,34 +161,41 @@ def om_emu_precision(path: str | os.PathLike) -> dict[str, Any]:
             "declared": "int8" if fq else meta.precision}
 
 
-def emulator_compile_precision(caps: list[str]) -> str:
-    """The inference precision the emulator asks OpenVINO for an 'f16' payload (csrc/acl_emulator/models.cpp)."""
-    return "f16" if "FP16" in caps else "bf16" if "BF16" in caps else "f32"
+# Precisions ordered by what they keep: int8 < bf16 (8 mantissa bits) < f16 (11) < f32 (24).
+_RANK = {"int8": 0, "bf16": 1, "f16": 2, "f32": 3}
 
 
-def emulator_runtime(path: str | os.PathLike, batch: int = 1) -> dict[str, Any]:
-    """Runtime precision of an emulator om's payload compiled as the emulator compiles it (a reproduction)."""
-    import openvino as ov
+def at_least(kernel_precision: str, device: str) -> bool:
+    """True when a kernel precision (OpenVINO's name) computes at least as precisely as ``device`` does."""
+    have, need = _RANK.get(meaning(kernel_precision)), _RANK.get(device)
+    return have is not None and need is not None and have >= need
 
-    from pymfn import om
 
-    _header, meta, xml, weights = om.read_emulator_om(path)
-    core = ov.Core()
-    model = core.read_model(xml.decode("utf-8"), ov.Tensor(__import__("numpy").frombuffer(weights, "uint8").copy()))
-    shapes = {}
-    for port in model.inputs:
-        ps = port.get_partial_shape()
-        if ps.rank.is_static and ps.rank.get_length() >= 1 and ps[0].is_dynamic:
-            ps[0] = batch
-            shapes[port] = ps
-    if shapes:
-        model.reshape(shapes)
-    hint = emulator_compile_precision(list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))) \
-        if meta.precision == "f16" else "f32"
-    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint})
-    out = runtime_precision(compiled)
-    out["emulator_inference_precision"] = hint
-    return out
+def parse_counts(text: str) -> dict[str, int]:
+    """'f32 x50, u8 x2' -> {'f32': 50, 'u8': 2}; text in another form gives {}."""
+    counts: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        m = re.fullmatch(r"(\S+) x(\d+)", part)
+        if not m:
+            return {}
+        counts[m.group(1)] = counts.get(m.group(1), 0) + int(m.group(2))
+    return counts
+
+
+def emulator_verdict(requested: str, device: str, compute: dict[str, int]) -> str:
+    """'ok' when the om is what was asked for and every compute layer of the emulator ran at least the
+    device's arithmetic; else what is below it."""
+    if requested != device:
+        return (f"mismatch: requested {requested}, the om was converted for {device} (an om's arithmetic is fixed "
+                "at conversion)")
+    if not compute:
+        return "unknown: the emulator's execution graph shows no convolution or matrix-multiply layers"
+    low = {p: n for p, n in compute.items() if not at_least(p, device)}
+    if not low:
+        return "ok"
+    total = sum(compute.values())
+    return (f"{'mismatch' if sum(low.values()) == total else 'partial'}: requested {requested}, the emulator's "
+            f"compute layers ran {counts_text(compute)}; {counts_text(low)} below the device's {device}")
 
 
 # ---------------------------------------------------------------- one report for any engine
@@ -212,19 +217,35 @@ def precision_report(engine: Any, requested: str | None, model_path: str | os.Pa
         return {"requested": "f32", "runtime": "f32", "check": "ok", "by_layer_type": "",
                 "source": "TensorFlow runs the frozen graph as it is (float32)"}
     if kind == "acl" and props.get("acl_runtime") == "emulator":
-        info = om_emu_precision(model_path)
-        want = requested or info["declared"]
-        rt = emulator_runtime(model_path)
-        why = (f"the om declares {info['declared']} (payload {info['payload_precision']}, "
-               f"{info['fake_quantize_ops']} FakeQuantize ops); the emulator compiles it with inference precision "
-               f"{rt['emulator_inference_precision']}")
-        return {"requested": want, "declared": info["declared"], "runtime": rt["runtime_precision"],
-                "check": verdict(want, rt["compute"], why), "by_layer_type": rt["runtime_precision_by_layer_type"],
-                "emulator_inference_precision": rt["emulator_inference_precision"],
-                "source": "reproduced: the om's payload IR compiled the way the emulator compiles it (the emulator "
-                          "does not report its own compile)"}
+        if "emulator_compute_precision" not in props:
+            return {"requested": requested or "as converted", "runtime": "unknown", "by_layer_type": "",
+                    "check": "unknown: this emulator does not report what it compiled (pymfnEmuModelCompileRecord)",
+                    "source": "emulator without a compile record"}
+        device = props["emulator_device_precision"]
+        compute = props["emulator_compute_precision"]
+        want = requested or device
+        runtime = props.get("emulator_runtime_precision", "unknown")
+        return {"requested": want, "declared": device, "runtime": runtime,
+                "check": emulator_verdict(want, device, parse_counts(runtime)),
+                "by_layer_type": props.get("emulator_runtime_precision_by_layer_type", ""),
+                "stored_weights": props.get("emulator_stored_weights_precision", ""),
+                "emulator_compute_precision": compute, "device_precision": device,
+                "emulator_precision_reason": props.get("emulator_precision_reason", ""),
+                "emulation": None if compute == device else f"emulator: {props.get('emulator_precision_reason', compute)}",
+                "source": "the emulator's compile record (pymfnEmuModelCompileRecord): its OpenVINO execution graph"}
     return {"requested": requested or "as converted", "runtime": "fixed by atc at conversion", "check": "unknown: "
             "a real om does not report its runtime precision", "by_layer_type": "", "source": "real AscendCL runtime"}
+
+
+def emulator_line(props: dict[str, Any]) -> str | None:
+    """One line saying what the ACL emulator compiled a model to, beside the device's arithmetic; None when the
+    engine is not on the emulator (or the emulator does not say)."""
+    if props.get("acl_runtime") != "emulator" or "emulator_compute_precision" not in props:
+        return None
+    compute, device = props["emulator_compute_precision"], props["emulator_device_precision"]
+    relation = "the device's too" if compute == device else f"device {device}"
+    return (f"emulator computes {compute} ({relation}): {props.get('emulator_precision_reason', '')}; compute "
+            f"layers ran {ran_text(props.get('emulator_runtime_precision', 'unknown'))}")
 
 
 def requested_for(engine: Any, cli_precision: str) -> str | None:
@@ -235,8 +256,10 @@ def requested_for(engine: Any, cli_precision: str) -> str | None:
 
 
 def report_line(report: dict[str, Any]) -> str:
-    """'precision     : requested int8, ran int8 x50 (kernels i8 x50) -- ok' (the verdict in full when not ok)."""
-    return f"  precision     : requested {report['requested']}, ran {ran_text(report['runtime'])} -- {report['check']}"
+    """'precision     : requested int8, ran int8 x50 (kernels i8 x50) -- ok' (the verdict in full when not ok);
+    on the emulator, what its arithmetic is when it differs from the device's ('; emulator: f32 on ...')."""
+    line = f"  precision     : requested {report['requested']}, ran {ran_text(report['runtime'])} -- {report['check']}"
+    return line + (f"; {report['emulation']}" if report.get("emulation") else "")
 
 
 def warn_if_not_ok(report: dict[str, Any], prog: str) -> None:

@@ -114,6 +114,24 @@ def test_describes_static_model(acl, models):
     p = e.properties()
     assert p["acl_runtime"] == "emulator" and p["run_mode"] == "ACL_HOST" and p["dynamic_batch"] == "static"
     assert p["om_name"] == "static"
+    # must_keep_origin_dtype: the emulator computes f32, as the device would
+    assert (p["emulator_compute_precision"], p["emulator_device_precision"]) == ("f32", "f32")
+    assert "must_keep_origin_dtype" in p["emulator_precision_reason"]
+
+
+def test_properties_say_what_the_emulator_compiled(acl, models):
+    """The emulator's compile record of an fp16 om: f32 arithmetic on fp16-rounded weights and inputs on every
+    host, the device's fp16 beside it, and what OpenVINO's execution graph ran (by meaning)."""
+    from pymfn import precision
+
+    e = acl.AclEngine(str(models["fp16"]))
+    p = e.properties()
+    assert (p["emulator_compute_precision"], p["emulator_device_precision"]) == ("f32", "f16")
+    assert p["emulator_precision_reason"].startswith("f32 on fp16-rounded weights and inputs; device arithmetic fp16")
+    assert {precision.meaning(k) for k in precision.parse_counts(p["emulator_runtime_precision"])} == {"f32"}
+    assert p["emulator_stored_weights_precision"].startswith("f16 x")  # the fp16 weights, widened exactly
+    assert p["emulator_fake_quantize_ops"] == "0" and "Convolution: f32" in p["emulator_runtime_precision_by_layer_type"]
+    assert "runtime=emulator compute=f32 (device f16)" in repr(e)
 
 
 def test_describes_dynamic_model_without_the_mbatch_input(acl, models):
@@ -155,7 +173,7 @@ def test_fp16_om_is_close_to_f32(acl, models, ov_reference):
     e = acl.AclEngine(str(models["fp16"]))
     got = np.concatenate([e.execute([x[i:i + 1]])[0] for i in range(len(x))]).astype(np.float32)
     cos = np.sum(got * ref.astype(np.float32), axis=1) / np.linalg.norm(got, axis=1)
-    assert cos.min() > 0.99  # fp16/bf16 arithmetic, not a bit-exact path
+    assert cos.min() > 0.999  # f32 on fp16-rounded weights and inputs: close to f32 on the pb, not bit-exact
 
 
 def test_runner_drives_the_engine(acl, models, ov_reference):

@@ -1,7 +1,7 @@
 """Issue 5's acceptance run: pretrained MobileFaceNet -> fp16-output pb -> emulator .om -> ACL engine over all
 12,000 lfw.bin images, the static model (batch 1) in ACL_HOST mode and the dynamic-batch model (batch 8) in
-ACL_DEVICE mode. LFW accuracy must stay within 0.05 pt of the OpenVINO f32 engine on the fp32 pb, and the emulator
-must report zero leaks.
+ACL_DEVICE mode. LFW accuracy must stay within 0.05 pt of the OpenVINO f32 engine on the fp32 pb, the emulator must
+say it computed the fp16 om in f32 (the same on every host, docs/precision.md), and it must report zero leaks.
 
 Each model kind and each run mode is covered once over all of LFW (the run mode changes where buffers live and
 which copies are checked, not the computation); the other two pairings run on small inputs in
@@ -42,6 +42,7 @@ _SCRIPT = textwrap.dedent("""
     gc.collect()
     res = lfw_eval.evaluate(emb, issame)
     out = {name: {"accuracy": res.accuracy, "run_mode": props["run_mode"], "acl_runtime": props["acl_runtime"],
+                  "arithmetic": [props.get("emulator_compute_precision"), props.get("emulator_device_precision")],
                   "supported": [int(b) for b in supported], "leaks": core.acl_emulator_leaks()["total"]}}
     print(json.dumps(out))
 """)
@@ -87,6 +88,7 @@ def test_om_on_emulator_matches_openvino_f32_on_lfw(oms, lfw_bin, openvino_f32_a
     assert list(runs) == [kind]
     for name, r in runs.items():
         assert r["acl_runtime"] == "emulator"
+        assert r["arithmetic"] == ["f32", "f16"]  # what the emulator says it computed, beside the device's fp16
         assert r["run_mode"] == ("ACL_HOST" if mode == "host" else "ACL_DEVICE")
         assert r["leaks"] == 0, f"{name}: emulator reports leaks"
         assert r["supported"] == ([1] if name == "static" else [1, 2, 4, 8])

@@ -1,8 +1,9 @@
 """Precision as an axis: requested vs runtime precision in every report, INT8 in the emulator om, and the
 LFW accuracy gates (a subset in the normal run, all of LFW in the acceptance step).
 
-Host support is detected, never assumed: where this CPU cannot run a precision the tests check that the
-report says so instead of claiming it ran.
+Host support is detected, never assumed: expectations come from ``precision.host_support()``, and where this
+CPU cannot run a precision the tests check that the report says so instead of claiming it ran. What ran is
+asserted by meaning (``precision.meaning``: u8 and i8 kernels are both int8), never by one ISA's kernel name.
 """
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def tiny_int8(tiny_pb, faces, tmp_path_factory) -> Path:
     return out
 
 
+def meanings(runtime: str) -> set[str]:
+    """What a runtime-precision text ("u8 x3, f32 x1") ran, by meaning ({"int8", "f32"})."""
+    return {prec.meaning(k) for k in prec.parse_counts(runtime)}
+
+
 def bench(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pymfn.bench", *argv], capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL, env=os.environ.copy())
@@ -56,6 +62,20 @@ def test_verdict_names_what_ran_instead():
     assert v.startswith("mismatch: requested bf16, compute layers ran f32 x50 (0 of 50") and v.endswith("no bf16 units")
     assert prec.verdict("int8", {"i8": 33, "f32": 17}, "x").startswith("partial: requested int8")
     assert prec.verdict("f32", {}, "x").startswith("unknown")
+    assert prec.ran_text("u8 x3, i8 x2", kernels=False) == "int8 x5"
+    assert prec.parse_counts("f32 x50, u8 x2") == {"f32": 50, "u8": 2} and prec.parse_counts("unknown") == {}
+
+
+def test_emulator_verdict_is_at_least_the_devices_arithmetic():
+    assert prec.at_least("f32", "f16") and prec.at_least("u8", "int8") and prec.at_least("f16", "f16")
+    assert not prec.at_least("bf16", "f16") and not prec.at_least("i8", "f16") and not prec.at_least("?", "f16")
+    assert prec.emulator_verdict("f16", "f16", {"f32": 50}) == "ok"
+    assert prec.emulator_verdict("int8", "int8", {"f32": 50}) == "ok"
+    v = prec.emulator_verdict("f16", "f16", {"bf16": 50})
+    assert v.startswith("mismatch: requested f16") and "bf16 x50 below the device's f16" in v
+    assert prec.emulator_verdict("f16", "f16", {"f32": 40, "bf16": 10}).startswith("partial")
+    assert prec.emulator_verdict("int8", "f16", {"f32": 50}).startswith("mismatch: requested int8, the om was "
+                                                                        "converted for f16")
 
 
 def test_canonical_names():
@@ -73,7 +93,7 @@ def test_float_precisions_report_what_ran(core, tiny_pb, precision):
     assert props["requested_precision"] == precision
     if support["runs"]:
         assert props["precision_check"] == "ok", props
-        assert props["runtime_precision"].startswith(f"{precision} x")
+        assert meanings(props["runtime_precision"]) == {precision}, props
     else:  # the CPU cannot: the report must say it fell back, not claim the request
         assert props["precision_check"].startswith("mismatch"), props
         assert "no " + precision in props["precision_check"]
@@ -88,7 +108,10 @@ def test_int8_needs_a_quantized_model(core, tiny_pb):
 
 def test_float_request_on_a_quantized_model_is_a_reported_mismatch(core, tiny_int8):
     props = core.OpenVINOEngine(str(tiny_int8), precision="f32").properties()
-    assert props["runtime_precision"].startswith(("i8", "u8"))
+    if not prec.host_support()["int8"]["runs"]:  # no int8 here: the quantized layers run in float, as asked
+        assert meanings(props["runtime_precision"]) <= {"f32"}, props
+        return
+    assert "int8" in meanings(props["runtime_precision"]), props
     assert props["precision_check"].startswith("mismatch: requested f32")
     assert "the model is quantized" in props["precision_check"] and "request int8" in props["precision_check"]
 
@@ -97,6 +120,9 @@ def test_cli_prints_the_runtime_precision_and_warns_on_mismatch(tiny_int8):
     ok = bench("latency", "--model", str(tiny_int8), "--precision", "int8", "--min-duration", "0.2",
                "--min-iterations", "5", "--quiet")
     assert ok.returncode == 0, ok.stderr
+    if not prec.host_support()["int8"]["runs"]:  # the report must say int8 did not run, not claim it
+        assert "precision     : requested int8, ran int8" not in ok.stdout and "warning: precision" in ok.stderr
+        return
     assert "precision     : requested int8, ran int8 x" in ok.stdout and "warning: precision" not in ok.stderr
     bad = bench("latency", "--model", str(tiny_int8), "--min-duration", "0.2", "--min-iterations", "5", "--quiet")
     assert bad.returncode == 0, bad.stderr
@@ -106,7 +132,10 @@ def test_cli_prints_the_runtime_precision_and_warns_on_mismatch(tiny_int8):
 
 # ---------------------------------------------------------------- INT8 emulator om
 
-def test_int8_om_emu_runs_int8_on_the_emulator(core, tiny_pb, tiny_int8, tmp_path):
+def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8, tmp_path):
+    """An INT8 emulator om: the report reads the emulator's compile record -- f32 arithmetic on int8-grid values
+    (at least the device's int8 x int8 -> int32), the same on every host -- and says it differs from the
+    device's."""
     from pymfn import convert
     from pymfn.engines import open_engine
 
@@ -116,17 +145,38 @@ def test_int8_om_emu_runs_int8_on_the_emulator(core, tiny_pb, tiny_int8, tmp_pat
     assert info["declared"] == "int8" and info["payload_precision"] == "f16" and info["fake_quantize_ops"] > 0
     engine = open_engine(out)
     report = prec.precision_report(engine, None, out)
-    assert report["requested"] == "int8" and report["check"] == "ok", report
-    assert report["runtime"].startswith(("i8", "u8")) and "reproduced" in report["source"]
+    assert report["requested"] == "int8" and report["declared"] == "int8" and report["check"] == "ok", report
+    assert meanings(report["runtime"]) == {"f32"} and "compile record" in report["source"]
+    assert report["emulator_compute_precision"] == "f32" and "int8-grid" in report["emulation"]
+    line = prec.report_line(report)
+    assert "requested int8, ran f32 x" in line and "-- ok; emulator: f32 on int8-grid" in line
     with pytest.raises(core.InvalidArgument, match="converted for int8"):
         open_engine(out, precision="f16")
-    # the emulator's int8 outputs follow the OpenVINO int8 model's (the emulator adds only fp16 input rounding)
+    # the emulator's outputs follow the quantized model's, computed with OpenVINO's own kernels where they are
+    # exact (VNNI/AMX) and close elsewhere
     x = np.random.default_rng(0).uniform(-1, 1, (1, 112, 112, 3)).astype(np.float32)
     from pymfn.bench.accuracy import embed_array
 
     emu = embed_array(engine, x, 1).astype(np.float32)
     host = embed_array(core.OpenVINOEngine(str(tiny_int8), precision="int8"), x, 1)
     assert float(np.sum(emu * host) / np.linalg.norm(emu) / np.linalg.norm(host)) > 0.98
+
+
+def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
+    from pymfn import convert
+    from pymfn.engines import open_engine
+
+    out = tmp_path / "tiny_fp16_emu.om"
+    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
+    report = prec.precision_report(open_engine(out), None, out)
+    assert (report["requested"], report["declared"], report["check"]) == ("f16", "f16", "ok"), report
+    assert meanings(report["runtime"]) == {"f32"} and report["stored_weights"].startswith("f16 x")
+    assert "f32 on fp16-rounded weights and inputs; device arithmetic fp16" in report["emulation"]
+    kept = tmp_path / "tiny_f32_emu.om"
+    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",
+                         "must_keep_origin_dtype"]) == 0
+    report = prec.precision_report(open_engine(kept), None, kept)
+    assert (report["requested"], report["check"], report["emulation"]) == ("f32", "ok", None), report
 
 
 def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch):

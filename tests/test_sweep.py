@@ -53,6 +53,11 @@ def test_one_run_lists_every_row_with_what_ran(setup, tmp_path):
             continue
         assert row["status"] == "ok", row
         assert row["precision_report"]["check"] == "ok", row  # what ran is what the row claims
+        if row["engine"] == "acl":  # the emulator's own record: f32 on every host, the device's arithmetic beside
+            emu = row["emulator"]
+            assert (emu["emulator_compute_precision"], emu["emulator_device_precision"]) == ("f32", row["precision"])
+            assert f"{row['name']}: emulator computes f32 (device {row['precision']})" in proc.stdout
+            assert f"ok (emulator f32, device {row['precision']})" in proc.stdout
         assert row["accuracy"] is not None and row["throughput"] > 0 and row["latency_p99_ms"] >= row["latency_median_ms"]
         assert row["best_batch"] in (1, 4) and len(row["throughput_rounds"]) == 1
     assert doc["pairs"] == 20 and doc["load_average"]["start"]

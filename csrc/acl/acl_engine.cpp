@@ -66,6 +66,7 @@ AclEngine::AclEngine(const std::string& om_path, int device, size_t num_requests
     if (desc_ == nullptr) throw EngineError("aclmdlCreateDesc returned NULL for " + om_path + ": " + acl::recent_error_message(api_));
     acl::check(api_, "aclmdlGetDesc", api_.aclmdlGetDesc(desc_, slots_[0].model_id));
     describe_model();
+    read_emulator_compile_record();
     for (Slot& s : slots_) setup_slot(s);
     batch_ = batches_.front();
   } catch (...) {
@@ -179,6 +180,24 @@ void AclEngine::describe_model() {
     }
     t.sample_bytes = model_out_bytes_[i] / max_batch_;
     outputs_.push_back(t);
+  }
+}
+
+// The emulator says what it compiled the om to (every slot loads the same file, so slot 0 speaks for all);
+// real CANN has no such function and an om's arithmetic there is fixed by atc.
+void AclEngine::read_emulator_compile_record() {
+  if (!api_.emulator || api_.emu_model_compile_record == nullptr) return;
+  const uint32_t id = slots_[0].model_id;
+  size_t needed = 0;
+  acl::check(api_, "pymfnEmuModelCompileRecord", api_.emu_model_compile_record(id, nullptr, 0, &needed));
+  std::string text(needed + 1, '\0');
+  acl::check(api_, "pymfnEmuModelCompileRecord", api_.emu_model_compile_record(id, &text[0], text.size(), &needed));
+  text.resize(std::min(needed, text.size() - 1));
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos && eq > 0) emulator_compile_[line.substr(0, eq)] = line.substr(eq + 1);
   }
 }
 
@@ -476,6 +495,9 @@ std::map<std::string, std::string> AclEngine::properties() const {
       p["emulator_device_model"] = text;
     }
   }
+  // What the emulator compiled the om to (emulator_compute_precision, emulator_device_precision,
+  // emulator_precision_reason, emulator_runtime_precision, ...): its arithmetic beside the device's.
+  for (const auto& [key, value] : emulator_compile_) p["emulator_" + key] = value;
   p["run_mode"] = device_mode_ ? "ACL_DEVICE" : "ACL_HOST";
   p["device"] = std::to_string(device_);
   p["num_requests"] = std::to_string(slots_.size());

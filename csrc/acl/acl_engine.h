@@ -104,6 +104,7 @@ class AclEngine : public Engine {
 
   void make_current() const;
   void describe_model();
+  void read_emulator_compile_record();
   void setup_slot(Slot& s);
   void teardown() noexcept;
   void check_binding(const IoBinding& b, const char* what) const;
@@ -133,6 +134,8 @@ class AclEngine : public Engine {
   size_t batch_ = 0;  // prepared batch (0 = not prepared yet)
   std::string om_name_;
   std::string om_platform_;
+  // The emulator's compile record of the model (pymfnEmuModelCompileRecord); empty on real CANN.
+  std::map<std::string, std::string> emulator_compile_;
 
   std::vector<Slot> slots_;
   CopyStats copies_;  // guarded by mutex_

@@ -115,6 +115,7 @@ AclApi* open_library(const std::string& lib, AclApi* api) {
     resolve(handle, "pymfnEmuGetCounts", &api->emu_get_counts, false, lib);
     resolve(handle, "pymfnEmuLeakReport", &api->emu_leak_report, false, lib);
     resolve(handle, "pymfnEmuLeaksAtFinalize", &api->emu_leaks_at_finalize, false, lib);
+    resolve(handle, "pymfnEmuModelCompileRecord", &api->emu_model_compile_record, false, lib);
   } catch (...) {
     ::dlclose(handle);
     api->handle = nullptr;

@@ -37,6 +37,7 @@ struct AclApi {
   int (*emu_get_counts)(pymfnEmuCounts*) = nullptr;
   size_t (*emu_leak_report)(char*, size_t) = nullptr;
   uint64_t (*emu_leaks_at_finalize)() = nullptr;
+  int (*emu_model_compile_record)(uint32_t, char*, size_t, size_t*) = nullptr;
 
   void* handle = nullptr;
   std::string library_path;   // the file dlopen()ed

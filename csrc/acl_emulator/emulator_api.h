@@ -58,6 +58,20 @@ PYMFN_EMU_API uint64_t pymfnEmuLeaksAtFinalize(void);
 // into buf, truncated to len-1 bytes; returns the full length. "" before aclInit.
 PYMFN_EMU_API size_t pymfnEmuDeviceModel(char* buf, size_t len);
 
+// What the emulator compiled a loaded model to, as "key=value" lines (NUL-terminated into buf, truncated
+// to len-1 bytes; *needed = the full length, so a caller can retry with a larger buffer):
+//   compute_precision   the emulator's arithmetic: f32 for every om, on every host
+//   device_precision    the arithmetic an Ascend 310 uses for this om: f16, int8 or f32
+//   precision_reason    one sentence: what is rounded how, and how that compares with the device
+//   runtime_precision   what the compute layers (convolutions, matrix multiplies) of OpenVINO's execution
+//                       graph compute on: the type of their data input, e.g. "f32 x52"
+//   stored_weights_precision    the narrow constants of the payload (fp16 weights; int8 weights of quantized
+//                       layers), widened exactly to the compute type before compiling, e.g. "f16 x52"
+//   runtime_precision_by_layer_type   every executed layer type with its runtime precisions
+//   fake_quantize_ops   FakeQuantize operations in the payload (an INT8 om has some)
+// Returns 0; 100000 when needed is NULL, 100001 before aclInit, 100011 for an id that is not loaded.
+PYMFN_EMU_API int pymfnEmuModelCompileRecord(uint32_t modelId, char* buf, size_t len, size_t* needed);
+
 // Test hook: while paused (paused != 0) the stream's worker starts no queued work, so a test can hold
 // work "in flight" deterministically (e.g. to check that a second stream is refused the same model).
 // aclrtSynchronizeStream on a paused stream with queued work would wait forever: resume it first.

@@ -20,12 +20,12 @@
 //   calls the exception callback (streams.cpp) before the failing call -- or, for async work, the
 //   aclrtSynchronizeStream that reports it -- returns. Rejected arguments do not: no task was launched.
 //
-// What it COMPUTES: the payload IR runs on OpenVINO's CPU plugin on the rows of the batch. Payload precision
-// "f32" runs in f32; "f16" (what ATC's force_fp16 / allow_fp32_to_fp16 / allow_mix_precision stand for)
-// rounds every float32 input to float16 first (as the NPU's first cast does), and asks OpenVINO for f16
-// inference, or bf16 when that is all the CPU offers, or f32 when it has neither (the IR weights are stored
-// in fp16 by the converter). Outputs are converted to the om's declared output dtype (the reference om
-// outputs float16, 256 bytes per image) and written to the output buffers. With a dynamic batch only the
+// What it COMPUTES: the payload IR runs on OpenVINO's CPU plugin on the rows of the batch, in f32 on every
+// host (models.cpp, "Arithmetic"). Payload precision "f16" (what ATC's force_fp16 / allow_fp32_to_fp16 /
+// allow_mix_precision stand for) rounds every float32 input to float16 first (as the NPU's first cast does);
+// its weights are already fp16 (the converter stores them so). Outputs are converted to the om's declared
+// output dtype (the reference om outputs float16, 256 bytes per image: rounded to nearest even) and written
+// to the output buffers. With a dynamic batch only the
 // first `batch` rows are read and only the first size*batch/maxBatch bytes of each output are written (the
 // rest is left untouched). After a successful execute, a tensor description set on an OUTPUT of the output
 // dataset holds the executed shape, dtype and format; aclmdlGetCurOutputDims reports the executed batch.

@@ -14,10 +14,35 @@
 //   host).
 // * aclmdlUnload: unknown model id -> 100011 (also for every other call taking a model id); from another
 //   context than the one it was loaded in -> 107004; while it executes or has queued async work -> 500001.
+// * Arithmetic: one for every om on every host, whatever fp16 / bf16 / AMX / VNNI units the CPU has, and
+//   never below the device's: OpenVINO compiles the payload for IEEE f32 (inference precision f32, execution
+//   mode ACCURACY, denormals kept).
+//   - payload "f16" (ATC's fp16 modes): f32 arithmetic on the IR's fp16 weights (widened exactly) and on
+//     fp16-rounded float32 inputs (execute.cpp). The device computes fp16 with fp32 accumulation. Native f16
+//     is not used even where the CPU has it: f16 inference keeps activations in f16 with the host's own
+//     rounding and kernel choices, so the same om would score differently per host; bf16 keeps 8 mantissa
+//     bits, below fp16's 11.
+//   - FakeQuantize in the payload (an INT8 om): the CPU plugin's low-precision transformations are off, so
+//     each FakeQuantize runs as itself in f32 (values snapped to the int8 grid) and the quantized layers
+//     multiply grid values in f32: exact int8 x int8 products, summed in f32 (relative error ~1e-7, far
+//     below the device's fp16 dequantised outputs). OpenVINO's int8 kernels are not used: where the CPU has
+//     no VNNI they add u8 x s8 pairs in saturating int16 (vpmaddubsw), below the device's int32
+//     accumulation and different from VNNI/AMX hosts.
+//   - payload "f32" (must_keep_origin_dtype): f32, as on the device.
+//   Narrow constants (fp16 weights, int8 weights with their scale) are widened to float before compiling,
+//   so no ISA-specific compressed-weights kernel is chosen. Results agree between hosts to f32 rounding
+//   (kernels sum in different orders), so a float16 output may differ by one ulp (tests/test_emulator.py
+//   holds outputs to one ulp of float64 references under two instruction sets). pymfnEmuModelCompileRecord
+//   (emulator_api.h) reports the arithmetic per model, the device's beside it, and what OpenVINO's execution
+//   graph ran.
 // * Dynamic batch (an om whose dims start with -1 and whose meta lists dynamic_batch sizes): like ATC, the
 //   model gets one extra LAST input named "ascend_mbatch_shape_data", dtype ACL_INT64, dims [1], 8 bytes;
 //   buffers are sized for the largest batch. See model_desc.cpp (setting the batch) and execute.cpp.
 // ================================================================
+#include <openvino/core/graph_util.hpp>
+#include <openvino/op/constant.hpp>
+#include <openvino/runtime/intel_cpu/properties.hpp>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -100,30 +125,116 @@ aclError describe_io(const char* fn, Model* m) {
   return ACL_SUCCESS;
 }
 
-// OpenVINO config for the payload's precision: "f16" stands for ATC's fp16 modes.
-ov::AnyMap compile_config(Model* m, uint32_t threads) {
+std::string counts_text(const std::map<std::string, size_t>& counts) {
+  std::string s;
+  for (const auto& [precision, n] : counts) s += (s.empty() ? "" : ", ") + precision + " x" + std::to_string(n);
+  return s;
+}
+
+size_t count_fake_quantize(const ov::Model& model) {
+  size_t n = 0;
+  for (const auto& op : model.get_ops())
+    if (std::string(op->get_type_name()) == "FakeQuantize") ++n;
+  return n;
+}
+
+// Weights the IR stores narrow -- fp16 (an fp16 payload) or int8 with a scale (the quantized layers of an
+// INT8 payload) -- reach their layer through a Convert. Each such Convert of a constant becomes a constant
+// holding the same values in the Convert's (float) type: a widening, exact for fp16 and int8. The CPU plugin
+// then sees plain float weights and never picks a "compressed weights" kernel, whose choice and arithmetic
+// depend on the host's ISA (a fully connected layer with int8 weights has no kernel below AVX2, and above
+// it may quantize activations on the fly). Returns the stored types widened, "f16 x52, i8 x3".
+std::string widen_stored_weights(const std::shared_ptr<ov::Model>& model) {
+  std::map<std::string, size_t> widened;
+  for (const auto& op : model->get_ordered_ops()) {
+    if (std::string(op->get_type_name()) != "Convert") continue;
+    auto stored = std::dynamic_pointer_cast<ov::op::v0::Constant>(op->get_input_node_shared_ptr(0));
+    const ov::element::Type to = op->get_output_element_type(0);
+    if (!stored || !to.is_real() || stored->get_element_type() == ov::element::boolean) continue;
+    auto wide = std::make_shared<ov::op::v0::Constant>(to, stored->get_shape(), stored->cast_vector<double>());
+    wide->set_friendly_name(op->get_friendly_name());
+    ov::replace_node(op, wide);
+    ++widened[stored->get_element_type().get_type_name()];
+  }
+  return widened.empty() ? "none" : counts_text(widened);
+}
+
+// One arithmetic for every payload on every host (see the contract above): IEEE f32, denormals kept.
+// An INT8 payload's FakeQuantize operations run as themselves (in f32): the CPU plugin's low-precision
+// transformations, which would hand the quantized layers to its int8 kernels, are switched off
+// ("LP_TRANSFORMS_MODE", a CPU plugin property of the pinned OpenVINO; a release without it fails the
+// load with 100013 rather than silently running int8 kernels).
+ov::AnyMap compile_config(uint32_t threads, size_t fake_quantize_ops) {
   ov::AnyMap config;
   config[ov::hint::performance_mode.name()] = ov::hint::PerformanceMode::LATENCY;
   if (threads > 0) config[ov::inference_num_threads.name()] = static_cast<int32_t>(threads);
-  if (m->meta.precision != "f16") {
-    config[ov::hint::inference_precision.name()] = ov::element::f32;
-    m->ov_precision = "f32";
-    return config;
-  }
-  m->round_inputs_f16 = true;
-  const auto caps = core().get_property("CPU", ov::device::capabilities);
-  auto has = [&](const char* c) { return std::find(caps.begin(), caps.end(), c) != caps.end(); };
-  if (has("FP16")) {
-    config[ov::hint::inference_precision.name()] = ov::element::f16;
-    m->ov_precision = "f16";
-  } else if (has("BF16")) {
-    config[ov::hint::inference_precision.name()] = ov::element::bf16;
-    m->ov_precision = "bf16";
-  } else {
-    config[ov::hint::inference_precision.name()] = ov::element::f32;
-    m->ov_precision = "f32 (fp16-rounded inputs, fp16 weights; CPU has no f16/bf16)";
-  }
+  config[ov::hint::inference_precision.name()] = ov::element::f32;
+  config[ov::hint::execution_mode.name()] = ov::hint::ExecutionMode::ACCURACY;
+  config[ov::intel_cpu::denormals_optimization.name()] = false;
+  if (fake_quantize_ops > 0) config["LP_TRANSFORMS_MODE"] = false;
   return config;
+}
+
+// The device's arithmetic for the om and the sentence saying how the emulator's compares.
+void describe_arithmetic(const om::EmulatorMeta& meta, CompileRecord* r) {
+  r->compute_precision = "f32";
+  const bool fp16_mode = meta.precision == "f16";
+  const std::string fq = std::to_string(r->fake_quantize_ops);
+  if (r->fake_quantize_ops > 0) {
+    r->device_precision = "int8";
+    r->precision_reason =
+        "f32 on int8-grid weights and activations (" + fq + " FakeQuantize ops run in f32: exact int8 x int8 "
+        "products, f32 sums), " + (fp16_mode ? "fp16-rounded weights and inputs elsewhere" : "f32 elsewhere") +
+        "; device arithmetic int8 x int8 -> int32" + (fp16_mode ? ", fp16 elsewhere" : ", f32 elsewhere") +
+        "; the same on every host";
+  } else if (fp16_mode) {
+    r->device_precision = "f16";
+    r->precision_reason =
+        "f32 on fp16-rounded weights and inputs; device arithmetic fp16; the same on every host (never bf16 or "
+        "native f16)";
+  } else {
+    r->device_precision = "f32";
+    r->precision_reason = "f32, as the om declares (must_keep_origin_dtype); device arithmetic f32";
+  }
+}
+
+// Nodes of the execution graph that hold the multiply-adds: their precision is what "ran".
+bool is_compute_layer(const std::string& type) {
+  return type == "Convolution" || type == "GroupConvolution" || type == "Deconvolution" ||
+         type == "FullyConnected" || type == "MatMul";
+}
+
+std::string rt_text(const ov::Node& node, const char* key) {
+  const auto& rt = node.get_rt_info();
+  const auto it = rt.find(key);
+  if (it == rt.end()) return "";
+  try {
+    return it->second.as<std::string>();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// What OpenVINO's CPU plugin compiled. A node's arithmetic is the element type of its data input (input 0)
+// in the execution graph: the plugin's "runtimePrecision" of a convolution names its weights' storage type
+// when that differs (f16 for fp16 weights) even when its kernel computes in f32.
+void read_runtime_graph(const ov::CompiledModel& compiled, CompileRecord* r) {
+  std::map<std::string, std::map<std::string, size_t>> by_type;
+  std::map<std::string, size_t> compute;
+  for (const auto& op : compiled.get_runtime_model()->get_ordered_ops()) {
+    const std::string type = rt_text(*op, "layerType");
+    if (type.empty() || type == "Const" || type == "Input" || type == "Output" || type == "Reshape") continue;
+    std::string precision = op->get_input_size() > 0 ? op->get_input_element_type(0).get_type_name()
+                                                     : rt_text(*op, "runtimePrecision");
+    if (precision.empty()) precision = "unknown";
+    ++by_type[type][precision];
+    if (is_compute_layer(type)) ++compute[precision];
+  }
+  r->runtime_precision = compute.empty() ? "unknown" : counts_text(compute);
+  r->runtime_precision_by_layer_type.clear();
+  for (const auto& [type, counts] : by_type)
+    r->runtime_precision_by_layer_type += (r->runtime_precision_by_layer_type.empty() ? "" : "; ") + type + ": " +
+                                          counts_text(counts);
 }
 
 // Reads and compiles the payload IR, checking its ports against the meta.
@@ -140,7 +251,11 @@ aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* 
                   source + ": the IR has " + std::to_string(model->inputs().size()) + " inputs / " +
                       std::to_string(model->outputs().size()) + " outputs but the meta declares " +
                       std::to_string(n_in) + " / " + std::to_string(n_out));
-    const ov::AnyMap config = compile_config(m, threads);
+    m->round_inputs_f16 = meta.precision == "f16";
+    m->compiled_as.fake_quantize_ops = count_fake_quantize(*model);
+    m->compiled_as.stored_weights_precision = widen_stored_weights(model);
+    describe_arithmetic(meta, &m->compiled_as);
+    const ov::AnyMap config = compile_config(threads, m->compiled_as.fake_quantize_ops);
     for (size_t i = 0; i < n_in; ++i) {
       const auto t = model->inputs()[i].get_element_type();
       if (!convertible(ov_type_of(m->inputs[i].dtype), t))
@@ -156,6 +271,7 @@ aclError compile_ir(const char* fn, const om::EmulatorPayloadView& view, Model* 
       m->ir_out_types.push_back(t);
     }
     m->compiled = core().compile_model(model, "CPU", config);
+    read_runtime_graph(m->compiled, &m->compiled_as);
     m->request = m->compiled.create_infer_request();
     m->scratch.resize(n_in);
   } catch (const std::exception& e) {
@@ -332,6 +448,31 @@ aclError aclmdlLoadFromMemWithMem(const void* model, size_t modelSize, uint32_t*
   EMU_CHECK(query_sizes(fn, image, "<memory>", &need_work, &need_weight));
   EMU_CHECK(check_model_memory(fn, workPtr, workSize, need_work, weightPtr, weightSize, need_weight));
   return load_image(fn, std::move(image), "<memory>", modelId);
+}
+
+int pymfnEmuModelCompileRecord(uint32_t modelId, char* buf, size_t len, size_t* needed) {
+  const char* fn = "pymfnEmuModelCompileRecord";
+  if (!needed) return fail(ACL_ERROR_INVALID_PARAM, fn, "needed is NULL");
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    EMU_CHECK(need_init(fn));
+    std::shared_ptr<Model> m;
+    EMU_CHECK(find_model(fn, modelId, &m));
+    const CompileRecord& r = m->compiled_as;
+    text = "compute_precision=" + r.compute_precision + "\ndevice_precision=" + r.device_precision +
+           "\nprecision_reason=" + r.precision_reason + "\nruntime_precision=" + r.runtime_precision +
+           "\nstored_weights_precision=" + r.stored_weights_precision +
+           "\nruntime_precision_by_layer_type=" + r.runtime_precision_by_layer_type +
+           "\nfake_quantize_ops=" + std::to_string(r.fake_quantize_ops) + "\n";
+  }
+  *needed = text.size();
+  if (buf && len > 0) {
+    const size_t n = std::min(len - 1, text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return ACL_SUCCESS;
 }
 
 aclError aclmdlUnload(uint32_t modelId) {

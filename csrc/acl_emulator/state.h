@@ -107,6 +107,18 @@ struct TensorDescBlock {
   bool dataset_owned = false;   // a dataset's copy: released with the dataset, not by the client
 };
 
+// What a loaded model was compiled to: the arithmetic the emulator computes it in, the arithmetic an Ascend
+// 310 would use for the same om, and what OpenVINO's execution graph says ran (models.cpp).
+struct CompileRecord {
+  std::string compute_precision;  // the emulator's arithmetic: "f32" for every payload
+  std::string device_precision;   // the om's arithmetic on the device: "f16", "int8" or "f32"
+  std::string precision_reason;   // one sentence: why, and how it compares with the device
+  std::string runtime_precision;  // data-input types of the execution graph's compute layers, "f32 x52"
+  std::string stored_weights_precision;   // narrow constants of the IR widened before compiling, "f16 x52"
+  std::string runtime_precision_by_layer_type;  // "Convolution: f32 x40; FakeQuantize: f32 x30; ..."
+  size_t fake_quantize_ops = 0;   // FakeQuantize operations in the payload IR
+};
+
 struct Model {
   uint32_t id = 0;
   Context* ctx = nullptr;
@@ -118,8 +130,8 @@ struct Model {
   std::vector<IoInfo> outputs;
   size_t mbatch_index = kNone;
   uint64_t max_batch = 1;
-  bool round_inputs_f16 = false;
-  std::string ov_precision;
+  bool round_inputs_f16 = false;  // float32 inputs are rounded to fp16 before they reach the IR
+  CompileRecord compiled_as;      // what the emulator compiled the payload to (pymfnEmuModelCompileRecord)
   std::vector<ov::element::Type> ir_in_types, ir_out_types;
   ov::CompiledModel compiled;
   ov::InferRequest request;

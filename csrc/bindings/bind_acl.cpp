@@ -175,7 +175,9 @@ id) and builds every dataset once. Batch sizes: supported_batches() (static: the
 sizes given to atc --dynamic_batch_size); prepare(b) selects one (the smallest is prepared on load) and
 rejects others with InvalidArgument listing the offered sizes. Timing per call: h2d_ms, compute_ms (the
 synchronous aclmdlExecute, msame's scope), d2h_ms. properties()['acl_runtime'] says whether the emulator
-or a real CANN runtime ran.)doc");
+or a real CANN runtime ran; on the emulator, properties()['emulator_compute_precision'] and
+['emulator_precision_reason'] say what it computed the om in, beside ['emulator_device_precision'], the
+device's arithmetic for the same om.)doc");
   cls.def(py::init([](const std::string& path, int device, size_t num_requests) {
             py::gil_scoped_release release;
             return std::make_shared<AclEngine>(path, device, num_requests);
@@ -246,8 +248,13 @@ or a real CANN runtime ran.)doc");
           }, "aclrtMemcpy calls (and bytes) the engine made for inputs and outputs since it was loaded; a batch "
              "bound from input_buffer() in ACL_DEVICE mode makes none")
       .def("__repr__", [](const AclEngine& e) {
+            const auto p = e.properties();
+            std::string compute;
+            if (p.count("emulator_compute_precision"))
+              compute = " compute=" + p.at("emulator_compute_precision") + " (device " +
+                        p.at("emulator_device_precision") + ")";
             return "<AclEngine " + e.model_path() + " batches=" + std::to_string(e.supported_batches().size()) +
-                   " runtime=" + e.properties().at("acl_runtime") + ">";
+                   " runtime=" + p.at("acl_runtime") + compute + ">";
           });
   // Test hooks for the parsers of untrusted om bytes (tests/test_fuzz_native.py): the engine's header
   // check and the emulator's meta parser, without loading a model.

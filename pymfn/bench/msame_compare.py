@@ -582,6 +582,11 @@ def _timing_json(tp: TimingPass) -> dict:
     if tp.properties.get("acl_runtime") == "emulator":
         doc["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, not "
                               "Ascend NPU timings")
+        from pymfn.precision import emulator_line
+
+        doc["emulator_precision"] = {"summary": emulator_line(tp.properties), **{
+            k[len("emulator_"):]: v for k, v in tp.properties.items()
+            if k.startswith("emulator_") and "precision" in k}}
     return doc
 
 
@@ -705,6 +710,10 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     print(f"host: {report.format_host(report.host_info())}")
     if tp is not None and tp.properties.get("acl_runtime") == "emulator":
         print("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
+        from pymfn.precision import emulator_line
+
+        if text := emulator_line(tp.properties):
+            print(f"precision: {text}")
     if ms is not None and ms.failed:
         print("msame run FAILED (it exits 0 even so):")
         for reason in ms.failure_reasons:

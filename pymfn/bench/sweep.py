@@ -68,6 +68,7 @@ class Row:
     best_batch: int | None = None
     throughput_rounds: list[float] = field(default_factory=list)
     throughput: float | None = None
+    emulator: dict[str, str] = field(default_factory=dict)  # acl rows: the emulator's compile record
     lat_engine: Any = field(default=None, repr=False)
     tp_engine: Any = field(default=None, repr=False)
 
@@ -82,7 +83,7 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         keys = ("key", "name", "engine", "precision", "status", "precision_report", "accuracy", "accuracy_std",
                 "delta_pt", "accuracy_s", "latency_median_ms", "latency_p99_ms", "batch_search", "best_batch",
-                "throughput_rounds", "throughput")
+                "throughput_rounds", "throughput", "emulator")
         doc = {k: getattr(self, k) for k in keys}
         doc["model"] = str(self.model) if self.model else None
         doc["batch_search"] = {str(b): v for b, v in self.batch_search.items()}
@@ -193,6 +194,9 @@ def open_engines(row: Row) -> None:
         row.lat_engine = open_engine(row.model, engine=row.engine, precision=precision, inflight=1)
         row.tp_engine = open_engine(row.model, engine=row.engine, precision=precision, inflight=THROUGHPUT_INFLIGHT)
     row.precision_report = precision_report(row.tp_engine, row.precision, row.model)
+    if row.engine == "acl":  # what the emulator compiled the om to (its compile record)
+        props = {str(k): str(v) for k, v in dict(row.tp_engine.properties()).items()}
+        row.emulator = {k: v for k, v in props.items() if k.startswith("emulator_") or k == "acl_runtime"}
 
 
 # ---------------------------------------------------------------- measuring
@@ -311,6 +315,8 @@ def fmt(value: float | None, spec: str, missing: str = "-") -> str:
 
 
 def format_table(doc: dict[str, Any]) -> str:
+    from pymfn.precision import emulator_line, ran_text
+
     head = (f"{'row':24s} {'ran':16s} {'LFW %':>7s} {'Δ f32 pt':>9s} {'b1 med ms':>9s} {'b1 p99 ms':>9s} "
             f"{'best img/s':>10s} {'batch':>5s}  precision check")
     lines = [f"host: {report.format_host(doc.get('host'))}", "", head, "-" * len(head)]
@@ -320,9 +326,13 @@ def format_table(doc: dict[str, Any]) -> str:
             continue
         rep = r["precision_report"]
         acc = None if r["accuracy"] is None else r["accuracy"] * 100
-        lines.append(f"{r['name']:24s} {rep.get('runtime', '?')[:16]:16s} {fmt(acc, '7.2f')} "
+        check = rep.get("check", "?")
+        if rep.get("emulation"):  # the emulator's arithmetic differs from the device's: say both
+            check += f" (emulator {rep['emulator_compute_precision']}, device {rep['device_precision']})"
+        ran = ran_text(rep.get("runtime", "?"), kernels=False)
+        lines.append(f"{r['name']:24s} {ran[:16]:16s} {fmt(acc, '7.2f')} "
                      f"{fmt(r['delta_pt'], '+9.2f')} {fmt(r['latency_median_ms'], '9.3f')} {fmt(r['latency_p99_ms'], '9.3f')} "
-                     f"{fmt(r['throughput'], '10.0f')} {fmt(r['best_batch'], '5d')}  {rep.get('check', '?')}")
+                     f"{fmt(r['throughput'], '10.0f')} {fmt(r['best_batch'], '5d')}  {check}")
     ratios = doc["ratios"]
     lines.append("")
     lines.append("throughput ratios (median over rounds of the same run): " + ", ".join(
@@ -335,6 +345,9 @@ def format_table(doc: dict[str, Any]) -> str:
                  f"{doc['load_average']['start']} at start, {doc['load_average']['end']} at end ({os.cpu_count()} CPUs)")
     if any(r["engine"] == "acl" for r in doc["rows"]):
         lines.append("acl emulator rows: HOST timings of OpenVINO inside pymfn's ACL emulator, not Ascend 310 figures")
+        for r in doc["rows"]:
+            if r["engine"] == "acl" and r["status"] == "ok" and (text := emulator_line(r.get("emulator", {}))):
+                lines.append(f"  {r['name']}: {text}")
     return "\n".join(lines)
 
 
