@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
 import tempfile
 import time
 import traceback
@@ -87,14 +89,53 @@ def one_line(exc: BaseException | str) -> str:
     return joined
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, delivered like Ctrl-C: runs stop, partial results are saved, temps are removed."""
+
+
+_stop_signal = signal.SIGINT  # the signal that interrupted the command (decides the exit status)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    global _stop_signal
+    _stop_signal = signal.Signals(signum)
+    raise Terminated(f"terminated by {signal.Signals(signum).name}")
+
+
+def _install_stop_handlers() -> list[tuple[int, object]]:
+    """SIGTERM/SIGHUP raise ``Terminated`` where they would kill the process (default handler, main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    previous = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous.append((sig, signal.signal(sig, _terminate)))
+    return previous
+
+
+def _interrupted_status() -> int:
+    return EXIT_INTERRUPTED if _stop_signal == signal.SIGINT else 128 + int(_stop_signal)
+
+
 def interrupted_exit(prog: str, saved: str) -> int:
-    """After Ctrl-C stopped a measurement whose partial result was reported: one stderr line, exit 130."""
-    print(f"{prog}: interrupted; {saved}", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    """After Ctrl-C (or SIGTERM/SIGHUP) stopped a measurement whose partial result was reported: one stderr
+    line, exit 130 (128 + the signal for the others)."""
+    how = "interrupted" if _stop_signal == signal.SIGINT else f"terminated by {signal.Signals(_stop_signal).name}"
+    print(f"{prog}: {how}; {saved}", file=sys.stderr)
+    return _interrupted_status()
 
 
 def run_command(prog: str, body: Callable[[], int | None], debug: bool = False) -> int:
     """Run ``body`` and map failures to one stderr line and an exit code (tracebacks only on request)."""
+    previous = _install_stop_handlers()
+    try:
+        return _run_body(prog, body, debug)
+    finally:
+        for sig, handler in previous:
+            signal.signal(sig, handler)
+
+
+def _run_body(prog: str, body: Callable[[], int | None], debug: bool) -> int:
     try:
         return int(body() or 0)
     except SystemExit as exc:
@@ -103,9 +144,9 @@ def run_command(prog: str, body: Callable[[], int | None], debug: bool = False) 
             print(f"{prog}: error: {one_line(exc.code)}", file=sys.stderr)
             return EXIT_ERROR
         return int(exc.code or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: {exc if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+        return _interrupted_status()
     except BaseException as exc:  # noqa: BLE001 - this is the one place that turns every failure into a line
         if debug_enabled(debug):
             traceback.print_exc()

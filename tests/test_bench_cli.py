@@ -269,7 +269,7 @@ def _leftover_temps(tmp_path: Path) -> list[str]:
 
 
 def _interrupt(argv: list[str], tmp_path: Path, after_s: float = 2.0, marker: str = "running:",
-               startup_timeout: float = 300.0) -> tuple[int, float, str, str]:
+               startup_timeout: float = 300.0, sig: int | None = None) -> tuple[int, float, str, str]:
     """Start `python -m pymfn.bench argv`, wait until it prints `marker` (its run has started), let it run for
     `after_s`, send SIGINT; returns (exit code, seconds from SIGINT to exit, stdout, stderr)."""
     import queue
@@ -299,7 +299,7 @@ def _interrupt(argv: list[str], tmp_path: Path, after_s: float = 2.0, marker: st
         time.sleep(after_s)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT if sig is None else sig)
         err = proc.stderr.read()
         rc = proc.wait(timeout=300)
         latency = time.monotonic() - sent
@@ -342,6 +342,21 @@ def test_sigint_stops_a_run_keeping_what_it_measured(tiny_pb, tmp_path, argv, ph
         assert 1 <= doc["queries"] < doc["queries_scheduled"] and doc["result"] == "INVALID"
         assert len(doc["queries_raw"]["completed_ms"]) == doc["queries"]
         assert any(r.startswith("interrupted:") for r in doc["invalid_reasons"])
+    assert _leftover_temps(tmp_path) == []
+
+
+def test_sigterm_is_handled_like_ctrl_c_with_its_own_exit_status(tiny_pb, tmp_path):
+    """SIGTERM (what `kill`, systemd and CI runners send) stops the run the same way: partial result saved, no
+    temp left, exit 128 + 15."""
+    import signal
+
+    out = tmp_path / "out" / "partial.json"
+    rc, latency, stdout, stderr = _interrupt(["latency", "--min-duration", "60", "--model", str(tiny_pb), "--threads",
+                                              "1", "--json", str(out)], tmp_path, sig=signal.SIGTERM)
+    assert rc == 143 and latency < SIGINT_EXIT_BOUND_S, stderr[-2000:]
+    assert "terminated by SIGTERM; the partial result" in stderr and "Traceback" not in stderr
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["iterations"] >= 1
     assert _leftover_temps(tmp_path) == []
 
 
