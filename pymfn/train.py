@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pymfn._cli import CommandError, check_output_dir, run_command
+from pymfn._cli import CommandError, check_output_dir, one_line, run_command
 
 CHECKPOINT_PREFIX = "model.ckpt"
 MODEL_INFO_FILE = "pymfn_model.json"  # same name as pymfn.model.MODEL_INFO_FILE
@@ -576,7 +576,11 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
                           leave=False, disable=progress_off):
                 batch = (imgs[i:i + cfg.eval_batch].astype(np.float32) - 127.5) * 0.0078125
                 out.append(session.run(eval_emb, {eval_input: batch}))
-            mean, std = lfw_verification(np.concatenate(out), issame)
+            try:
+                mean, std = lfw_verification(np.concatenate(out), issame)
+            except ValueError as exc:  # e.g. embeddings collapsed early in training: report, keep training
+                tqdm.write(f"step {at_step}: LFW not scored: {one_line(exc)}")
+                return
             result.lfw.append((at_step, mean, std))
             writer.add_summary(_summary(tf, **{"lfw/accuracy": mean}), at_step)
             tqdm.write(f"step {at_step}: LFW accuracy {100 * mean:.2f}% +- {100 * std:.2f} "
