@@ -60,7 +60,11 @@ def tree_manifest(root: str | os.PathLike, skip: Iterable[str] = ()) -> dict[str
         for name in sorted(filenames):
             path = Path(dirpath, name)
             rel = path.relative_to(root).as_posix()
-            if rel not in skipped and path.is_file() and not path.is_symlink():
+            if rel in skipped:
+                continue
+            if path.is_symlink():  # e.g. the emulator's toolkit root: relative links, recorded as such
+                out[rel] = {"symlink": os.readlink(path)}
+            elif path.is_file():
                 out[rel] = file_record(path)
     return out
 
@@ -84,7 +88,13 @@ def tree_mismatch(root: str | os.PathLike, manifest: Any, skip: Iterable[str] = 
     for rel in sorted(manifest):
         if rel not in present:
             return f"lacks {rel}"
-        why = file_mismatch(root / rel, manifest[rel])
+        recorded = manifest[rel]
+        if isinstance(recorded, dict) and "symlink" in recorded:
+            link = root / rel
+            if not link.is_symlink() or os.readlink(link) != recorded["symlink"]:
+                return f"{rel} is not the link to {recorded['symlink']} that was recorded"
+            continue
+        why = file_mismatch(root / rel, recorded)
         if why:
             return f"{rel} {why}"
     return None

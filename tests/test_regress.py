@@ -551,3 +551,21 @@ def test_a_cached_build_that_fails_its_hashes_is_rebuilt(fake_repo):
     assert any("the cached native build" in m and "fails its hash check" in m for m in messages), messages
     assert next((built.root / "pymfn").glob(CORE_GLOB)).read_bytes() == b"placeholder"
     assert not (built.root / "pymfn" / NATIVE_RECORD).exists()
+
+
+def test_tree_manifest_records_links_and_sees_them_change(tmp_path):
+    """A native build holds the emulator's toolkit root, a folder of relative links: they are part of the
+    recorded build (a cached build is reusable), and a changed link is a mismatch."""
+    import os
+
+    from pymfn import _hashes
+
+    (tmp_path / "lib.so").write_bytes(b"\x7fELF")
+    (tmp_path / "toolkit").mkdir()
+    os.symlink("../lib.so", tmp_path / "toolkit" / "lib.so")
+    manifest = _hashes.tree_manifest(tmp_path)
+    assert manifest["toolkit/lib.so"] == {"symlink": "../lib.so"}
+    assert _hashes.tree_mismatch(tmp_path, manifest) is None
+    os.remove(tmp_path / "toolkit" / "lib.so")
+    os.symlink("/elsewhere/lib.so", tmp_path / "toolkit" / "lib.so")
+    assert "toolkit/lib.so is not the link" in _hashes.tree_mismatch(tmp_path, manifest)

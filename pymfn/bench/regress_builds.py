@@ -239,9 +239,13 @@ class CommitBuilder:
         with atomic_dir(self.commit_dir(sha)) as tmp:
             self._unpack(sha, tmp)
             native = self._native(key, tmp, sha, spec)
-            for lib in native.iterdir():
-                if not lib.name.startswith("."):
-                    shutil.copy2(lib, tmp / "pymfn" / lib.name)
+            for entry in native.iterdir():  # libraries, and the emulator's toolkit root (a folder of links)
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, tmp / "pymfn" / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, tmp / "pymfn" / entry.name, follow_symlinks=False)
             files = _hashes.tree_manifest(tmp)
             (tmp / BUILD_RECORD).write_text(json.dumps({"commit": sha, "native_key": key, "built": time.time(),
                                                         "files": files}))
