@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pymfn import __version__, config
+from pymfn._atomic import Transaction, hold
+
+# How long a process waits for another that is building the same cached model.
+CACHE_WAIT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -46,23 +49,28 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
         pb = models / f"mobilefacenet-sirius-{_cache_key(tflite)}{suffix}.pb"
         desc = f"MobileFaceNet, pretrained sirius-ai weights imported from {tflite}"
         if not pb.exists():
-            if not quiet:
-                print(f"pymfn: building the default model once ({desc}) -> {pb}")
-            from pymfn import freeze, weights
+            # under the lock: a second process building the same model waits, then finds it built
+            with hold([pb], wait=CACHE_WAIT_S):
+                if not pb.exists():
+                    if not quiet:
+                        print(f"pymfn: building the default model once ({desc}) -> {pb}")
+                    from pymfn import freeze, weights
 
-            with tempfile.TemporaryDirectory(dir=models) as tmp:
-                ckpt = weights.import_weights(tflite, Path(tmp) / "ckpt")
-                freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
+                    with Transaction(pb) as tx:  # the imported checkpoint in a scratch folder beside the model
+                        ckpt = weights.import_weights(tflite, tx.scratch() / "ckpt")
+                        freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
         return DefaultModel(pb, True, desc)
 
     pb = models / f"mobilefacenet-random-seed0-{_cache_key()}{suffix}.pb"
     desc = "MobileFaceNet, random weights (seed 0): fine for latency, accuracy needs the pretrained weights"
     if not pb.exists():
-        if not quiet:
-            print(f"pymfn: pretrained weights not found at {tflite}; building a random-weight model -> {pb}")
-        from pymfn import freeze
+        with hold([pb], wait=CACHE_WAIT_S):
+            if not pb.exists():
+                if not quiet:
+                    print(f"pymfn: pretrained weights not found at {tflite}; building a random-weight model -> {pb}")
+                from pymfn import freeze
 
-        freeze.freeze_random(pb, embedding_size=128, seed=0, fp16_output=fp16_output)
+                freeze.freeze_random(pb, embedding_size=128, seed=0, fp16_output=fp16_output)
     return DefaultModel(pb, False, desc)
 
 
