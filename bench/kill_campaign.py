@@ -271,7 +271,7 @@ def writers(shared: Path) -> list[Writer]:
                prep_emb, weight=1),
         Writer("bench-json",
                lambda w, v: ["-m", "pymfn.bench", "latency", "--model", str(w / "mA.xml"), "--batch",
-                             "1" if v == "A" else "2", "--warmup", "2", "--min-iterations", "20",
+                             "1" if v == "A" else "2", "--warmup", "2", "--min-iterations", "20", "--min-duration", "0.3",
                              "--max-duration", "1", "--json", str(w / "lat.json"), "--quiet"],
                lambda w: w / "lat.json", lambda out: "none" if not out.exists() else
                _safe(_json_digest("latency_ms"), out, "A"), prep_xml, weight=1),
