@@ -336,8 +336,16 @@ def _key(target: Path) -> str:
 
 
 def describe(target: str | os.PathLike) -> str:
-    """How messages name ``target``: the label its lock holder gave (the option as typed), else the path."""
+    """How messages name ``target``: the label its lock holder gave (the option as typed), else the path.
+
+    A file inside another output's temp or scratch folder is named as that output (a checkpoint written
+    into the scratch folder of ``--out m.pb`` fails as ``--out m.pb``).
+    """
     target = Path(target)
+    for folder in target.parents:
+        m = _TEMP_RE.match(folder.name)
+        if m is not None:
+            return describe(folder.parent / m["target"])
     held = _held.get(_key(target))
     return held.label if held is not None else str(target)
 
@@ -620,6 +628,19 @@ _DENIED = {errno.EACCES: "permission denied", errno.EPERM: "operation not permit
            errno.EROFS: "read-only file system"}
 
 
+# How writers without an errno say a write failed: numpy's tofile, C++ streams (OpenVINO), TensorFlow.
+_TOOL_WRITE_FAILURE = re.compile(r"requested and \d+ written|iostream error|[Ff]ailed to (write|flush|open .* for writ)|"
+                                 r"[Ww]rite failed|[Cc]ould not write|short write")
+
+
+def _outside_temps(folder: Path) -> Path:
+    """``folder``, or the folder holding the outermost temp/scratch folder it lies in."""
+    for parent in [folder, *folder.parents]:
+        if _TEMP_RE.match(parent.name):
+            folder = parent.parent
+    return folder
+
+
 def free_bytes(folder: Path) -> int | None:
     with contextlib.suppress(OSError):
         st = os.statvfs(folder)
@@ -651,17 +672,22 @@ def write_failure(exc: BaseException, label: str, folders: Sequence[Path], free:
         return None
     code = getattr(exc, "errno", None)
     text = str(exc)
-    where = folders[0] if folders else Path(".")
+    where = _outside_temps(folders[0]) if folders else Path(".")
     if code in _NO_SPACE or "No space left on device" in text or "[Errno 28]" in text:
         reason = _NO_SPACE.get(code, "no space left on device")
         return OutputError(f"{label}: cannot write ({reason} in {where}); nothing was replaced",
                            code or errno.ENOSPC)
     if code in _DENIED and isinstance(exc, OSError) and _related(exc, folders):
         return OutputError(f"{label}: cannot write ({_DENIED[code]} in {where}); nothing was replaced", code)
-    if code is None and free is not None and free < NEARLY_FULL_BYTES and isinstance(exc, (OSError, RuntimeError)):
+    if code is None and isinstance(exc, (OSError, RuntimeError)):
         detail = " ".join(text.split())[:120]
-        return OutputError(f"{label}: cannot write (no space left on device in {where}: {free} bytes free; the "
-                           f"writer said: {detail}); nothing was replaced", errno.ENOSPC)
+        if free is not None and free < NEARLY_FULL_BYTES:
+            return OutputError(f"{label}: cannot write (no space left on device in {where}: {free} bytes free; the "
+                               f"writer said: {detail}); nothing was replaced", errno.ENOSPC)
+        if _TOOL_WRITE_FAILURE.search(text):
+            space = f"{free / 1e6:.1f} MB free in {where}" if free is not None else f"in {where}"
+            return OutputError(f"{label}: cannot write ({space}; the writer said: {detail}); nothing was replaced",
+                               errno.EIO)
     return None
 
 
@@ -742,9 +768,11 @@ def strict_json_doc(doc: Mapping[str, Any], reasons: Mapping[str, str] | None = 
     return clean
 
 
-def json_bytes(doc: Mapping[str, Any], reasons: Mapping[str, str] | None = None, indent: int | None = 2) -> bytes:
+def json_bytes(doc: Mapping[str, Any], reasons: Mapping[str, str] | None = None, indent: int | None = 2,
+               sort_keys: bool = False) -> bytes:
     """Strict JSON (never NaN or Infinity) of ``doc``, newline-terminated."""
-    return (json.dumps(strict_json_doc(doc, reasons), indent=indent, allow_nan=False) + "\n").encode()
+    return (json.dumps(strict_json_doc(doc, reasons), indent=indent, allow_nan=False, sort_keys=sort_keys)
+            + "\n").encode()
 
 
 # ---------------------------------------------------------------- the transaction
@@ -1000,6 +1028,14 @@ def write_json(path: str | os.PathLike, doc: Mapping[str, Any], reasons: Mapping
                wait: float = DEFAULT_WAIT_S) -> Path:
     """Strict JSON (``json_bytes``) written atomically."""
     return write_file(path, json_bytes(doc, reasons), wait=wait)
+
+
+@contextlib.contextmanager
+def scratch_dir(target: str | os.PathLike, *, wait: float = DEFAULT_WAIT_S) -> Iterator[Path]:
+    """A scratch folder beside ``target`` under the temp pattern (a killed run's is removed by the next
+    writer of ``target``), deleted on exit; the target's lock is held meanwhile."""
+    with Transaction(target, dirs=[target] if Path(target).is_dir() else (), wait=wait) as tx:
+        yield tx.scratch()
 
 
 _RENAME_EXCHANGE = 2

@@ -209,11 +209,9 @@ def _write_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> Non
     try:
         from pymfn.model import write_model_info
     except ImportError:
-        from pymfn._atomic import atomic_write
+        from pymfn._atomic import write_file, json_bytes
 
-        with atomic_write(ckpt_dir / MODEL_INFO_FILE, "w") as f:
-            json.dump({"embedding_size": cfg.embedding_size, **extra}, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_file(ckpt_dir / MODEL_INFO_FILE, json_bytes({"embedding_size": cfg.embedding_size, **extra}, sort_keys=True))
         return
     write_model_info(ckpt_dir, cfg.embedding_size, **extra)
 
