@@ -613,9 +613,13 @@ def interrupted_commit(path: str | os.PathLike) -> Path | None:
 
 def complete_interrupted(path: str | os.PathLike, prog: str | None = None, wait: float = DEFAULT_WAIT_S) -> bool:
     """Complete a pending commit into ``path`` now (takes the lock); True if there was one."""
-    if interrupted_commit(path) is None:
+    j = interrupted_commit(path)
+    if j is None:
         return False
-    with hold([path], wait=wait, prog=prog):
+    members = [Path(path)]
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        members += [Path(path).parent / op["final"] for op in json.loads(j.read_bytes())["ops"]]
+    with hold(members, wait=wait, prog=prog):  # the whole set: its lock files go too
         pass
     return True
 

@@ -540,9 +540,6 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
 
 def _run(args: argparse.Namespace) -> int:
     _check_target_options(args)
-    if args.target == "openvino" and Path(args.output or _default_output(Path(args.model), "openvino")).suffix.lower() != ".xml":
-        raise ConvertError(f"--output {args.output}: expected an OpenVINO IR name ending in .xml (its weights go "
-                           "beside it as .bin)")
     outputs = _outputs(args)
     refuse_overlap([(label, p) for p, label in outputs.items()], _inputs(args))
     # the locks first: a second convert into the same output is refused now, not after the conversion
@@ -610,6 +607,9 @@ def _run_locked(args: argparse.Namespace) -> int:
     _check_ir_input(model, args)
     check_output_path(out, "--output")
     if args.target == "openvino":
+        if out.suffix.lower() != ".xml":  # OpenVINO would fail after the conversion, naming a temp file
+            raise ConvertError(f"--output {out}: expected an OpenVINO IR name ending in .xml (its weights go "
+                               "beside it as .bin)")
         check_output_path(out.with_suffix(".bin"), "--output")
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]

@@ -446,3 +446,55 @@ def test_read_only_file_system_names_the_output(tmp_path, lfw_bin_small):
     proc = in_small_fs(mnt, "1m", f"{PY} -m pymfn image2bin {lfw_bin_small} --packed {mnt}/x.pack -q", read_only=True)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"--packed {mnt}/x.pack" in proc.stderr and "Read-only file system" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ quantize's IR set
+
+IR_KILLER = textwrap.dedent("""
+    import json, os, signal, sys
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    import numpy as np
+    import openvino as ov
+    from pymfn import quantize
+    from pymfn._atomic import Transaction, json_bytes
+    out, scale, die_at = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    x = ov.opset13.parameter([1, 4], ov.Type.f32, name="x")
+    model = ov.Model([ov.opset13.multiply(x, ov.opset13.constant(np.full((1, 4), scale, np.float32)))], [x])
+    calls = [0]
+    real = os.replace
+    def replace(a, b):
+        calls[0] += 1
+        if calls[0] == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(a, b)
+    with Transaction(out, also=quantize.ir_set(out)[1:]) as tx:
+        xml_file, bin_file = quantize.stage_ir(tx, model, out)
+        record = {{"output": {{"xml_sha256": quantize.file_sha256(xml_file),
+                              "bin_sha256": quantize.file_sha256(bin_file)}}, "calibration": {{"seed": scale}}}}
+        tx.write_bytes(quantize.record_path(out), json_bytes(record), last=True)
+        os.replace = replace  # from here on: the commit's renames (journal, .bin, .xml, record)
+""")
+
+
+def test_an_ir_killed_between_its_rename_and_its_record_is_rejected_then_completed(tmp_path, capsys):
+    """Before: quantize killed between the IR rename and its record left the new q.xml/q.bin beside the
+    previous run's q.quantization.json (wrong seed and hashes). Now the record is checked on read and the
+    next writer completes the commit."""
+    pytest.importorskip("openvino")
+    from pymfn import quantize
+
+    script = tmp_path / "ir.py"
+    script.write_text(IR_KILLER.format(root=str(ROOT)))
+    out = tmp_path / "q.xml"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run([PY, str(script), str(out), "1", "0"], check=True, env=env)
+    assert quantize.check_ir_set(out) is None and quantize.read_record(out)["calibration"]["seed"] == 1
+    proc = subprocess.run([PY, str(script), str(out), "2", "4"], env=env)  # dies before the record's rename
+    assert proc.returncode == -signal.SIGKILL
+    problem = quantize.check_ir_set(out)
+    assert problem is not None and "is not the file q.quantization.json was written with" in problem
+    assert _atomic.complete_interrupted(out, prog="next")
+    assert "next: completed the commit of q.xml" in capsys.readouterr().err
+    assert quantize.check_ir_set(out) is None and quantize.read_record(out)["calibration"]["seed"] == 2
+    assert pymfn_temps(tmp_path) == []
