@@ -498,3 +498,15 @@ def test_an_ir_killed_between_its_rename_and_its_record_is_rejected_then_complet
     assert "next: completed the commit of q.xml" in capsys.readouterr().err
     assert quantize.check_ir_set(out) is None and quantize.read_record(out)["calibration"]["seed"] == 2
     assert pymfn_temps(tmp_path) == []
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_import_weights_onto_a_full_disk_is_one_line(tmp_path, sirius_tflite):
+    """Before: exit 3, "internal error (ResourceExhaustedError)" with TensorFlow's frames."""
+    mnt = tmp_path / "mnt"
+    proc = in_small_fs(mnt, "1m", f"{PY} -m pymfn import-weights --from {sirius_tflite} --out {mnt}/ck; echo rc=$?; "
+                                  f"ls -A {mnt}")
+    assert "rc=1" in proc.stdout, proc.stderr
+    assert proc.stderr == (f"pymfn import-weights: error: --out {mnt}/ck: cannot write (no space left on device in "
+                           f"{mnt}); nothing was replaced\n")
+    assert proc.stdout.split("rc=1")[1].split() == []
