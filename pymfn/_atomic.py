@@ -211,7 +211,9 @@ def _default_prog() -> str:
     if name.endswith(".__main__"):
         name = name[: -len(".__main__")]
     if name in ("pymfn", "pymfn.bench") and len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        name = f"{name} {sys.argv[1]}"
+        return f"{name} {sys.argv[1]}"
+    if name.startswith("pymfn.") and name.count(".") == 1 and name != "pymfn.bench":
+        return "pymfn " + name.split(".", 1)[1]  # `python -m pymfn.eval` reports as `pymfn eval`
     return name
 
 
