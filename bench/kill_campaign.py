@@ -5,9 +5,10 @@ one left (and says so).
 For every writer, runs alternate between two variants (A and B) that produce distinguishable outputs, so a
 kill during run i must leave exactly what run i-1 left, or what run i writes, or a commit that the next
 writer completes (a journal beside the output); the next run must then see run i's output, never run
-i-1's. The window finder starts the writer, waits until its first temp (or lock) appears beside the
-output, and kills after a random delay drawn from the writer's own measured duration, so kills land in
-the writing and the committing, not in Python's start-up. After the last kill of a writer, an
+i-1's. The window finder starts the writer, waits until its first temp appears beside the output (its
+lock, for a writer whose temps live too briefly to be seen), and kills with SIGKILL or SIGTERM after a
+random delay drawn from the writer's own measured duration, so kills land in the writing and the
+committing, not in Python's start-up. After the last kill of a writer, an
 uninterrupted run must finish, and no temp, lock or journal may remain.
 
     python bench/kill_campaign.py --kills 200 --seed 1            # every writer, by hand (about an hour)
@@ -441,14 +442,16 @@ def _entries(folder: Path) -> set[str]:
         return set()
 
 
-def _window(proc: subprocess.Popen, folder: Path, name: str, before: set[str], timeout: float) -> float | None:
-    """Seconds until a new temp, lock or journal of the output appears in ``folder`` (None if the run
-    ended first): the writer is then past its start-up and into the output's transaction."""
+def _window(proc: subprocess.Popen, folder: Path, name: str, before: set[str], timeout: float,
+            temps_only: bool) -> float | None:
+    """Seconds until a new temp of the output appears in ``folder`` (with ``temps_only=False`` also its
+    lock, which commands take before any work), or None if the run ended first."""
     t0 = time.monotonic()
     while proc.poll() is None and time.monotonic() - t0 < timeout:
-        if any(name in n and ".pymfn" in n for n in _entries(folder) - before):
+        new = [n for n in _entries(folder) - before if name in n and ".pymfn" in n]
+        if any(n.endswith(".tmp") for n in new) or (new and not temps_only):
             return time.monotonic() - t0
-        time.sleep(0.003)
+        time.sleep(0.002)
     return None
 
 
@@ -541,7 +544,7 @@ def campaign(writer: Writer, work: Path, kills: int, rng: random.Random, log: Ca
     typical = float(np.median(writer.durations)) if writer.durations else 5.0
     prev = writer.classify(writer.primary(work))
     variant_of: dict[int, str] = {}
-    killed = run = 0
+    killed = run = missed = 0
     owed: list[tuple[Path, int | None]] = []  # (path, inode): what killed runs left, for the next run to clear
     while True:
         final = killed >= kills
@@ -557,7 +560,9 @@ def campaign(writer: Writer, work: Path, kills: int, rng: random.Random, log: Ca
         variant_of[proc.pid] = variant
         delay, sig = 0.0, None
         if not final:
-            seen = _window(proc, folder, name, before, timeout=typical * 4 + 60)
+            # watch for the temp, then kill; a writer whose temps live too briefly to be seen three runs in
+            # a row is killed from the moment it takes its lock instead
+            seen = _window(proc, folder, name, before, timeout=typical * 4 + 60, temps_only=missed < 3)
             if seen is not None and proc.poll() is None:
                 delay = rng.uniform(0, max(0.05, (typical - seen) * 1.2))
                 time.sleep(delay)
@@ -573,6 +578,7 @@ def campaign(writer: Writer, work: Path, kills: int, rng: random.Random, log: Ca
         rc = proc.returncode
         was_killed = rc is not None and rc < 0
         killed += was_killed
+        missed = 0 if (was_killed or final) else missed + 1
         tag = f"run {run} ({variant}, {Signals(sig) if was_killed else 'exit ' + str(rc)} after {delay:.2f} s)"
         # what earlier killed runs left must be gone once this run holds the output (it then writes temps
         # named after its pid, or it finished), and it must have said so
