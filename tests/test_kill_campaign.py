@@ -1,5 +1,5 @@
 """A small randomized kill campaign (bench/kill_campaign.py): kill -9 / SIGTERM at random points of the
-cheap writers (image2bin --packed, pack, eval --json), alternating two variants of the output; every
+cheap writers (image2bin --packed and into a folder, pack, eval --json; 16 kills), alternating two variants of the output; every
 output is afterwards the complete old set, the complete new set or a commit the next writer completes,
 and the next run removes the killed run's temps and says so. The full campaign over every writer
 (>= 200 kills) is run by hand: see docs/robustness.md."""
@@ -29,7 +29,8 @@ def kc():
     return module
 
 
-@pytest.mark.parametrize("name, kills", [("image2bin-packed", 4), ("pack", 3), ("eval-json", 2)])
+@pytest.mark.parametrize("name, kills", [("image2bin-packed", 6), ("image2bin-folder", 3), ("pack", 4),
+                                         ("eval-json", 3)])
 def test_random_kills_leave_old_or_new_and_no_temps(kc, tmp_path, name, kills):
     writer = next(w for w in kc.writers(Path(kc._BASE_ENV["PYMFN_SHARED"])) if w.name == name)
     writer.prepare(tmp_path)
