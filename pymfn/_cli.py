@@ -22,6 +22,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from pymfn._atomic import probe_writable
+
 DEBUG_ENV = "PYMFN_DEBUG"
 
 # Exit codes: 1 = the command failed on its input or environment; 2 = argparse usage error (argparse's own);
@@ -182,12 +184,10 @@ def check_output_path(path: str | os.PathLike | None, option: str) -> Path | Non
         parent = parent.parent
     if not parent.is_dir():
         raise CommandError(f"{option} {p}: {parent} is not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+    try:  # one temp under the output transaction's pattern, so even a probe killed here is cleaned up
+        probe_writable(parent, p.name)
     except OSError as exc:
         raise CommandError(f"{option} {p}: cannot write in {parent} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
     return p
 
 
@@ -217,10 +217,9 @@ def check_output_dir(path: str | os.PathLike, option: str, *, marker: str | None
     if not probe_in.is_dir():
         raise CommandError(f"{option} {p}: {probe_in} is not a directory")
     try:
-        probe = tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".probe", dir=probe_in)
+        probe_writable(probe_in, p.name)
     except OSError as exc:
         raise CommandError(f"{option} {p}: cannot write in {probe_in} ({exc.strerror or exc})") from None
-    os.rmdir(probe)
     return p
 
 

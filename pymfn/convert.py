@@ -37,13 +37,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from pymfn import om as omlib
-from pymfn._atomic import atomic_write
+from pymfn._atomic import Transaction, atomic_write, hold, refuse_overlap
 from pymfn._cli import check_output_path, run_command
 from pymfn._quiet import native_stderr_hidden
 
@@ -197,9 +196,8 @@ def aipp_config(order: str) -> str:
 def run_atc(opts: AtcOptions, final_om: Path, atc: Path) -> omlib.OmHeader:
     """Run atc into a temp name beside ``final_om``, stream its log, check exit code and om header,
     then rename into place (so a failed run never leaves a half-written .om)."""
-    final_om.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final_om.stem}.", suffix=".atc", dir=final_om.parent))
-    try:
+    with Transaction(final_om) as tx:
+        tmpdir = tx.scratch()  # beside the output, under the one temp pattern: a killed run's is removed
         tmp_base = tmpdir / final_om.stem
         argv = [str(atc)] + atc_argv(opts, output=str(tmp_base))[1:]
         print("running: " + " ".join(shlex.quote(a) for a in argv), flush=True)
@@ -217,10 +215,8 @@ def run_atc(opts: AtcOptions, final_om: Path, atc: Path) -> omlib.OmHeader:
             header = omlib.read_om_header(produced)
         except (omlib.OmFormatError, FileNotFoundError) as e:
             raise ConvertError(f"atc produced an invalid om file: {e}") from e
-        os.replace(produced, final_om)
-        return header
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        tx.adopt(final_om, produced)
+    return header
 
 
 # ---------------------------------------------------------------- OpenVINO-based targets
@@ -336,29 +332,29 @@ def convert_om_emu(pb: Path, out: Path, *, input_name: str, input_shape: list[in
         outputs.append(omlib.EmulatorTensor(_port_name(port), dtype, _port_dims(port, batch), "ND"))
     meta = omlib.EmulatorMeta(inputs=inputs, outputs=outputs, precision=precision, precision_mode=precision_mode,
                               dynamic_batch=list(dynamic_batch or []))
-    with tempfile.TemporaryDirectory(prefix="pymfn-omemu-") as tmp:
-        xml_path = Path(tmp) / "model.xml"
+    with Transaction(out) as tx:
+        # OpenVINO writes the IR to files: a scratch folder beside the output (not $TMPDIR, where a killed
+        # run's copy would stay), removed with the transaction; the om itself is one atomic write.
+        xml_path = tx.scratch() / "model.xml"
         # fp16 weights for the fp16 modes; OpenVINO keeps the int8 weights and quantization ranges of a
         # quantized model as they are (FakeQuantize constants are exempt from the compression).
         ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "f16"))
         xml = xml_path.read_bytes()
         weights = xml_path.with_suffix(".bin").read_bytes()
-    # The header's name field holds a 31-byte label; the file name, not this label, identifies the model.
-    label = out.stem.encode("utf-8")[:31].decode("utf-8", errors="ignore")
-    return omlib.write_emulator_om(out, meta, xml, weights, name=label)
+        # The header's name field holds a 31-byte label; the file name, not this label, identifies the model.
+        label = out.stem.encode("utf-8")[:31].decode("utf-8", errors="ignore")
+        return omlib.write_emulator_om(out, meta, xml, weights, name=label)
 
 
 def convert_openvino(pb: Path, out_xml: Path, *, input_name: str, input_shape: list[int] | None) -> Path:
     """Frozen pb -> OpenVINO IR (f32 weights: host runs are the accuracy reference)."""
-    import openvino as ov
+    from pymfn.quantize import record_path, stage_ir
 
     model = _ov_convert(pb, input_name, input_shape)
-    out_xml.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out_xml.stem}.", dir=out_xml.parent) as tmp:
-        tmp_xml = Path(tmp) / out_xml.name
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-        os.replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))  # weights first, then the xml
-        os.replace(tmp_xml, out_xml)
+    # one set: weights, then the xml; a quantization record of an earlier model of this name goes with them
+    with Transaction(out_xml, also=[out_xml.with_suffix(".bin"), record_path(out_xml)]) as tx:
+        stage_ir(tx, model, out_xml)
+        tx.discard(record_path(out_xml))
     return out_xml
 
 
@@ -513,8 +509,50 @@ def _quantize_on_the_way(model: Path, args: argparse.Namespace) -> Path:
     return quantize.cached_quantized(model, calibration)
 
 
+def _outputs(args: argparse.Namespace) -> dict[Path, str]:
+    """What the command will write (nothing for --dry-run) -> how messages name it (the option as typed)."""
+    if args.target == "om" and args.dry_run:
+        return {}
+    out_text = args.output if args.output else str(_default_output(Path(args.model), args.target))
+    shown = "--output " + out_text if args.output else f"the output {out_text}"
+    if args.target == "om":
+        base = out_text[:-3] if out_text.endswith(".om") else out_text
+        found = {Path(base + ".om"): shown}
+        if args.aipp:
+            found[Path(base + "_aipp.cfg")] = f"{shown} ({Path(base).name}_aipp.cfg)"
+        return found
+    out = Path(out_text)
+    found = {out: shown}
+    if args.target == "openvino":
+        from pymfn.quantize import record_path
+
+        for p in (out.with_suffix(".bin"), record_path(out)):
+            found[p] = f"{shown} ({p.name})"
+    return found
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    model = Path(args.model)
+    found: list[tuple[str, Path | None]] = [(args.model, model)]
+    if model.suffix.lower() == ".xml":
+        found.append((f"{args.model} (its weights {model.with_suffix('.bin').name})", model.with_suffix(".bin")))
+    if args.fusion_switch_file:
+        found.append((f"--fusion-switch-file {args.fusion_switch_file}", Path(args.fusion_switch_file)))
+    if args.calibration:
+        found.append((f"--calibration {args.calibration}", Path(args.calibration)))
+    return found
+
+
 def _run(args: argparse.Namespace) -> int:
     _check_target_options(args)
+    outputs = _outputs(args)
+    refuse_overlap([(label, p) for p, label in outputs.items()], _inputs(args))
+    # the locks first: a second convert into the same output is refused now, not after the conversion
+    with hold(list(outputs), labels=outputs):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     if args.opset is not None and args.opset < 13:
         raise ConvertError(f"--opset {args.opset}: use 13 or later")
     model = Path(args.model)
@@ -574,11 +612,9 @@ def _run(args: argparse.Namespace) -> int:
     _check_ir_input(model, args)
     check_output_path(out, "--output")
     if args.target == "openvino":
-        if out.suffix != ".xml":
-            # OpenVINO writes an IR only under an .xml name (its weights go to the .bin beside it), and says
-            # so only after the conversion, naming its internal temp file: refuse before the work.
-            raise ConvertError(f"--output {out}: an OpenVINO IR is written as NAME.xml with NAME.bin beside it; "
-                               "give a name ending in .xml")
+        if out.suffix.lower() != ".xml":  # OpenVINO would fail after the conversion, naming a temp file
+            raise ConvertError(f"--output {out}: expected an OpenVINO IR name ending in .xml (its weights go "
+                               "beside it as .bin)")
         check_output_path(out.with_suffix(".bin"), "--output")
     if args.target == "om-emu":
         shape = parse_shape(args.input_shape) if args.input_shape else [1, 112, 112, 3]

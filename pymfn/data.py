@@ -27,7 +27,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_dir
+from pymfn._atomic import atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn._cli import CommandError, check_output_dir, run_command
 from pymfn._readfile import InputFileError, file_kind, read_regular_file
 
@@ -218,9 +218,6 @@ def write_shards(examples: Iterable[tuple[bytes, int]], out_dir: str | os.PathLi
     counts = [0] * num_shards
     max_label = -1
     with atomic_dir(out_dir) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it the usual directory mode
         writers = [tf.io.TFRecordWriter(str(tmp / n)) for n in names]
         try:
             # disable=None: a bar on a terminal only; in logs it would bury the one-line error
@@ -241,7 +238,7 @@ def write_shards(examples: Iterable[tuple[bytes, int]], out_dir: str | os.PathLi
         meta.setdefault("num_classes", max_label + 1)
         if labels is not None:
             (tmp / LABELS_NAME).write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
-        (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        (tmp / META_NAME).write_bytes(json_bytes(meta))
     return meta
 
 
@@ -536,13 +533,15 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"--image-size must be >= 0 (0 disables the check), got {args.image_size}")
     if not -1 <= args.seed < 2**32:
         raise CommandError(f"--seed must be -1 (source order) or 0..2**32-1, got {args.seed}")
-    check_output_dir(args.out, "--out", marker=META_NAME)  # before minutes of decoding, not after
-    fmt = detect_format(args.src) if args.format == "auto" else args.format
-    size = args.image_size or None
-    if fmt == "recordio":
-        meta = tfrecords_from_recordio(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
-    else:
-        meta = tfrecords_from_tree(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
+    refuse_overlap([(f"--out {args.out}", Path(args.out))], [(f"--from {args.src}", Path(args.src))])
+    with hold([args.out], option="--out"):  # a second run into the same --out is refused now, not replaced later
+        check_output_dir(args.out, "--out", marker=META_NAME)  # before minutes of decoding, not after
+        fmt = detect_format(args.src) if args.format == "auto" else args.format
+        size = args.image_size or None
+        if fmt == "recordio":
+            meta = tfrecords_from_recordio(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
+        else:
+            meta = tfrecords_from_tree(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
     print(f"wrote {meta['num_images']} images, {meta['num_classes']} identities, "
           f"{len(meta['shards'])} shard(s) to {args.out}")
     return 0

@@ -14,14 +14,15 @@ import hashlib
 import json
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pymfn import __version__, _hashes, config
-from pymfn._atomic import atomic_write
+from pymfn._atomic import Transaction, atomic_write, hold
 
 RECORD_SUFFIX = ".sha256.json"
+# How long a process waits for another that is building the same cached model.
+CACHE_WAIT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -81,25 +82,30 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
         pb = models / f"mobilefacenet-sirius-{_cache_key(tflite)}{suffix}.pb"
         desc = f"MobileFaceNet, pretrained sirius-ai weights imported from {tflite}"
         if not reusable(pb):
-            if not quiet:
-                print(f"pymfn: building the default model once ({desc}) -> {pb}")
-            from pymfn import freeze, weights
+            # under the lock: a second process building the same model waits, then finds it built
+            with hold([pb], wait=CACHE_WAIT_S):
+                if not reusable(pb):
+                    if not quiet:
+                        print(f"pymfn: building the default model once ({desc}) -> {pb}")
+                    from pymfn import freeze, weights
 
-            with tempfile.TemporaryDirectory(dir=models) as tmp:
-                ckpt = weights.import_weights(tflite, Path(tmp) / "ckpt")
-                freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
-            _record(pb)
+                    with Transaction(pb) as tx:  # the imported checkpoint in a scratch folder beside the model
+                        ckpt = weights.import_weights(tflite, tx.scratch() / "ckpt")
+                        freeze.freeze_checkpoint(ckpt, pb, fp16_output=fp16_output)
+                    _record(pb)
         return DefaultModel(pb, True, desc)
 
     pb = models / f"mobilefacenet-random-seed0-{_cache_key()}{suffix}.pb"
     desc = "MobileFaceNet, random weights (seed 0): fine for latency, accuracy needs the pretrained weights"
     if not reusable(pb):
-        if not quiet:
-            print(f"pymfn: pretrained weights not found at {tflite}; building a random-weight model -> {pb}")
-        from pymfn import freeze
+        with hold([pb], wait=CACHE_WAIT_S):
+            if not reusable(pb):
+                if not quiet:
+                    print(f"pymfn: pretrained weights not found at {tflite}; building a random-weight model -> {pb}")
+                from pymfn import freeze
 
-        freeze.freeze_random(pb, embedding_size=128, seed=0, fp16_output=fp16_output)
-        _record(pb)
+                freeze.freeze_random(pb, embedding_size=128, seed=0, fp16_output=fp16_output)
+                _record(pb)
     return DefaultModel(pb, False, desc)
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_write
+from pymfn._atomic import atomic_write, refuse_overlap, write_json
 from pymfn._cli import CommandError, check_output_path, run_command, save_output
 from pymfn._readfile import InputFileError, read_regular_file
 from pymfn.issame import IssameError, as_issame, load_issame
@@ -618,6 +617,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     check_output_path(args.json, "--json")
     check_output_path(args.roc, "--roc")
+    # an output must never replace what is read (`eval emb.npy --json emb.npy` would overwrite the embeddings)
+    refuse_overlap([(f"--json {args.json}", args.json), (f"--roc {args.roc}", args.roc)],
+                   [(str(args.embeddings), args.embeddings), (f"--flip {args.flip}", args.flip),
+                    (f"--issame {args.issame}", args.issame), (f"--msame-dir {args.msame_dir}", args.msame_dir)])
     if args.embedding_size is not None and any(e <= 0 for e in args.embedding_size):
         raise CommandError(f"--embedding-size {args.embedding_size}: expected positive numbers of values")
     if args.folds < 1:
@@ -652,8 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_json(result: VerificationResult, path: Path) -> None:
-    with atomic_write(path) as f:
-        f.write(json.dumps(result.to_dict(), indent=2).encode())
+    """Strict JSON: an undefined figure (AUC and EER when all pairs share one class) is null, with why."""
+    why = next((w for w in result.warnings if "undefined" in w), "undefined for these pairs")
+    write_json(path, result.to_dict(), reasons={"auc": why, "eer": why})
 
 
 if __name__ == "__main__":

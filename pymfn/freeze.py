@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_dir, atomic_write
+from pymfn._atomic import Transaction, atomic_dir, atomic_write, hold, refuse_overlap
 from pymfn._lazy import lazy_module
 
 # Imported on first use: `pymfn freeze` rejects bad arguments before TensorFlow's seconds-long import.
@@ -211,8 +210,8 @@ def freeze_random(out_pb: str | Path, embedding_size: int = 128, seed: int = 0,
                   fp16_output: bool = False) -> Path:
     """Freeze a seeded random-init MobileFaceNet (BN statistics calibrated, see
     :func:`make_random_checkpoint`), for benchmarks and conversion tests without weights."""
-    with tempfile.TemporaryDirectory(prefix="pymfn-random-") as tmp:
-        ckpt = make_random_checkpoint(Path(tmp) / "ckpt", embedding_size, seed)
+    with Transaction(out_pb) as tx:  # the throw-away checkpoint in a scratch folder beside the output
+        ckpt = make_random_checkpoint(tx.scratch() / "ckpt", embedding_size, seed)
         return freeze_checkpoint(ckpt, out_pb, fp16_output=fp16_output)
 
 
@@ -298,6 +297,19 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**32:
         raise CommandError(f"--seed must be 0..2**32-1, got {args.seed}")
     check_output_path(args.out, "--out")
+    inputs: list[tuple[str, Path]] = []
+    ckpt = Path(args.ckpt) if args.ckpt else None
+    if ckpt is not None and ckpt.is_dir():  # the checkpoint's files (a .pb written beside them is fine)
+        inputs = [(f"--ckpt {args.ckpt} ({f.name})", f) for f in sorted(ckpt.iterdir()) if f.is_file()]
+    elif ckpt is not None and Path(f"{ckpt}.index").is_file():
+        inputs = [(f"--ckpt {args.ckpt} ({f.name})", f) for f in sorted(ckpt.parent.iterdir())
+                  if f.is_file() and (f.name.startswith(ckpt.name + ".") or f.name in ("checkpoint", mfn.MODEL_INFO_FILE))]
+    refuse_overlap([(f"--out {args.out}", Path(args.out))], inputs)
+    with hold([args.out], option="--out"):  # a second freeze into the same --out is refused now
+        return _freeze(args)
+
+
+def _freeze(args: argparse.Namespace) -> int:
     if args.random:
         out = freeze_random(args.out, args.embedding_size or 128, args.seed, args.fp16_output)
     else:

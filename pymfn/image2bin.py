@@ -20,9 +20,11 @@ the last one records which pack the others belong to, and labels are only read t
 (``read_issame``), so a pack replaced later (or a run killed half-way) never pairs new samples with old
 labels.
 
-Everything is atomic: the folder is built under a temporary name and swapped into place; a packed file
-and its bookkeeping are committed as one set. A replaced output needs ``--force`` (the same rule as
-``pymfn pack``). Temp outputs of a killed run are removed by the next run into the same target.
+Everything is atomic (``pymfn._atomic``): the folder is built under a temporary name and swapped into
+place; a packed file and its bookkeeping are committed as one set. A replaced output needs ``--force``
+(the same rule as ``pymfn pack``); a second run into an output that is being written is refused, and an
+output that is also the source (or inside it, or holding it) is refused. Temp outputs of a killed run
+are removed by the next run into the same target.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_dir, remove_stale_temps
+from pymfn._atomic import atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn._cli import CommandError, run_command
 from pymfn._readfile import read_regular_file
 from pymfn.issame import load_issame
@@ -279,7 +281,6 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
             "normalisation": "(x - 127.5) * 0.0078125" if dtype == "float32" else "none (raw pixels)",
             "files": "packed" if packed else "{i}.bin, i = 0..count-1"}
 
-    remove_stale_temps(set_paths(out) if packed else [out], prog="pymfn image2bin")
     bar = None
     if progress:
         from tqdm import tqdm
@@ -303,7 +304,7 @@ def image2bin(source: str | os.PathLike, out: str | os.PathLike, color: str = "b
                         bar.update(len(imgs))
                 for name, data in _sidecars(issame, names).items():
                     (tmp / name).write_bytes(data)
-                (tmp / META_FILE).write_bytes(json.dumps(meta, indent=2).encode())
+                (tmp / META_FILE).write_bytes(json_bytes(meta))  # inside the folder: one rename commits all
     finally:
         if bar is not None:
             bar.close()
@@ -366,13 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give either an output folder OUT or --packed FILE (exactly one)")
     packed = args.packed is not None
     _check_limit(args.limit, args.source)
-    target = check_target(args.packed if packed else args.out, args.force, "--packed" if packed else "OUT",
-                          directory=not packed)
+    out, option = (args.packed, "--packed") if packed else (args.out, "OUT")
+    members = set_paths(out) if packed else [out]
+    labels = {p: f"{option} {out}" + ("" if p == out else f" ({p.name})") for p in members}
+    refuse_overlap([(labels[p], p) for p in members], [(str(args.source), args.source)])
     dtype = "uint8" if args.uint8 else "float32"
     color = "rgb" if args.rgb else "bgr"
-    t0 = time.perf_counter()
-    path = image2bin(args.source, target, color=color, dtype=dtype, packed=packed, limit=args.limit,
-                     progress=not args.quiet)
+    # the lock first: a second image2bin into the same output is refused now, not silently replaced later
+    with hold(members, labels=labels):
+        target = check_target(out, args.force, option, directory=not packed)
+        t0 = time.perf_counter()
+        path = image2bin(args.source, target, color=color, dtype=dtype, packed=packed, limit=args.limit,
+                         progress=not args.quiet)
     meta = json.loads(_sidecar(path, packed, META_FILE).read_text())
     dt = time.perf_counter() - t0
     print(f"wrote {meta['count']} images ({meta['sample_bytes']} bytes each, {dtype} {color.upper()}) "

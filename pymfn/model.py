@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from pymfn._atomic import atomic_write
+from pymfn._atomic import atomic_write, json_bytes
 
 INPUT_SIZE = 112
 INPUT_CHANNELS = 3
@@ -267,9 +267,8 @@ def write_model_info(ckpt_dir: str | Path, embedding_size: int, **extra: Any) ->
     info = {"architecture": "mobilefacenet", "embedding_size": int(embedding_size),
             "scope": DEFAULT_SCOPE, "bn_epsilon": BN_EPSILON, **extra}
     path = Path(ckpt_dir) / MODEL_INFO_FILE
-    with atomic_write(path, "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-        f.write("\n")
+    with atomic_write(path) as f:
+        f.write(json_bytes(info, sort_keys=True))
     return path
 
 

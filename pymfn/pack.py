@@ -39,12 +39,11 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import BinaryIO, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pymfn._atomic import (FILE_MODE, atomic_write, create_temp_dir, create_temp_file, remove_path,
-                           remove_stale_temps)
+from pymfn._atomic import FILE_MODE, Transaction, hold, json_bytes, probe_writable, refuse_overlap
 from pymfn._cli import CommandError, check_output_path, run_command
 from pymfn._readfile import InputFileError, file_kind, read_regular_file
 
@@ -200,10 +199,11 @@ def read_packed(path: str | os.PathLike) -> np.memmap:
 # and FILE.image2bin.json (how the samples were made). Labels that outlive their pack are wrong labels:
 # the record (FILE.image2bin.json) binds the set together. It names the pack by size, header hash and
 # CRC-32 of the samples (plus the inode and mtime, a shortcut that spares re-reading a 1.8 GB pack on
-# every run), and each sidecar by SHA-256. Writers rename the pack first, then the sidecars, then the
-# record, and only then remove the old set's leftovers; a reader accepts labels only when the record
-# matches both the pack and the labels. So a process killed at any point leaves the complete old set,
-# the complete new set, or a set the reader rejects with an error saying what happened.
+# every run), and each sidecar by SHA-256. The set is one pymfn._atomic.Transaction: the pack, then the
+# sidecars are renamed into place, the old set's leftovers deleted, and the record renamed last; a reader
+# accepts labels only when the record matches both the pack and the labels. A process killed during
+# the commit leaves a journal that the next writer into the same target completes; until then the old
+# record stands and the reader rejects the half-renamed set with an error saying what happened.
 
 ISSAME_SUFFIX = ".issame.npy"
 INDEX_SUFFIX = ".index.txt"
@@ -246,56 +246,38 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_temp(target: Path, data: bytes) -> Path:
-    fd, tmp = create_temp_file(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-    except BaseException:
-        remove_path(tmp)
-        raise
-    return tmp
-
-
-def commit_pack_set(tmp_pack: Path, target: Path, identity: PackIdentity,
-                    sidecars: Mapping[str, bytes] | None = None, record: Mapping | None = None) -> None:
-    """Move a finished temp pack to ``target`` together with its sidecars (see the comment above).
-
-    ``sidecars`` maps ISSAME_SUFFIX / INDEX_SUFFIX to file contents; ``record`` is extra content for the
-    record (how the samples were made). With neither, ``target`` becomes a plain pack and every sidecar
-    of a previous set is removed.
-    """
-    sidecars = dict(sidecars or {})
+def _set_members(target: Path, sidecars: Mapping[str, bytes], record: Mapping | None) -> tuple[dict[Path, bytes], bool]:
+    """The sidecar files of a new set (path -> content) and whether it has a record."""
     unknown = set(sidecars) - {ISSAME_SUFFIX, INDEX_SUFFIX}
     if unknown:
-        raise ValueError(f"commit_pack_set: unknown sidecar(s) {sorted(unknown)}")
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for suffix, data in sidecars.items():
-            temps.append((_write_temp(sidecar_path(target, suffix), data), sidecar_path(target, suffix)))
-        if sidecars or record is not None:
-            doc = dict(record or {})
-            doc["pack"] = identity.to_json()
-            doc["sidecars"] = {suffix: _sha256(data) for suffix, data in sidecars.items()}
-            rec = sidecar_path(target, RECORD_SUFFIX)
-            temps.append((_write_temp(rec, json.dumps(doc, indent=2).encode()), rec))
-        os.replace(tmp_pack, target)
-        for tmp, final in temps:  # the record is last: it is the commit point of the labels
-            os.replace(tmp, final)
-    except BaseException:
-        for tmp, _ in temps:
-            remove_path(tmp)
-        raise
-    kept = {final.name for _, final in temps}
-    # leftovers of the previous set; the record last, so until it goes the set stays rejected, not reused
-    for suffix in (ISSAME_SUFFIX, INDEX_SUFFIX, RECORD_SUFFIX):
-        old = sidecar_path(target, suffix)
-        if old.name not in kept:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+        raise ValueError(f"pack set: unknown sidecar(s) {sorted(unknown)}")
+    return {sidecar_path(target, suffix): data for suffix, data in sidecars.items()}, bool(sidecars) or record is not None
+
+
+def stage_pack_set(tx: Transaction, target: Path, identity: PackIdentity, sidecars: Mapping[str, bytes] | None = None,
+                   record: Mapping | None = None) -> None:
+    """Put a finished pack's sidecars and record into ``tx`` (whose temp for ``target`` holds the pack).
+
+    ``sidecars`` maps ISSAME_SUFFIX / INDEX_SUFFIX to file contents; ``record`` is extra content for the
+    record (how the samples were made). With neither, ``target`` becomes a plain pack and every sidecar of
+    a previous set is deleted. The record is the set's binding record: committed last, after the old
+    set's leftovers are gone (see the comment above).
+    """
+    sidecars = dict(sidecars or {})
+    files, has_record = _set_members(target, sidecars, record)
+    for path, data in files.items():
+        tx.write_bytes(path, data)
+    for suffix in (ISSAME_SUFFIX, INDEX_SUFFIX):
+        if suffix not in sidecars:
+            tx.discard(sidecar_path(target, suffix))
+    rec = sidecar_path(target, RECORD_SUFFIX)
+    if has_record:
+        doc = dict(record or {})
+        doc["pack"] = identity.to_json()
+        doc["sidecars"] = {suffix: _sha256(data) for suffix, data in sidecars.items()}
+        tx.write_bytes(rec, json_bytes(doc), last=True)
+    else:
+        tx.discard(rec)
 
 
 def _identity_of_open_file(fd: int, header: bytes, crc: int) -> PackIdentity:
@@ -388,12 +370,14 @@ class PackedWriter:
     silent casts: a float64 array is an error, not a conversion) and ``sample_shape``. When ``count`` is
     given, appending more, or closing with fewer, is an error.
 
-    ``sidecars`` / ``record`` are committed with the pack as one set (``commit_pack_set``); without them
-    the new pack replaces any previous set whole, so no old labels stay beside it.
+    ``sidecars`` / ``record`` are committed with the pack as one set (``stage_pack_set``); without them
+    the new pack replaces any previous set whole, so no old labels stay beside it. ``extra`` files (path ->
+    content, e.g. a manifest) are committed in the same transaction.
     """
 
     def __init__(self, path: str | os.PathLike, dtype: str, sample_shape: Sequence[int], count: int | None = None,
-                 *, sidecars: Mapping[str, bytes] | None = None, record: Mapping | None = None) -> None:
+                 *, sidecars: Mapping[str, bytes] | None = None, record: Mapping | None = None,
+                 extra: Mapping[str | os.PathLike, bytes] | None = None) -> None:
         self.path = Path(path)
         self.dtype = _check_dtype(dtype)
         self.sample_shape = _check_shape(sample_shape)
@@ -404,14 +388,21 @@ class PackedWriter:
         self.count = 0
         self.sidecars = dict(sidecars or {})
         self.record = None if record is None else dict(record)
+        self.extra = {Path(p): data for p, data in (extra or {}).items()}
         self._file = None
-        self._tmp: Path | None = None
+        self._tx: Transaction | None = None
         self._crc = 0
 
     def __enter__(self) -> "PackedWriter":
-        fd, self._tmp = create_temp_file(self.path)
-        self._file = os.fdopen(fd, "wb")
-        self._file.write(b"\0" * HEADER_BYTES)  # placeholder until the count is known
+        tx = Transaction(self.path, also=set_paths(self.path)[1:] + list(self.extra))
+        tx.__enter__()
+        try:
+            self._file = open(tx.file(self.path), "r+b")
+            self._file.write(b"\0" * HEADER_BYTES)  # placeholder until the count is known
+        except BaseException:
+            tx.__exit__(*sys.exc_info())
+            raise
+        self._tx = tx
         return self
 
     def append(self, samples: np.ndarray) -> None:
@@ -437,32 +428,41 @@ class PackedWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         f, self._file = self._file, None
-        tmp, self._tmp = self._tmp, None
-        try:
-            if exc_type is not None:
-                return False
-            if self.count == 0:
-                raise ValueError(f"{self.path}: no samples were appended; refusing to write an empty packed file")
-            if self.expected_count is not None and self.count != self.expected_count:
-                raise ValueError(f"{self.path}: {self.count} samples appended but {self.expected_count} were declared")
-            header = PackedHeader(VERSION, HEADER_BYTES, self.dtype.name, self.sample_shape, self.count,
-                                  self.sample_bytes).encode()
-            f.seek(0)
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-            # The temp file is created 0600; packed data sets are meant to be shared (e.g. read by another
-            # user's benchmark run), so give the result the usual umask-based mode.
-            os.fchmod(f.fileno(), FILE_MODE)
-            identity = _identity_of_open_file(f.fileno(), header, self._crc)
-            f.close()
-            commit_pack_set(tmp, self.path, identity, self.sidecars, self.record)
+        tx, self._tx = self._tx, None
+        if tx is None:
             return False
-        finally:
+        try:
+            if exc_type is None:
+                self._finish(f, tx)
+        except BaseException:
             if f is not None and not f.closed:
                 f.close()
-            if tmp is not None:
-                remove_path(tmp)  # a no-op once the commit renamed it: the name is unique to this writer
+            tx.__exit__(*sys.exc_info())  # removes the temps; raises a write failure naming the output
+            raise
+        if f is not None and not f.closed:
+            f.close()
+        tx.__exit__(exc_type, exc, tb)  # commits the set (or, after an error, removes the temps)
+        return False
+
+    def _finish(self, f: BinaryIO, tx: Transaction) -> None:
+        if self.count == 0:
+            raise ValueError(f"{self.path}: no samples were appended; refusing to write an empty packed file")
+        if self.expected_count is not None and self.count != self.expected_count:
+            raise ValueError(f"{self.path}: {self.count} samples appended but {self.expected_count} were declared")
+        header = PackedHeader(VERSION, HEADER_BYTES, self.dtype.name, self.sample_shape, self.count,
+                              self.sample_bytes).encode()
+        f.seek(0)
+        f.write(header)
+        f.flush()
+        os.fsync(f.fileno())
+        # The temp file is created 0600; packed data sets are meant to be shared (e.g. read by another
+        # user's benchmark run), so give the result the usual umask-based mode.
+        os.fchmod(f.fileno(), FILE_MODE)
+        identity = _identity_of_open_file(f.fileno(), header, self._crc)
+        f.close()
+        for path, data in self.extra.items():
+            tx.write_bytes(path, data)
+        stage_pack_set(tx, self.path, identity, self.sidecars, self.record)
 
 
 # ---------------------------------------------------------------- listing folders (same order as C++)
@@ -657,10 +657,13 @@ def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str =
     sidecars, record, note = _labels_to_carry(src, files, order) if kind == "bins" and carry_labels else ({}, None, None)
     if note:
         print(f"pymfn pack: note: {note}", file=sys.stderr)
-    remove_stale_temps(set_paths(out) + ([Path(manifest)] if manifest is not None else []), prog="pymfn pack")
+    extra = {}
+    if manifest is not None:
+        extra[Path(manifest)] = "".join(p.relative_to(src).as_posix() + "\n" for p in files).encode("utf-8")
 
     sample_what = f"a {np_dtype.name} {shape} sample"
-    with PackedWriter(out, np_dtype.name, shape, count=len(files), sidecars=sidecars, record=record) as writer:
+    with PackedWriter(out, np_dtype.name, shape, count=len(files), sidecars=sidecars, record=record,
+                      extra=extra) as writer:
         # disable=None is tqdm's "only on a terminal" (as train/data decide): in a log or a pipe a bar
         # would stand before the one-line error
         for path in tqdm(files, desc=f"pack {src.name}", unit="file", disable=None if progress else True):
@@ -669,9 +672,6 @@ def pack_folder(src_dir: str | os.PathLike, out: str | os.PathLike, dtype: str =
                 writer.append(np.frombuffer(raw, dtype=np_dtype).reshape(shape))
             else:
                 writer.append(load_image(path, shape, np_dtype, channels))
-    if manifest is not None:
-        with atomic_write(manifest, "w") as f:
-            f.writelines(p.relative_to(src).as_posix() + "\n" for p in files)
     return out
 
 
@@ -695,7 +695,7 @@ def check_target(target: str | os.PathLike, force: bool, option: str, *, directo
         if not parent.is_dir():
             raise CommandError(f"{option} {target}: {parent} is not a folder")
         try:  # the output folder is built under a temp name in the same place: try that once, now
-            create_temp_dir(parent / target.name).rmdir()
+            probe_writable(parent, target.name)
         except OSError as exc:
             raise CommandError(f"{option} {target}: cannot create a folder in {parent} ({exc.strerror or exc})") from None
         return target
@@ -752,11 +752,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The ``pack`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
     args = build_parser().parse_args(argv)
-    check_target(args.out, args.force, "--out")
+    members = set_paths(args.out)
+    labels = {p: f"--out {args.out}" + ("" if p == args.out else f" ({p.name})") for p in members}
+    outputs = [(labels[p], p) for p in members]
     if args.manifest is not None:
-        check_output_path(args.manifest, "--manifest")
-    out = pack_folder(args.src, args.out, dtype=args.dtype, sample_shape=args.shape, order=args.order,
-                      kind=args.kind, channels=args.channels, manifest=args.manifest, progress=not args.quiet)
+        labels[args.manifest] = f"--manifest {args.manifest}"
+        outputs.append((labels[args.manifest], args.manifest))
+    refuse_overlap(outputs, [(f"--from {args.src}", args.src)])
+    # the lock first: a second `pack` into the same --out is refused now, not replaced after the work
+    with hold([p for _, p in outputs], labels=labels):
+        check_target(args.out, args.force, "--out")
+        if args.manifest is not None:
+            check_output_path(args.manifest, "--manifest")
+        out = pack_folder(args.src, args.out, dtype=args.dtype, sample_shape=args.shape, order=args.order,
+                          kind=args.kind, channels=args.channels, manifest=args.manifest, progress=not args.quiet)
     h = read_header(out)
     labels = " with its pair labels" if sidecar_path(out, ISSAME_SUFFIX).exists() else ""
     print(f"wrote {out}: {h.count} samples of {h.dtype} {list(h.sample_shape)} "

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pymfn import __version__, _hashes, config
-from pymfn._atomic import atomic_dir, atomic_write
+from pymfn._atomic import Transaction, atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn._cli import CommandError, check_output_dir, check_output_path, run_command
 from pymfn._quiet import native_stderr_hidden
 
@@ -50,6 +49,8 @@ CALIBRATION_MARKER = ".calibration.json"  # inside a --save-calibration folder: 
 SCALE = 0.0078125  # the reference normalisation (x - 127.5) * 1/128
 # A bigger calibration set buys nothing measurable and NNCF keeps every sample in memory.
 MAX_COUNT = 10_000
+# How long a process waits for another that is building the same cached INT8 model.
+CACHE_WAIT_S = 3600.0
 
 
 class QuantizeError(CommandError):
@@ -254,14 +255,41 @@ def read_record(out_xml: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+def ir_set(out_xml: str | os.PathLike) -> list[Path]:
+    """The files of one quantized model: ``OUT.xml``, ``OUT.bin`` and the record (written last)."""
+    out_xml = Path(out_xml)
+    return [out_xml, out_xml.with_suffix(".bin"), record_path(out_xml)]
+
+
+def check_ir_set(out_xml: str | os.PathLike) -> str | None:
+    """None when ``OUT.xml``/``OUT.bin`` are the files the record was written with; else what is wrong."""
+    out_xml = Path(out_xml)
+    record = read_record(out_xml)
+    if record is None:
+        return f"{record_path(out_xml).name} is missing or unreadable"
+    try:
+        want = record["output"]
+        for path, key in ((out_xml, "xml_sha256"), (out_xml.with_suffix(".bin"), "bin_sha256")):
+            if file_sha256(path) != want[key]:
+                return f"{path.name} is not the file {record_path(out_xml).name} was written with"
+    except (OSError, KeyError, TypeError) as exc:
+        return f"{record_path(out_xml).name} does not describe this model ({exc})"
+    return None
+
+
 def build_record(model_path: Path, out_xml: Path, calibration: CalibrationSet, settings: QuantizeSettings,
-                 quantized: Any, seconds: float) -> dict[str, Any]:
-    """Everything that decides the quantized model, so it can be rebuilt and audited."""
+                 quantized: Any, seconds: float, xml_file: Path | None = None, bin_file: Path | None = None
+                 ) -> dict[str, Any]:
+    """Everything that decides the quantized model, so it can be rebuilt and audited.
+
+    ``xml_file``/``bin_file``: where the IR's bytes are now (its temps before the commit), if not at
+    ``out_xml``.
+    """
     return {
         "format": "pymfn-quantization/1",
         "model": {"path": str(model_path), "sha256": file_sha256(model_path)},
-        "output": {"xml": str(out_xml), "xml_sha256": file_sha256(out_xml),
-                   "bin_sha256": file_sha256(out_xml.with_suffix(".bin")),
+        "output": {"xml": str(out_xml), "xml_sha256": file_sha256(xml_file or out_xml),
+                   "bin_sha256": file_sha256(bin_file or out_xml.with_suffix(".bin")),
                    "fake_quantize_ops": count_fake_quantize(quantized)},
         "calibration": {
             "source": str(calibration.source), "kind": calibration.kind, "available": calibration.available,
@@ -283,16 +311,16 @@ def build_record(model_path: Path, out_xml: Path, calibration: CalibrationSet, s
     }
 
 
-def save_ir(quantized: Any, out_xml: Path) -> None:
-    """Write the IR beside its target under temp names, then rename weights first and the xml last."""
+def stage_ir(tx: Transaction, model: Any, out_xml: Path) -> tuple[Path, Path]:
+    """Save an OpenVINO model into ``tx`` as ``out_xml`` + ``.bin`` (weights, then the xml); returns their
+    temps. OpenVINO writes both files of a name into a scratch folder beside the output."""
     import openvino as ov
 
-    out_xml.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out_xml.stem}.", dir=out_xml.parent) as tmp:
-        tmp_xml = Path(tmp) / out_xml.name
-        ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
-        os.replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
-        os.replace(tmp_xml, out_xml)
+    tmp_xml = tx.scratch() / out_xml.name
+    ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+    tx.adopt(out_xml.with_suffix(".bin"), tmp_xml.with_suffix(".bin"))
+    tx.adopt(out_xml, tmp_xml)
+    return tx.temp_of(out_xml), tx.temp_of(out_xml.with_suffix(".bin"))  # type: ignore[return-value]
 
 
 def quantize_model(model_path: str | os.PathLike, out_xml: str | os.PathLike, calibration: CalibrationSet,
@@ -312,10 +340,12 @@ def quantize_model(model_path: str | os.PathLike, out_xml: str | os.PathLike, ca
         raise QuantizeError(f"--calibration {calibration.source}: images are {calibration.images.shape[1:3]}, the model "
                             f"wants {size}x{size}")
     quantized = run_nncf(model, calibration, settings)
-    save_ir(quantized, out_xml)
-    record = build_record(model_path, out_xml, calibration, settings, quantized, time.perf_counter() - t0)
-    with atomic_write(record_path(out_xml), "w") as f:
-        json.dump(record, f, indent=1)
+    # one set: the IR and its record, the record (which names the IR by hash) committed last
+    with Transaction(out_xml, also=ir_set(out_xml)[1:]) as tx:
+        xml_file, bin_file = stage_ir(tx, quantized, out_xml)
+        record = build_record(model_path, out_xml, calibration, settings, quantized, time.perf_counter() - t0,
+                              xml_file, bin_file)
+        tx.write_bytes(record_path(out_xml), json_bytes(record, indent=1), last=True)
     return record
 
 
@@ -326,7 +356,7 @@ def save_calibration_bins(calibration: CalibrationSet, folder: Path) -> None:
         for i, sample in enumerate(samples):
             sample.tofile(tmp / f"{i}.bin")
         (tmp / ".index.txt").write_text("".join(f"{i}\t{n}\n" for i, n in enumerate(calibration.names)))
-        (tmp / CALIBRATION_MARKER).write_text(json.dumps({
+        (tmp / CALIBRATION_MARKER).write_bytes(json_bytes({
             "source": str(calibration.source), "seed": calibration.seed, "count": len(samples),
             "dtype": "float32", "shape": list(samples.shape[1:]), "color": calibration.color,
             "overlap": overlap_note(calibration.source), "samples_sha256": calibration.digest()}, indent=1))
@@ -375,12 +405,15 @@ def cached_quantized(model_path: str | os.PathLike, calibration: CalibrationSet 
         h.update(part.encode())
     folder = config.cache_dir() / "models"
     out = folder / f"{model_path.stem}-int8-{h.hexdigest()[:12]}.xml"
-    if cached_ir_reusable(out):
-        return out
-    if not quiet:
-        print(f"pymfn: quantizing {model_path.name} once ({len(calibration.names)} calibration images from "
-              f"{calibration.source}) -> {out}", flush=True)
-    quantize_model(model_path, out, calibration, settings)
+    # Under the lock: a second process building the same entry waits and then reuses it (after checking its
+    # files against the hashes its record holds).
+    with hold(ir_set(out), wait=CACHE_WAIT_S):
+        if cached_ir_reusable(out):
+            return out
+        if not quiet:
+            print(f"pymfn: quantizing {model_path.name} once ({len(calibration.names)} calibration images from "
+                  f"{calibration.source}) -> {out}", flush=True)
+        quantize_model(model_path, out, calibration, settings)
     return out
 
 
@@ -434,11 +467,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command("pymfn quantize", lambda: _run(args))
 
 
+def _outputs(args: argparse.Namespace) -> dict[Path, str]:
+    """Every output path -> how messages name it (the option as typed)."""
+    out = Path(args.output)
+    labels = {p: f"--output {out}" + ("" if p == out else f" ({p.name})") for p in ir_set(out)}
+    if args.save_calibration:
+        labels[Path(args.save_calibration)] = f"--save-calibration {args.save_calibration}"
+    return labels
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    model = Path(args.model) if args.model else None
+    found: list[tuple[str, Path | None]] = [(str(model), model)]
+    if model is not None and model.suffix.lower() == ".xml":
+        found.append((f"{model} (its weights {model.with_suffix('.bin').name})", model.with_suffix(".bin")))
+    source = Path(args.calibration) if args.calibration else default_calibration_source()
+    found.append((f"--calibration {source}", source))
+    return found
+
+
 def _check_outputs(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if out.suffix.lower() != ".xml":
         raise QuantizeError(f"--output {out}: expected an OpenVINO IR name ending in .xml")
-    for path in (out, out.with_suffix(".bin"), record_path(out)):
+    for path in ir_set(out):
         check_output_path(path, "--output")
     if args.save_calibration:
         check_output_dir(args.save_calibration, "--save-calibration", marker=CALIBRATION_MARKER)
@@ -463,6 +515,16 @@ def _run(args: argparse.Namespace) -> int:
     _check_count(args.count)
     if args.seed < 0:
         raise QuantizeError(f"--seed {args.seed}: expected a non-negative integer")
+    if Path(args.output).suffix.lower() != ".xml":
+        raise QuantizeError(f"--output {args.output}: expected an OpenVINO IR name ending in .xml")
+    labels = _outputs(args)
+    refuse_overlap([(label, p) for p, label in labels.items()], _inputs(args))
+    # the locks first: a second quantize into the same output is refused now, not after minutes of work
+    with hold(list(labels), labels=labels):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     out = _check_outputs(args)  # before minutes of work
     model = _resolve_model(args.model, args.quiet)
     source = Path(args.calibration) if args.calibration else default_calibration_source()

@@ -209,11 +209,9 @@ def _write_model_info(ckpt_dir: Path, cfg: TrainConfig, num_classes: int) -> Non
     try:
         from pymfn.model import write_model_info
     except ImportError:
-        from pymfn._atomic import atomic_write
+        from pymfn._atomic import write_file, json_bytes
 
-        with atomic_write(ckpt_dir / MODEL_INFO_FILE, "w") as f:
-            json.dump({"embedding_size": cfg.embedding_size, **extra}, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_file(ckpt_dir / MODEL_INFO_FILE, json_bytes({"embedding_size": cfg.embedding_size, **extra}, sort_keys=True))
         return
     write_model_info(ckpt_dir, cfg.embedding_size, **extra)
 
@@ -453,9 +451,7 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
     (default: ``pymfn.model.mobilefacenet``); it must put its L2 losses in REGULARIZATION_LOSSES and its
     BN updates in UPDATE_OPS.
     """
-    from tqdm import tqdm
-
-    from pymfn import data as pdata
+    from pymfn._atomic import hold, refuse_overlap
 
     # Cheap checks first, before TensorFlow's import: a wrong path is reported in a fraction of a second.
     _validate(cfg)
@@ -463,6 +459,51 @@ def train(cfg: TrainConfig, model_fn: Callable | None = None) -> TrainResult:
         check_output_dir(cfg.ckpt_dir, "--ckpt-dir")
     except CommandError as exc:
         raise TrainError(str(exc)) from None
+    refuse_overlap([(f"--ckpt-dir {cfg.ckpt_dir}", Path(cfg.ckpt_dir))],
+                   [(f"--data {cfg.data}", Path(cfg.data)),
+                    (f"--eval-lfw {cfg.eval_lfw}", Path(cfg.eval_lfw) if cfg.eval_lfw else None)])
+    # One trainer per checkpoint folder: a second one would interleave its checkpoints with the first's.
+    with hold([Path(cfg.ckpt_dir)], option="--ckpt-dir", wait=0.0):
+        remove_tensorflow_temps(Path(cfg.ckpt_dir))
+        return _train_locked(cfg, model_fn)
+
+
+# What TensorFlow's savers leave in a checkpoint folder when killed while saving: the sharded bundle's
+# "<prefix>_temp/" folder, "checkpoint.tmp<uuid>" state files and BundleWriter's "*.tempstate<N>" files.
+_TF_TEMP_DIR = re.compile(rf"^{re.escape(CHECKPOINT_PREFIX)}(-\d+)?_temp$")
+_TF_TEMP_PART = re.compile(r"^part-\d+-of-\d+\.(index|data-\d+-of-\d+)(\.tempstate\d+)?$")
+_TF_TEMP_FILE = re.compile(r"^(checkpoint\.tmp[0-9a-f]{32}|.+\.tempstate\d+)$")
+
+
+def remove_tensorflow_temps(ckpt_dir: Path, prog: str = "pymfn train") -> list[Path]:
+    """Delete what a killed save left in ``ckpt_dir`` (the caller holds its lock, so no save is running);
+    one stderr line says what went."""
+    from pymfn._atomic import remove_path
+
+    if not ckpt_dir.is_dir():
+        return []
+    gone = []
+    for entry in os.scandir(ckpt_dir):
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False) and _TF_TEMP_DIR.match(entry.name):
+            if all(_TF_TEMP_PART.match(p.name) for p in path.iterdir()):
+                gone.append(path)
+        elif entry.is_file(follow_symlinks=False) and _TF_TEMP_FILE.match(entry.name):
+            gone.append(path)
+    for path in gone:
+        remove_path(path)
+    if gone:
+        names = ", ".join(p.name for p in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        print(f"{prog}: removed {len(gone)} stale temp output(s) of an interrupted checkpoint save in {ckpt_dir}: "
+              f"{names}", file=sys.stderr)
+    return gone
+
+
+def _train_locked(cfg: TrainConfig, model_fn: Callable | None) -> TrainResult:
+    from tqdm import tqdm
+
+    from pymfn import data as pdata
+
     # --device npu without npu_bridge fails before any work
     session_config = _session_config(cfg) if cfg.device == "npu" else None
     try:

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pymfn._atomic import atomic_dir
+from pymfn._atomic import atomic_dir, hold, refuse_overlap
 from pymfn._cli import CommandError, check_output_dir, run_command
 from pymfn._lazy import lazy_module
 
@@ -433,11 +433,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.embedding_size is not None and args.embedding_size < 1:
         raise CommandError(f"--embedding-size must be >= 1, got {args.embedding_size}")
-    check_output_dir(args.out, "--out", marker=MODEL_INFO_FILE)
-    try:
-        out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
-    except CheckpointWriteError as exc:
-        raise CommandError(f"--out {exc}") from None
+    refuse_overlap([(f"--out {args.out}", Path(args.out))], [(f"--from {args.source}", Path(args.source))])
+    with hold([args.out], option="--out"):  # a second import into the same --out is refused now
+        check_output_dir(args.out, "--out", marker=MODEL_INFO_FILE)
+        try:
+            out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
+        except CheckpointWriteError as exc:
+            raise CommandError(f"--out {exc}") from None
     info = mfn.read_model_info(out) or {}
     print(f"wrote {out} ({info.get('source_format')}, embedding size {info.get('embedding_size')}"
           + (f"; repaired: {'; '.join(info['repairs'])}" if info.get("repairs") else "") + ")")

@@ -266,6 +266,33 @@ PROBES: list[Probe] = [
     P("bench-msame-json-existing-dir", "pymfn.bench msame --log {garbage} --json {adir}", "--json {adir}"),
 ]
 
+# ------------------------------------------------------------- outputs that are inputs (the output transaction)
+# Refused before any work, even with --force, naming the output as typed and the input it would destroy.
+PROBES += [
+    P("image2bin-packed-over-its-source", "pymfn image2bin {lfw} --packed {lfw} --force",
+      "--packed {lfw}: is also the input {lfw}"),
+    P("image2bin-folder-over-its-source", "pymfn image2bin {tree_bad_jpg} {tree_bad_jpg} --force",
+      "OUT {tree_bad_jpg}: is also the input {tree_bad_jpg}"),
+    P("image2bin-folder-inside-its-source", "pymfn image2bin {tree_bad_jpg} {tree_bad_jpg}/bins",
+      "OUT {tree_bad_jpg}/bins: lies inside the input {tree_bad_jpg}"),
+    P("pack-manifest-over-the-pack", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack --manifest {fresh}.pack",
+      "--manifest {fresh}.pack: is also written as --out {fresh}.pack"),
+    P("pack-manifest-over-the-labels", "pymfn pack --from {bins_wrong_size} --out {fresh}.pack "
+      "--manifest {fresh}.pack.issame.npy", "--manifest {fresh}.pack.issame.npy: is also written as"),
+    P("convert-output-over-the-model", "pymfn convert {garbage_pb} --target om-emu --output {garbage_pb}",
+      "--output {garbage_pb}: is also the input {garbage_pb}"),
+    P("convert-openvino-output-not-xml", "pymfn convert {garbage_pb} --target openvino --output {fresh}.model",
+      "--output {fresh}.model: expected an OpenVINO IR name ending in .xml"),
+    P("data-out-over-the-source", "pymfn data tfrecord --from {tree_bad_jpg} --out {tree_bad_jpg}",
+      "--out {tree_bad_jpg}: is also the input --from {tree_bad_jpg}"),
+    P("import-weights-out-holds-the-source", "pymfn import-weights --from {garbage_json} --out {tmp}",
+      "--out {tmp}: holds the input --from {garbage_json}"),
+    P("eval-json-over-the-embeddings", "pymfn eval {emb} --issame {issame} --json {emb}",
+      "--json {emb}: is also the input {emb}"),
+    P("eval-roc-over-the-labels", "pymfn eval {emb} --issame {issame} --roc {issame}",
+      "--roc {issame}: is also the input --issame {issame}"),
+]
+
 
 # ------------------------------------------------------------------------------------------ inputs
 

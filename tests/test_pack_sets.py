@@ -108,8 +108,11 @@ def test_image2bin_uses_the_same_overwrite_rule(tmp_path, two_sources, capsys):
     # a folder target cannot replace a file, nor a file a folder, even with --force
     assert pymfn_main(["image2bin", str(new), str(target), "-q", "--force"]) == 1
     assert "exists and is not a folder" in capsys.readouterr().err
-    assert pymfn_main(["pack", "--from", str(plain), "--out", str(plain), "--force", "--quiet"]) == 1
+    (tmp_path / "adir").mkdir()
+    assert pymfn_main(["pack", "--from", str(plain), "--out", str(tmp_path / "adir"), "--force", "--quiet"]) == 1
     assert "is an existing directory" in capsys.readouterr().err
+    assert pymfn_main(["pack", "--from", str(plain), "--out", str(plain), "--force", "--quiet"]) == 1
+    assert f"--out {plain}: is also the input --from {plain}" in capsys.readouterr().err
     # an output folder that cannot be created fails before the work, naming the reason
     assert pymfn_main(["image2bin", str(new), str(target / "sub"), "-q"]) == 1
     assert "p.pack is not a folder" in capsys.readouterr().err
@@ -286,8 +289,10 @@ def _run_child(tmp_path: Path, mode: str, die_at: int, argv: list[str]) -> int:
 
 @pytest.mark.parametrize("die_at", [1, 2, 3])
 def test_sigkill_between_the_renames(tmp_path, two_sources, die_at, capsys):
-    """A real kill -9 between the commit's renames: the reader never pairs new samples with old labels,
-    and the next run removes what the dead writer left and says so."""
+    """A real kill -9 between the commit's renames (the first rename puts the commit journal in place):
+    the reader never pairs new samples with old labels; killed before the journal, the next run removes
+    what the dead writer left; killed after it, the next writer completes the commit (the new set,
+    whole); either says so in one line."""
     old, new = two_sources
     target = tmp_path / "p.pack"
     i2b.image2bin(old, target, packed=True)
@@ -297,12 +302,21 @@ def test_sigkill_between_the_renames(tmp_path, two_sources, die_at, capsys):
     expected_new = bytes(i2b.preprocess(np.asarray(Image.open(io.BytesIO(jpeg(20))).convert("RGB"))[None, ..., ::-1]))
     outcome = _outcome(target, [True, False, False, True, True], [False, True, True, False, False], old_first,
                        expected_new)
-    assert outcome in ("old", "rejected")  # the record (the commit point) is renamed last, after step 3
+    assert outcome in ("old", "rejected")  # the record (the binding one) is renamed last
     assert temps_in(tmp_path), "the dead writer's temps are still there"
+    pending = _atomic.interrupted_commit(target) is not None
+    assert pending == (die_at >= 2)
     capsys.readouterr()
+    if pending:  # completing the commit alone gives the whole new set
+        assert _atomic.complete_interrupted(target, prog="test")
+        assert "test: completed the commit of p.pack" in capsys.readouterr().err
+        assert _outcome(target, [True, False, False, True, True], [False, True, True, False, False], old_first,
+                        expected_new) == "new"
+        assert temps_in(tmp_path) == []
     assert pymfn_main(["image2bin", str(new), "--packed", str(target), "-q", "--force"]) == 0
     err = capsys.readouterr().err
-    assert "removed" in err and "stale temp output(s) of dead process(es)" in err
+    if not pending:
+        assert err.count("\n") == 1 and "removed" in err and "stale temp output(s) of dead process(es)" in err
     assert temps_in(tmp_path) == []
     assert i2b.read_issame(target).tolist() == [False, True, True, False, False]
 

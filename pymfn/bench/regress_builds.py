@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -36,12 +35,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pymfn import _hashes, config
-from pymfn._atomic import atomic_dir
+from pymfn._atomic import atomic_dir, json_bytes, scratch_dir
 from pymfn._cli import CommandError
 
 CORE_GLOB = "_core*.so"
 BUILD_RECORD = "build.json"          # in a commit build: commit, native key, hashes of every other file
 NATIVE_RECORD = ".native.json"       # in a native build: hashes of its libraries (dot-file: not copied)
+# How long a process waits for another that is building the same commit (then builds it itself).
+BUILD_WAIT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class CommitBuilder:
 
     def _build(self, sha: str, spec: str, key: str) -> Path:
         started = time.monotonic()
-        with atomic_dir(self.commit_dir(sha)) as tmp:
+        with atomic_dir(self.commit_dir(sha), wait=BUILD_WAIT_S) as tmp:
             self._unpack(sha, tmp)
             native = self._native(key, tmp, sha, spec)
             for entry in native.iterdir():  # libraries, and the emulator's toolkit root (a folder of links)
@@ -247,8 +248,8 @@ class CommitBuilder:
                 else:
                     shutil.copy2(entry, tmp / "pymfn" / entry.name, follow_symlinks=False)
             files = _hashes.tree_manifest(tmp)
-            (tmp / BUILD_RECORD).write_text(json.dumps({"commit": sha, "native_key": key, "built": time.time(),
-                                                        "files": files}))
+            (tmp / BUILD_RECORD).write_bytes(json_bytes({"commit": sha, "native_key": key, "built": time.time(),
+                                                         "files": files}))
         self.log(f"built {spec} ({sha[:12]}) in {time.monotonic() - started:.0f} s")
         return self.commit_dir(sha)
 
@@ -274,8 +275,8 @@ class CommitBuilder:
         log_path = self.cache / "logs" / f"{key}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log(f"building the native core of {spec} ({sha[:12]}) with CMake (a minute or two; log: {log_path})")
-        with atomic_dir(final) as out, tempfile.TemporaryDirectory(prefix="build-", dir=self.cache) as build, \
-                open(log_path, "w") as log:
+        with atomic_dir(final, wait=BUILD_WAIT_S) as out, scratch_dir(final) as build_dir, open(log_path, "w") as log:
+            build = str(build_dir)
             jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
             steps = [["cmake", "-S", str(source), "-B", build, f"-DPYMFN_OUTPUT_DIR={out}",
                       f"-DPython_EXECUTABLE={sys.executable}", "-DCMAKE_BUILD_TYPE=Release",

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from pymfn._atomic import atomic_write
+from pymfn import _atomic
+from pymfn._atomic import atomic_write, refuse_overlap
 
 PERCENTILE_METHOD = (
     "linear interpolation between closest ranks (numpy 'linear', h = (n-1)*q); std is the population std"
@@ -177,9 +178,11 @@ def result_to_json(result: Any, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_json(doc: dict[str, Any], path: str | os.PathLike) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    """Strict JSON (no NaN: an undefined figure is null, with its reason under "null_reasons"), written
+    atomically; never over the model or data the report describes."""
+    inputs = [(f"the {key} {doc[key]}", Path(doc[key])) for key in ("model", "data") if isinstance(doc.get(key), str)]
+    refuse_overlap([(str(path), Path(path))], inputs)
+    _atomic.write_json(path, doc)
 
 
 def format_table(doc: dict[str, Any]) -> str:
