@@ -4,7 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pymfn._quiet import telemetry_off
+
 __version__ = "0.1.0"
+
+telemetry_off()
 
 CORE_DIR_ENV = "PYMFN_CORE_DIR"  # developer builds kept outside the source tree (cmake -DPYMFN_OUTPUT_DIR=...)
 

@@ -17,6 +17,11 @@ therefore, unless debugging is on:
 
 With ``--debug`` / ``PYMFN_DEBUG=1`` nothing is hidden. ``native_stderr_hidden()`` does the same for
 one native call that is known to log parse noise of its own (OpenVINO reading a damaged .pb).
+
+``telemetry_off()`` (called when pymfn is imported) declines OpenVINO's usage telemetry, which OpenVINO's
+converter and NNCF otherwise send by default: its sender forks a process from whatever thread converts a
+model, which can deadlock a process whose other threads hold locks (numpy/OpenBLAS), and it talks to the
+network in the middle of a measurement. ``PYMFN_ALLOW_TELEMETRY=1`` leaves it as OpenVINO configures it.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import os
 import sys
 import tempfile
 from types import ModuleType
-from typing import Iterator
+from typing import Callable, Iterator
 
 _NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx")
 
@@ -81,6 +86,58 @@ class _SilentImport(importlib.abc.MetaPathFinder):
             return spec
         spec.loader = _CapturingLoader(spec.loader)
         return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs another loader's ``exec_module``, then ``patch(module)``."""
+
+    def __init__(self, inner: importlib.abc.Loader, patch: Callable[[ModuleType], None]) -> None:
+        self.inner, self.patch = inner, patch
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self.inner
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.inner
+        self.inner.exec_module(module)  # type: ignore[attr-defined]
+        self.patch(module)
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Meta-path finder that patches one module right after it is imported (once, then removes itself)."""
+
+    def __init__(self, name: str, patch: Callable[[ModuleType], None]) -> None:
+        self.name, self.patch = name, patch
+
+    def find_spec(self, name: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
+        if name != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, self.patch)
+        return spec
+
+
+_OPT_IN_CHECKER = "openvino_telemetry.utils.opt_in_checker"
+
+
+def _decline_telemetry(module: ModuleType) -> None:
+    declined = module.ConsentCheckResult.DECLINED
+    module.OptInChecker.check = lambda self, *args, **kwargs: declined
+
+
+def telemetry_off() -> None:
+    """Decline OpenVINO's usage telemetry in this process (see the module docstring); safe to call twice."""
+    if os.environ.get("PYMFN_ALLOW_TELEMETRY", "") not in ("", "0"):
+        return
+    if _OPT_IN_CHECKER in sys.modules:
+        _decline_telemetry(sys.modules[_OPT_IN_CHECKER])
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport(_OPT_IN_CHECKER, _decline_telemetry))
 
 
 def quiet_third_party_logs(debug: bool = False) -> None:

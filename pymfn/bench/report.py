@@ -1,7 +1,6 @@
 """Turning a RunResult into what people read: a trtexec-style table, JSON, and a latency plot."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
