@@ -41,7 +41,7 @@ def core() -> Any:
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     return default_model(quiet=True).path
 
@@ -103,7 +103,7 @@ def _peak_args(**kw: Any) -> argparse.Namespace:
 
 def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
     from pymfn.bench.scenarios import Setup, find_peak
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     images = np.random.default_rng(0).uniform(-1, 1, (32, 112, 112, 3)).astype(np.float32)
     dataset = core.ArrayDataset(images)
@@ -151,7 +151,7 @@ def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
 def emulator_om(core, model, tmp_path_factory) -> Path:
     if not hasattr(core, "AclEngine") or core.build_info()["acl"] != "emulated":
         pytest.skip("this build has no ACL emulator")
-    from pymfn import convert
+    from pymfn.export import convert
 
     om = tmp_path_factory.mktemp("emu") / "mfn_emu.om"
     assert convert.main([str(model), "--target", "om-emu", "--output", str(om), "--input-shape=1,112,112,3"]) == 0

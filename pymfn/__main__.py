@@ -5,22 +5,23 @@ import importlib
 import os
 import sys
 
-from pymfn._cli import DEBUG_ENV, debug_enabled, run_command
+from pymfn.errors import DEBUG_ENV, debug_enabled
+from pymfn.cli.common import run_command
 from pymfn._quiet import quiet_third_party_logs
 
 # command -> (module, one-line summary). Each module has main(argv: list[str] | None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("pymfn.data", "write training TFRecords from an image tree or InsightFace RecordIO"),
-    "train": ("pymfn.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
-    "freeze": ("pymfn.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
-    "import-weights": ("pymfn.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
-    "quantize": ("pymfn.quantize", "post-training INT8 (NNCF) of a frozen model into an OpenVINO IR, calibrated on images"),
-    "convert": ("pymfn.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
-    "image2bin": ("pymfn.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
-    "eval": ("pymfn.eval", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
-    "msame": ("pymfn.msame", "read msame output folders, parse msame logs, run msame"),
-    "pack": ("pymfn.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
-    "acl-config": ("pymfn.acl_config", "compiler/linker flags to build an AscendCL program against the ACL emulator"),
+    "data": ("pymfn.training.tfrecords", "write training TFRecords from an image tree or InsightFace RecordIO"),
+    "train": ("pymfn.training.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
+    "freeze": ("pymfn.export.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
+    "import-weights": ("pymfn.export.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
+    "quantize": ("pymfn.export.quantize", "post-training INT8 (NNCF) of a frozen model into an OpenVINO IR, calibrated on images"),
+    "convert": ("pymfn.export.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
+    "image2bin": ("pymfn.inputs.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
+    "eval": ("pymfn.metrics.lfw", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
+    "msame": ("pymfn.inputs.msame", "read msame output folders, parse msame logs, run msame"),
+    "pack": ("pymfn.inputs.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+    "acl-config": ("pymfn.runtime.acl_config", "compiler/linker flags to build an AscendCL program against the ACL emulator"),
 }
 
 

@@ -161,7 +161,7 @@ def native_stderr_hidden() -> Iterator[None]:
     logs each protobuf parse error straight to fd 2 before raising; the exception already says what is
     wrong. The captured text is dropped, or replayed to stderr when debugging is on (PYMFN_DEBUG).
     """
-    from pymfn._cli import debug_enabled
+    from pymfn.errors import debug_enabled
 
     if debug_enabled():
         yield

@@ -75,7 +75,7 @@ def tiny_model(batch: int):
 def write_om(path: Path, precision: str, dynamic: list[int] | None) -> Path:
     import openvino as ov
 
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     b = -1 if dynamic else 1
     xml = path.with_suffix(".xml")
@@ -417,11 +417,11 @@ int main(void) {
 def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
     """The reference fp16-output MobileFaceNet as a dynamic-batch emulator om, all 12,000 LFW images as one input
     file, and the ACL engine's embeddings of them at batch 8."""
-    from pymfn import convert
-    from pymfn import eval as lfw_eval
+    from pymfn.export import convert
+    from pymfn.metrics import lfw as lfw_eval
     from pymfn.bench.accuracy import embed_array
-    from pymfn.default_model import default_model
-    from pymfn.lfw import load_lfw
+    from pymfn.export.default_model import default_model
+    from pymfn.inputs.lfw_bin import load_lfw
 
     d = tmp_path_factory.mktemp("client_lfw")
     om = d / "mfn_dynamic.om"
@@ -444,7 +444,7 @@ def test_client_runs_mobilefacenet_over_lfw_like_the_engine(client, lfw_run, tmp
     model's pairing that tests/test_ascend_lfw.py does not run in full); both run modes are compared bit for bit on
     small inputs in every pytest run (test_client_outputs_equal_the_acl_engine_bit_for_bit), which keeps CI under
     its 30 minutes."""
-    from pymfn import eval as lfw_eval
+    from pymfn.metrics import lfw as lfw_eval
 
     p = run_client(client, lfw_run["om"], lfw_run["input"], tmp_path / "lfw", run_mode, "--batch", "8",
                    count=lfw_run["count"], timeout=1800)

@@ -358,7 +358,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     paths["tfjs_no_shard"] = str(tfjs)
 
     # om: a valid emulator header announcing more payload than follows
-    from pymfn import om
+    from pymfn.export import om
 
     header = om.OmHeader(length=4096, name="probe")
     header.userdefineinfo = om.EMULATOR_MARKER.ljust(32, b"\0")
@@ -408,7 +408,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     paths["trunc_pack"] = _write(t / "trunc.pack", good.read_bytes()[:1000])
 
     # RecordIO sets: empty, truncated, garbage, FIFO
-    from pymfn import recordio
+    from pymfn.training import recordio
 
     src = t / "rec_good"
     src.mkdir()
@@ -456,7 +456,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tfr_trunc(inputs, tmp_path_factory) -> str:
     """TFRecord shards of a small image tree, one shard cut in the middle of a record (slow probes only)."""
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     t = tmp_path_factory.mktemp("tfr")
     for c in range(2):
@@ -471,7 +471,7 @@ def tfr_trunc(inputs, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def tfr_corrupt(tmp_path_factory) -> str:
     """TFRecord shards with one byte of one record's data flipped: same size, a CRC mismatch."""
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     t = tmp_path_factory.mktemp("tfrc")
     for c in range(2):
@@ -488,7 +488,7 @@ def tfr_corrupt(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def ckpt_cut(tmp_path_factory) -> str:
     """A real checkpoint whose .data file is cut to 1000 bytes."""
-    from pymfn import freeze
+    from pymfn.export import freeze
 
     t = tmp_path_factory.mktemp("ckcut")
     good = freeze.make_random_checkpoint(t / "good", 128, seed=0)
@@ -501,7 +501,7 @@ def ckpt_cut(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def tiny_pb(tmp_path_factory) -> str:
     """A random-weight MobileFaceNet frozen .pb (slow probes that need a model that loads)."""
-    from pymfn import freeze
+    from pymfn.export import freeze
 
     out = tmp_path_factory.mktemp("pb") / "mfn.pb"
     freeze.freeze_random(out, embedding_size=128, seed=0)
@@ -687,7 +687,7 @@ def test_int8_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> N
     """10: `convert --int8` reused a cached INT8 IR whose .bin had a flipped bit (91% instead of 99%, exit 0):
     the record beside it held the hashes but nothing checked them. (NNCF is replaced by a writer of a fixed
     IR here: what is under test is the reuse decision; test_quantize.py covers the real quantization.)"""
-    from pymfn import quantize as q
+    from pymfn.export import quantize as q
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(q, "tool_versions", lambda: {"pymfn": "test"})
@@ -735,7 +735,9 @@ def test_int8_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> N
 def test_default_model_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> None:
     """10: the cached default model is reused only while it matches the size and sha256 recorded when it
     was built. (freeze_random is replaced by a writer of fixed bytes: the reuse decision is under test.)"""
-    from pymfn import config, default_model, freeze
+    from pymfn import config
+    from pymfn.export import default_model
+    from pymfn.export import freeze
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(config, "sirius_tflite_path", lambda: tmp_path / "absent.tflite")

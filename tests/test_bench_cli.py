@@ -17,7 +17,7 @@ from pymfn.bench.__main__ import main as bench_main
 
 @pytest.fixture(scope="module")
 def random_pb(tmp_path_factory) -> Path:
-    from pymfn import freeze
+    from pymfn.export import freeze
 
     out = tmp_path_factory.mktemp("model") / "mfn_random.pb"
     freeze.freeze_random(out, embedding_size=128, seed=0)
@@ -197,7 +197,7 @@ def test_every_report_carries_the_host_cpu_flags_and_warns_on_a_busy_machine(mon
     """This project's machines change CPU model between sessions: a figure without the CPU's ISA flags cannot be
     judged. A run started while other work held half the CPUs or more says so."""
     from pymfn.bench import report
-    from pymfn import precision
+    from pymfn.runtime import precision
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"fpu", "avx2", "avx512_bf16", "amx_int8", "sse4_2", "avx_vnni"})
     host = report.host_info()

@@ -1,4 +1,4 @@
-"""pymfn.convert: the atc command we build, its validation, atc discovery/execution, AIPP config, and the
+"""pymfn.export.convert: the atc command we build, its validation, atc discovery/execution, AIPP config, and the
 host-side targets (om-emu round trip through the emulator, OpenVINO IR, ONNX).
 
 The tests that "run atc" use a FAKE atc script put on PATH: they test our command building, log
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import convert, om
+from pymfn.export import convert
+from pymfn.export import om
 
 REFERENCE = ("atc --model=MobileFaceNet.pb --framework=3 --output=tf_MobileFaceNet --soc_version=Ascend310 "
              "--input_shape='Placeholder:1,112,112,3' --precision_mode=allow_fp32_to_fp16 "
@@ -360,8 +361,8 @@ def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).parent))
     import test_emulator as te
 
-    from pymfn.default_model import default_model
-    from pymfn.lfw import decode_images, read_lfw_bin
+    from pymfn.export.default_model import default_model
+    from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
 
     emu = te.find_emulator()
     if emu is None:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import data, recordio
-from pymfn.data import DataError
+from pymfn.training import tfrecords as data
+from pymfn.training import recordio
+from pymfn.training.tfrecords import DataError
 
 
 def _jpeg(seed: int, size: int = 112, fmt: str = "JPEG") -> bytes:

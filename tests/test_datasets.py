@@ -1,4 +1,4 @@
-"""Native datasets: folder of .bin files, packed file, numpy array (pymfn._core + pymfn.datasets)."""
+"""Native datasets: folder of .bin files, packed file, numpy array (pymfn._core + pymfn.inputs.datasets)."""
 from __future__ import annotations
 
 import gc
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import pack
-from pymfn.datasets import open_dataset
+from pymfn.inputs import pack
+from pymfn.inputs.datasets import open_dataset
 
 SHAPE = (2, 3, 4)
 SAMPLE_BYTES = 2 * 3 * 4 * 4  # float32

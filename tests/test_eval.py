@@ -1,4 +1,4 @@
-"""pymfn.eval against straightforward re-implementations of the reference protocol.
+"""pymfn.metrics.lfw against straightforward re-implementations of the reference protocol.
 
 `ref_roc` / `ref_val` below are written the way FaceNet's `calculate_roc` / `calculate_val` (and InsightFace's
 copies) work: scikit-learn KFold, one pass over the pairs per threshold, and for VAL the legacy SciPy
@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize as sk_normalize
 
-from pymfn import eval as ev
+from pymfn.metrics import lfw as ev
 
 
 # ----------------------------------------------------------------------------------- reference code
@@ -393,7 +393,7 @@ def test_msame_nan_names_the_file(tmp_path):
     rows = np.ones((6, 128), np.float16)
     rows[4, 7] = np.inf
     run = _msame_run(tmp_path / "om", rows)
-    # pymfn.msame may find it first (it checks too); either way the message starts with the file
+    # pymfn.inputs.msame may find it first (it checks too); either way the message starts with the file
     with pytest.raises(ValueError, match=rf"^{run}/4_output_0.bin: .*(NaN|inf)"):
         ev.read_msame_embeddings(tmp_path / "om", "float16", (128,), "--dtype")
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from pymfn import freeze, model as mfn
+from pymfn.export import freeze
+from pymfn.training import model as mfn
 
 EMB = 128
 

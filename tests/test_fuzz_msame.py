@@ -1,6 +1,6 @@
 """Property tests for the parsers of untrusted msame bytes: its logs and its output folders.
 
-The property: whatever the input, ``pymfn.msame`` either returns a result that is consistent with it or
+The property: whatever the input, ``pymfn.inputs.msame`` either returns a result that is consistent with it or
 raises ``MsameError`` (whose message names the file or says what was expected). Never another exception
 type, never a hang, never an allocation out of proportion to the input (an index or a size read from a
 file name must not decide how much memory is used).
@@ -30,7 +30,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pymfn import msame
+from pymfn.inputs import msame
 
 EXAMPLES = int(os.environ.get("PYMFN_FUZZ_EXAMPLES", "") or 150)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import image2bin as i2b
-from pymfn.lfw import ImageDecodeError, LfwFormatError
+from pymfn.inputs import image2bin as i2b
+from pymfn.inputs.lfw_bin import ImageDecodeError, LfwFormatError
 
 
 def jpeg(seed: int, size: int = 112) -> bytes:
@@ -181,7 +181,7 @@ def _read_packed(path):
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 def test_packed_output(tmp_path, lfw_small, dtype):
-    pytest.importorskip("pymfn.pack", reason="pymfn.pack (PackedWriter) not in the tree yet")
+    pytest.importorskip("pymfn.inputs.pack", reason="pymfn.inputs.pack (PackedWriter) not in the tree yet")
     src, bins, issame = lfw_small
     folder = i2b.image2bin(src, tmp_path / "folder", dtype=dtype)
     packed = i2b.image2bin(src, tmp_path / "lfw.pack", dtype=dtype, packed=True)
@@ -195,7 +195,7 @@ def test_packed_output(tmp_path, lfw_small, dtype):
 
 
 def test_real_lfw_subset(lfw_bin, tmp_path):
-    from pymfn.lfw import read_lfw_bin
+    from pymfn.inputs.lfw_bin import read_lfw_bin
 
     out = i2b.image2bin(lfw_bin, tmp_path / "lfw", limit=64)
     bins, issame = read_lfw_bin(lfw_bin)

@@ -1,4 +1,4 @@
-"""pymfn.msame: msame's output folders (both timestamp formats, BIN and TXT), its logs (folder and loop
+"""pymfn.inputs.msame: msame's output folders (both timestamp formats, BIN and TXT), its logs (folder and loop
 mode) and running it. The log texts below follow msame's printf/ostream formats exactly."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import msame
+from pymfn.inputs import msame
 
 FOLDER_LOG = """\
 [INFO] acl init success
@@ -313,7 +313,7 @@ _STANDIN = """#!{python}
 import os, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
-from pymfn.msame import write_msame_outputs
+from pymfn.inputs.msame import write_msame_outputs
 a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 assert ".om" in a["--model"]
 if a.get("--device", "0") != "0":
@@ -371,7 +371,7 @@ def test_cli_read_and_log(tmp_path, capsys):
         msame.main(["read", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npy")])
 
 
-@pytest.mark.parametrize("module", [["pymfn", "msame"], ["pymfn.msame"]])
+@pytest.mark.parametrize("module", [["pymfn", "msame"], ["pymfn.inputs.msame"]])
 def test_cli_errors_are_one_prefixed_line(tmp_path, module):
     """Both entry points print `pymfn msame: error: ...` (main() used to print a bare `error: ...` itself)."""
     import subprocess

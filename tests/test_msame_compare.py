@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import _msame_double
-from pymfn import msame
+from pymfn.inputs import msame
 from pymfn.bench.__main__ import main as bench_main
 
 H = W = 16
@@ -45,7 +45,7 @@ def om(emulator, tmp_path_factory) -> Path:
     """A tiny model with MobileFaceNet's interface (float32 NHWC in, float16 embedding out) as an emulator .om."""
     import tensorflow as tf
 
-    from pymfn import convert
+    from pymfn.export import convert
 
     d = tmp_path_factory.mktemp("msame_model")
     rng = np.random.default_rng(3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import pack
+from pymfn.inputs import pack
 
 
 def header_fields(path: Path) -> tuple:

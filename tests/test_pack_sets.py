@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import _atomic, pack
-from pymfn import image2bin as i2b
+from pymfn.files import atomic as _atomic
+from pymfn.inputs import pack
+from pymfn.inputs import image2bin as i2b
 from pymfn.__main__ import main as pymfn_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,13 +267,13 @@ CHILD = textwrap.dedent("""
             return real(a, b)
         os.replace = replace
     else:  # die half-way through writing the samples
-        from pymfn import pack
+        from pymfn.inputs import pack
         real_append = pack.PackedWriter.append
         def append(self, samples):
             real_append(self, samples)
             maybe_die()
         pack.PackedWriter.append = append
-        import pymfn.image2bin as i2b
+        import pymfn.inputs.image2bin as i2b
         i2b.CHUNK = 2
     from pymfn.__main__ import main
     sys.exit(main(sys.argv[3:]))

@@ -18,8 +18,8 @@ import pytest
 from test_openvino_engine import write_tiny_pb
 from test_quantize import write_jpegs
 
-from pymfn import precision as prec
-from pymfn import quantize as q
+from pymfn.runtime import precision as prec
+from pymfn.export import quantize as q
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_float_precisions_report_what_ran(core, tiny_pb, precision):
 
 
 def test_int8_needs_a_quantized_model(core, tiny_pb):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     with pytest.raises(core.InvalidArgument, match=r"precision 'int8' needs a quantized model .* has none"):
         open_engine(tiny_pb, precision="int8")
@@ -136,8 +136,8 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     """An INT8 emulator om: the report reads the emulator's compile record -- f32 arithmetic on int8-grid values
     (at least the device's int8 x int8 -> int32), the same on every host -- and says it differs from the
     device's."""
-    from pymfn import convert
-    from pymfn.engines import open_engine
+    from pymfn.export import convert
+    from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_int8_emu.om"
     assert convert.main([str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
@@ -163,8 +163,8 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
 
 
 def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
-    from pymfn import convert
-    from pymfn.engines import open_engine
+    from pymfn.export import convert
+    from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_fp16_emu.om"
     assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
@@ -180,7 +180,7 @@ def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
 
 
 def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch):
-    from pymfn import convert
+    from pymfn.export import convert
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "on_the_way.om"
@@ -215,7 +215,7 @@ SUBSET_PAIRS = 600  # the first 600 pairs of lfw.bin: 2 folds' worth of every ki
 
 def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
     from pymfn.bench.accuracy import embed_images
-    from pymfn.eval import evaluate
+    from pymfn.metrics.lfw import evaluate
 
     emb = embed_images(engine, images, np.dtype(np.float32), batch=8, inflight=2)
     return float(evaluate(emb, issame).accuracy)
@@ -223,7 +223,7 @@ def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def pretrained_pb(sirius_tflite) -> Path:
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     return default_model(quiet=True).path
 
@@ -235,7 +235,7 @@ def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_t
     within 0.5 pt (3 pairs) of f32 on the first 600 LFW pairs; bf16 and f16 too where the CPU runs them (f16's
     gate lives here only: a full-LFW f16 pass is the slowest of all on CPUs with avx512_fp16 and CI's time is
     bounded; the sweep reports its full-LFW figure)."""
-    from pymfn.lfw import decode_images, read_lfw_bin
+    from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
 
     bins, issame = read_lfw_bin(lfw_bin)
     images, issame = decode_images(bins[:2 * SUBSET_PAIRS]), issame[:SUBSET_PAIRS]
@@ -259,9 +259,9 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     bf16 where this host runs it stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om (f16: subset
     gate above).
     (The fp16 emulator om has its own full-LFW gate, 0.05 pt, in tests/test_ascend_lfw.py.)"""
-    from pymfn import convert
-    from pymfn.engines import open_engine
-    from pymfn.lfw import load_lfw
+    from pymfn.export import convert
+    from pymfn.runtime.engines import open_engine
+    from pymfn.inputs.lfw_bin import load_lfw
 
     images, issame = load_lfw(lfw_bin)
     int8_xml = q.cached_quantized(pretrained_pb, quiet=True)

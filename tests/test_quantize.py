@@ -18,8 +18,8 @@ import pytest
 
 from test_openvino_engine import write_tiny_pb
 
-from pymfn import precision
-from pymfn import quantize as q
+from pymfn.runtime import precision
+from pymfn.export import quantize as q
 
 
 def write_jpegs(folder: Path, count: int, size: int = 112, identities: int = 3, seed: int = 0) -> list[Path]:

@@ -16,7 +16,7 @@ import pytest
 from test_openvino_engine import write_tiny_pb
 from test_quantize import write_jpegs, write_lfw_style
 
-from pymfn import quantize as q
+from pymfn.export import quantize as q
 from pymfn.bench import sweep
 
 
@@ -38,7 +38,7 @@ def run_sweep(setup: dict[str, Path], *extra: str) -> subprocess.CompletedProces
 
 
 def test_one_run_lists_every_row_with_what_ran(setup, tmp_path):
-    from pymfn.precision import host_support
+    from pymfn.runtime.precision import host_support
 
     out = tmp_path / "sweep.json"
     proc = run_sweep(setup, "--int8-model", str(setup["int8"]), "--json", str(out), "--plot", str(tmp_path / "s.png"))

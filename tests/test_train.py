@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import data, train
-from pymfn.train import TrainConfig, TrainError
+from pymfn.training import tfrecords as data
+from pymfn.training import train
+from pymfn.training.train import TrainConfig, TrainError
 
 
 def _session_run(build):
@@ -35,7 +36,7 @@ def _arcface_numpy(cos, labels, s, m):
 
 
 def test_arcface_margin_formula():
-    from pymfn.losses import arcface_margin
+    from pymfn.training.losses import arcface_margin
 
     cos = np.array([[0.9, 0.1, -0.2], [-0.95, 0.3, 0.0], [0.5, -0.999, 1.0]], np.float32)
     labels = np.array([0, 0, 1])
@@ -54,7 +55,7 @@ def test_arcface_margin_formula():
 
 
 def test_arcface_head_normalises_and_matches_numpy():
-    from pymfn.losses import arcface
+    from pymfn.training.losses import arcface
 
     rng = np.random.RandomState(0)
     emb = rng.randn(6, 8).astype(np.float32) * 3
@@ -156,7 +157,7 @@ def test_ten_fold_accuracy_agrees_with_eval_module():
     emb[0::2], emb[1::2] = a, b
     mean, std = train.ten_fold_accuracy(emb, issame)
     assert 0.6 < mean < 1.0
-    ev = pytest.importorskip("pymfn.eval")
+    ev = pytest.importorskip("pymfn.metrics.lfw")
     res = ev.evaluate(emb, issame)
     assert mean == pytest.approx(res.accuracy, abs=1e-12) and std == pytest.approx(res.accuracy_std, abs=1e-12)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import freeze, model as mfn, weights
+from pymfn.export import freeze
+from pymfn.training import model as mfn
+from pymfn.export import weights
 
 N_IMAGES = 48  # 24 LFW pairs; the TFLite model takes exactly 2 images per call
 
@@ -189,7 +191,7 @@ def test_tflite_reader_matches_interpreter(tiny_tflite) -> None:
 
     import tensorflow as tf
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(tiny_tflite)
     with warnings.catch_warnings():
@@ -212,7 +214,7 @@ def test_sirius_reader_matches_interpreter(sirius_tflite) -> None:
 
     import tensorflow as tf
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(sirius_tflite)
     with warnings.catch_warnings():
@@ -248,7 +250,7 @@ def test_truncated_tflite_is_an_error_not_a_segfault(tmp_path, sirius_tflite) ->
 
 def _tflite_hot_ranges(path: Path) -> list[tuple[int, int]]:
     """The structural bytes of a TFLite file: everything outside the tensors' data."""
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(path)
     data = sorted((t.start, t.start + t.nbytes) for t in tensors.values())
@@ -265,7 +267,7 @@ def test_fuzz_tflite_reader(tiny_tflite, tmp_path) -> None:
     """Damaged copies of a TFLite file parse or raise TFLiteFormatError naming the file; nothing else."""
     from _fuzz import examples, mutations
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     clean = tiny_tflite.read_bytes()
     target = tmp_path / "mutant.tflite"
@@ -307,7 +309,7 @@ def test_fuzz_sirius_import(sirius_tflite, tmp_path) -> None:
 
 def test_nan_weights_are_rejected(sirius_tflite, tmp_path) -> None:
     """A float bit flip that makes a weight NaN must not import silently (every embedding would be NaN)."""
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(sirius_tflite)
     t = tensors["MobileFaceNet/Conv2d_0/weights/read"]

@@ -6,12 +6,13 @@ import math
 import re
 import sys
 
-from pymfn._cli import DEBUG_ENV, CommandError, debug_enabled, run_command
+from pymfn.errors import DEBUG_ENV, CommandError, debug_enabled
+from pymfn.cli.common import run_command
 from pymfn._quiet import quiet_third_party_logs
 from pymfn.bench.accuracy import add_accuracy_arguments, main_accuracy
 from pymfn.bench.msame_compare import add_msame_arguments, main_msame
 from pymfn.bench.perf import add_run_arguments, main_latency, main_throughput
-from pymfn.bench.regress import add_regress_arguments, main_regress
+from pymfn.bench.regress.compare import add_regress_arguments, main_regress
 from pymfn.bench.scenarios import add_multistream_arguments, add_server_arguments, main_multistream, main_server
 from pymfn.bench.sweep import add_sweep_arguments, main_sweep
 
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=main_msame)
     p = sub.add_parser("regress", help="slower than a baseline build? interleaved runs with confidence intervals",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description=__import__("pymfn.bench.regress", fromlist=["x"]).__doc__)
+                       description=__import__("pymfn.bench.regress.compare", fromlist=["x"]).__doc__)
     add_regress_arguments(p)
     p.set_defaults(func=main_regress)
     return parser

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 import pymfn
-from pymfn._cli import check_output_path, save_output
+from pymfn.files.outputs import check_output_path, save_output
 from pymfn.bench import report
 from pymfn.bench.perf import choose_batch, input_spec, resolve_model
-from pymfn.engines import ENGINE_BY_SUFFIX
+from pymfn.runtime.engines import ENGINE_BY_SUFFIX
 
 
 def _is_pickle(path: Path) -> bool:
@@ -84,12 +84,12 @@ def _prepare_images(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _load_issame(args: argparse.Namespace, data: Path, pairs: int | None = None) -> np.ndarray:
-    """--issame, else the labels image2bin wrote for --data; one rule for both (pymfn.issame)."""
+    """--issame, else the labels image2bin wrote for --data; one rule for both (pymfn.inputs.pairs)."""
     if args.issame:
-        from pymfn.issame import load_issame
+        from pymfn.inputs.pairs import load_issame
 
         return load_issame(args.issame, pairs)
-    from pymfn.image2bin import read_issame
+    from pymfn.inputs.image2bin import read_issame
 
     try:
         return read_issame(data, pairs)  # the sidecar image2bin writes (.issame.npy), checked against its pack
@@ -99,7 +99,7 @@ def _load_issame(args: argparse.Namespace, data: Path, pairs: int | None = None)
 
 def _embedding_sizes(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
     """The values per file an msame output folder must hold, and where that expectation comes from."""
-    from pymfn.eval import MOBILEFACENET_EMBEDDING_SIZES
+    from pymfn.metrics.lfw import MOBILEFACENET_EMBEDDING_SIZES
 
     if args.embedding_size:
         if any(e <= 0 for e in args.embedding_size):
@@ -107,7 +107,7 @@ def _embedding_sizes(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
         return tuple(args.embedding_size), "--embedding-size"
     if args.model is None:
         return MOBILEFACENET_EMBEDDING_SIZES, "MobileFaceNet"
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     model, _, _ = resolve_model(args.model, quiet=True)
     engine = open_engine(str(model), engine=args.engine, threads=1)
@@ -126,13 +126,13 @@ def embeddings_source(data: Path, model: Path, mirrored: bool = False) -> str:
 
 
 def _looks_like_msame_output(folder: Path) -> bool:
-    from pymfn import msame
+    from pymfn.inputs import msame
 
     return msame.is_msame_output(folder)
 
 
 def main_accuracy(args: argparse.Namespace) -> int:
-    from pymfn import eval as lfw_eval
+    from pymfn.metrics import lfw as lfw_eval
 
     core = pymfn.load_core()
     check_output_path(args.json, "--json")
@@ -161,7 +161,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
         if not pretrained:
             print("note: the default model has random weights (no pretrained weights under PYMFN_SHARED); "
                   "its accuracy is near chance — accuracy needs weights")
-        from pymfn.engines import open_engine
+        from pymfn.runtime.engines import open_engine
 
         kind = args.engine or ENGINE_BY_SUFFIX.get(model.suffix.lower())
         inflight = args.inflight if args.inflight is not None else (1 if kind == "tf" else 2)
@@ -169,14 +169,14 @@ def main_accuracy(args: argparse.Namespace) -> int:
                              inflight=inflight)
         info, shape, dtype = input_spec(engine)
         batch = _default_batch(engine, args.batch)
-        from pymfn.precision import precision_report, requested_for
+        from pymfn.runtime.precision import precision_report, requested_for
 
         meta.update({"model": str(model), "model_description": description, "engine": engine.kind, "batch": batch,
                      "inflight": inflight,
                      "engine_properties": {str(k): str(v) for k, v in dict(engine.properties()).items()},
                      "precision_report": precision_report(engine, requested_for(engine, args.precision), model)})
         if data.is_file() and _is_pickle(data):
-            from pymfn.lfw import load_lfw
+            from pymfn.inputs.lfw_bin import load_lfw
 
             t0 = time.perf_counter()
             images, issame = load_lfw(data, color="bgr" if args.bgr else "rgb")
@@ -198,7 +198,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
         elif data.is_dir() or data.is_file():
             if args.flip:
                 raise SystemExit("--flip needs decoded images; use --data lfw.bin (bins are already preprocessed)")
-            from pymfn.datasets import open_dataset
+            from pymfn.inputs.datasets import open_dataset
 
             ds = open_dataset(data, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape)
             count = getattr(ds, "sample_count", None)
@@ -242,7 +242,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
     print(f"  host          : {report.format_host(doc.get('host'))}")
     prog = "pymfn.bench accuracy"
     if "precision_report" in doc:
-        from pymfn.precision import report_line, warn_if_not_ok
+        from pymfn.runtime.precision import report_line, warn_if_not_ok
 
         print(report_line(doc["precision_report"]))
         warn_if_not_ok(doc["precision_report"], prog)

@@ -35,9 +35,11 @@ from typing import Any, Iterator
 import numpy as np
 
 import pymfn
-from pymfn import msame
-from pymfn._atomic import atomic_write
-from pymfn._cli import CommandError, check_output_path, one_line, run_command, save_output
+from pymfn.inputs import msame
+from pymfn.files.atomic import atomic_write
+from pymfn.errors import CommandError, one_line
+from pymfn.files.outputs import check_output_path, save_output
+from pymfn.cli.common import run_command
 from pymfn.bench import report
 
 PROG = "pymfn.bench msame"
@@ -268,7 +270,7 @@ class TimingPass:
 
 def open_comparison_engine(model: Path) -> Any:
     """The ACL engine on ``model`` prepared for batch 1: one file per execute, as msame runs it."""
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     engine = open_engine(str(model), engine="acl")
     offered = list(engine.supported_batches())
@@ -282,7 +284,7 @@ def open_comparison_engine(model: Path) -> Any:
 def open_inputs(engine: Any, inputs: InputFolder) -> Any:
     """pymfn's reader over the folder in msame's order; every file's size is checked against the model."""
     from pymfn.bench.perf import input_spec
-    from pymfn.datasets import open_dataset
+    from pymfn.inputs.datasets import open_dataset
 
     info, shape, dtype = input_spec(engine)
     return open_dataset(inputs.path, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
@@ -582,7 +584,7 @@ def _timing_json(tp: TimingPass) -> dict:
     if tp.properties.get("acl_runtime") == "emulator":
         doc["timing_note"] = ("ACL emulator: these are HOST timings of pymfn's harness + OpenVINO on this CPU, not "
                               "Ascend NPU timings")
-        from pymfn.precision import emulator_line
+        from pymfn.runtime.precision import emulator_line
 
         doc["emulator_precision"] = {"summary": emulator_line(tp.properties), **{
             k[len("emulator_"):]: v for k, v in tp.properties.items()
@@ -710,7 +712,7 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     print(f"host: {report.format_host(report.host_info())}")
     if tp is not None and tp.properties.get("acl_runtime") == "emulator":
         print("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
-        from pymfn.precision import emulator_line
+        from pymfn.runtime.precision import emulator_line
 
         if text := emulator_line(tp.properties):
             print(f"precision: {text}")

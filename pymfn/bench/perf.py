@@ -10,14 +10,15 @@ from typing import Any, Callable
 import numpy as np
 
 import pymfn
-from pymfn._cli import check_output_path, interrupted_exit, save_output
+from pymfn.files.outputs import check_output_path, save_output
+from pymfn.cli.common import interrupted_exit
 from pymfn.bench import report
 
 
 def resolve_model(model: str | None, quiet: bool = False) -> tuple[Path, str, bool]:
     """(path, description, pretrained) for --model, or the built-in default model when it is None."""
     if model is None:
-        from pymfn.default_model import default_model
+        from pymfn.export.default_model import default_model
 
         dm = default_model(quiet=quiet)
         return dm.path, dm.description, dm.pretrained
@@ -28,7 +29,7 @@ def resolve_model(model: str | None, quiet: bool = False) -> tuple[Path, str, bo
 
 
 def open_engine_from_args(args: argparse.Namespace, model: Path) -> Any:
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     return open_engine(
         str(model),
@@ -57,7 +58,7 @@ def parse_devices(text: str | None) -> list[int] | None:
 
 def engine_kind(args: argparse.Namespace, model: Path) -> str:
     """The engine ``open_engine`` will pick for --engine / the model's suffix."""
-    from pymfn.engines import ENGINE_BY_SUFFIX
+    from pymfn.runtime.engines import ENGINE_BY_SUFFIX
 
     return args.engine or ENGINE_BY_SUFFIX.get(model.suffix.lower(), "openvino")
 
@@ -73,7 +74,7 @@ def open_device_engines(args: argparse.Namespace, model: Path) -> tuple[list[Any
     if devices is None:
         engine = open_engine_from_args(args, model)
         return [engine], [_single_name(engine)]
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     kind = engine_kind(args, model)
     if kind == "acl":
@@ -162,7 +163,7 @@ def run_meta(args: argparse.Namespace, mode: str, engines: list[Any], names: lis
         "build_info": dict(core.build_info()),
         "host": report.host_info(),
     }
-    from pymfn.precision import precision_report, requested_for
+    from pymfn.runtime.precision import precision_report, requested_for
 
     meta["precision_report"] = precision_report(engines[0], requested_for(engines[0], args.precision), model)
     if "acl_runtime" in props:
@@ -193,7 +194,7 @@ def make_dataset(args: argparse.Namespace, engine: Any, count: int) -> tuple[Any
     core = pymfn.load_core()
     info, shape, dtype = input_spec(engine)
     if args.input:
-        from pymfn.datasets import open_dataset
+        from pymfn.inputs.datasets import open_dataset
 
         ds = open_dataset(args.input, sample_bytes=info.sample_bytes, dtype=str(dtype), sample_shape=shape,
                           order=getattr(args, "order", "natural"), folder_io=getattr(args, "folder_io", "mmap"))
@@ -247,7 +248,7 @@ def run(args: argparse.Namespace, mode: str) -> int:
     doc = report.result_to_json(result, meta)
     print(report.format_table(doc))
     prog = f"pymfn.bench {mode}"
-    from pymfn.precision import report_line, warn_if_not_ok
+    from pymfn.runtime.precision import report_line, warn_if_not_ok
 
     print(report_line(meta["precision_report"]))
     warn_if_not_ok(meta["precision_report"], prog)

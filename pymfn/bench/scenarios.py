@@ -24,8 +24,9 @@ from typing import Any, Callable
 import numpy as np
 
 import pymfn
-from pymfn._atomic import atomic_write
-from pymfn._cli import check_output_path, interrupted_exit, save_output
+from pymfn.files.atomic import atomic_write
+from pymfn.files.outputs import check_output_path, save_output
+from pymfn.cli.common import interrupted_exit
 from pymfn.bench import report
 from pymfn.bench.perf import (add_input_arguments, add_model_arguments, add_output_arguments, choose_batch, keep_partial,
                               make_dataset, make_settings, open_device_engines, partial_note, resolve_model, run_meta)

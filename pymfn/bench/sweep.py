@@ -6,7 +6,7 @@ and an INT8 emulator om, and the TensorFlow session as the f32 reference. Each r
 
 * LFW accuracy (InsightFace protocol, no flip) and its difference to OpenVINO f32 in points,
 * batch-1 latency (median, p99) and the best throughput over ``--batches`` (2 requests in flight),
-* the precision that really ran (from the compiled model, ``pymfn.precision``) and a verdict.
+* the precision that really ran (from the compiled model, ``pymfn.runtime.precision``) and a verdict.
 
 Rows this CPU cannot run (OpenVINO lacks the capability, so it would silently run another precision) are
 listed with the reason and not measured. Timed phases are interleaved: every row runs once per round, rounds
@@ -27,7 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 import pymfn
-from pymfn._cli import CommandError, check_output_path, one_line, save_output
+from pymfn.errors import CommandError, one_line
+from pymfn.files.outputs import check_output_path, save_output
 from pymfn.bench import report
 
 # --rows key -> (row name, engine, requested precision)
@@ -141,7 +142,7 @@ def int8_model(args: argparse.Namespace, pb: Path, quiet: bool) -> Path:
         if not path.is_file():
             raise CommandError(f"--int8-model {path}: no such file (a quantized IR from python -m pymfn quantize)")
         return path
-    from pymfn.quantize import cached_quantized
+    from pymfn.export.quantize import cached_quantized
 
     return cached_quantized(pb, quiet=quiet)
 
@@ -174,7 +175,7 @@ def assign_models(rows: list[Row], pb: Path, args: argparse.Namespace, workdir: 
 
 def emulator_om(source: Path, out: Path, batches: list[int]) -> Path:
     """An emulator om of ``source`` (frozen pb -> fp16; quantized IR -> int8) offering the sweep's batches."""
-    from pymfn.convert import convert_om_emu
+    from pymfn.export.convert import convert_om_emu
 
     gears = batches if len(batches) >= 2 else sorted({1, *batches, 2})
     convert_om_emu(source, out, input_name="Placeholder", input_shape=[-1, 112, 112, 3], dynamic_batch=gears,
@@ -184,8 +185,8 @@ def emulator_om(source: Path, out: Path, batches: list[int]) -> Path:
 
 def open_engines(row: Row) -> None:
     """A latency engine (1 request) and a throughput engine (requests in flight) for the row."""
-    from pymfn.engines import TFEngine, open_engine
-    from pymfn.precision import precision_report
+    from pymfn.runtime.engines import TFEngine, open_engine
+    from pymfn.runtime.precision import precision_report
 
     if row.engine == "tf":
         row.lat_engine = row.tp_engine = TFEngine(row.model)
@@ -214,7 +215,7 @@ def for_each_active(rows: list[Row], fn: Callable[[Row], None], reverse: bool = 
 
 def lfw_subset(data: Path, pairs: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Decoded RGB images of the first ``pairs`` pairs of an lfw.bin (all when None) and their labels."""
-    from pymfn.lfw import decode_images, read_lfw_bin
+    from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
 
     bins, issame = read_lfw_bin(data)
     if pairs is not None:
@@ -226,7 +227,7 @@ def lfw_subset(data: Path, pairs: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 def measure_accuracy(row: Row, images: np.ndarray, issame: np.ndarray, args: argparse.Namespace) -> None:
     from pymfn.bench.accuracy import embed_images
-    from pymfn.eval import evaluate
+    from pymfn.metrics.lfw import evaluate
 
     offered = list(row.tp_engine.supported_batches())
     batch = 4 if not offered or 4 in offered else offered[0]
@@ -315,7 +316,7 @@ def fmt(value: float | None, spec: str, missing: str = "-") -> str:
 
 
 def format_table(doc: dict[str, Any]) -> str:
-    from pymfn.precision import emulator_line, ran_text
+    from pymfn.runtime.precision import emulator_line, ran_text
 
     head = (f"{'row':24s} {'ran':16s} {'LFW %':>7s} {'Δ f32 pt':>9s} {'b1 med ms':>9s} {'b1 p99 ms':>9s} "
             f"{'best img/s':>10s} {'batch':>5s}  precision check")
@@ -358,7 +359,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pymfn._atomic import atomic_write
+    from pymfn.files.atomic import atomic_write
 
     rows = [r for r in doc["rows"] if r["status"] == "ok" and r["throughput"] and r["accuracy"] is not None]
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -387,7 +388,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 # ---------------------------------------------------------------- command
 
 def main_sweep(args: argparse.Namespace) -> int:
-    from pymfn.precision import host_support
+    from pymfn.runtime.precision import host_support
 
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")

@@ -1,0 +1,1 @@
+"""Command lines: `pymfn <command>` and `pymfn bench <command>`."""
