@@ -53,3 +53,16 @@ def one_line(exc: BaseException | str) -> str:
         return type(exc).__name__ if isinstance(exc, BaseException) else ""
     joined = lines[0] if len(lines) == 1 else " | ".join(lines[:4]) + (" | ..." if len(lines) > 4 else "")
     return joined
+
+
+_program = "pymfn"
+
+
+def program_name() -> str:
+    """How messages name the running command (``pymfn image2bin``, ``pymfn bench latency``); set by the CLI."""
+    return _program
+
+
+def set_program_name(name: str) -> None:
+    global _program
+    _program = name

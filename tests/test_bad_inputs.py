@@ -36,7 +36,7 @@ import pytest
 CHEAP_TIMEOUT = 90.0  # seconds; a cheap probe takes 0.5-2 s, more on a loaded 2-core machine
 SLOW_TIMEOUT = 400.0
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-ONE_LINE_ERROR = re.compile(r"^pymfn(\.bench)? [\w-]+: (error|internal error)")
+ONE_LINE_ERROR = re.compile(r"^pymfn( bench)? [\w-]+: (error|internal error)")
 
 B = "datasets/engines (helper B)"
 C = "helper C"

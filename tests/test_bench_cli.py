@@ -82,7 +82,7 @@ def test_bad_inputs_are_named(random_pb, tmp_path, capsys):
         assert bench_main(argv) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, err
-        assert err.startswith(f"pymfn.bench {argv[0]}: error: ")
+        assert err.startswith(f"pymfn bench {argv[0]}: error: ")
         for needle in needles:
             assert needle in err
 
@@ -243,7 +243,7 @@ def test_settings_that_cannot_finish_are_refused_naming_the_option(tiny_pb, argv
 
 
 def test_runner_messages_are_reworded_with_option_names():
-    from pymfn.bench.__main__ import option_names
+    from pymfn.cli.bench._options import option_names
 
     msg = "RunSettings.inflight = 4 but the openvino engine offers at most 2 requests in flight"
     assert option_names(msg, "latency").startswith("--inflight = 4 but")

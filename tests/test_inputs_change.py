@@ -252,7 +252,7 @@ def test_bench_cli_input_changed_during_the_run(tmp_path, change):
             proc.communicate()
     assert proc.returncode == 1, (proc.returncode, err[-3000:])
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith("pymfn.bench latency: error: ") and str(big) in err and "changed during the run" in err, err
+    assert err.startswith("pymfn bench latency: error: ") and str(big) in err and "changed during the run" in err, err
 
 
 # ------------------------------------------------------------------ input arrays a Python engine keeps

@@ -158,7 +158,7 @@ def test_failed_msame_run_is_reported_as_failed_not_averaged(om, msame_exe, inpu
                   msame_exe, tmp)
     assert proc.returncode == 1
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pymfn.bench msame: error: msame run failed:"), proc.stderr
+    assert len(err) == 1 and err[0].startswith("pymfn bench msame: error: msame run failed:"), proc.stderr
     doc = json.loads(out.read_text())  # written before the failure is raised: nothing measured is lost
     m = doc["msame"]
     assert m["status"] == "failed"
@@ -209,7 +209,7 @@ def test_a_leak_or_an_error_outside_the_timed_run_fails_the_comparison(om, msame
                    "--json", out], msame_exe, tmp, fault=fault)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pymfn.bench msame: error: msame run failed: "), proc.stderr
+    assert len(err) == 1 and err[0].startswith("pymfn bench msame: error: msame run failed: "), proc.stderr
     assert reason in err[0] and "msame run FAILED" in proc.stdout
     doc = json.loads(out.read_text())
     m = doc["msame"]

@@ -405,7 +405,7 @@ def test_changed_bins_folder_is_refused_before_its_labels_are_used(tmp_path, cap
     argv = ["accuracy", "--data", str(s), "--model", str(model), "--batch", "2", "--quiet"]
     assert bench_main(argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("pymfn.bench accuracy: error: ") and str(s) in err, err
+    assert err.count("\n") == 1 and err.startswith("pymfn bench accuracy: error: ") and str(s) in err, err
     assert "missing 19.bin" in err and "00.bin" in err
     # An explicit --issame is the user's word: the folder is scored with it.
     np.save(tmp_path / "labels.npy", np.array(labels))

@@ -277,7 +277,7 @@ def test_saved_run_on_one_side_only_is_an_error(tmp_path, capsys):
 def test_bad_arguments_are_one_line_errors(capsys, argv, msg):
     rc, out, err = _run(["regress", *argv], capsys)
     assert rc == 1, (out, err)
-    assert err.startswith("pymfn.bench regress: error: ") and err.count("\n") == 1 and msg in err, err
+    assert err.startswith("pymfn bench regress: error: ") and err.count("\n") == 1 and msg in err, err
 
 
 def test_folder_without_a_built_pymfn_is_rejected(tmp_path, capsys):

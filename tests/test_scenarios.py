@@ -600,4 +600,4 @@ def test_scenario_options_are_one_line_errors(tiny_pb, argv, needle, capsys):
     rc = bench_main([*argv, "--model", str(tiny_pb), "--min-duration", "0.1"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(lines) == 1, lines
-    assert lines[0].startswith("pymfn.bench ") and needle in lines[0], lines[0]
+    assert lines[0].startswith("pymfn bench ") and needle in lines[0], lines[0]

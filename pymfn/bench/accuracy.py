@@ -240,7 +240,7 @@ def main_accuracy(args: argparse.Namespace) -> int:
         print(f"  embedding     : {n_embedded} images in {embed_s:.1f} s ({doc['images_per_s']:.0f} images/s)")
     print(f"  whole run     : {doc['total_s']:.1f} s")
     print(f"  host          : {report.format_host(doc.get('host'))}")
-    prog = "pymfn.bench accuracy"
+    prog = "pymfn bench accuracy"
     if "precision_report" in doc:
         from pymfn.runtime.precision import report_line, warn_if_not_ok
 

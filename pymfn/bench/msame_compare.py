@@ -42,7 +42,7 @@ from pymfn.files.outputs import check_output_path, save_output
 from pymfn.cli.common import run_command
 from pymfn.bench import report
 
-PROG = "pymfn.bench msame"
+PROG = "pymfn bench msame"
 
 SCOPES = {
     "msame_per_execute": "gettimeofday around one synchronous aclmdlExecute per file (its 'model execute "

@@ -247,7 +247,7 @@ def run(args: argparse.Namespace, mode: str) -> int:
     meta = run_meta(args, mode, engines, names, model, description, pretrained, batch, input_desc)
     doc = report.result_to_json(result, meta)
     print(report.format_table(doc))
-    prog = f"pymfn.bench {mode}"
+    prog = f"pymfn bench {mode}"
     from pymfn.runtime.precision import report_line, warn_if_not_ok
 
     print(report_line(meta["precision_report"]))

@@ -571,7 +571,7 @@ def main_server(args: argparse.Namespace) -> int:
     meta = run_meta(args, "server", setup.engines, setup.names, setup.model, setup.description, setup.pretrained,
                     setup.batch, setup.input_desc)
     meta["scope"] = "scheduled arrival to completion"
-    prog = "pymfn.bench server"
+    prog = "pymfn bench server"
     if args.find_peak:
         return _main_find_peak(args, setup, meta, prog)
     st = scenario_settings(setup, args, target_qps=args.qps, latency_bound_ms=args.p99_ms,
@@ -685,7 +685,7 @@ def main_multistream(args: argparse.Namespace) -> int:
         print(scenario_plan(st, f"a query of {args.samples_per_query} samples every {args.interval_ms:g} ms"), flush=True)
     reader = setup.dataset.reader(setup.batch, args.prefetch)
     result, interrupted = keep_partial(lambda: setup.core.run_multistream(setup.engines, reader, st, names=setup.names))
-    return _report_scenario(args, result, meta, st, "pymfn.bench multistream", interrupted)
+    return _report_scenario(args, result, meta, st, "pymfn bench multistream", interrupted)
 
 
 # ------------------------------------------------------------------------------------------------ options

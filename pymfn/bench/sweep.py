@@ -422,7 +422,7 @@ def main_sweep(args: argparse.Namespace) -> int:
            "host_support": support, "load_average": {"start": load_start, "end": load_average()},
            "host": report.host_info(), "build_info": dict(pymfn.load_core().build_info())}
     print(format_table(doc))
-    prog = "pymfn.bench sweep"
+    prog = "pymfn bench sweep"
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
         print(f"JSON written to {where}")
     if args.plot and (where := save_output(args.plot, lambda p: plot(doc, p), "--plot", prog)):

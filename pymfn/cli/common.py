@@ -1,16 +1,13 @@
-"""How every pymfn command fails and saves: one line on stderr, output paths checked before the work.
+"""How every pymfn command fails: one line on stderr, an exit status, tracebacks only on request.
 
-A measurement can take minutes; losing it because ``--json`` named a read-only folder, or burying the one
-useful sentence of an error under a 20-line traceback, makes the tool untrustworthy. So:
-
-* ``run_command`` runs a command's body and turns any exception into ``<prog>: error: <message>`` and a
-  non-zero exit. The traceback is printed only with ``--debug`` or ``PYMFN_DEBUG=1``.
-* ``check_output_path`` is called for every output path *before* measuring.
-* ``save_output`` writes a result; if that still fails (disk full, permissions changed meanwhile), it
-  writes the same bytes to a fallback file and says where, so nothing measured is lost.
+``run_command`` runs a command's body and turns any exception into ``<prog>: error: <message>`` and a non-zero
+exit (1 for input/environment problems, 3 for a bug, 130 for Ctrl-C, 128+N for SIGTERM/SIGHUP). The traceback
+is printed only with ``--debug`` or ``PYMFN_DEBUG=1``. Output paths are checked before the work and results are
+saved so that nothing measured is lost: see ``pymfn.files.outputs``.
 """
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -22,6 +19,7 @@ from pymfn.errors import (
     CommandError,
     debug_enabled,
     one_line,
+    set_program_name,
 )
 
 # Exit codes: 1 = the command failed on its input or environment; 2 = argparse usage error (argparse's own);
@@ -84,6 +82,7 @@ def interrupted_exit(prog: str, saved: str) -> int:
 
 def run_command(prog: str, body: Callable[[], int | None], debug: bool = False) -> int:
     """Run ``body`` and map failures to one stderr line and an exit code (tracebacks only on request)."""
+    set_program_name(prog)
     previous = _install_stop_handlers()
     try:
         return _run_body(prog, body, debug)
@@ -113,3 +112,13 @@ def _run_body(prog: str, body: Callable[[], int | None], debug: bool) -> int:
         hint = "" if debug_enabled(debug) else f"; rerun with --debug or {DEBUG_ENV}=1 for the traceback"
         print(f"{prog}: internal error ({type(exc).__name__}): {one_line(exc)}{hint}", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where the help text does not already explain the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)

@@ -387,7 +387,7 @@ def convert_onnx(pb: Path, out: Path, *, opset: int = 13, input_shape: list[int]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn convert",
+        prog="pymfn convert",
         description="Convert a frozen MobileFaceNet .pb (input 'Placeholder' NHWC float32) to an Ascend .om "
                     "(runs atc), an emulator .om (executed by pymfn's libascendcl.so emulator on any x86 host), "
                     "ONNX or OpenVINO IR. With no options --target om builds exactly the reference command "

@@ -41,7 +41,7 @@ def _cache_key(*inputs: Path) -> str:
     """
     here = Path(__file__).resolve().parent
     h = hashlib.sha256(__version__.encode())
-    for f in (*inputs, here / "model.py", here / "weights.py", here / "freeze.py"):
+    for f in (*inputs, here.parent / "training" / "model.py", here / "weights.py", here / "freeze.py"):
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

@@ -266,7 +266,7 @@ def run_frozen(pb_path: str | Path, images: np.ndarray, batch_size: int = 64) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pymfn freeze",
+        prog="pymfn freeze",
         description="Freeze a MobileFaceNet checkpoint into an inference GraphDef: input float32 "
                     "[?,112,112,3] normalised with (x-127.5)/128 (dynamic batch), BN in inference mode, "
                     "output the L2-normalised embedding. The defaults match the reference ATC call "

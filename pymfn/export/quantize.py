@@ -424,7 +424,7 @@ def cached_quantized(model_path: str | os.PathLike, calibration: CalibrationSet 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn quantize",
+        prog="pymfn quantize",
         description="Post-training INT8 quantization (NNCF) of a frozen MobileFaceNet into an OpenVINO IR, "
                     "calibrated on images only (no labels). Writes OUT.xml, OUT.bin and OUT.quantization.json "
                     "(calibration set, preset, ignored scopes, tool versions).",

@@ -411,7 +411,7 @@ def import_weights(source: str | Path, out_dir: str | Path, embedding_size: int 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pymfn import-weights",
+        prog="pymfn import-weights",
         description="Import the pretrained sirius-ai MobileFaceNet (TFLite or TF.js export) into a TF "
                     "checkpoint of pymfn's graph. BatchNorm folded in the source becomes an identity BN "
                     "with the bias as beta; the two extra linear 1x1 convs of the sirius network are "

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
+from pymfn.errors import program_name
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Linux
@@ -204,17 +206,8 @@ def _fsync_path(path: Path) -> None:
 
 
 def _default_prog() -> str:
-    """The running command as a user would name it: ``pymfn image2bin``, ``pymfn.bench latency``, ..."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    name = spec.name if spec is not None and spec.name else os.path.basename(sys.argv[0] or "pymfn")
-    if name.endswith(".__main__"):
-        name = name[: -len(".__main__")]
-    if name in ("pymfn", "pymfn.bench") and len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        return f"{name} {sys.argv[1]}"
-    if name.startswith("pymfn.") and name.count(".") == 1 and name != "pymfn.bench":
-        return "pymfn " + name.split(".", 1)[1]  # `python -m pymfn.metrics.lfw` reports as `pymfn eval`
-    return name
+    """The running command as a user would name it: ``pymfn image2bin``, ``pymfn bench latency``, ..."""
+    return program_name()
 
 
 # ---------------------------------------------------------------- stale temps

@@ -326,7 +326,7 @@ def _sidecars(issame: np.ndarray | None, names: list[str] | None) -> dict[str, b
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn image2bin",
+        prog="pymfn image2bin",
         description="Convert lfw.bin or a folder of 112x112 face images into model inputs, one {i}.bin per image "
                     "(the msame folder layout of the reference Ascend pipeline) or one packed file. Default: "
                     "BGR like OpenCV, float32 NHWC, (x - 127.5) * 0.0078125, 150,528 bytes per image.",

@@ -868,7 +868,7 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
 
 def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m pymfn msame",
+        prog="pymfn msame",
         description="msame compatibility: turn an msame output folder into a .npy array in input order, "
                     "summarise msame logs, or run msame itself.")
     sub = ap.add_subparsers(dest="cmd", required=True)

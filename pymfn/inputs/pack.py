@@ -718,7 +718,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn pack",
+        prog="pymfn pack",
         description="Pack a folder of per-sample .bin files (msame / image2bin layout) or of images into one\n"
                     "packed file that the native loader maps into memory: batches are then pointers into the\n"
                     "file, with no per-sample reads or host copies. The output is written atomically (a failed\n"

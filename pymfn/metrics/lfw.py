@@ -565,7 +565,7 @@ def read_msame_embeddings(folder: str | os.PathLike, dtype: str, sizes: Sequence
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn.metrics.lfw",
+        prog="pymfn eval",
         description="LFW verification accuracy from embeddings, with InsightFace's 10-fold protocol "
                     "(squared L2, strict '<', contiguous folds, VAL@FAR=1e-3). Embeddings must be in lfw.bin "
                     "pair order (rows 2k and 2k+1 form pair k). AUC and EER are computed over all pairs.",

@@ -86,7 +86,7 @@ def flag_text(name: str, inc: Path, lib: Path) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn acl-config",
+        prog="pymfn acl-config",
         description="Print the compiler / linker flags that build an AscendCL program against pymfn's ACL emulator "
                     "(headers laid out like CANN's acl/acl.h; libascendcl.so; an rpath so it runs with no "
                     "environment set by hand).",

@@ -488,7 +488,7 @@ def train_dataset(source: TrainSource, batch_size: int, *, seed: int = 0, flip: 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pymfn data",
+        prog="pymfn data",
         description="Prepare MobileFaceNet training data.",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION")

@@ -692,7 +692,7 @@ def _float_list(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pymfn train",
+        prog="pymfn train",
         description=textwrap.fill("Train MobileFaceNet with the ArcFace loss on TFRecords written by `python -m pymfn data "
                      "tfrecord` (or an identity-per-folder image tree directly). Defaults are the reference "
                      "recipe: batch 64, Adam, lr 0.01, weight decay 1e-5, 10 epochs, ArcFace s=64 m=0.5, "

@@ -58,7 +58,7 @@ DEFAULT_CHUNKS = 16
 LOADER_FILES = 512
 SAMPLE_BYTES = 112 * 112 * 3 * 4
 WORKER = Path(__file__).with_name("regress_worker.py")
-PROG = "pymfn.bench regress"
+PROG = "pymfn bench regress"
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -431,7 +431,7 @@ def _footer(doc: dict[str, Any]) -> list[str]:
 
 def format_builds_table(doc: dict[str, Any]) -> str:
     b, c = doc["builds"]["baseline"], doc["builds"]["candidate"]
-    out = [f"pymfn.bench regress: {doc['rounds']} rounds (a fresh process per build and round), each measuring "
+    out = [f"pymfn bench regress: {doc['rounds']} rounds (a fresh process per build and round), each measuring "
            f"{doc['seconds']:g} s per benchmark and build in {doc['chunks']} chunks alternated A B | B A",
            f"  baseline : {b['description']}", f"  candidate: {c['description']}",
            f"  host     : {format_host(doc.get('host'))}"]
@@ -451,7 +451,7 @@ def format_builds_table(doc: dict[str, Any]) -> str:
 
 
 def format_saved_table(doc: dict[str, Any]) -> str:
-    out = [f"pymfn.bench regress (saved runs): {len(doc['baseline_runs'])} baseline vs {len(doc['candidate_runs'])} "
+    out = [f"pymfn bench regress (saved runs): {len(doc['baseline_runs'])} baseline vs {len(doc['candidate_runs'])} "
            "candidate run(s), peer-normalised ratios from extra_info", ""]
     rows = [[name, r["ratio_source"], f"{r['n_baseline']}/{r['n_candidate']}", f"{r['ratio']:.3f}", _ci(r),
              _verdict_cell(r), r["reason"]] for name, r in doc["results"].items()]
