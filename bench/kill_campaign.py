@@ -576,7 +576,8 @@ def campaign(writer: Writer, work: Path, kills: int, rng: random.Random, log: Ca
             _, err = proc.communicate()
             failures.append(f"run {run} ({variant}) hung")
         rc = proc.returncode
-        was_killed = rc is not None and rc < 0
+        # a SIGTERM is handled: the writer cleans up and exits 128 + 15
+        was_killed = rc is not None and (rc < 0 or (sig is not None and rc == 128 + int(sig)))
         killed += was_killed
         missed = 0 if (was_killed or final) else missed + 1
         tag = f"run {run} ({variant}, {Signals(sig) if was_killed else 'exit ' + str(rc)} after {delay:.2f} s)"

@@ -671,7 +671,7 @@ METRICS_PROBES: list[Probe] = [
       "--threads 100000: the tf engine takes 0"),
     # 13: --output that OpenVINO cannot write is refused before the work, by option name
     M("convert-openvino-output-not-xml", "pymfn convert {garbage_pb} --target openvino --output {fresh}.model",
-      "--output {fresh}.model: an OpenVINO IR is written as NAME.xml"),
+      "--output {fresh}.model: expected an OpenVINO IR name ending in .xml"),
     # 13: a path with a newline gives one line, the newline escaped
     Probe("eval-path-with-newline", ("pymfn", "eval", "{tmp}/a\nb.npy", "--issame", "{issame}"), "{tmp}/a\\nb.npy"),
     Probe("latency-path-with-newline", ("pymfn.bench", "latency", "--model", "{tmp}/x\ny.pb"), "{tmp}/x\\ny.pb"),

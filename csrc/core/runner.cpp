@@ -410,7 +410,7 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
   stages.reserve(reserve);
 
   bool measuring = false;
-  Clock::time_point meas_begin{}, first_start{}, last_end{};
+  Clock::time_point first_start{}, last_end{};
   bool have_first = false;
   size_t warm_done = 0;
 
@@ -440,9 +440,9 @@ RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& 
       stop_why = limits.forced(now);
       if (stop_why || !limits.warm(warm_done, now)) return stop_why.has_value();
       measuring = true;
-      meas_begin = now;
     }
-    stop_why = limits.measured(lat.size(), ms_between(meas_begin, now), now);
+    // the reported wall time (first measured start to last end) is what min_duration_ms bounds
+    stop_why = limits.measured(lat.size(), have_first ? ms_between(first_start, last_end) : 0.0, now);
     return stop_why.has_value();
   };
 

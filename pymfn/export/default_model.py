@@ -50,7 +50,7 @@ def record_path(pb: Path) -> Path:
     return pb.with_name(pb.name + RECORD_SUFFIX)
 
 
-def reusable(pb: Path) -> bool:
+def reusable(pb: Path, warn: bool = True) -> bool:
     """True when the cached ``pb`` exists and still matches the size and sha256 recorded when it was built.
 
     An entry without a record (made by an older pymfn, or interrupted between model and record) is
@@ -64,7 +64,8 @@ def reusable(pb: Path) -> bool:
     why = _hashes.file_mismatch(pb, recorded)
     if why is None:
         return True
-    print(f"pymfn: warning: the cached default model {pb} {why}; rebuilding it", file=sys.stderr)
+    if warn:
+        print(f"pymfn: warning: the cached default model {pb} {why}; rebuilding it", file=sys.stderr)
     return False
 
 
@@ -82,7 +83,7 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
     if tflite.exists():
         pb = models / f"mobilefacenet-sirius-{_cache_key(tflite)}{suffix}.pb"
         desc = f"MobileFaceNet, pretrained sirius-ai weights imported from {tflite}"
-        if not reusable(pb):
+        if not reusable(pb, warn=False):
             # under the lock: a second process building the same model waits, then finds it built
             with hold([pb], wait=CACHE_WAIT_S):
                 if not reusable(pb):
@@ -99,7 +100,7 @@ def default_model(fp16_output: bool = False, quiet: bool = False) -> DefaultMode
 
     pb = models / f"mobilefacenet-random-seed0-{_cache_key()}{suffix}.pb"
     desc = "MobileFaceNet, random weights (seed 0): fine for latency, accuracy needs the pretrained weights"
-    if not reusable(pb):
+    if not reusable(pb, warn=False):
         with hold([pb], wait=CACHE_WAIT_S):
             if not reusable(pb):
                 if not quiet:

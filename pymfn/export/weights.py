@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pymfn.files.atomic import atomic_dir, hold, refuse_overlap
+from pymfn.files.atomic import OutputError, atomic_dir, hold, refuse_overlap
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_dir
 from pymfn.cli.common import run_command
@@ -366,7 +366,7 @@ def write_checkpoint(values: dict[str, np.ndarray], out_dir: str | Path, embeddi
             (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_PREFIX}"\n'
                                             f'all_model_checkpoint_paths: "{CHECKPOINT_PREFIX}"\n')
             mfn.write_model_info(tmp, embedding_size, **info)
-    except CheckpointWriteError:
+    except (CheckpointWriteError, OutputError):  # complete messages already
         raise
     except OSError as exc:  # the small files after the bundle, or the rename into place
         raise CheckpointWriteError(out_dir, exc.strerror or str(exc), exc.errno) from None
