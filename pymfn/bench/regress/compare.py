@@ -57,7 +57,7 @@ DEFAULT_SECONDS = 1.0
 DEFAULT_CHUNKS = 16
 LOADER_FILES = 512
 SAMPLE_BYTES = 112 * 112 * 3 * 4
-WORKER = Path(__file__).with_name("regress_worker.py")
+WORKER = Path(__file__).with_name("worker.py")
 PROG = "pymfn bench regress"
 
 
@@ -293,7 +293,7 @@ def _worker_env(build: Build, extra: dict[str, str]) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One build's measuring process (pymfn/bench/regress_worker.py), spoken to one JSON line at a time."""
+    """One build's measuring process (pymfn/bench/regress/worker.py), spoken to one JSON line at a time."""
 
     STARTUP_S = 180.0
 

@@ -1,10 +1,11 @@
 """The measuring process of `pymfn.bench regress`: one per build and round, driven over stdin/stdout.
 
-`regress` starts this file as ``python -P regress_worker.py '<json spec>'`` with PYTHONPATH and
+`regress` starts this file as ``python -P worker.py '<json spec>'`` with PYTHONPATH and
 PYMFN_CORE_DIR pointing at the build under test, so ``import pymfn`` below is *that* build's package
 (an older commit's, or the working tree's). That is why this file imports nothing from ``pymfn.bench``
 (an older build may not have this module) and uses only the long-standing public API: ``load_core``,
-``engines.open_engine``, ``RunSettings``, ``run_benchmark``, ``ArrayDataset``, ``FolderDataset``.
+``open_engine`` (``pymfn.runtime.engines``, ``pymfn.engines`` in builds before the layered package),
+``RunSettings``, ``run_benchmark``, ``ArrayDataset``, ``FolderDataset``.
 
 Protocol (one JSON object per line on stdout):
   start-up        -> {"ready": true, "pymfn_file": ..., "core_file": ...}   (or {"error": ...})
@@ -39,6 +40,14 @@ def _settings(core: Any, batch: int, inflight: int, seconds: float) -> Any:
     return s
 
 
+def _open_engine(*args: Any, **kwargs: Any) -> Any:
+    try:
+        from pymfn.runtime.engines import open_engine
+    except ImportError:  # a build from before the layered package
+        from pymfn.engines import open_engine  # type: ignore[no-redef]
+    return open_engine(*args, **kwargs)
+
+
 def _images(batch: int) -> Any:
     import numpy as np
 
@@ -49,10 +58,8 @@ class Latency:
     """Batch 1, one request in flight: every request's milliseconds (the runner's clock, compute scope)."""
 
     def __init__(self, core: Any, spec: dict) -> None:
-        from pymfn.runtime.engines import open_engine
-
         self.core = core
-        self.engine = open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0))
+        self.engine = _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0))
         self.reader = core.ArrayDataset(_images(1)).reader(1)
 
     def chunk(self, seconds: float) -> list[float]:
@@ -64,10 +71,8 @@ class Throughput:
     """Batch 4, 2 requests in flight (throughput hint): one value per chunk, ms per sample (1000 / samples/s)."""
 
     def __init__(self, core: Any, spec: dict) -> None:
-        from pymfn.runtime.engines import open_engine
-
         self.core = core
-        self.engine = open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
+        self.engine = _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
                                   inflight=THROUGHPUT_INFLIGHT)
         self.reader = core.ArrayDataset(_images(THROUGHPUT_BATCH)).reader(THROUGHPUT_BATCH)
 
