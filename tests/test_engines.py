@@ -30,7 +30,8 @@ def mobilefacenet_pb() -> Path:
     from pymfn.export import freeze
 
     src = Path(freeze.__file__).parent
-    digest = hashlib.sha256(b"".join((src / f).read_bytes() for f in ("freeze.py", "model.py"))).hexdigest()[:12]
+    sources = (src / "freeze.py", src.parent / "training" / "model.py")
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()[:12]
     out = config.cache_dir() / "models" / f"test-mobilefacenet-random-seed0-{digest}.pb"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
