@@ -778,7 +778,7 @@ def find_peak(model: ModelLike, *, p99_ms: float | None = None, budget_s: float 
     always returning what it has; ``peak_qps`` is None when no rate was confirmed.
 
     >>> import pymfn.bench as b
-    >>> r = b.find_peak(b.default_model(), p99_ms=50, budget_s=20,
+    >>> r = b.find_peak(b.default_model(), p99_ms=50, budget_s=6,
     ...                 settings=b.ScenarioSettings(min_duration_s=0.5, min_queries=10),
     ...                 search=b.PeakSearchSettings(peak_runs=1, probe_duration_s=0.3))
     >>> r.stop in ("peak", "budget", "floor", "confirmations") and len(r.curve) >= 1
