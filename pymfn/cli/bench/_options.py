@@ -44,9 +44,9 @@ def check_time_window(args: argparse.Namespace) -> None:
     cap = getattr(args, "max_duration", None)
     if cap is None:
         return
-    st = RunSettings(warmup_ms=getattr(args, "warmup_ms", 0.0), min_duration_s=args.min_duration, max_duration_s=cap)
     probe = args.probe_duration if getattr(args, "find_peak", False) else None
-    try:
+    try:  # the settings check their own window when made
+        st = RunSettings(warmup_ms=getattr(args, "warmup_ms", 0.0), min_duration_s=args.min_duration, max_duration_s=cap)
         settings.check_time_window(st, probe_duration_s=probe)
     except SettingError as exc:
         raise SystemExit(setting_words(str(exc))) from None
@@ -119,9 +119,9 @@ def check_scenario_numbers(args: argparse.Namespace) -> None:
         raise SystemExit(f"--peak-tolerance must be in (0, 0.5), got {tol}")
     if not (math.isfinite(args.spin_ms) and 0 <= args.spin_ms <= 1000):
         raise SystemExit(f"--spin-ms must be in 0..1000, got {args.spin_ms}")
-    st = settings.ScenarioSettings(warmup_ms=args.warmup_ms, min_duration_s=args.min_duration,
-                                   max_duration_s=args.max_duration, min_queries=args.min_queries)
     try:
+        st = settings.ScenarioSettings(warmup_ms=args.warmup_ms, min_duration_s=args.min_duration,
+                                       max_duration_s=args.max_duration, min_queries=args.min_queries)
         if getattr(args, "find_peak", False):
             settings.check_search_fits(st, settings.PeakSearchSettings(
                 peak_runs=args.peak_runs, probe_duration_s=args.probe_duration), args.budget)
