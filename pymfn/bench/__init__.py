@@ -19,7 +19,7 @@ from pymfn.bench.result import Result
 from pymfn.bench.scenarios import (MultistreamResult, PeakResult, ScenarioRunResult, ServerResult, find_peak,
                                    multistream, server)
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings, SettingError
-from pymfn.bench.setup import default_model
+from pymfn.bench.target import default_model
 
 __all__ = [
     "default_model", "latency", "throughput", "server", "find_peak", "multistream",
@@ -27,5 +27,3 @@ __all__ = [
     "Result", "LatencyStats", "OfflineResult", "LatencyResult", "ThroughputResult", "ScenarioRunResult",
     "ServerResult", "MultistreamResult", "PeakResult",
 ]
-
-# ---- accuracy, sweep, msame comparison, regress (below) ----

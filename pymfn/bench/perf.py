@@ -1,7 +1,7 @@
 """Latency and throughput: back-to-back requests through one model, timed by the C++ runner.
 
 :func:`latency` (batch 1, one request in flight) and :func:`throughput` (larger batches, several requests in
-flight) open the model's engine(s) and input (:mod:`pymfn.bench.setup`), run ``pymfn._core.run_benchmark`` (or
+flight) open the model's engine(s) and input (:mod:`pymfn.bench.target`), run ``pymfn._core.run_benchmark`` (or
 ``run_devices`` over several devices, on one clock) with the GIL released, and return a result that renders
 itself as the trtexec-style report, strict JSON with every raw sample, CSV and a latency plot.
 """
@@ -16,8 +16,8 @@ from typing import Any, Callable, ClassVar
 from pymfn.bench import report
 from pymfn.bench.result import Result
 from pymfn.bench.settings import RunSettings
-from pymfn.bench.setup import (  # noqa: F401 - choose_batch, input_spec, resolve_model: used by sibling modules
-    InputLike, ModelLike, Setup, check_batch, choose_batch, input_spec, keep_partial, open_setup, resolve_model,
+from pymfn.bench.target import (  # noqa: F401 - choose_batch, input_spec, resolve_model: used by sibling modules
+    InputLike, ModelLike, Target, check_batch, choose_batch, input_spec, keep_partial, open_target, resolve_model,
     run_meta)
 from pymfn.files.atomic import refuse_overlap
 
@@ -182,18 +182,18 @@ def _offline(mode: str, result_type: type[OfflineResult], defaults: dict[str, An
              log: Log | None) -> Any:
     check_batch(batch)
     st = (settings or RunSettings()).with_defaults(**defaults)
-    setup = open_setup(model, engine=engine, precision=precision, input=input, settings=st,
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
-    core = setup.core
-    native = st.to_core(core, setup.batch)
+    core = target.core
+    native = st.to_core(core, target.batch)
     if log is not None:
         log(run_plan(native))
-    reader = setup.reader()
+    reader = target.reader()
     if st.devices is None:
-        result, _ = keep_partial(lambda: core.run_benchmark(setup.engines[0], reader, native))
+        result, _ = keep_partial(lambda: core.run_benchmark(target.engines[0], reader, native))
     else:
-        result, _ = keep_partial(lambda: core.run_devices(setup.engines, reader, native, names=setup.names))
-    doc = report.result_to_json(result, run_meta(setup, mode))
+        result, _ = keep_partial(lambda: core.run_devices(target.engines, reader, native, names=target.names))
+    doc = report.result_to_json(result, run_meta(target, mode))
     return result_type(doc, st)
 
 

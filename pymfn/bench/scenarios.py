@@ -25,7 +25,7 @@ from pymfn.bench import report
 from pymfn.bench.perf import DocumentResult, LatencyStats, Log
 from pymfn.bench.settings import (PeakSearchSettings, ScenarioSettings, SettingError, check_int, check_number,
                                   check_schedule_fits, check_search_fits, check_time_window)
-from pymfn.bench.setup import (InputLike, ModelLike, Setup, check_batch, choose_batch, keep_partial, open_setup,
+from pymfn.bench.target import (InputLike, ModelLike, Target, check_batch, choose_batch, keep_partial, open_target,
                                run_meta)
 from pymfn.files.atomic import atomic_write
 
@@ -113,7 +113,6 @@ def _pct_label(fraction: float) -> str:
 
 def format_scenario(doc: dict[str, Any]) -> str:
     """The report of one scheduled run: rates, latency, issue delays, the verdict and why."""
-    lat = doc["latency_ms"]
     title = (f"pymfn {doc['scenario']}: {doc['engine']} engine, batch {doc['batch']}, {doc['precision']}, "
              f"{len(doc['devices'])} device(s) x {doc['inflight']} request(s)")
     out = ["=" * len(title), title, "=" * len(title)]
@@ -443,19 +442,19 @@ def _scenario_settings(settings: ScenarioSettings | None, defaults: dict[str, An
     return (settings or ScenarioSettings()).with_defaults(**defaults)  # type: ignore[return-value]
 
 
-def run_server_once(setup: Setup, st: ScenarioSettings, qps: float, bound_ms: float, seed: int, min_duration_s: float,
+def run_server_once(target: Target, st: ScenarioSettings, qps: float, bound_ms: float, seed: int, min_duration_s: float,
                     min_queries: int, cap_s: float | None = None) -> tuple[Any, Any, bool]:
     """One server run: (native result, its native settings, interrupted). ``cap_s`` (default ``max_duration_s``)
     caps the whole run, warm-up included; Ctrl-C ends it with what it measured (interrupted = True)."""
-    native = st.to_core(setup.core, setup.batch)
+    native = st.to_core(target.core, target.batch)
     native.target_qps = qps
     native.latency_bound_ms = bound_ms
     native.schedule_seed = seed
     native.min_duration_ms = min_duration_s * 1000.0
     native.min_query_count = min_queries
     native.max_duration_ms = (st.max_duration_s if cap_s is None else cap_s) * 1000.0
-    reader = setup.reader()
-    result, interrupted = keep_partial(lambda: setup.core.run_server(setup.engines, reader, native, names=setup.names))
+    reader = target.reader()
+    result, interrupted = keep_partial(lambda: target.core.run_server(target.engines, reader, native, names=target.names))
     return result, native, interrupted
 
 
@@ -488,15 +487,15 @@ def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, preci
     check_batch(batch)
     st = _scenario_settings(settings, SERVER_DEFAULTS)
     check_schedule_fits(st, qps=qps)
-    setup = open_setup(model, engine=engine, precision=precision, input=input, settings=st,
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
-    meta = run_meta(setup, "server")
+    meta = run_meta(target, "server")
     meta["scope"] = "scheduled arrival to completion"
     if log is not None:
-        plan = st.to_core(setup.core, setup.batch)
+        plan = st.to_core(target.core, target.batch)
         plan.target_qps, plan.latency_bound_ms = qps, p99_ms
         log(scenario_plan(plan, f"Poisson arrivals at {qps:g} QPS"))
-    result, native, _ = run_server_once(setup, st, qps, p99_ms, st.schedule_seed, st.min_duration_s, st.min_queries)
+    result, native, _ = run_server_once(target, st, qps, p99_ms, st.schedule_seed, st.min_duration_s, st.min_queries)
     return ServerResult(scenario_to_json(result, meta, native), st)
 
 
@@ -541,12 +540,12 @@ class PeakSearch:
     Every run is capped at what is left of the budget.
     """
 
-    def __init__(self, setup: Setup, settings: ScenarioSettings, search: PeakSearchSettings, meta: dict[str, Any], *,
+    def __init__(self, target: Target, settings: ScenarioSettings, search: PeakSearchSettings, meta: dict[str, Any], *,
                  budget_s: float, log: Log | None = None, json_path: str | Path | None = None,
                  bound_ms: float | None = None, offline_qps: float | None = None) -> None:
         """``log`` receives every progress line (None: they are only kept); ``json_path`` is rewritten after each
         one; ``bound_ms`` / ``offline_qps`` skip the yardstick runs that would measure them."""
-        self.setup, self.st, self.ss, self.meta = setup, settings, search, meta
+        self.target, self.st, self.ss, self.meta = target, settings, search, meta
         self.started = time.monotonic()
         self.budget_s = float(budget_s)
         self.print_line = log if log is not None else (lambda _line: None)
@@ -595,7 +594,7 @@ class PeakSearch:
     # ---------------------------------------------------------------------------------------------- runs
     def server_run(self, qps: float, duration_s: float, min_queries: int, seed: int, role: str) -> Any:
         cap = self.need(self.warmup_estimate_s() + max(duration_s, min_queries / qps), f"a {role} run at {qps:.2f} QPS")
-        result, native, interrupted = run_server_once(self.setup, self.st, qps, self.bound_ms, seed, duration_s,
+        result, native, interrupted = run_server_once(self.target, self.st, qps, self.bound_ms, seed, duration_s,
                                                       min_queries, cap_s=cap)
         self.curve.append(curve_point(result, role, interrupted))
         if interrupted:
@@ -608,7 +607,7 @@ class PeakSearch:
     def timed_run(self, what: str, run: Callable[[Any], Any], inflight: int | None = None) -> Any:
         """An offline / single-stream run of ``probe_duration_s`` for the search's yardsticks."""
         cap = self.need(self.warmup_estimate_s() + self.ss.probe_duration_s, what)
-        native = self.st.to_core(self.setup.core, self.setup.batch)
+        native = self.st.to_core(self.target.core, self.target.batch)
         native.min_duration_ms = self.ss.probe_duration_s * 1000.0
         native.max_duration_ms = cap * 1000.0
         native.min_iterations = 20
@@ -659,21 +658,21 @@ class PeakSearch:
 
     # ---------------------------------------------------------------------------------------------- search
     def search(self) -> None:
-        st, ss, setup = self.st, self.ss, self.setup
+        st, ss, target = self.st, self.ss, self.target
         if self.bound_ms is None:
-            r = self.timed_run("single-stream median run", lambda native: setup.core.run_benchmark(
-                setup.engines[0], setup.reader(), native), inflight=1)
+            r = self.timed_run("single-stream median run", lambda native: target.core.run_benchmark(
+                target.engines[0], target.reader(), native), inflight=1)
             self.median_ms = float(r.latency.median)
             self.bound_ms = ss.bound_x_median * self.median_ms
             self.log(f"bound: {ss.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
                      f"{self.bound_ms:.3f} ms ({self.pct})")
         if self.offline_qps is None:
-            r = self.timed_run("offline capacity run", lambda native: setup.core.run_devices(
-                setup.engines, setup.reader(), native, names=setup.names))
-            self.offline_qps = float(r.throughput_per_s) / setup.batch
+            r = self.timed_run("offline capacity run", lambda native: target.core.run_devices(
+                target.engines, target.reader(), native, names=target.names))
+            self.offline_qps = float(r.throughput_per_s) / target.batch
         self.set_floor()
-        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * setup.batch:.1f} samples/s, batch "
-                 f"{setup.batch}, {len(setup.engines)} device(s) x {st.inflight} request(s)); searching "
+        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * target.batch:.1f} samples/s, batch "
+                 f"{target.batch}, {len(target.engines)} device(s) x {st.inflight} request(s)); searching "
                  f"{self.floor_qps:.2f} .. {1.1 * self.offline_qps:.2f} QPS")
         lo, hi = 0.0, 1.1 * self.offline_qps
         if self.floor_qps >= hi:
@@ -795,11 +794,11 @@ def find_peak(model: ModelLike, *, p99_ms: float | None = None, budget_s: float 
     search = search or PeakSearchSettings()
     check_time_window(st, probe_duration_s=search.probe_duration_s)
     check_search_fits(st, search, budget_s)
-    setup = open_setup(model, engine=engine, precision=precision, input=input, settings=st,
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
-    meta = run_meta(setup, "server")
+    meta = run_meta(target, "server")
     meta["scope"] = "scheduled arrival to completion"
-    peak_search = PeakSearch(setup, st, search, meta, budget_s=budget_s, log=log, json_path=progress_json,
+    peak_search = PeakSearch(target, st, search, meta, budget_s=budget_s, log=log, json_path=progress_json,
                              bound_ms=p99_ms, offline_qps=offline_qps)
     if started is not None:
         started()
@@ -853,16 +852,16 @@ def multistream(model: ModelLike, *, samples_per_query: int = 8, interval_ms: fl
         check_batch(batch)
     st = _scenario_settings(settings, MULTISTREAM_DEFAULTS)
     check_schedule_fits(st, interval_ms=interval_ms)
-    setup = open_setup(model, engine=engine, precision=precision, input=input, settings=st,
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: multistream_batch(e, batch, samples_per_query))
-    meta = run_meta(setup, "multistream")
+    meta = run_meta(target, "multistream")
     meta["scope"] = "scheduled query time to the completion of its last request"
-    native = st.to_core(setup.core, setup.batch)
+    native = st.to_core(target.core, target.batch)
     native.samples_per_query = samples_per_query
     native.query_interval_ms = interval_ms
     native.latency_bound_ms = bound_ms or 0.0
     if log is not None:
         log(scenario_plan(native, f"a query of {samples_per_query} samples every {interval_ms:g} ms"))
-    reader = setup.reader()
-    result, _ = keep_partial(lambda: setup.core.run_multistream(setup.engines, reader, native, names=setup.names))
+    reader = target.reader()
+    result, _ = keep_partial(lambda: target.core.run_multistream(target.engines, reader, native, names=target.names))
     return MultistreamResult(scenario_to_json(result, meta, native), st)

@@ -14,7 +14,7 @@ command line can name its own option instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 # The most request slots an engine offers, and the most devices one run drives.
@@ -276,7 +276,3 @@ def check_search_fits(st: ScenarioSettings, search: PeakSearchSettings, budget_s
         raise SettingError(f"`budget_s` {budget_s:g} s cannot hold a search: the offline run and one probe "
                            f"(`probe_duration_s` {search.probe_duration_s:g} s each) and `peak_runs` {search.peak_runs} "
                            f"confirmations (`min_duration_s` {st.min_duration_s:g} s each) need at least {floor_s:g} s")
-
-
-def field_names(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]

@@ -216,9 +216,15 @@ def save_result(args: argparse.Namespace, result: Result, prog: str, *, json_not
     """Write --json and --plot (each falls back to another path rather than losing the result); where the JSON
     went, or None."""
     json_at = None
-    if args.json and (json_at := save_output(args.json, lambda p: result.to_json(p), "--json", prog)):
+    def write_json(path: Path) -> None:
+        result.to_json(path)
+
+    def write_plot(path: Path) -> None:
+        result.plot(path)
+
+    if args.json and (json_at := save_output(args.json, write_json, "--json", prog)):
         print(f"\nJSON{json_note} written to {json_at}")
-    if args.plot and can_plot and (where := save_output(args.plot, result.plot, "--plot", prog)):
+    if args.plot and can_plot and (where := save_output(args.plot, write_plot, "--plot", prog)):
         print(f"plot written to {where}")
     return json_at
 

@@ -18,6 +18,7 @@ import argparse
 import pymfn.bench as bench
 from pymfn.cli.bench._arguments import (add_server_arguments, check_outputs, finish, model_argument,
                                         peak_search_settings, progress_printer, save_result, scenario_settings)
+from pymfn.bench.target import ModelLike
 from pymfn.cli.bench._options import check_scenario_numbers, run_checked
 
 PROG = "pymfn bench server"
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
                                          "queries completed")
 
 
-def _find_peak(args: argparse.Namespace, model: object) -> int:
+def _find_peak(args: argparse.Namespace, model: ModelLike) -> int:
     where = f"; progress and results go to {args.json}" if args.json else ""
 
     def started() -> None:

@@ -1,7 +1,7 @@
 """What every timed benchmark opens before it runs: the model, its engines (one per device) and the input.
 
-:func:`open_setup` turns a model (a path, or :func:`pymfn.bench.default_model`'s result), an engine choice, a
-precision, an input and the :class:`~pymfn.bench.settings.RunSettings` into a :class:`Setup`; :func:`run_meta`
+:func:`open_target` turns a model (a path, or :func:`pymfn.bench.default_model`'s result), an engine choice, a
+precision, an input and the :class:`~pymfn.bench.settings.RunSettings` into a :class:`Target`; :func:`run_meta`
 gives the facts every report carries (engine, model, precision that ran, build, host).
 """
 from __future__ import annotations
@@ -160,7 +160,7 @@ def choose_batch(engine: Any, requested: int) -> int:
 
 
 @dataclass
-class Setup:
+class Target:
     """What every run of one benchmark shares: engines (one per device), input and metadata."""
 
     core: Any
@@ -180,45 +180,45 @@ class Setup:
         return self.dataset.reader(self.batch, self.settings.prefetch)
 
 
-def open_setup(model: ModelLike, *, engine: str | None, precision: str, input: InputLike, settings: RunSettings,
-               batch_for: Callable[[Any], int]) -> Setup:
+def open_target(model: ModelLike, *, engine: str | None, precision: str, input: InputLike, settings: RunSettings,
+               batch_for: Callable[[Any], int]) -> Target:
     """Model, engines and dataset; ``batch_for(engine)`` picks the batch size (it may refuse the model's)."""
     core = pymfn.load_core()
     path, description, pretrained = model_source(model)
     engines, names = open_engines(path, engine, precision, settings)
     batch = batch_for(engines[0])
     dataset, input_desc = make_dataset(engines[0], input, settings, batch, count=max(batch * 4 * len(engines), 16))
-    return Setup(core, path, description, pretrained, engines, names, batch, dataset, input_desc, precision, settings)
+    return Target(core, path, description, pretrained, engines, names, batch, dataset, input_desc, precision, settings)
 
 
 def check_batch(batch: Any) -> None:
     check_int("batch", batch, 1)
 
 
-def run_meta(setup: Setup, mode: str) -> dict[str, Any]:
+def run_meta(target: Target, mode: str) -> dict[str, Any]:
     """The facts every report of a timed run carries (engine, model, settings, build, host)."""
     from pymfn.runtime.precision import precision_report, requested_for
 
-    core = setup.core
-    engine = setup.engines[0]  # every device runs the same model
+    core = target.core
+    engine = target.engines[0]  # every device runs the same model
     props = {str(k): str(v) for k, v in dict(engine.properties()).items()}
     meta: dict[str, Any] = {
         "mode": mode,
         "engine": engine.kind,
-        "model": str(setup.model),
-        "model_description": setup.description,
-        "pretrained": setup.pretrained,
-        "batch": setup.batch,
-        "precision": props.get("precision", setup.precision),
-        "scope": setup.settings.scope,
-        "inflight": setup.settings.inflight,
-        "input": setup.input_desc,
-        "device_names": setup.names,
+        "model": str(target.model),
+        "model_description": target.description,
+        "pretrained": target.pretrained,
+        "batch": target.batch,
+        "precision": props.get("precision", target.precision),
+        "scope": target.settings.scope,
+        "inflight": target.settings.inflight,
+        "input": target.input_desc,
+        "device_names": target.names,
         "engine_properties": props,
         "build_info": dict(core.build_info()),
         "host": report.host_info(),
     }
-    meta["precision_report"] = precision_report(engine, requested_for(engine, setup.precision), setup.model)
+    meta["precision_report"] = precision_report(engine, requested_for(engine, target.precision), target.model)
     if "acl_runtime" in props:
         meta["acl_runtime"] = props["acl_runtime"]
         if props["acl_runtime"] == "emulator":
