@@ -1,5 +1,5 @@
-"""Checks shared by the bench commands: numeric options in range, a run window that can finish, and runner
-messages worded with the options the user typed."""
+"""Checks shared by the bench commands: numeric options in range, a run window that can finish, and runner and
+library messages worded with the options the user typed."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,8 @@ import math
 import re
 from typing import Callable
 
+from pymfn.bench import settings
+from pymfn.bench.settings import RunSettings, SettingError
 from pymfn.errors import CommandError
 
 
@@ -42,18 +44,31 @@ def check_time_window(args: argparse.Namespace) -> None:
     cap = getattr(args, "max_duration", None)
     if cap is None:
         return
-    warmup_s = getattr(args, "warmup_ms", 0.0) / 1000.0
-    if warmup_s >= cap:
-        raise SystemExit(f"--warmup-ms {args.warmup_ms:g} ({warmup_s:g} s) does not fit in --max-duration {cap:g} s, "
-                         "which caps the whole run, warm-up included; raise --max-duration or shorten the warm-up")
-    durations = [("--min-duration", args.min_duration)]
-    if getattr(args, "find_peak", False):
-        durations.append(("--probe-duration", args.probe_duration))
-    for option, seconds in durations:
-        if seconds + warmup_s > cap:
-            plus = f" plus --warmup-ms {args.warmup_ms:g}" if warmup_s else ""
-            raise SystemExit(f"{option} {seconds:g} s{plus} is more than --max-duration {cap:g} s, which caps the "
-                             "whole run, warm-up included")
+    probe = args.probe_duration if getattr(args, "find_peak", False) else None
+    try:  # the settings check their own window when made
+        st = RunSettings(warmup_ms=getattr(args, "warmup_ms", 0.0), min_duration_s=args.min_duration, max_duration_s=cap)
+        settings.check_time_window(st, probe_duration_s=probe)
+    except SettingError as exc:
+        raise SystemExit(setting_words(str(exc))) from None
+
+
+# pymfn.bench setting (named `so` in its messages) -> the option that sets it.
+OPTION_OF_SETTING = {
+    "model": "--model", "input": "--input", "batch": "--batch", "inflight": "--inflight",
+    "warmup_iterations": "--warmup", "warmup_ms": "--warmup-ms", "min_iterations": "--min-iterations",
+    "min_duration_s": "--min-duration", "max_duration_s": "--max-duration", "scope": "--scope",
+    "threads": "--threads", "streams": "--streams", "devices": "--device", "prefetch": "--prefetch", "seed": "--seed",
+    "order": "--order", "folder_io": "--folder-io", "percentile": "--percentile", "min_queries": "--min-queries",
+    "schedule_seed": "--schedule-seed", "late_ms": "--late-ms", "spin_ms": "--spin-ms", "qps": "--qps",
+    "p99_ms": "--p99-ms", "interval_ms": "--interval-ms", "bound_ms": "--bound-ms",
+    "samples_per_query": "--samples-per-query", "peak_runs": "--peak-runs", "peak_tolerance": "--peak-tolerance",
+    "probe_duration_s": "--probe-duration", "bound_x_median": "--bound-x-median", "budget_s": "--budget",
+}
+
+
+def setting_words(message: str) -> str:
+    """A pymfn.bench SettingError in the words of the command line: "`min_duration_s` 5" -> "--min-duration 5"."""
+    return re.sub(r"`(\w+)`", lambda m: OPTION_OF_SETTING.get(m.group(1), m.group(1)), message)
 
 
 # RunSettings field -> the option that sets it, where both use the same unit (durations are seconds on the
@@ -77,6 +92,8 @@ def run_checked(args: argparse.Namespace, command: str, body: Callable[[argparse
     check_numbers(args)
     try:
         return int(body(args) or 0)
+    except SettingError as exc:
+        raise CommandError(setting_words(str(exc))) from exc
     except ValueError as exc:
         import pymfn
 
@@ -86,3 +103,31 @@ def run_checked(args: argparse.Namespace, command: str, body: Callable[[argparse
         if worded == str(exc):
             raise
         raise CommandError(worded) from exc
+
+
+def check_scenario_numbers(args: argparse.Namespace) -> None:
+    """The scenario options check_numbers cannot express (open intervals, upper bounds), and a schedule that can
+    hold --min-queries within --max-duration (or a search within --budget)."""
+    for name in ("qps", "p99_ms", "interval_ms", "bound_ms", "probe_duration", "bound_x_median"):
+        v = getattr(args, name, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise SystemExit(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    if not (math.isfinite(args.percentile) and 0 < args.percentile < 100):
+        raise SystemExit(f"--percentile must be in (0, 100), got {args.percentile}")
+    tol = getattr(args, "peak_tolerance", None)
+    if tol is not None and not (math.isfinite(tol) and 0 < tol < 0.5):
+        raise SystemExit(f"--peak-tolerance must be in (0, 0.5), got {tol}")
+    if not (math.isfinite(args.spin_ms) and 0 <= args.spin_ms <= 1000):
+        raise SystemExit(f"--spin-ms must be in 0..1000, got {args.spin_ms}")
+    try:
+        st = settings.ScenarioSettings(warmup_ms=args.warmup_ms, min_duration_s=args.min_duration,
+                                       max_duration_s=args.max_duration, min_queries=args.min_queries)
+        if getattr(args, "find_peak", False):
+            settings.check_search_fits(st, settings.PeakSearchSettings(
+                peak_runs=args.peak_runs, probe_duration_s=args.probe_duration), args.budget)
+        elif getattr(args, "qps", None) is not None:
+            settings.check_schedule_fits(st, qps=args.qps)
+        elif getattr(args, "interval_ms", None) is not None:
+            settings.check_schedule_fits(st, interval_ms=args.interval_ms)
+    except SettingError as exc:
+        raise SystemExit(setting_words(str(exc))) from None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from pymfn.bench.perf import add_run_arguments, main_latency
+from pymfn.cli.bench import _offline
+from pymfn.cli.bench._arguments import add_run_arguments
 from pymfn.cli.bench._options import run_checked
 
 
@@ -12,4 +13,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_checked(args, "latency", main_latency)
+    return run_checked(args, "latency", lambda a: _offline.run(a, "latency"))
