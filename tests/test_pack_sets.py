@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
