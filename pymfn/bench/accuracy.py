@@ -328,7 +328,7 @@ def accuracy(model: str | os.PathLike | np.ndarray | None = None, *, data: str |
     >>> rng = np.random.default_rng(0)
     >>> a = rng.standard_normal((200, 64))
     >>> emb = np.repeat(a, 2, axis=0) + 0.1 * rng.standard_normal((400, 64))  # pairs of the same face
-    >>> emb[1::4] = rng.standard_normal((100, 64))                          # every other pair: two faces
+    >>> emb[3::4] = rng.standard_normal((100, 64))                          # every other pair: two faces
     >>> r = b.accuracy(emb, issame=[True, False] * 100)
     >>> r.pairs, r.accuracy
     (200, 1.0)

@@ -744,9 +744,9 @@ def msame_compare(model: str | os.PathLike | None = None, input: str | os.PathLi
 
     >>> import pymfn.bench as b, pathlib, tempfile
     >>> log = pathlib.Path(tempfile.mkdtemp()) / "msame.log"
-    >>> _ = log.write_text("[INFO] start to process file:/data/0.bin\\nInference time: 1.514ms\\n"
-    ...                    "[INFO] start to process file:/data/1.bin\\nInference time: 0.742ms\\n"
-    ...                    "Inference average time : 1.13 ms\\nInference average time without first time: 0.74 ms\\n")
+    >>> _ = log.write_text("".join(f"[INFO] start to process file:/data/{i}.bin\\n[INFO] model execute success\\n"
+    ...                            f"Inference time: {ms}ms\\n" for i, ms in enumerate(["1.514", "0.742"]))
+    ...                    + "Inference average time : 1.13 ms\\nInference average time without first time: 0.74 ms\\n")
     >>> r = b.msame_compare(log=log)
     >>> r.failed, r.rows[2]
     (False, ('mean (ms), from per-execute times', '1.128', '-'))

@@ -203,7 +203,7 @@ def regress(baseline: str | os.PathLike | Sequence[str | os.PathLike], candidate
     >>> cand = [saved(tmp / f"c{i}.json", 2.5 + 0.1 * i) for i in range(4)]  # half the speedup: 2x slower
     >>> r = b.regress(base, cand)
     >>> r.slower, r.exit_code, round(r.verdicts[r.slower[0]].ratio, 1)
-    (['bench/test_bench_loader.py::test_folder_reader_vs_naive[mmap]'], 4, 2.0)
+    (['bench/test_bench_loader.py::test_folder_reader_vs_naive[mmap]'], 4, 1.9)
     """
     settings = settings or RegressSettings()
     settings.check_verdict()
