@@ -352,7 +352,7 @@ def format_table(doc: dict[str, Any]) -> str:
         f"{k.replace('_vs_', ' / ')} {v:.2f}x" for k, v in ratios.items() if isinstance(v, float)))
     best = ratios.get("int8_vs_best_non_int8")
     if best and best.get("ratio") is not None:
-        lines.append(f"INT8 / best non-INT8 ({best['best']}): {best['ratio']:.2f}x (issue 13 target on AMX/VNNI hosts: "
+        lines.append(f"INT8 / best non-INT8 ({best['best']}): {best['ratio']:.2f}x (target on AMX/VNNI hosts: "
                      f">= 1.3x; {'met' if best['ratio'] >= 1.3 else 'MISSED'})")
     lines.append(f"pairs: {doc['pairs']}; accuracy gate: within {GATE_PT} pt of OpenVINO f32; load average "
                  f"{doc['load_average']['start']} at start, {doc['load_average']['end']} at end ({os.cpu_count()} CPUs)")
