@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +74,7 @@ def test_pack_over_an_image2bin_pack_needs_force_and_never_keeps_old_labels(tmp_
     assert i2b.read_issame(target).tolist() == [False, True, True, False, False]
     from pymfn.bench.accuracy import _load_issame
 
-    assert _load_issame(Namespace(issame=None), target, 5).tolist() == [False, True, True, False, False]
+    assert _load_issame(None, target, 5).tolist() == [False, True, True, False, False]
 
     # a folder without labels: the pack replaces the whole set, no labels stay behind
     plain = tmp_path / "plain"

@@ -37,6 +37,7 @@ from typing import Callable, Iterator
 from pymfn import config
 from pymfn.files import hashes as _hashes
 from pymfn.files.atomic import atomic_dir, json_bytes, scratch_dir
+from pymfn.bench.naming import opt
 from pymfn.errors import CommandError
 
 CORE_GLOB = "_core*.so"
@@ -121,7 +122,7 @@ def resolve_commit(option: str, spec: str, repo: Path) -> str:
     probe = _git(repo, "rev-parse", "--git-dir")
     if probe.returncode != 0:
         raise CommandError(f"{option} {spec}: not a folder holding a built pymfn package, and {repo} is not a git "
-                           "repository to look it up as a commit (pass --repo)")
+                           f"repository to look it up as a commit (pass {opt('repo')})")
     rev = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{spec}^{{commit}}")
     if rev.returncode != 0 or not rev.stdout.strip():
         raise CommandError(f"{option} {spec}: not a commit in the git repository {repo}, nor a folder holding a "

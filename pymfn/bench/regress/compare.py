@@ -1,4 +1,4 @@
-"""`python -m pymfn.bench regress`: is the candidate slower than the baseline, beyond the noise of this machine?
+"""``regress(baseline, candidate) -> RegressResult``: is the candidate slower than the baseline, beyond the noise of this machine?
 
 Comparing absolute times of two runs taken minutes apart does not work on a shared machine: the same
 build measured twice differs by tens of percent. So both builds are measured in the same session,
@@ -27,7 +27,6 @@ saved run is one sample (pymfn.bench.regress.saved says why), so the interval ne
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -38,11 +37,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from pymfn.errors import CommandError
-from pymfn.files.outputs import check_output_path, save_output
 from pymfn.bench import stats
+from pymfn.bench.naming import opt
+from pymfn.bench.result import Result
 from pymfn.bench.report import format_host, host_info
 from pymfn.bench.regress.builds import Build, default_repo, prune, regress_cache, resolve_builds
 from pymfn.bench.regress.saved import collect, looks_like_saved_run
@@ -58,168 +59,238 @@ DEFAULT_CHUNKS = 16
 LOADER_FILES = 512
 SAMPLE_BYTES = 112 * 112 * 3 * 4
 WORKER = Path(__file__).with_name("worker.py")
-PROG = "pymfn bench regress"
 
 
-# ------------------------------------------------------------------------------------------------ arguments
-def add_regress_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("what to compare")
-    g.add_argument("--baseline", action="append", required=True, metavar="REF|DIR|RUN.json",
-                   help="a git commit (HEAD~1, a tag, a sha: built once and cached under "
-                   "$XDG_CACHE_HOME/pymfn/regress), a folder holding a built pymfn package, or saved pytest-benchmark "
-                   "run(s) (.json; repeat the option for several)")
-    g.add_argument("--candidate", action="append", metavar="REF|DIR|RUN.json",
-                   help="the same kinds; default: this install (the working tree for an editable install)")
-    g.add_argument("--repo", type=Path, default=None,
-                   help="git repository in which commits are looked up (default: the project this pymfn runs from)")
-    g = p.add_argument_group("interleaved runs")
-    g.add_argument("--benchmarks", default=",".join(BENCHMARKS),
-                   help=f"comma-separated subset of {', '.join(BENCHMARKS)} (default: all)")
-    g.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                   help=f"paired rounds, each one fresh process per build (default {DEFAULT_ROUNDS}; even keeps "
-                   "the A B | B A order balanced)")
-    g.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
-                   help=f"measuring time per benchmark, build and round (default {DEFAULT_SECONDS})")
-    g.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS,
-                   help=f"that time is cut into this many chunks, alternated between the builds (default "
-                   f"{DEFAULT_CHUNKS})")
-    g.add_argument("--model", help="model file both builds run (default: the built-in MobileFaceNet .pb)")
-    g.add_argument("--threads", type=int, default=0, help="inference threads (0 = OpenVINO's default)")
-    g.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for the baseline's processes (repeatable)")
-    g.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for the candidate's processes (repeatable); e.g. "
-                   "PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 injects a 20%% slowdown into the OpenVINO engine's execute "
-                   "(test-only switch, used to measure this tool's sensitivity)")
-    g.add_argument("--keep-builds", type=int, default=8,
-                   help="cached commit builds kept after the run, most recently used first (default 8)")
-    g = p.add_argument_group("verdict and output")
-    g.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"smallest change that counts, as a fraction (default {DEFAULT_THRESHOLD}: 10%%)")
-    g.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
-    g.add_argument("--json", help="write settings, builds, every round's values and the verdicts as JSON")
-    g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+# ------------------------------------------------------------------------------------------------ settings
+@dataclass
+class RegressSettings:
+    """How the builds are measured and judged (the defaults are ``pymfn bench regress``'s)."""
+
+    benchmarks: Sequence[str] = BENCHMARKS    # subset of BENCHMARKS
+    rounds: int = DEFAULT_ROUNDS              # paired rounds, each one fresh process per build (even: A B | B A balanced)
+    seconds: float = DEFAULT_SECONDS          # measuring time per benchmark, build and round
+    chunks: int = DEFAULT_CHUNKS              # that time cut into this many chunks, alternated between the builds
+    threads: int = 0                          # inference threads (0 = OpenVINO's default)
+    threshold: float = DEFAULT_THRESHOLD      # smallest change that counts, as a fraction
+    confidence: float = 0.95                  # confidence level of the intervals
+    keep_builds: int = 8                      # cached commit builds kept after the run
+    baseline_env: Mapping[str, str] = field(default_factory=dict)   # extra environment of the baseline's processes
+    candidate_env: Mapping[str, str] = field(default_factory=dict)  # ... and of the candidate's
+
+    def check_verdict(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise CommandError(f"{opt('threshold')} {self.threshold}: expected a fraction between 0 and 1 (0.1 = 10%)")
+        if not 0.5 <= self.confidence < 1.0:
+            raise CommandError(f"{opt('confidence')} {self.confidence}: expected a level in [0.5, 1), e.g. 0.95")
+        if self.keep_builds < 0:
+            raise CommandError(f"{opt('keep_builds')} {self.keep_builds}: expected >= 0")
+
+    def check_runs(self) -> list[str]:
+        """Every cheap check before anything is built or measured; the benchmark names without repeats."""
+        names = list(dict.fromkeys(self.benchmarks))
+        if not names or any(n not in BENCHMARKS for n in names):
+            raise CommandError(f"{opt('benchmarks')} {list(self.benchmarks)!r}: expected a subset of "
+                               f"{', '.join(BENCHMARKS)}")
+        need = stats.min_paired_rounds(self.confidence)
+        if self.rounds < need:
+            raise CommandError(f"{opt('rounds')} {self.rounds}: at confidence {self.confidence} the signed-rank interval "
+                               f"needs >= {need} rounds")
+        if self.seconds <= 0:
+            raise CommandError(f"{opt('seconds')} {self.seconds}: expected > 0")
+        if self.chunks < 1:
+            raise CommandError(f"{opt('chunks')} {self.chunks}: expected >= 1")
+        if self.threads < 0:
+            raise CommandError(f"{opt('threads')} {self.threads}: expected >= 0")
+        for param, env in (("baseline_env", self.baseline_env), ("candidate_env", self.candidate_env)):
+            for name in env:
+                if not name or not name.replace("_", "").isalnum():
+                    raise CommandError(f"{opt(param)} {name!r}: expected an environment variable name")
+        return names
 
 
-def _parse_env(items: list[str], option: str) -> dict[str, str]:
-    env = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not name.replace("_", "").isalnum():
-            raise CommandError(f"{option} {item!r}: expected NAME=VALUE")
-        env[name] = value
-    return env
+# ------------------------------------------------------------------------------------------------ result
+@dataclass(frozen=True)
+class Verdict:
+    """One benchmark's verdict: the candidate / baseline time ratio (> 1 = slower), its interval, and why."""
+
+    benchmark: str
+    verdict: str                 # stats.SLOWER | stats.FASTER | stats.NO_CHANGE | stats.UNDECIDED
+    ratio: float
+    ci_low: float | None         # None: too few samples for an interval
+    ci_high: float | None
+    reason: str
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    if not 0.0 < args.threshold < 1.0:
-        raise CommandError(f"--threshold {args.threshold}: expected a fraction between 0 and 1 (0.1 = 10%)")
-    if not 0.5 <= args.confidence < 1.0:
-        raise CommandError(f"--confidence {args.confidence}: expected a level in [0.5, 1), e.g. 0.95")
-    if args.keep_builds < 0:
-        raise CommandError(f"--keep-builds {args.keep_builds}: expected >= 0")
+@dataclass
+class RegressResult(Result):
+    """The comparison of two builds (``mode`` "interleaved") or of saved pytest-benchmark runs ("saved-runs"):
+    per benchmark a ratio, its distribution-free interval and a verdict. ``document`` is the JSON
+    ``pymfn bench regress --json`` writes (``to_dict()``); ``report()`` the table it prints; ``csv_rows()``
+    one row per benchmark; ``exit_code`` the command's status (4 when anything is slower)."""
+
+    kind: ClassVar[str] = "regress"
+
+    document: dict[str, Any]
+
+    @property
+    def mode(self) -> str:
+        return self.document["mode"]
+
+    @property
+    def verdicts(self) -> dict[str, Verdict]:
+        return {name: Verdict(name, r["verdict"], r["ratio"], r["ci_low"], r["ci_high"], r["reason"])
+                for name, r in self.document["results"].items()}
+
+    @property
+    def slower(self) -> list[str]:
+        """The benchmarks the candidate is slower on, beyond the threshold and the noise."""
+        return [name for name, v in self.verdicts.items() if v.verdict == stats.SLOWER]
+
+    @property
+    def any_slower(self) -> bool:
+        return bool(self.document["any_slower"])
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SLOWER if self.any_slower else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.document
+
+    def report(self) -> str:
+        if self.mode == "saved-runs":
+            return format_saved_table(self.document)
+        return format_builds_table(self.document)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, r in self.document["results"].items():
+            row: dict[str, Any] = {"benchmark": name}
+            if self.mode == "saved-runs":
+                row.update({"compared_as": r["ratio_source"], "n_baseline": r["n_baseline"],
+                            "n_candidate": r["n_candidate"]})
+            else:
+                row.update({"unit": r["unit"], "baseline": statistics.median(r["baseline_values"]),
+                            "candidate": statistics.median(r["candidate_values"])})
+            row.update({"ratio": r["ratio"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "verdict": r["verdict"],
+                        "reason": r["reason"]})
+            rows.append(row)
+        return rows
 
 
 # ------------------------------------------------------------------------------------------------ entry point
-def main_regress(args: argparse.Namespace) -> int:
-    _check_numbers(args)
-    check_output_path(args.json, "--json")
-    baseline, candidate = args.baseline, args.candidate or []
-    saved = [looks_like_saved_run(s) for s in (*baseline, *candidate)]
+def regress(baseline: str | os.PathLike | Sequence[str | os.PathLike], candidate: str | os.PathLike |
+            Sequence[str | os.PathLike] | None = None, *, repo: str | os.PathLike | None = None,
+            model: str | os.PathLike | None = None, settings: RegressSettings | None = None,
+            log: Callable[[str], None] | None = None) -> RegressResult:
+    """Is ``candidate`` slower than ``baseline``, beyond the noise of this machine?
+
+    Each side is a git commit (built once and cached under $XDG_CACHE_HOME/pymfn/regress; looked up in ``repo``,
+    default the project this pymfn runs from), a folder holding a built pymfn package, or — on both sides —
+    saved pytest-benchmark run(s) (.json; several per side are pooled). ``candidate`` None is this install.
+    Builds are measured interleaved in fresh processes per round (``settings``; ``model`` is the model both
+    run, default the built-in MobileFaceNet); saved runs are compared by their peer-normalised ratios.
+    ``log`` receives progress lines. Bad arguments raise ``CommandError`` naming the parameter.
+
+    >>> import json, pathlib, tempfile, pymfn.bench as b
+    >>> def saved(path, speedup):  # a pytest-benchmark run recording the loader's speedup over a naive reader
+    ...     row = {"fullname": "bench/test_bench_loader.py::test_folder_reader_vs_naive[mmap]",
+    ...            "stats": {"median": 0.1}, "extra_info": {"speedup_vs_naive": speedup}}
+    ...     path.write_text(json.dumps({"benchmarks": [row]}))
+    ...     return path
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> base = [saved(tmp / f"b{i}.json", 5.0 + 0.1 * i) for i in range(4)]
+    >>> cand = [saved(tmp / f"c{i}.json", 2.5 + 0.1 * i) for i in range(4)]  # half the speedup: 2x slower
+    >>> r = b.regress(base, cand)
+    >>> r.slower, r.exit_code, round(r.verdicts[r.slower[0]].ratio, 1)
+    (['bench/test_bench_loader.py::test_folder_reader_vs_naive[mmap]'], 4, 1.9)
+    """
+    settings = settings or RegressSettings()
+    settings.check_verdict()
+    baseline_specs = _specs(baseline)
+    candidate_specs = _specs(candidate) if candidate is not None else []
+    saved = [looks_like_saved_run(s) for s in (*baseline_specs, *candidate_specs)]
     if any(saved):
-        if not all(saved) or not candidate:
-            raise CommandError("saved-run comparison needs pytest-benchmark .json files on both sides: "
-                               "--baseline RUN.json ... --candidate RUN.json ...")
-        doc = compare_saved_runs(args, [Path(s) for s in baseline], [Path(s) for s in candidate])
+        if not all(saved) or not candidate_specs:
+            raise CommandError(f"saved-run comparison needs pytest-benchmark .json files on both sides: "
+                               f"{opt('baseline')} RUN.json ... {opt('candidate')} RUN.json ...")
+        doc = compare_saved_runs(settings, [Path(s) for s in baseline_specs], [Path(s) for s in candidate_specs])
     else:
-        for option, values in (("--baseline", baseline), ("--candidate", candidate)):
+        for param, values in (("baseline", baseline_specs), ("candidate", candidate_specs)):
             if len(values) > 1:
-                raise CommandError(f"{option} was given {len(values)} times; a build comparison takes one each "
+                raise CommandError(f"{opt(param)} was given {len(values)} times; a build comparison takes one each "
                                    "(only saved .json runs can be pooled)")
-        doc = compare_builds(args, baseline[0], candidate[0] if candidate else None)
-    if args.json and (where := save_output(args.json, lambda p: _write_json(doc, p), "--json", PROG)):
-        print(f"\nJSON written to {where}")
-    return EXIT_SLOWER if doc["any_slower"] else 0
+        doc = compare_builds(settings, baseline_specs[0], candidate_specs[0] if candidate_specs else None,
+                             repo=repo, model=model, log=log or (lambda message: None))
+    return RegressResult(doc)
 
 
-def _write_json(doc: dict[str, Any], path: Path) -> None:
-    from pymfn.bench.report import write_json
-
-    write_json(doc, path)
-
-
-def _log(args: argparse.Namespace) -> Any:
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(f"[regress] {message}", file=sys.stderr, flush=True)
-    return log
+def _specs(side: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    if isinstance(side, (str, os.PathLike)):
+        return [os.fspath(side)]
+    return [os.fspath(s) for s in side]
 
 
 # ------------------------------------------------------------------------------------------------ interleaved runs
-def _benchmarks(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if not names or unknown:
-        raise CommandError(f"--benchmarks {text!r}: expected a comma-separated subset of {', '.join(BENCHMARKS)}")
-    return list(dict.fromkeys(names))
-
-
-def _checked_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """Every cheap check before anything is built or measured: (benchmark names, per-side extra env)."""
-    names = _benchmarks(args.benchmarks)
-    need = stats.min_paired_rounds(args.confidence)
-    if args.rounds < need:
-        raise CommandError(f"--rounds {args.rounds}: at confidence {args.confidence} the signed-rank interval needs "
-                           f">= {need} rounds")
-    if args.seconds <= 0:
-        raise CommandError(f"--seconds {args.seconds}: expected > 0")
-    if args.chunks < 1:
-        raise CommandError(f"--chunks {args.chunks}: expected >= 1")
-    if args.threads < 0:
-        raise CommandError(f"--threads {args.threads}: expected >= 0")
-    envs = {"baseline": _parse_env(args.baseline_env, "--baseline-env"),
-            "candidate": _parse_env(args.candidate_env, "--candidate-env")}
-    return names, envs
-
-
-def compare_builds(args: argparse.Namespace, baseline_spec: str, candidate_spec: str | None) -> dict[str, Any]:
-    log = _log(args)
-    names, envs = _checked_run_args(args)
+def compare_builds(settings: RegressSettings, baseline_spec: str, candidate_spec: str | None, *,
+                   repo: str | os.PathLike | None = None, model: str | os.PathLike | None = None,
+                   log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    names = settings.check_runs()
+    envs = {"baseline": dict(settings.baseline_env), "candidate": dict(settings.candidate_env)}
     from pymfn.bench.perf import resolve_model
 
-    model, model_desc, _ = resolve_model(args.model, quiet=True)  # a bad --model fails before any build
-    repo = (args.repo or default_repo()).resolve()
-    builds = resolve_builds({"baseline": ("--baseline", baseline_spec), "candidate": ("--candidate", candidate_spec)},
-                            repo, log)
+    model_path, model_desc, _ = resolve_model(None if model is None else os.fspath(model), quiet=True)  # fails before any build
+    repo_path = (Path(repo) if repo else default_repo()).resolve()
+    builds = resolve_builds({"baseline": (opt("baseline"), baseline_spec),
+                             "candidate": (opt("candidate"), candidate_spec)}, repo_path, log)
     with tempfile.TemporaryDirectory(prefix="pymfn-regress-") as tmp:
         loader_dir = _make_loader_bins(Path(tmp)) if "loader" in names else None
-        spec = {"model": str(Path(model).resolve()), "benchmarks": names, "seconds": args.seconds,
-                "threads": args.threads, "loader_dir": str(loader_dir) if loader_dir else None}
-        rounds = _interleave(builds, envs, spec, args.rounds, args.chunks, log)
-    removed = prune(regress_cache(), args.keep_builds)
+        spec = {"model": str(Path(model_path).resolve()), "benchmarks": names, "seconds": settings.seconds,
+                "threads": settings.threads, "loader_dir": str(loader_dir) if loader_dir else None}
+        rounds = _interleave(builds, envs, spec, settings.rounds, settings.chunks, log)
+    removed = prune(regress_cache(), settings.keep_builds)
     if removed:
-        log(f"pruned {len(removed)} old cached build(s) (--keep-builds {args.keep_builds})")
+        log(f"pruned {len(removed)} old cached build(s) ({opt('keep_builds')} {settings.keep_builds})")
 
     results = {}
     for name in names:
         ratios = [r["ratio"][name] for r in rounds]
-        cmp = stats.compare_ratios(ratios, args.threshold, args.confidence)
+        cmp = stats.compare_ratios(ratios, settings.threshold, settings.confidence)
         results[name] = {"unit": UNITS[name], "round_ratios": ratios,
                          "baseline_values": [r["baseline"][name]["value"] for r in rounds],
                          "candidate_values": [r["candidate"][name]["value"] for r in rounds], **cmp.as_dict()}
-    doc = {
-        "mode": "interleaved", "threshold": args.threshold, "confidence": args.confidence, "rounds": args.rounds,
-        "seconds": args.seconds, "chunks": args.chunks,
+    return {
+        "mode": "interleaved", "threshold": settings.threshold, "confidence": settings.confidence,
+        "rounds": settings.rounds, "seconds": settings.seconds, "chunks": settings.chunks,
         "order": "per round: both builds' processes alive, chunks alternated A B | B A; A = baseline in odd rounds",
         "model": spec["model"],
-        "model_description": model_desc, "threads": args.threads,
+        "model_description": model_desc, "threads": settings.threads,
         "builds": {side: b.as_dict() for side, b in builds.items()}, "env": envs,
         "results": results, "any_slower": any(r["verdict"] == stats.SLOWER for r in results.values()),
         "host": host_info(),  # with the load average, which the error-rate campaign reports per run
     }
-    print(format_builds_table(doc))
-    return doc
 
+
+# ------------------------------------------------------------------------------------------------ saved runs
+def compare_saved_runs(settings: RegressSettings, baseline: list[Path], candidate: list[Path]) -> dict[str, Any]:
+    base = collect(baseline, opt("baseline"))
+    cand = collect(candidate, opt("candidate"))
+    results: dict[str, Any] = {}
+    for name in sorted(set(base.values) & set(cand.values)):
+        cmp = stats.compare_samples(base.values[name], cand.values[name], settings.threshold, settings.confidence)
+        results[name] = {"ratio_source": cand.rules[name], "baseline_values": base.values[name],
+                         "candidate_values": cand.values[name], **cmp.as_dict()}
+    if not results:
+        raise CommandError("no benchmark with a peer-normalised ratio appears in both the baseline and the "
+                           "candidate runs; nothing to compare")
+    return {
+        "mode": "saved-runs", "threshold": settings.threshold, "confidence": settings.confidence,
+        "baseline_runs": [str(p) for p in baseline], "candidate_runs": [str(p) for p in candidate],
+        "results": results, "any_slower": any(r["verdict"] == stats.SLOWER for r in results.values()),
+        "only_in_baseline": sorted(set(base.values) - set(cand.values)),
+        "only_in_candidate": sorted(set(cand.values) - set(base.values)),
+        "without_peer_ratio": sorted(base.unrated | cand.unrated),
+    }
 
 def _make_loader_bins(folder: Path) -> Path:
     """LOADER_FILES random fp32 sample files: a loader does not look at the values, only moves the bytes."""
@@ -368,30 +439,6 @@ def _check_imported(build: Build, ready: dict[str, Any], who: str) -> None:
     if Path(ready["core_file"]).parent != build.core_dir.resolve():
         raise CommandError(f"{who}: the measuring process loaded the native core {ready['core_file']}, expected one "
                            f"in {build.core_dir}")
-
-
-# ------------------------------------------------------------------------------------------------ saved runs
-def compare_saved_runs(args: argparse.Namespace, baseline: list[Path], candidate: list[Path]) -> dict[str, Any]:
-    base = collect(baseline, "--baseline")
-    cand = collect(candidate, "--candidate")
-    results: dict[str, Any] = {}
-    for name in sorted(set(base.values) & set(cand.values)):
-        cmp = stats.compare_samples(base.values[name], cand.values[name], args.threshold, args.confidence)
-        results[name] = {"ratio_source": cand.rules[name], "baseline_values": base.values[name],
-                         "candidate_values": cand.values[name], **cmp.as_dict()}
-    if not results:
-        raise CommandError("no benchmark with a peer-normalised ratio appears in both the baseline and the "
-                           "candidate runs; nothing to compare")
-    doc = {
-        "mode": "saved-runs", "threshold": args.threshold, "confidence": args.confidence,
-        "baseline_runs": [str(p) for p in baseline], "candidate_runs": [str(p) for p in candidate],
-        "results": results, "any_slower": any(r["verdict"] == stats.SLOWER for r in results.values()),
-        "only_in_baseline": sorted(set(base.values) - set(cand.values)),
-        "only_in_candidate": sorted(set(cand.values) - set(base.values)),
-        "without_peer_ratio": sorted(base.unrated | cand.unrated),
-    }
-    print(format_saved_table(doc))
-    return doc
 
 
 # ------------------------------------------------------------------------------------------------ reports

@@ -20,7 +20,6 @@ report of resources still outstanding at aclFinalize (a leak) fails the run too.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -30,19 +29,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
 import pymfn
 from pymfn.inputs import msame
 from pymfn.files.atomic import atomic_write
-from pymfn.errors import CommandError, one_line
-from pymfn.files.outputs import check_output_path, save_output
-from pymfn.cli.common import run_command
+from pymfn.errors import CommandError, one_line, program_name
 from pymfn.bench import report
-
-PROG = "pymfn bench msame"
+from pymfn.bench.naming import opt
+from pymfn.bench.result import Result
 
 SCOPES = {
     "msame_per_execute": "gettimeofday around one synchronous aclmdlExecute per file (its 'model execute "
@@ -77,15 +74,15 @@ class InputFolder:
 
 def scan_inputs(folder: Path) -> InputFolder:
     if not folder.is_dir():
-        raise CommandError(f"--input {folder}: not a folder (msame's folder mode reads a folder of .bin files)")
+        raise CommandError(f"{opt('input')} {folder}: not a folder (msame's folder mode reads a folder of .bin files)")
     try:
         with os.scandir(folder) as it:
             entries = sorted(e.name for e in it if not e.name.startswith("."))
     except OSError as exc:
-        raise CommandError(f"--input {folder}: cannot list it ({exc.strerror or exc})") from None
+        raise CommandError(f"{opt('input')} {folder}: cannot list it ({exc.strerror or exc})") from None
     bins = [n for n in entries if n.endswith(".bin") and len(n) > 4 and (folder / n).is_file()]
     if not bins:
-        raise CommandError(f"--input {folder}: no .bin files in it")
+        raise CommandError(f"{opt('input')} {folder}: no .bin files in it")
     return InputFolder(folder, entries, bins)
 
 
@@ -166,7 +163,7 @@ def keep_msame_log(text: str, out_dir: Path, run_dir: Path | None) -> Path | Non
         with atomic_write(path) as f:
             f.write(text.encode("utf-8", errors="replace"))
     except OSError as exc:
-        print(f"{PROG}: warning: could not keep msame's log as {path} ({exc.strerror or exc})", file=sys.stderr)
+        print(f"{program_name()}: warning: could not keep msame's log as {path} ({exc.strerror or exc})", file=sys.stderr)
         return None
     return path
 
@@ -203,8 +200,9 @@ def _outputs_problems(rows: dict[str, list[bytes]], run_dir: Path, inputs: Input
     return problems
 
 
-def msame_from_run(args: argparse.Namespace, inputs: InputFolder, out_dir: Path, dtypes: list[str]) -> MsameSide:
-    res = msame.run_msame(args.model, inputs.path, out_dir, msame=args.msame, check=False)
+def msame_from_run(model: Path, executable: str | os.PathLike | None, inputs: InputFolder, out_dir: Path,
+                   dtypes: list[str]) -> MsameSide:
+    res = msame.run_msame(model, inputs.path, out_dir, msame=executable, check=False)
     side = MsameSide("run", log=res.log, run_dir=res.run_dir, wall_s=res.wall_s, command=res.command,
                      returncode=res.returncode)
     side.log_file = keep_msame_log(res.log_text, out_dir, res.run_dir)
@@ -226,28 +224,29 @@ def msame_from_run(args: argparse.Namespace, inputs: InputFolder, out_dir: Path,
     return side
 
 
-def msame_from_files(args: argparse.Namespace, inputs: InputFolder | None, dtypes: list[str]) -> MsameSide | None:
-    """msame's side from an earlier run: --log and/or --msame-output (read before anything is measured)."""
-    if not (args.log or args.msame_output):
+def msame_from_files(log: str | os.PathLike | None, output: str | os.PathLike | None, inputs: InputFolder | None,
+                     dtypes: list[str]) -> MsameSide | None:
+    """msame's side from an earlier run: its log and/or its output folder (read before anything is measured)."""
+    if not (log or output):
         return None
-    side = MsameSide(" + ".join(s for s, on in (("log", args.log), ("output folder", args.msame_output)) if on))
-    if args.log:
+    side = MsameSide(" + ".join(s for s, on in (("log", log), ("output folder", output)) if on))
+    if log:
         try:
-            text = msame.read_log_file(args.log)
+            text = msame.read_log_file(log)
             side.log = msame.parse_msame_log(text)
         except msame.MsameError as exc:
-            raise CommandError(f"--log {args.log}: {exc}") from None
-        side.log_file = Path(args.log)
+            raise CommandError(f"{opt('log')} {log}: {exc}") from None
+        side.log_file = Path(log)
         expected = len(inputs.entries) if inputs is not None else None
         side.failure_reasons += side.log.failure_reasons(expected_files=expected)
         reasons, side.emulator_report, side.notes = scan_msame_output(text, side.log)
         side.failure_reasons += reasons
-    if args.msame_output:
+    if output:
         try:
-            side.run_dir = msame.find_run_dir(args.msame_output)
+            side.run_dir = msame.find_run_dir(output)
             side.outputs, side.output_dtypes = read_msame_rows(side.run_dir, dtypes)
         except msame.MsameError as exc:
-            raise CommandError(f"--msame-output: {exc}") from None
+            raise CommandError(f"{opt('msame_output')}: {exc}") from None
         side.failure_reasons += _outputs_problems(side.outputs, side.run_dir, inputs)
     return side
 
@@ -275,7 +274,7 @@ def open_comparison_engine(model: Path) -> Any:
     engine = open_engine(str(model), engine="acl")
     offered = list(engine.supported_batches())
     if 1 not in offered:
-        raise CommandError(f"--model {model}: msame runs one file per execute (batch 1); this model offers batch "
+        raise CommandError(f"{opt('model')} {model}: msame runs one file per execute (batch 1); this model offers batch "
                            f"sizes {offered}")
     engine.prepare(1)
     return engine
@@ -351,7 +350,7 @@ class FolderRun:
 def folder_run(model: Path, inputs: InputFolder, out_dir: Path) -> FolderRun:
     with tempfile.TemporaryDirectory(prefix="pymfn-folder-run-") as tmp:
         summary = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "pymfn.bench.msame_compare", "folder-run", "--model", str(model),
+        cmd = [sys.executable, "-m", "pymfn.cli.bench.msame_folder_run", "--model", str(model),
                "--input", str(inputs.path), "--output", str(out_dir), "--summary", str(summary)]
         proc = msame.run_timed(cmd)
         if proc.returncode != 0:
@@ -365,39 +364,28 @@ def folder_run(model: Path, inputs: InputFolder, out_dir: Path) -> FolderRun:
     return FolderRun(proc.wall_s, out_dir, run_dir, phases, rows)
 
 
-def folder_run_child(argv: list[str]) -> int:
-    """``python -m pymfn.bench.msame_compare folder-run``: msame's work done by pymfn, in one process."""
-    ap = argparse.ArgumentParser(prog="python -m pymfn.bench.msame_compare folder-run")
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--input", required=True)
-    ap.add_argument("--output", required=True)
-    ap.add_argument("--summary", required=True)
-    args = ap.parse_args(argv)
-
-    def body() -> int:
-        t0 = time.perf_counter()
-        engine = open_comparison_engine(Path(args.model))
-        dataset = open_inputs(engine, scan_inputs(Path(args.input)))
-        t1 = time.perf_counter()
-        files = [Path(p).name for p in dataset.files()]
-        outs = _output_buffers(engine)
-        rows: list[list[np.ndarray]] = [[] for _ in outs]
-        for batch in _batches(dataset):
-            engine.execute_into([batch.data], outs)
-            for k, o in enumerate(outs):
-                rows[k].append(o[0].copy())
-        t2 = time.perf_counter()
-        run_dir = msame.write_msame_outputs(args.output, [msame.input_stem(f) for f in files],
-                                            [np.stack(r) for r in rows])
-        t3 = time.perf_counter()
-        del engine, dataset
-        doc = {"run_dir": str(run_dir), "files": len(files),
-               "phases_s": {"ACL init and model load": t1 - t0, "read and execute every file": t2 - t1,
-                            "write every output": t3 - t2}}
-        report.write_json(doc, args.summary)
-        return 0
-
-    return run_command("pymfn folder run", body)
+def folder_run_child(model: Path, input_folder: Path, output: Path, summary: Path) -> None:
+    """msame's work done by pymfn in this process (``python -m pymfn.cli.bench.msame_folder_run``): the .om on
+    every file of the folder, outputs written in msame's layout, the phases' times written to ``summary``."""
+    t0 = time.perf_counter()
+    engine = open_comparison_engine(model)
+    dataset = open_inputs(engine, scan_inputs(input_folder))
+    t1 = time.perf_counter()
+    files = [Path(p).name for p in dataset.files()]
+    outs = _output_buffers(engine)
+    rows: list[list[np.ndarray]] = [[] for _ in outs]
+    for batch in _batches(dataset):
+        engine.execute_into([batch.data], outs)
+        for k, o in enumerate(outs):
+            rows[k].append(o[0].copy())
+    t2 = time.perf_counter()
+    run_dir = msame.write_msame_outputs(output, [msame.input_stem(f) for f in files], [np.stack(r) for r in rows])
+    t3 = time.perf_counter()
+    del engine, dataset
+    doc = {"run_dir": str(run_dir), "files": len(files),
+           "phases_s": {"ACL init and model load": t1 - t0, "read and execute every file": t2 - t1,
+                        "write every output": t3 - t2}}
+    report.write_json(doc, summary)
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -524,11 +512,9 @@ def build_rows(ms: MsameSide | None, tp: TimingPass | None, fr: FolderRun | None
     ]
 
 
-def print_table(rows: list[tuple[str, str, str]]) -> None:
+def format_rows(rows: list[tuple[str, str, str]]) -> list[str]:
     width = max(len(r[0]) for r in rows)
-    print(f"{'':<{width}}  {'msame':>12}  {'pymfn':>12}")
-    for name, a, b in rows:
-        print(f"{name:<{width}}  {a:>12}  {b:>12}")
+    return [f"{'':<{width}}  {'msame':>12}  {'pymfn':>12}", *(f"{name:<{width}}  {a:>12}  {b:>12}" for name, a, b in rows)]
 
 
 def scope_notes(ms: MsameSide | None, tp: TimingPass | None, fr: FolderRun | None) -> list[str]:
@@ -592,40 +578,146 @@ def _timing_json(tp: TimingPass) -> dict:
     return doc
 
 
-# ------------------------------------------------------------------------------------------------ command
+# ------------------------------------------------------------------------------------------------ comparison
 
-def _check_arguments(args: argparse.Namespace) -> None:
+@dataclass
+class MsameComparison(Result):
+    """msame's figures beside pymfn's for the same .om and input folder, scope for scope, and their outputs
+    compared by name. ``failed`` / ``error`` say whether the comparison failed (a failed msame run, a failed
+    pymfn side); what was measured is kept either way. ``report()`` is the text ``pymfn bench msame`` prints,
+    ``to_dict()`` its JSON, ``csv_rows()`` the table (one row per figure)."""
+
+    kind: ClassVar[str] = "msame"
+
+    inputs: InputFolder | None
+    msame: MsameSide | None
+    timing: TimingPass | None           # pymfn's in-process timing pass
+    folder: FolderRun | None            # pymfn's whole-process folder run
+    comparisons: dict[str, dict[str, Any]]
+    warnings: list[str]
+    errors: list[str]                   # what failed on pymfn's side
+    temporaries: list[Path]             # temporary output folders (removed unless keep_outputs)
+    keep_outputs: bool = False
+    host: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or (self.msame is not None and self.msame.failed)
+
+    @property
+    def error(self) -> str | None:
+        """The one-line reason the comparison failed, or None."""
+        if self.errors:
+            return self.errors[0]
+        if self.msame is not None and self.msame.failed:
+            return f"msame run failed: {self.msame.failure_reasons[0]}"
+        return None
+
+    @property
+    def rows(self) -> list[tuple[str, str, str]]:
+        """The table: (figure, msame, pymfn) as printed."""
+        return build_rows(self.msame, self.timing, self.folder)
+
+    @property
+    def kept_temporaries(self) -> list[Path]:
+        return list(self.temporaries) if self.keep_outputs else []
+
+    def _kept(self, path: Path) -> bool:
+        """Whether ``path`` outlives the comparison (not in a temporary folder, or keep_outputs)."""
+        return self.keep_outputs or not any(path.is_relative_to(t) for t in self.temporaries)
+
+    def report(self) -> str:
+        ms, tp, fr = self.msame, self.timing, self.folder
+        lines = format_rows(self.rows) + [""]
+        lines += [f"- {note}" for note in scope_notes(ms, tp, fr)]
+        lines += [_comparison_line(f"outputs, {name}", c) for name, c in self.comparisons.items()]
+        lines.append(f"host: {report.format_host(self.host)}")
+        if tp is not None and tp.properties.get("acl_runtime") == "emulator":
+            lines.append("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
+            from pymfn.runtime.precision import emulator_line
+
+            if text := emulator_line(tp.properties):
+                lines.append(f"precision: {text}")
+        if ms is not None and ms.failed:
+            lines.append("msame run FAILED (it exits 0 even so):")
+            lines += [f"  - {reason}" for reason in ms.failure_reasons]
+        if self.warnings:
+            lines.append("Warnings:")
+            lines += [f"  ! {w}" for w in self.warnings]
+        if fr is not None and fr.output_dir not in self.temporaries:
+            lines.append(f"pymfn folder run outputs: {fr.run_dir}")
+        if ms is not None and ms.source == "run" and ms.log_file is not None and self._kept(ms.log_file):
+            lines.append(f"msame's log (stdout and stderr): {ms.log_file}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        inputs, ms, tp, fr, temps = self.inputs, self.msame, self.timing, self.folder, self.temporaries
+        doc: dict[str, Any] = {"scopes": SCOPES, "warnings": self.warnings, "outputs": self.comparisons,
+                               "host": self.host}
+        if inputs is not None:
+            doc["inputs"] = {"folder": str(inputs.path), "entries": len(inputs.entries), "bin_files": len(inputs.bins),
+                             "order": "lexicographic (msame's)", "not_bin": inputs.non_bin}
+        if ms is not None:
+            kept = ms.run_dir is not None and not any(ms.run_dir.is_relative_to(t) for t in temps)
+            doc["msame"] = {"source": ms.source, "status": "failed" if ms.failed else "ok",
+                            "failure_reasons": ms.failure_reasons, "command": ms.command, "returncode": ms.returncode,
+                            "log": _log_json(ms.log), "whole_process_wall_s": ms.wall_s,
+                            "whole_process_scope": SCOPES["msame_whole_process"] if ms.wall_s is not None else None,
+                            "per_execute_scope": SCOPES["msame_per_execute"],
+                            "run_dir": str(ms.run_dir) if ms.run_dir else None,
+                            "outputs_read_as": ms.output_dtypes, "outputs_kept": kept or self.keep_outputs,
+                            "log_file": str(ms.log_file) if ms.log_file else None,
+                            "log_file_kept": bool(ms.log_file) and self._kept(ms.log_file),
+                            "emulator_report": ms.emulator_report}
+        if tp is not None:
+            doc["pymfn"] = _timing_json(tp)
+        if fr is not None:
+            doc["folder_run"] = {"scope": SCOPES["pymfn_whole_process"], "whole_process_wall_s": fr.wall_s,
+                                 "phases_s": fr.phases_s, "run_dir": str(fr.run_dir),
+                                 "outputs_kept": fr.output_dir not in temps or self.keep_outputs}
+        return doc
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        return [{"figure": what, "msame": a, "pymfn": b} for what, a, b in self.rows]
+
+
+def _check_arguments(model: str | os.PathLike | None, input: str | os.PathLike | None,
+                     log: str | os.PathLike | None, msame_output: str | os.PathLike | None, run_msame: bool,
+                     folder_run: bool | None, pymfn_output: str | os.PathLike | None, warmup: int,
+                     passes: int) -> None:
     """Every argument problem as one line, before anything runs."""
-    check_output_path(args.json, "--json")
-    if args.warmup < 0:
-        raise CommandError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.passes < 1:
-        raise CommandError(f"--passes must be >= 1, got {args.passes}")
-    if (args.run_msame or args.folder_run) and not (args.model and args.input):
-        which = "--run-msame" if args.run_msame else "--folder-run"
-        raise CommandError(f"{which} needs --model and --input")
-    if args.run_msame and args.log:
-        raise CommandError("--log and --run-msame: the log of the run comes from the run itself; give one of them")
-    if bool(args.model) != bool(args.input):
-        raise CommandError("--model and --input go together (the .om and the folder both tools run)")
-    if not (args.log or args.msame_output or args.run_msame or (args.model and args.input)):
-        raise CommandError("give --log and/or --msame-output (an earlier msame run), --run-msame with --model and "
-                           f"--input (msame on PATH: {shutil.which('msame') or 'not found'}), or --model and --input "
-                           "for pymfn's side alone")
-    if args.model:
-        model = Path(args.model)
-        if ".om" not in model.name:
-            raise CommandError(f"--model {model}: msame runs .om models only (the path must contain '.om')")
-        if not model.is_file():
-            raise CommandError(f"--model {model}: file not found")
-    if args.msame_output and not args.run_msame and not Path(args.msame_output).exists():
-        raise CommandError(f"--msame-output {args.msame_output}: does not exist (it is created only with --run-msame)")
-    for option, value in (("--msame-output", args.msame_output), ("--pymfn-output", args.pymfn_output)):
+    if warmup < 0:
+        raise CommandError(f"{opt('warmup')} must be >= 0, got {warmup}")
+    if passes < 1:
+        raise CommandError(f"{opt('passes')} must be >= 1, got {passes}")
+    if (run_msame or folder_run) and not (model and input):
+        which = opt("run_msame") if run_msame else opt("folder_run")
+        raise CommandError(f"{which} needs {opt('model')} and {opt('input')}")
+    if run_msame and log:
+        raise CommandError(f"{opt('log')} and {opt('run_msame')}: the log of the run comes from the run itself; give "
+                           "one of them")
+    if bool(model) != bool(input):
+        raise CommandError(f"{opt('model')} and {opt('input')} go together (the .om and the folder both tools run)")
+    if not (log or msame_output or run_msame or (model and input)):
+        raise CommandError(f"give {opt('log')} and/or {opt('msame_output')} (an earlier msame run), {opt('run_msame')} "
+                           f"with {opt('model')} and {opt('input')} (msame on PATH: "
+                           f"{shutil.which('msame') or 'not found'}), or {opt('model')} and {opt('input')} for "
+                           "pymfn's side alone")
+    if model:
+        path = Path(model)
+        if ".om" not in path.name:
+            raise CommandError(f"{opt('model')} {path}: msame runs .om models only (the path must contain '.om')")
+        if not path.is_file():
+            raise CommandError(f"{opt('model')} {path}: file not found")
+    if msame_output and not run_msame and not Path(msame_output).exists():
+        raise CommandError(f"{opt('msame_output')} {msame_output}: does not exist (it is created only with "
+                           f"{opt('run_msame')})")
+    for param, value in (("msame_output", msame_output), ("pymfn_output", pymfn_output)):
         if value and Path(value).exists() and not Path(value).is_dir():
-            raise CommandError(f"{option} {value}: exists and is not a folder")
+            raise CommandError(f"{opt(param)} {value}: exists and is not a folder")
 
 
-def _temp_or_given(given: str | None, prefix: str, temps: list[Path]) -> Path:
+def _temp_or_given(given: str | os.PathLike | None, prefix: str, temps: list[Path]) -> Path:
     if given:
         return Path(given)
     path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -633,50 +725,76 @@ def _temp_or_given(given: str | None, prefix: str, temps: list[Path]) -> Path:
     return path
 
 
-def main_msame(args: argparse.Namespace) -> int:
-    _check_arguments(args)
-    if args.folder_run is None:
-        args.folder_run = bool(args.run_msame)  # like for like with a whole msame process, when there is one
+def msame_compare(model: str | os.PathLike | None = None, input: str | os.PathLike | None = None, *,
+                  log: str | os.PathLike | None = None, msame_output: str | os.PathLike | None = None,
+                  run_msame: bool = False, msame: str | os.PathLike | None = None, warmup: int = 1, passes: int = 1,
+                  folder_run: bool | None = None, pymfn_output: str | os.PathLike | None = None,
+                  keep_outputs: bool = False) -> MsameComparison:
+    """Huawei msame's figures beside pymfn's for the same .om (``model``) and folder of .bin files (``input``).
+
+    msame's side comes from running it (``run_msame``: the ``msame`` executable, else $PYMFN_MSAME, else msame
+    on PATH; it writes under ``msame_output``, default a temporary folder) or from an earlier run's ``log``
+    and/or output folder ``msame_output``. pymfn's side is a timing pass over the folder in msame's order
+    (``warmup`` untimed executes, then ``passes`` timed passes) and, with ``folder_run`` (default: on with
+    ``run_msame``), a whole process doing msame's work (outputs under ``pymfn_output``, default temporary).
+    Temporary folders are removed at the end unless ``keep_outputs``.
+
+    A failed msame run or pymfn side does not raise: the result says so (``failed``, ``error``) and keeps what
+    was measured. Bad arguments raise ``CommandError`` naming the parameter.
+
+    >>> import pymfn.bench as b, pathlib, tempfile
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "msame.log"
+    >>> _ = log.write_text("".join(f"[INFO] start to process file:/data/{i}.bin\\n[INFO] model execute success\\n"
+    ...                            f"Inference time: {ms}ms\\n" for i, ms in enumerate(["1.514", "0.742"]))
+    ...                    + "Inference average time : 1.13 ms\\nInference average time without first time: 0.74 ms\\n")
+    >>> r = b.msame_compare(log=log)
+    >>> r.failed, r.rows[2]
+    (False, ('mean (ms), from per-execute times', '1.128', '-'))
+    """
+    if folder_run is None:
+        folder_run = bool(run_msame)  # like for like with a whole msame process, when there is one
+    _check_arguments(model, input, log, msame_output, run_msame, folder_run, pymfn_output, warmup, passes)
     temps: list[Path] = []
     try:
-        return _compare(args, temps)
+        return _compare(Path(model) if model else None, Path(input) if input else None, log, msame_output,
+                        run_msame, msame, warmup, passes, folder_run, pymfn_output, keep_outputs, temps)
     finally:
-        for path in temps:
-            if args.keep_outputs:
-                print(f"kept temporary output folder {path}")
-            else:
+        if not keep_outputs:
+            for path in temps:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
-    inputs = scan_inputs(Path(args.input)) if args.input else None
+def _compare(model: Path | None, input_folder: Path | None, log: str | os.PathLike | None,
+             msame_output: str | os.PathLike | None, run_msame: bool, executable: str | os.PathLike | None,
+             warmup: int, passes: int, with_folder_run: bool, pymfn_output: str | os.PathLike | None,
+             keep_outputs: bool, temps: list[Path]) -> MsameComparison:
+    inputs = scan_inputs(input_folder) if input_folder else None
     engine = dataset = None
     dtypes = ["float16"]
     warnings: list[str] = []
     if inputs is not None:
-        engine = open_comparison_engine(Path(args.model))
+        engine = open_comparison_engine(model)
         dataset = open_inputs(engine, inputs)  # sizes checked before msame spends any time
         dtypes = [str(o.dtype) for o in engine.outputs()]
         if inputs.non_bin:
-            warnings.append(f"--input {inputs.path}: msame feeds every non-hidden entry to the model, pymfn only the "
-                            f".bin files; {len(inputs.non_bin)} other: {', '.join(inputs.non_bin[:5])}")
-    ms = msame_from_files(args, inputs, dtypes) if not args.run_msame else None
-    if args.run_msame:
-        ms = msame_from_run(args, inputs, _temp_or_given(args.msame_output, "pymfn-msame-", temps), dtypes)
+            warnings.append(f"{opt('input')} {inputs.path}: msame feeds every non-hidden entry to the model, pymfn "
+                            f"only the .bin files; {len(inputs.non_bin)} other: {', '.join(inputs.non_bin[:5])}")
+    ms = msame_from_files(log, msame_output, inputs, dtypes) if not run_msame else None
+    if run_msame:
+        ms = msame_from_run(model, executable, inputs, _temp_or_given(msame_output, "pymfn-msame-", temps), dtypes)
     # Once msame has run, a failure on pymfn's side must not throw msame's figures away: it is reported
-    # after the table and the JSON, as the command's error.
+    # in the result, after the table and the JSON.
     pymfn_errors: list[str] = []
     tp = fr = None
     if engine is not None:
         try:
-            tp = timing_pass(engine, dataset, args.warmup, args.passes)
-        except Exception as exc:  # noqa: BLE001 - reported below, after what was measured is saved
+            tp = timing_pass(engine, dataset, warmup, passes)
+        except Exception as exc:  # noqa: BLE001 - reported in the result, after what was measured is saved
             pymfn_errors.append(f"pymfn timing pass: {one_line(exc)}")
     del dataset
-    if args.folder_run:
+    if with_folder_run:
         try:
-            fr = folder_run(Path(args.model), inputs,
-                            _temp_or_given(args.pymfn_output, "pymfn-folder-run-", temps))
+            fr = folder_run(model, inputs, _temp_or_given(pymfn_output, "pymfn-folder-run-", temps))
         except Exception as exc:  # noqa: BLE001
             pymfn_errors.append(f"pymfn folder run: {one_line(exc)}")
     warnings += [f"{e} (failed)" for e in pymfn_errors]
@@ -693,7 +811,7 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
         warnings += [f"msame log: {w}" for w in ms.log.warnings]
     if ms is not None:
         warnings += ms.notes
-        if not ms.failed:
+        if not ms.failed and ms.log is not None:
             warnings += _noisy_warning("msame", ms.log.run_times_ms)
     if tp is not None:
         warnings += _noisy_warning("pymfn", tp.compute_ms)
@@ -702,106 +820,6 @@ def _compare(args: argparse.Namespace, temps: list[Path]) -> int:
     if ms is not None and ms.failed:
         warnings.append(f"msame run FAILED ({len(ms.failure_reasons)} reason(s) listed above); its averages are "
                         "not results")
-
-    print_table(build_rows(ms, tp, fr))
-    print()
-    for note in scope_notes(ms, tp, fr):
-        print(f"- {note}")
-    for name, c in comparisons.items():
-        print(_comparison_line(f"outputs, {name}", c))
-    print(f"host: {report.format_host(report.host_info())}")
-    if tp is not None and tp.properties.get("acl_runtime") == "emulator":
-        print("NOTE: pymfn ran on the ACL emulator: its timings are host timings, not Ascend NPU timings.")
-        from pymfn.runtime.precision import emulator_line
-
-        if text := emulator_line(tp.properties):
-            print(f"precision: {text}")
-    if ms is not None and ms.failed:
-        print("msame run FAILED (it exits 0 even so):")
-        for reason in ms.failure_reasons:
-            print(f"  - {reason}")
-    if warnings:
-        print("Warnings:")
-        for w in warnings:
-            print(f"  ! {w}")
-    if fr is not None and fr.output_dir not in temps:
-        print(f"pymfn folder run outputs: {fr.run_dir}")
-    if ms is not None and ms.source == "run" and ms.log_file is not None and _kept(ms.log_file, temps, args):
-        print(f"msame's log (stdout and stderr): {ms.log_file}")
-
-    doc = _document(args, inputs, ms, tp, fr, comparisons, warnings, temps)
-    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", PROG)):
-        print(f"JSON written to {where}")
-    if pymfn_errors:
-        raise CommandError(pymfn_errors[0])
-    if ms is not None and ms.failed:
-        raise CommandError(f"msame run failed: {ms.failure_reasons[0]}")
-    return 0
-
-
-def _kept(path: Path, temps: list[Path], args: argparse.Namespace) -> bool:
-    """Whether ``path`` outlives the command (not in a temporary folder, or --keep-outputs)."""
-    return args.keep_outputs or not any(path.is_relative_to(t) for t in temps)
-
-
-def _document(args: argparse.Namespace, inputs: InputFolder | None, ms: MsameSide | None, tp: TimingPass | None,
-              fr: FolderRun | None, comparisons: dict, warnings: list[str], temps: list[Path]) -> dict:
-    doc: dict[str, Any] = {"scopes": SCOPES, "warnings": warnings, "outputs": comparisons, "host": report.host_info()}
-    if inputs is not None:
-        doc["inputs"] = {"folder": str(inputs.path), "entries": len(inputs.entries), "bin_files": len(inputs.bins),
-                         "order": "lexicographic (msame's)", "not_bin": inputs.non_bin}
-    if ms is not None:
-        kept = ms.run_dir is not None and not any(ms.run_dir.is_relative_to(t) for t in temps)
-        doc["msame"] = {"source": ms.source, "status": "failed" if ms.failed else "ok",
-                        "failure_reasons": ms.failure_reasons, "command": ms.command, "returncode": ms.returncode,
-                        "log": _log_json(ms.log), "whole_process_wall_s": ms.wall_s,
-                        "whole_process_scope": SCOPES["msame_whole_process"] if ms.wall_s is not None else None,
-                        "per_execute_scope": SCOPES["msame_per_execute"],
-                        "run_dir": str(ms.run_dir) if ms.run_dir else None,
-                        "outputs_read_as": ms.output_dtypes, "outputs_kept": kept or args.keep_outputs,
-                        "log_file": str(ms.log_file) if ms.log_file else None,
-                        "log_file_kept": bool(ms.log_file) and _kept(ms.log_file, temps, args),
-                        "emulator_report": ms.emulator_report}
-    if tp is not None:
-        doc["pymfn"] = _timing_json(tp)
-    if fr is not None:
-        doc["folder_run"] = {"scope": SCOPES["pymfn_whole_process"], "whole_process_wall_s": fr.wall_s,
-                             "phases_s": fr.phases_s, "run_dir": str(fr.run_dir),
-                             "outputs_kept": fr.output_dir not in temps or args.keep_outputs}
-    return doc
-
-
-def add_msame_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log", help="an msame log from an earlier run (its 'Inference time' and 'Inference average time' "
-                                 "lines are parsed)")
-    p.add_argument("--msame-output", help="msame's --output folder: with --run-msame where msame writes (created when "
-                                          "missing, kept); otherwise an earlier run's outputs to compare with")
-    p.add_argument("--run-msame", action="store_true",
-                   help="run msame (on PATH, $PYMFN_MSAME or --msame) over --input with --model first")
-    p.add_argument("--msame", help="the msame executable (default: $PYMFN_MSAME, else msame on PATH)")
-    p.add_argument("--model", help="the .om both tools run")
-    p.add_argument("--input", help="the folder of .bin inputs both tools read, in msame's lexicographic order")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="untimed pymfn executes before its timing pass (default 1, ais_bench's default; msame has none)")
-    p.add_argument("--passes", type=int, default=1,
-                   help="timed passes over the folder, every file once per pass (default 1: exactly msame's run)")
-    p.add_argument("--folder-run", action=argparse.BooleanOptionalAction, default=None,
-                   help="also time pymfn as one whole process that writes msame-layout outputs, like msame's own "
-                        "wall time (default: on with --run-msame)")
-    p.add_argument("--pymfn-output", help="where the folder run writes its msame-layout outputs (default: a temporary "
-                                          "folder, removed at the end)")
-    p.add_argument("--keep-outputs", action="store_true",
-                   help="keep the temporary output folders (msame's and the folder run's) and print where they are")
-    p.add_argument("--json", help="write every figure, scope, warning and raw per-execute time as JSON")
-
-
-def _child_main(argv: list[str]) -> int:
-    if argv[:1] == ["folder-run"]:
-        return folder_run_child(argv[1:])
-    print("usage: python -m pymfn.bench.msame_compare folder-run --model M --input DIR --output DIR --summary F",
-          file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
+    return MsameComparison(inputs=inputs, msame=ms, timing=tp, folder=fr, comparisons=comparisons, warnings=warnings,
+                           errors=pymfn_errors, temporaries=list(temps), keep_outputs=keep_outputs,
+                           host=report.host_info())

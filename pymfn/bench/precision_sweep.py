@@ -1,4 +1,4 @@
-"""`python -m pymfn.bench sweep`: every precision this host runs, on every engine, in one run.
+"""Every precision this host runs, on every engine, in one run: ``sweep(...) -> SweepResult``.
 
 A deployer's decision is speed against accuracy. One command measures the matrix side by side on the same
 machine in the same run: OpenVINO in f32 / bf16 / f16 / INT8, the ACL engine on the emulator with an fp16
@@ -16,20 +16,20 @@ Emulator rows are HOST timings of OpenVINO inside pymfn's ACL emulator, not Asce
 """
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 import pymfn
-from pymfn.errors import CommandError, one_line
-from pymfn.files.outputs import check_output_path, save_output
 from pymfn.bench import report
+from pymfn.bench.naming import opt
+from pymfn.bench.result import Result
+from pymfn.errors import CommandError, one_line
 
 # --rows key -> (row name, engine, requested precision)
 ROW_SPECS: dict[str, tuple[str, str, str]] = {
@@ -44,7 +44,7 @@ ROW_SPECS: dict[str, tuple[str, str, str]] = {
 REFERENCE = "f32"        # accuracy differences and throughput ratios are taken against OpenVINO f32
 ACCURACY_INFLIGHT = 2
 THROUGHPUT_INFLIGHT = 2
-GATE_PT = 0.15           # the accuracy gate of issue 13: within 0.15 pt of f32
+GATE_PT = 0.15           # the accuracy gate: within 0.15 pt of OpenVINO f32
 
 
 @dataclass
@@ -93,22 +93,31 @@ class Row:
 
 # ---------------------------------------------------------------- preparing rows
 
-def parse_keys(text: str) -> list[str]:
-    keys = [k.strip() for k in text.split(",") if k.strip()]
-    bad = [k for k in keys if k not in ROW_SPECS]
-    if bad or not keys:
-        raise CommandError(f"--rows {text!r}: expected a comma-separated subset of {','.join(ROW_SPECS)}")
-    return list(dict.fromkeys(keys))
+@dataclass
+class SweepSettings:
+    """What the sweep measures and for how long (the defaults are ``pymfn bench sweep``'s)."""
 
+    rows: Sequence[str] = tuple(ROW_SPECS)   # keys of ROW_SPECS, in the order the table lists them
+    batches: Sequence[int] = (1, 4, 16)      # batch sizes tried for each row's best throughput (1..256)
+    rounds: int = 5                          # interleaved timing rounds; each figure is the median over them
+    seconds: float = 2.0                     # throughput per row and round (latency and batch search: half)
+    pairs: int | None = None                 # the first N LFW pairs only (>= 20; None = all 6,000)
 
-def parse_batches(text: str) -> list[int]:
-    try:
-        batches = sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        raise CommandError(f"--batches {text!r}: expected comma-separated batch sizes such as 1,4,16") from None
-    if not batches or any(not 1 <= b <= 256 for b in batches):
-        raise CommandError(f"--batches {text!r}: every batch size must be 1..256")
-    return batches
+    def checked(self) -> tuple[list[str], list[int]]:
+        """(row keys without repeats, sorted batch sizes); a bad value raises CommandError naming it."""
+        keys = list(dict.fromkeys(self.rows))
+        if not keys or any(k not in ROW_SPECS for k in keys):
+            raise CommandError(f"{opt('rows')} {list(self.rows)!r}: expected a subset of {','.join(ROW_SPECS)}")
+        batches = sorted({int(b) for b in self.batches})
+        if not batches or any(not 1 <= b <= 256 for b in batches):
+            raise CommandError(f"{opt('batches')} {list(self.batches)!r}: every batch size must be 1..256")
+        if self.rounds < 1:
+            raise CommandError(f"{opt('rounds')} {self.rounds}: expected at least 1")
+        if not (np.isfinite(self.seconds) and 0.05 <= self.seconds <= 600):
+            raise CommandError(f"{opt('seconds')} {self.seconds}: expected 0.05..600")
+        if self.pairs is not None and self.pairs < 20:
+            raise CommandError(f"{opt('pairs')} {self.pairs}: the 10-fold protocol needs at least 20 pairs")
+        return keys, batches
 
 
 def make_rows(keys: list[str], support: dict[str, dict[str, Any]], acl_available: str | None) -> list[Row]:
@@ -135,26 +144,27 @@ def acl_unavailable() -> str | None:
     return None
 
 
-def int8_model(args: argparse.Namespace, pb: Path, quiet: bool) -> Path:
-    """--int8-model, or the cached INT8 IR of ``pb`` with pymfn quantize's defaults."""
-    if args.int8_model:
-        path = Path(args.int8_model)
+def int8_model(given: str | os.PathLike | None, pb: Path, quiet: bool) -> Path:
+    """``given`` (an INT8 IR), or the cached INT8 IR of ``pb`` with pymfn quantize's defaults."""
+    if given:
+        path = Path(given)
         if not path.is_file():
-            raise CommandError(f"--int8-model {path}: no such file (a quantized IR from python -m pymfn quantize)")
+            raise CommandError(f"{opt('int8_model')} {path}: no such file (a quantized IR from python -m pymfn quantize)")
         return path
     from pymfn.export.quantize import cached_quantized
 
     return cached_quantized(pb, quiet=quiet)
 
 
-def assign_models(rows: list[Row], pb: Path, args: argparse.Namespace, workdir: Path, batches: list[int]) -> None:
+def assign_models(rows: list[Row], pb: Path, int8_given: str | os.PathLike | None, workdir: Path,
+                  batches: list[int], quiet: bool = True) -> None:
     """Give each runnable row its model file, converting/quantizing what is needed; a failure fails the row."""
     needs_int8 = any(r.active and r.precision == "int8" for r in rows)
     int8_xml: Path | None = None
     int8_error: BaseException | None = None
     if needs_int8:
         try:
-            int8_xml = int8_model(args, pb, args.quiet)
+            int8_xml = int8_model(int8_given, pb, quiet)
         except Exception as exc:  # noqa: BLE001 - listed as the row's reason
             int8_error = exc
     for row in rows:
@@ -220,19 +230,21 @@ def lfw_subset(data: Path, pairs: int | None) -> tuple[np.ndarray, np.ndarray]:
     bins, issame = read_lfw_bin(data)
     if pairs is not None:
         if pairs > len(issame):
-            raise CommandError(f"--pairs {pairs}: {data} holds {len(issame)} pairs")
+            raise CommandError(f"{opt('pairs')} {pairs}: {data} holds {len(issame)} pairs")
         bins, issame = bins[:2 * pairs], issame[:pairs]
     return decode_images(bins, color="rgb", source=str(data)), np.asarray(issame)
 
 
-def measure_accuracy(row: Row, images: np.ndarray, issame: np.ndarray, args: argparse.Namespace) -> None:
+def measure_accuracy(row: Row, images: np.ndarray, issame: np.ndarray,
+                     progress: Callable[[str], None] | None = None) -> None:
     from pymfn.bench.accuracy import embed_images
     from pymfn.metrics.lfw import evaluate
 
     offered = list(row.tp_engine.supported_batches())
     batch = 4 if not offered or 4 in offered else offered[0]
     inflight = 1 if row.engine == "tf" else ACCURACY_INFLIGHT
-    say(args, f"  accuracy: {row.name} ({len(images)} images)")
+    if progress:
+        progress(f"  accuracy: {row.name} ({len(images)} images)")
     t0 = time.perf_counter()
     emb = embed_images(row.tp_engine, images, np.dtype(np.float32), batch, inflight)
     row.accuracy_s = time.perf_counter() - t0
@@ -340,7 +352,7 @@ def format_table(doc: dict[str, Any]) -> str:
         f"{k.replace('_vs_', ' / ')} {v:.2f}x" for k, v in ratios.items() if isinstance(v, float)))
     best = ratios.get("int8_vs_best_non_int8")
     if best and best.get("ratio") is not None:
-        lines.append(f"INT8 / best non-INT8 ({best['best']}): {best['ratio']:.2f}x (issue 13 target on AMX/VNNI hosts: "
+        lines.append(f"INT8 / best non-INT8 ({best['best']}): {best['ratio']:.2f}x (target on AMX/VNNI hosts: "
                      f">= 1.3x; {'met' if best['ratio'] >= 1.3 else 'MISSED'})")
     lines.append(f"pairs: {doc['pairs']}; accuracy gate: within {GATE_PT} pt of OpenVINO f32; load average "
                  f"{doc['load_average']['start']} at start, {doc['load_average']['end']} at end ({os.cpu_count()} CPUs)")
@@ -385,67 +397,135 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-# ---------------------------------------------------------------- command
+# ---------------------------------------------------------------- the sweep
 
-def main_sweep(args: argparse.Namespace) -> int:
+@dataclass
+class SweepResult(Result):
+    """The matrix of one sweep: a ``Row`` per (engine, precision) with its accuracy, latency, throughput and
+    what really ran, the throughput ratios taken in the same rounds, and the conditions (host, load, build).
+
+    ``report()`` is the table ``pymfn bench sweep`` prints, ``to_dict()`` its JSON, ``plot(path)`` accuracy
+    against throughput, ``csv_rows()`` one row per table row.
+    """
+
+    kind: ClassVar[str] = "sweep"
+
+    model: str
+    data: str
+    pairs: int
+    batches: list[int]
+    rounds: int
+    seconds_per_round: float
+    rows: list[Row]
+    ratios: dict[str, Any]
+    host_support: dict[str, dict[str, Any]]
+    load_average: dict[str, str]
+    host: dict[str, Any] = field(default_factory=dict)
+    build_info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, key: str) -> Row:
+        """The row of ``key`` ("f32", "int8", "om-fp16", ...)."""
+        for r in self.rows:
+            if r.key == key:
+                return r
+        raise KeyError(f"no row {key!r} in this sweep (rows: {', '.join(r.key for r in self.rows)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data, "pairs": self.pairs, "batches": list(self.batches),
+                "rounds": self.rounds, "seconds_per_round": self.seconds_per_round,
+                "rows": [r.to_json() for r in self.rows], "ratios": self.ratios, "host_support": self.host_support,
+                "load_average": self.load_average, "host": self.host, "build_info": self.build_info}
+
+    def report(self) -> str:
+        return "\n".join([*self.notes, format_table(self.to_dict())])
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Accuracy against best throughput (PNG), one point per measured row; the accuracy gate dashed."""
+        plot(self.to_dict(), Path(path))
+        return Path(path)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per (engine, precision) row of the table."""
+        out = []
+        for r in self.rows:
+            rep = r.precision_report
+            out.append({"key": r.key, "name": r.name, "engine": r.engine, "precision": r.precision,
+                        "status": r.status, "ran": rep.get("runtime"), "precision_check": rep.get("check"),
+                        "accuracy": r.accuracy, "accuracy_std": r.accuracy_std, "delta_pt": r.delta_pt,
+                        "latency_median_ms": r.latency_median_ms, "latency_p99_ms": r.latency_p99_ms,
+                        "best_batch": r.best_batch, "throughput": r.throughput,
+                        "model": str(r.model) if r.model else None})
+        return out
+
+
+def sweep(model: str | os.PathLike | None = None, *, data: str | os.PathLike | None = None,
+          int8_model: str | os.PathLike | None = None, settings: SweepSettings | None = None,
+          progress: Callable[[str], None] | None = None) -> SweepResult:
+    """Measure every (engine, precision) row of ``settings.rows`` side by side in one run.
+
+    ``model`` is the frozen float .pb (default: the built-in MobileFaceNet); the INT8 rows use ``int8_model``
+    (default: pymfn quantize's defaults applied to ``model``, built once and cached) and the emulator rows an
+    emulator .om converted here. ``data`` is the lfw.bin of the accuracy column (default: the shared one).
+    A row the host cannot run is listed with the reason; a row that fails is marked failed and the others
+    are still measured. ``progress`` receives progress lines (e.g. ``print``).
+
+    >>> import pymfn.bench as b
+    >>> from pymfn import config
+    >>> small = b.SweepSettings(rows=["f32"], batches=[1], rounds=1, seconds=0.1, pairs=600)
+    >>> r = b.sweep(data=config.lfw_bin_path(), settings=small)  # doctest: +SKIP_WITHOUT_LFW
+    >>> r.row("f32").status, r.pairs, len(r.csv_rows())          # doctest: +SKIP_WITHOUT_LFW
+    ('ok', 600, 1)
+    """
     from pymfn.runtime.precision import host_support
 
-    check_output_path(args.json, "--json")
-    check_output_path(args.plot, "--plot")
-    keys, batches = parse_keys(args.rows), parse_batches(args.batches)
-    if args.rounds < 1:
-        raise CommandError(f"--rounds {args.rounds}: expected at least 1")
-    if not (np.isfinite(args.seconds) and 0.05 <= args.seconds <= 600):
-        raise CommandError(f"--seconds {args.seconds}: expected 0.05..600")
-    if args.pairs is not None and args.pairs < 20:
-        raise CommandError(f"--pairs {args.pairs}: the 10-fold protocol needs at least 20 pairs")
-    pb, data = resolve_inputs(args)
+    settings = settings or SweepSettings()
+    keys, batches = settings.checked()
+    pb, data_path, notes = resolve_inputs(model, data, quiet=progress is None)
     load_start = load_average()
     support = host_support()
     rows = make_rows(keys, support, acl_unavailable() if any(ROW_SPECS[k][1] == "acl" for k in keys) else None)
+    seconds = settings.seconds
     with tempfile.TemporaryDirectory(prefix="pymfn-sweep-") as tmp:
-        assign_models(rows, pb, args, Path(tmp), batches)
+        assign_models(rows, pb, int8_model, Path(tmp), batches, quiet=progress is None)
         for_each_active(rows, open_engines)
-        say(args, f"sweep: {sum(r.active for r in rows)} of {len(rows)} rows run; decoding {data}")
-        images, issame = lfw_subset(data, args.pairs)
-        for_each_active(rows, lambda r: measure_accuracy(r, images, issame, args))
-        say(args, f"  latency and throughput: {args.rounds} interleaved rounds")
-        for_each_active(rows, lambda r: search_batch(r, batches, args.seconds / 2))
-        for k in range(args.rounds):
-            for_each_active(rows, lambda r: measure_latency_round(r, args.seconds / 2), reverse=bool(k % 2))
-            for_each_active(rows, lambda r: measure_throughput_round(r, args.seconds), reverse=bool(k % 2))
+        if progress:
+            progress(f"sweep: {sum(r.active for r in rows)} of {len(rows)} rows run; decoding {data_path}")
+        images, issame = lfw_subset(data_path, settings.pairs)
+        for_each_active(rows, lambda r: measure_accuracy(r, images, issame, progress))
+        if progress:
+            progress(f"  latency and throughput: {settings.rounds} interleaved rounds")
+        for_each_active(rows, lambda r: search_batch(r, batches, seconds / 2))
+        for k in range(settings.rounds):
+            for_each_active(rows, lambda r: measure_latency_round(r, seconds / 2), reverse=bool(k % 2))
+            for_each_active(rows, lambda r: measure_throughput_round(r, seconds), reverse=bool(k % 2))
         for row in rows:
             row.lat_engine = row.tp_engine = None  # release engines (and emulator models) before the files go
     ratios = summarize(rows)
-    doc = {"model": str(pb), "data": str(data), "pairs": int(len(issame)), "batches": batches, "rounds": args.rounds,
-           "seconds_per_round": args.seconds, "rows": [r.to_json() for r in rows], "ratios": ratios,
-           "host_support": support, "load_average": {"start": load_start, "end": load_average()},
-           "host": report.host_info(), "build_info": dict(pymfn.load_core().build_info())}
-    print(format_table(doc))
-    prog = "pymfn bench sweep"
-    if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
-        print(f"JSON written to {where}")
-    if args.plot and (where := save_output(args.plot, lambda p: plot(doc, p), "--plot", prog)):
-        print(f"plot written to {where}")
-    return 0
+    return SweepResult(model=str(pb), data=str(data_path), pairs=int(len(issame)), batches=batches,
+                       rounds=settings.rounds, seconds_per_round=seconds, rows=rows, ratios=ratios,
+                       host_support=support, load_average={"start": load_start, "end": load_average()},
+                       host=report.host_info(), build_info=dict(pymfn.load_core().build_info()), notes=notes)
 
 
-def resolve_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
-    """The frozen .pb (default: the built-in model) and the lfw.bin (default: the shared one)."""
+def resolve_inputs(model: str | os.PathLike | None, data: str | os.PathLike | None,
+                   quiet: bool = True) -> tuple[Path, Path, list[str]]:
+    """The frozen .pb (default: the built-in model), the lfw.bin (default: the shared one), and notes."""
     from pymfn import config
     from pymfn.bench.perf import resolve_model
 
-    pb, _, pretrained = resolve_model(args.model, quiet=args.quiet)
+    pb, _, pretrained = resolve_model(None if model is None else str(model), quiet=quiet)
     if pb.suffix.lower() != ".pb":
-        raise CommandError(f"--model {pb}: the sweep needs the frozen float .pb (it builds the INT8 and om models "
-                           "from it; give an INT8 IR with --int8-model)")
+        raise CommandError(f"{opt('model')} {pb}: the sweep needs the frozen float .pb (it builds the INT8 and om "
+                           f"models from it; give an INT8 IR with {opt('int8_model')})")
+    notes = []
     if not pretrained:
-        print("note: the default model has random weights (no pretrained weights under PYMFN_SHARED): accuracy "
-              "figures are near chance")
-    data = Path(args.data) if args.data else config.lfw_bin_path()
-    if not data.is_file():
-        raise CommandError(f"--data {data}: no such lfw.bin (set PYMFN_SHARED or give --data)")
-    return pb, data
+        notes.append("note: the default model has random weights (no pretrained weights under PYMFN_SHARED): "
+                     "accuracy figures are near chance")
+    path = Path(data) if data else config.lfw_bin_path()
+    if not path.is_file():
+        raise CommandError(f"{opt('data')} {path}: no such lfw.bin (set PYMFN_SHARED or give {opt('data')})")
+    return pb, path, notes
 
 
 def load_average() -> str:
@@ -453,26 +533,3 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
-
-
-def say(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
-        print(text, flush=True)
-
-
-def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="frozen float .pb (default: the built-in MobileFaceNet)")
-    p.add_argument("--int8-model", help="quantized IR for the INT8 rows (default: python -m pymfn quantize's defaults "
-                   "applied to --model, built once and cached)")
-    p.add_argument("--data", help="lfw.bin for the accuracy column (default: $PYMFN_SHARED/data/lfw/lfw.bin)")
-    p.add_argument("--pairs", type=int, default=None,
-                   help="use the first N pairs only (at least 20; default: all 6,000). A subset is not the LFW figure")
-    p.add_argument("--rows", default=",".join(ROW_SPECS),
-                   help=f"which rows, comma-separated (default all: {','.join(ROW_SPECS)})")
-    p.add_argument("--batches", default="1,4,16", help="batch sizes tried for the best throughput (default 1,4,16)")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5; more on a busy machine)")
-    p.add_argument("--seconds", type=float, default=2.0,
-                   help="seconds of throughput per row and round (latency and the batch search take half; default 2)")
-    p.add_argument("--json", help="write every row, ratio, round and the host's precision support as JSON")
-    p.add_argument("--plot", help="write a PNG of accuracy against throughput")
-    p.add_argument("--quiet", action="store_true", help="fewer progress messages")
