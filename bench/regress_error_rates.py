@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pymfn.bench import stats
-from pymfn.bench.regress import compare as regress
+from pymfn.bench.regression import compare as regress
 
 CONDITIONS = {"same build": 0.0, "10% slower execute": 0.10, "20% slower execute": 0.20}
 FLAGGED = (stats.SLOWER, stats.FASTER)  # a change claimed; for the same build against itself, a false alarm
@@ -41,7 +41,7 @@ def prepare_builds(ref: str, repo: Path | None, out: Path) -> tuple[Path, Path]:
     """Two byte-identical copies of ``ref``'s build (from regress's cache, built if needed) under ``out``.
 
     Copies, not the cache entry itself: regress prunes its cache, and a campaign takes hours."""
-    from pymfn.bench.regress.builds import default_repo, resolve_builds
+    from pymfn.bench.regression.builds import default_repo, resolve_builds
 
     build = resolve_builds({"b": ("--ref", ref)}, repo or default_repo(), lambda m: print(f"[rates] {m}"))["b"]
     copies = []

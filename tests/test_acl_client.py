@@ -419,7 +419,7 @@ def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
     file, and the ACL engine's embeddings of them at batch 8."""
     from pymfn.export import convert
     from pymfn.metrics import lfw as lfw_eval
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
     from pymfn.export.default_model import default_model
     from pymfn.inputs.lfw_bin import load_lfw
 

@@ -28,7 +28,7 @@ _SCRIPT = textwrap.dedent("""
     import numpy as np
     import pymfn
     from pymfn.metrics import lfw as lfw_eval
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
     from pymfn.inputs.lfw_bin import load_lfw
     core = pymfn.load_core()
     lfw_bin, name, path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -66,7 +66,7 @@ def oms(lfw_bin, sirius_tflite, core, tmp_path_factory):
 @pytest.fixture(scope="module")
 def openvino_f32_accuracy(lfw_bin, core) -> float:
     from pymfn.metrics import lfw as lfw_eval
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
     from pymfn.export.default_model import default_model
     from pymfn.inputs.lfw_bin import load_lfw
 

@@ -72,7 +72,7 @@ def test_pack_over_an_image2bin_pack_needs_force_and_never_keeps_old_labels(tmp_
     # the pack now holds the new samples, and its labels are the new ones
     np.testing.assert_array_equal(pack.read_packed(target)[3].tobytes(), (tmp_path / "new_bins" / "3.bin").read_bytes())
     assert i2b.read_issame(target).tolist() == [False, True, True, False, False]
-    from pymfn.bench.accuracy import _load_issame
+    from pymfn.bench.lfw_accuracy import _load_issame
 
     assert _load_issame(None, target, 5).tolist() == [False, True, True, False, False]
 

@@ -155,7 +155,7 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     # the emulator's outputs follow the quantized model's, computed with OpenVINO's own kernels where they are
     # exact (VNNI/AMX) and close elsewhere
     x = np.random.default_rng(0).uniform(-1, 1, (1, 112, 112, 3)).astype(np.float32)
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
 
     emu = embed_array(engine, x, 1).astype(np.float32)
     host = embed_array(core.OpenVINOEngine(str(tiny_int8), precision="int8"), x, 1)
@@ -214,7 +214,7 @@ SUBSET_PAIRS = 600  # the first 600 pairs of lfw.bin: 2 folds' worth of every ki
 
 
 def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
-    from pymfn.bench.accuracy import embed_images
+    from pymfn.bench.lfw_accuracy import embed_images
     from pymfn.metrics.lfw import evaluate
 
     emb = embed_images(engine, images, np.dtype(np.float32), batch=8, inflight=2)

@@ -15,7 +15,7 @@ import scipy.stats
 from pymfn import config
 from pymfn.bench import stats
 from pymfn.bench.__main__ import main as bench_main
-from pymfn.bench.regress.compare import EXIT_SLOWER
+from pymfn.bench.regression.compare import EXIT_SLOWER
 
 # ------------------------------------------------------------------------------------------------ statistics
 
@@ -442,7 +442,7 @@ def _commit(repo: Path, path: str, text: str, message: str) -> str:
 
 
 def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
-    from pymfn.bench.regress.builds import prune, regress_cache, resolve_builds
+    from pymfn.bench.regression.builds import prune, regress_cache, resolve_builds
 
     messages: list[str] = []
     first = _git(fake_repo, "rev-parse", "HEAD")
@@ -469,7 +469,7 @@ def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
 
 def test_a_cached_commit_build_is_rebuilt_after_a_toolchain_change(fake_repo, monkeypatch):
     """The commit folder holds a binary built against one OpenVINO; after an upgrade it must not be reused."""
-    from pymfn.bench.regress import builds as regress_builds
+    from pymfn.bench.regression import builds as regress_builds
 
     messages: list[str] = []
     sha = _git(fake_repo, "rev-parse", "HEAD")
@@ -497,7 +497,7 @@ def test_failed_native_build_is_a_one_line_error_with_the_log(fake_repo, capsys)
     assert f"building the native core of HEAD ({bad[:12]}) failed (cmake -S exit 1); log: " in err
     log = Path(err.rsplit("log: ", 1)[1].strip())
     assert "boom" in log.read_text()
-    from pymfn.bench.regress.builds import regress_cache
+    from pymfn.bench.regression.builds import regress_cache
 
     assert not (regress_cache() / "commits" / bad).exists()   # nothing half-built is left to be reused
 
@@ -511,7 +511,7 @@ def test_commit_without_native_sources_is_rejected(fake_repo, capsys):
 
 def test_a_cached_build_that_fails_its_hashes_is_rebuilt(fake_repo):
     """A commit or native build is reused only while its files hash to what was recorded when it was built."""
-    from pymfn.bench.regress.builds import BUILD_RECORD, CORE_GLOB, NATIVE_RECORD, regress_cache, resolve_builds
+    from pymfn.bench.regression.builds import BUILD_RECORD, CORE_GLOB, NATIVE_RECORD, regress_cache, resolve_builds
 
     sha = _git(fake_repo, "rev-parse", "HEAD")
     messages: list[str] = []

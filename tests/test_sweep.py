@@ -17,7 +17,7 @@ from test_openvino_engine import write_tiny_pb
 from test_quantize import write_jpegs, write_lfw_style
 
 from pymfn.export import quantize as q
-from pymfn.bench.sweep import ROW_SPECS, make_rows
+from pymfn.bench.precision_sweep import ROW_SPECS, make_rows
 
 
 @pytest.fixture(scope="module")

@@ -20,22 +20,16 @@ from pymfn.bench.scenarios import (MultistreamResult, PeakResult, ScenarioRunRes
                                    multistream, server)
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings, SettingError
 from pymfn.bench.target import default_model
+from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
+from pymfn.bench.msame_comparison import MsameComparison, msame_compare
+from pymfn.bench.precision_sweep import SweepResult, SweepSettings, sweep
+from pymfn.bench.regression.compare import RegressResult, RegressSettings, Verdict, regress
 
 __all__ = [
     "default_model", "latency", "throughput", "server", "find_peak", "multistream",
     "RunSettings", "ScenarioSettings", "PeakSearchSettings", "SettingError",
     "Result", "LatencyStats", "OfflineResult", "LatencyResult", "ThroughputResult", "ScenarioRunResult",
     "ServerResult", "MultistreamResult", "PeakResult",
+    "accuracy", "sweep", "msame_compare", "regress",
+    "AccuracyResult", "SweepResult", "SweepSettings", "MsameComparison", "RegressResult", "RegressSettings", "Verdict",
 ]
-
-
-
-# ---------------------------------------------------------------- accuracy, sweep, msame comparison, regress
-# The typed API of these four commands (``pymfn bench accuracy|sweep|msame|regress`` are thin layers over it).
-# Three functions share their module's name (pymfn.bench.accuracy, .sweep, .msame_compare) and regress its
-# subpackage's: importing them here, after the modules are loaded, makes ``pymfn.bench.accuracy`` etc. the
-# functions (the modules stay reachable by their full import paths: ``from pymfn.bench.sweep import ...``).
-from pymfn.bench.accuracy import AccuracyResult, accuracy  # noqa: E402
-from pymfn.bench.msame_compare import MsameComparison, msame_compare  # noqa: E402
-from pymfn.bench.regress.compare import RegressResult, RegressSettings, Verdict, regress  # noqa: E402
-from pymfn.bench.sweep import SweepResult, SweepSettings, sweep  # noqa: E402

@@ -237,7 +237,7 @@ def lfw_subset(data: Path, pairs: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 def measure_accuracy(row: Row, images: np.ndarray, issame: np.ndarray,
                      progress: Callable[[str], None] | None = None) -> None:
-    from pymfn.bench.accuracy import embed_images
+    from pymfn.bench.lfw_accuracy import embed_images
     from pymfn.metrics.lfw import evaluate
 
     offered = list(row.tp_engine.supported_batches())

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from pymfn.bench import report
-from pymfn.bench.accuracy import AccuracyResult, accuracy
+from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
 from pymfn.bench.naming import option_names
 from pymfn.cli.bench._options import run_checked
 from pymfn.files.outputs import check_output_path, save_output

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 from pymfn.bench import report
-from pymfn.bench.msame_compare import msame_compare
+from pymfn.bench.msame_comparison import msame_compare
 from pymfn.bench.naming import option_names
 from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError

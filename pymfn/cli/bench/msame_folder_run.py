@@ -1,12 +1,12 @@
 """``python -m pymfn.cli.bench.msame_folder_run``: the process ``pymfn bench msame`` times as pymfn's whole-process
-run, doing msame's work (see pymfn.bench.msame_compare.folder_run_child). Internal: started by the comparison."""
+run, doing msame's work (see pymfn.bench.msame_comparison.folder_run_child). Internal: started by the comparison."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from pymfn.bench.msame_compare import folder_run_child
+from pymfn.bench.msame_comparison import folder_run_child
 from pymfn.cli.common import run_command
 
 

@@ -23,7 +23,7 @@ Benchmarks (each a time-like figure, larger = slower; all builds use the same mo
 
 Saved pytest-benchmark runs (``--baseline a.json --candidate b.json``, each option repeatable) are
 compared by the peer-normalised ratios the suites record in extra_info, with the same verdict; each
-saved run is one sample (pymfn.bench.regress.saved says why), so the interval needs 4 runs per side.
+saved run is one sample (pymfn.bench.regression.saved says why), so the interval needs 4 runs per side.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 from pymfn.bench.naming import option_names
-from pymfn.bench.regress.compare import (
+from pymfn.bench.regression.compare import (
     BENCHMARKS,
     DEFAULT_CHUNKS,
     DEFAULT_ROUNDS,

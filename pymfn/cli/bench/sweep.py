@@ -20,7 +20,7 @@ import argparse
 
 from pymfn.bench import report
 from pymfn.bench.naming import option_names
-from pymfn.bench.sweep import ROW_SPECS, SweepSettings, sweep
+from pymfn.bench.precision_sweep import ROW_SPECS, SweepSettings, sweep
 from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_path, save_output

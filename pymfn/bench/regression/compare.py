@@ -23,7 +23,7 @@ Benchmarks (each a time-like figure, larger = slower; all builds use the same mo
 
 Saved pytest-benchmark runs (``--baseline a.json --candidate b.json``, each option repeatable) are
 compared by the peer-normalised ratios the suites record in extra_info, with the same verdict; each
-saved run is one sample (pymfn.bench.regress.saved says why), so the interval needs 4 runs per side.
+saved run is one sample (pymfn.bench.regression.saved says why), so the interval needs 4 runs per side.
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ from pymfn.bench import stats
 from pymfn.bench.naming import opt
 from pymfn.bench.result import Result
 from pymfn.bench.report import format_host, host_info
-from pymfn.bench.regress.builds import Build, default_repo, prune, regress_cache, resolve_builds
-from pymfn.bench.regress.saved import collect, looks_like_saved_run
+from pymfn.bench.regression.builds import Build, default_repo, prune, regress_cache, resolve_builds
+from pymfn.bench.regression.saved import collect, looks_like_saved_run
 
 EXIT_SLOWER = 4
 BENCHMARKS = ("latency", "throughput", "loader")
@@ -364,7 +364,7 @@ def _worker_env(build: Build, extra: dict[str, str]) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One build's measuring process (pymfn/bench/regress/worker.py), spoken to one JSON line at a time."""
+    """One build's measuring process (pymfn/bench/regression/worker.py), spoken to one JSON line at a time."""
 
     STARTUP_S = 180.0
 
