@@ -123,13 +123,16 @@ def test_warmup():
 
 
 def test_reference_flags():
-    p = train.build_parser()
-    ref = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "-max_epoch", "3",
-                                               "-train_batch_size", "16"]))
-    new = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "--max-epoch", "3",
-                                               "--train-batch-size", "16"]))
+    from pymfn.cli import parser_for
+    from pymfn.cli import train as train_cli
+
+    p = parser_for("pymfn train", train_cli)
+    ref = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "-max_epoch", "3",
+                                                   "-train_batch_size", "16"]))
+    new = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "--max-epoch", "3",
+                                                   "--train-batch-size", "16"]))
     assert ref == new and ref.max_epoch == 3 and ref.batch_size == 16
-    d = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c"]))
+    d = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c"]))
     assert (d.batch_size, d.lr, d.optimizer, d.weight_decay, d.max_epoch, d.arcface_s, d.arcface_m,
             d.embedding_size) == (64, 0.01, "adam", 1e-5, 10, 64.0, 0.5, 128)
 
