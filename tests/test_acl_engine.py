@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from pymfn import config
+from pymfn.cli import main as cli_main
 
 H = W = 16
 EMB = 16
@@ -63,7 +64,7 @@ def _tiny_pb(path: Path) -> Path:
 def _convert(pb: Path, out: Path, *extra: str) -> Path:
     from pymfn.export import convert
 
-    rc = convert.main([str(pb), "--target", "om-emu", "--output", str(out), *extra])
+    rc = cli_main(["convert", str(pb), "--target", "om-emu", "--output", str(out), *extra])
     assert rc == 0 and out.is_file()
     return out
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pymfn import config
+from pymfn.cli import main as cli_main
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 
@@ -58,8 +59,8 @@ def oms(lfw_bin, sirius_tflite, core, tmp_path_factory):
     d = tmp_path_factory.mktemp("ascend_lfw")
     pb16 = default_model(fp16_output=True, quiet=True).path
     static, dynamic = d / "mfn_static.om", d / "mfn_dynamic.om"
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(static)]) == 0
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(dynamic), "--dynamic-batch", "1,2,4,8"]) == 0
+    assert cli_main(["convert", str(pb16), "--target", "om-emu", "--output", str(static)]) == 0
+    assert cli_main(["convert", str(pb16), "--target", "om-emu", "--output", str(dynamic), "--dynamic-batch", "1,2,4,8"]) == 0
     return static, dynamic
 
 

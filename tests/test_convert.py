@@ -17,6 +17,7 @@ import pytest
 
 from pymfn.export import convert
 from pymfn.export import om
+from pymfn.cli import main as cli_main
 
 REFERENCE = ("atc --model=MobileFaceNet.pb --framework=3 --output=tf_MobileFaceNet --soc_version=Ascend310 "
              "--input_shape='Placeholder:1,112,112,3' --precision_mode=allow_fp32_to_fp16 "
@@ -24,7 +25,7 @@ REFERENCE = ("atc --model=MobileFaceNet.pb --framework=3 --output=tf_MobileFaceN
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = convert.main(list(argv))
+    rc = cli_main(["convert", *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -233,7 +234,7 @@ def test_host_targets_reject_om_only_options(capsys):
 
 def test_help_is_useful(capsys):
     with pytest.raises(SystemExit):
-        convert.main(["--help"])
+        cli_main(["convert", "--help"])
     out = capsys.readouterr().out
     for word in ("--dynamic-batch", "--aipp", "om-emu", "must_keep_origin_dtype", "--dry-run"):
         assert word in out

@@ -28,10 +28,9 @@ def mobilefacenet_pb() -> Path:
     """A random-weight MobileFaceNet frozen by pymfn.export.freeze, cached by the source of the graph code."""
     from pymfn import config
     from pymfn.export import freeze
+    from pymfn.training import model
 
-    src = Path(freeze.__file__).parent
-    sources = (src / "freeze.py", src.parent / "training" / "model.py")
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (freeze, model))).hexdigest()[:12]
     out = config.cache_dir() / "models" / f"test-mobilefacenet-random-seed0-{digest}.pb"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)

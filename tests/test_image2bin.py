@@ -12,6 +12,7 @@ from PIL import Image
 
 from pymfn.inputs import image2bin as i2b
 from pymfn.inputs.lfw_bin import ImageDecodeError, LfwFormatError
+from pymfn.cli import main as cli_main
 
 
 def jpeg(seed: int, size: int = 112) -> bytes:
@@ -151,17 +152,17 @@ def test_cli(tmp_path, lfw_small, capsys):
 
     src, bins, issame = lfw_small
     out = tmp_path / "cli"
-    assert i2b.main([str(src), str(out), "-q"]) == 0
+    assert cli_main(["image2bin", str(src), str(out), "-q"]) == 0
     assert "wrote 10 images (150528 bytes each, float32 BGR)" in capsys.readouterr().out
     assert pymfn_main(["image2bin", str(src), str(out), "-q"]) == 1
     assert "already exists (use --force" in capsys.readouterr().err
-    assert i2b.main([str(src), str(out), "-q", "--force", "--rgb", "--uint8", "--limit", "2"]) == 0
+    assert cli_main(["image2bin", str(src), str(out), "-q", "--force", "--rgb", "--uint8", "--limit", "2"]) == 0
     assert visible(out) == ["0.bin", "1.bin"] and (out / "0.bin").stat().st_size == 37_632
     with pytest.raises(SystemExit) as ei:
-        i2b.main([str(src)])
+        cli_main(["image2bin", str(src)])
     assert ei.value.code == 2
     with pytest.raises(SystemExit):
-        i2b.main([str(src), str(out), "--packed", str(tmp_path / "x.pack")])
+        cli_main(["image2bin", str(src), str(out), "--packed", str(tmp_path / "x.pack")])
     capsys.readouterr()
     assert pymfn_main(["image2bin", str(tmp_path / "missing.bin"), str(tmp_path / "m"), "-q"]) == 1
     err = capsys.readouterr().err

@@ -19,6 +19,7 @@ import pytest
 import _msame_double
 from pymfn.inputs import msame
 from pymfn.bench.__main__ import main as bench_main
+from pymfn.cli import main as cli_main
 
 H = W = 16
 FILES = 12
@@ -58,7 +59,7 @@ def om(emulator, tmp_path_factory) -> Path:
         tf.cast(tf.nn.l2_normalize(y, 1, 1e-10), tf.float16, name="the_outputs")
     (d / "tiny.pb").write_bytes(g.as_graph_def().SerializeToString())
     out = d / "tiny.om"
-    assert convert.main([str(d / "tiny.pb"), "--target", "om-emu", "--output", str(out),
+    assert cli_main(["convert", str(d / "tiny.pb"), "--target", "om-emu", "--output", str(out),
                          f"--input-shape=1,{H},{W},3"]) == 0
     return out
 

@@ -6,6 +6,7 @@ import importlib.util
 import pytest
 
 from pymfn.training import npu
+from pymfn.cli import main as cli_main
 
 
 def _npu_optimizer(config):
@@ -64,7 +65,7 @@ def test_missing_npu_bridge_is_explained(tmp_path, capsys):
     from pymfn.training import train
 
     # fails before reading any data or building the graph
-    rc = train.main(["--data", str(tmp_path), "--ckpt-dir", str(tmp_path / "c"), "--device", "npu"])
+    rc = cli_main(["train", "--data", str(tmp_path), "--ckpt-dir", str(tmp_path / "c"), "--device", "npu"])
     assert rc == 1
     assert "npu_bridge" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

@@ -68,7 +68,7 @@ def test_the_reported_stale_json_temp_is_removed_and_named(tmp_path):
     rng = np.random.default_rng(0)
     np.save(emb, rng.normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.arange(20) % 2 == 0)
-    proc = run(["-m", "pymfn.metrics.lfw", str(emb), "--issame", str(issame), "--json", str(tmp_path / "lat.json")])
+    proc = run(["-m", "pymfn", "eval", str(emb), "--issame", str(issame), "--json", str(tmp_path / "lat.json")])
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists() and other.exists()
     lines = [ln for ln in proc.stderr.splitlines() if "stale" in ln]
@@ -382,7 +382,7 @@ def test_eval_json_with_one_class_is_strict(tmp_path):
     emb, issame, out = tmp_path / "emb.npy", tmp_path / "i.npy", tmp_path / "r.json"
     np.save(emb, np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.ones(20, bool))
-    proc = run(["-m", "pymfn.metrics.lfw", str(emb), "--issame", str(issame), "--json", str(out)])
+    proc = run(["-m", "pymfn", "eval", str(emb), "--issame", str(issame), "--json", str(out)])
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert doc["auc"] is None and "undefined" in doc["null_reasons"]["auc"]
@@ -434,7 +434,7 @@ def test_report_on_a_full_disk_falls_back_and_says_why(tmp_path):
     np.save(emb, np.random.default_rng(2).normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.arange(20) % 2 == 0)
     fill = f"head -c 1000000 /dev/zero > {mnt}/fill 2>/dev/null;"
-    proc = in_small_fs(mnt, "64k", f"{fill} {PY} -m pymfn.metrics.lfw {emb} --issame {issame} --json {mnt}/r.json; "
+    proc = in_small_fs(mnt, "64k", f"{fill} {PY} -m pymfn eval {emb} --issame {issame} --json {mnt}/r.json; "
                                    f"echo rc=$?; ls -A {mnt}")
     assert "rc=0" in proc.stdout, proc.stderr
     assert f"--json {mnt}/r.json: could not write ({mnt}/r.json: cannot write (no space left on device" in proc.stderr

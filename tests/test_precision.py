@@ -20,6 +20,7 @@ from test_quantize import write_jpegs
 
 from pymfn.runtime import precision as prec
 from pymfn.export import quantize as q
+from pymfn.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_int8_emu.om"
-    assert convert.main([str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
+    assert cli_main(["convert", str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
     info = prec.om_emu_precision(out)
     assert info["declared"] == "int8" and info["payload_precision"] == "f16" and info["fake_quantize_ops"] > 0
     engine = open_engine(out)
@@ -167,13 +168,13 @@ def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
     from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_fp16_emu.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
     report = prec.precision_report(open_engine(out), None, out)
     assert (report["requested"], report["declared"], report["check"]) == ("f16", "f16", "ok"), report
     assert meanings(report["runtime"]) == {"f32"} and report["stored_weights"].startswith("f16 x")
     assert "f32 on fp16-rounded weights and inputs; device arithmetic fp16" in report["emulation"]
     kept = tmp_path / "tiny_f32_emu.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",
                          "must_keep_origin_dtype"]) == 0
     report = prec.precision_report(open_engine(kept), None, kept)
     assert (report["requested"], report["check"], report["emulation"]) == ("f32", "ok", None), report
@@ -184,7 +185,7 @@ def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "on_the_way.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--int8", "--calibration", str(faces), "--count", "6",
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--int8", "--calibration", str(faces), "--count", "6",
                          "--output", str(out)]) == 0
     assert prec.om_emu_precision(out)["declared"] == "int8"
     cached = list((tmp_path / "cache" / "pymfn" / "models").glob("tiny-int8-*.quantization.json"))
@@ -271,7 +272,7 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     if prec.host_support()["bf16"]["runs"]:
         results["bf16"] = lfw_accuracy(open_(pretrained_pb, "bf16"), images, issame)
     om = tmp_path / "int8_emu.om"
-    assert convert.main([str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
+    assert cli_main(["convert", str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
     results["om-emu int8"] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
     low = {k: v for k, v in results.items() if v < f32 - 0.0015}
     assert not low, f"below f32 {f32:.4f} - 0.15 pt: {low} (all: {results})"

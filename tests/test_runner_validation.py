@@ -20,6 +20,7 @@ import pytest
 from pymfn.inputs import pack
 from pymfn.inputs.datasets import open_dataset
 from test_openvino_engine import write_tiny_pb
+from pymfn.cli import main as cli_main
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -39,7 +40,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         shape = "--input-shape=1,112,112,3"
         for name, extra in (("static", []), ("dynamic", ["--dynamic-batch", "1,2,4,8"])):
             out = d / f"mfn_{name}.om"
-            assert convert.main([str(found["pb"]), "--target", "om-emu", "--output", str(out), shape, *extra,
+            assert cli_main(["convert", str(found["pb"]), "--target", "om-emu", "--output", str(out), shape, *extra,
                                  "--precision-mode", "must_keep_origin_dtype"]) == 0
             found[name] = out
     return found

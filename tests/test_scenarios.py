@@ -23,6 +23,7 @@ import pytest
 
 from pymfn import config
 from test_openvino_engine import write_tiny_pb
+from pymfn.cli import main as cli_main
 
 SIZE = 16
 
@@ -443,7 +444,7 @@ def acl_models(core, tmp_path_factory):
     out = {"pb": pb}
     for name, extra in (("static", []), ("dynamic", ["--dynamic-batch", "1,2,4,8"])):
         om = d / f"tiny_{name}.om"
-        assert convert.main([str(pb), "--target", "om-emu", "--output", str(om), f"--input-shape=1,{SIZE},{SIZE},3",
+        assert cli_main(["convert", str(pb), "--target", "om-emu", "--output", str(om), f"--input-shape=1,{SIZE},{SIZE},3",
                              "--precision-mode", "must_keep_origin_dtype", *extra]) == 0
         out[name] = om
     return out

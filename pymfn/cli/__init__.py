@@ -4,7 +4,10 @@ Every command is one module of this package (``pymfn/cli/<name>.py``, bench comm
 ``pymfn/cli/bench/<name>.py``) registered in ``COMMANDS`` / ``BENCH_COMMANDS`` below, and follows one
 convention:
 
-* ``add_arguments(parser)`` declares its options on an ``argparse.ArgumentParser``;
+* ``add_arguments(parser)`` declares its options on an ``argparse.ArgumentParser`` (the module docstring is
+  the description; set ``parser.epilog`` for examples);
+* optionally ``check(parser, args)``: combinations argparse cannot express, refused with ``parser.error`` (a
+  usage error, exit 2) before any work;
 * ``run(args) -> int`` calls the library (``pymfn.bench``, ``pymfn.export``, ...) and prints; it is the only
   place that sees the ``argparse.Namespace``.
 
@@ -32,17 +35,17 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "data": Command("pymfn.training.tfrecords", "write training TFRecords from an image tree or InsightFace RecordIO"),
-    "train": Command("pymfn.training.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
-    "freeze": Command("pymfn.export.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
-    "import-weights": Command("pymfn.export.weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
-    "quantize": Command("pymfn.export.quantize", "post-training INT8 (NNCF) of a frozen model into an OpenVINO IR, calibrated on images"),
-    "convert": Command("pymfn.export.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
-    "image2bin": Command("pymfn.inputs.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
-    "eval": Command("pymfn.metrics.lfw", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
-    "msame": Command("pymfn.inputs.msame", "read msame output folders, parse msame logs, run msame"),
-    "pack": Command("pymfn.inputs.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
-    "acl-config": Command("pymfn.runtime.acl_config", "compiler/linker flags and a CANN-shaped root to build AscendCL programs against the emulator"),
+    "data": Command("pymfn.cli.data", "write training TFRecords from an image tree or InsightFace RecordIO"),
+    "train": Command("pymfn.cli.train", "train MobileFaceNet with the ArcFace loss (CPU, or Ascend 910 with --device npu)"),
+    "freeze": Command("pymfn.cli.freeze", "freeze a checkpoint into an inference .pb (input 'Placeholder', dynamic batch)"),
+    "import-weights": Command("pymfn.cli.import_weights", "import pretrained sirius-ai weights (TFLite / TF.js) into a checkpoint"),
+    "quantize": Command("pymfn.cli.quantize", "post-training INT8 (NNCF) of a frozen model into an OpenVINO IR, calibrated on images"),
+    "convert": Command("pymfn.cli.convert", "convert a frozen .pb to .om (atc), .om emulator payload, ONNX or OpenVINO IR"),
+    "image2bin": Command("pymfn.cli.image2bin", "turn lfw.bin or an image folder into per-image .bin inputs (msame layout) or a packed file"),
+    "eval": Command("pymfn.cli.evaluate", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
+    "msame": Command("pymfn.cli.msame", "read msame output folders, parse msame logs, run msame"),
+    "pack": Command("pymfn.cli.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+    "acl-config": Command("pymfn.cli.acl_config", "compiler/linker flags and a CANN-shaped root to build AscendCL programs against the emulator"),
 }
 
 BENCH_COMMANDS: dict[str, Command] = {
@@ -99,9 +102,10 @@ def _dispatch(group: dict[str, Command], prog: str, argv: list[str], debug: bool
         return 2
     command_prog = f"{prog} {name}"
     module = _module(group[name])
-    if not hasattr(module, "add_arguments"):  # a command still parsing its own argv
-        return run_command(command_prog, lambda: module.main(rest), debug=debug)
-    args = parser_for(command_prog, module).parse_args(rest)  # usage errors exit 2 (argparse)
+    parser = parser_for(command_prog, module)
+    args = parser.parse_args(rest)  # usage errors exit 2 (argparse)
+    if hasattr(module, "check"):
+        module.check(parser, args)
     return run_command(command_prog, lambda: module.run(args), debug=debug)
 
 
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None, prog: str = "pymfn") -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     if debug:
-        os.environ[DEBUG_ENV] = "1"  # commands that still parse their own argv see it through run_command
+        os.environ[DEBUG_ENV] = "1"  # subprocesses and library code that ask debug_enabled() see it too
     quiet_third_party_logs(debug_enabled(debug))
     return _dispatch(COMMANDS, prog, argv, debug)
 

@@ -31,7 +31,6 @@ om-emu it builds the same preprocessing into the IR, so the uint8 input path can
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import shutil
@@ -44,7 +43,6 @@ from typing import Sequence
 from pymfn.export import om as omlib
 from pymfn.files.atomic import Transaction, atomic_write, hold, refuse_overlap
 from pymfn.files.outputs import check_output_path
-from pymfn.cli.common import run_command
 from pymfn._quiet import native_stderr_hidden
 
 PRECISION_MODES = ("force_fp16", "allow_mix_precision", "allow_fp32_to_fp16", "must_keep_origin_dtype")
@@ -383,60 +381,40 @@ def convert_onnx(pb: Path, out: Path, *, opset: int = 13, input_shape: list[int]
     return out
 
 
-# ---------------------------------------------------------------- CLI
+# ---------------------------------------------------------------- `pymfn convert`
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn convert",
-        description="Convert a frozen MobileFaceNet .pb (input 'Placeholder' NHWC float32) to an Ascend .om "
-                    "(runs atc), an emulator .om (executed by pymfn's libascendcl.so emulator on any x86 host), "
-                    "ONNX or OpenVINO IR. With no options --target om builds exactly the reference command "
-                    "of the ModelZoo MobileFaceNet entry.",
-        epilog="Examples:\n"
-               "  python -m pymfn convert MobileFaceNet.pb --output tf_MobileFaceNet --dry-run\n"
-               "  python -m pymfn convert m.pb --target om --dynamic-batch 1,2,4,8 --aipp bgr\n"
-               "  python -m pymfn convert m.pb --target om-emu --output m_emu.om --precision-mode force_fp16\n"
-               "  python -m pymfn convert m.pb --target openvino --output m.xml",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="frozen TensorFlow .pb; for --target om-emu also a quantized OpenVINO IR .xml "
-                                 "(python -m pymfn quantize)")
-    p.add_argument("--target", choices=TARGETS, default="om",
-                   help="om: Ascend om via atc (default); om-emu: emulator om; onnx; openvino (IR .xml/.bin)")
-    p.add_argument("--output", help="output path. om: atc's --output (the .om suffix is optional); "
-                                    "default: the .pb path with the target's suffix")
-    p.add_argument("--input-name", default="Placeholder", help="input node name (default: Placeholder)")
-    p.add_argument("--input-shape", default=None,
-                   help="input dims, e.g. 1,112,112,3 (write --input-shape=-1,... when it starts with -1). "
-                        "Default for om/om-emu: 1,112,112,3; for onnx/openvino: keep the graph's dynamic batch")
-    p.add_argument("--dynamic-batch", default=None, metavar="B1,B2,...",
-                   help="ATC dynamic batch list, e.g. 1,2,4,8 (2..100 sizes, each 1..2048); sets -1 as batch dim "
-                        "and adds the 'ascend_mbatch_shape_data' input")
-    p.add_argument("--precision-mode", choices=PRECISION_MODES, default=None,
-                   help="ATC --precision_mode (default allow_fp32_to_fp16, the reference). om-emu: fp16 modes store "
-                        "fp16 weights and the emulator computes f32 on fp16-rounded inputs on every host; "
-                        "must_keep_origin_dtype stays f32")
-    p.add_argument("--op-select-implmode", choices=IMPL_MODES, default=None,
-                   help="ATC --op_select_implmode (default high_precision)")
-    p.add_argument("--soc-version", default=None, help="ATC --soc_version (default Ascend310)")
-    p.add_argument("--output-type", choices=OUTPUT_TYPES, default=None,
-                   help="ATC --output_type (default: dtype of the last op, float16 for the reference model)")
-    p.add_argument("--fusion-switch-file", default=None, help="ATC --fusion_switch_file")
-    p.add_argument("--log", choices=LOG_LEVELS, default=None, help="ATC --log level")
-    p.add_argument("--aipp", choices=("rgb", "bgr"), default=None,
-                   help="om: write a static AIPP config (uint8 NHWC input, (x-127.5)*0.0078125 on the NPU) and "
-                        "pass it as --insert_op_conf; om-emu: the same preprocessing inside the emulator's IR. "
-                        "The value is the channel order of the uint8 input files (bgr swaps R and B)")
-    p.add_argument("--atc", default=None, help="path to atc (default: PATH, $ASCEND_TOOLKIT_HOME, /usr/local/Ascend/...)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset for --target onnx (default 13; >= 13)")
-    p.add_argument("--dry-run", action="store_true", help="print the atc command and exit (target om)")
-    g = p.add_argument_group("INT8 (--target om-emu)")
-    g.add_argument("--int8", action="store_true",
-                   help="quantize the .pb on the way (python -m pymfn quantize's defaults: 300 seeded images of "
-                        "$PYMFN_SHARED/data/lfw_train_112, performance preset); the quantized IR is cached")
-    g.add_argument("--calibration", default=None, help="with --int8: calibration image folder or lfw.bin-style file")
-    g.add_argument("--count", type=int, default=None, help="with --int8: calibration images (default 300)")
-    g.add_argument("--seed", type=int, default=None, help="with --int8: seed of the calibration choice (default 0)")
-    return p
+@dataclass
+class ConvertRequest:
+    """One conversion as ``pymfn convert`` takes it; None means the target's default (see the CLI's help)."""
+
+    model: str
+    target: str = "om"
+    output: str | None = None
+    input_name: str = "Placeholder"
+    input_shape: str | None = None
+    dynamic_batch: str | None = None
+    precision_mode: str | None = None
+    op_select_implmode: str | None = None
+    soc_version: str | None = None
+    output_type: str | None = None
+    fusion_switch_file: str | None = None
+    log: str | None = None
+    aipp: str | None = None
+    atc: str | None = None
+    opset: int | None = None
+    dry_run: bool = False
+    int8: bool = False
+    calibration: str | None = None
+    count: int | None = None
+    seed: int | None = None
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion wrote (None for a dry run) and the report ``pymfn convert`` prints."""
+
+    path: Path | None
+    report: str
 
 
 def _default_output(model: Path, target: str) -> Path:
@@ -444,17 +422,12 @@ def _default_output(model: Path, target: str) -> Path:
     return model.with_suffix(suffix)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("pymfn convert", lambda: _run(args))
-
-
 # Options that only mean something to atc, by target: given for a target that ignores them -> error
 # (silently dropping an option the user typed would misreport what was built).
 _ATC_ONLY = ("op_select_implmode", "soc_version", "fusion_switch_file", "log")
 
 
-def _check_target_options(args: argparse.Namespace) -> None:
+def _check_target_options(args: ConvertRequest) -> None:
     given = lambda names: ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]  # noqa: E731
     if args.target == "om-emu":
         bad = given(_ATC_ONLY + ("opset",))
@@ -482,7 +455,7 @@ def _check_model(model: Path) -> None:
         raise ConvertError(f"{model}: not a regular file; expected a frozen TensorFlow .pb")
 
 
-def _check_ir_input(model: Path, args: argparse.Namespace) -> None:
+def _check_ir_input(model: Path, args: ConvertRequest) -> None:
     """An OpenVINO IR is accepted by --target om-emu only (atc and tf2onnx read TensorFlow graphs)."""
     if model.suffix.lower() != ".xml":
         return
@@ -494,7 +467,7 @@ def _check_ir_input(model: Path, args: argparse.Namespace) -> None:
                            "quantized IR without --int8)")
 
 
-def _quantize_on_the_way(model: Path, args: argparse.Namespace) -> Path:
+def _quantize_on_the_way(model: Path, args: ConvertRequest) -> Path:
     """--int8: the quantized IR of ``model`` (pymfn.export.quantize, cached by model, calibration and settings)."""
     from pymfn.export import quantize
 
@@ -510,7 +483,7 @@ def _quantize_on_the_way(model: Path, args: argparse.Namespace) -> Path:
     return quantize.cached_quantized(model, calibration)
 
 
-def _outputs(args: argparse.Namespace) -> dict[Path, str]:
+def _outputs(args: ConvertRequest) -> dict[Path, str]:
     """What the command will write (nothing for --dry-run) -> how messages name it (the option as typed)."""
     if args.target == "om" and args.dry_run:
         return {}
@@ -532,7 +505,7 @@ def _outputs(args: argparse.Namespace) -> dict[Path, str]:
     return found
 
 
-def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+def _inputs(args: ConvertRequest) -> list[tuple[str, Path | None]]:
     model = Path(args.model)
     found: list[tuple[str, Path | None]] = [(args.model, model)]
     if model.suffix.lower() == ".xml":
@@ -544,7 +517,10 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
     return found
 
 
-def _run(args: argparse.Namespace) -> int:
+def convert(args: ConvertRequest) -> ConvertResult:
+    """Run one conversion with the checks of ``pymfn convert`` (options that apply to the target, outputs
+    writable and distinct from the inputs, one writer per output at a time). Progress notes (AIPP input
+    format, INT8 calibration) are printed as they happen; the final report is returned."""
     _check_target_options(args)
     outputs = _outputs(args)
     refuse_overlap([(label, p) for p, label in outputs.items()], _inputs(args))
@@ -553,7 +529,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_locked(args)
 
 
-def _run_locked(args: argparse.Namespace) -> int:
+def _run_locked(args: ConvertRequest) -> ConvertResult:
     if args.opset is not None and args.opset < 13:
         raise ConvertError(f"--opset {args.opset}: use 13 or later")
     model = Path(args.model)
@@ -594,10 +570,10 @@ def _run_locked(args: argparse.Namespace) -> int:
                   f"write the inputs with `python -m pymfn image2bin {flags} SOURCE OUT_DIR`")
         command = atc_command_string(opts)
         if args.dry_run:
+            note = ""
             if args.aipp:
-                print(f"# {opts.insert_op_conf}:\n" + "".join("# " + l + "\n" for l in aipp_config(args.aipp).splitlines()))
-            print(command)
-            return 0
+                note = f"# {opts.insert_op_conf}:\n" + "".join("# " + l + "\n" for l in aipp_config(args.aipp).splitlines()) + "\n"
+            return ConvertResult(None, note + command)
         atc = find_atc(args.atc)
         if atc is None:
             where = args.atc or "PATH, $ASCEND_TOOLKIT_HOME/{bin,compiler/bin}, " + ", ".join(CANN_ROOTS)
@@ -606,8 +582,8 @@ def _run_locked(args: argparse.Namespace) -> int:
                                "here)")
         final = Path(base + ".om")
         header = run_atc(opts, final, atc)
-        print(f"wrote {final} ({header.file_size:,} bytes, om version {header.version}, name {header.name!r})")
-        return 0
+        return ConvertResult(final, f"wrote {final} ({header.file_size:,} bytes, om version {header.version}, "
+                                    f"name {header.name!r})")
 
     _check_model(model)
     _check_ir_input(model, args)
@@ -629,19 +605,13 @@ def _run_locked(args: argparse.Namespace) -> int:
         info = om_emu_precision(out)
         int8 = (f"; INT8: {info['fake_quantize_ops']} FakeQuantize ops from {source.name}, quantized layers int8 on "
                 f"the device, the rest {EMU_PRECISION[mode]}") if info["fake_quantize_ops"] else ""
-        print(f"wrote {out} (emulator om, {header.file_size:,} bytes, precision {EMU_PRECISION[mode]} for {mode}{int8}; "
-              "the emulator computes it in f32 on these values on every host)")
-        return 0
+        return ConvertResult(out, f"wrote {out} (emulator om, {header.file_size:,} bytes, precision "
+                                  f"{EMU_PRECISION[mode]} for {mode}{int8}; the emulator computes it in f32 on these "
+                                  "values on every host)")
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
     if args.target == "openvino":
         convert_openvino(model, out, input_name=args.input_name, input_shape=shape)
-        print(f"wrote {out} and {out.with_suffix('.bin')}")
-        return 0
+        return ConvertResult(out, f"wrote {out} and {out.with_suffix('.bin')}")
     convert_onnx(model, out, opset=args.opset or 13, input_shape=shape, input_name=args.input_name)
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return ConvertResult(out, f"wrote {out}")

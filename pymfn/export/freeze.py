@@ -8,10 +8,7 @@ cast to float16 and named ``the_outputs`` like the reference om model.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -23,7 +20,6 @@ tf = lazy_module("tensorflow.compat.v1")
 mfn = lazy_module("pymfn.training.model")
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_path
-from pymfn.cli.common import run_command
 
 DEFAULT_INPUT = "Placeholder"
 DEFAULT_OUTPUT = "embeddings"
@@ -264,63 +260,28 @@ def run_frozen(pb_path: str | Path, images: np.ndarray, batch_size: int = 64) ->
     return np.concatenate(parts) if parts else np.zeros((0, int(y.shape[-1])), y.dtype.as_numpy_dtype)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pymfn freeze",
-        description="Freeze a MobileFaceNet checkpoint into an inference GraphDef: input float32 "
-                    "[?,112,112,3] normalised with (x-127.5)/128 (dynamic batch), BN in inference mode, "
-                    "output the L2-normalised embedding. The defaults match the reference ATC call "
-                    "`atc --input_shape='Placeholder:1,112,112,3'`.")
-    parser.add_argument("--ckpt", metavar="DIR",
-                        help="checkpoint directory (or prefix such as DIR/model.ckpt-1000)")
-    parser.add_argument("--random", action="store_true",
-                        help="freeze a seeded random-init model instead of a checkpoint (benchmarks)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
-    parser.add_argument("--out", required=True, metavar="model.pb", help="frozen graph to write (atomically)")
-    parser.add_argument("--input-name", default=DEFAULT_INPUT, help="input placeholder name (default Placeholder)")
-    parser.add_argument("--output-name", default=None,
-                        help="output node name (default 'embeddings', or 'the_outputs' with --fp16-output)")
-    parser.add_argument("--fp16-output", action="store_true",
-                        help="cast the normalised embedding to float16 (as the reference om model outputs)")
-    parser.add_argument("--embedding-size", type=int, default=None,
-                        help="expected embedding size (default: recorded in the checkpoint dir; "
-                             "128 for --random)")
-    args = parser.parse_args(argv)
-    if bool(args.ckpt) == bool(args.random):
-        parser.error("give exactly one of --ckpt DIR or --random")
-    if args.random and (args.input_name != DEFAULT_INPUT or args.output_name):
-        parser.error("--random uses the default input/output names")
-    return run_command("pymfn freeze", lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.embedding_size is not None and not 1 <= args.embedding_size <= MAX_EMBEDDING_SIZE:
-        raise CommandError(f"--embedding-size must be 1..{MAX_EMBEDDING_SIZE}, got {args.embedding_size}")
-    if not 0 <= args.seed < 2**32:
-        raise CommandError(f"--seed must be 0..2**32-1, got {args.seed}")
-    check_output_path(args.out, "--out")
+def freeze(out: str | Path, *, ckpt: str | Path | None = None, seed: int = 0, input_name: str = DEFAULT_INPUT,
+           output_name: str | None = None, fp16_output: bool = False, embedding_size: int | None = None) -> Path:
+    """Freeze the checkpoint ``ckpt`` (a directory or prefix), or with ``ckpt=None`` a seeded random-init
+    model, into the .pb ``out``, with the checks of ``pymfn freeze``: values in range, ``out`` writable and
+    not one of the checkpoint's files, one writer per ``out`` at a time. Returns the written path."""
+    if embedding_size is not None and not 1 <= embedding_size <= MAX_EMBEDDING_SIZE:
+        raise CommandError(f"--embedding-size must be 1..{MAX_EMBEDDING_SIZE}, got {embedding_size}")
+    if not 0 <= seed < 2**32:
+        raise CommandError(f"--seed must be 0..2**32-1, got {seed}")
+    if ckpt is None and (input_name != DEFAULT_INPUT or output_name):
+        raise CommandError("--random uses the default input/output names")
+    check_output_path(out, "--out")
     inputs: list[tuple[str, Path]] = []
-    ckpt = Path(args.ckpt) if args.ckpt else None
-    if ckpt is not None and ckpt.is_dir():  # the checkpoint's files (a .pb written beside them is fine)
-        inputs = [(f"--ckpt {args.ckpt} ({f.name})", f) for f in sorted(ckpt.iterdir()) if f.is_file()]
-    elif ckpt is not None and Path(f"{ckpt}.index").is_file():
-        inputs = [(f"--ckpt {args.ckpt} ({f.name})", f) for f in sorted(ckpt.parent.iterdir())
-                  if f.is_file() and (f.name.startswith(ckpt.name + ".") or f.name in ("checkpoint", mfn.MODEL_INFO_FILE))]
-    refuse_overlap([(f"--out {args.out}", Path(args.out))], inputs)
-    with hold([args.out], option="--out"):  # a second freeze into the same --out is refused now
-        return _freeze(args)
-
-
-def _freeze(args: argparse.Namespace) -> int:
-    if args.random:
-        out = freeze_random(args.out, args.embedding_size or 128, args.seed, args.fp16_output)
-    else:
-        out = freeze_checkpoint(args.ckpt, args.out, args.input_name, args.output_name,
-                                args.fp16_output, args.embedding_size)
-    _, inp, outp = load_frozen(out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): input {inp}, output {outp}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    ckpt_path = Path(ckpt) if ckpt else None
+    if ckpt_path is not None and ckpt_path.is_dir():  # the checkpoint's files (a .pb written beside them is fine)
+        inputs = [(f"--ckpt {ckpt} ({f.name})", f) for f in sorted(ckpt_path.iterdir()) if f.is_file()]
+    elif ckpt_path is not None and Path(f"{ckpt_path}.index").is_file():
+        inputs = [(f"--ckpt {ckpt} ({f.name})", f) for f in sorted(ckpt_path.parent.iterdir())
+                  if f.is_file() and (f.name.startswith(ckpt_path.name + ".")
+                                      or f.name in ("checkpoint", mfn.MODEL_INFO_FILE))]
+    refuse_overlap([(f"--out {out}", Path(out))], inputs)
+    with hold([out], option="--out"):  # a second freeze into the same --out is refused now
+        if ckpt is None:
+            return freeze_random(out, embedding_size or 128, seed, fp16_output)
+        return freeze_checkpoint(ckpt, out, input_name, output_name, fp16_output, embedding_size)

@@ -22,7 +22,6 @@ float32 ``.bin`` files (msame / AMCT ``--data_dir`` layout) so the same set can 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +39,8 @@ from pymfn.files import hashes as _hashes
 from pymfn.files.atomic import Transaction, atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_dir, check_output_path
-from pymfn.cli.common import run_command
 from pymfn._quiet import native_stderr_hidden
+from pymfn.export.default_model import default_model
 
 DEFAULT_COUNT = 300
 DEFAULT_SEED = 0
@@ -420,135 +419,80 @@ def cached_quantized(model_path: str | os.PathLike, calibration: CalibrationSet 
     return out
 
 
-# ---------------------------------------------------------------- CLI
+# ---------------------------------------------------------------- `pymfn quantize`
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn quantize",
-        description="Post-training INT8 quantization (NNCF) of a frozen MobileFaceNet into an OpenVINO IR, "
-                    "calibrated on images only (no labels). Writes OUT.xml, OUT.bin and OUT.quantization.json "
-                    "(calibration set, preset, ignored scopes, tool versions).",
-        epilog="Examples:\n"
-               "  python -m pymfn quantize mfn.pb --output mfn_int8.xml\n"
-               "  python -m pymfn quantize mfn.pb --output q.xml --calibration my_faces/ --count 500 --seed 3\n"
-               "  python -m pymfn.bench latency --model mfn_int8.xml --precision int8\n"
-               "  python -m pymfn convert mfn_int8.xml --target om-emu --output mfn_int8_emu.om",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", help="frozen .pb (or .onnx / OpenVINO .xml); default: pymfn's built-in "
-                                            "MobileFaceNet (see `python -m pymfn.bench latency --help`)")
-    p.add_argument("--output", required=True, help="quantized OpenVINO IR to write (.xml; the .bin and "
-                                                   ".quantization.json go beside it)")
-    p.add_argument("--calibration", default=None,
-                   help="image folder (searched recursively) or lfw.bin-style file; default: "
-                        "$PYMFN_SHARED/data/lfw_train_112 (its identities overlap LFW; no labels are used)")
-    p.add_argument("--count", type=int, default=DEFAULT_COUNT,
-                   help=f"calibration images, a seeded random choice (default {DEFAULT_COUNT}); more than the "
-                        "source holds is an error")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of that choice (default {DEFAULT_SEED})")
-    p.add_argument("--bgr", action="store_true",
-                   help="feed calibration images as BGR (for a model that is fed BGR, like the reference om); "
-                        "default RGB, what the model was trained on")
-    p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET,
-                   help="NNCF preset: performance = symmetric int8 activations (fastest on CPUs), mixed = "
-                        "asymmetric activations (default performance)")
-    p.add_argument("--fast-bias-correction", action="store_true",
-                   help="NNCF's fast bias correction instead of the full one (quicker to build; cost 0.09 pt "
-                        "LFW on the default model)")
-    p.add_argument("--ignore-type", action="append", default=[], metavar="TYPE",
-                   help="leave every operation of this OpenVINO type in float (repeatable), e.g. GroupConvolution")
-    p.add_argument("--ignore-name", action="append", default=[], metavar="NAME",
-                   help="leave this operation in float (repeatable; OpenVINO friendly name)")
-    p.add_argument("--save-calibration", metavar="DIR",
-                   help="also write the chosen calibration samples as {i}.bin float32 NHWC files (msame / AMCT "
-                        "--data_dir layout) with an .index.txt of their source images")
-    p.add_argument("--quiet", action="store_true", help="fewer progress messages")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("pymfn quantize", lambda: _run(args))
-
-
-def _outputs(args: argparse.Namespace) -> dict[Path, str]:
+def _outputs(output: Path, save_calibration: Path | None) -> dict[Path, str]:
     """Every output path -> how messages name it (the option as typed)."""
-    out = Path(args.output)
-    labels = {p: f"--output {out}" + ("" if p == out else f" ({p.name})") for p in ir_set(out)}
-    if args.save_calibration:
-        labels[Path(args.save_calibration)] = f"--save-calibration {args.save_calibration}"
+    labels = {p: f"--output {output}" + ("" if p == output else f" ({p.name})") for p in ir_set(output)}
+    if save_calibration is not None:
+        labels[save_calibration] = f"--save-calibration {save_calibration}"
     return labels
 
 
-def _inputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
-    model = Path(args.model) if args.model else None
+def _inputs(model: Path | None, calibration: Path) -> list[tuple[str, Path | None]]:
     found: list[tuple[str, Path | None]] = [(str(model), model)]
     if model is not None and model.suffix.lower() == ".xml":
         found.append((f"{model} (its weights {model.with_suffix('.bin').name})", model.with_suffix(".bin")))
-    source = Path(args.calibration) if args.calibration else default_calibration_source()
-    found.append((f"--calibration {source}", source))
+    found.append((f"--calibration {calibration}", calibration))
     return found
 
 
-def _check_outputs(args: argparse.Namespace) -> Path:
-    out = Path(args.output)
+def _check_outputs(out: Path, save_calibration: Path | None) -> None:
     if out.suffix.lower() != ".xml":
         raise QuantizeError(f"--output {out}: expected an OpenVINO IR name ending in .xml")
     for path in ir_set(out):
         check_output_path(path, "--output")
-    if args.save_calibration:
-        check_output_dir(args.save_calibration, "--save-calibration", marker=CALIBRATION_MARKER)
-    return out
+    if save_calibration is not None:
+        check_output_dir(save_calibration, "--save-calibration", marker=CALIBRATION_MARKER)
 
 
-def _resolve_model(model: str | None, quiet: bool) -> Path:
+def _resolve_model(model: Path | None, quiet: bool) -> Path:
     if model is None:
-        from pymfn.export.default_model import default_model
-
         dm = default_model(quiet=quiet)
         if not dm.pretrained and not quiet:
             print("note: no pretrained weights under PYMFN_SHARED: quantizing the random-weight default model")
         return dm.path
-    path = Path(model)
-    if not path.exists():
-        raise QuantizeError(f"{path}: model file not found (expected a frozen .pb, .onnx or OpenVINO .xml)")
-    return path
+    if not model.exists():
+        raise QuantizeError(f"{model}: model file not found (expected a frozen .pb, .onnx or OpenVINO .xml)")
+    return model
 
 
-def _run(args: argparse.Namespace) -> int:
-    _check_count(args.count)
-    if args.seed < 0:
-        raise QuantizeError(f"--seed {args.seed}: expected a non-negative integer")
-    if Path(args.output).suffix.lower() != ".xml":
-        raise QuantizeError(f"--output {args.output}: expected an OpenVINO IR name ending in .xml")
-    labels = _outputs(args)
-    refuse_overlap([(label, p) for p, label in labels.items()], _inputs(args))
+def quantize(model: str | os.PathLike | None, output: str | os.PathLike, *,
+             calibration: str | os.PathLike | None = None, count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED,
+             color: str = "rgb", settings: QuantizeSettings | None = None,
+             save_calibration: str | os.PathLike | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Quantize ``model`` (a frozen .pb, .onnx or OpenVINO .xml; None = pymfn's default model) into the
+    OpenVINO IR ``output`` (+ .bin + record), calibrated on ``count`` images of ``calibration`` (default
+    :func:`default_calibration_source`) chosen with ``seed``; returns the record.
+
+    The checks of ``pymfn quantize`` come first (values, outputs writable and distinct from the inputs, one
+    writer per output at a time); ``save_calibration`` also writes the chosen samples as .bin files.
+    Progress lines go to stdout unless ``quiet``.
+    """
+    settings = settings or QuantizeSettings()
+    _check_count(count)
+    if seed < 0:
+        raise QuantizeError(f"--seed {seed}: expected a non-negative integer")
+    out = Path(output)
+    if out.suffix.lower() != ".xml":
+        raise QuantizeError(f"--output {output}: expected an OpenVINO IR name ending in .xml")
+    model_path = Path(model) if model is not None else None
+    saved = Path(save_calibration) if save_calibration else None
+    source = Path(calibration) if calibration else default_calibration_source()
+    labels = _outputs(out, saved)
+    refuse_overlap([(label, p) for p, label in labels.items()], _inputs(model_path, source))
     # the locks first: a second quantize into the same output is refused now, not after minutes of work
     with hold(list(labels), labels=labels):
-        return _run_locked(args)
-
-
-def _run_locked(args: argparse.Namespace) -> int:
-    out = _check_outputs(args)  # before minutes of work
-    model = _resolve_model(args.model, args.quiet)
-    source = Path(args.calibration) if args.calibration else default_calibration_source()
-    if args.calibration is None and not source.is_dir():
-        raise QuantizeError(f"--calibration: the default {source} is absent (set PYMFN_SHARED or give --calibration)")
-    float_model = read_float_model(model)
-    calibration = load_calibration(source, args.count, args.seed, color="bgr" if args.bgr else "rgb",
-                                   size=model_input_size(float_model))
-    settings = QuantizeSettings(args.preset, args.fast_bias_correction, args.ignore_type, args.ignore_name)
-    if not args.quiet:
-        print(f"calibration: {len(calibration.names)} of {calibration.available} images of {source} (seed "
-              f"{args.seed}, {calibration.color.upper()}); {overlap_note(source)}", flush=True)
-    if args.save_calibration:
-        save_calibration_bins(calibration, Path(args.save_calibration))
-        print(f"wrote the {len(calibration.names)} calibration samples to {args.save_calibration}")
-    record = quantize_model(model, out, calibration, settings, model=float_model)
-    print(f"wrote {out}, {out.with_suffix('.bin')} and {record_path(out)} ({record['output']['fake_quantize_ops']} "
-          f"FakeQuantize ops, preset {settings.preset}, {record['nncf']['bias_correction']} bias correction, "
-          f"{record['seconds']:.0f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        _check_outputs(out, saved)  # before minutes of work
+        model_path = _resolve_model(model_path, quiet)
+        if calibration is None and not source.is_dir():
+            raise QuantizeError(f"--calibration: the default {source} is absent (set PYMFN_SHARED or give --calibration)")
+        float_model = read_float_model(model_path)
+        chosen = load_calibration(source, count, seed, color=color, size=model_input_size(float_model))
+        if not quiet:
+            print(f"calibration: {len(chosen.names)} of {chosen.available} images of {source} (seed "
+                  f"{seed}, {chosen.color.upper()}); {overlap_note(source)}", flush=True)
+        if saved is not None:
+            save_calibration_bins(chosen, saved)
+            print(f"wrote the {len(chosen.names)} calibration samples to {save_calibration}")
+        return quantize_model(model_path, out, chosen, settings, model=float_model)

@@ -18,21 +18,17 @@ feed a PReLU (dropped: only kernel and bias are read, the fused activation is ne
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from pymfn.files.atomic import OutputError, atomic_dir, hold, refuse_overlap
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_dir
-from pymfn.cli.common import run_command
 from pymfn._lazy import lazy_module
 
 mfn = lazy_module("pymfn.training.model")  # imports TensorFlow: only when weights are really imported
@@ -409,44 +405,16 @@ def import_weights(source: str | Path, out_dir: str | Path, embedding_size: int 
                             repairs=repairs)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pymfn import-weights",
-        description="Import the pretrained sirius-ai MobileFaceNet (TFLite or TF.js export) into a TF "
-                    "checkpoint of pymfn's graph. BatchNorm folded in the source becomes an identity BN "
-                    "with the bias as beta; the two extra linear 1x1 convs of the sirius network are "
-                    "multiplied into their neighbours. The TF.js export's known defects (negated PReLU "
-                    "slopes, ReLU fused before PReLU) are repaired. Freeze the result with "
-                    "`python -m pymfn freeze --ckpt OUT --out model.pb`.")
-    parser.add_argument("--from", dest="source", required=True, metavar="PATH",
-                        help="MobileFaceNet.tflite or mobilefacenet.json (its .bin next to it)")
-    parser.add_argument("--out", required=True, metavar="CKPT_DIR",
-                        help="checkpoint directory to create; an existing one is replaced atomically, but only "
-                             "if it is empty or an earlier import (holds pymfn_model.json)")
-    parser.add_argument("--embedding-size", type=int, default=None,
-                        help="expected embedding size; error if the source differs (sirius weights: 192)")
-    parser.add_argument("--slope-sign", choices=("auto", "flip", "keep"), default="auto",
-                        help="TF.js only: negate PReLU slopes when the known broken export is detected "
-                             "(auto), always (flip) or never (keep)")
-    args = parser.parse_args(argv)
-    return run_command("pymfn import-weights", lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.embedding_size is not None and args.embedding_size < 1:
-        raise CommandError(f"--embedding-size must be >= 1, got {args.embedding_size}")
-    refuse_overlap([(f"--out {args.out}", Path(args.out))], [(f"--from {args.source}", Path(args.source))])
-    with hold([args.out], option="--out"):  # a second import into the same --out is refused now
-        check_output_dir(args.out, "--out", marker=MODEL_INFO_FILE)
+def import_checkpoint(source: str | Path, out: str | Path, *, embedding_size: int | None = None,
+                      slope_sign: str = "auto") -> Path:
+    """:func:`import_weights` with the checks of ``pymfn import-weights``: ``out`` is not ``source``, is empty
+    or an earlier import (holds MODEL_INFO_FILE), one writer at a time; write failures name ``--out``."""
+    if embedding_size is not None and embedding_size < 1:
+        raise CommandError(f"--embedding-size must be >= 1, got {embedding_size}")
+    refuse_overlap([(f"--out {out}", Path(out))], [(f"--from {source}", Path(source))])
+    with hold([out], option="--out"):  # a second import into the same --out is refused now
+        check_output_dir(out, "--out", marker=MODEL_INFO_FILE)
         try:
-            out = import_weights(args.source, args.out, args.embedding_size, slope_sign=args.slope_sign)
+            return import_weights(source, out, embedding_size, slope_sign=slope_sign)
         except CheckpointWriteError as exc:
             raise CommandError(f"--out {exc}") from None
-    info = mfn.read_model_info(out) or {}
-    print(f"wrote {out} ({info.get('source_format')}, embedding size {info.get('embedding_size')}"
-          + (f"; repaired: {'; '.join(info['repairs'])}" if info.get("repairs") else "") + ")")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

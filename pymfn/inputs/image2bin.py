@@ -10,7 +10,7 @@ Bookkeeping files are dot-files so that msame, which feeds *every* non-hidden fi
 the model, never sees them:
 
 * ``.issame.npy``  pair labels (bool) when the source is ``lfw.bin``, so accuracy can be computed from the
-  model outputs alone (``python -m pymfn.metrics.lfw --msame-dir OUT --issame BINS/.issame.npy``);
+  model outputs alone (``pymfn eval --msame-dir OUT --issame BINS/.issame.npy``);
 * ``.index.txt``   ``i<TAB>relative/path`` for a folder source (sorted path order);
 * ``.image2bin.json``  how the bins were made (source, colour, dtype, shape, count).
 
@@ -28,20 +28,18 @@ are removed by the next run into the same target.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
 from pymfn.files.atomic import atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn.errors import CommandError
-from pymfn.cli.common import run_command
 from pymfn.files.readfile import read_regular_file
 from pymfn.inputs.pairs import load_issame
 from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
@@ -61,7 +59,8 @@ __all__ = [
     "read_issame",
     "verify_bins_folder",
     "FolderRecordError",
-    "main",
+    "image2bin_checked",
+    "Image2binResult",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -324,32 +323,6 @@ def _sidecars(issame: np.ndarray | None, names: list[str] | None) -> dict[str, b
     return files
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn image2bin",
-        description="Convert lfw.bin or a folder of 112x112 face images into model inputs, one {i}.bin per image "
-                    "(the msame folder layout of the reference Ascend pipeline) or one packed file. Default: "
-                    "BGR like OpenCV, float32 NHWC, (x - 127.5) * 0.0078125, 150,528 bytes per image.",
-        epilog="Bookkeeping goes into dot-files msame ignores: .issame.npy (pair labels, lfw.bin sources), "
-               ".index.txt (i -> source file, folder sources) and .image2bin.json.\n\n"
-               "examples:\n"
-               "  python -m pymfn image2bin ../shared/data/lfw/lfw.bin bin_input\n"
-               "  python -m pymfn image2bin ../shared/data/lfw/lfw.bin --rgb --packed lfw_rgb.pack\n"
-               "  python -m pymfn image2bin faces/ faces_u8 --uint8     # for an om with AIPP\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", type=Path, help="an InsightFace lfw.bin file or a folder of images (searched recursively, "
-                                             "sorted by relative path)")
-    p.add_argument("out", type=Path, nargs="?", help="output folder for {i}.bin files")
-    p.add_argument("--packed", type=Path, metavar="FILE", help="write one packed file instead of a folder")
-    p.add_argument("--rgb", action="store_true", help="keep RGB channel order (default BGR, as the reference's OpenCV)")
-    p.add_argument("--uint8", action="store_true",
-                   help="store raw uint8 pixels (37,632 bytes per image) for models that normalise with AIPP")
-    p.add_argument("--limit", type=int, help="convert only the first N images (even for lfw.bin)")
-    p.add_argument("--force", action="store_true", help="replace an existing output")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return p
-
-
 def _check_limit(limit: int | None, source: Path) -> None:
     """``--limit`` judged by its option name before any work (the library's own check says ``limit=``)."""
     if limit is None:
@@ -360,33 +333,34 @@ def _check_limit(limit: int | None, source: Path) -> None:
         raise CommandError(f"--limit {limit}: must be even for an lfw.bin source (images come in pairs)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``image2bin`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if (args.out is None) == (args.packed is None):
-        parser.error("give either an output folder OUT or --packed FILE (exactly one)")
-    packed = args.packed is not None
-    _check_limit(args.limit, args.source)
-    out, option = (args.packed, "--packed") if packed else (args.out, "OUT")
-    members = set_paths(out) if packed else [out]
-    labels = {p: f"{option} {out}" + ("" if p == out else f" ({p.name})") for p in members}
-    refuse_overlap([(labels[p], p) for p in members], [(str(args.source), args.source)])
-    dtype = "uint8" if args.uint8 else "float32"
-    color = "rgb" if args.rgb else "bgr"
+@dataclass
+class Image2binResult:
+    """Where ``image2bin_checked`` wrote, its record (``.image2bin.json``) and the seconds it took."""
+
+    path: Path
+    meta: dict
+    seconds: float
+
+
+def image2bin_checked(source: str | Path, *, out: str | Path | None = None, packed: str | Path | None = None,
+                      color: str = "bgr", dtype: str = "float32", limit: int | None = None, force: bool = False,
+                      progress: bool = True) -> Image2binResult:
+    """:func:`image2bin` into the folder ``out`` or the packed file ``packed`` (exactly one), with the checks
+    of ``pymfn image2bin``: ``limit`` judged first, the output not the source, an existing output replaced
+    only with ``force``, one writer per output at a time."""
+    if (out is None) == (packed is None):
+        raise CommandError("give either an output folder OUT or --packed FILE (exactly one)")
+    source = Path(source)
+    _check_limit(limit, source)
+    target, option = (Path(packed), "--packed") if packed is not None else (Path(out), "OUT")
+    members = set_paths(target) if packed is not None else [target]
+    labels = {p: f"{option} {target}" + ("" if p == target else f" ({p.name})") for p in members}
+    refuse_overlap([(labels[p], p) for p in members], [(str(source), source)])
     # the lock first: a second image2bin into the same output is refused now, not silently replaced later
     with hold(members, labels=labels):
-        target = check_target(out, args.force, option, directory=not packed)
+        checked = check_target(target, force, option, directory=packed is None)
         t0 = time.perf_counter()
-        path = image2bin(args.source, target, color=color, dtype=dtype, packed=packed, limit=args.limit,
-                         progress=not args.quiet)
-    meta = json.loads(_sidecar(path, packed, META_FILE).read_text())
-    dt = time.perf_counter() - t0
-    print(f"wrote {meta['count']} images ({meta['sample_bytes']} bytes each, {dtype} {color.upper()}) "
-          f"to {path} in {dt:.1f} s ({meta['count'] / dt:.0f} images/s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_command("pymfn image2bin", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
-                         debug="--debug" in sys.argv))
+        path = image2bin(source, checked, color=color, dtype=dtype, packed=packed is not None, limit=limit,
+                         progress=progress)
+    meta = json.loads(_sidecar(path, packed is not None, META_FILE).read_text())
+    return Image2binResult(path, meta, time.perf_counter() - t0)

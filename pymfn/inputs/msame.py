@@ -18,7 +18,6 @@ otherwise silently shift every LFW pair and still produce a plausible accuracy.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import math
 import os
@@ -39,7 +38,6 @@ from tqdm import tqdm
 
 from pymfn.files.atomic import atomic_dir, atomic_write
 from pymfn.files.outputs import check_output_dir, check_output_path
-from pymfn.cli.common import run_command
 
 __all__ = [
     "MsameError",
@@ -58,7 +56,9 @@ __all__ = [
     "parse_log",
     "read_log_file",
     "read_outputs",
-    "main",
+    "read_logs",
+    "run_msame_checked",
+    "save_msame_output",
     "parse_msame_log",
     "parse_msame_logs",
     "parse_timestamp",
@@ -864,40 +864,7 @@ def run_msame(model: str | os.PathLike, input_dir: str | os.PathLike | None, out
                        wall_s=proc.wall_s, error=error)
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-
-def _build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="pymfn msame",
-        description="msame compatibility: turn an msame output folder into a .npy array in input order, "
-                    "summarise msame logs, or run msame itself.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("read", help="read <output>/<timestamp>/<stem>_output_<k> files into .npy",
-                       description="Read one msame run (natural stem order, strict checks) and save output k "
-                                   "as an (N, elements) .npy array.")
-    r.add_argument("output_dir", help="msame --output folder, or one timestamp folder inside it")
-    r.add_argument("--dtype", default="float16", help="element type of the .bin files (default float16, as "
-                                                      "the ModelZoo MobileFaceNet om writes)")
-    r.add_argument("--run", help="timestamp folder to read when there are several")
-    r.add_argument("--count", type=int, help="expected number of inputs (e.g. 12000 for LFW)")
-    r.add_argument("--first-index", type=int, default=0, help="number of the first input file (default 0)")
-    r.add_argument("--output-index", type=int, default=0, help="which model output to save (default 0)")
-    r.add_argument("--txt-fp16-bits", action="store_true",
-                   help="TXT files of old msame that printed float16 values as raw 16-bit integers")
-    r.add_argument("--out", required=True, help="where to write the .npy")
-    lg = sub.add_parser("log", help="parse msame logs and print their timing summary",
-                        description="Parse msame stdout logs (folder or loop mode) and print per-run statistics.")
-    lg.add_argument("logs", nargs="+", help="log files")
-    rn = sub.add_parser("run", help="run msame (needs an Ascend device and msame on PATH or $PYMFN_MSAME)")
-    rn.add_argument("model", help=".om model")
-    rn.add_argument("--input", help="folder of .bin inputs (omit for loop mode with zero input)")
-    rn.add_argument("--output", required=True, help="output folder (msame adds a timestamp folder)")
-    rn.add_argument("--outfmt", default="BIN", choices=["BIN", "TXT"])
-    rn.add_argument("--device", type=int, default=0)
-    rn.add_argument("--loop", type=int)
-    rn.add_argument("--msame", help="msame executable (default: $PYMFN_MSAME or PATH)")
-    return ap
-
+# ------------------------------------------------------------------------- `pymfn msame read|log|run`
 
 def _require(ok: bool, option: str, value: object, expected: str) -> None:
     """Refuse a numeric option before any work, naming it (a negative --count would otherwise surface as
@@ -906,64 +873,46 @@ def _require(ok: bool, option: str, value: object, expected: str) -> None:
         raise MsameError(f"{option} {value}: expected {expected}")
 
 
-def _cli_read(args: argparse.Namespace) -> None:
-    _require(args.count is None or args.count >= 1, "--count", args.count, "a positive number of inputs")
-    _require(args.first_index >= 0, "--first-index", args.first_index, "0 or more")
-    _require(args.output_index >= 0, "--output-index", args.output_index, "0 or more")
+def save_msame_output(output_dir: str | os.PathLike, out: str | os.PathLike, *, dtype: str = "float16",
+                      run: str | None = None, count: int | None = None, first_index: int = 0, output_index: int = 0,
+                      txt_fp16_bits: bool = False) -> tuple[MsameOutputs, np.ndarray]:
+    """Output ``output_index`` of one msame run (:func:`read_msame_outputs`) saved atomically as the .npy
+    ``out``; the values are checked and ``out`` is checked writable before any file is read."""
+    _require(count is None or count >= 1, "--count", count, "a positive number of inputs")
+    _require(first_index >= 0, "--first-index", first_index, "0 or more")
+    _require(output_index >= 0, "--output-index", output_index, "0 or more")
     try:
-        _output_dtype(args.dtype)
+        _output_dtype(dtype)
     except MsameError as exc:
         raise MsameError(f"--dtype {exc}") from None
-    check_output_path(args.out, "--out")  # before reading thousands of files, not after
-    res = read_msame_outputs(args.output_dir, args.dtype, run=args.run, count=args.count,
-                             txt_fp16_bits=args.txt_fp16_bits, first_index=args.first_index)
-    if args.output_index >= len(res.outputs):
-        raise MsameError(f"--output-index {args.output_index}: the run in {res.run_dir} has "
+    check_output_path(out, "--out")  # before reading thousands of files, not after
+    res = read_msame_outputs(output_dir, dtype, run=run, count=count, txt_fp16_bits=txt_fp16_bits,
+                             first_index=first_index)
+    if output_index >= len(res.outputs):
+        raise MsameError(f"--output-index {output_index}: the run in {res.run_dir} has "
                          f"{len(res.outputs)} output(s)")
-    arr = res.outputs[args.output_index]
-    with atomic_write(args.out) as f:
+    arr = res.outputs[output_index]
+    with atomic_write(out) as f:
         np.save(f, arr)
-    print(f"{res.run_dir}: {len(res.stems)} inputs, output {args.output_index} {arr.shape} {arr.dtype} "
-          f"-> {args.out}")
-    if res.other_runs:
-        print(f"note: read run {res.run_dir.name}; other runs there, not read: {', '.join(res.other_runs)} "
-              "(choose with --run)")
+    return res, arr
 
 
-def _cli_log(args: argparse.Namespace) -> None:
-    for path in args.logs:
-        try:
-            logs = parse_msame_logs(read_log_file(path))
-        except MsameError as exc:
-            text = str(exc)
-            raise MsameError(text if text.startswith(f"{path}:") else f"{path}: {text}") from None
-        for i, log in enumerate(logs):
-            nf = log.average_without_first_ms
-            print(f"{path} run {i}: {log.mode} mode, {len(log.run_times_ms)} executes, average "
-                  f"{log.average_ms} ms, without first {nf if nf is not None else '-'} ms")
-            for w in log.warnings:
-                print(f"  warning: {w}")
+def read_logs(path: str | os.PathLike) -> list[MsameLog]:
+    """Every msame run logged in the file ``path`` (``parse_msame_logs``); errors name the file."""
+    try:
+        return parse_msame_logs(read_log_file(path))
+    except MsameError as exc:
+        text = str(exc)
+        raise MsameError(text if text.startswith(f"{path}:") else f"{path}: {text}") from None
 
 
-def _cli_run(args: argparse.Namespace) -> None:
-    _require(args.device >= 0, "--device", args.device, "a device id, 0 or more")
-    _require(args.loop is None or args.loop >= 1, "--loop", args.loop, "a positive number of executes")
-    find_msame(args.msame)  # no msame: say so before creating any folder
-    check_output_dir(args.output, "--output")
-    res = run_msame(args.model, args.input, args.output, outfmt=args.outfmt, device=args.device,
-                    loop=args.loop, msame=args.msame)
-    print(res.log_text, end="")
-    print(f"run folder: {res.run_dir}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pymfn msame {read,log,run}``. Errors are raised (MsameError and OSError name the file or
-    option); ``python -m pymfn`` and this module's ``__main__`` turn them into one line via run_command."""
-    args = _build_parser().parse_args(argv)
-    {"read": _cli_read, "log": _cli_log, "run": _cli_run}[args.cmd](args)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_command("pymfn msame", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
-                         debug="--debug" in sys.argv))
+def run_msame_checked(model: str | os.PathLike, input_dir: str | os.PathLike | None, output_dir: str | os.PathLike,
+                      *, outfmt: str = "BIN", device: int = 0, loop: int | None = None,
+                      msame: str | os.PathLike | None = None) -> MsameResult:
+    """:func:`run_msame` after the checks of ``pymfn msame run``: values, msame present, ``output_dir``
+    usable, all before any folder is created."""
+    _require(device >= 0, "--device", device, "a device id, 0 or more")
+    _require(loop is None or loop >= 1, "--loop", loop, "a positive number of executes")
+    find_msame(msame)  # no msame: say so before creating any folder
+    check_output_dir(output_dir, "--output")
+    return run_msame(model, input_dir, output_dir, outfmt=outfmt, device=device, loop=loop, msame=msame)

@@ -25,7 +25,6 @@ CLI: ``python -m pymfn pack --from DIR --out FILE [--dtype float32] [--shape 112
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import io
@@ -46,7 +45,6 @@ import numpy as np
 from pymfn.files.atomic import FILE_MODE, Transaction, hold, json_bytes, probe_writable, refuse_overlap
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_path
-from pymfn.cli.common import run_command
 from pymfn.files.readfile import InputFileError, file_kind, read_regular_file
 
 MAGIC = b"PYMFNPK\0"
@@ -709,72 +707,30 @@ def check_target(target: str | os.PathLike, force: bool, option: str, *, directo
     return target
 
 
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        return _check_shape(int(t) for t in text.replace("x", ",").split(",") if t.strip())
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"bad shape {text!r}: {e}") from None
+def parse_shape(text: str) -> tuple[int, ...]:
+    """A sample shape written ``112,112,3`` or ``112x112x3``; ValueError saying what is wrong."""
+    return _check_shape(int(t) for t in text.replace("x", ",").split(",") if t.strip())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn pack",
-        description="Pack a folder of per-sample .bin files (msame / image2bin layout) or of images into one\n"
-                    "packed file that the native loader maps into memory: batches are then pointers into the\n"
-                    "file, with no per-sample reads or host copies. The output is written atomically (a failed\n"
-                    "run leaves no partial file). Images must already be aligned to --shape: nothing is resized.\n"
-                    "Packing an image2bin folder in its own order keeps its pair labels (FILE.issame.npy).",
-        epilog="examples:\n"
-               "  python -m pymfn pack --from lfw_bins/ --out lfw.pack            # 112x112x3 float32 bins\n"
-               "  python -m pymfn pack --from faces/ --out faces.pack --dtype uint8   # raw images\n"
-               "  python -m pymfn pack --from bins/ --out x.pack --order lexicographic  # msame's file order",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--from", dest="src", required=True, type=Path,
-                   help="folder of *.bin files (one sample each) or of images (searched recursively)")
-    p.add_argument("--out", required=True, type=Path, help="packed file to write")
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing --out (with its sidecars: labels of an earlier pack never stay)")
-    p.add_argument("--dtype", default="float32", choices=list(DTYPE_CODES),
-                   help="sample element type (default float32). For images: float32 = (x-127.5)*0.0078125 "
-                        "like image2bin, uint8 = raw pixels")
-    p.add_argument("--shape", default=(112, 112, 3), type=_parse_shape,
-                   help="shape of one sample, e.g. 112,112,3 (default; HWC for images)")
-    p.add_argument("--order", default="natural", choices=["natural", "lexicographic"],
-                   help="sample order: natural (2.bin before 10.bin, default) or lexicographic (msame's)")
-    p.add_argument("--kind", default="auto", choices=["auto", "bins", "images"],
-                   help="what the folder holds (auto: bins if it has any *.bin file, else images)")
-    p.add_argument("--channels", default="rgb", choices=["rgb", "bgr"],
-                   help="channel order for images (default rgb, what the pretrained model expects)")
-    p.add_argument("--manifest", type=Path, default=None,
-                   help="also write the source path of each sample, one per line, in packed order")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``pack`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
-    args = build_parser().parse_args(argv)
-    members = set_paths(args.out)
-    labels = {p: f"--out {args.out}" + ("" if p == args.out else f" ({p.name})") for p in members}
+def pack_checked(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str = "float32",
+                 sample_shape: Sequence[int] = (112, 112, 3), order: str = "natural", kind: str = "auto",
+                 channels: str = "rgb", manifest: str | os.PathLike | None = None, progress: bool = True,
+                 force: bool = False) -> Path:
+    """:func:`pack_folder` with the checks of ``pymfn pack``: outputs are not the source, an existing ``out``
+    is replaced only with ``force``, one writer per output at a time."""
+    src, out = Path(src), Path(out)
+    manifest = Path(manifest) if manifest is not None else None
+    members = set_paths(out)
+    labels = {p: f"--out {out}" + ("" if p == out else f" ({p.name})") for p in members}
     outputs = [(labels[p], p) for p in members]
-    if args.manifest is not None:
-        labels[args.manifest] = f"--manifest {args.manifest}"
-        outputs.append((labels[args.manifest], args.manifest))
-    refuse_overlap(outputs, [(f"--from {args.src}", args.src)])
+    if manifest is not None:
+        labels[manifest] = f"--manifest {manifest}"
+        outputs.append((labels[manifest], manifest))
+    refuse_overlap(outputs, [(f"--from {src}", src)])
     # the lock first: a second `pack` into the same --out is refused now, not replaced after the work
     with hold([p for _, p in outputs], labels=labels):
-        check_target(args.out, args.force, "--out")
-        if args.manifest is not None:
-            check_output_path(args.manifest, "--manifest")
-        out = pack_folder(args.src, args.out, dtype=args.dtype, sample_shape=args.shape, order=args.order,
-                          kind=args.kind, channels=args.channels, manifest=args.manifest, progress=not args.quiet)
-    h = read_header(out)
-    labels = " with its pair labels" if sidecar_path(out, ISSAME_SUFFIX).exists() else ""
-    print(f"wrote {out}: {h.count} samples of {h.dtype} {list(h.sample_shape)} "
-          f"({h.header_bytes + h.count * h.sample_bytes} bytes){labels}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_command("pymfn pack", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
-                         debug="--debug" in sys.argv))
+        check_target(out, force, "--out")
+        if manifest is not None:
+            check_output_path(manifest, "--manifest")
+        return pack_folder(src, out, dtype=dtype, sample_shape=sample_shape, order=order, kind=kind,
+                           channels=channels, manifest=manifest, progress=progress)

@@ -32,7 +32,6 @@ power-of-two scaling instead.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import sys
@@ -42,10 +41,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pymfn.files.atomic import atomic_write, refuse_overlap, write_json
+from pymfn.files.atomic import atomic_write, write_json
 from pymfn.errors import CommandError
-from pymfn.files.outputs import check_output_path, save_output
-from pymfn.cli.common import run_command
 from pymfn.files.readfile import InputFileError, read_regular_file
 from pymfn.inputs.pairs import IssameError, as_issame, load_issame
 from pymfn.inputs.pairs import _load_npy as parse_npy_bytes  # the one guarded .npy parser (header size vs bytes)
@@ -63,7 +60,8 @@ __all__ = [
     "evaluate",
     "evaluate_distances",
     "plot_roc",
-    "main",
+    "evaluate_files",
+    "write_result_json",
 ]
 
 # The reference grids, built the same way so the float values are identical.
@@ -509,7 +507,7 @@ def plot_roc(result: VerificationResult, path: str | os.PathLike, title: str | N
 # weights, weights.py). An msame output file of another size is read with the wrong dtype or is not an
 # embedding at all.
 MOBILEFACENET_EMBEDDING_SIZES = (128, 192)
-_OUTPUT_DTYPES = ("float16", "float32")
+OUTPUT_DTYPES = ("float16", "float32")
 
 
 def _sizes_text(sizes: Sequence[int]) -> str:
@@ -533,7 +531,7 @@ def check_embedding_size(elements: int, dtype: Any, sizes: Sequence[int], where:
     nbytes = elements * dt.itemsize
     msg = (f"{where}: each output file is {nbytes} bytes; as {dt.name} that is {elements} values, but the "
            f"model's embedding has {_sizes_text(sizes)}")
-    fits = [(name, nbytes // np.dtype(name).itemsize) for name in _OUTPUT_DTYPES
+    fits = [(name, nbytes // np.dtype(name).itemsize) for name in OUTPUT_DTYPES
             if name != dt.name and nbytes % np.dtype(name).itemsize == 0
             and nbytes // np.dtype(name).itemsize in sizes]
     if fits:
@@ -563,36 +561,6 @@ def read_msame_embeddings(folder: str | os.PathLike, dtype: str, sizes: Sequence
     return emb
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn eval",
-        description="LFW verification accuracy from embeddings, with InsightFace's 10-fold protocol "
-                    "(squared L2, strict '<', contiguous folds, VAL@FAR=1e-3). Embeddings must be in lfw.bin "
-                    "pair order (rows 2k and 2k+1 form pair k). AUC and EER are computed over all pairs.",
-        epilog="examples:\n"
-               "  python -m pymfn.metrics.lfw emb.npy --issame ../shared/data/lfw/lfw.bin\n"
-               "  python -m pymfn.metrics.lfw --msame-dir om_output --issame bins/.issame.npy\n"
-               "  python -m pymfn.metrics.lfw emb.npy --flip emb_mirror.npy --issame issame.npy --json acc.json --roc roc.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("embeddings", nargs="?", type=Path, help="embeddings .npy [2P, D] (raw or normalised)")
-    src.add_argument("--msame-dir", type=Path,
-                     help="msame --output folder (or one timestamp run inside it) with {i}_output_0.bin files")
-    p.add_argument("--issame", type=Path, required=True,
-                   help="pair labels, one per pair (booleans or 0/1): .npy, an lfw.bin file, or text with one "
-                        "0/1/true/false per line")
-    p.add_argument("--flip", type=Path, help="embeddings .npy of the mirrored images (InsightFace flip TTA: sum, then normalise)")
-    p.add_argument("--dtype", default="float16", choices=list(_OUTPUT_DTYPES),
-                   help="msame output element type (default float16, the reference om)")
-    p.add_argument("--embedding-size", type=int, action="append", metavar="E",
-                   help="values per msame output file (default: 128 or 192, MobileFaceNet's sizes); a file of "
-                        "another size is an error that names the dtype that fits")
-    p.add_argument("--folds", type=int, default=10, help="number of contiguous folds (default 10)")
-    p.add_argument("--json", type=Path, help="write the result as JSON here (atomically)")
-    p.add_argument("--roc", type=Path, help="save the ROC curve (png/pdf/svg)")
-    return p
-
-
 def _load_npy(path: Path, option: str) -> np.ndarray:
     """An embeddings .npy, read like pair labels are: ``np.load`` on a FIFO waits forever for a writer, so
     the file is opened non-blocking and must be a regular file (``read_regular_file``), and the header's
@@ -614,54 +582,43 @@ def print_warnings(result: VerificationResult, prog: str) -> None:
         print(f"{prog}: warning: {w}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``eval`` command. Errors are raised; ``python -m pymfn`` turns them into one line."""
-    args = _build_parser().parse_args(argv)
-    check_output_path(args.json, "--json")
-    check_output_path(args.roc, "--roc")
-    # an output must never replace what is read (`eval emb.npy --json emb.npy` would overwrite the embeddings)
-    refuse_overlap([(f"--json {args.json}", args.json), (f"--roc {args.roc}", args.roc)],
-                   [(str(args.embeddings), args.embeddings), (f"--flip {args.flip}", args.flip),
-                    (f"--issame {args.issame}", args.issame), (f"--msame-dir {args.msame_dir}", args.msame_dir)])
-    if args.embedding_size is not None and any(e <= 0 for e in args.embedding_size):
-        raise CommandError(f"--embedding-size {args.embedding_size}: expected positive numbers of values")
-    if args.folds < 1:
-        raise CommandError(f"--folds {args.folds}: expected 1 or more folds (10 is the protocol's)")
-    issame = load_issame(args.issame)
-    if args.msame_dir is not None:
-        sizes = tuple(args.embedding_size or MOBILEFACENET_EMBEDDING_SIZES)
-        emb = read_msame_embeddings(args.msame_dir, args.dtype, sizes, "--dtype", pairs=len(issame))
-        source = f"--msame-dir {args.msame_dir}"
+def evaluate_files(issame: str | os.PathLike, *, embeddings: str | os.PathLike | None = None,
+                   msame_dir: str | os.PathLike | None = None, flip: str | os.PathLike | None = None,
+                   dtype: str = "float16", embedding_sizes: Sequence[int] | None = None,
+                   folds: int = 10) -> VerificationResult:
+    """The LFW protocol on embeddings read from a .npy (``embeddings``) or an msame output folder
+    (``msame_dir``, output files of ``dtype`` holding one of ``embedding_sizes`` values), with pair labels
+    from ``issame`` (.npy, lfw.bin or text) and optional mirrored-image embeddings ``flip``.
+
+    Every input is checked before it is scored (errors name the ``pymfn eval`` option that gave it)."""
+    if (embeddings is None) == (msame_dir is None):
+        raise CommandError("give the embeddings .npy or --msame-dir (exactly one)")
+    if embedding_sizes is not None and any(e <= 0 for e in embedding_sizes):
+        raise CommandError(f"--embedding-size {list(embedding_sizes)}: expected positive numbers of values")
+    if folds < 1:
+        raise CommandError(f"--folds {folds}: expected 1 or more folds (10 is the protocol's)")
+    labels = load_issame(issame)
+    if msame_dir is not None:
+        sizes = tuple(embedding_sizes or MOBILEFACENET_EMBEDDING_SIZES)
+        emb = read_msame_embeddings(msame_dir, dtype, sizes, "--dtype", pairs=len(labels))
+        source = f"--msame-dir {msame_dir}"
     else:
-        emb = _load_npy(args.embeddings, "embeddings")
-        source = f"embeddings {args.embeddings}"  # as the file errors of _load_npy name it
-    flipped, flipped_source = None, f"--flip {args.flip}"
-    if args.flip is not None:
-        flipped = _load_npy(args.flip, "--flip")
+        emb = _load_npy(Path(embeddings), "embeddings")
+        source = f"embeddings {embeddings}"  # as the file errors of _load_npy name it
+    flipped, flipped_source = None, f"--flip {flip}"
+    if flip is not None:
+        flipped = _load_npy(Path(flip), "--flip")
     # the inputs' own errors (non-finite, zero or identical rows) come before --folds is judged
     emb = check_embeddings(emb, source)
     if flipped is not None:
         flipped = check_embeddings(flipped, flipped_source)
-    if emb.shape[0] == 2 * len(issame) and args.folds > len(issame):  # (a row-count mismatch: evaluate says so)
-        raise CommandError(f"--folds {args.folds}: more folds than the {len(issame)} pairs in {args.issame} "
+    if emb.shape[0] == 2 * len(labels) and folds > len(labels):  # (a row-count mismatch: evaluate says so)
+        raise CommandError(f"--folds {folds}: more folds than the {len(labels)} pairs in {issame} "
                            "(give --folds at most the number of pairs)")
-    result = evaluate(emb, issame, nrof_folds=args.folds, flipped=flipped, source=source,
-                      flipped_source=flipped_source)
-    print(result.summary())
-    print_warnings(result, "pymfn eval")
-    if args.json:
-        save_output(args.json, lambda p: _write_json(result, p), "--json", "pymfn eval")
-    if args.roc:
-        save_output(args.roc, lambda p: plot_roc(result, p), "--roc", "pymfn eval")
-    return 0
+    return evaluate(emb, labels, nrof_folds=folds, flipped=flipped, source=source, flipped_source=flipped_source)
 
 
-def _write_json(result: VerificationResult, path: Path) -> None:
+def write_result_json(result: VerificationResult, path: Path) -> None:
     """Strict JSON: an undefined figure (AUC and EER when all pairs share one class) is null, with why."""
     why = next((w for w in result.warnings if "undefined" in w), "undefined for these pairs")
     write_json(path, result.to_dict(), reasons={"auc": why, "eer": why})
-
-
-if __name__ == "__main__":
-    sys.exit(run_command("pymfn eval", lambda: main([a for a in sys.argv[1:] if a != "--debug"]),
-                         debug="--debug" in sys.argv))

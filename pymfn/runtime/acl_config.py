@@ -1,11 +1,11 @@
-"""`python -m pymfn acl-config`: flags to build an AscendCL program against pymfn's ACL emulator.
+"""Flags (printed by ``pymfn acl-config``) to build an AscendCL program against pymfn's ACL emulator.
 
 Why: a team with an Ascend inference program should be able to build and run it unchanged on any x86 host.
 pymfn ships the runtime (``libascendcl.so``, the emulator, with empty ``libacl_cblas.so`` / ``libacl_dvpp.so``
 stand-ins) and the headers (``include/acl/acl.h`` and friends, laid out like CANN's). This command says
 where they are, pkg-config style, so a Makefile or CMakeLists needs no path written by hand:
 
-    g++ main.cpp $(python -m pymfn acl-config --cflags --libs) -o main && ./main
+    g++ main.cpp $(pymfn acl-config --cflags --libs) -o main && ./main
 
 ``--libs`` adds an rpath: the program finds ``libascendcl.so``, and the emulator finds OpenVINO, with no
 ``LD_LIBRARY_PATH``. Several flags print their values on one line, in the order cflags, libs, include, libdir,
@@ -14,15 +14,13 @@ toolkit-root.
 ``--toolkit-root`` prints a CANN-shaped toolkit root (``runtime/include/acl``, ``runtime/lib64[/stub]``,
 ``set_env.sh``), the build writes it beside the libraries as ``toolkit/``. A program whose own build files
 expect CANN (``DDK_PATH``, ``NPU_HOST_LIB``, ``ASCEND_TOOLKIT_HOME``, ``-DCMAKE_SKIP_RPATH=TRUE``) then builds
-and runs unchanged after ``source "$(python -m pymfn acl-config --toolkit-root)/set_env.sh"``
+and runs unchanged after ``source "$(pymfn acl-config --toolkit-root)/set_env.sh"``
 (docs/acl-emulator.md).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -84,41 +82,14 @@ def flag_text(name: str, inc: Path, lib: Path) -> str:
     }[name]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pymfn acl-config",
-        description="Print the compiler / linker flags that build an AscendCL program against pymfn's ACL emulator "
-                    "(headers laid out like CANN's acl/acl.h; libascendcl.so; an rpath so it runs with no "
-                    "environment set by hand).",
-        epilog="examples: g++ main.cpp $(python -m pymfn acl-config --cflags --libs) -o main\n"
-               "          source \"$(python -m pymfn acl-config --toolkit-root)/set_env.sh\" && ./build.sh",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cflags", action="store_true", help="-I<include folder> (it holds acl/acl.h)")
-    p.add_argument("--libs", action="store_true", help="-L<libdir> -Wl,-rpath,<libdir> -lascendcl")
-    p.add_argument("--include", action="store_true", help="the include folder alone (for CMake's include_directories)")
-    p.add_argument("--libdir", action="store_true",
-                   help="the folder of libascendcl.so, libacl_cblas.so and libacl_dvpp.so (for CMake's link_directories)")
-    p.add_argument("--toolkit-root", action="store_true",
-                   help="a CANN-shaped toolkit root (runtime/include, runtime/lib64, set_env.sh) for programs whose "
-                        "build files expect CANN: source <root>/set_env.sh, then build them as on CANN")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    wanted = [name for name in OUTPUTS if getattr(args, name)]
-    if not wanted:
-        parser.error("give at least one of --cflags, --libs, --include, --libdir, --toolkit-root")
+def acl_config(wanted: Sequence[str]) -> str:
+    """The line ``pymfn acl-config`` prints for the outputs ``wanted`` (names of OUTPUTS, in that order),
+    after checking that the headers, the emulator and (when asked for) the toolkit root are present."""
+    unknown = [name for name in wanted if name not in OUTPUTS]
+    if unknown:
+        raise ValueError(f"unknown acl-config output(s) {', '.join(unknown)} (expected {', '.join(OUTPUTS)})")
     inc, lib = include_dir(), lib_dir()
     check_installation(inc, lib)
-    if args.toolkit_root:
+    if "toolkit_root" in wanted:
         check_toolkit(toolkit_root())
-    print(" ".join(flag_text(name, inc, lib) for name in wanted))
-    return 0
-
-
-if __name__ == "__main__":
-    from pymfn.cli.common import run_command
-
-    sys.exit(run_command("pymfn acl-config", lambda: main(sys.argv[1:])))
+    return " ".join(flag_text(name, inc, lib) for name in wanted)

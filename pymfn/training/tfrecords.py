@@ -6,7 +6,7 @@ as small as the source and decoding happens in the pipeline.
 
 Everything TensorFlow here uses ``tensorflow.compat.v1`` graph-mode APIs that also exist in TF 1.15.
 
-Output layout of ``python -m pymfn data tfrecord --out DIR``::
+Output layout of ``pymfn data tfrecord --out DIR``::
 
     DIR/train-00000-of-00004.tfrecord ...   features: image/encoded (bytes, JPEG), image/label (int64)
     DIR/labels.txt                          folder source only: line i = identity folder of label i
@@ -14,7 +14,6 @@ Output layout of ``python -m pymfn data tfrecord --out DIR``::
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -30,7 +29,6 @@ import numpy as np
 from pymfn.files.atomic import atomic_dir, hold, json_bytes, refuse_overlap
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_dir
-from pymfn.cli.common import run_command
 from pymfn.files.readfile import InputFileError, file_kind, read_regular_file
 
 META_NAME = "pymfn_data.json"
@@ -482,72 +480,25 @@ def train_dataset(source: TrainSource, batch_size: int, *, seed: int = 0, flip: 
     return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# CLI
+def write_tfrecords(src: str | os.PathLike, out: str | os.PathLike, *, shards: int = 4, fmt: str = "auto",
+                    image_size: int = 112, seed: int = 0, verify: bool = True) -> dict:
+    """TFRecord shards of the image tree or RecordIO set ``src`` into the folder ``out``; returns its metadata.
 
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pymfn data",
-        description="Prepare MobileFaceNet training data.",
-    )
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    sub.required = True
-    p = sub.add_parser(
-        "tfrecord",
-        help="write TFRecord shards from an image tree or InsightFace RecordIO",
-        description=(
-            "Write TFRecord shards (features image/encoded = JPEG bytes, image/label = int64) plus "
-            f"{META_NAME} (and {LABELS_NAME} for image trees). Sources: an identity-per-folder tree "
-            "(ROOT/Name/Name_0001.jpg; labels follow sorted folder names) or an InsightFace RecordIO set "
-            "(train.rec + train.idx, e.g. MS1M-refined), read without mxnet. Every image is fully decoded "
-            "and its size checked, so a corrupt file fails here, naming it, and not hours into training. "
-            "The output directory appears only when complete."),
-        epilog="example: python -m pymfn data tfrecord --from ../shared/data/lfw_train_112 --out data/lfw_tfr --shards 4",
-    )
-    p.add_argument("--from", dest="src", required=True, metavar="PATH",
-                   help="image tree root, or a RecordIO directory / .rec file (its .idx must sit beside it)")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help=f"output directory; an existing one is replaced atomically, but only if it is empty or "
-                        f"an earlier output of this command (holds {META_NAME})")
-    p.add_argument("--shards", type=int, default=4, metavar="N", help="number of TFRecord files (default 4)")
-    p.add_argument("--format", choices=("auto", "folder", "recordio"), default="auto",
-                   help="source format; auto = recordio when PATH is/contains a .rec file (default auto)")
-    p.add_argument("--image-size", type=int, default=112, metavar="PX",
-                   help="required square image size; 0 disables the check (default 112)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the write order shuffle; -1 keeps source order (default 0)")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip the full decode of JPEG images (faster for millions of images; only the JPEG "
-                        "signature is checked)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    return run_command("pymfn data", lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.shards < 1:
-        raise CommandError(f"--shards must be >= 1, got {args.shards}")
-    if args.image_size < 0:
-        raise CommandError(f"--image-size must be >= 0 (0 disables the check), got {args.image_size}")
-    if not -1 <= args.seed < 2**32:
-        raise CommandError(f"--seed must be -1 (source order) or 0..2**32-1, got {args.seed}")
-    refuse_overlap([(f"--out {args.out}", Path(args.out))], [(f"--from {args.src}", Path(args.src))])
-    with hold([args.out], option="--out"):  # a second run into the same --out is refused now, not replaced later
-        check_output_dir(args.out, "--out", marker=META_NAME)  # before minutes of decoding, not after
-        fmt = detect_format(args.src) if args.format == "auto" else args.format
-        size = args.image_size or None
+    ``fmt``: auto, folder or recordio; ``image_size`` 0 disables the size check; ``seed`` -1 keeps source
+    order. ``out`` is replaced atomically, and only when it is empty or an earlier output (holds META_NAME).
+    Errors name the values as the ``pymfn data tfrecord`` options that set them.
+    """
+    if shards < 1:
+        raise CommandError(f"--shards must be >= 1, got {shards}")
+    if image_size < 0:
+        raise CommandError(f"--image-size must be >= 0 (0 disables the check), got {image_size}")
+    if not -1 <= seed < 2**32:
+        raise CommandError(f"--seed must be -1 (source order) or 0..2**32-1, got {seed}")
+    refuse_overlap([(f"--out {out}", Path(out))], [(f"--from {src}", Path(src))])
+    with hold([out], option="--out"):  # a second run into the same --out is refused now, not replaced later
+        check_output_dir(out, "--out", marker=META_NAME)  # before minutes of decoding, not after
+        fmt = detect_format(src) if fmt == "auto" else fmt
+        size = image_size or None
         if fmt == "recordio":
-            meta = tfrecords_from_recordio(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
-        else:
-            meta = tfrecords_from_tree(args.src, args.out, args.shards, size, args.seed, not args.no_verify)
-    print(f"wrote {meta['num_images']} images, {meta['num_classes']} identities, "
-          f"{len(meta['shards'])} shard(s) to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            return tfrecords_from_recordio(src, out, shards, size, seed, verify)
+        return tfrecords_from_tree(src, out, shards, size, seed, verify)

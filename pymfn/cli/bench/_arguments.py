@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
+from pymfn.runtime import engines
 from pymfn.bench.result import Result
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings
 from pymfn.cli.common import interrupted_exit
@@ -25,7 +26,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and engine")
     g.add_argument("--model", help="frozen .pb, .onnx, OpenVINO .xml or Ascend .om; default: the built-in MobileFaceNet "
                    "(pretrained weights from PYMFN_SHARED when present, else random weights), cached in $XDG_CACHE_HOME/pymfn")
-    g.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None,
+    g.add_argument("--engine", choices=engines.engine_names(), default=None,
                    help="execution engine; default: from the file type (.om -> acl, else openvino). 'tf' is the "
                    "TensorFlow session reference engine (frozen .pb only)")
     g.add_argument("--precision", choices=["f32", "bf16", "f16", "int8"], default="f32",

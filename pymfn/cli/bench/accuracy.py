@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pymfn.runtime import engines
 from pymfn.bench import report
 from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
 from pymfn.bench.naming import option_names
@@ -21,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "0/1/true/false per line (default for bins and packs: the labels `python -m pymfn image2bin` "
                    "wrote with them; required for msame output folders)")
     p.add_argument("--model", help="model file; default: the built-in MobileFaceNet (see `latency --help`)")
-    p.add_argument("--engine", choices=["openvino", "acl", "tf"], default=None, help="default: from the file type")
+    p.add_argument("--engine", choices=engines.engine_names(), default=None, help="default: from the file type")
     p.add_argument("--precision", choices=["f32", "bf16", "f16", "int8"], default="f32",
                    help="OpenVINO precision (default f32; int8 needs a quantized model); the report states what ran. "
                    "An .om's precision is fixed at conversion (f32 = as converted)")
