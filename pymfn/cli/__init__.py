@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("pymfn.metrics.lfw", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
     "msame": Command("pymfn.inputs.msame", "read msame output folders, parse msame logs, run msame"),
     "pack": Command("pymfn.inputs.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+    "embed": Command("pymfn.cli.embed", "embed an image source into sharded .npy + manifest: resumable, --shard K/N, --ray, --merge/--verify"),
     "acl-config": Command("pymfn.runtime.acl_config", "compiler/linker flags and a CANN-shaped root to build AscendCL programs against the emulator"),
 }
 
