@@ -395,7 +395,10 @@ def embed(source_path: str | os.PathLike, out: str | os.PathLike, settings: Embe
              "precision_check": opened.precision_report.get("check"), "threads": settings.threads,
              "inflight": opened.inflight}
     t0 = time.perf_counter()
+    from pymfn.files.atomic import complete_interrupted
+
     for spec in mine(shards_of(manifest), worker):
+        complete_interrupted(out / f"{spec.stem}.json", _prog())  # a commit a killed worker left half-done
         why = shard_problem(out, manifest, spec)
         if why is None:
             run.shards.append(ShardResult(spec, "verified"))
