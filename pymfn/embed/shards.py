@@ -395,10 +395,10 @@ def embed(source_path: str | os.PathLike, out: str | os.PathLike, settings: Embe
              "precision_check": opened.precision_report.get("check"), "threads": settings.threads,
              "inflight": opened.inflight}
     t0 = time.perf_counter()
-    from pymfn.files.atomic import complete_interrupted
-
+    hidden = [e.name for e in os.scandir(out) if e.name.startswith(".")]  # locks, temps, journals
     for spec in mine(shards_of(manifest), worker):
-        complete_interrupted(out / f"{spec.stem}.json", _prog())  # a commit a killed worker left half-done
+        if any(name.startswith(f".{spec.stem}.") for name in hidden):
+            _settle_leftovers(out, spec)
         why = shard_problem(out, manifest, spec)
         if why is None:
             run.shards.append(ShardResult(spec, "verified"))
@@ -417,6 +417,19 @@ def embed(source_path: str | os.PathLike, out: str | os.PathLike, settings: Embe
             f" in {seconds:.1f} s ({spec.rows / max(seconds, 1e-9):.0f} rows/s)")
     run.embed_s = time.perf_counter() - t0
     return run
+
+
+def _settle_leftovers(out: Path, spec: ShardSpec) -> None:
+    """Complete the commit a killed worker left half-done, and drop the lock files and temps it left (taking
+    the shard's lock does both); a shard a live worker is writing is left alone."""
+    from pymfn.files.atomic import OutputBusyError, hold
+
+    rec, npy = out / f"{spec.stem}.json", out / f"{spec.stem}.npy"
+    try:
+        with hold([rec, npy], option=f"--out {out}", wait=0.0, prog=_prog()):
+            pass
+    except OutputBusyError:
+        pass
 
 
 def _prog() -> str:
