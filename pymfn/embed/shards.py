@@ -376,15 +376,12 @@ def embed(source_path: str | os.PathLike, out: str | os.PathLike, settings: Embe
     out = Path(out)
     say = progress or (lambda _m: None)
     refuse_overlap([(f"{out_option} {out}", out)], [(f"{source_option} {source_path}", source_path)])
+    check_out_folder(out, out_option)
+    source = open_source(source_path, source_option, settings.color)  # before the model: a bad source fails fast
     opened = open_embed_engine(settings)
     if settings.model is not None:
         refuse_overlap([(f"{out_option} {out}", out)], [(f"--model {settings.model}", opened.model)])
-    source = open_source(source_path, source_option, settings.color, opened.shape,
-                         "uint8" if opened.dtype == np.uint8 else str(opened.dtype))
-    if not source.decoded_images and (tuple(source.sample_shape) != opened.shape
-                                      or np.dtype(source.sample_dtype) != opened.dtype):
-        raise CommandError(f"{source_option} {source_path}: samples are {source.sample_dtype} "
-                           f"{list(source.sample_shape)}, the model takes {opened.dtype} {list(opened.shape)}")
+    bind_source(source, opened, source_option)
     outputs = list(opened.engine.outputs())
     dims = [int(d) for d in outputs[0].shape[1:]] if outputs else []
     size = int(np.prod(dims)) if dims and all(d > 0 for d in dims) else None
@@ -417,6 +414,41 @@ def embed(source_path: str | os.PathLike, out: str | os.PathLike, settings: Embe
             f" in {seconds:.1f} s ({spec.rows / max(seconds, 1e-9):.0f} rows/s)")
     run.embed_s = time.perf_counter() - t0
     return run
+
+
+def check_out_folder(out: Path, option: str = "--out") -> None:
+    """Fail before any work when ``out`` cannot become (or is not) an embed output folder."""
+    from pymfn.files.atomic import probe_writable
+
+    if os.path.lexists(out) and not out.is_dir():
+        raise CommandError(f"{option} {out}: exists and is not a folder")
+    if out.is_dir() and not (out / MANIFEST).exists() and any(not e.name.startswith(".") for e in os.scandir(out)):
+        raise CommandError(f"{option} {out}: is a folder with files but no {MANIFEST}; refusing to write "
+                           "embeddings into it (choose an empty or new folder)")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CommandError(f"{option} {out}: {parent} is not a folder")
+    try:
+        probe_writable(parent, MANIFEST if parent == out else out.name)
+    except OSError as exc:
+        raise CommandError(f"{option} {out}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
+def bind_source(source: Source, opened: OpenedEngine, option: str = "SOURCE") -> None:
+    """Check ``source`` against what the model takes; a bins folder (no header) is read as the model's samples."""
+    if source.kind == "bins":
+        source.sample_shape = opened.shape
+        source.sample_dtype = "uint8" if opened.dtype == np.uint8 else str(opened.dtype)
+    elif not source.decoded_images and (tuple(source.sample_shape) != opened.shape
+                                        or np.dtype(source.sample_dtype) != opened.dtype):
+        raise CommandError(f"{option} {source.path}: samples are {source.sample_dtype} "
+                           f"{list(source.sample_shape)}, the model takes {opened.dtype} {list(opened.shape)}")
+    elif source.decoded_images and opened.shape[-1] != 3:
+        raise CommandError(f"{option} {source.path}: images are RGB, the model takes {list(opened.shape)}")
+    elif source.decoded_images:
+        source.sample_shape = opened.shape
 
 
 def _settle_leftovers(out: Path, spec: ShardSpec) -> None:
