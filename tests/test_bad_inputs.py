@@ -321,6 +321,21 @@ PROBES += [
     P("embed-merge-empty-dir", "pymfn embed --merge {emptydir}", "--merge {emptydir}"),
     P("embed-merge-with-source", "pymfn embed {lfw} --merge {adir}", "--merge"),
     P("embed-corrupt-jpeg", "pymfn embed {tree_bad_jpg} --out {fresh}", "bad.jpg", slow=True),
+    # ------------------------------------------------------------------------------------------ verify
+    P("verify-missing", "pymfn verify {missing}", "EMB {missing}"),
+    P("verify-not-an-embed-folder", "pymfn verify {adir}", "EMB {adir}: no manifest.json"),
+    P("verify-garbage-npy", "pymfn verify {garbage_npy} --labels {labels4}", "EMB {garbage_npy}"),
+    P("verify-no-labels", "pymfn verify {emb}", "--labels"),
+    P("verify-labels-not-integers", "pymfn verify {emb} --labels {issame}", "--labels {issame}"),
+    P("verify-labels-missing", "pymfn verify {emb} --labels {missing}", "--labels {missing}"),
+    P("verify-nan-embeddings", "pymfn verify {emb_nan} --labels {labels4}", "{emb_nan}: row 0 is not finite"),
+    P("verify-far-out-of-range", "pymfn verify {emb} --labels {labels4} --far 2", "--far 2"),
+    P("verify-far-text", "pymfn verify {emb} --labels {labels4} --far low", "--far", code=2),
+    P("verify-block-0", "pymfn verify {emb} --labels {labels4} --block 0", "--block 0"),
+    P("verify-compare-other-rows", "pymfn verify {emb} --labels {labels4} --compare {emb_1d}", "--compare {emb_1d}"),
+    P("verify-json-existing-dir", "pymfn verify {emb} --labels {labels4} --json {adir}", "--json {adir}"),
+    P("verify-json-over-the-embeddings", "pymfn verify {emb} --labels {labels4} --json {emb}",
+      "--json {emb}: is also the input EMB {emb}"),
 ]
 
 
@@ -407,6 +422,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
                      ("emb_str", np.array([["a"] * 128] * 4))]:
         paths[key] = str(t / f"{key}.npy")
         np.save(paths[key], arr)
+    paths["labels4"] = str(t / "labels4.npy")  # identities of the 4 rows of emb (verify)
+    np.save(paths["labels4"], np.array([0, 0, 1, 1]))
     paths["issame"] = str(t / "issame.npy")
     np.save(paths["issame"], np.array([True, False]))
     paths["issame_wrong"] = str(t / "issame_wrong.npy")

@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "msame": Command("pymfn.inputs.msame", "read msame output folders, parse msame logs, run msame"),
     "pack": Command("pymfn.inputs.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
     "embed": Command("pymfn.cli.embed", "embed an image source into sharded .npy + manifest: resumable, --shard K/N, --ray, --merge/--verify"),
+    "verify": Command("pymfn.cli.verify", "all-pairs verification of identity-labelled embeddings: TAR at FAR 1e-2..1e-6 with intervals, --compare sets"),
     "acl-config": Command("pymfn.runtime.acl_config", "compiler/linker flags and a CANN-shaped root to build AscendCL programs against the emulator"),
 }
 
