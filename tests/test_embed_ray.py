@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 def cluster():
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    # 3 logical CPUs on the head: after the other node is removed it must hold both engine actors (1 CPU each)
+    # and still run read tasks (0.5 CPU)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
     c.add_node(num_cpus=2)
     ray.init(address=c.address, log_to_driver=False)
     yield c

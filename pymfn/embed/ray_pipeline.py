@@ -171,7 +171,7 @@ def embed_on_ray(source_path: str | os.PathLike, out: str | os.PathLike, setting
     # Ray Data retries the tasks of a lost node and restarts lost pool actors by default.
     ds = ds.map_batches(read_shards, fn_kwargs={"plan": plan}, batch_size=1, num_cpus=read_cpus)
     ds = ds.map_batches(ShardEmbedder, fn_constructor_kwargs={"settings": settings, "model": str(Path(
-        manifest["model"]).resolve()), "plan": plan}, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n_actors),
+        manifest["model"]).resolve()), "plan": plan}, batch_size=1, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_actors),
         num_cpus=actor_cpus, resources=resources or None)
     by_index = {s.index: s for s in pending}
     extra = {"engine": manifest["engine"], "threads": settings.threads, "runner": "ray"}
