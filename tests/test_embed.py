@@ -214,3 +214,23 @@ def test_cli_verify_fails_on_missing_shard(tiny, tmp_path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"pymfn embed: error: --verify {out}: 1 of 4 shards are missing or fail verification"
     assert "shard 1: missing" in proc.stdout
+
+
+@pytest.mark.acceptance
+def test_lfw_train_112_killed_and_resumed_equals_uninterrupted(lfw_train_dir, tmp_path) -> None:
+    """The acceptance run: lfw_train_112 (5,985 images) with the default MobileFaceNet, 512-row shards, SIGKILL
+    once the first shard is committed, resumed; merged bytes equal an uninterrupted run's; --verify passes."""
+    common = ["--shard-rows", "512", "--quiet"]
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    _pymfn("embed", str(lfw_train_dir), "--out", str(whole), *common)
+    proc = subprocess.Popen([sys.executable, "-m", "pymfn", "embed", str(lfw_train_dir), "--out", str(out), *common],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (out / "shard-00000-of-00012.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert shards.verify(out).problems
+    _pymfn("embed", str(lfw_train_dir), "--out", str(out), *common)
+    assert (out / "embeddings.npy").read_bytes() == (whole / "embeddings.npy").read_bytes()
+    assert _pymfn("embed", "--verify", str(out)).returncode == 0
