@@ -294,6 +294,51 @@ PROBES += [
 ]
 
 
+# ------------------------------------------------------------------------------------------ embed
+# The source and the output folder are checked before a model is opened: these probes need none.
+PROBES += [
+    P("embed-missing-source", "pymfn embed {missing} --out {fresh}", "SOURCE {missing}"),
+    P("embed-no-source", "pymfn embed --out {fresh}", "SOURCE"),
+    P("embed-no-out", "pymfn embed {tree_bad_jpg}", "--out"),
+    P("embed-fifo-source", "pymfn embed {fifo_lfw} --out {fresh}", "SOURCE {fifo_lfw}", timeout=30),
+    P("embed-truncated-lfw", "pymfn embed {trunc_lfw} --out {fresh}", "{trunc_lfw}"),
+    P("embed-garbage-source", "pymfn embed {garbage} --out {fresh}", "SOURCE {garbage}"),
+    P("embed-truncated-pack", "pymfn embed {trunc_pack} --out {fresh}", "{trunc_pack}"),
+    P("embed-empty-tree", "pymfn embed {emptydir} --out {fresh}", "SOURCE {emptydir}"),
+    P("embed-out-existing-dir", "pymfn embed {tree_bad_jpg} --out {adir}", "--out {adir}"),
+    P("embed-out-is-file", "pymfn embed {tree_bad_jpg} --out {garbage}", "--out {garbage}"),
+    P("embed-out-readonly", "pymfn embed {tree_bad_jpg} --out {ro}", "--out {ro}"),
+    P("embed-out-inside-source", "pymfn embed {tree_bad_jpg} --out {tree_bad_jpg}/emb",
+      "--out {tree_bad_jpg}/emb: lies inside the input SOURCE {tree_bad_jpg}"),
+    P("embed-model-garbage", "pymfn embed {tree_bad_jpg} --out {fresh} --model {garbage_pb}", "{garbage_pb}"),
+    P("embed-shard-out-of-range", "pymfn embed {tree_bad_jpg} --out {fresh} --shard 2/2", "--shard 2/2"),
+    P("embed-shard-text", "pymfn embed {tree_bad_jpg} --out {fresh} --shard half", "--shard half"),
+    P("embed-shard-rows-0", "pymfn embed {tree_bad_jpg} --out {fresh} --shard-rows 0", "--shard-rows 0"),
+    P("embed-batch-negative", "pymfn embed {tree_bad_jpg} --out {fresh} --batch -1", "--batch -1"),
+    P("embed-shard-and-ray", "pymfn embed {tree_bad_jpg} --out {fresh} --shard 0/2 --ray", "--shard"),
+    P("embed-verify-missing", "pymfn embed --verify {missing}", "--verify {missing}"),
+    P("embed-verify-not-an-output", "pymfn embed --verify {adir}", "--verify {adir}: no manifest.json"),
+    P("embed-merge-empty-dir", "pymfn embed --merge {emptydir}", "--merge {emptydir}"),
+    P("embed-merge-with-source", "pymfn embed {lfw} --merge {adir}", "--merge"),
+    P("embed-corrupt-jpeg", "pymfn embed {tree_bad_jpg} --out {fresh}", "bad.jpg", slow=True),
+    # ------------------------------------------------------------------------------------------ verify
+    P("verify-missing", "pymfn verify {missing}", "EMB {missing}"),
+    P("verify-not-an-embed-folder", "pymfn verify {adir}", "EMB {adir}: no manifest.json"),
+    P("verify-garbage-npy", "pymfn verify {garbage_npy} --labels {labels4}", "EMB {garbage_npy}"),
+    P("verify-no-labels", "pymfn verify {emb}", "--labels"),
+    P("verify-labels-not-integers", "pymfn verify {emb} --labels {issame}", "--labels {issame}"),
+    P("verify-labels-missing", "pymfn verify {emb} --labels {missing}", "--labels {missing}"),
+    P("verify-nan-embeddings", "pymfn verify {emb_nan} --labels {labels4}", "{emb_nan}: row 0 is not finite"),
+    P("verify-far-out-of-range", "pymfn verify {emb} --labels {labels4} --far 2", "--far 2"),
+    P("verify-far-text", "pymfn verify {emb} --labels {labels4} --far low", "--far", code=2),
+    P("verify-block-0", "pymfn verify {emb} --labels {labels4} --block 0", "--block 0"),
+    P("verify-compare-other-rows", "pymfn verify {emb} --labels {labels4} --compare {emb_1d}", "--compare {emb_1d}"),
+    P("verify-json-existing-dir", "pymfn verify {emb} --labels {labels4} --json {adir}", "--json {adir}"),
+    P("verify-json-over-the-embeddings", "pymfn verify {emb} --labels {labels4} --json {emb}",
+      "--json {emb}: is also the input EMB {emb}"),
+]
+
+
 # ------------------------------------------------------------------------------------------ inputs
 
 
@@ -377,6 +422,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
                      ("emb_str", np.array([["a"] * 128] * 4))]:
         paths[key] = str(t / f"{key}.npy")
         np.save(paths[key], arr)
+    paths["labels4"] = str(t / "labels4.npy")  # identities of the 4 rows of emb (verify)
+    np.save(paths["labels4"], np.array([0, 0, 1, 1]))
     paths["issame"] = str(t / "issame.npy")
     np.save(paths["issame"], np.array([True, False]))
     paths["issame_wrong"] = str(t / "issame_wrong.npy")

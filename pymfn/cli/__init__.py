@@ -45,6 +45,8 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("pymfn.cli.evaluate", "LFW protocol on saved embeddings (.npy) or an msame output folder"),
     "msame": Command("pymfn.cli.msame", "read msame output folders, parse msame logs, run msame"),
     "pack": Command("pymfn.cli.pack", "pack a folder of .bin files (or images) into one mmap-able packed file"),
+    "embed": Command("pymfn.cli.embed", "embed an image source into sharded .npy + manifest: resumable, --shard K/N, --ray, --merge/--verify"),
+    "verify": Command("pymfn.cli.verify", "all-pairs verification of identity-labelled embeddings: TAR at FAR 1e-2..1e-6 with intervals, --compare sets"),
     "acl-config": Command("pymfn.cli.acl_config", "compiler/linker flags and a CANN-shaped root to build AscendCL programs against the emulator"),
 }
 
