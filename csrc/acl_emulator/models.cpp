@@ -1,7 +1,7 @@
 // ACL emulator, models: om files and their emulator payload, load / query size / unload.
 //
 // ================================================================ CONTRACT (models and om payloads)
-// * An emulator .om is a genuine 256-byte om header (csrc/acl/om_header.h) followed by pymfn's payload:
+// * An emulator .om is a genuine 256-byte om header (csrc/engines/acl/om_header.h) followed by pymfn's payload:
 //   a meta text (inputs, outputs, precision, dynamic batch list) and an OpenVINO IR (xml + weights).
 // * aclmdlLoadFromFile / LoadFromMem / LoadFromFileWithMem / LoadFromMemWithMem: unreadable file (missing,
 //   a directory) -> 100014; NULL path / model / modelId, or a 0-byte memory model -> 100000; file shorter
