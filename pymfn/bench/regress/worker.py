@@ -16,6 +16,7 @@ time), so both see the same machine state within a fraction of a second.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,26 @@ def _settings(core: Any, batch: int, inflight: int, seconds: float) -> Any:
     return s
 
 
+SLOWDOWN_ENV = "PYMFN_TEST_EXECUTE_SLOWDOWN"
+
+
+def _slowed(core: Any, engine: Any) -> Any:
+    """``engine``, or with PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 in the environment ``core.SlowedEngine(engine, 0.2)``:
+    every request 20% slower. The test-only switch regress's error-rate campaign sets on the candidate's side
+    (--candidate-env) to measure what regress detects."""
+    text = os.environ.get(SLOWDOWN_ENV, "")
+    if not text:
+        return engine
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}='{text}': expected a fraction in [0, 10] (0.1 = every request 10% "
+                         "slower; test-only switch)") from None
+    if not hasattr(core, "SlowedEngine"):
+        raise RuntimeError(f"{SLOWDOWN_ENV} is set but this build's native core has no SlowedEngine")
+    return core.SlowedEngine(engine, fraction=fraction)
+
+
 def _images(batch: int) -> Any:
     import numpy as np
 
@@ -52,7 +73,7 @@ class Latency:
         from pymfn.runtime.engines import open_engine
 
         self.core = core
-        self.engine = open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0))
+        self.engine = _slowed(core, open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0)))
         self.reader = core.ArrayDataset(_images(1)).reader(1)
 
     def chunk(self, seconds: float) -> list[float]:
@@ -67,8 +88,8 @@ class Throughput:
         from pymfn.runtime.engines import open_engine
 
         self.core = core
-        self.engine = open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
-                                  inflight=THROUGHPUT_INFLIGHT)
+        self.engine = _slowed(core, open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
+                                                inflight=THROUGHPUT_INFLIGHT))
         self.reader = core.ArrayDataset(_images(THROUGHPUT_BATCH)).reader(THROUGHPUT_BATCH)
 
     def chunk(self, seconds: float) -> list[float]:
