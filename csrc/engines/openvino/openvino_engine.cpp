@@ -9,6 +9,7 @@
 #include <openvino/openvino.hpp>
 
 #include "core/errors.h"
+#include "engines/openvino/exec_graph.h"
 
 namespace pymfn {
 
@@ -67,22 +68,8 @@ bool is_bookkeeping(const std::string& layer_type) {
   return layer_type == "Const" || layer_type == "Input" || layer_type == "Output" || layer_type == "Reshape";
 }
 
-// Layers that hold the multiply-adds; their runtime precision is the precision that "ran".
-bool is_compute(const std::string& layer_type) {
-  return layer_type == "Convolution" || layer_type == "GroupConvolution" || layer_type == "Deconvolution" ||
-         layer_type == "FullyConnected" || layer_type == "MatMul";
-}
-
-std::string rt_string(const ov::Node& node, const char* key) {
-  const auto& rt = node.get_rt_info();
-  const auto it = rt.find(key);
-  if (it == rt.end()) return "";
-  try {
-    return it->second.as<std::string>();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
+using exec_graph::is_compute_layer;
+using exec_graph::rt_string;
 
 // "int8" is satisfied by either 8-bit integer form (symmetric i8 or asymmetric u8 activations).
 bool precision_matches(const std::string& requested, const std::string& runtime) {
@@ -105,7 +92,7 @@ RuntimePrecision runtime_precision_of(const ov::CompiledModel& cm) {
     std::string precision = rt_string(*op, "runtimePrecision");
     if (precision.empty()) precision = "unknown";
     ++r.by_type[type][precision];
-    if (is_compute(type)) ++r.compute[precision];
+    if (is_compute_layer(type)) ++r.compute[precision];
   }
   return r;
 }
