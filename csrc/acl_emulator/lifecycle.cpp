@@ -380,7 +380,7 @@ aclError aclFinalize(void) {
   for (auto& kv : g.default_ctx) delete kv.second;
   g = State();
   set_ctx(nullptr);
-  g_event_cv.notify_all();  // waiters on events of this session give up
+  g_event_cv.notify_all();  // waiters on events created before aclFinalize give up
   return ACL_SUCCESS;
 }
 
