@@ -60,13 +60,13 @@ class OfflineRun {
     if (stop_.load(std::memory_order_acquire)) return false;
     const auto now = Clock::now();
     if (const auto why = limits_.forced(now)) {
-      std::lock_guard<std::mutex> lk(mu_);
+      const auto lk = guard(mu_);
       end_locked(*why);
       return false;
     }
     if (!*lane_warm && limits_.warm(warm_done, now)) {
       *lane_warm = true;
-      std::lock_guard<std::mutex> lk(mu_);
+      const auto lk = guard(mu_);
       if (++lanes_warm_ == lanes_) measuring_.store(true, std::memory_order_release);
     }
     return true;
@@ -76,14 +76,14 @@ class OfflineRun {
 
   // The reader's next batch into `r` (under a lock: every lane reads from it).
   void feed(Request* r) {
-    std::lock_guard<std::mutex> lk(reader_mu_);
+    const auto lk = guard(reader_mu_);
     detail::bind_input(r, detail::next_batch(reader_, what_));
   }
 
   // After a measured completion: ends the run once the minimums are met over all lanes, the reported wall
   // time (first measured start to last completion) being what min_duration_ms bounds, or when forced.
   void measured(Clock::time_point start, Clock::time_point end) {
-    std::lock_guard<std::mutex> lk(mu_);
+    const auto lk = guard(mu_);
     ++measured_;
     if (!have_first_ || start < first_start_) first_start_ = start;
     have_first_ = true;
@@ -93,7 +93,7 @@ class OfflineRun {
   }
 
   void fail(std::exception_ptr e) {
-    std::lock_guard<std::mutex> lk(mu_);
+    const auto lk = guard(mu_);
     if (!error_) error_ = e;
     stop_.store(true, std::memory_order_release);
   }
@@ -102,7 +102,13 @@ class OfflineRun {
   StopReason stop_reason() const { return stop_reason_.value_or(StopReason::kMinimumsMet); }
 
  private:
-  // The first reason wins. Caller holds mu_.
+  // A lock on `mu`, taken only when several lanes run (one lane runs on the calling thread alone, and its
+  // loop stays as lean as a loop of its own would be).
+  std::unique_lock<std::mutex> guard(std::mutex& mu) {
+    return lanes_ > 1 ? std::unique_lock<std::mutex>(mu) : std::unique_lock<std::mutex>(mu, std::defer_lock);
+  }
+
+  // The first reason wins. Caller holds mu_ (when shared).
   void end_locked(StopReason why) {
     if (!stop_reason_) stop_reason_ = why;
     stop_.store(true, std::memory_order_release);
