@@ -2,9 +2,10 @@
 
 * false alarms: one build against a byte-identical copy of itself (two folders, so two sets of files in
   the page cache, as with two real builds), repeated; every verdict other than "no change" is an error.
-* sensitivity: the same pair with the candidate's OpenVINO execute slowed down by the test-only switch
-  PYMFN_TEST_EXECUTE_SLOWDOWN (10%, 20%: a pause of that fraction of each inference's own time, see
-  csrc/engines/openvino_engine.cpp); the latency benchmark must come out "slower". Under load a pause
+* sensitivity: the same pair with the candidate's engine slowed down by the test-only switch
+  PYMFN_TEST_EXECUTE_SLOWDOWN (10%, 20%: regress's measuring process wraps the engine in a SlowedEngine,
+  csrc/engines/slowed/slowed_engine.h, a pause of that fraction of each request's own time); the latency
+  benchmark must come out "slower". Under load a pause
   costs more than its length (the inference threads must be rescheduled), so the summary reports the
   ratio the runs measured beside the nominal size, and, for an exact size, the same-build rounds
   multiplied by 1 + s (the detection rate of a slowdown of exactly s under the noise really measured).

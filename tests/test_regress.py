@@ -330,37 +330,39 @@ def test_a_measuring_process_killed_by_a_signal_is_a_one_line_error(tmp_path, ca
 SWITCH = "PYMFN_TEST_EXECUTE_SLOWDOWN"
 
 
-def _open_with_switch(monkeypatch, value: str) -> None:
-    """Engines read the switch from the environment when they are constructed (os.environ sets the C one)."""
-    from pymfn.export.default_model import default_model
-    from pymfn.runtime.engines import open_engine
+def _open_with_switch(core, monkeypatch, value: str):
+    """The engine regress's measuring process benchmarks with the switch set to ``value``."""
+    from pymfn.bench.regress import worker
 
     monkeypatch.setenv(SWITCH, value)
     try:
-        open_engine(default_model(quiet=True).path)
+        return worker._slowed(core, core.SimulatedEngine())
     finally:
         monkeypatch.delenv(SWITCH)
 
 
 @pytest.fixture()
-def slowdown_switch_built(core, monkeypatch) -> None:
-    try:
-        _open_with_switch(monkeypatch, "not-a-number")
-    except core.InvalidArgument:
-        return
-    pytest.skip(f"this install's native core predates {SWITCH} (rebuild it: pip install -e .)")
+def slowdown_switch_built(core) -> None:
+    if not hasattr(core, "SlowedEngine"):
+        pytest.skip("this install's native core predates SlowedEngine (rebuild it: pip install -e .)")
 
 
 @pytest.mark.parametrize("value", ["not-a-number", "-0.1", "nan", "inf", "11", "0.1x", " "])
 def test_slowdown_switch_rejects_bad_values(slowdown_switch_built, core, monkeypatch, value):
-    with pytest.raises(core.InvalidArgument) as info:
-        _open_with_switch(monkeypatch, value)
-    assert f"{SWITCH}='{value}': expected a fraction in [0, 10]" in str(info.value)
+    with pytest.raises(ValueError) as info:  # core.InvalidArgument is a ValueError
+        _open_with_switch(core, monkeypatch, value)
+    assert "must be in [0, 10]" in str(info.value) or f"{SWITCH}='{value}': expected a fraction in [0, 10]" in str(
+        info.value)
 
 
 @pytest.mark.parametrize("value", ["", "0", "0.5", "10"])
-def test_slowdown_switch_accepts_fractions(slowdown_switch_built, monkeypatch, value):
-    _open_with_switch(monkeypatch, value)
+def test_slowdown_switch_accepts_fractions(slowdown_switch_built, core, monkeypatch, value):
+    engine = _open_with_switch(core, monkeypatch, value)
+    if value:
+        assert isinstance(engine, core.SlowedEngine) and engine.fraction == float(value)
+        assert "slowdown" in engine.properties()
+    else:
+        assert isinstance(engine, core.SimulatedEngine)
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -2,7 +2,7 @@
 
 Why in Python too: the converter writes emulator om files, checks what ``atc`` produced, and reports
 describe om files; none of that should need the native module. The byte layout is the one in
-``csrc/acl/om_header.h`` (the C++ twin of this module), taken from Huawei's graph-engine source as
+``csrc/engines/acl/om_header.h`` (the C++ twin of this module), taken from Huawei's graph-engine source as
 summarised in ``shared/docs/ascend.md``: a 256-byte little-endian header starting with the magic
 ``0x444F4D49`` ("IMOD" on disk). The validity check is deliberately the documented one (size >= 256,
 magic, headsize == 256); nothing else of a real om file is assumed.
@@ -235,7 +235,7 @@ class EmulatorMeta:
         return meta
 
 
-# Limits shared with csrc/acl/om_header.cpp (parse_emulator_meta).
+# Limits shared with csrc/engines/acl/om_header.cpp (parse_emulator_meta).
 MAX_DYNAMIC_BATCH = 2048
 MAX_META_DIMS = 8
 MAX_TENSOR_BYTES = 1 << 40

@@ -17,6 +17,7 @@ time), so both see the same machine state within a fraction of a second.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,26 @@ def _open_engine(*args: Any, **kwargs: Any) -> Any:
     return open_engine(*args, **kwargs)
 
 
+SLOWDOWN_ENV = "PYMFN_TEST_EXECUTE_SLOWDOWN"
+
+
+def _slowed(core: Any, engine: Any) -> Any:
+    """``engine``, or with PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 in the environment ``core.SlowedEngine(engine, 0.2)``:
+    every request 20% slower. The test-only switch regress's error-rate campaign sets on the candidate's side
+    (--candidate-env) to measure what regress detects."""
+    text = os.environ.get(SLOWDOWN_ENV, "")
+    if not text:
+        return engine
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}='{text}': expected a fraction in [0, 10] (0.1 = every request 10% "
+                         "slower; test-only switch)") from None
+    if not hasattr(core, "SlowedEngine"):  # a build from before the wrapper: its OpenVINO engine reads the switch
+        return engine
+    return core.SlowedEngine(engine, fraction=fraction)
+
+
 def _images(batch: int) -> Any:
     import numpy as np
 
@@ -59,7 +80,7 @@ class Latency:
 
     def __init__(self, core: Any, spec: dict) -> None:
         self.core = core
-        self.engine = _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0))
+        self.engine = _slowed(core, _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0)))
         self.reader = core.ArrayDataset(_images(1)).reader(1)
 
     def chunk(self, seconds: float) -> list[float]:
@@ -72,8 +93,8 @@ class Throughput:
 
     def __init__(self, core: Any, spec: dict) -> None:
         self.core = core
-        self.engine = _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
-                                  inflight=THROUGHPUT_INFLIGHT)
+        self.engine = _slowed(core, _open_engine(spec["model"], precision="f32", threads=spec.get("threads", 0),
+                                                inflight=THROUGHPUT_INFLIGHT))
         self.reader = core.ArrayDataset(_images(THROUGHPUT_BATCH)).reader(THROUGHPUT_BATCH)
 
     def chunk(self, seconds: float) -> list[float]:

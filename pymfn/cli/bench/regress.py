@@ -76,8 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="extra environment for the baseline's processes (repeatable)")
     g.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the candidate's processes (repeatable); e.g. "
-                   "PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 injects a 20%% slowdown into the OpenVINO engine's execute "
-                   "(test-only switch, used to measure this tool's sensitivity)")
+                   "PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 wraps the measured engine in a SlowedEngine, every request 20%% "
+                   "slower (test-only switch, used to measure this tool's sensitivity)")
     g.add_argument("--keep-builds", type=int, default=8,
                    help="cached commit builds kept after the run, most recently used first (default 8)")
     g = p.add_argument_group("verdict and output")

@@ -1,4 +1,4 @@
-#include "acl/acl_loader.h"
+#include "engines/acl/acl_loader.h"
 
 #include <dlfcn.h>
 #include <sys/stat.h>

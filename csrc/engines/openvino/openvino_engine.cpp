@@ -1,17 +1,15 @@
-#include "engines/openvino_engine.h"
+#include "engines/openvino/openvino_engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include <openvino/openvino.hpp>
 
 #include "core/errors.h"
+#include "engines/openvino/exec_graph.h"
 
 namespace pymfn {
 
@@ -70,22 +68,8 @@ bool is_bookkeeping(const std::string& layer_type) {
   return layer_type == "Const" || layer_type == "Input" || layer_type == "Output" || layer_type == "Reshape";
 }
 
-// Layers that hold the multiply-adds; their runtime precision is the precision that "ran".
-bool is_compute(const std::string& layer_type) {
-  return layer_type == "Convolution" || layer_type == "GroupConvolution" || layer_type == "Deconvolution" ||
-         layer_type == "FullyConnected" || layer_type == "MatMul";
-}
-
-std::string rt_string(const ov::Node& node, const char* key) {
-  const auto& rt = node.get_rt_info();
-  const auto it = rt.find(key);
-  if (it == rt.end()) return "";
-  try {
-    return it->second.as<std::string>();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
+using exec_graph::is_compute_layer;
+using exec_graph::rt_string;
 
 // "int8" is satisfied by either 8-bit integer form (symmetric i8 or asymmetric u8 activations).
 bool precision_matches(const std::string& requested, const std::string& runtime) {
@@ -108,7 +92,7 @@ RuntimePrecision runtime_precision_of(const ov::CompiledModel& cm) {
     std::string precision = rt_string(*op, "runtimePrecision");
     if (precision.empty()) precision = "unknown";
     ++r.by_type[type][precision];
-    if (is_compute(type)) ++r.compute[precision];
+    if (is_compute_layer(type)) ++r.compute[precision];
   }
   return r;
 }
@@ -191,47 +175,6 @@ std::string port_name(const ov::Output<const ov::Node>& port, const char* kind, 
   return best;
 }
 
-// TEST-ONLY slowdown switch, used to measure what `pymfn.bench regress` can detect: with
-// PYMFN_TEST_EXECUTE_SLOWDOWN=0.2 every synchronous execute() waits 20% of its own inference time after
-// the inference: exactly 1.2x on a quiet machine. On a busy one the pause also costs a reschedule of the
-// inference threads, so the measured effect is larger (1.1-2x for "0.1" at load 3-5). Read once per engine;
-// unset or empty costs one predictable branch per execute. Never set it outside such measurements.
-constexpr const char* kSlowdownEnv = "PYMFN_TEST_EXECUTE_SLOWDOWN";
-
-double execute_slowdown_from_env() {
-  const char* text = std::getenv(kSlowdownEnv);
-  if (text == nullptr || *text == '\0') return 0.0;
-  char* end = nullptr;
-  errno = 0;
-  const double fraction = std::strtod(text, &end);
-  if (errno != 0 || end == text || *end != '\0' || !std::isfinite(fraction) || fraction < 0.0 || fraction > 10.0)
-    throw InvalidArgument(std::string(kSlowdownEnv) + "='" + text +
-                          "': expected a fraction in [0, 10] (0.1 = every execute 10% slower; test-only switch)");
-  return fraction;
-}
-
-// Waits until `fraction` of the time from `start` to now has passed again: sleeps all but the last
-// kSpinTail, then spins. Spinning the whole time would burn CPU, and on a loaded machine the scheduler
-// then hands the process less CPU for its next inferences: a "10%" switch measured 1.31x at load average
-// 5. Sleeping alone overshoots by the wake-up latency; the short spin absorbs it.
-constexpr auto kSpinTail = std::chrono::microseconds(100);
-
-void wait_for_fraction(Clock::time_point start, double fraction) {
-  const auto done = Clock::now();
-  const auto until = done + std::chrono::duration_cast<Clock::duration>((done - start) * fraction);
-  if (until - done > 2 * kSpinTail) std::this_thread::sleep_until(until - kSpinTail);
-  while (Clock::now() < until) {
-  }
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? "," : "") << shape[i];
-  os << ']';
-  return os.str();
-}
-
 }  // namespace
 
 struct OpenVINOEngine::Impl {
@@ -248,7 +191,6 @@ struct OpenVINOEngine::Impl {
   // threads in the server scenario, and each thread touches only its own slot.
   std::vector<char> busy;
   std::vector<ov::element::Type> in_types, out_types;
-  double execute_slowdown = 0.0;  // test-only, see kSlowdownEnv
 };
 
 OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOptions& options)
@@ -260,7 +202,6 @@ OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOpti
   if (options_.streams < 0) throw InvalidArgument("streams must be >= 0 (0 = from the hint), got " + std::to_string(options_.streams));
   if (options_.num_requests < 1 || options_.num_requests > 64)
     throw InvalidArgument("num_requests must be in 1..64, got " + std::to_string(options_.num_requests));
-  impl_->execute_slowdown = execute_slowdown_from_env();
 
   const std::string ext = extension_of(path_);
   if (ext != ".pb" && ext != ".onnx" && ext != ".xml")
@@ -463,7 +404,6 @@ StageTimes OpenVINOEngine::execute(const IoBinding& binding) {
   } catch (const std::exception& e) {
     throw EngineError(path_ + ": OpenVINO inference failed: " + e.what());
   }
-  if (impl_->execute_slowdown > 0.0) wait_for_fraction(t0, impl_->execute_slowdown);
   t.compute_ms = ms_between(t0, Clock::now());
   return t;
 }
@@ -511,7 +451,7 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
   p["dynamic_batch"] = dynamic_batch_ ? "true" : "false";
   p["model_format"] = extension_of(path_).substr(1);
   p["input_shapes"] = "";
-  for (size_t i = 0; i < inputs_.size(); ++i) p["input_shapes"] += (i ? " " : "") + shape_str(inputs_[i].shape);
+  for (size_t i = 0; i < inputs_.size(); ++i) p["input_shapes"] += (i ? " " : "") + shape_str(inputs_[i].shape, ",");
   // What the plugin actually chose, which can differ from what was asked (e.g. bf16 without AVX512-BF16).
   try {
     const auto& cm = impl_->compiled.at(batch_);

@@ -1,5 +1,5 @@
 // om header and emulator payload: see om_header.h for the layout and why there are two API levels.
-#include "acl/om_header.h"
+#include "engines/acl/om_header.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

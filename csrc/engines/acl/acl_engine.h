@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "acl/acl_loader.h"
+#include "engines/acl/acl_loader.h"
 #include "core/engine.h"
 
 namespace pymfn {

@@ -1,4 +1,4 @@
-#include "core/simulated_engine.h"
+#include "engines/simulated/simulated_engine.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "acl/acl_engine.h"
+#include "engines/acl/acl_engine.h"
 
 #include <dlfcn.h>
 
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "acl/om_header.h"
+#include "engines/acl/om_header.h"
 #include "core/errors.h"
 
 namespace pymfn {

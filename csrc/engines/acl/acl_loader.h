@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "acl/acl_api.h"
+#include "engines/acl/acl_api.h"
 #include "acl_emulator/emulator_api.h"
 
 namespace pymfn {
