@@ -39,7 +39,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from pymfn.export import om as omlib
 from pymfn.files.atomic import Transaction, atomic_write, hold, refuse_overlap
@@ -595,7 +595,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         command = atc_command_string(opts)
         if args.dry_run:
             if args.aipp:
-                print(f"# {opts.insert_op_conf}:\n" + "".join("# " + l + "\n" for l in aipp_config(args.aipp).splitlines()))
+                print(f"# {opts.insert_op_conf}:\n" + "".join("# " + line + "\n" for line in aipp_config(args.aipp).splitlines()))
             print(command)
             return 0
         atc = find_atc(args.atc)

@@ -180,7 +180,9 @@ def _build_ir(tflite: Path, xml: Path, fp16_output: bool) -> None:
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         tx.adopt(weights, tmp_xml.with_suffix(".bin"))
         tx.adopt(xml, tmp_xml)
-        doc = {**_hashes.file_record(tx.temp_of(xml)), "bin": _hashes.file_record(tx.temp_of(weights))}
+        xml_tmp, weights_tmp = tx.temp_of(xml), tx.temp_of(weights)
+        assert xml_tmp is not None and weights_tmp is not None  # both adopted just above
+        doc = {**_hashes.file_record(xml_tmp), "bin": _hashes.file_record(weights_tmp)}
         tx.write_bytes(record, json.dumps(doc), last=True)
 
 
