@@ -4,6 +4,11 @@
 CANN, the ACL emulator `libascendcl.so` with its CANN-shaped toolkit root `toolkit/`) straight into the
 extension's output folder. A regular install copies that folder's tree into the wheel (the toolkit's relative
 symlinks become copies); an editable install copies it back into the source tree, symlinks kept.
+
+``PYMFN_PREBUILT_DIR=<folder>`` packages the native libraries already built there (``_core``, the emulator
+libraries, ``toolkit/``; e.g. ``pymfn/`` after an editable install, or a ``cmake -DPYMFN_OUTPUT_DIR`` build)
+instead of running CMake. They must come from these sources and the openvino release pinned below: CI's
+light-install step uses it to install the editable build's libraries into a second venv without a rebuild.
 """
 import os
 import shutil
@@ -15,6 +20,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+PREBUILT_ENV = "PYMFN_PREBUILT_DIR"
 # Shared libraries the CMake build writes beside _core (regular installs ship them from build_lib).
 NATIVE_LIBRARIES = ("libascendcl.so*", "libacl_cblas.so*", "libacl_dvpp.so*")
 # The emulator's toolkit root, written beside them (`python -m pymfn acl-config --toolkit-root`).
@@ -29,6 +35,10 @@ class CMakeExtension(Extension):
 class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        prebuilt = os.environ.get(PREBUILT_ENV, "")
+        if prebuilt:
+            self.copy_prebuilt(ext, Path(prebuilt).resolve(), out_dir)
+            return
         build_dir = Path(self.build_temp).resolve() / "cmake"
         build_dir.mkdir(parents=True, exist_ok=True)
         cfg = "Debug" if self.debug else "Release"
@@ -43,6 +53,22 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+
+    def copy_prebuilt(self, ext: Extension, prebuilt: Path, out_dir: Path) -> None:
+        module = Path(self.get_ext_filename(ext.name)).name
+        if not (prebuilt / module).is_file():
+            raise SystemExit(f"{PREBUILT_ENV}={prebuilt}: no {module} there (build it first, or unset {PREBUILT_ENV} "
+                             "to build with CMake)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if prebuilt == out_dir:
+            return
+        shutil.copy2(prebuilt / module, out_dir / module)
+        for pattern in NATIVE_LIBRARIES:
+            for lib in prebuilt.glob(pattern):
+                shutil.copy2(lib, out_dir / lib.name, follow_symlinks=False)
+        if (prebuilt / TOOLKIT_DIR).is_dir():
+            shutil.rmtree(out_dir / TOOLKIT_DIR, ignore_errors=True)
+            shutil.copytree(prebuilt / TOOLKIT_DIR, out_dir / TOOLKIT_DIR, symlinks=True)
 
     def copy_extensions_to_source(self) -> None:
         # Editable installs (and build_ext --inplace) copy only the extension module back into the source

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pytest

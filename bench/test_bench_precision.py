@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import statistics
-from pathlib import Path
 from typing import Any
 
 import numpy as np

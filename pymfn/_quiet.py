@@ -34,7 +34,7 @@ import os
 import sys
 import tempfile
 from types import ModuleType
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 _NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx")
 

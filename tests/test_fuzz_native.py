@@ -22,7 +22,7 @@ import random
 import struct
 import threading
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ import io
 import signal
 import tracemalloc
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest

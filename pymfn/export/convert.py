@@ -38,7 +38,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from pymfn.export import om as omlib
 from pymfn.files.atomic import Transaction, atomic_write, hold, refuse_overlap
@@ -572,7 +572,7 @@ def _run_locked(args: ConvertRequest) -> ConvertResult:
         if args.dry_run:
             note = ""
             if args.aipp:
-                note = f"# {opts.insert_op_conf}:\n" + "".join("# " + l + "\n" for l in aipp_config(args.aipp).splitlines()) + "\n"
+                note = f"# {opts.insert_op_conf}:\n" + "".join("# " + line + "\n" for line in aipp_config(args.aipp).splitlines()) + "\n"
             return ConvertResult(None, note + command)
         atc = find_atc(args.atc)
         if atc is None:

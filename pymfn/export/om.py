@@ -195,7 +195,7 @@ class EmulatorMeta:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_text(cls, text: str, path: str | os.PathLike | None = None) -> "EmulatorMeta":
+    def from_text(cls, text: str, path: str | os.PathLike | None = None) -> EmulatorMeta:
         """Parse meta text with the checks of the C++ reader (``parse_emulator_meta``): anything it would
         refuse raises :class:`OmFormatError` (naming ``path`` when given) with the line at fault."""
         meta = cls(inputs=[], outputs=[])

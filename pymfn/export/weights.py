@@ -290,7 +290,7 @@ def map_to_pymfn(layers: dict[str, SourceLayer], scope: str | None = None) -> di
     put("conv2_dw", layers["SeparableConv2d"], True)
     blocks = mfn.bottleneck_scopes()
     sirius_blocks = [f"Conv2d_{stage}_InvResBlock_{i}" for stage, n in _sirius_stages() for i in range(n)]
-    for k, ((name, *_), sb) in enumerate(zip(blocks, sirius_blocks)):
+    for k, ((name, *_), sb) in enumerate(zip(blocks, sirius_blocks, strict=True)):
         expand = layers[f"{sb}/Conv"]
         if k == 0:  # the extra linear 64->64 conv before the first bottleneck
             expand = _fold_linear(layers["Conv"], expand)

@@ -43,7 +43,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Literal
 
 from pymfn.errors import program_name
 
@@ -673,7 +674,7 @@ def write_failure(exc: BaseException, label: str, folders: Sequence[Path], free:
     text = str(exc)
     where = _outside_temps(folders[0]) if folders else Path(".")
     if code in _NO_SPACE or "No space left on device" in text or "[Errno 28]" in text:
-        reason = _NO_SPACE.get(code, "no space left on device")
+        reason = _NO_SPACE.get(code, "no space left on device") if isinstance(code, int) else "no space left on device"
         return OutputError(f"{label}: cannot write ({reason} in {where}); nothing was replaced",
                            code or errno.ENOSPC)
     if code in _DENIED and isinstance(exc, OSError) and _related(exc, folders):
@@ -816,7 +817,7 @@ class Transaction:
         self._dir_keys = {_key(Path(d)) for d in self.dirs}
 
     # ---- setup
-    def __enter__(self) -> "Transaction":
+    def __enter__(self) -> Transaction:
         self._hold = hold(self.members, option=self.option, wait=self.wait, prog=self.prog)
         self._hold.__enter__()
         try:
@@ -854,7 +855,7 @@ class Transaction:
         return tmp
 
     @contextlib.contextmanager
-    def open(self, target: str | os.PathLike, mode: str = "wb", last: bool = False) -> Iterator[BinaryIO]:
+    def open(self, target: str | os.PathLike, mode: str = "wb", last: bool = False) -> Iterator[IO[Any]]:
         t = self._member(target)
         fd, tmp = create_temp_file(t)
         op = _Op("put", t, tmp, last=last)
@@ -907,7 +908,7 @@ class Transaction:
         return None
 
     # ---- the end
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             if exc_type is None:
                 try:
@@ -970,7 +971,8 @@ class Transaction:
             os.replace(op.tmp, op.final)  # type: ignore[arg-type]
             _fsync_path(op.final.parent)
             return
-        base = self.primary.parent
+        primary = Path(self.primary)
+        base = primary.parent
         steps = []
         for op in ordered:
             entry: dict[str, Any] = {"op": op.op, "final": os.path.relpath(op.final, base)}
@@ -978,7 +980,7 @@ class Transaction:
                 entry.update(tmp=os.path.relpath(op.tmp, base), ino=_ino(op.tmp), dir=op.is_dir)  # type: ignore[arg-type]
             steps.append(entry)
         pid, _ = _my_identity()
-        doc = {"format": JOURNAL_FORMAT, "pid": pid, "primary": self.primary.name, "ops": steps}
+        doc = {"format": JOURNAL_FORMAT, "pid": pid, "primary": primary.name, "ops": steps}
         j = journal_path(self.primary)
         fd, jtmp = create_temp_file(j)
         try:
@@ -1010,7 +1012,7 @@ class Transaction:
 # ---------------------------------------------------------------- one-target shortcuts
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", *, wait: float = DEFAULT_WAIT_S) -> Iterator[BinaryIO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, wait: float = DEFAULT_WAIT_S) -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on clean exit rename it over ``path``, on error delete it."""
     with Transaction(path, wait=wait) as tx, tx.open(path, mode) as f:
         yield f

@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 BLOCK = 1 << 20
 
@@ -77,7 +78,7 @@ def tree_mismatch(root: str | os.PathLike, manifest: Any, skip: Iterable[str] = 
     root = Path(root)
     skipped = set(skip)
     present = set()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             rel = Path(dirpath, name).relative_to(root).as_posix()
             if rel not in skipped:

@@ -6,7 +6,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from pymfn.errors import CommandError, one_line
 from pymfn.files.atomic import probe_writable

@@ -24,7 +24,8 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -99,7 +100,7 @@ def _guarded_globals(limit: int) -> dict[tuple[str, str], Any]:
     class PickledArray(np.ndarray):
         """The ndarray class an lfw.bin pickle sees: it cannot be called, and its state is size-checked."""
 
-        def __new__(cls, *args: Any, **kwargs: Any) -> "PickledArray":
+        def __new__(cls, *args: Any, **kwargs: Any) -> PickledArray:
             raise pickle.UnpicklingError("the pickle calls numpy.ndarray directly (not part of an lfw.bin file)")
 
         def __setstate__(self, state: Any) -> None:

@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -438,7 +438,7 @@ def _read_bin(path: Path, dt: np.dtype) -> np.ndarray:
 
 def _check_row_sizes(k: int, paths: list[Path], rows: list[np.ndarray], dt: np.dtype, elements: int | None) -> None:
     first = rows[0].size
-    for path, row in zip(paths, rows):
+    for path, row in zip(paths, rows, strict=True):
         if row.size != first:
             raise MsameError(f"{path}: output {k} has {row.size} {dt.name} elements but {paths[0].name} has "
                              f"{first}; all files of one output must be the same size")

@@ -38,7 +38,8 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Sequence
+from typing import BinaryIO
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -393,7 +394,7 @@ class PackedWriter:
         self._tx: Transaction | None = None
         self._crc = 0
 
-    def __enter__(self) -> "PackedWriter":
+    def __enter__(self) -> PackedWriter:
         tx = Transaction(self.path, also=set_paths(self.path)[1:] + list(self.extra))
         tx.__enter__()
         try:

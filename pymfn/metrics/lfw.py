@@ -37,7 +37,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -236,7 +237,7 @@ def fold_bounds(n: int, nrof_folds: int) -> list[tuple[int, int]]:
     sizes = np.full(nrof_folds, n // nrof_folds, dtype=np.int64)
     sizes[: n % nrof_folds] += 1
     stops = np.cumsum(sizes)
-    return [(int(s - z), int(s)) for s, z in zip(stops, sizes)]
+    return [(int(s - z), int(s)) for s, z in zip(stops, sizes, strict=True)]
 
 
 def _rate(num: np.ndarray, den: int) -> np.ndarray:
@@ -295,9 +296,9 @@ def evaluate_distances(dist: Any, issame: Any, nrof_folds: int = 10, far_target:
     if nrof_folds > 1:  # train = everything but the test fold
         tr_tp_a, tr_fp_a = tp_a.sum(0) - tp_a, fp_a.sum(0) - fp_a
         tr_fp_v = fp_v.sum(0) - fp_v
-        tr_same, tr_diff = n_same.sum() - n_same, n_diff.sum() - n_diff
+        tr_diff = n_diff.sum() - n_diff
     else:  # InsightFace's LFold with one split trains and tests on everything
-        tr_tp_a, tr_fp_a, tr_fp_v, tr_same, tr_diff = tp_a, fp_a, fp_v, n_same, n_diff
+        tr_tp_a, tr_fp_a, tr_fp_v, tr_diff = tp_a, fp_a, fp_v, n_diff
 
     fold_acc = np.zeros(k)
     best_thr = []

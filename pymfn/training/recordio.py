@@ -24,7 +24,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import IO
+from collections.abc import Iterator, Sequence
 
 from pymfn.files.atomic import atomic_write
 
@@ -110,11 +111,11 @@ class RecordWriter:
         self.rec_path = Path(rec_path)
         self.idx_path = Path(idx_path) if idx_path is not None else None
         self._rec_cm = atomic_write(self.rec_path, "wb")
-        self._rec: BinaryIO = self._rec_cm.__enter__()
+        self._rec: IO[bytes] = self._rec_cm.__enter__()
         self._index: list[tuple[int, int]] = []
         self._keys: set[int] = set()
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -200,7 +201,7 @@ class RecordReader:
                                     "each line 'key<TAB>offset')")
         if not self.idx_path.is_file():
             raise RecordIOError(f"{self.idx_path}: not a regular file (expected a RecordIO .idx text file)")
-        with open(self.idx_path, "r", encoding="ascii", errors="replace") as f:
+        with open(self.idx_path, encoding="ascii", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
@@ -225,7 +226,7 @@ class RecordReader:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "RecordReader":
+    def __enter__(self) -> RecordReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -22,7 +22,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def check_image(data: bytes, where: str, image_size: int | None = 112, verify: b
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # full decode: catches truncated files that Image.open alone accepts
-            size, mode, fmt = img.size, img.mode, img.format
+            size, fmt = img.size, img.format
             if image_size is not None and size != (image_size, image_size):
                 raise DataError(f"{where}: image is {size[0]}x{size[1]}, expected {image_size}x{image_size} "
                                 "(align/resize faces first, or pass --image-size)")
@@ -320,7 +320,7 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
     n = len(meta["shards"])
     counts = meta.get("shard_counts") or [None] * n
     sizes = meta.get("shard_bytes") or [None] * n  # absent in data written before sizes were recorded
-    for name, count, expected in zip(meta["shards"], counts, sizes):
+    for name, count, expected in zip(meta["shards"], counts, sizes, strict=False):
         shard = data_dir / name
         if not shard.is_file():
             raise DataError(f"{shard}: shard listed in {path} is missing (or not a regular file)")
