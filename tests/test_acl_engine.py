@@ -62,7 +62,6 @@ def _tiny_pb(path: Path) -> Path:
 
 
 def _convert(pb: Path, out: Path, *extra: str) -> Path:
-    from pymfn.export import convert
 
     rc = cli_main(["convert", str(pb), "--target", "om-emu", "--output", str(out), *extra])
     assert rc == 0 and out.is_file()

@@ -52,7 +52,6 @@ _SCRIPT = textwrap.dedent("""
 def oms(lfw_bin, sirius_tflite, core, tmp_path_factory):
     if core.build_info()["acl"] == "off":
         pytest.skip("this build has no AscendCL engine")
-    from pymfn.export import convert
     from pymfn.export.default_model import default_model
 
     d = tmp_path_factory.mktemp("ascend_lfw")

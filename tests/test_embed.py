@@ -6,8 +6,6 @@ JPEG trees; the lfw_train_112 acceptance run uses the real MobileFaceNet.
 from __future__ import annotations
 
 import io
-import json
-import os
 import pickle
 import signal
 import subprocess

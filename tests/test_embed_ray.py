@@ -6,7 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (extra pymfn[ray])")
@@ -63,7 +62,6 @@ def test_two_node_cluster_gives_single_process_bytes(cluster, data) -> None:
 def test_node_removed_mid_run_loses_and_duplicates_nothing(cluster, data) -> None:
     out = data["tmp"] / "ray_killed"
     worker = [n for n in cluster.worker_nodes][0]
-    first = out / "shard-00000-of-00030.json"
     removed = threading.Event()
 
     def kill_after_first_shard() -> None:

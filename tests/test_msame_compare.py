@@ -46,7 +46,6 @@ def om(emulator, tmp_path_factory) -> Path:
     """A tiny model with MobileFaceNet's interface (float32 NHWC in, float16 embedding out) as an emulator .om."""
     import tensorflow as tf
 
-    from pymfn.export import convert
 
     d = tmp_path_factory.mktemp("msame_model")
     rng = np.random.default_rng(3)

@@ -62,7 +62,6 @@ def test_missing_npu_bridge_is_explained(tmp_path, capsys):
     with pytest.raises(npu.NpuUnavailableError, match="CANN") as info:
         npu.import_npu_bridge()
     assert "TensorFlow 1.15" in str(info.value) and "Ascend 910" in str(info.value)
-    from pymfn.training import train
 
     # fails before reading any data or building the graph
     rc = cli_main(["train", "--data", str(tmp_path), "--ckpt-dir", str(tmp_path / "c"), "--device", "npu"])

@@ -137,7 +137,6 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     """An INT8 emulator om: the report reads the emulator's compile record -- f32 arithmetic on int8-grid values
     (at least the device's int8 x int8 -> int32), the same on every host -- and says it differs from the
     device's."""
-    from pymfn.export import convert
     from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_int8_emu.om"
@@ -164,7 +163,6 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
 
 
 def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
-    from pymfn.export import convert
     from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_fp16_emu.om"
@@ -181,7 +179,6 @@ def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
 
 
 def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch):
-    from pymfn.export import convert
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "on_the_way.om"
@@ -260,7 +257,6 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     bf16 where this host runs it stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om (f16: subset
     gate above).
     (The fp16 emulator om has its own full-LFW gate, 0.05 pt, in tests/test_ascend_lfw.py.)"""
-    from pymfn.export import convert
     from pymfn.runtime.engines import open_engine
     from pymfn.inputs.lfw_bin import load_lfw
 

@@ -31,7 +31,6 @@ MODEL_SAMPLE = 112 * 112 * 3 * 4
 def models(tmp_path_factory) -> dict[str, Path]:
     """The tiny 112x112x3 frozen graph, and (when this build has the ACL emulator) its emulator oms."""
     import pymfn
-    from pymfn.export import convert
 
     d = tmp_path_factory.mktemp("fit")
     found = {"pb": write_tiny_pb(d / "mfn.pb")}

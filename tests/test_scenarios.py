@@ -437,7 +437,6 @@ def test_simulated_engine_computes_row_sums(core):
 def acl_models(core, tmp_path_factory):
     if not hasattr(core, "AclEngine") or core.build_info()["acl"] != "emulated":
         pytest.skip("this build has no ACL emulator")
-    from pymfn.export import convert
 
     d = tmp_path_factory.mktemp("scen")
     pb = write_tiny_pb(d / "tiny.pb", size=SIZE)

@@ -65,7 +65,9 @@ def test_histogram_thresholds_when_top_k_is_too_large() -> None:
     fars = (1e-1, 1e-2)
     r = V.all_pairs(emb, labels, fars, max_topk=10, bootstrap=0)
     assert r.threshold_method.startswith("histogram")
-    bins = lambda s: np.clip(((s + 1.0) * (V.HIST_BINS / 2.0)).astype(np.int64), 0, V.HIST_BINS - 1)
+    def bins(s):
+        return np.clip(((s + 1.0) * (V.HIST_BINS / 2.0)).astype(np.int64), 0, V.HIST_BINS - 1)
+
     gb, ib = bins(gen), bins(imp)
     for p, f in zip(r.points, fars):
         k = int(math.floor(f * len(imp)))

@@ -46,7 +46,7 @@ class LatencyStats:
     cv: float
 
     @classmethod
-    def from_dict(cls, d: dict[str, float]) -> "LatencyStats":
+    def from_dict(cls, d: dict[str, float]) -> LatencyStats:
         return cls(**{k: float(d[k]) for k in ("min", "mean", "median", "p90", "p95", "p99", "p999", "max", "std",
                                                "cv")})
 

@@ -126,7 +126,7 @@ class RunSettings:
         check_choice("folder_io", self.folder_io, FOLDER_IO)
         check_time_window(self)
 
-    def with_defaults(self, **defaults: Any) -> "RunSettings":
+    def with_defaults(self, **defaults: Any) -> RunSettings:
         """A copy whose ``None`` fields take ``defaults`` (the benchmark's own)."""
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 

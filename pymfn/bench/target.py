@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,9 +19,9 @@ from pymfn.bench.settings import RunSettings, SettingError, check_int
 from pymfn.export.default_model import DefaultModel
 
 #: What a benchmark accepts as its model: a model file (.pb, .onnx, .xml, .om) or the built-in default model.
-ModelLike = Union[str, os.PathLike, DefaultModel]
+ModelLike = str | os.PathLike | DefaultModel
 #: A model's input for a run: a folder of per-sample .bin files, a packed file, a .npy; None = seeded random data.
-InputLike = Union[str, os.PathLike, None]
+InputLike = str | os.PathLike | None
 
 
 def default_model(*, quiet: bool = True) -> DefaultModel:

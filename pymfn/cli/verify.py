@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         if e2.shape[0] != emb.shape[0]:
             raise CommandError(f"--compare {c}: {e2.shape[0]} rows, EMB has {emb.shape[0]}")
         if paths is not None and p2 is not None and p2 != paths:
-            first = next(i for i, (a, b) in enumerate(zip(paths, p2)) if a != b)
+            first = next(i for i, (a, b) in enumerate(zip(paths, p2, strict=False)) if a != b)
             raise CommandError(f"--compare {c}: row {first} is {p2[first]}, in EMB it is {paths[first]} "
                                "(not the same images in the same order)")
         others.append((c, e2))

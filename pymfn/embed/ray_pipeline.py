@@ -19,7 +19,8 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def read_shards(batch: dict[str, np.ndarray], plan: dict[str, Any]) -> dict[str,
     """Read stage: decoded rows (as .npy bytes) and the input sha256 of each shard in the batch."""
     src = _worker_source(plan)
     rows, shas = [], []
-    for start, stop in zip(batch["start"], batch["stop"]):
+    for start, stop in zip(batch["start"], batch["stop"], strict=True):
         data, sha = src.read(int(start), int(stop))
         rows.append(_npy(data))
         shas.append(sha)

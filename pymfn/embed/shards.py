@@ -28,7 +28,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -553,7 +554,7 @@ def merge(out: str | os.PathLike, option: str = "--out") -> dict[str, Any]:
     rows = int(manifest["rows"])
     labels = np.full(rows, -1, np.int32)
     paths: list[str] = []
-    for s, r in zip(specs, records):
+    for s, r in zip(specs, records, strict=True):
         if r.get("labels") is not None:
             labels[s.start:s.stop] = r["labels"]
         paths.extend(r["paths"])
@@ -568,7 +569,7 @@ def merge(out: str | os.PathLike, option: str = "--out") -> dict[str, Any]:
             f.write(head)
             h.update(head)
             size += len(head)
-            for s, r in zip(specs, records):
+            for s, r in zip(specs, records, strict=True):
                 emb = np.load(out / f"{s.stem}.npy", allow_pickle=False)
                 if hashlib.sha256(_npy_bytes(emb)).hexdigest() != r["sha256"]:  # changed since verify()
                     raise CommandError(f"{option} {out}: {s.stem}.npy changed during the merge")

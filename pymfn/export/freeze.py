@@ -16,13 +16,10 @@ from pymfn.files.atomic import Transaction, atomic_dir, atomic_write, hold, refu
 from pymfn._lazy import lazy_module
 from pymfn.errors import CommandError
 from pymfn.files.outputs import check_output_path
-from pymfn.cli.common import run_command
 
 # Imported on first use: `pymfn freeze` rejects bad arguments before TensorFlow's seconds-long import.
 tf = lazy_module("tensorflow.compat.v1")
 mfn = lazy_module("pymfn.training.model")
-from pymfn.errors import CommandError
-from pymfn.files.outputs import check_output_path
 
 DEFAULT_INPUT = "Placeholder"
 DEFAULT_OUTPUT = "embeddings"
