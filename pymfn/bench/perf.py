@@ -60,11 +60,20 @@ class DocumentResult(Result):
         return copy.deepcopy(self.document)
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 2) -> str:
-        if path is not None:  # never over the model or data the report describes
-            doc = self.document
-            inputs = [(f"the {k} {doc[k]}", Path(doc[k])) for k in ("model", "data") if isinstance(doc.get(k), str)]
-            refuse_overlap([(str(path), Path(path))], inputs)
+        if path is not None:
+            self._refuse_over_inputs(path)
         return super().to_json(path, indent=indent)
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        if path is not None:
+            self._refuse_over_inputs(path)
+        return super().to_csv(path)
+
+    def _refuse_over_inputs(self, path: str | os.PathLike) -> None:
+        """Never write over the model or data the result describes."""
+        doc = self.document
+        inputs = [(f"the {k} {doc[k]}", Path(doc[k])) for k in ("model", "data") if isinstance(doc.get(k), str)]
+        refuse_overlap([(str(path), Path(path))], inputs)
 
     @property
     def interrupted(self) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from pymfn.runtime import engines
 from pymfn.bench.result import Result
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings
+from pymfn.cli.bench._csv import save_csv
 from pymfn.cli.common import interrupted_exit
 from pymfn.files.outputs import check_output_path, save_output
 
@@ -62,7 +63,18 @@ def add_output_arguments(p: argparse.ArgumentParser, plot_help: str) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--json", help="write the full result (stats, settings, build/host info, raw samples) as JSON")
     g.add_argument("--plot", help=plot_help)
+    add_csv_arguments(g, per_request=True)
     g.add_argument("--quiet", action="store_true", help="fewer progress messages")
+
+
+def add_csv_arguments(g: Any, *, per_request: bool = False) -> None:
+    """--csv (every command) and --per-request-csv (the timed runs); columns in docs/exports.md."""
+    g.add_argument("--csv", metavar="PATH", help="write the result as CSV: one row per run (with --find-peak one "
+                   "per run of the search), with its latency percentiles")
+    if per_request:
+        g.add_argument("--per-request-csv", metavar="PATH",
+                       help="write every measured request's (query's) latency as CSV: index, start_ms, latency_ms "
+                       "(scheduled queries add issued_ms, completed_ms)")
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, min_duration: float) -> None:
@@ -205,6 +217,11 @@ def check_outputs(args: argparse.Namespace) -> None:
     """--json and --plot can be written: checked before any measurement."""
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")
+    check_output_path(getattr(args, "csv", None), "--csv")
+    if getattr(args, "per_request_csv", None) and getattr(args, "find_peak", False):
+        raise SystemExit("--per-request-csv is for one run; with --find-peak every run's queries are in --json "
+                         "(peak_run.queries_raw for the peak)")
+    check_output_path(getattr(args, "per_request_csv", None), "--per-request-csv")
 
 
 def progress_printer(args: argparse.Namespace) -> Callable[[str], None] | None:
@@ -227,6 +244,14 @@ def save_result(args: argparse.Namespace, result: Result, prog: str, *, json_not
         print(f"\nJSON{json_note} written to {json_at}")
     if args.plot and can_plot and (where := save_output(args.plot, write_plot, "--plot", prog)):
         print(f"plot written to {where}")
+    save_csv(getattr(args, "csv", None), result, prog)
+    per_request = getattr(args, "per_request_csv", None)
+    if per_request:
+        from pymfn.bench.exports import per_request_csv
+
+        document = result.to_dict()
+        if (where := save_output(per_request, lambda p: per_request_csv(document, p), "--per-request-csv", prog)):
+            print(f"per-request CSV written to {where}")
     return json_at
 
 
