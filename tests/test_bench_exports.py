@@ -70,7 +70,7 @@ def test_latency_csv_and_per_request_csv(tiny_pb, tmp_path):
     assert starts == sorted(starts) and starts[0] == 0.0  # one request in flight: each starts after the last
 
 
-def test_server_per_request_csv_times_from_the_scheduled_arrival(tiny_pb, tmp_path):
+def test_server_per_request_csv_times_from_the_scheduled_arrival(tiny_pb, tmp_path, capsys):
     js, run_csv, raw_csv = tmp_path / "s.json", tmp_path / "s.csv", tmp_path / "sraw.csv"
     rc = bench_main(["server", "--model", str(tiny_pb), "--qps", "200", "--p99-ms", "50", "--min-duration", "0.2",
                      "--min-queries", "40", "--threads", "1", "--quiet", "--json", str(js), "--csv", str(run_csv),
@@ -89,6 +89,14 @@ def test_server_per_request_csv_times_from_the_scheduled_arrival(tiny_pb, tmp_pa
     np.testing.assert_allclose([float(r["latency_ms"]) for r in rows], lat, rtol=1e-9, atol=1e-9)
     assert float(np.percentile([float(r["latency_ms"]) for r in rows], 99)) == pytest.approx(
         doc["latency_ms"]["p99"], rel=1e-6)
+    # the early-stopping view of the same queries, in the JSON, the CSV row and the report
+    from pymfn.bench.early_stopping import early_stopping
+
+    want = early_stopping(lat, 50.0, 0.99)
+    assert doc["early_stopping"]["over_bound"] == want.over_bound and doc["early_stopping"]["queries"] == len(lat)
+    assert doc["early_stopping"]["estimate_ms"] is None and len(lat) < 662  # 40-odd queries: no p99 estimate
+    assert row["early_stopping_decided"] == str(want.decided)
+    assert "early stopping: no p99 estimate from" in capsys.readouterr().out
 
 
 def test_find_peak_csv_has_one_row_per_curve_point():
