@@ -13,6 +13,7 @@ from typing import Any, Callable
 from pymfn.runtime import engines
 from pymfn.bench.result import Result
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings
+from pymfn.bench.stability import StabilitySettings
 from pymfn.cli.bench._csv import save_csv
 from pymfn.cli.common import interrupted_exit
 from pymfn.files.outputs import check_output_path, save_output
@@ -95,6 +96,12 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
                    "are not met (a warning says so; default 60)")
     g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
                    help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
+    g.add_argument("--until-stable", type=float, default=None, metavar="PCT",
+                   help="measure in windows (of --window-s and --min-iterations) until the last --stable-windows "
+                   "window medians (throughput: rates) lie within PCT%% of their mean, capped by --max-duration; "
+                   "reports only those windows' samples (every window in the JSON). --min-duration is then unused")
+    g.add_argument("--stable-windows", type=int, default=3, help="--until-stable: windows that must agree (default 3)")
+    g.add_argument("--window-s", type=float, default=2.0, help="--until-stable: seconds of one window (default 2)")
     add_input_arguments(p)
     add_output_arguments(p, "write a PNG with the latency histogram and the per-iteration trace")
 
@@ -197,9 +204,23 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
                 folder_io=args.folder_io)
 
 
+def stability_settings(args: argparse.Namespace) -> StabilitySettings | None:
+    """--until-stable / --stable-windows / --window-s -> StabilitySettings (None without --until-stable)."""
+    if args.until_stable is None:
+        return None
+    st = StabilitySettings(threshold_pct=args.until_stable, windows=args.stable_windows, window_s=args.window_s)
+    if st.window_s * st.windows > args.max_duration:
+        raise SystemExit(f"--until-stable: {st.windows} windows (--stable-windows) of --window-s {st.window_s:g} s "
+                         f"do not fit in --max-duration {args.max_duration:g} s; it could never end stable")
+    return st
+
+
 def run_settings(args: argparse.Namespace) -> RunSettings:
     """latency / throughput options -> RunSettings."""
-    return RunSettings(min_iterations=args.min_iterations, scope=args.scope, **_common(args))
+    common = _common(args)
+    if getattr(args, "until_stable", None) is not None:  # windows replace --min-duration
+        common["min_duration_s"] = min(args.window_s, args.max_duration)
+    return RunSettings(min_iterations=args.min_iterations, scope=args.scope, **common)
 
 
 def scenario_settings(args: argparse.Namespace) -> ScenarioSettings:
