@@ -19,6 +19,7 @@ from pymfn.bench.result import Result
 from pymfn.bench.scenarios import (MultistreamResult, PeakResult, ScenarioRunResult, ServerResult, find_peak,
                                    multistream, server)
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings, SettingError
+from pymfn.bench.stability import StabilitySettings
 from pymfn.bench.target import default_model
 from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
 from pymfn.bench.msame_comparison import MsameComparison, msame_compare
@@ -27,7 +28,7 @@ from pymfn.bench.regression.compare import RegressResult, RegressSettings, Verdi
 
 __all__ = [
     "default_model", "latency", "throughput", "server", "find_peak", "multistream",
-    "RunSettings", "ScenarioSettings", "PeakSearchSettings", "SettingError",
+    "RunSettings", "ScenarioSettings", "PeakSearchSettings", "SettingError", "StabilitySettings",
     "Result", "LatencyStats", "OfflineResult", "LatencyResult", "ThroughputResult", "ScenarioRunResult",
     "ServerResult", "MultistreamResult", "PeakResult",
     "accuracy", "sweep", "msame_compare", "regress",

@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar
 from pymfn.bench import report
 from pymfn.bench.result import Result
 from pymfn.bench.settings import RunSettings
+from pymfn.bench.stability import StabilitySettings
 from pymfn.bench.target import (  # noqa: F401 - choose_batch, input_spec, resolve_model: used by sibling modules
     InputLike, ModelLike, Target, check_batch, choose_batch, input_spec, keep_partial, open_target, resolve_model,
     run_meta)
@@ -60,11 +61,20 @@ class DocumentResult(Result):
         return copy.deepcopy(self.document)
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 2) -> str:
-        if path is not None:  # never over the model or data the report describes
-            doc = self.document
-            inputs = [(f"the {k} {doc[k]}", Path(doc[k])) for k in ("model", "data") if isinstance(doc.get(k), str)]
-            refuse_overlap([(str(path), Path(path))], inputs)
+        if path is not None:
+            self._refuse_over_inputs(path)
         return super().to_json(path, indent=indent)
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        if path is not None:
+            self._refuse_over_inputs(path)
+        return super().to_csv(path)
+
+    def _refuse_over_inputs(self, path: str | os.PathLike) -> None:
+        """Never write over the model or data the result describes."""
+        doc = self.document
+        inputs = [(f"the {k} {doc[k]}", Path(doc[k])) for k in ("model", "data") if isinstance(doc.get(k), str)]
+        refuse_overlap([(str(path), Path(path))], inputs)
 
     @property
     def interrupted(self) -> bool:
@@ -141,7 +151,14 @@ class OfflineResult(DocumentResult):
         """The table, the metric explanations and warnings, and the line on the precision that ran."""
         from pymfn.runtime.precision import report_line
 
-        return report.format_table(self.document) + "\n" + report_line(self.document["precision_report"])
+        text = report.format_table(self.document) + "\n" + report_line(self.document["precision_report"])
+        stab = self.document.get("stability")
+        if stab:
+            spread = "" if stab["spread_pct"] is None else f" (last {stab['windows_required']} windows' " \
+                f"{stab['statistic']} within {stab['spread_pct']:.1f}%, threshold {stab['threshold_pct']:g}%)"
+            text += (f"\nStability: {stab['verdict']}{spread}; figures from windows "
+                     f"{', '.join(str(i + 1) for i in stab['reported_windows'])} of {stab['windows_run']}")
+        return text
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Latency histogram beside the per-request trace (needs at least one measured request)."""
@@ -177,35 +194,128 @@ def run_plan(st: Any) -> str:
             "(--max-duration). Ctrl-C stops it and keeps what was measured")
 
 
+def stability_plan(st: Any, stability: StabilitySettings) -> str:
+    """The plan line of a run until stable."""
+    return (f"running until stable: {st.warmup_iterations} warm-up requests, then windows of >= "
+            f"{stability.window_s:g} s and >= {st.min_iterations} requests until the last {stability.windows} agree "
+            f"within {stability.threshold_pct:g}%; the whole run is capped at {st.max_duration_ms / 1000:g} s "
+            "(--max-duration). Ctrl-C stops it and keeps what was measured")
+
+
 def _offline(mode: str, result_type: type[OfflineResult], defaults: dict[str, Any], model: ModelLike, batch: int,
              precision: str, engine: str | None, input: InputLike, settings: RunSettings | None,
-             log: Log | None) -> Any:
+             log: Log | None, stability: StabilitySettings | None = None) -> Any:
     check_batch(batch)
+    if stability is not None:  # windows replace the minimum duration
+        cap = settings.max_duration_s if settings is not None and settings.max_duration_s is not None else \
+            defaults["max_duration_s"]
+        defaults = dict(defaults, min_duration_s=min(stability.window_s, cap))
     st = (settings or RunSettings()).with_defaults(**defaults)
     target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
     core = target.core
     native = st.to_core(core, target.batch)
     if log is not None:
-        log(run_plan(native))
+        log(run_plan(native) if stability is None else stability_plan(native, stability))
     reader = target.reader()
-    if st.devices is None:
-        result, _ = keep_partial(lambda: core.run_benchmark(target.engines[0], reader, native))
-    else:
-        result, _ = keep_partial(lambda: core.run_devices(target.engines, reader, native, names=target.names))
+
+    def run(native: Any) -> tuple[Any, bool]:
+        if st.devices is None:
+            return keep_partial(lambda: core.run_benchmark(target.engines[0], reader, native))
+        return keep_partial(lambda: core.run_devices(target.engines, reader, native, names=target.names))
+
+    if stability is not None:
+        return result_type(_until_stable(mode, target, st, stability, run, log), st)
+    result, _ = run(native)
     doc = report.result_to_json(result, run_meta(target, mode))
     return result_type(doc, st)
 
 
+def _until_stable(mode: str, target: Target, st: RunSettings, stability: StabilitySettings,
+                  run: Callable[[Any], tuple[Any, bool]], log: Log | None) -> dict[str, Any]:
+    """Windows until the last ``stability.windows`` agree (pymfn.bench.stability); the document of the last windows."""
+    import numpy as np
+
+    from pymfn.bench.stability import run_windows, spread_pct
+
+    statistic = "throughput" if mode == "throughput" else "median latency"
+
+    def run_window(first: bool, cap_left_s: float) -> tuple[Any, bool]:
+        native = st.to_core(target.core, target.batch)
+        if not first:
+            native.warmup_iterations, native.warmup_ms = 0, 0.0
+        native.min_duration_ms = stability.window_s * 1000.0
+        native.max_duration_ms = max(cap_left_s, 0.001) * 1000.0
+        result, interrupted = run(native)
+        if log is not None:
+            value = (f"{result.throughput_per_s:.1f} samples/s" if mode == "throughput"
+                     else f"median {result.latency.median:.3f} ms") if result.iterations else "nothing measured"
+            log(f"window {len(windows) + 1}: {result.iterations} requests, {value}")
+        windows.append(result)
+        return result, interrupted
+
+    windows: list[Any] = []
+    out = run_windows(run_window, stability, st.max_duration_s, "throughput" if mode == "throughput" else "latency")
+    results = out["results"]
+    kept = results[-stability.windows:]
+    last = kept[-1][0]
+    doc = report.result_to_json(last, run_meta(target, mode))
+    samples = np.concatenate([np.asarray(r.samples_ms, dtype=np.float64) for r, _ in kept])
+    starts = np.concatenate([np.asarray(r.start_offsets_ms, dtype=np.float64) + (t - kept[0][1]) * 1000.0
+                             for r, t in kept])
+    iterations = sum(int(r.iterations) for r, _ in kept)
+    wall = sum(float(r.wall_ms) for r, _ in kept)
+    processed = sum(int(r.samples_processed) for r, _ in kept)
+    doc.update({"iterations": iterations, "samples_processed": processed, "wall_ms": wall,
+                "throughput_per_s": processed * 1000.0 / wall if wall > 0 else 0.0,
+                "warmup": int(results[0][0].warmup_iterations),
+                "samples_ms": [float(x) for x in samples], "start_offsets_ms": [float(x) for x in starts]})
+    if samples.size:
+        doc["latency_ms"] = report.latency_dict(target.core.compute_stats(samples.tolist()))
+    n, k = len(results), stability.windows
+    values = out["values"]
+    finite = [v for v in values[-k:] if np.isfinite(v)]
+    spread = spread_pct(finite) if len(finite) == k else None
+    if out["stable"]:
+        verdict = f"stable after {n} windows"
+    else:
+        why = "interrupted" if out["interrupted"] else "--max-duration reached" if out["capped"] else "stopped"
+        verdict = f"not stable after {n} windows ({why})"
+        doc["warnings"] = list(doc.get("warnings", [])) + [
+            f"{verdict}: the last {min(k, n)} windows' {statistic} differ by up to "
+            f"{'n/a' if spread is None else f'{spread:.1f}%'} (threshold {stability.threshold_pct:g}%); the figures "
+            "are those of the last windows and may still drift"]
+    doc["stability"] = {
+        "stable": bool(out["stable"]), "verdict": verdict, "statistic": statistic,
+        "threshold_pct": stability.threshold_pct, "windows_required": k, "window_s": stability.window_s,
+        "windows_run": n, "reported_windows": list(range(n - len(kept), n)),
+        "spread_pct": spread,
+        "windows": [{"index": i, "start_s": t, "iterations": int(r.iterations), "wall_ms": float(r.wall_ms),
+                     "statistic": values[i] if np.isfinite(values[i]) else None,
+                     "latency_ms": report.latency_dict(r.latency) if r.iterations else None,
+                     "throughput_per_s": float(r.throughput_per_s),
+                     "samples_ms": [float(x) for x in np.asarray(r.samples_ms)]}
+                    for i, (r, t) in enumerate(results)],
+    }
+    if out["interrupted"]:
+        doc["interrupted"], doc["stop_reason"] = True, "interrupted"
+    elif out["capped"] and not out["stable"]:
+        doc["stop_reason"] = "max duration"
+    return doc
+
+
 def latency(model: ModelLike, *, batch: int = 1, precision: str = "f32", engine: str | None = None,
-            input: InputLike = None, settings: RunSettings | None = None, log: Log | None = None) -> LatencyResult:
+            input: InputLike = None, settings: RunSettings | None = None, log: Log | None = None,
+            until_stable: StabilitySettings | None = None) -> LatencyResult:
     """Per-request latency: ``batch`` samples per request, one request in flight (unless ``settings`` says other).
 
     ``model`` is a model file (.pb, .onnx, .xml, .om) or :func:`default_model`; ``engine`` None picks it from the
     suffix (.om: acl, else openvino; "tf" runs a frozen .pb in TensorFlow); ``precision`` is f32, bf16, f16 or
     int8 (the result states what really ran); ``input`` a folder of .bin files, a packed file or a .npy (None:
     seeded random data). Fields of ``settings`` left None take 3 s minimum, 60 s cap, one request in flight.
-    ``log`` receives the one-line plan before the run starts. Ctrl-C (or SIGTERM) during the run returns what
+    ``log`` receives the one-line plan before the run starts (and a line per window with ``until_stable``).
+    ``until_stable=StabilitySettings(5)`` measures in windows until the last 3 agree within 5%
+    (:mod:`pymfn.bench.stability`). Ctrl-C (or SIGTERM) during the run returns what
     was measured, with ``interrupted=True``.
 
     >>> import pymfn.bench as b
@@ -215,12 +325,13 @@ def latency(model: ModelLike, *, batch: int = 1, precision: str = "f32", engine:
     >>> r.report().splitlines()[1].startswith("pymfn latency: openvino engine, batch 1")
     True
     """
-    return _offline("latency", LatencyResult, LATENCY_DEFAULTS, model, batch, precision, engine, input, settings, log)
+    return _offline("latency", LatencyResult, LATENCY_DEFAULTS, model, batch, precision, engine, input, settings, log,
+                    until_stable)
 
 
 def throughput(model: ModelLike, *, batch: int = 16, precision: str = "f32", engine: str | None = None,
                input: InputLike = None, settings: RunSettings | None = None,
-               log: Log | None = None) -> ThroughputResult:
+               log: Log | None = None, until_stable: StabilitySettings | None = None) -> ThroughputResult:
     """Samples per second with ``batch`` samples per request and (by default) 2 requests in flight.
 
     The arguments are those of :func:`latency`; fields of ``settings`` left None take 5 s minimum, 60 s cap and
@@ -233,4 +344,4 @@ def throughput(model: ModelLike, *, batch: int = 16, precision: str = "f32", eng
     True
     """
     return _offline("throughput", ThroughputResult, THROUGHPUT_DEFAULTS, model, batch, precision, engine, input,
-                    settings, log)
+                    settings, log, until_stable)

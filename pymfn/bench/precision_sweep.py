@@ -27,6 +27,7 @@ import numpy as np
 
 import pymfn
 from pymfn.bench import report
+from pymfn.bench.exports import percentiles_of
 from pymfn.bench.naming import opt
 from pymfn.bench.result import Result
 from pymfn.errors import CommandError, one_line
@@ -87,6 +88,7 @@ class Row:
                 "throughput_rounds", "throughput", "emulator")
         doc = {k: getattr(self, k) for k in keys}
         doc["model"] = str(self.model) if self.model else None
+        doc["latency_percentiles_ms"] = percentiles_of(self.latency_samples_ms)
         doc["batch_search"] = {str(b): v for b, v in self.batch_search.items()}
         return doc
 
@@ -454,6 +456,8 @@ class SweepResult(Result):
                         "status": r.status, "ran": rep.get("runtime"), "precision_check": rep.get("check"),
                         "accuracy": r.accuracy, "accuracy_std": r.accuracy_std, "delta_pt": r.delta_pt,
                         "latency_median_ms": r.latency_median_ms, "latency_p99_ms": r.latency_p99_ms,
+                        **{f"latency_{k}_ms": v for k, v in percentiles_of(r.latency_samples_ms).items()
+                           if k not in ("p50", "p99")},
                         "best_batch": r.best_batch, "throughput": r.throughput,
                         "model": str(r.model) if r.model else None})
         return out

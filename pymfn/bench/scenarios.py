@@ -99,7 +99,18 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         },
     })
     doc["stage_samples_ms"], doc["stage_stats_ms"] = report.stage_samples_json(result.stage_samples_ms)
+    if doc["scenario"] == "server":
+        doc["early_stopping"] = server_early_stopping(doc).to_dict()
     return doc
+
+
+def server_early_stopping(doc: dict[str, Any]) -> Any:
+    """LoadGen's early-stopping view of a server run's query latencies (see pymfn.bench.early_stopping)."""
+    from pymfn.bench.early_stopping import early_stopping
+
+    raw = doc["queries_raw"]
+    latencies = np.asarray(raw["completed_ms"], dtype=np.float64) - np.asarray(raw["scheduled_ms"], dtype=np.float64)
+    return early_stopping(latencies, doc["latency_bound_ms"], doc["bound_percentile"])
 
 
 def _floats(values: Any) -> list[float]:
@@ -156,6 +167,10 @@ def format_scenario(doc: dict[str, Any]) -> str:
     out.append(verdict)
     for r in doc["invalid_reasons"]:
         out.append(f"  INVALID because: {r}")
+    if doc.get("early_stopping"):
+        from pymfn.bench.early_stopping import EarlyStopping
+
+        out.append(EarlyStopping(**doc["early_stopping"]).line())
     out.append("")
     out.append("What the figures mean:")
     out += [f"  {name:<16} {text}" for name, text in LATENCY_EXPLANATIONS]
@@ -315,6 +330,11 @@ class ScenarioRunResult(DocumentResult):
     def csv_rows(self) -> list[dict[str, Any]]:
         row = super().csv_rows()[0]
         row.update({f"latency_{k}_ms": v for k, v in self.document["latency_ms"].items()})
+        es = self.document.get("early_stopping")
+        if es:
+            row.update({"early_stopping_estimate_ms": es["estimate_ms"], "early_stopping_decided": es["decided"],
+                        "early_stopping_over_bound": es["over_bound"],
+                        "early_stopping_needed_queries": es["needed_queries"]})
         return [row]
 
 
@@ -501,6 +521,9 @@ def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, preci
 
 # ------------------------------------------------------------------------------------------------ peak search
 def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, Any]:
+    es = server_early_stopping({"queries_raw": {"completed_ms": result.completed_ms, "scheduled_ms": result.scheduled_ms},
+                                "latency_bound_ms": float(result.latency_bound_ms),
+                                "bound_percentile": float(result.bound_percentile)})
     return {
         "role": role,
         "target_qps": float(result.target_qps),
@@ -514,6 +537,8 @@ def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, 
         "valid": bool(result.valid),
         "invalid_reasons": list(result.invalid_reasons),
         "interrupted": bool(interrupted),
+        "early_stopping_estimate_ms": es.estimate_ms,
+        "early_stopping_decided": es.decided,
     }
 
 

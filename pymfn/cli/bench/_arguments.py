@@ -13,6 +13,8 @@ from typing import Any, Callable
 from pymfn.runtime import engines
 from pymfn.bench.result import Result
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings
+from pymfn.bench.stability import StabilitySettings
+from pymfn.cli.bench._csv import save_csv
 from pymfn.cli.common import interrupted_exit
 from pymfn.files.outputs import check_output_path, save_output
 
@@ -62,7 +64,18 @@ def add_output_arguments(p: argparse.ArgumentParser, plot_help: str) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--json", help="write the full result (stats, settings, build/host info, raw samples) as JSON")
     g.add_argument("--plot", help=plot_help)
+    add_csv_arguments(g, per_request=True)
     g.add_argument("--quiet", action="store_true", help="fewer progress messages")
+
+
+def add_csv_arguments(g: Any, *, per_request: bool = False) -> None:
+    """--csv (every command) and --per-request-csv (the timed runs); columns in docs/exports.md."""
+    g.add_argument("--csv", metavar="PATH", help="write the result as CSV: one row per run (with --find-peak one "
+                   "per run of the search), with its latency percentiles")
+    if per_request:
+        g.add_argument("--per-request-csv", metavar="PATH",
+                       help="write every measured request's (query's) latency as CSV: index, start_ms, latency_ms "
+                       "(scheduled queries add issued_ms, completed_ms)")
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, min_duration: float) -> None:
@@ -83,6 +96,12 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
                    "are not met (a warning says so; default 60)")
     g.add_argument("--scope", choices=["compute", "end-to-end"], default="compute",
                    help="compute = engine execute only (msame/ais_bench scope); end-to-end = load + execute + fetch")
+    g.add_argument("--until-stable", type=float, default=None, metavar="PCT",
+                   help="measure in windows (of --window-s and --min-iterations) until the last --stable-windows "
+                   "window medians (throughput: rates) lie within PCT%% of their mean, capped by --max-duration; "
+                   "reports only those windows' samples (every window in the JSON). --min-duration is then unused")
+    g.add_argument("--stable-windows", type=int, default=3, help="--until-stable: windows that must agree (default 3)")
+    g.add_argument("--window-s", type=float, default=2.0, help="--until-stable: seconds of one window (default 2)")
     add_input_arguments(p)
     add_output_arguments(p, "write a PNG with the latency histogram and the per-iteration trace")
 
@@ -185,9 +204,23 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
                 folder_io=args.folder_io)
 
 
+def stability_settings(args: argparse.Namespace) -> StabilitySettings | None:
+    """--until-stable / --stable-windows / --window-s -> StabilitySettings (None without --until-stable)."""
+    if args.until_stable is None:
+        return None
+    st = StabilitySettings(threshold_pct=args.until_stable, windows=args.stable_windows, window_s=args.window_s)
+    if st.window_s * st.windows > args.max_duration:
+        raise SystemExit(f"--until-stable: {st.windows} windows (--stable-windows) of --window-s {st.window_s:g} s "
+                         f"do not fit in --max-duration {args.max_duration:g} s; it could never end stable")
+    return st
+
+
 def run_settings(args: argparse.Namespace) -> RunSettings:
     """latency / throughput options -> RunSettings."""
-    return RunSettings(min_iterations=args.min_iterations, scope=args.scope, **_common(args))
+    common = _common(args)
+    if getattr(args, "until_stable", None) is not None:  # windows replace --min-duration
+        common["min_duration_s"] = min(args.window_s, args.max_duration)
+    return RunSettings(min_iterations=args.min_iterations, scope=args.scope, **common)
 
 
 def scenario_settings(args: argparse.Namespace) -> ScenarioSettings:
@@ -205,6 +238,11 @@ def check_outputs(args: argparse.Namespace) -> None:
     """--json and --plot can be written: checked before any measurement."""
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")
+    check_output_path(getattr(args, "csv", None), "--csv")
+    if getattr(args, "per_request_csv", None) and getattr(args, "find_peak", False):
+        raise SystemExit("--per-request-csv is for one run; with --find-peak every run's queries are in --json "
+                         "(peak_run.queries_raw for the peak)")
+    check_output_path(getattr(args, "per_request_csv", None), "--per-request-csv")
 
 
 def progress_printer(args: argparse.Namespace) -> Callable[[str], None] | None:
@@ -227,6 +265,14 @@ def save_result(args: argparse.Namespace, result: Result, prog: str, *, json_not
         print(f"\nJSON{json_note} written to {json_at}")
     if args.plot and can_plot and (where := save_output(args.plot, write_plot, "--plot", prog)):
         print(f"plot written to {where}")
+    save_csv(getattr(args, "csv", None), result, prog)
+    per_request = getattr(args, "per_request_csv", None)
+    if per_request:
+        from pymfn.bench.exports import per_request_csv
+
+        document = result.to_dict()
+        if (where := save_output(per_request, lambda p: per_request_csv(document, p), "--per-request-csv", prog)):
+            print(f"per-request CSV written to {where}")
     return json_at
 
 

@@ -46,7 +46,8 @@ def check_time_window(args: argparse.Namespace) -> None:
         return
     probe = args.probe_duration if getattr(args, "find_peak", False) else None
     try:  # the settings check their own window when made
-        st = RunSettings(warmup_ms=getattr(args, "warmup_ms", 0.0), min_duration_s=args.min_duration, max_duration_s=cap)
+        minimum = args.min_duration if getattr(args, "until_stable", None) is None else min(args.window_s, cap)
+        st = RunSettings(warmup_ms=getattr(args, "warmup_ms", 0.0), min_duration_s=minimum, max_duration_s=cap)
         settings.check_time_window(st, probe_duration_s=probe)
     except SettingError as exc:
         raise SystemExit(setting_words(str(exc))) from None
@@ -63,6 +64,7 @@ OPTION_OF_SETTING = {
     "p99_ms": "--p99-ms", "interval_ms": "--interval-ms", "bound_ms": "--bound-ms",
     "samples_per_query": "--samples-per-query", "peak_runs": "--peak-runs", "peak_tolerance": "--peak-tolerance",
     "probe_duration_s": "--probe-duration", "bound_x_median": "--bound-x-median", "budget_s": "--budget",
+    "threshold_pct": "--until-stable", "windows": "--stable-windows", "window_s": "--window-s",
 }
 
 

@@ -9,6 +9,7 @@ from pymfn.bench import report
 from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
 from pymfn.bench.naming import option_names
 from pymfn.cli.bench._options import run_checked
+from pymfn.cli.bench._csv import save_csv
 from pymfn.files.outputs import check_output_path, save_output
 
 PROG = "pymfn bench accuracy"
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "MobileFaceNet's sizes)")
     p.add_argument("--json", help="write accuracy, per-fold figures, thresholds, VAL/FAR, AUC, EER and timing as JSON")
     p.add_argument("--plot", help="write the ROC curve as PNG")
+    p.add_argument("--csv", metavar="PATH", help="write the result as CSV (columns: docs/exports.md)")
     p.add_argument("--quiet", action="store_true", help="fewer progress messages")
 
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")
+    check_output_path(args.csv, "--csv")
     with option_names():
         result = accuracy(args.model, data=args.data, issame=args.issame, engine=args.engine,
                           precision=args.precision, threads=args.threads, batch=args.batch, inflight=args.inflight,
@@ -67,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
                           output_dtype=args.output_dtype, embedding_size=args.embedding_size,
                           progress=not args.quiet)
     print_and_save(result, args.json, args.plot)
+    save_csv(args.csv, result, PROG)
     return 0
 
 

@@ -27,6 +27,7 @@ from pymfn.bench.msame_comparison import msame_compare
 from pymfn.bench.naming import option_names
 from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError
+from pymfn.cli.bench._csv import save_csv
 from pymfn.files.outputs import check_output_path, save_output
 
 PROG = "pymfn bench msame"
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-outputs", action="store_true",
                    help="keep the temporary output folders (msame's and the folder run's) and print where they are")
     p.add_argument("--json", help="write every figure, scope, warning and raw per-execute time as JSON")
+    p.add_argument("--csv", metavar="PATH", help="write the comparison table as CSV (figure, msame, pymfn) (columns: docs/exports.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_path(args.json, "--json")
+    check_output_path(args.csv, "--csv")
     with option_names():
         result = msame_compare(args.model, args.input, log=args.log, msame_output=args.msame_output,
                                run_msame=args.run_msame, msame=args.msame, warmup=args.warmup, passes=args.passes,
@@ -71,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     doc = result.to_dict()
     if args.json and (where := save_output(args.json, lambda p: report.write_json(doc, p), "--json", PROG)):
         print(f"JSON written to {where}")
+    save_csv(args.csv, result, PROG)
     for path in result.kept_temporaries:
         print(f"kept temporary output folder {path}")
     if result.error:

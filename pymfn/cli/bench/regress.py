@@ -44,6 +44,7 @@ from pymfn.bench.regression.compare import (
 from pymfn.bench.report import write_json
 from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError
+from pymfn.cli.bench._csv import save_csv
 from pymfn.files.outputs import check_output_path, save_output
 
 PROG = "pymfn bench regress"
@@ -85,6 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"smallest change that counts, as a fraction (default {DEFAULT_THRESHOLD}: 10%%)")
     g.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     g.add_argument("--json", help="write settings, builds, every round's values and the verdicts as JSON")
+    g.add_argument("--csv", metavar="PATH", help="write one CSV row per benchmark: ratio, interval, verdict "
+                   "(columns: docs/exports.md)")
     g.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -127,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     with option_names():
         settings.check_verdict()
     check_output_path(args.json, "--json")
+    check_output_path(args.csv, "--csv")
     settings.benchmarks = parse_benchmarks(args.benchmarks)
     settings.baseline_env = parse_env(args.baseline_env, "--baseline-env")
     settings.candidate_env = parse_env(args.candidate_env, "--candidate-env")
@@ -141,4 +145,5 @@ def _run(args: argparse.Namespace) -> int:
     doc = result.to_dict()
     if args.json and (where := save_output(args.json, lambda p: write_json(doc, Path(p)), "--json", PROG)):
         print(f"\nJSON written to {where}")
+    save_csv(args.csv, result, PROG)
     return result.exit_code

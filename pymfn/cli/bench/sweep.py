@@ -23,6 +23,7 @@ from pymfn.bench.naming import option_names
 from pymfn.bench.precision_sweep import ROW_SPECS, SweepSettings, sweep
 from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError
+from pymfn.cli.bench._csv import save_csv
 from pymfn.files.outputs import check_output_path, save_output
 
 PROG = "pymfn bench sweep"
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of throughput per row and round (latency and the batch search take half; default 2)")
     p.add_argument("--json", help="write every row, ratio, round and the host's precision support as JSON")
     p.add_argument("--plot", help="write a PNG of accuracy against throughput")
+    p.add_argument("--csv", metavar="PATH", help="write one CSV row per (engine, precision) row (columns: docs/exports.md)")
     p.add_argument("--quiet", action="store_true", help="fewer progress messages")
 
 
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.plot, "--plot")
+    check_output_path(args.csv, "--csv")
     settings = SweepSettings(rows=parse_rows(args.rows), batches=parse_batches(args.batches), rounds=args.rounds,
                              seconds=args.seconds, pairs=args.pairs)
     progress = None if args.quiet else (lambda text: print(text, flush=True))
@@ -82,4 +85,5 @@ def _run(args: argparse.Namespace) -> int:
         print(f"JSON written to {where}")
     if args.plot and (where := save_output(args.plot, result.plot, "--plot", PROG)):
         print(f"plot written to {where}")
+    save_csv(args.csv, result, PROG)
     return 0
