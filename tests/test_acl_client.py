@@ -256,21 +256,21 @@ def test_leaked_event_is_reported(client, models, images, tmp_path):
     assert LEAK_MARK in p.stderr and "1 event(s) not aclrtDestroyEvent'ed" in p.stderr
 
 
-def readme_cmake_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Build any AscendCL program against the emulator"):]
-    return re.search(r"```cmake\n(.*?)```", section, re.S).group(1)
+def documented_cmake_snippet() -> str:
+    """The first CMake block of docs/acl-emulator.md (how users build an AscendCL program against the emulator)."""
+    text = (ROOT / "docs" / "acl-emulator.md").read_text()
+    return re.search(r"```cmake\n(.*?)```", text, re.S).group(1)
 
 
-def test_readme_cmake_snippet_builds_the_same_client(client, models, images, tmp_path):
-    """The README's CMake snippet, unchanged, builds sample_infer (linking the acl_dvpp stand-in too)."""
+def test_documented_cmake_snippet_builds_the_same_client(client, models, images, tmp_path):
+    """The CMake snippet of docs/acl-emulator.md, unchanged, builds sample_infer (linking the acl_dvpp stand-in too)."""
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("no cmake on PATH")
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(CLIENT_SRC, src / "sample_infer.cpp")
-    (src / "CMakeLists.txt").write_text(readme_cmake_snippet())
+    (src / "CMakeLists.txt").write_text(documented_cmake_snippet())
     build = tmp_path / "build"
     env = dict(os.environ)
     cfg = subprocess.run([cmake, "-S", str(src), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],

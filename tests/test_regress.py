@@ -332,7 +332,7 @@ SWITCH = "PYMFN_TEST_EXECUTE_SLOWDOWN"
 
 def _open_with_switch(core, monkeypatch, value: str):
     """The engine regress's measuring process benchmarks with the switch set to ``value``."""
-    from pymfn.bench.regress import worker
+    from pymfn.bench.regression import worker
 
     monkeypatch.setenv(SWITCH, value)
     try:
