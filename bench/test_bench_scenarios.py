@@ -146,10 +146,10 @@ def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
 def emulator_om(core, model, tmp_path_factory) -> Path:
     if not hasattr(core, "AclEngine") or core.build_info()["acl"] != "emulated":
         pytest.skip("this build has no ACL emulator")
-    from pymfn.export import convert
+    from pymfn.cli import main as pymfn_main
 
     om = tmp_path_factory.mktemp("emu") / "mfn_emu.om"
-    assert convert.main([str(model), "--target", "om-emu", "--output", str(om), "--input-shape=1,112,112,3"]) == 0
+    assert pymfn_main(["convert", str(model), "--target", "om-emu", "--output", str(om), "--input-shape=1,112,112,3"]) == 0
     return om
 
 

@@ -417,7 +417,7 @@ int main(void) {
 def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
     """The reference fp16-output MobileFaceNet as a dynamic-batch emulator om, all 12,000 LFW images as one input
     file, and the ACL engine's embeddings of them at batch 8."""
-    from pymfn.export import convert
+    from pymfn.cli import main as pymfn_main
     from pymfn.metrics import lfw as lfw_eval
     from pymfn.bench.lfw_accuracy import embed_array
     from pymfn.export.default_model import default_model
@@ -426,7 +426,7 @@ def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("client_lfw")
     om = d / "mfn_dynamic.om"
     pb16 = default_model(fp16_output=True, quiet=True).path
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,2,4,8"]) == 0
+    assert pymfn_main(["convert", str(pb16), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,2,4,8"]) == 0
     images, issame = load_lfw(lfw_bin, color="rgb")
     x = (images.astype(np.float32) - 127.5) * 0.0078125
     x.tofile(d / "lfw.in.bin")
