@@ -61,7 +61,7 @@ def reference(inputs: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def outputs_of(model_path: Path, inputs: np.ndarray, core) -> tuple[np.ndarray, dict]:
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     engine = open_engine(model_path)
     reader = core.ArrayDataset(inputs).reader(BATCH)
@@ -78,7 +78,7 @@ def prepare(out_dir: Path) -> None:
     import openvino as ov
 
     import pymfn
-    from pymfn import om
+    from pymfn.export import om
 
     out_dir.mkdir(parents=True, exist_ok=True)
     w = weights()
@@ -142,7 +142,7 @@ def check(out_dir: Path) -> int:
         ran = props.get("inference_precision") or props.get("acl_library", "?")
         print(f"aarch64 smoke: {name}: {len(here)} outputs, {line} (bound {tolerance(want):.1e}; {ran}): "
               f"{'ok' if ok else 'MISMATCH'}")
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     engine = open_engine(out_dir / "smoke.om")
     settings = core.RunSettings()

@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -138,8 +138,8 @@ def _i2b_folder_digest(out: Path) -> object:
 
 
 def _packed_digest(out: Path) -> object:
-    from pymfn import pack
-    from pymfn.image2bin import read_issame
+    from pymfn.inputs import pack
+    from pymfn.inputs.image2bin import read_issame
 
     h = pack.read_header(out)  # validates the size against the header
     labels = read_issame(out).tolist()  # only if the record binds them to this very pack
@@ -147,7 +147,7 @@ def _packed_digest(out: Path) -> object:
 
 
 def _pack_digest(out: Path) -> object:
-    from pymfn import pack
+    from pymfn.inputs import pack
 
     h = pack.read_header(out)
     manifest = out.with_name("manifest.txt").read_text().splitlines()
@@ -173,7 +173,7 @@ def _ir_digest(out: Path) -> object:
 
 
 def _quantized_digest(out: Path) -> object:
-    from pymfn.quantize import check_ir_set, read_record
+    from pymfn.export.quantize import check_ir_set, read_record
 
     problem = check_ir_set(out)
     if problem:
@@ -184,7 +184,7 @@ def _quantized_digest(out: Path) -> object:
 def _frozen_output(out: Path) -> object:
     """A complete frozen graph (it parses and has one input and one output), by its output's name
     (random initialisation is not bit-reproducible from run to run)."""
-    from pymfn.freeze import load_frozen
+    from pymfn.export.freeze import load_frozen
 
     return load_frozen(out)[2]
 
@@ -293,11 +293,11 @@ def writers(shared: Path) -> list[Writer]:
                              "--manifest", str(w / "manifest.txt"), "--force", "--quiet"],
                lambda w: w / "p.pack", _by_reference("pack", _pack_digest), prep_bins, weight=2.5),
         Writer("eval-json",
-               lambda w, v: ["-m", "pymfn.eval", str(w / f"emb{v}.npy"), "--issame", str(w / "issame.npy"),
+               lambda w, v: ["-m", "pymfn", "eval", str(w / f"emb{v}.npy"), "--issame", str(w / "issame.npy"),
                              "--json", str(w / "r.json")],
                lambda w: w / "r.json", _by_reference("eval-json", _json_digest("accuracy")), prep_emb, weight=1.5),
         Writer("eval-roc",
-               lambda w, v: ["-m", "pymfn.eval", str(w / f"emb{v}.npy"), "--issame", str(w / "issame.npy"),
+               lambda w, v: ["-m", "pymfn", "eval", str(w / f"emb{v}.npy"), "--issame", str(w / "issame.npy"),
                              "--roc", str(w / "roc.png")],
                lambda w: w / "roc.png", lambda out: "none" if not out.exists() else _safe(_png_ok, out, "A"),
                prep_emb, weight=1),
@@ -338,7 +338,7 @@ def writers(shared: Path) -> list[Writer]:
                              "--shards", "2" if v == "A" else "3"],
                lambda w: w / "tfr_out", _by_reference("data-tfrecord", _tfrecord_digest), prep_tree, weight=1),
         Writer("default-model",
-               lambda w, v: ["-c", "from pymfn.default_model import default_model; default_model(quiet=True)"],
+               lambda w, v: ["-c", "from pymfn.export.default_model import default_model; default_model(quiet=True)"],
                lambda w: w / "cache" / "pymfn" / "models", lambda out: _default_model_state(out), needs=(tflite,),
                weight=0.6, reset=lambda w: [p.unlink() for p in (w / "cache" / "pymfn" / "models").glob("*.pb")]),
         Writer("train",
@@ -363,7 +363,7 @@ def _default_model_state(models: Path) -> str:
     pbs = sorted(models.glob("*.pb")) if models.is_dir() else []
     if not pbs:
         return "none"
-    from pymfn.freeze import load_frozen
+    from pymfn.export.freeze import load_frozen
 
     try:
         for pb in pbs:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if not model.is_file():
             p.error(f"--model {model}: no such file")
     else:
-        from pymfn.default_model import default_model
+        from pymfn.export.default_model import default_model
 
         model = default_model(quiet=True).path
     result = profile(model, args.iterations, args.threads)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dense convolutions overall: {result['convolution_gflop_per_s']} GFLOP/s; "
               f"a 2048^3 sgemm on the same cores: {result['sgemm_2048_gflop_per_s']} GFLOP/s")
     if args.json:
-        from pymfn._atomic import atomic_write
+        from pymfn.files.atomic import atomic_write
 
         with atomic_write(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -2,9 +2,10 @@
 
 * false alarms: one build against a byte-identical copy of itself (two folders, so two sets of files in
   the page cache, as with two real builds), repeated; every verdict other than "no change" is an error.
-* sensitivity: the same pair with the candidate's OpenVINO execute slowed down by the test-only switch
-  PYMFN_TEST_EXECUTE_SLOWDOWN (10%, 20%: a pause of that fraction of each inference's own time, see
-  csrc/engines/openvino_engine.cpp); the latency benchmark must come out "slower". Under load a pause
+* sensitivity: the same pair with the candidate's engine slowed down by the test-only switch
+  PYMFN_TEST_EXECUTE_SLOWDOWN (10%, 20%: regress's measuring process wraps the engine in a SlowedEngine,
+  csrc/engines/slowed/slowed_engine.h, a pause of that fraction of each request's own time); the latency
+  benchmark must come out "slower". Under load a pause
   costs more than its length (the inference threads must be rescheduled), so the summary reports the
   ratio the runs measured beside the nominal size, and, for an exact size, the same-build rounds
   multiplied by 1 + s (the detection rate of a slowdown of exactly s under the noise really measured).
@@ -30,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pymfn.bench import regress, stats
+from pymfn.bench import stats
+from pymfn.bench.regression import compare as regress
 
 CONDITIONS = {"same build": 0.0, "10% slower execute": 0.10, "20% slower execute": 0.20}
 FLAGGED = (stats.SLOWER, stats.FASTER)  # a change claimed; for the same build against itself, a false alarm
@@ -40,7 +42,7 @@ def prepare_builds(ref: str, repo: Path | None, out: Path) -> tuple[Path, Path]:
     """Two byte-identical copies of ``ref``'s build (from regress's cache, built if needed) under ``out``.
 
     Copies, not the cache entry itself: regress prunes its cache, and a campaign takes hours."""
-    from pymfn.bench.regress_builds import default_repo, resolve_builds
+    from pymfn.bench.regression.builds import default_repo, resolve_builds
 
     build = resolve_builds({"b": ("--ref", ref)}, repo or default_repo(), lambda m: print(f"[rates] {m}"))["b"]
     copies = []

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -48,7 +49,7 @@ def core() -> Any:
 @pytest.fixture(scope="module")
 def model() -> Path:
     """The product's default MobileFaceNet .pb (pretrained when ../shared has the weights), cached."""
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     return default_model(quiet=True).path
 
@@ -113,7 +114,7 @@ def _same_threads(engine: Any, ba: BenchmarkAppResult) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------------------------------- (a)
 def test_latency_b1_vs_benchmark_app(benchmark, capsys, core, model, images):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     engine = open_engine(model, precision="f32", threads=THREADS)  # latency hint, 1 request
     reader = core.ArrayDataset(images).reader(1)
@@ -148,7 +149,7 @@ def test_latency_b1_vs_openvino_python_api(benchmark, capsys, core, model, image
 
     import openvino as ov
 
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     engine = open_engine(model, precision="f32", threads=THREADS)
     reader = core.ArrayDataset(images).reader(1)
@@ -186,7 +187,7 @@ def test_latency_b1_vs_openvino_python_api(benchmark, capsys, core, model, image
 
 # ---------------------------------------------------------------------------------------------- (b)
 def test_openvino_vs_tensorflow_b1(benchmark, capsys, core, model, images):
-    from pymfn.engines import TFEngine, open_engine
+    from pymfn.runtime.engines import TFEngine, open_engine
 
     ov = open_engine(model, precision="f32", threads=THREADS)
     tf_engine = TFEngine(model, threads=THREADS)
@@ -209,7 +210,7 @@ def test_openvino_vs_tensorflow_b1(benchmark, capsys, core, model, images):
 
 # ---------------------------------------------------------------------------------------------- (c)
 def test_throughput_vs_benchmark_app(benchmark, capsys, core, model, images):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     # Tune: a few (batch, in-flight) pairs, short runs; keep the best throughput.
     candidates = [(4, 2)] if QUICK else [(1, 2), (1, 4), (4, 2), (4, 4), (8, 2), (8, 4)]

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from pymfn import config
-from pymfn import eval as ev
-from pymfn import image2bin as i2b
-from pymfn import lfw
+from pymfn.metrics import lfw as ev
+from pymfn.inputs import image2bin as i2b
+from pymfn.inputs import lfw_bin as lfw
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")

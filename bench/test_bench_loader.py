@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import config, pack
-from pymfn._atomic import atomic_dir
+from pymfn import config
+from pymfn.inputs import pack
+from pymfn.files.atomic import atomic_dir
 
 SHAPE = (112, 112, 3)
 SAMPLE_BYTES = 112 * 112 * 3 * 4
@@ -65,7 +66,7 @@ def bench_bins() -> Path:
 
     lfw = config.lfw_bin_path()
     if lfw.is_file():
-        from pymfn.image2bin import image2bin
+        from pymfn.inputs.image2bin import image2bin
 
         folder = config.cache_dir() / f"bench-bins-lfw-{COUNT}"
         if not (folder.is_dir() and sum(n.endswith(".bin") for n in os.listdir(folder)) == COUNT):
@@ -246,8 +247,8 @@ def test_python_engine_input_copy(benchmark, core):
     that copy costs is measured against the engine it exists for: the TensorFlow reference engine on
     pymfn's default model, batch 64, in the same run. Ours: run_benchmark with a Python engine that does
     nothing (returns a ready output), so its time per batch is the copy plus the Python call overhead."""
-    from pymfn.default_model import default_model
-    from pymfn.engines import TFEngine
+    from pymfn.export.default_model import default_model
+    from pymfn.runtime.engines import TFEngine
 
     x = np.random.default_rng(0).uniform(-1, 1, (2 * BATCH, *SHAPE)).astype(np.float32)
     out = np.zeros((BATCH, 128), np.float32)

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import statistics
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import pymfn
-from pymfn import precision as prec
+from pymfn.runtime import precision as prec
 from test_bench_engines import record  # extra_info + the printed [bench] block, as every suite here
 
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
@@ -44,8 +43,8 @@ def core() -> Any:
 def models(tmp_path_factory) -> dict[str, Any]:
     """The default float .pb and its INT8 IR (default calibration when ../shared has it, else generated
     noise images: speed does not depend on what calibrated the ranges, and extra_info says which)."""
-    from pymfn import quantize as q
-    from pymfn.default_model import default_model
+    from pymfn.export import quantize as q
+    from pymfn.export.default_model import default_model
 
     pb = default_model(quiet=True).path
     if q.default_calibration_source().is_dir():
@@ -63,7 +62,7 @@ def models(tmp_path_factory) -> dict[str, Any]:
 
 def engines_for(core: Any, models: dict[str, Any], inflight: int) -> tuple[dict[str, Any], dict[str, str]]:
     """One engine per precision the host runs; the others with the reason they are left out."""
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     support = prec.host_support()
     engines, skipped = {}, {}

@@ -1,4 +1,4 @@
-"""Scenario benchmarks (issue 14), ratios in ``extra_info``; nothing here asserts on time.
+"""Scenario benchmarks, ratios in ``extra_info``; nothing here asserts on time.
 
 (a) the server scheduler with a null engine at 2,000 QPS: how late the harness issues queries
     (target: p99 of its own lateness <= 100 us) and how far the achieved rate is from the schedule's.
@@ -15,8 +15,8 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,7 +41,7 @@ def core() -> Any:
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     return default_model(quiet=True).path
 
@@ -92,18 +92,9 @@ def test_null_engine_issue_lateness_at_2000_qps(benchmark, capsys, core):
 
 
 # ---------------------------------------------------------------------------------------------- (b)
-def _peak_args(**kw: Any) -> argparse.Namespace:
-    base = dict(schedule_seed=0, percentile=99.0, probe_duration=1.0 if QUICK else 3.0, peak_tolerance=0.05,
-                peak_runs=1 if QUICK else 2, min_duration=3.0 if QUICK else 10.0, min_queries=200 if QUICK else 1024,
-                late_ms=0.1, spin_ms=0.2, warmup=10, warmup_ms=0.0, max_duration=300.0, inflight=1, prefetch=2,
-                batch=1, scope="compute", min_iterations=100)
-    base.update(kw)
-    return argparse.Namespace(**base)
-
-
 def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
-    from pymfn.bench.scenarios import Setup, find_peak
-    from pymfn.engines import open_engine
+    import pymfn.bench as b
+    from pymfn.runtime.engines import open_engine
 
     images = np.random.default_rng(0).uniform(-1, 1, (32, 112, 112, 3)).astype(np.float32)
     dataset = core.ArrayDataset(images)
@@ -119,27 +110,31 @@ def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
         del eng
     offline_best = max(offline.values())
 
-    engine = open_engine(model, precision="f32")  # what `bench server` runs: latency hint, one request
-    st = core.RunSettings(warmup_iterations=10, min_iterations=50, min_duration_ms=seconds * 1000.0)
-    median = core.run_benchmark(engine, dataset.reader(1), st).latency.median
+    # the single-stream median of what `bench server` runs (latency hint, one request), then the search with
+    # its bound at 4 x that median and the best offline rate as its yardstick
+    median = b.latency(model, settings=b.RunSettings(min_duration_s=seconds, min_iterations=50)).median_ms
     bound = 4.0 * median
-    setup = Setup(core, Path(model), "default", True, [engine], ["openvino"], 1, dataset, "random")
-    args = _peak_args()
-    found: list[Any] = []
-    benchmark.pedantic(lambda: found.append(find_peak(setup, args, bound, offline_best, lambda m: None)),
+    scenario = b.ScenarioSettings(min_duration_s=3.0 if QUICK else 10.0, min_queries=200 if QUICK else 1024)
+    search = b.PeakSearchSettings(peak_runs=1 if QUICK else 2, probe_duration_s=1.0 if QUICK else 3.0)
+    found: list[b.PeakResult] = []
+    benchmark.pedantic(lambda: found.append(b.find_peak(model, p99_ms=bound, offline_qps=offline_best,
+                                                        budget_s=math.inf, settings=scenario, search=search)),
                        rounds=1, iterations=1)
-    peak, curve, last, _ = found[0]
-    ratio = (peak or 0.0) / offline_best
+    peak = found[0]
+    assert not peak.interrupted
+    ratio = (peak.peak_qps or 0.0) / offline_best
+    last = peak.peak_run
     record(benchmark, capsys, "(b) default model, server: peak QPS at p99 <= 4 x single-stream median vs offline", {
         "single_stream_median_ms": float(median),
         "p99_bound_ms": float(bound),
         "offline_samples_per_s": {k: round(v, 1) for k, v in offline.items()},
-        "peak_qps": float(peak or 0.0),
+        "peak_qps": float(peak.peak_qps or 0.0),
         "peak_over_offline": float(ratio),
         "target": ">= 0.8",
         "meets_target": bool(ratio >= 0.8),
-        "runs_in_search": len(curve),
-        "peak_run_p99_ms": float(last.latency.p99) if last is not None else None,
+        "runs_in_search": len(peak.curve),
+        "search_stopped": peak.stop_reason,
+        "peak_run_p99_ms": last.p99_ms if last is not None else None,
         "queueing_note": ("Poisson arrivals into one request slot (M/D/1) keep p99 under 4 service times only up to "
                           "~45% utilisation; see README"),
         "load_average": load_average(),
@@ -151,10 +146,10 @@ def test_default_model_peak_qps_vs_offline(benchmark, capsys, core, model):
 def emulator_om(core, model, tmp_path_factory) -> Path:
     if not hasattr(core, "AclEngine") or core.build_info()["acl"] != "emulated":
         pytest.skip("this build has no ACL emulator")
-    from pymfn import convert
+    from pymfn.cli import main as pymfn_main
 
     om = tmp_path_factory.mktemp("emu") / "mfn_emu.om"
-    assert convert.main([str(model), "--target", "om-emu", "--output", str(om), "--input-shape=1,112,112,3"]) == 0
+    assert pymfn_main(["convert", str(model), "--target", "om-emu", "--output", str(om), "--input-shape=1,112,112,3"]) == 0
     return om
 
 

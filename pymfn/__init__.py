@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pymfn._quiet import telemetry_off
 
@@ -24,7 +25,7 @@ def native_dir() -> Path:
     return Path(override) if override else Path(__file__).resolve().parent
 
 
-def load_core():
+def load_core() -> Any:
     """Import the native module (from ``native_dir()``).
 
     The built libraries find OpenVINO's shared libraries through their RUNPATH (the openvino package beside
@@ -39,6 +40,6 @@ def load_core():
     override = os.environ.get(CORE_DIR_ENV)
     if override and override not in __path__:
         __path__.insert(0, override)
-    from pymfn import _core
+    from pymfn import _core  # type: ignore[attr-defined]  # the native module (no stub)
 
     return _core

@@ -34,7 +34,7 @@ import os
 import sys
 import tempfile
 from types import ModuleType
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 _NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx")
 
@@ -161,7 +161,7 @@ def native_stderr_hidden() -> Iterator[None]:
     logs each protobuf parse error straight to fd 2 before raising; the exception already says what is
     wrong. The captured text is dropped, or replayed to stderr when debugging is on (PYMFN_DEBUG).
     """
-    from pymfn._cli import debug_enabled
+    from pymfn.errors import debug_enabled
 
     if debug_enabled():
         yield

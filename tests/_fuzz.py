@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 DEFAULT_EXAMPLES = 300
 

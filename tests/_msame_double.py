@@ -17,7 +17,7 @@ SOURCE = HERE / "msame_double.cpp"
 
 
 def include_dirs() -> list[Path]:
-    """csrc (acl/acl_api.h) plus pymfn/include when acl_api.h takes its declarations from there."""
+    """csrc (engines/acl/acl_api.h) plus pymfn/include when acl_api.h takes its declarations from there."""
     dirs = [ROOT / "csrc"]
     if (ROOT / "pymfn" / "include" / "acl" / "acl.h").is_file():
         dirs.append(ROOT / "pymfn" / "include")

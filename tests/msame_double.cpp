@@ -1,4 +1,4 @@
-// A work-alike of Huawei's msame for tests: folder mode only, built against csrc/acl/acl_api.h and linked
+// A work-alike of Huawei's msame for tests: folder mode only, built against csrc/engines/acl/acl_api.h and linked
 // with pymfn's emulator libascendcl.so, so its outputs are computed for real and can be compared bit for bit
 // with pymfn's ACL engine. Written from the behaviour documented in shared/docs/ascend.md and msame's public
 // logs, not from msame's source:
@@ -42,7 +42,7 @@
 #include <string>
 #include <vector>
 
-#include "acl/acl_api.h"
+#include "engines/acl/acl_api.h"
 
 namespace {
 

@@ -75,7 +75,7 @@ def tiny_model(batch: int):
 def write_om(path: Path, precision: str, dynamic: list[int] | None) -> Path:
     import openvino as ov
 
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     b = -1 if dynamic else 1
     xml = path.with_suffix(".xml")
@@ -256,21 +256,21 @@ def test_leaked_event_is_reported(client, models, images, tmp_path):
     assert LEAK_MARK in p.stderr and "1 event(s) not aclrtDestroyEvent'ed" in p.stderr
 
 
-def readme_cmake_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Build any AscendCL program against the emulator"):]
-    return re.search(r"```cmake\n(.*?)```", section, re.S).group(1)
+def documented_cmake_snippet() -> str:
+    """The first CMake block of docs/acl-emulator.md (how users build an AscendCL program against the emulator)."""
+    text = (ROOT / "docs" / "acl-emulator.md").read_text()
+    return re.search(r"```cmake\n(.*?)```", text, re.S).group(1)
 
 
-def test_readme_cmake_snippet_builds_the_same_client(client, models, images, tmp_path):
-    """The README's CMake snippet, unchanged, builds sample_infer (linking the acl_dvpp stand-in too)."""
+def test_documented_cmake_snippet_builds_the_same_client(client, models, images, tmp_path):
+    """The CMake snippet of docs/acl-emulator.md, unchanged, builds sample_infer (linking the acl_dvpp stand-in too)."""
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("no cmake on PATH")
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(CLIENT_SRC, src / "sample_infer.cpp")
-    (src / "CMakeLists.txt").write_text(readme_cmake_snippet())
+    (src / "CMakeLists.txt").write_text(documented_cmake_snippet())
     build = tmp_path / "build"
     env = dict(os.environ)
     cfg = subprocess.run([cmake, "-S", str(src), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
@@ -417,16 +417,16 @@ int main(void) {
 def lfw_run(core, lfw_bin, sirius_tflite, tmp_path_factory) -> dict:
     """The reference fp16-output MobileFaceNet as a dynamic-batch emulator om, all 12,000 LFW images as one input
     file, and the ACL engine's embeddings of them at batch 8."""
-    from pymfn import convert
-    from pymfn import eval as lfw_eval
-    from pymfn.bench.accuracy import embed_array
-    from pymfn.default_model import default_model
-    from pymfn.lfw import load_lfw
+    from pymfn.cli import main as pymfn_main
+    from pymfn.metrics import lfw as lfw_eval
+    from pymfn.bench.lfw_accuracy import embed_array
+    from pymfn.export.default_model import default_model
+    from pymfn.inputs.lfw_bin import load_lfw
 
     d = tmp_path_factory.mktemp("client_lfw")
     om = d / "mfn_dynamic.om"
     pb16 = default_model(fp16_output=True, quiet=True).path
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,2,4,8"]) == 0
+    assert pymfn_main(["convert", str(pb16), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,2,4,8"]) == 0
     images, issame = load_lfw(lfw_bin, color="rgb")
     x = (images.astype(np.float32) - 127.5) * 0.0078125
     x.tofile(d / "lfw.in.bin")
@@ -444,7 +444,7 @@ def test_client_runs_mobilefacenet_over_lfw_like_the_engine(client, lfw_run, tmp
     model's pairing that tests/test_ascend_lfw.py does not run in full); both run modes are compared bit for bit on
     small inputs in every pytest run (test_client_outputs_equal_the_acl_engine_bit_for_bit), which keeps CI under
     its 30 minutes."""
-    from pymfn import eval as lfw_eval
+    from pymfn.metrics import lfw as lfw_eval
 
     p = run_client(client, lfw_run["om"], lfw_run["input"], tmp_path / "lfw", run_mode, "--batch", "8",
                    count=lfw_run["count"], timeout=1800)

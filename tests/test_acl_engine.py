@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from pymfn import config
+from pymfn.cli import main as cli_main
 
 H = W = 16
 EMB = 16
@@ -61,9 +62,8 @@ def _tiny_pb(path: Path) -> Path:
 
 
 def _convert(pb: Path, out: Path, *extra: str) -> Path:
-    from pymfn import convert
 
-    rc = convert.main([str(pb), "--target", "om-emu", "--output", str(out), *extra])
+    rc = cli_main(["convert", str(pb), "--target", "om-emu", "--output", str(out), *extra])
     assert rc == 0 and out.is_file()
     return out
 
@@ -122,7 +122,7 @@ def test_describes_static_model(acl, models):
 def test_properties_say_what_the_emulator_compiled(acl, models):
     """The emulator's compile record of an fp16 om: f32 arithmetic on fp16-rounded weights and inputs on every
     host, the device's fp16 beside it, and what OpenVINO's execution graph ran (by meaning)."""
-    from pymfn import precision
+    from pymfn.runtime import precision
 
     e = acl.AclEngine(str(models["fp16"]))
     p = e.properties()
@@ -268,7 +268,7 @@ def test_truncated_om_is_a_format_error(acl, models, tmp_path):
 
 
 def test_real_om_payload_is_an_acl_error_with_code(acl, tmp_path):
-    from pymfn import om
+    from pymfn.export import om
 
     real = tmp_path / "real.om"
     om.write_om_header(real, b"\x00" * 4096, name="real_model")  # a valid header, not emulator payload
@@ -391,7 +391,7 @@ def test_bad_pymfn_acl_value(acl):
 def test_mobilefacenet_om_matches_openvino_f32(acl, tmp_path):
     """The real network (the cached default model, float16 output like the reference om): the f32 om
     equals OpenVINO f32 on the same .pb up to fp16 rounding; the reference precision mode stays close."""
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     pb = default_model(fp16_output=True, quiet=True).path
     f32 = _convert(pb, tmp_path / "mfn_f32.om", "--dynamic-batch", "1,2,4,8", "--precision-mode", "must_keep_origin_dtype")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import pymfn
-from pymfn import acl_config
+from pymfn.runtime import acl_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

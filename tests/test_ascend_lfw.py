@@ -14,12 +14,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pymfn import config
+from pymfn.cli import main as cli_main
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 
@@ -27,9 +27,9 @@ _SCRIPT = textwrap.dedent("""
     import gc, json, sys
     import numpy as np
     import pymfn
-    from pymfn import eval as lfw_eval
-    from pymfn.bench.accuracy import embed_array
-    from pymfn.lfw import load_lfw
+    from pymfn.metrics import lfw as lfw_eval
+    from pymfn.bench.lfw_accuracy import embed_array
+    from pymfn.inputs.lfw_bin import load_lfw
     core = pymfn.load_core()
     lfw_bin, name, path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     images, issame = load_lfw(lfw_bin, color="rgb")
@@ -52,23 +52,22 @@ _SCRIPT = textwrap.dedent("""
 def oms(lfw_bin, sirius_tflite, core, tmp_path_factory):
     if core.build_info()["acl"] == "off":
         pytest.skip("this build has no AscendCL engine")
-    from pymfn import convert
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     d = tmp_path_factory.mktemp("ascend_lfw")
     pb16 = default_model(fp16_output=True, quiet=True).path
     static, dynamic = d / "mfn_static.om", d / "mfn_dynamic.om"
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(static)]) == 0
-    assert convert.main([str(pb16), "--target", "om-emu", "--output", str(dynamic), "--dynamic-batch", "1,2,4,8"]) == 0
+    assert cli_main(["convert", str(pb16), "--target", "om-emu", "--output", str(static)]) == 0
+    assert cli_main(["convert", str(pb16), "--target", "om-emu", "--output", str(dynamic), "--dynamic-batch", "1,2,4,8"]) == 0
     return static, dynamic
 
 
 @pytest.fixture(scope="module")
 def openvino_f32_accuracy(lfw_bin, core) -> float:
-    from pymfn import eval as lfw_eval
-    from pymfn.bench.accuracy import embed_array
-    from pymfn.default_model import default_model
-    from pymfn.lfw import load_lfw
+    from pymfn.metrics import lfw as lfw_eval
+    from pymfn.bench.lfw_accuracy import embed_array
+    from pymfn.export.default_model import default_model
+    from pymfn.inputs.lfw_bin import load_lfw
 
     images, issame = load_lfw(lfw_bin, color="rgb")
     engine = core.OpenVINOEngine(str(default_model(quiet=True).path), precision="f32")

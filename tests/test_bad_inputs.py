@@ -36,7 +36,7 @@ import pytest
 CHEAP_TIMEOUT = 90.0  # seconds; a cheap probe takes 0.5-2 s, more on a loaded 2-core machine
 SLOW_TIMEOUT = 400.0
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-ONE_LINE_ERROR = re.compile(r"^pymfn(\.bench)? [\w-]+: (error|internal error)")
+ONE_LINE_ERROR = re.compile(r"^pymfn( bench)? [\w-]+: (error|internal error)")
 
 B = "datasets/engines (helper B)"
 C = "helper C"
@@ -294,6 +294,51 @@ PROBES += [
 ]
 
 
+# ------------------------------------------------------------------------------------------ embed
+# The source and the output folder are checked before a model is opened: these probes need none.
+PROBES += [
+    P("embed-missing-source", "pymfn embed {missing} --out {fresh}", "SOURCE {missing}"),
+    P("embed-no-source", "pymfn embed --out {fresh}", "SOURCE"),
+    P("embed-no-out", "pymfn embed {tree_bad_jpg}", "--out"),
+    P("embed-fifo-source", "pymfn embed {fifo_lfw} --out {fresh}", "SOURCE {fifo_lfw}", timeout=30),
+    P("embed-truncated-lfw", "pymfn embed {trunc_lfw} --out {fresh}", "{trunc_lfw}"),
+    P("embed-garbage-source", "pymfn embed {garbage} --out {fresh}", "SOURCE {garbage}"),
+    P("embed-truncated-pack", "pymfn embed {trunc_pack} --out {fresh}", "{trunc_pack}"),
+    P("embed-empty-tree", "pymfn embed {emptydir} --out {fresh}", "SOURCE {emptydir}"),
+    P("embed-out-existing-dir", "pymfn embed {tree_bad_jpg} --out {adir}", "--out {adir}"),
+    P("embed-out-is-file", "pymfn embed {tree_bad_jpg} --out {garbage}", "--out {garbage}"),
+    P("embed-out-readonly", "pymfn embed {tree_bad_jpg} --out {ro}", "--out {ro}"),
+    P("embed-out-inside-source", "pymfn embed {tree_bad_jpg} --out {tree_bad_jpg}/emb",
+      "--out {tree_bad_jpg}/emb: lies inside the input SOURCE {tree_bad_jpg}"),
+    P("embed-model-garbage", "pymfn embed {tree_bad_jpg} --out {fresh} --model {garbage_pb}", "{garbage_pb}"),
+    P("embed-shard-out-of-range", "pymfn embed {tree_bad_jpg} --out {fresh} --shard 2/2", "--shard 2/2"),
+    P("embed-shard-text", "pymfn embed {tree_bad_jpg} --out {fresh} --shard half", "--shard half"),
+    P("embed-shard-rows-0", "pymfn embed {tree_bad_jpg} --out {fresh} --shard-rows 0", "--shard-rows 0"),
+    P("embed-batch-negative", "pymfn embed {tree_bad_jpg} --out {fresh} --batch -1", "--batch -1"),
+    P("embed-shard-and-ray", "pymfn embed {tree_bad_jpg} --out {fresh} --shard 0/2 --ray", "--shard"),
+    P("embed-verify-missing", "pymfn embed --verify {missing}", "--verify {missing}"),
+    P("embed-verify-not-an-output", "pymfn embed --verify {adir}", "--verify {adir}: no manifest.json"),
+    P("embed-merge-empty-dir", "pymfn embed --merge {emptydir}", "--merge {emptydir}"),
+    P("embed-merge-with-source", "pymfn embed {lfw} --merge {adir}", "--merge"),
+    P("embed-corrupt-jpeg", "pymfn embed {tree_bad_jpg} --out {fresh}", "bad.jpg", slow=True),
+    # ------------------------------------------------------------------------------------------ verify
+    P("verify-missing", "pymfn verify {missing}", "EMB {missing}"),
+    P("verify-not-an-embed-folder", "pymfn verify {adir}", "EMB {adir}: no manifest.json"),
+    P("verify-garbage-npy", "pymfn verify {garbage_npy} --labels {labels4}", "EMB {garbage_npy}"),
+    P("verify-no-labels", "pymfn verify {emb}", "--labels"),
+    P("verify-labels-not-integers", "pymfn verify {emb} --labels {issame}", "--labels {issame}"),
+    P("verify-labels-missing", "pymfn verify {emb} --labels {missing}", "--labels {missing}"),
+    P("verify-nan-embeddings", "pymfn verify {emb_nan} --labels {labels4}", "{emb_nan}: row 0 is not finite"),
+    P("verify-far-out-of-range", "pymfn verify {emb} --labels {labels4} --far 2", "--far 2"),
+    P("verify-far-text", "pymfn verify {emb} --labels {labels4} --far low", "--far", code=2),
+    P("verify-block-0", "pymfn verify {emb} --labels {labels4} --block 0", "--block 0"),
+    P("verify-compare-other-rows", "pymfn verify {emb} --labels {labels4} --compare {emb_1d}", "--compare {emb_1d}"),
+    P("verify-json-existing-dir", "pymfn verify {emb} --labels {labels4} --json {adir}", "--json {adir}"),
+    P("verify-json-over-the-embeddings", "pymfn verify {emb} --labels {labels4} --json {emb}",
+      "--json {emb}: is also the input EMB {emb}"),
+]
+
+
 # ------------------------------------------------------------------------------------------ inputs
 
 
@@ -358,7 +403,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     paths["tfjs_no_shard"] = str(tfjs)
 
     # om: a valid emulator header announcing more payload than follows
-    from pymfn import om
+    from pymfn.export import om
 
     header = om.OmHeader(length=4096, name="probe")
     header.userdefineinfo = om.EMULATOR_MARKER.ljust(32, b"\0")
@@ -377,6 +422,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
                      ("emb_str", np.array([["a"] * 128] * 4))]:
         paths[key] = str(t / f"{key}.npy")
         np.save(paths[key], arr)
+    paths["labels4"] = str(t / "labels4.npy")  # identities of the 4 rows of emb (verify)
+    np.save(paths["labels4"], np.array([0, 0, 1, 1]))
     paths["issame"] = str(t / "issame.npy")
     np.save(paths["issame"], np.array([True, False]))
     paths["issame_wrong"] = str(t / "issame_wrong.npy")
@@ -408,7 +455,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     paths["trunc_pack"] = _write(t / "trunc.pack", good.read_bytes()[:1000])
 
     # RecordIO sets: empty, truncated, garbage, FIFO
-    from pymfn import recordio
+    from pymfn.training import recordio
 
     src = t / "rec_good"
     src.mkdir()
@@ -456,7 +503,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tfr_trunc(inputs, tmp_path_factory) -> str:
     """TFRecord shards of a small image tree, one shard cut in the middle of a record (slow probes only)."""
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     t = tmp_path_factory.mktemp("tfr")
     for c in range(2):
@@ -471,7 +518,7 @@ def tfr_trunc(inputs, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def tfr_corrupt(tmp_path_factory) -> str:
     """TFRecord shards with one byte of one record's data flipped: same size, a CRC mismatch."""
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     t = tmp_path_factory.mktemp("tfrc")
     for c in range(2):
@@ -488,7 +535,7 @@ def tfr_corrupt(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def ckpt_cut(tmp_path_factory) -> str:
     """A real checkpoint whose .data file is cut to 1000 bytes."""
-    from pymfn import freeze
+    from pymfn.export import freeze
 
     t = tmp_path_factory.mktemp("ckcut")
     good = freeze.make_random_checkpoint(t / "good", 128, seed=0)
@@ -501,7 +548,7 @@ def ckpt_cut(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def tiny_pb(tmp_path_factory) -> str:
     """A random-weight MobileFaceNet frozen .pb (slow probes that need a model that loads)."""
-    from pymfn import freeze
+    from pymfn.export import freeze
 
     out = tmp_path_factory.mktemp("pb") / "mfn.pb"
     freeze.freeze_random(out, embedding_size=128, seed=0)
@@ -560,15 +607,12 @@ def test_bad_input(probe: Probe, inputs: dict[str, str], request) -> None:
 
 def test_every_command_is_probed() -> None:
     """Each `python -m pymfn` command and each bench command has probes here."""
-    from pymfn.__main__ import COMMANDS
+    from pymfn.cli import BENCH_COMMANDS, COMMANDS
 
     probed = {p.argv[1] for p in PROBES if p.argv[0] == "pymfn"}
     assert probed == set(COMMANDS), set(COMMANDS) ^ probed
-    from pymfn.bench.__main__ import build_parser
-
-    subparsers = next(a for a in build_parser()._actions if a.choices and a.dest == "command")
     bench = {p.argv[1] for p in PROBES if p.argv[0] == "pymfn.bench"}
-    assert bench == set(subparsers.choices), set(subparsers.choices) ^ bench
+    assert bench == set(BENCH_COMMANDS), set(BENCH_COMMANDS) ^ bench
 
 
 def test_debug_flag_reaches_the_command(inputs) -> None:
@@ -687,7 +731,7 @@ def test_int8_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> N
     """10: `convert --int8` reused a cached INT8 IR whose .bin had a flipped bit (91% instead of 99%, exit 0):
     the record beside it held the hashes but nothing checked them. (NNCF is replaced by a writer of a fixed
     IR here: what is under test is the reuse decision; test_quantize.py covers the real quantization.)"""
-    from pymfn import quantize as q
+    from pymfn.export import quantize as q
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(q, "tool_versions", lambda: {"pymfn": "test"})
@@ -735,7 +779,9 @@ def test_int8_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> N
 def test_default_model_cache_is_verified_before_reuse(tmp_path, monkeypatch, capsys) -> None:
     """10: the cached default model is reused only while it matches the size and sha256 recorded when it
     was built. (freeze_random is replaced by a writer of fixed bytes: the reuse decision is under test.)"""
-    from pymfn import config, default_model, freeze
+    from pymfn import config
+    from pymfn.export import default_model
+    from pymfn.export import freeze
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(config, "sirius_tflite_path", lambda: tmp_path / "absent.tflite")

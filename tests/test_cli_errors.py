@@ -81,7 +81,7 @@ def test_bench_rejects_bad_json_path_before_measuring(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pymfn.bench", "latency", "--json", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert r.stderr.strip() == f"pymfn.bench latency: error: --json {tmp_path}: is an existing directory; give a file name"
+    assert r.stderr.strip() == f"pymfn bench latency: error: --json {tmp_path}: is an existing directory; give a file name"
     assert r.stdout == ""
 
 

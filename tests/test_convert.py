@@ -1,4 +1,4 @@
-"""pymfn.convert: the atc command we build, its validation, atc discovery/execution, AIPP config, and the
+"""pymfn.export.convert: the atc command we build, its validation, atc discovery/execution, AIPP config, and the
 host-side targets (om-emu round trip through the emulator, OpenVINO IR, ONNX).
 
 The tests that "run atc" use a FAKE atc script put on PATH: they test our command building, log
@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import convert, om
+from pymfn.export import convert
+from pymfn.export import om
+from pymfn.cli import main as cli_main
 
 REFERENCE = ("atc --model=MobileFaceNet.pb --framework=3 --output=tf_MobileFaceNet --soc_version=Ascend310 "
              "--input_shape='Placeholder:1,112,112,3' --precision_mode=allow_fp32_to_fp16 "
@@ -23,7 +25,7 @@ REFERENCE = ("atc --model=MobileFaceNet.pb --framework=3 --output=tf_MobileFaceN
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = convert.main(list(argv))
+    rc = cli_main(["convert", *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -232,7 +234,7 @@ def test_host_targets_reject_om_only_options(capsys):
 
 def test_help_is_useful(capsys):
     with pytest.raises(SystemExit):
-        convert.main(["--help"])
+        cli_main(["convert", "--help"])
     out = capsys.readouterr().out
     for word in ("--dynamic-batch", "--aipp", "om-emu", "must_keep_origin_dtype", "--dry-run"):
         assert word in out
@@ -360,8 +362,8 @@ def test_reference_model_on_emulator_with_lfw_faces(lfw_bin, tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).parent))
     import test_emulator as te
 
-    from pymfn.default_model import default_model
-    from pymfn.lfw import decode_images, read_lfw_bin
+    from pymfn.export.default_model import default_model
+    from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
 
     emu = te.find_emulator()
     if emu is None:

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import data, recordio
-from pymfn.data import DataError
+from pymfn.training import tfrecords as data
+from pymfn.training import recordio
+from pymfn.training.tfrecords import DataError
+from pymfn.cli import main as cli_main
 
 
 def _jpeg(seed: int, size: int = 112, fmt: str = "JPEG") -> bytes:
@@ -58,7 +60,7 @@ def test_scan_tree_labels_follow_sorted_folders(tmp_path):
 def test_tree_to_tfrecords_cli(tmp_path, capsys):
     root = _tree(tmp_path / "t", {"Alice": 3, "Bob": 2, "Carol": 2})
     out = tmp_path / "out"
-    assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "3"]) == 0
+    assert cli_main(["data", "tfrecord", "--from", str(root), "--out", str(out), "--shards", "3"]) == 0
     assert "wrote 7 images, 3 identities, 3 shard(s)" in capsys.readouterr().out
     meta, rows = _read_records(out)
     assert meta["num_images"] == 7 and meta["num_classes"] == 3 and meta["format"] == "folder"
@@ -86,7 +88,7 @@ def test_empty_tree_is_an_error(tmp_path, capsys):
     (tmp_path / "t" / "loose.jpg").write_bytes(_jpeg(0))
     with pytest.raises(DataError, match=r"no images found in image tree .*t: .*1 images lie directly in it"):
         data.scan_image_tree(tmp_path / "t")
-    assert data.main(["tfrecord", "--from", str(tmp_path / "t"), "--out", str(tmp_path / "out")]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(tmp_path / "t"), "--out", str(tmp_path / "out")]) == 1
     assert "no images found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     with pytest.raises(DataError, match="not found or not a directory"):
@@ -99,7 +101,7 @@ def test_corrupt_image_names_the_file(tmp_path, capsys, content):
     bad = root / "Bob" / "Bob_0002.jpg"
     bad.write_bytes(_jpeg(9)[:600] if content == "truncated" else content)
     out = tmp_path / "out"
-    assert data.main(["tfrecord", "--from", str(root), "--out", str(out)]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(root), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "unreadable or corrupt image" in err
     assert not out.exists()  # nothing half-written
@@ -122,7 +124,7 @@ def test_recordio_to_tfrecords(tmp_path):
     recordio.write_insightface_rec(src / "train.rec", src / "train.idx", images)
     out = tmp_path / "out"
     assert data.detect_format(src) == "recordio"
-    assert data.main(["tfrecord", "--from", str(src), "--out", str(out), "--shards", "2"]) == 0
+    assert cli_main(["data", "tfrecord", "--from", str(src), "--out", str(out), "--shards", "2"]) == 0
     meta, rows = _read_records(out)
     assert meta["format"] == "recordio" and meta["num_classes"] == 4 and meta["num_images"] == 10
     assert sorted(rows) == sorted(images)
@@ -134,7 +136,7 @@ def test_recordio_errors(tmp_path, capsys):
     recordio.write_insightface_rec(src / "train.rec", src / "train.idx", [(_jpeg(0), 0), (_jpeg(1), 1)])
     idx = (src / "train.idx").read_text()
     (src / "train.idx").unlink()
-    assert data.main(["tfrecord", "--from", str(src), "--out", str(tmp_path / "o")]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(src), "--out", str(tmp_path / "o")]) == 1
     assert "RecordIO index missing" in capsys.readouterr().err
     (src / "train.idx").write_text(idx)
 
@@ -142,12 +144,12 @@ def test_recordio_errors(tmp_path, capsys):
     off1 = int(idx.splitlines()[1].split("\t")[1])  # first image record
     raw[off1:off1 + 4] = b"\0\0\0\0"
     (src / "train.rec").write_bytes(bytes(raw))
-    assert data.main(["tfrecord", "--from", str(src / "train.rec"), "--out", str(tmp_path / "o")]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(src / "train.rec"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "train.rec: bad magic 0x00000000 at byte" in err
 
     recordio.write_insightface_rec(src / "train.rec", src / "train.idx", [(_jpeg(0), 0), (b"garbage", 1)])
-    assert data.main(["tfrecord", "--from", str(src), "--out", str(tmp_path / "o")]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(src), "--out", str(tmp_path / "o")]) == 1
     assert "train.rec record 2: unreadable or corrupt image" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -237,24 +239,24 @@ def test_out_is_checked_before_any_image_is_read(tmp_path, capsys):
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"keep me")
-    assert data.main(["tfrecord", "--from", str(missing), "--out", str(foreign)]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(missing), "--out", str(foreign)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"pymfn data: error: --out {foreign}: is a non-empty directory")
     assert (foreign / "holiday.jpg").read_bytes() == b"keep me"
     (tmp_path / "a-file").write_text("x")
-    assert data.main(["tfrecord", "--from", str(missing), "--out", str(tmp_path / "a-file")]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(missing), "--out", str(tmp_path / "a-file")]) == 1
     assert "--out" in capsys.readouterr().err
-    assert data.main(["tfrecord", "--from", str(missing), "--out", "/proc/pymfn-out"]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(missing), "--out", "/proc/pymfn-out"]) == 1
     assert "cannot write in /proc" in capsys.readouterr().err
-    assert data.main(["tfrecord", "--from", str(missing), "--out", str(tmp_path / "o"), "--image-size", "-1"]) == 1
+    assert cli_main(["data", "tfrecord", "--from", str(missing), "--out", str(tmp_path / "o"), "--image-size", "-1"]) == 1
     assert "--image-size must be >= 0" in capsys.readouterr().err
 
 
 def test_rewriting_own_output_is_allowed(tmp_path):
     root = _tree(tmp_path / "t", {"Alice": 2, "Bob": 2})
     out = tmp_path / "out"
-    assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "1"]) == 0
-    assert data.main(["tfrecord", "--from", str(root), "--out", str(out), "--shards", "2"]) == 0
+    assert cli_main(["data", "tfrecord", "--from", str(root), "--out", str(out), "--shards", "1"]) == 0
+    assert cli_main(["data", "tfrecord", "--from", str(root), "--out", str(out), "--shards", "2"]) == 0
     assert len(json.loads((out / data.META_NAME).read_text())["shards"]) == 2
 
 

@@ -1,4 +1,4 @@
-"""Native datasets: folder of .bin files, packed file, numpy array (pymfn._core + pymfn.datasets)."""
+"""Native datasets: folder of .bin files, packed file, numpy array (pymfn._core + pymfn.inputs.datasets)."""
 from __future__ import annotations
 
 import gc
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import pack
-from pymfn.datasets import open_dataset
+from pymfn.inputs import pack
+from pymfn.inputs.datasets import open_dataset
 
 SHAPE = (2, 3, 4)
 SAMPLE_BYTES = 2 * 3 * 4 * 4  # float32
@@ -414,6 +414,35 @@ print(int(m[-1]), flush=True)  # faults outside any guarded copy
     env.pop("PYTHONFAULTHANDLER", None)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == -signal.SIGBUS, (p.returncode, p.stdout, p.stderr[-2000:])
+
+
+def test_guarded_copy_does_not_run_on_a_stale_alternate_signal_stack(tmp_path):
+    """Another library may register an alternate signal stack and later free it; the guard's handler must
+    not run on it (it once did, and a fault whose handler landed on an unusable page killed the process)."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "victim.bin"
+    f.write_bytes(b"\1" * 3 * 4096)
+    script = f"""
+import ctypes, mmap, pymfn
+libc = ctypes.CDLL(None, use_errno=True)
+core = pymfn.load_core()
+size = 64 * 1024
+stack = mmap.mmap(-1, size)                                   # an alternate stack, then made unusable
+addr = ctypes.addressof(ctypes.c_char.from_buffer(stack))
+class StackT(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+assert libc.sigaltstack(ctypes.byref(StackT(addr, 0, size)), None) == 0
+assert libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(size), 0) == 0   # PROT_NONE
+assert core._copy_after_truncating_mapping({str(f)!r}, 3 * 4096, 4096) is False
+print("survived", flush=True)
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTHONFAULTHANDLER", None)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0 and "survived" in p.stdout, (p.returncode, p.stdout, p.stderr[-2000:])
 
 
 def test_bad_arguments(core, bins):

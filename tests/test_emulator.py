@@ -987,7 +987,7 @@ def _tiny_model(batch: int):
 def _emu_om(path: Path, batch: int, precision: str, dynamic: list[int] | None = None) -> str:
     import openvino as ov
 
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     model = _tiny_model(-1 if dynamic else batch)
     xml = path.with_suffix(".xml")
@@ -1018,7 +1018,7 @@ def models(tmp_path_factory) -> dict:
 
 
 def _bad_files(d: Path, good_om: str) -> dict:
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     (d / "short.om").write_bytes(b"IMOD" + bytes(100))
     (d / "bad_magic.om").write_bytes(b"XMOD" + bytes(300))
@@ -1140,7 +1140,7 @@ def test_om_computes_f32_on_its_declared_values(emu, models, kind):
 
 
 def prec_meanings(runtime: str) -> list[str]:
-    from pymfn import precision
+    from pymfn.runtime import precision
 
     return [precision.meaning(k) for k in precision.parse_counts(runtime)]
 
@@ -1161,7 +1161,7 @@ def _int8_conv_om(d: Path) -> tuple[str, str, np.ndarray]:
     import openvino as ov
     import openvino.opset13 as ops
 
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     rng = np.random.RandomState(3)
     c_in, c_out, hw = 32, 8, 10
@@ -1198,7 +1198,7 @@ def _int8_fc_om(d: Path) -> tuple[str, str, np.ndarray]:
     import openvino as ov
     import openvino.opset13 as ops
 
-    from pymfn import om as omlib
+    from pymfn.export import om as omlib
 
     rng = np.random.RandomState(5)
     n_in, n_out = 64, 16

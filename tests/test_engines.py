@@ -1,4 +1,4 @@
-"""pymfn.engines: the TensorFlow reference engine, open_engine routing/errors, and OpenVINO f32 parity
+"""pymfn.runtime.engines: the TensorFlow reference engine, open_engine routing/errors, and OpenVINO f32 parity
 with TensorFlow on a real MobileFaceNet frozen graph."""
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ def images() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def mobilefacenet_pb() -> Path:
-    """A random-weight MobileFaceNet frozen by pymfn.freeze, cached by the source of the graph code."""
-    from pymfn import config, freeze
+    """A random-weight MobileFaceNet frozen by pymfn.export.freeze, cached by the source of the graph code."""
+    from pymfn import config
+    from pymfn.export import freeze
+    from pymfn.training import model
 
-    src = Path(freeze.__file__).parent
-    digest = hashlib.sha256(b"".join((src / f).read_bytes() for f in ("freeze.py", "model.py"))).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (freeze, model))).hexdigest()[:12]
     out = config.cache_dir() / "models" / f"test-mobilefacenet-random-seed0-{digest}.pb"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,7 @@ def mobilefacenet_pb() -> Path:
 
 # ---------------------------------------------------------------------------------------- TFEngine
 def test_tf_engine_describes_the_graph(tiny_pb):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     e = TFEngine(tiny_pb, threads=1)
     assert e.kind == "tf" and e.model_path == str(tiny_pb)
@@ -52,7 +53,7 @@ def test_tf_engine_describes_the_graph(tiny_pb):
 
 
 def test_tf_engine_execute_is_normalised(tiny_pb, images):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     y = TFEngine(tiny_pb).execute([images])[0]
     assert y.shape == (10, 32) and y.dtype == np.float32
@@ -60,7 +61,7 @@ def test_tf_engine_execute_is_normalised(tiny_pb, images):
 
 
 def test_tf_engine_fp16_output(tmp_path, images):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     e = TFEngine(write_tiny_pb(tmp_path / "h.pb", fp16_output=True))
     assert e.outputs()[0].name == "the_outputs" and e.outputs()[0].dtype == "float16"
@@ -68,7 +69,7 @@ def test_tf_engine_fp16_output(tmp_path, images):
 
 
 def test_tf_engine_is_driven_by_the_cpp_runner(core, tiny_pb, images):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     e = TFEngine(tiny_pb, threads=1)
     settings = core.RunSettings(batch_size=2, warmup_iterations=1, min_iterations=4, min_duration_ms=0)
@@ -79,7 +80,7 @@ def test_tf_engine_is_driven_by_the_cpp_runner(core, tiny_pb, images):
 
 
 def test_tf_engine_bad_input(core, tiny_pb, images):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     e = TFEngine(tiny_pb)
     with pytest.raises(core.ShapeMismatch, match="float64"):
@@ -93,7 +94,7 @@ def test_tf_engine_bad_input(core, tiny_pb, images):
 def test_tf_engine_bad_files(core, tmp_path):
     import tensorflow as tf
 
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     with pytest.raises(core.InputError, match="not found") as info:
         TFEngine(tmp_path / "absent.pb")
@@ -116,7 +117,7 @@ def test_tf_engine_bad_files(core, tmp_path):
 
 # ------------------------------------------------------------------------------------- open_engine
 def test_open_engine_routes_by_suffix(core, tiny_pb):
-    from pymfn.engines import TFEngine, open_engine
+    from pymfn.runtime.engines import TFEngine, open_engine
 
     ov = open_engine(tiny_pb)
     assert isinstance(ov, core.OpenVINOEngine) and ov.properties()["hint"] == "latency"
@@ -127,7 +128,7 @@ def test_open_engine_routes_by_suffix(core, tiny_pb):
 
 
 def test_open_engine_errors(core, tmp_path, tiny_pb):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     with pytest.raises(core.InvalidArgument, match=r"suffix '\.tflite'"):
         open_engine(tmp_path / "m.tflite")
@@ -148,7 +149,7 @@ def test_open_engine_errors(core, tmp_path, tiny_pb):
 
 
 def test_open_engine_om_routes_to_acl(core, tmp_path):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     bogus = tmp_path / "bogus.om"
     bogus.write_bytes(b"not an om file at all" * 4)
@@ -164,7 +165,7 @@ def test_open_engine_om_routes_to_acl(core, tmp_path):
 @pytest.mark.slow
 def test_openvino_f32_matches_tensorflow_on_mobilefacenet(core, mobilefacenet_pb, images):
     """OpenVINO f32 and the TF session agree to 1e-5 on normalised MobileFaceNet embeddings."""
-    from pymfn.engines import TFEngine, open_engine
+    from pymfn.runtime.engines import TFEngine, open_engine
 
     ov = open_engine(mobilefacenet_pb, precision="f32")
     assert ov.properties()["inference_precision"] == "f32"
@@ -204,7 +205,7 @@ def test_thread_and_device_counts_are_range_checked_before_loading(tmp_path, cor
     """`--engine tf --threads 100000` started 100,000 TensorFlow threads (memory growing, never finishing);
     `--device 4294967296` reached pybind as an internal TypeError. Both are refused by option name, before
     the model is read (the paths here do not even exist)."""
-    from pymfn import engines
+    from pymfn.runtime import engines
 
     cpus = engines.usable_cpus()
     for bad in (-1, cpus + 1, 100_000):

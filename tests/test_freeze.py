@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from pymfn import freeze, model as mfn
+from pymfn.export import freeze
+from pymfn.training import model as mfn
+from pymfn.cli import main as cli_main
 
 EMB = 128
 
@@ -70,7 +72,7 @@ def test_fp16_output_and_custom_names(random_ckpt, images, tmp_path, capsys) -> 
     _, inp, out = freeze.load_frozen(pb16)
     assert (inp, out) == ("Placeholder:0", "the_outputs:0")
     pb32 = tmp_path / "named.pb"
-    rc = freeze.main(["--ckpt", str(random_ckpt), "--out", str(pb32), "--input-name", "input",
+    rc = cli_main(["freeze", "--ckpt", str(random_ckpt), "--out", str(pb32), "--input-name", "input",
                       "--output-name", "emb", "--embedding-size", str(EMB)])
     assert rc == 0 and "input:0" in capsys.readouterr().out
     _, inp, out = freeze.load_frozen(pb32)
@@ -102,7 +104,7 @@ def test_checkpoint_errors(tmp_path, random_ckpt, capsys) -> None:
     with pytest.raises(freeze.CheckpointError, match="128-d.*192"):
         freeze.freeze_checkpoint(random_ckpt, tmp_path / "a.pb", embedding_size=192)
     assert not (tmp_path / "a.pb").exists()
-    assert freeze.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.pb")]) == 1
+    assert cli_main(["freeze", "--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.pb")]) == 1
     assert "nowhere" in capsys.readouterr().err
 
 
@@ -123,13 +125,13 @@ def test_out_checked_before_freezing_and_sizes_bounded(tmp_path, capsys) -> None
     """--out as an existing directory failed only after the graph was built, with the temp file's name in
     the message; a huge --embedding-size for --random tried to build a graph of that width."""
     (tmp_path / "ck").mkdir()  # no checkpoint here either: the --out error must come first
-    assert freeze.main(["--ckpt", str(tmp_path / "ck"), "--out", str(tmp_path)]) == 1
+    assert cli_main(["freeze", "--ckpt", str(tmp_path / "ck"), "--out", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"pymfn freeze: error: --out {tmp_path}: is an existing directory; give a file name\n"
-    assert freeze.main(["--random", "--out", "/proc/pymfn.pb"]) == 1
+    assert cli_main(["freeze", "--random", "--out", "/proc/pymfn.pb"]) == 1
     assert "--out /proc/pymfn.pb: cannot write in /proc" in capsys.readouterr().err
-    assert freeze.main(["--random", "--out", str(tmp_path / "a.pb"), "--embedding-size", str(10**12)]) == 1
+    assert cli_main(["freeze", "--random", "--out", str(tmp_path / "a.pb"), "--embedding-size", str(10**12)]) == 1
     assert "--embedding-size must be 1..65536" in capsys.readouterr().err
-    assert freeze.main(["--random", "--out", str(tmp_path / "a.pb"), "--seed", "-1"]) == 1
+    assert cli_main(["freeze", "--random", "--out", str(tmp_path / "a.pb"), "--seed", "-1"]) == 1
     assert "--seed must be" in capsys.readouterr().err
     assert not (tmp_path / "a.pb").exists()
 

@@ -1,7 +1,7 @@
 """Property tests for the data commands' untrusted inputs: ``lfw.bin`` pickles and folders of bins/images.
 
-The property: whatever the input, ``pymfn.lfw.read_lfw_bin`` / ``decode_images`` and ``pymfn.pack.pack_folder``
-/ ``pymfn.image2bin.image2bin`` either succeed with a result consistent with the input, or raise their typed
+The property: whatever the input, ``pymfn.inputs.lfw_bin.read_lfw_bin`` / ``decode_images`` and ``pymfn.inputs.pack.pack_folder``
+/ ``pymfn.inputs.image2bin.image2bin`` either succeed with a result consistent with the input, or raise their typed
 error (``LfwFormatError``, ``ImageDecodeError``, ``InputFileError`` and the other ValueError/OSError kinds)
 whose message names the file. Never another exception, never a hang (a FIFO in the folder is the classic),
 never an allocation out of proportion to the input (``tracemalloc`` bounds the Python/numpy heap; image
@@ -29,7 +29,8 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -37,8 +38,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pymfn import image2bin as i2b
-from pymfn import lfw, pack
+from pymfn.inputs import image2bin as i2b
+from pymfn.inputs import lfw_bin as lfw
+from pymfn.inputs import pack
 
 EXAMPLES = int(os.environ.get("PYMFN_FUZZ_EXAMPLES", "") or 60)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -1,6 +1,6 @@
 """Property tests for the parsers of untrusted msame bytes: its logs and its output folders.
 
-The property: whatever the input, ``pymfn.msame`` either returns a result that is consistent with it or
+The property: whatever the input, ``pymfn.inputs.msame`` either returns a result that is consistent with it or
 raises ``MsameError`` (whose message names the file or says what was expected). Never another exception
 type, never a hang, never an allocation out of proportion to the input (an index or a size read from a
 file name must not decide how much memory is used).
@@ -24,13 +24,14 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pymfn import msame
+from pymfn.inputs import msame
 
 EXAMPLES = int(os.environ.get("PYMFN_FUZZ_EXAMPLES", "") or 150)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -103,11 +104,11 @@ def test_log_text_parses_or_raises_msame_error(text):
 
 
 _REAL_LOG = (
-    "./om_output//2022113_9_31_13_612340\n[INFO] start to process file:./bin_input/0.bin\n"
-    "[INFO] model execute success\nInference time: 1.514ms\n[INFO] output data success\n"
-    "[INFO] start to process file:./bin_input/1.bin\n[INFO] model execute success\nInference time: 0.742ms\n"
-    "Inference average time : 1.13 ms\nInference average time without first time: 0.74 ms\n"
-).encode()
+    b"./om_output//2022113_9_31_13_612340\n[INFO] start to process file:./bin_input/0.bin\n"
+    b"[INFO] model execute success\nInference time: 1.514ms\n[INFO] output data success\n"
+    b"[INFO] start to process file:./bin_input/1.bin\n[INFO] model execute success\nInference time: 0.742ms\n"
+    b"Inference average time : 1.13 ms\nInference average time without first time: 0.74 ms\n"
+)
 
 
 @FUZZ

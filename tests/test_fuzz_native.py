@@ -1,6 +1,6 @@
 """Fuzz/property tests of the native parsers of untrusted bytes: the packed header (C++ PackedDataset and
-pymfn.pack's reader), the om header and emulator payload (C++ read_om_header, the emulator's meta parser,
-pymfn.om, and AclEngine loading on the emulator), and folders of .bin files (FolderDataset).
+pymfn.inputs.pack's reader), the om header and emulator payload (C++ read_om_header, the emulator's meta parser,
+pymfn.export.om, and AclEngine loading on the emulator), and folders of .bin files (FolderDataset).
 
 The property: every input either opens (and then reads back exactly what the file holds) or raises the
 typed error naming the file; never a crash, a hang, another exception type or an allocation beyond
@@ -22,14 +22,15 @@ import random
 import struct
 import threading
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import _fuzz
-from pymfn import om, pack
-from pymfn.datasets import open_dataset
+from pymfn.export import om
+from pymfn.inputs import pack
+from pymfn.inputs.datasets import open_dataset
 
 PACKED_FIELDS = {  # name -> (offset, struct format), csrc/core/packed_format.h
     "version": (8, "<I"), "header_bytes": (12, "<I"), "dtype": (16, "<I"), "ndim": (20, "<I"),
@@ -195,7 +196,7 @@ def test_om_header_fuzz_cpp_and_python_agree(core, tmp_path, emulator_om):
         assert (cpp is None) == (py is None), f"{what}: C++ and Python disagree ({cpp!r} vs {py!r})"
         if cpp is not None:
             assert (cpp["length"], cpp["is_emulator"]) == (py.length, py.is_emulator), what
-        # The whole emulator payload through pymfn.om: parsed, or OmFormatError naming the file.
+        # The whole emulator payload through pymfn.export.om: parsed, or OmFormatError naming the file.
         _accepts(lambda: om.read_emulator_om(path), (om.OmFormatError,), path, what)
 
 

@@ -16,14 +16,14 @@ import io
 import signal
 import tracemalloc
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 from _fuzz import examples, mutations
 
-from pymfn import recordio
-from pymfn.recordio import RecordIOError, RecordReader
+from pymfn.training import recordio
+from pymfn.training.recordio import RecordIOError, RecordReader
 
 PER_EXAMPLE_SECONDS = 5.0  # a parse of a few-KB file that takes this long is a hang
 ALLOWANCE = 256 * 1024  # bytes of Python bookkeeping a parse may allocate beyond a few copies of the file
@@ -158,7 +158,7 @@ def test_fuzz_data_command_on_damaged_sets(insightface_set, tmp_path) -> None:
     naming the file, and never leaves a partial output directory."""
     import tensorflow  # noqa: F401 - imported before the clock runs (it takes seconds)
 
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     rec, idx = insightface_set
     src = tmp_path / "src"
@@ -180,7 +180,7 @@ def test_fuzz_data_command_on_damaged_sets(insightface_set, tmp_path) -> None:
 @pytest.mark.parametrize("label", [float("nan"), float("inf"), -1.0, 1.5, 1e30])
 def test_corrupt_labels_are_data_errors(tmp_path, label) -> None:
     """Regression: NaN raised a bare ValueError, inf an OverflowError (reported as an internal error)."""
-    from pymfn import data
+    from pymfn.training import tfrecords as data
 
     src = tmp_path / "src"
     src.mkdir()

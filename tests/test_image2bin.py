@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import image2bin as i2b
-from pymfn.lfw import ImageDecodeError, LfwFormatError
+from pymfn.inputs import image2bin as i2b
+from pymfn.inputs.lfw_bin import ImageDecodeError, LfwFormatError
+from pymfn.cli import main as cli_main
 
 
 def jpeg(seed: int, size: int = 112) -> bytes:
@@ -151,17 +152,17 @@ def test_cli(tmp_path, lfw_small, capsys):
 
     src, bins, issame = lfw_small
     out = tmp_path / "cli"
-    assert i2b.main([str(src), str(out), "-q"]) == 0
+    assert cli_main(["image2bin", str(src), str(out), "-q"]) == 0
     assert "wrote 10 images (150528 bytes each, float32 BGR)" in capsys.readouterr().out
     assert pymfn_main(["image2bin", str(src), str(out), "-q"]) == 1
     assert "already exists (use --force" in capsys.readouterr().err
-    assert i2b.main([str(src), str(out), "-q", "--force", "--rgb", "--uint8", "--limit", "2"]) == 0
+    assert cli_main(["image2bin", str(src), str(out), "-q", "--force", "--rgb", "--uint8", "--limit", "2"]) == 0
     assert visible(out) == ["0.bin", "1.bin"] and (out / "0.bin").stat().st_size == 37_632
     with pytest.raises(SystemExit) as ei:
-        i2b.main([str(src)])
+        cli_main(["image2bin", str(src)])
     assert ei.value.code == 2
     with pytest.raises(SystemExit):
-        i2b.main([str(src), str(out), "--packed", str(tmp_path / "x.pack")])
+        cli_main(["image2bin", str(src), str(out), "--packed", str(tmp_path / "x.pack")])
     capsys.readouterr()
     assert pymfn_main(["image2bin", str(tmp_path / "missing.bin"), str(tmp_path / "m"), "-q"]) == 1
     err = capsys.readouterr().err
@@ -181,7 +182,7 @@ def _read_packed(path):
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 def test_packed_output(tmp_path, lfw_small, dtype):
-    pytest.importorskip("pymfn.pack", reason="pymfn.pack (PackedWriter) not in the tree yet")
+    pytest.importorskip("pymfn.inputs.pack", reason="pymfn.inputs.pack (PackedWriter) not in the tree yet")
     src, bins, issame = lfw_small
     folder = i2b.image2bin(src, tmp_path / "folder", dtype=dtype)
     packed = i2b.image2bin(src, tmp_path / "lfw.pack", dtype=dtype, packed=True)
@@ -195,7 +196,7 @@ def test_packed_output(tmp_path, lfw_small, dtype):
 
 
 def test_real_lfw_subset(lfw_bin, tmp_path):
-    from pymfn.lfw import read_lfw_bin
+    from pymfn.inputs.lfw_bin import read_lfw_bin
 
     out = i2b.image2bin(lfw_bin, tmp_path / "lfw", limit=64)
     bins, issame = read_lfw_bin(lfw_bin)

@@ -31,8 +31,8 @@ WORKER = r'''
 import json, os, sys
 import numpy as np
 import pymfn
-from pymfn import pack
-from pymfn.datasets import open_dataset
+from pymfn.inputs import pack
+from pymfn.inputs.datasets import open_dataset
 
 core = pymfn.load_core()
 kind, tmp = sys.argv[1], sys.argv[2]
@@ -221,7 +221,7 @@ def test_bench_cli_input_changed_during_the_run(tmp_path, change):
     """`pymfn.bench latency --input x.pack` while the pack is cut short (truncate -s) or copied over (cp small
     big): exit 1 with one line naming the file, not death by SIGBUS. The run is configured to last minutes;
     the change is made once the pack is mapped, so it always lands inside the run."""
-    from pymfn import pack
+    from pymfn.inputs import pack
 
     model = _tiny_ir(tmp_path / "tiny.xml")
     big, small = tmp_path / "big.pack", tmp_path / "small.pack"
@@ -252,7 +252,7 @@ def test_bench_cli_input_changed_during_the_run(tmp_path, change):
             proc.communicate()
     assert proc.returncode == 1, (proc.returncode, err[-3000:])
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert err.startswith("pymfn.bench latency: error: ") and str(big) in err and "changed during the run" in err, err
+    assert err.startswith("pymfn bench latency: error: ") and str(big) in err and "changed during the run" in err, err
 
 
 # ------------------------------------------------------------------ input arrays a Python engine keeps

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from pymfn.issame import IssameError, as_issame, load_issame
+from pymfn.inputs.pairs import IssameError, as_issame, load_issame
 
 
 def test_arange_is_refused_not_cast_to_bool(tmp_path):

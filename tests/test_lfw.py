@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import config, lfw
+from pymfn import config
+from pymfn.inputs import lfw_bin as lfw
 
 
 def jpeg(seed: int, size: int = 112, mode: str = "RGB") -> bytes:

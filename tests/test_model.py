@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from pymfn import model as mfn
+from pymfn.training import model as mfn
 
 
 def _expected_parameters(embedding_size: int) -> int:

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import _msame_double
-from pymfn import msame
+from pymfn.inputs import msame
 from pymfn.bench.__main__ import main as bench_main
+from pymfn.cli import main as cli_main
 
 H = W = 16
 FILES = 12
@@ -45,7 +46,6 @@ def om(emulator, tmp_path_factory) -> Path:
     """A tiny model with MobileFaceNet's interface (float32 NHWC in, float16 embedding out) as an emulator .om."""
     import tensorflow as tf
 
-    from pymfn import convert
 
     d = tmp_path_factory.mktemp("msame_model")
     rng = np.random.default_rng(3)
@@ -58,7 +58,7 @@ def om(emulator, tmp_path_factory) -> Path:
         tf.cast(tf.nn.l2_normalize(y, 1, 1e-10), tf.float16, name="the_outputs")
     (d / "tiny.pb").write_bytes(g.as_graph_def().SerializeToString())
     out = d / "tiny.om"
-    assert convert.main([str(d / "tiny.pb"), "--target", "om-emu", "--output", str(out),
+    assert cli_main(["convert", str(d / "tiny.pb"), "--target", "om-emu", "--output", str(out),
                          f"--input-shape=1,{H},{W},3"]) == 0
     return out
 
@@ -158,7 +158,7 @@ def test_failed_msame_run_is_reported_as_failed_not_averaged(om, msame_exe, inpu
                   msame_exe, tmp)
     assert proc.returncode == 1
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pymfn.bench msame: error: msame run failed:"), proc.stderr
+    assert len(err) == 1 and err[0].startswith("pymfn bench msame: error: msame run failed:"), proc.stderr
     doc = json.loads(out.read_text())  # written before the failure is raised: nothing measured is lost
     m = doc["msame"]
     assert m["status"] == "failed"
@@ -209,7 +209,7 @@ def test_a_leak_or_an_error_outside_the_timed_run_fails_the_comparison(om, msame
                    "--json", out], msame_exe, tmp, fault=fault)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pymfn.bench msame: error: msame run failed: "), proc.stderr
+    assert len(err) == 1 and err[0].startswith("pymfn bench msame: error: msame run failed: "), proc.stderr
     assert reason in err[0] and "msame run FAILED" in proc.stdout
     doc = json.loads(out.read_text())
     m = doc["msame"]

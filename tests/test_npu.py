@@ -5,7 +5,8 @@ import importlib.util
 
 import pytest
 
-from pymfn import npu
+from pymfn.training import npu
+from pymfn.cli import main as cli_main
 
 
 def _npu_optimizer(config):
@@ -61,10 +62,9 @@ def test_missing_npu_bridge_is_explained(tmp_path, capsys):
     with pytest.raises(npu.NpuUnavailableError, match="CANN") as info:
         npu.import_npu_bridge()
     assert "TensorFlow 1.15" in str(info.value) and "Ascend 910" in str(info.value)
-    from pymfn import train
 
     # fails before reading any data or building the graph
-    rc = train.main(["--data", str(tmp_path), "--ckpt-dir", str(tmp_path / "c"), "--device", "npu"])
+    rc = cli_main(["train", "--data", str(tmp_path), "--ckpt-dir", str(tmp_path / "c"), "--device", "npu"])
     assert rc == 1
     assert "npu_bridge" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

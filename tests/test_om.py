@@ -1,11 +1,11 @@
-"""pymfn.om: the 256-byte om header and the emulator payload (byte layout, validation, no silent truncation)."""
+"""pymfn.export.om: the 256-byte om header and the emulator payload (byte layout, validation, no silent truncation)."""
 from __future__ import annotations
 
 import struct
 
 import pytest
 
-from pymfn import om
+from pymfn.export import om
 
 
 def test_header_layout_on_disk(tmp_path):

@@ -37,7 +37,7 @@ def write_tiny_pb(path: Path, batch: int | None = None, fp16_output: bool = Fals
 
 
 def tf_reference(pb: Path, x: np.ndarray) -> np.ndarray:
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     return TFEngine(pb).execute([x])[0]
 

@@ -1,4 +1,4 @@
-"""The output transaction (pymfn._atomic) that every writer uses: locks, one temp pattern and its cleanup,
+"""The output transaction (pymfn.files.atomic) that every writer uses: locks, one temp pattern and its cleanup,
 sets committed as one unit (a killed commit is completed by the next writer), outputs that would destroy
 inputs refused, write failures named, strict JSON."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import _atomic
-from pymfn._atomic import OutputBusyError, OutputError, Transaction, hold, refuse_overlap
+from pymfn.files import atomic as _atomic
+from pymfn.files.atomic import OutputBusyError, OutputError, Transaction, hold, refuse_overlap
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -68,7 +68,7 @@ def test_the_reported_stale_json_temp_is_removed_and_named(tmp_path):
     rng = np.random.default_rng(0)
     np.save(emb, rng.normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.arange(20) % 2 == 0)
-    proc = run(["-m", "pymfn.eval", str(emb), "--issame", str(issame), "--json", str(tmp_path / "lat.json")])
+    proc = run(["-m", "pymfn", "eval", str(emb), "--issame", str(issame), "--json", str(tmp_path / "lat.json")])
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists() and other.exists()
     lines = [ln for ln in proc.stderr.splitlines() if "stale" in ln]
@@ -95,7 +95,7 @@ def test_under_the_lock_a_live_non_writers_temp_is_stale_too(tmp_path, capsys):
 HOLDER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from pymfn._atomic import hold
+    from pymfn.files.atomic import hold
     with hold([sys.argv[1]]):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -165,7 +165,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from pathlib import Path
-    from pymfn._atomic import Transaction
+    from pymfn.files.atomic import Transaction
     die_at, sig, folder, tag = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
     calls = [0]
     real = os.replace
@@ -240,7 +240,7 @@ def test_a_folder_replaced_whole_even_when_killed_after_the_swap(tmp_path, capsy
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from pymfn import _atomic
+        from pymfn.files import atomic as _atomic
         real = _atomic.remove_path
         def remove(p):  # the old tree is removed after the swap: die there
             if p.name.startswith(".bins.pymfn-") and (p / "0.bin").exists() and (p / "0.bin").read_bytes() == b"old":
@@ -382,7 +382,7 @@ def test_eval_json_with_one_class_is_strict(tmp_path):
     emb, issame, out = tmp_path / "emb.npy", tmp_path / "i.npy", tmp_path / "r.json"
     np.save(emb, np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.ones(20, bool))
-    proc = run(["-m", "pymfn.eval", str(emb), "--issame", str(issame), "--json", str(out)])
+    proc = run(["-m", "pymfn", "eval", str(emb), "--issame", str(issame), "--json", str(out)])
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert doc["auc"] is None and "undefined" in doc["null_reasons"]["auc"]
@@ -434,7 +434,7 @@ def test_report_on_a_full_disk_falls_back_and_says_why(tmp_path):
     np.save(emb, np.random.default_rng(2).normal(size=(40, 8)).astype(np.float32))
     np.save(issame, np.arange(20) % 2 == 0)
     fill = f"head -c 1000000 /dev/zero > {mnt}/fill 2>/dev/null;"
-    proc = in_small_fs(mnt, "64k", f"{fill} {PY} -m pymfn.eval {emb} --issame {issame} --json {mnt}/r.json; "
+    proc = in_small_fs(mnt, "64k", f"{fill} {PY} -m pymfn eval {emb} --issame {issame} --json {mnt}/r.json; "
                                    f"echo rc=$?; ls -A {mnt}")
     assert "rc=0" in proc.stdout, proc.stderr
     assert f"--json {mnt}/r.json: could not write ({mnt}/r.json: cannot write (no space left on device" in proc.stderr
@@ -456,8 +456,8 @@ IR_KILLER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     import openvino as ov
-    from pymfn import quantize
-    from pymfn._atomic import Transaction, json_bytes
+    from pymfn.export import quantize
+    from pymfn.files.atomic import Transaction, json_bytes
     out, scale, die_at = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     x = ov.opset13.parameter([1, 4], ov.Type.f32, name="x")
     model = ov.Model([ov.opset13.multiply(x, ov.opset13.constant(np.full((1, 4), scale, np.float32)))], [x])
@@ -482,7 +482,7 @@ def test_an_ir_killed_between_its_rename_and_its_record_is_rejected_then_complet
     previous run's q.quantization.json (wrong seed and hashes). Now the record is checked on read and the
     next writer completes the commit."""
     pytest.importorskip("openvino")
-    from pymfn import quantize
+    from pymfn.export import quantize
 
     script = tmp_path / "ir.py"
     script.write_text(IR_KILLER.format(root=str(ROOT)))

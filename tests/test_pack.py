@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import pack
+from pymfn.inputs import pack
+from pymfn.cli import main as cli_main
 
 
 def header_fields(path: Path) -> tuple:
@@ -233,7 +234,7 @@ def test_cli(tmp_path, capsys):
     from pymfn.__main__ import main as pymfn_main
 
     data = _bins(tmp_path / "bins", 4)
-    rc = pack.main(["--from", str(tmp_path / "bins"), "--out", str(tmp_path / "x.pack"), "--shape", "2,2,3", "--quiet"])
+    rc = cli_main(["pack", "--from", str(tmp_path / "bins"), "--out", str(tmp_path / "x.pack"), "--shape", "2,2,3", "--quiet"])
     assert rc == 0
     assert "4 samples of float32 [2, 2, 3]" in capsys.readouterr().out
     np.testing.assert_array_equal(pack.read_packed(tmp_path / "x.pack"), data)
@@ -243,11 +244,11 @@ def test_cli(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("pymfn pack: error: ")
     assert "0.bin: file is 48 bytes" in err and "150528 bytes" in err
     with pytest.raises(SystemExit) as e:
-        pack.main(["--help"])
+        cli_main(["pack", "--help"])
     assert e.value.code == 0
     assert "--order" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
-        pack.main(["--from", "x", "--out", "y", "--shape", "2,0"])
+        cli_main(["pack", "--from", "x", "--out", "y", "--shape", "2,0"])
     assert e.value.code == 2
 
 

@@ -10,15 +10,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pymfn import _atomic, pack
-from pymfn import image2bin as i2b
+from pymfn.files import atomic as _atomic
+from pymfn.inputs import pack
+from pymfn.inputs import image2bin as i2b
 from pymfn.__main__ import main as pymfn_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +72,9 @@ def test_pack_over_an_image2bin_pack_needs_force_and_never_keeps_old_labels(tmp_
     # the pack now holds the new samples, and its labels are the new ones
     np.testing.assert_array_equal(pack.read_packed(target)[3].tobytes(), (tmp_path / "new_bins" / "3.bin").read_bytes())
     assert i2b.read_issame(target).tolist() == [False, True, True, False, False]
-    from pymfn.bench.accuracy import _load_issame
+    from pymfn.bench.lfw_accuracy import _load_issame
 
-    assert _load_issame(Namespace(issame=None), target, 5).tolist() == [False, True, True, False, False]
+    assert _load_issame(None, target, 5).tolist() == [False, True, True, False, False]
 
     # a folder without labels: the pack replaces the whole set, no labels stay behind
     plain = tmp_path / "plain"
@@ -266,13 +266,13 @@ CHILD = textwrap.dedent("""
             return real(a, b)
         os.replace = replace
     else:  # die half-way through writing the samples
-        from pymfn import pack
+        from pymfn.inputs import pack
         real_append = pack.PackedWriter.append
         def append(self, samples):
             real_append(self, samples)
             maybe_die()
         pack.PackedWriter.append = append
-        import pymfn.image2bin as i2b
+        import pymfn.inputs.image2bin as i2b
         i2b.CHUNK = 2
     from pymfn.__main__ import main
     sys.exit(main(sys.argv[3:]))
@@ -404,7 +404,7 @@ def test_changed_bins_folder_is_refused_before_its_labels_are_used(tmp_path, cap
     argv = ["accuracy", "--data", str(s), "--model", str(model), "--batch", "2", "--quiet"]
     assert bench_main(argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("pymfn.bench accuracy: error: ") and str(s) in err, err
+    assert err.count("\n") == 1 and err.startswith("pymfn bench accuracy: error: ") and str(s) in err, err
     assert "missing 19.bin" in err and "00.bin" in err
     # An explicit --issame is the user's word: the folder is scored with it.
     np.save(tmp_path / "labels.npy", np.array(labels))

@@ -18,8 +18,9 @@ import pytest
 from test_openvino_engine import write_tiny_pb
 from test_quantize import write_jpegs
 
-from pymfn import precision as prec
-from pymfn import quantize as q
+from pymfn.runtime import precision as prec
+from pymfn.export import quantize as q
+from pymfn.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_float_precisions_report_what_ran(core, tiny_pb, precision):
 
 
 def test_int8_needs_a_quantized_model(core, tiny_pb):
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     with pytest.raises(core.InvalidArgument, match=r"precision 'int8' needs a quantized model .* has none"):
         open_engine(tiny_pb, precision="int8")
@@ -136,11 +137,10 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     """An INT8 emulator om: the report reads the emulator's compile record -- f32 arithmetic on int8-grid values
     (at least the device's int8 x int8 -> int32), the same on every host -- and says it differs from the
     device's."""
-    from pymfn import convert
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_int8_emu.om"
-    assert convert.main([str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
+    assert cli_main(["convert", str(tiny_int8), "--target", "om-emu", "--output", str(out)]) == 0
     info = prec.om_emu_precision(out)
     assert info["declared"] == "int8" and info["payload_precision"] == "f16" and info["fake_quantize_ops"] > 0
     engine = open_engine(out)
@@ -155,7 +155,7 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
     # the emulator's outputs follow the quantized model's, computed with OpenVINO's own kernels where they are
     # exact (VNNI/AMX) and close elsewhere
     x = np.random.default_rng(0).uniform(-1, 1, (1, 112, 112, 3)).astype(np.float32)
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
 
     emu = embed_array(engine, x, 1).astype(np.float32)
     host = embed_array(core.OpenVINOEngine(str(tiny_int8), precision="int8"), x, 1)
@@ -163,28 +163,26 @@ def test_int8_om_emu_reports_what_the_emulator_computes(core, tiny_pb, tiny_int8
 
 
 def test_fp16_om_emu_reports_f32_on_fp16_values(tiny_pb, tmp_path):
-    from pymfn import convert
-    from pymfn.engines import open_engine
+    from pymfn.runtime.engines import open_engine
 
     out = tmp_path / "tiny_fp16_emu.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--output", str(out)]) == 0
     report = prec.precision_report(open_engine(out), None, out)
     assert (report["requested"], report["declared"], report["check"]) == ("f16", "f16", "ok"), report
     assert meanings(report["runtime"]) == {"f32"} and report["stored_weights"].startswith("f16 x")
     assert "f32 on fp16-rounded weights and inputs; device arithmetic fp16" in report["emulation"]
     kept = tmp_path / "tiny_f32_emu.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--output", str(kept), "--precision-mode",
                          "must_keep_origin_dtype"]) == 0
     report = prec.precision_report(open_engine(kept), None, kept)
     assert (report["requested"], report["check"], report["emulation"]) == ("f32", "ok", None), report
 
 
 def test_convert_int8_quantizes_on_the_way(tiny_pb, faces, tmp_path, monkeypatch):
-    from pymfn import convert
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "on_the_way.om"
-    assert convert.main([str(tiny_pb), "--target", "om-emu", "--int8", "--calibration", str(faces), "--count", "6",
+    assert cli_main(["convert", str(tiny_pb), "--target", "om-emu", "--int8", "--calibration", str(faces), "--count", "6",
                          "--output", str(out)]) == 0
     assert prec.om_emu_precision(out)["declared"] == "int8"
     cached = list((tmp_path / "cache" / "pymfn" / "models").glob("tiny-int8-*.quantization.json"))
@@ -214,8 +212,8 @@ SUBSET_PAIRS = 600  # the first 600 pairs of lfw.bin: 2 folds' worth of every ki
 
 
 def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
-    from pymfn.bench.accuracy import embed_images
-    from pymfn.eval import evaluate
+    from pymfn.bench.lfw_accuracy import embed_images
+    from pymfn.metrics.lfw import evaluate
 
     emb = embed_images(engine, images, np.dtype(np.float32), batch=8, inflight=2)
     return float(evaluate(emb, issame).accuracy)
@@ -223,7 +221,7 @@ def lfw_accuracy(engine, images: np.ndarray, issame: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def pretrained_pb(sirius_tflite) -> Path:
-    from pymfn.default_model import default_model
+    from pymfn.export.default_model import default_model
 
     return default_model(quiet=True).path
 
@@ -235,7 +233,7 @@ def test_int8_keeps_lfw_accuracy_on_a_subset(core, pretrained_pb, lfw_bin, lfw_t
     within 0.5 pt (3 pairs) of f32 on the first 600 LFW pairs; bf16 and f16 too where the CPU runs them (f16's
     gate lives here only: a full-LFW f16 pass is the slowest of all on CPUs with avx512_fp16 and CI's time is
     bounded; the sweep reports its full-LFW figure)."""
-    from pymfn.lfw import decode_images, read_lfw_bin
+    from pymfn.inputs.lfw_bin import decode_images, read_lfw_bin
 
     bins, issame = read_lfw_bin(lfw_bin)
     images, issame = decode_images(bins[:2 * SUBSET_PAIRS]), issame[:SUBSET_PAIRS]
@@ -259,9 +257,8 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     bf16 where this host runs it stay within 0.15 pt of f32, on OpenVINO and as an INT8 emulator om (f16: subset
     gate above).
     (The fp16 emulator om has its own full-LFW gate, 0.05 pt, in tests/test_ascend_lfw.py.)"""
-    from pymfn import convert
-    from pymfn.engines import open_engine
-    from pymfn.lfw import load_lfw
+    from pymfn.runtime.engines import open_engine
+    from pymfn.inputs.lfw_bin import load_lfw
 
     images, issame = load_lfw(lfw_bin)
     int8_xml = q.cached_quantized(pretrained_pb, quiet=True)
@@ -271,7 +268,7 @@ def test_every_precision_keeps_full_lfw_accuracy(core, pretrained_pb, lfw_bin, l
     if prec.host_support()["bf16"]["runs"]:
         results["bf16"] = lfw_accuracy(open_(pretrained_pb, "bf16"), images, issame)
     om = tmp_path / "int8_emu.om"
-    assert convert.main([str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
+    assert cli_main(["convert", str(int8_xml), "--target", "om-emu", "--output", str(om), "--dynamic-batch", "1,8"]) == 0
     results["om-emu int8"] = lfw_accuracy(open_engine(om, inflight=2), images, issame)
     low = {k: v for k, v in results.items() if v < f32 - 0.0015}
     assert not low, f"below f32 {f32:.4f} - 0.15 pt: {low} (all: {results})"

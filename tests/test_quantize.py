@@ -18,8 +18,8 @@ import pytest
 
 from test_openvino_engine import write_tiny_pb
 
-from pymfn import precision
-from pymfn import quantize as q
+from pymfn.runtime import precision
+from pymfn.export import quantize as q
 
 
 def write_jpegs(folder: Path, count: int, size: int = 112, identities: int = 3, seed: int = 0) -> list[Path]:
@@ -159,7 +159,7 @@ def test_int8_output_stays_close_to_float(core, quantized, tiny_pb, faces):
     x = q.load_calibration(faces, count=8, seed=9).samples()
     ref = core.OpenVINOEngine(str(tiny_pb), precision="f32")
     int8 = core.OpenVINOEngine(str(out), precision="int8")
-    from pymfn.bench.accuracy import embed_array
+    from pymfn.bench.lfw_accuracy import embed_array
 
     a, b = embed_array(ref, x, 4), embed_array(int8, x, 4)
     cos = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)

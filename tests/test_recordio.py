@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from pymfn import recordio
-from pymfn.recordio import MAGIC, IRHeader, RecordIOError, RecordReader, RecordWriter
+from pymfn.training import recordio
+from pymfn.training.recordio import MAGIC, IRHeader, RecordIOError, RecordReader, RecordWriter
 
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 

@@ -15,7 +15,7 @@ import scipy.stats
 from pymfn import config
 from pymfn.bench import stats
 from pymfn.bench.__main__ import main as bench_main
-from pymfn.bench.regress import EXIT_SLOWER
+from pymfn.bench.regression.compare import EXIT_SLOWER
 
 # ------------------------------------------------------------------------------------------------ statistics
 
@@ -277,7 +277,7 @@ def test_saved_run_on_one_side_only_is_an_error(tmp_path, capsys):
 def test_bad_arguments_are_one_line_errors(capsys, argv, msg):
     rc, out, err = _run(["regress", *argv], capsys)
     assert rc == 1, (out, err)
-    assert err.startswith("pymfn.bench regress: error: ") and err.count("\n") == 1 and msg in err, err
+    assert err.startswith("pymfn bench regress: error: ") and err.count("\n") == 1 and msg in err, err
 
 
 def test_folder_without_a_built_pymfn_is_rejected(tmp_path, capsys):
@@ -330,37 +330,39 @@ def test_a_measuring_process_killed_by_a_signal_is_a_one_line_error(tmp_path, ca
 SWITCH = "PYMFN_TEST_EXECUTE_SLOWDOWN"
 
 
-def _open_with_switch(monkeypatch, value: str) -> None:
-    """Engines read the switch from the environment when they are constructed (os.environ sets the C one)."""
-    from pymfn.default_model import default_model
-    from pymfn.engines import open_engine
+def _open_with_switch(core, monkeypatch, value: str):
+    """The engine regress's measuring process benchmarks with the switch set to ``value``."""
+    from pymfn.bench.regression import worker
 
     monkeypatch.setenv(SWITCH, value)
     try:
-        open_engine(default_model(quiet=True).path)
+        return worker._slowed(core, core.SimulatedEngine())
     finally:
         monkeypatch.delenv(SWITCH)
 
 
 @pytest.fixture()
-def slowdown_switch_built(core, monkeypatch) -> None:
-    try:
-        _open_with_switch(monkeypatch, "not-a-number")
-    except core.InvalidArgument:
-        return
-    pytest.skip(f"this install's native core predates {SWITCH} (rebuild it: pip install -e .)")
+def slowdown_switch_built(core) -> None:
+    if not hasattr(core, "SlowedEngine"):
+        pytest.skip("this install's native core predates SlowedEngine (rebuild it: pip install -e .)")
 
 
 @pytest.mark.parametrize("value", ["not-a-number", "-0.1", "nan", "inf", "11", "0.1x", " "])
 def test_slowdown_switch_rejects_bad_values(slowdown_switch_built, core, monkeypatch, value):
-    with pytest.raises(core.InvalidArgument) as info:
-        _open_with_switch(monkeypatch, value)
-    assert f"{SWITCH}='{value}': expected a fraction in [0, 10]" in str(info.value)
+    with pytest.raises(ValueError) as info:  # core.InvalidArgument is a ValueError
+        _open_with_switch(core, monkeypatch, value)
+    assert "must be in [0, 10]" in str(info.value) or f"{SWITCH}='{value}': expected a fraction in [0, 10]" in str(
+        info.value)
 
 
 @pytest.mark.parametrize("value", ["", "0", "0.5", "10"])
-def test_slowdown_switch_accepts_fractions(slowdown_switch_built, monkeypatch, value):
-    _open_with_switch(monkeypatch, value)
+def test_slowdown_switch_accepts_fractions(slowdown_switch_built, core, monkeypatch, value):
+    engine = _open_with_switch(core, monkeypatch, value)
+    if value:
+        assert isinstance(engine, core.SlowedEngine) and engine.fraction == float(value)
+        assert "slowdown" in engine.properties()
+    else:
+        assert isinstance(engine, core.SimulatedEngine)
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -442,7 +444,7 @@ def _commit(repo: Path, path: str, text: str, message: str) -> str:
 
 
 def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
-    from pymfn.bench.regress_builds import prune, regress_cache, resolve_builds
+    from pymfn.bench.regression.builds import prune, regress_cache, resolve_builds
 
     messages: list[str] = []
     first = _git(fake_repo, "rev-parse", "HEAD")
@@ -469,7 +471,7 @@ def test_commit_builds_are_cached_and_share_unchanged_native_code(fake_repo):
 
 def test_a_cached_commit_build_is_rebuilt_after_a_toolchain_change(fake_repo, monkeypatch):
     """The commit folder holds a binary built against one OpenVINO; after an upgrade it must not be reused."""
-    from pymfn.bench import regress_builds
+    from pymfn.bench.regression import builds as regress_builds
 
     messages: list[str] = []
     sha = _git(fake_repo, "rev-parse", "HEAD")
@@ -497,7 +499,7 @@ def test_failed_native_build_is_a_one_line_error_with_the_log(fake_repo, capsys)
     assert f"building the native core of HEAD ({bad[:12]}) failed (cmake -S exit 1); log: " in err
     log = Path(err.rsplit("log: ", 1)[1].strip())
     assert "boom" in log.read_text()
-    from pymfn.bench.regress_builds import regress_cache
+    from pymfn.bench.regression.builds import regress_cache
 
     assert not (regress_cache() / "commits" / bad).exists()   # nothing half-built is left to be reused
 
@@ -511,7 +513,7 @@ def test_commit_without_native_sources_is_rejected(fake_repo, capsys):
 
 def test_a_cached_build_that_fails_its_hashes_is_rebuilt(fake_repo):
     """A commit or native build is reused only while its files hash to what was recorded when it was built."""
-    from pymfn.bench.regress_builds import BUILD_RECORD, CORE_GLOB, NATIVE_RECORD, regress_cache, resolve_builds
+    from pymfn.bench.regression.builds import BUILD_RECORD, CORE_GLOB, NATIVE_RECORD, regress_cache, resolve_builds
 
     sha = _git(fake_repo, "rev-parse", "HEAD")
     messages: list[str] = []
@@ -558,7 +560,7 @@ def test_tree_manifest_records_links_and_sees_them_change(tmp_path):
     recorded build (a cached build is reusable), and a changed link is a mismatch."""
     import os
 
-    from pymfn import _hashes
+    from pymfn.files import hashes as _hashes
 
     (tmp_path / "lib.so").write_bytes(b"\x7fELF")
     (tmp_path / "toolkit").mkdir()

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import pack
-from pymfn.datasets import open_dataset
+from pymfn.inputs import pack
+from pymfn.inputs.datasets import open_dataset
 from test_openvino_engine import write_tiny_pb
+from pymfn.cli import main as cli_main
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -30,7 +31,6 @@ MODEL_SAMPLE = 112 * 112 * 3 * 4
 def models(tmp_path_factory) -> dict[str, Path]:
     """The tiny 112x112x3 frozen graph, and (when this build has the ACL emulator) its emulator oms."""
     import pymfn
-    from pymfn import convert
 
     d = tmp_path_factory.mktemp("fit")
     found = {"pb": write_tiny_pb(d / "mfn.pb")}
@@ -39,7 +39,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         shape = "--input-shape=1,112,112,3"
         for name, extra in (("static", []), ("dynamic", ["--dynamic-batch", "1,2,4,8"])):
             out = d / f"mfn_{name}.om"
-            assert convert.main([str(found["pb"]), "--target", "om-emu", "--output", str(out), shape, *extra,
+            assert cli_main(["convert", str(found["pb"]), "--target", "om-emu", "--output", str(out), shape, *extra,
                                  "--precision-mode", "must_keep_origin_dtype"]) == 0
             found[name] = out
     return found
@@ -89,8 +89,8 @@ def test_issue_command_exits_with_an_error_not_a_signal(models, tmp_path):
     # The issue's one-liner, in a fresh process: before the fix it died of SIGSEGV.
     code = textwrap.dedent(f"""
         import numpy as np, pymfn
-        from pymfn.datasets import open_dataset
-        from pymfn.engines import open_engine
+        from pymfn.inputs.datasets import open_dataset
+        from pymfn.runtime.engines import open_engine
         np.save('tiny.npy', np.ones((4, 10), np.float32))
         c = pymfn.load_core()
         try:
@@ -180,7 +180,7 @@ def test_dynamic_batch_model_names_its_data_input_not_the_batch_input(core, mode
 # ------------------------------------------------------------------------- Python engines, same rules
 
 def test_tf_engine_is_checked_through_the_protocol(core, models):
-    from pymfn.engines import TFEngine
+    from pymfn.runtime.engines import TFEngine
 
     engine = TFEngine(models["pb"])
     bad = core.ArrayDataset(np.zeros((2, 112, 112, 3), np.int8))

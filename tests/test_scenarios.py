@@ -23,6 +23,7 @@ import pytest
 
 from pymfn import config
 from test_openvino_engine import write_tiny_pb
+from pymfn.cli import main as cli_main
 
 SIZE = 16
 
@@ -436,14 +437,13 @@ def test_simulated_engine_computes_row_sums(core):
 def acl_models(core, tmp_path_factory):
     if not hasattr(core, "AclEngine") or core.build_info()["acl"] != "emulated":
         pytest.skip("this build has no ACL emulator")
-    from pymfn import convert
 
     d = tmp_path_factory.mktemp("scen")
     pb = write_tiny_pb(d / "tiny.pb", size=SIZE)
     out = {"pb": pb}
     for name, extra in (("static", []), ("dynamic", ["--dynamic-batch", "1,2,4,8"])):
         om = d / f"tiny_{name}.om"
-        assert convert.main([str(pb), "--target", "om-emu", "--output", str(om), f"--input-shape=1,{SIZE},{SIZE},3",
+        assert cli_main(["convert", str(pb), "--target", "om-emu", "--output", str(om), f"--input-shape=1,{SIZE},{SIZE},3",
                              "--precision-mode", "must_keep_origin_dtype", *extra]) == 0
         out[name] = om
     return out
@@ -600,4 +600,4 @@ def test_scenario_options_are_one_line_errors(tiny_pb, argv, needle, capsys):
     rc = bench_main([*argv, "--model", str(tiny_pb), "--min-duration", "0.1"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(lines) == 1, lines
-    assert lines[0].startswith("pymfn.bench ") and needle in lines[0], lines[0]
+    assert lines[0].startswith("pymfn bench ") and needle in lines[0], lines[0]

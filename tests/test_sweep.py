@@ -16,8 +16,8 @@ import pytest
 from test_openvino_engine import write_tiny_pb
 from test_quantize import write_jpegs, write_lfw_style
 
-from pymfn import quantize as q
-from pymfn.bench import sweep
+from pymfn.export import quantize as q
+from pymfn.bench.precision_sweep import ROW_SPECS, make_rows
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,13 @@ def run_sweep(setup: dict[str, Path], *extra: str) -> subprocess.CompletedProces
 
 
 def test_one_run_lists_every_row_with_what_ran(setup, tmp_path):
-    from pymfn.precision import host_support
+    from pymfn.runtime.precision import host_support
 
     out = tmp_path / "sweep.json"
     proc = run_sweep(setup, "--int8-model", str(setup["int8"]), "--json", str(out), "--plot", str(tmp_path / "s.png"))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert [r["key"] for r in doc["rows"]] == list(sweep.ROW_SPECS)
+    assert [r["key"] for r in doc["rows"]] == list(ROW_SPECS)
     support = host_support()
     for row in doc["rows"]:
         assert row["name"] in proc.stdout
@@ -82,7 +82,7 @@ def test_a_broken_row_is_reported_and_the_others_still_measured(setup, tmp_path)
 
 def test_rows_the_cpu_cannot_run_are_listed_not_substituted():
     support = {p: {"runs": p != "bf16", "why": f"reason for {p}"} for p in ("f32", "bf16", "f16", "int8")}
-    rows = sweep.make_rows(["f32", "bf16", "om-int8"], support, acl_available="no emulator here")
+    rows = make_rows(["f32", "bf16", "om-int8"], support, acl_available="no emulator here")
     assert [r.status for r in rows] == ["pending", "not run: reason for bf16", "not run: no emulator here"]
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import data, train
-from pymfn.train import TrainConfig, TrainError
+from pymfn.training import tfrecords as data
+from pymfn.training import train
+from pymfn.training.train import TrainConfig, TrainError
+from pymfn.cli import main as cli_main
 
 
 def _session_run(build):
@@ -35,7 +37,7 @@ def _arcface_numpy(cos, labels, s, m):
 
 
 def test_arcface_margin_formula():
-    from pymfn.losses import arcface_margin
+    from pymfn.training.losses import arcface_margin
 
     cos = np.array([[0.9, 0.1, -0.2], [-0.95, 0.3, 0.0], [0.5, -0.999, 1.0]], np.float32)
     labels = np.array([0, 0, 1])
@@ -54,7 +56,7 @@ def test_arcface_margin_formula():
 
 
 def test_arcface_head_normalises_and_matches_numpy():
-    from pymfn.losses import arcface
+    from pymfn.training.losses import arcface
 
     rng = np.random.RandomState(0)
     emb = rng.randn(6, 8).astype(np.float32) * 3
@@ -121,26 +123,29 @@ def test_warmup():
 
 
 def test_reference_flags():
-    p = train.build_parser()
-    ref = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "-max_epoch", "3",
-                                               "-train_batch_size", "16"]))
-    new = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "--max-epoch", "3",
-                                               "--train-batch-size", "16"]))
+    from pymfn.cli import parser_for
+    from pymfn.cli import train as train_cli
+
+    p = parser_for("pymfn train", train_cli)
+    ref = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "-max_epoch", "3",
+                                                   "-train_batch_size", "16"]))
+    new = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c", "--max-epoch", "3",
+                                                   "--train-batch-size", "16"]))
     assert ref == new and ref.max_epoch == 3 and ref.batch_size == 16
-    d = train.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c"]))
+    d = train_cli.config_from_args(p.parse_args(["--data", "d", "--ckpt-dir", "c"]))
     assert (d.batch_size, d.lr, d.optimizer, d.weight_decay, d.max_epoch, d.arcface_s, d.arcface_m,
             d.embedding_size) == (64, 0.01, "adam", 1e-5, 10, 64.0, 0.5, 128)
 
 
 def test_bad_options_and_data(tmp_path, capsys):
-    assert train.main(["--data", str(tmp_path / "none"), "--ckpt-dir", str(tmp_path / "c")]) == 1
+    assert cli_main(["train", "--data", str(tmp_path / "none"), "--ckpt-dir", str(tmp_path / "c")]) == 1
     assert "--data: training data not found" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert train.main(["--data", str(tmp_path / "empty"), "--ckpt-dir", str(tmp_path / "c")]) == 1
+    assert cli_main(["train", "--data", str(tmp_path / "empty"), "--ckpt-dir", str(tmp_path / "c")]) == 1
     assert "no images found" in capsys.readouterr().err
-    assert train.main(["--data", "x", "--ckpt-dir", "c", "--train-batch-size", "0"]) == 1
+    assert cli_main(["train", "--data", "x", "--ckpt-dir", "c", "--train-batch-size", "0"]) == 1
     assert "--train-batch-size must be >= 1" in capsys.readouterr().err
-    assert train.main(["--data", "x", "--ckpt-dir", "c", "--eval-lfw", str(tmp_path / "lfw.bin")]) == 1
+    assert cli_main(["train", "--data", "x", "--ckpt-dir", "c", "--eval-lfw", str(tmp_path / "lfw.bin")]) == 1
     assert "lfw.bin not found" in capsys.readouterr().err
 
 
@@ -156,7 +161,7 @@ def test_ten_fold_accuracy_agrees_with_eval_module():
     emb[0::2], emb[1::2] = a, b
     mean, std = train.ten_fold_accuracy(emb, issame)
     assert 0.6 < mean < 1.0
-    ev = pytest.importorskip("pymfn.eval")
+    ev = pytest.importorskip("pymfn.metrics.lfw")
     res = ev.evaluate(emb, issame)
     assert mean == pytest.approx(res.accuracy, abs=1e-12) and std == pytest.approx(res.accuracy_std, abs=1e-12)
 
@@ -331,7 +336,7 @@ def _small_tree(src, dst, identities: int, per_identity: int):
 @pytest.mark.slow
 def test_training_loss_falls_and_resumes(lfw_train_dir, tmp_path):
     tree = _small_tree(lfw_train_dir, tmp_path / "tree", identities=8, per_identity=8)
-    assert data.main(["tfrecord", "--from", str(tree), "--out", str(tmp_path / "tfr"), "--shards", "2"]) == 0
+    assert cli_main(["data", "tfrecord", "--from", str(tree), "--out", str(tmp_path / "tfr"), "--shards", "2"]) == 0
     ckpt = tmp_path / "ckpt"
     cfg = TrainConfig(data=str(tmp_path / "tfr"), ckpt_dir=str(ckpt), batch_size=8, max_steps=32,
                       save_every=1000, summary_every=4, progress=False, seed=0, threads=2, shuffle_buffer=64)

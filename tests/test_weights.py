@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymfn import freeze, model as mfn, weights
+from pymfn.export import freeze
+from pymfn.training import model as mfn
+from pymfn.export import weights
+from pymfn.cli import main as cli_main
 
 N_IMAGES = 48  # 24 LFW pairs; the TFLite model takes exactly 2 images per call
 
@@ -52,7 +55,7 @@ def _frozen_embeddings(ckpt: Path, pb: Path, images: np.ndarray) -> np.ndarray:
 
 def test_tflite_import_reproduces_tflite(tmp_path, sirius_tflite, lfw_images, tflite_embeddings, capsys) -> None:
     ckpt = tmp_path / "ckpt"
-    assert weights.main(["--from", str(sirius_tflite), "--out", str(ckpt), "--embedding-size", "192"]) == 0
+    assert cli_main(["import-weights", "--from", str(sirius_tflite), "--out", str(ckpt), "--embedding-size", "192"]) == 0
     assert "embedding size 192" in capsys.readouterr().out
     info = mfn.read_model_info(ckpt)
     assert info["embedding_size"] == 192 and info["source_format"] == "tflite"
@@ -134,7 +137,7 @@ def test_non_model_files_are_rejected(tmp_path, sirius_tflite, capsys) -> None:
     with pytest.raises(weights.WeightsFormatError, match="ends early"):
         weights.import_weights(tmp_path / "tfjs" / "mobilefacenet.json", tmp_path / "o5")
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
-    assert weights.main(["--from", str(text), "--out", str(tmp_path / "o6")]) == 1
+    assert cli_main(["import-weights", "--from", str(text), "--out", str(tmp_path / "o6")]) == 1
     assert "notes.txt" in capsys.readouterr().err
 
 
@@ -189,7 +192,7 @@ def test_tflite_reader_matches_interpreter(tiny_tflite) -> None:
 
     import tensorflow as tf
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(tiny_tflite)
     with warnings.catch_warnings():
@@ -212,7 +215,7 @@ def test_sirius_reader_matches_interpreter(sirius_tflite) -> None:
 
     import tensorflow as tf
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(sirius_tflite)
     with warnings.catch_warnings():
@@ -248,7 +251,7 @@ def test_truncated_tflite_is_an_error_not_a_segfault(tmp_path, sirius_tflite) ->
 
 def _tflite_hot_ranges(path: Path) -> list[tuple[int, int]]:
     """The structural bytes of a TFLite file: everything outside the tensors' data."""
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(path)
     data = sorted((t.start, t.start + t.nbytes) for t in tensors.values())
@@ -265,7 +268,7 @@ def test_fuzz_tflite_reader(tiny_tflite, tmp_path) -> None:
     """Damaged copies of a TFLite file parse or raise TFLiteFormatError naming the file; nothing else."""
     from _fuzz import examples, mutations
 
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     clean = tiny_tflite.read_bytes()
     target = tmp_path / "mutant.tflite"
@@ -307,7 +310,7 @@ def test_fuzz_sirius_import(sirius_tflite, tmp_path) -> None:
 
 def test_nan_weights_are_rejected(sirius_tflite, tmp_path) -> None:
     """A float bit flip that makes a weight NaN must not import silently (every embedding would be NaN)."""
-    from pymfn import tflite
+    from pymfn.export import tflite
 
     tensors, blob = tflite.read_const_tensors(sirius_tflite)
     t = tensors["MobileFaceNet/Conv2d_0/weights/read"]
@@ -323,17 +326,17 @@ def test_nan_weights_are_rejected(sirius_tflite, tmp_path) -> None:
 def test_cli_errors_are_one_line_and_out_checked_first(tmp_path, capsys) -> None:
     fifo = tmp_path / "fifo.tflite"
     os.mkfifo(fifo)
-    assert weights.main(["--from", str(fifo), "--out", str(tmp_path / "o")]) == 1  # a FIFO used to block forever
+    assert cli_main(["import-weights", "--from", str(fifo), "--out", str(tmp_path / "o")]) == 1  # a FIFO used to block forever
     assert capsys.readouterr().err == f"pymfn import-weights: error: {fifo}: not a regular file; pass " \
                                       "MobileFaceNet.tflite or mobilefacenet.json\n"
     keep = tmp_path / "precious"
     keep.mkdir()
     (keep / "thesis.tex").write_text("x")
-    assert weights.main(["--from", str(fifo), "--out", str(keep)]) == 1  # checked before reading --from
+    assert cli_main(["import-weights", "--from", str(fifo), "--out", str(keep)]) == 1  # checked before reading --from
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err and "refusing to replace" in err
     assert (keep / "thesis.tex").exists()
-    assert weights.main(["--from", str(fifo), "--out", str(tmp_path / "o"), "--embedding-size", "0"]) == 1
+    assert cli_main(["import-weights", "--from", str(fifo), "--out", str(tmp_path / "o"), "--embedding-size", "0"]) == 1
     assert "--embedding-size must be >= 1" in capsys.readouterr().err
 
 
@@ -350,7 +353,7 @@ def test_a_full_disk_is_one_line_naming_out(tmp_path, sirius_tflite, capsys) -> 
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG, no signal
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
     try:
-        rc = weights.main(["--from", str(sirius_tflite), "--out", str(out)])
+        rc = cli_main(["import-weights", "--from", str(sirius_tflite), "--out", str(out)])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)

@@ -2,7 +2,7 @@
 // CPU through OpenVINO, while enforcing the rules a real Ascend 310 runtime would enforce.
 //
 // ================================================================ CONTRACT (overview; this file: lifecycle)
-// Why it exists: no Ascend hardware or CANN is available to us. pymfn's ACL engine (csrc/acl/acl_engine.cpp)
+// Why it exists: no Ascend hardware or CANN is available to us. pymfn's ACL engine (csrc/engines/acl/acl_engine.cpp)
 // and any unmodified AscendCL client program can link against or dlopen() this library instead of CANN's
 // (headers: pymfn/include/acl, flags: `python -m pymfn acl-config --cflags --libs`) and get REAL outputs
 // plus a loud failure wherever real hardware would fail. It is a test double, not a simulator.
@@ -380,7 +380,7 @@ aclError aclFinalize(void) {
   for (auto& kv : g.default_ctx) delete kv.second;
   g = State();
   set_ctx(nullptr);
-  g_event_cv.notify_all();  // waiters on events of this session give up
+  g_event_cv.notify_all();  // waiters on events created before aclFinalize give up
   return ACL_SUCCESS;
 }
 

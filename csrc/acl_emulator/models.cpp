@@ -1,7 +1,7 @@
 // ACL emulator, models: om files and their emulator payload, load / query size / unload.
 //
 // ================================================================ CONTRACT (models and om payloads)
-// * An emulator .om is a genuine 256-byte om header (csrc/acl/om_header.h) followed by pymfn's payload:
+// * An emulator .om is a genuine 256-byte om header (csrc/engines/acl/om_header.h) followed by pymfn's payload:
 //   a meta text (inputs, outputs, precision, dynamic batch list) and an OpenVINO IR (xml + weights).
 // * aclmdlLoadFromFile / LoadFromMem / LoadFromFileWithMem / LoadFromMemWithMem: unreadable file (missing,
 //   a directory) -> 100014; NULL path / model / modelId, or a 0-byte memory model -> 100000; file shorter
@@ -51,6 +51,7 @@
 #include <fstream>
 
 #include "acl_emulator/state.h"
+#include "engines/openvino/exec_graph.h"
 
 namespace om = pymfn::om;
 
@@ -198,22 +199,8 @@ void describe_arithmetic(const om::EmulatorMeta& meta, CompileRecord* r) {
   }
 }
 
-// Nodes of the execution graph that hold the multiply-adds: their precision is what "ran".
-bool is_compute_layer(const std::string& type) {
-  return type == "Convolution" || type == "GroupConvolution" || type == "Deconvolution" ||
-         type == "FullyConnected" || type == "MatMul";
-}
-
-std::string rt_text(const ov::Node& node, const char* key) {
-  const auto& rt = node.get_rt_info();
-  const auto it = rt.find(key);
-  if (it == rt.end()) return "";
-  try {
-    return it->second.as<std::string>();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
+using pymfn::exec_graph::is_compute_layer;
+using pymfn::exec_graph::rt_string;
 
 // What OpenVINO's CPU plugin compiled. A node's arithmetic is the element type of its data input (input 0)
 // in the execution graph: the plugin's "runtimePrecision" of a convolution names its weights' storage type
@@ -222,10 +209,10 @@ void read_runtime_graph(const ov::CompiledModel& compiled, CompileRecord* r) {
   std::map<std::string, std::map<std::string, size_t>> by_type;
   std::map<std::string, size_t> compute;
   for (const auto& op : compiled.get_runtime_model()->get_ordered_ops()) {
-    const std::string type = rt_text(*op, "layerType");
+    const std::string type = rt_string(*op, "layerType");
     if (type.empty() || type == "Const" || type == "Input" || type == "Output" || type == "Reshape") continue;
     std::string precision = op->get_input_size() > 0 ? op->get_input_element_type(0).get_type_name()
-                                                     : rt_text(*op, "runtimePrecision");
+                                                     : rt_string(*op, "runtimePrecision");
     if (precision.empty()) precision = "unknown";
     ++by_type[type][precision];
     if (is_compute_layer(type)) ++compute[precision];

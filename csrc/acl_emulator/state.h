@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "acl/acl_api.h"
-#include "acl/om_header.h"
+#include "engines/acl/acl_api.h"
+#include "engines/acl/om_header.h"
 #include "acl_emulator/emulator_api.h"
 
 // ---------------------------------------------------------------- opaque handle definitions

@@ -6,9 +6,9 @@
 #include <map>
 #include <memory>
 
-#include "acl/acl_engine.h"
-#include "acl/acl_loader.h"
-#include "acl/om_header.h"
+#include "engines/acl/acl_engine.h"
+#include "engines/acl/acl_loader.h"
+#include "engines/acl/om_header.h"
 #include "bindings/bindings.h"
 #include "core/errors.h"
 

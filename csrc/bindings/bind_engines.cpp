@@ -15,9 +15,10 @@
 #include "core/dtype.h"
 #include "core/engine.h"
 #include "core/errors.h"
-#include "core/simulated_engine.h"
+#include "engines/simulated/simulated_engine.h"
+#include "engines/slowed/slowed_engine.h"
 #ifdef PYMFN_WITH_OPENVINO
-#include "engines/openvino_engine.h"
+#include "engines/openvino/openvino_engine.h"
 #endif
 
 namespace pymfn_bindings {
@@ -29,14 +30,7 @@ using pymfn::Engine;
 using pymfn::IoBinding;
 using pymfn::StageTimes;
 using pymfn::TensorInfo;
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-  os << ']';
-  return os.str();
-}
+using pymfn::shape_str;
 
 // Shape of `rows` samples of `info`: the batch dimension replaced, or [rows, elements] when the
 // per-sample shape is unknown.
@@ -417,6 +411,20 @@ service_ms=0 is a null engine: what a run then measures is the harness's own ove
            py::arg("service_ms") = 0.0, py::arg("slots") = 1, py::arg("serial") = true,
            py::arg("stalls_ms") = std::map<size_t, double>{}, py::arg("width") = 4)
       .def_property_readonly("requests", &pymfn::SimulatedEngine::requests, "requests started so far");
+
+  py::class_<pymfn::SlowedEngine, Engine, std::shared_ptr<pymfn::SlowedEngine>>(m, "SlowedEngine", R"doc(
+Any engine made slower on purpose, to measure what a benchmark can detect: after each request of `engine`
+it waits `fraction` of that request's own time (0.2: every request takes 1.2x; 0..10) plus `extra_ms`
+(0..10000). execute(): the request is the wrapped execute(); start()/wait(): from start() to the end of the
+wrapped wait(). Everything else (inputs, outputs, batches, slots, stage times) is the wrapped engine's;
+properties() adds "slowdown".)doc")
+      .def(py::init([](std::shared_ptr<Engine> engine, double fraction, double extra_ms) {
+             return std::make_shared<pymfn::SlowedEngine>(std::move(engine), pymfn::Slowdown{fraction, extra_ms});
+           }),
+           py::arg("engine"), py::arg("fraction") = 0.0, py::arg("extra_ms") = 0.0, py::keep_alive<1, 2>())
+      .def_property_readonly("engine", [](const pymfn::SlowedEngine& e) { return e.inner(); }, "the wrapped engine")
+      .def_property_readonly("fraction", [](const pymfn::SlowedEngine& e) { return e.slowdown().fraction; })
+      .def_property_readonly("extra_ms", [](const pymfn::SlowedEngine& e) { return e.slowdown().extra_ms; });
 
 #ifdef PYMFN_WITH_OPENVINO
   py::class_<pymfn::OpenVINOEngine, Engine, std::shared_ptr<pymfn::OpenVINOEngine>>(m, "OpenVINOEngine", R"doc(

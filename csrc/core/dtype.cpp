@@ -30,4 +30,10 @@ bool dtype_from_code(uint32_t code, DType* out) {
   return true;
 }
 
+std::string shape_str(const std::vector<int64_t>& shape, const char* separator) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? separator : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 }  // namespace pymfn

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pymfn {
 
@@ -32,5 +33,8 @@ std::string dtype_name(DType t);
 DType dtype_from_name(const std::string& name);
 // Returns false for codes outside the enum.
 bool dtype_from_code(uint32_t code, DType* out);
+
+// "[1, 112, 112, 3]" (with separator ","  "[1,112,112,3]"): a shape for messages and reports.
+std::string shape_str(const std::vector<int64_t>& shape, const char* separator = ", ");
 
 }  // namespace pymfn

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "core/errors.h"
@@ -38,12 +39,6 @@ std::string fmt(double v, int prec) {
 }
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 // Elements of `shape`, or 0 when a dimension is unknown (< 0) or the product overflows.
 size_t known_elements(const std::vector<int64_t>& shape) {
@@ -176,6 +171,36 @@ void check_common_settings(const RunSettings& st, const std::vector<Engine*>& en
   if (reader.num_batches() == 0) throw InvalidArgument("the reader yields no batches (empty dataset)");
 }
 
+void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
+                             const char* what, bool scheduled) {
+  if (lanes.empty()) throw InvalidArgument(std::string(what) + ": no devices (lanes) to run on");
+  std::vector<Engine*> engines;
+  std::set<Engine*> seen;
+  for (const Lane& l : lanes) {
+    if (l.engine == nullptr) throw InvalidArgument(std::string(what) + ": device '" + l.name + "' has no engine");
+    if (!seen.insert(l.engine).second)
+      throw InvalidArgument(std::string(what) + ": device '" + l.name +
+                            "' uses the same engine object as another device; open one engine per device");
+    engines.push_back(l.engine);
+  }
+  check_common_settings(st, engines, reader, what);
+  if (scheduled && st.inflight > 1)
+    for (const Lane& l : lanes)
+      if (!l.engine->slots_thread_safe())
+        throw InvalidArgument(std::string(what) + ": RunSettings.inflight = " + std::to_string(st.inflight) +
+                              " but the " + l.engine->kind() +
+                              " engine's request slots cannot be started and awaited from different threads at "
+                              "once; use one engine per lane (several devices) with inflight 1");
+  for (Engine* e : engines) check_reader_fits_engine(*e, reader, st.batch_size, what);
+  for (Engine* e : engines) {
+    e->prepare(st.batch_size);
+    // Again after prepare(): an engine may only know its final shapes then (Python engines cache them there).
+    check_reader_fits_engine(*e, reader, st.batch_size, what);
+    check_output_sizes(e->outputs(), st.batch_size, st.inflight, what);
+  }
+  checked_buffer_bytes(std::string(what) + ": request slots", lanes.size(), "devices", st.inflight);
+}
+
 void StageRecorder::reserve(size_t n) {
   for (auto& v : values_) v.reserve(n);
 }
@@ -224,11 +249,70 @@ StageTimes StageRecorder::at(size_t i) const {
   return t;
 }
 
-void add_stage_samples(RunResult* r, const StageRecorder& stages) {
+void add_stage_samples(std::map<std::string, std::vector<double>>* samples, std::vector<std::string>* warnings,
+                       const StageRecorder& stages) {
   std::vector<std::string> partial;
-  r->stage_samples_ms = stages.complete_samples(&partial);
+  *samples = stages.complete_samples(&partial);
   for (const auto& p : partial)
-    r->warnings.push_back("engine stage " + p + ": its per-request samples are left out (the mean keeps them)");
+    warnings->push_back("engine stage " + p + ": its per-request samples are left out (the mean keeps them)");
+}
+
+void add_noisy_warning(std::vector<std::string>* warnings, const LatencyStats& s, double threshold) {
+  if (s.cv > threshold)
+    warnings->push_back("noisy run: latency cv = " + fmt(s.cv, 4) + " > threshold " + fmt(threshold, 4) + " (std " +
+                        fmt(s.std) + " ms, mean " + fmt(s.mean) + " ms); close other programs, pin threads or run longer");
+}
+
+double percentile_of_sorted(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0.0;
+  // numpy "linear": h = (n-1) q, interpolate between floor(h) and floor(h)+1.
+  const double h = (static_cast<double>(sorted.size()) - 1.0) * q;
+  const auto lo = static_cast<size_t>(std::floor(h));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (h - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+void make_request(Request* r, const std::vector<TensorInfo>& outs, size_t batch, size_t input_bytes, bool copy_input) {
+  r->binding.batch_rows = batch;
+  r->binding.outputs.clear();
+  r->outputs.clear();
+  for (const auto& o : outs) {
+    r->outputs.push_back(std::make_unique<AlignedBuffer>(o.sample_bytes * batch));
+    r->binding.outputs.push_back(r->outputs.back()->data());
+  }
+  r->input_bytes = input_bytes;
+  r->input_copy = copy_input ? std::make_unique<AlignedBuffer>(input_bytes) : nullptr;
+  r->binding.inputs.assign(1, r->input_copy ? r->input_copy->data() : nullptr);
+}
+
+void bind_input(Request* r, const BatchView& v) {
+  r->view = v;
+  if (r->input_copy) {
+    std::memcpy(r->input_copy->data(), v.data, r->input_bytes);
+  } else {
+    r->binding.inputs[0] = v.data;
+  }
+}
+
+BatchView next_batch(BatchReader& reader, const char* what) {
+  BatchView v;
+  if (!reader.next(&v)) {
+    reader.rewind();
+    if (!reader.next(&v)) throw InvalidArgument("the reader yields no batches (empty dataset)");
+  }
+  check_view(v, reader.batch_size(), what);
+  return v;
+}
+
+void wait_quietly(Engine& engine, std::vector<bool>& busy) {
+  for (size_t j = 0; j < busy.size(); ++j)
+    if (busy[j]) {
+      try {
+        engine.wait(j);
+      } catch (...) {
+      }
+      busy[j] = false;
+    }
 }
 
 RunLimits::RunLimits(const RunSettings& st, const StopFlag* stop)
@@ -254,14 +338,17 @@ bool RunLimits::warm(size_t done, Clock::time_point now) const {
   return done >= st_.warmup_iterations && ms_between(begin_, now) >= st_.warmup_ms;
 }
 
+std::string RunLimits::cause(StopReason reason) const {
+  return reason == StopReason::kInterrupted
+             ? std::string("interrupted")
+             : "stopped on max_duration_ms = " + fmt(st_.max_duration_ms, 1) + " (the cap includes warm-up)";
+}
+
 std::string RunLimits::warning(StopReason reason, size_t measured, size_t warmup_done) const {
   if (reason == StopReason::kMinimumsMet) return "";
   const std::string asked = "(min_iterations = " + std::to_string(st_.min_iterations) +
                             ", min_duration_ms = " + fmt(st_.min_duration_ms, 1) + ")";
-  const std::string why = reason == StopReason::kInterrupted
-                              ? std::string("interrupted")
-                              : "stopped on max_duration_ms = " + fmt(st_.max_duration_ms, 1) +
-                                    " (the cap includes warm-up)";
+  const std::string why = cause(reason);
   if (measured == 0)
     return why + " during warm-up, after " + std::to_string(warmup_done) + " warm-up requests: nothing was measured " +
            asked;
@@ -271,71 +358,10 @@ std::string RunLimits::warning(StopReason reason, size_t measured, size_t warmup
 
 }  // namespace detail
 
-namespace {
-
-using detail::AlignedBuffer;
-using detail::Clock;
-using detail::ms_between;
 using detail::check_output_sizes;
 using detail::check_reader_fits_engine;
 using detail::check_view;
-using detail::fmt;
-using detail::StageRecorder;
-
-// Per-slot memory: output buffers always; an input copy only when several requests are in flight,
-// because a reader's batch is only valid until its next next() call.
-struct Slot {
-  std::vector<std::unique_ptr<AlignedBuffer>> outputs;
-  std::unique_ptr<AlignedBuffer> input_copy;
-  IoBinding binding;
-  BatchView view;
-  Clock::time_point started;
-  bool measured = false;  // started after measurement began
-};
-
-// Fetches the next batch, starting a new pass when the current one is over.
-void fetch(BatchReader& reader, BatchView* view) {
-  if (!reader.next(view)) {
-    reader.rewind();
-    if (!reader.next(view)) throw InvalidArgument("the reader yields no batches (empty dataset)");
-  }
-  check_view(*view, reader.batch_size(), "run_benchmark");
-}
-
-void make_slot(Slot* slot, const std::vector<TensorInfo>& outs, size_t batch, size_t input_bytes, bool copy_input) {
-  slot->binding.batch_rows = batch;
-  slot->binding.inputs.assign(1, nullptr);
-  slot->binding.outputs.clear();
-  for (const auto& o : outs) {
-    slot->outputs.push_back(std::make_unique<AlignedBuffer>(o.sample_bytes * batch));
-    slot->binding.outputs.push_back(slot->outputs.back()->data());
-  }
-  if (copy_input) slot->input_copy = std::make_unique<AlignedBuffer>(input_bytes);
-}
-
-void point_input(Slot* slot, size_t input_bytes) {
-  if (slot->input_copy) {
-    std::memcpy(slot->input_copy->data(), slot->view.data, input_bytes);
-    slot->binding.inputs[0] = slot->input_copy->data();
-  } else {
-    slot->binding.inputs[0] = slot->view.data;
-  }
-}
-
-// Waits for every request still marked busy, ignoring their errors: called while an exception is
-// already propagating, so the caller never returns while the engine may still write into its buffers.
-void wait_quietly(Engine& engine, std::vector<bool>& busy) {
-  for (size_t j = 0; j < busy.size(); ++j)
-    if (busy[j]) {
-      try {
-        engine.wait(j);
-      } catch (...) {
-      }
-      busy[j] = false;
-    }
-}
-
-}  // namespace
+using detail::Request;
 
 const char* stop_reason_name(StopReason reason) {
   switch (reason) {
@@ -357,13 +383,7 @@ LatencyStats compute_stats(std::vector<double> samples) {
     if (!std::isfinite(v)) throw InvalidArgument("compute_stats: samples must be finite numbers");
   std::sort(samples.begin(), samples.end());
   const size_t n = samples.size();
-  // numpy "linear": h = (n-1) q, interpolate between floor(h) and floor(h)+1.
-  auto pct = [&](double q) {
-    const double h = (static_cast<double>(n) - 1.0) * q;
-    const size_t lo = static_cast<size_t>(std::floor(h));
-    const size_t hi = std::min(lo + 1, n - 1);
-    return samples[lo] + (h - static_cast<double>(lo)) * (samples[hi] - samples[lo]);
-  };
+  auto pct = [&](double q) { return detail::percentile_of_sorted(samples, q); };
   s.min = samples.front();
   s.max = samples.back();
   s.median = pct(0.5);
@@ -379,146 +399,6 @@ LatencyStats compute_stats(std::vector<double> samples) {
   s.std = std::sqrt(ss / static_cast<double>(n));
   s.cv = s.mean > 0 ? s.std / s.mean : 0.0;
   return s;
-}
-
-RunResult run_benchmark(Engine& engine, BatchReader& reader, const RunSettings& st, const StopFlag* stop) {
-  // ---- validation: every message names the setting and the value.
-  detail::check_common_settings(st, {&engine}, reader, "run_benchmark");
-  check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
-
-  engine.prepare(st.batch_size);
-  // Again after prepare(): an engine may only know its final shapes then (Python engines cache them there).
-  check_reader_fits_engine(engine, reader, st.batch_size, "run_benchmark");
-  const auto outs = engine.outputs();
-  const size_t k = st.inflight;
-  const bool async = k > 1;
-  check_output_sizes(outs, st.batch_size, k, "run_benchmark");
-  // The reader's sample size (equal to the engine's, checked above) bounds every batch buffer.
-  const size_t input_bytes = reader.sample_spec().bytes * st.batch_size;
-  const bool e2e = st.scope == TimingScope::kEndToEnd;
-
-  std::vector<Slot> slots(k);
-  for (auto& s : slots) make_slot(&s, outs, st.batch_size, input_bytes, async);
-
-  RunResult r;
-  const size_t reserve = std::min<size_t>(st.min_iterations * 2 + 16, size_t(1) << 22);
-  std::vector<double> lat;
-  std::vector<double> starts;
-  lat.reserve(reserve);
-  starts.reserve(reserve);
-  StageRecorder stages;
-  stages.reserve(reserve);
-
-  bool measuring = false;
-  Clock::time_point first_start{}, last_end{};
-  bool have_first = false;
-  size_t warm_done = 0;
-
-  auto record = [&](Slot& s, Clock::time_point end, const StageTimes& t) {
-    if (!s.measured) {
-      ++warm_done;
-      return;
-    }
-    if (!have_first) {
-      first_start = s.started;
-      have_first = true;
-    }
-    lat.push_back(ms_between(s.started, end));
-    starts.push_back(ms_between(first_start, s.started));
-    last_end = std::max(last_end, end);
-    r.samples_processed += s.view.valid_rows;
-    stages.add(t);
-  };
-
-  reader.rewind();
-  // The run's clock (and its max_duration_ms cap) starts here, with warm-up.
-  const detail::RunLimits limits(st, stop);
-  std::optional<StopReason> stop_why;
-  // Before every request: end the run (true), or go on, moving from warm-up to measurement when it is due.
-  auto must_stop = [&](Clock::time_point now) {
-    if (!measuring) {
-      stop_why = limits.forced(now);
-      if (stop_why || !limits.warm(warm_done, now)) return stop_why.has_value();
-      measuring = true;
-    }
-    // the reported wall time (first measured start to last end) is what min_duration_ms bounds
-    stop_why = limits.measured(lat.size(), have_first ? ms_between(first_start, last_end) : 0.0, now);
-    return stop_why.has_value();
-  };
-
-  if (!async) {
-    Slot& s = slots[0];
-    while (!must_stop(Clock::now())) {
-      s.measured = measuring;
-      if (e2e) s.started = Clock::now();
-      fetch(reader, &s.view);
-      point_input(&s, input_bytes);
-      if (!e2e) s.started = Clock::now();
-      const StageTimes t = engine.execute(s.binding);
-      record(s, Clock::now(), t);
-    }
-  } else {
-    // Round-robin over k requests: sample = one request's start-to-wait latency.
-    auto launch = [&](Slot& s) {
-      s.measured = measuring;
-      if (e2e) s.started = Clock::now();
-      fetch(reader, &s.view);
-      point_input(&s, input_bytes);
-      if (!e2e) s.started = Clock::now();
-      engine.start(static_cast<size_t>(&s - slots.data()), s.binding);
-    };
-    std::vector<bool> inflight(k, false);
-    size_t next = 0;
-    try {
-      for (size_t i = 0; i < k && !must_stop(Clock::now()); ++i) {
-        launch(slots[i]);
-        inflight[i] = true;
-      }
-      while (!stop_why) {
-        Slot& s = slots[next];
-        const StageTimes t = engine.wait(next);
-        inflight[next] = false;
-        record(s, Clock::now(), t);
-        if (must_stop(Clock::now())) break;
-        launch(s);
-        inflight[next] = true;
-        next = (next + 1) % k;
-      }
-      // Drain: requests started during measurement count; late warm-up ones do not.
-      for (size_t i = 0; i < k; ++i) {
-        const size_t j = (next + i) % k;
-        if (!inflight[j]) continue;
-        const StageTimes t = engine.wait(j);
-        inflight[j] = false;
-        record(slots[j], Clock::now(), t);
-      }
-    } catch (...) {
-      wait_quietly(engine, inflight);
-      throw;
-    }
-  }
-  reader.rewind();
-
-  r.iterations = lat.size();
-  r.warmup_iterations = warm_done;
-  r.wall_ms = have_first ? ms_between(first_start, last_end) : 0.0;
-  r.throughput_per_s = r.wall_ms > 0 ? static_cast<double>(r.samples_processed) * 1000.0 / r.wall_ms : 0.0;
-  r.latency = compute_stats(lat);
-  r.stage_means_ms = stages.means();
-  r.stop_reason = stop_why.value_or(StopReason::kMinimumsMet);
-  const std::string stopped = limits.warning(r.stop_reason, r.iterations, warm_done);
-  if (!stopped.empty()) r.warnings.push_back(stopped);
-  if (r.latency.cv > st.cv_warning_threshold) {
-    r.warnings.push_back("noisy run: latency cv = " + fmt(r.latency.cv, 4) + " > threshold " +
-                         fmt(st.cv_warning_threshold, 4) + " (std " + fmt(r.latency.std) + " ms, mean " +
-                         fmt(r.latency.mean) + " ms); close other programs, pin threads or run longer");
-  }
-  if (st.keep_samples) {
-    r.samples_ms = std::move(lat);
-    r.start_offsets_ms = std::move(starts);
-    detail::add_stage_samples(&r, stages);
-  }
-  return r;
 }
 
 std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader, size_t inflight, const StopFlag* stop) {
@@ -538,8 +418,8 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
   check_output_sizes(outs, batch, k, "infer_all");
   const size_t input_bytes = reader.sample_spec().bytes * batch;
 
-  std::vector<Slot> slots(k);
-  for (auto& s : slots) make_slot(&s, outs, batch, input_bytes, async);
+  std::vector<Request> slots(k);
+  for (auto& s : slots) detail::make_request(&s, outs, batch, input_bytes, async);
   std::vector<std::vector<uint8_t>> result(outs.size());
   for (size_t i = 0; i < outs.size(); ++i) {
     const size_t rows = checked_buffer_bytes("infer_all: " + reader.sample_spec().origin, reader.num_batches(),
@@ -550,18 +430,18 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
 
   size_t rows_fetched = 0;
   // Next batch into `s`; false at the end of the pass.
-  auto take = [&](Slot& s) {
-    if (!reader.next(&s.view)) return false;
-    const BatchView& v = s.view;
+  auto take = [&](Request& s) {
+    BatchView v;
+    if (!reader.next(&v)) return false;
     check_view(v, batch, "infer_all");
     if (v.first_sample != rows_fetched)
       throw Error("infer_all: reader returned sample " + std::to_string(v.first_sample) + " where " +
                   std::to_string(rows_fetched) + " was expected (outputs must stay in dataset order)");
     rows_fetched += v.valid_rows;
-    point_input(&s, input_bytes);  // copies when async: a view lives only until the next next()
+    detail::bind_input(&s, v);  // copies when async: a view lives only until the next next()
     return true;
   };
-  auto keep = [&](const Slot& s) {
+  auto keep = [&](const Request& s) {
     for (size_t i = 0; i < outs.size(); ++i) {
       const auto* p = static_cast<const uint8_t*>(s.binding.outputs[i]);
       result[i].insert(result[i].end(), p, p + s.view.valid_rows * outs[i].sample_bytes);
@@ -577,7 +457,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
 
   reader.rewind();
   if (!async) {
-    Slot& s = slots[0];
+    Request& s = slots[0];
     while ((check_stop(), take(s))) {
       engine.execute(s.binding);
       keep(s);
@@ -602,7 +482,7 @@ std::vector<std::vector<uint8_t>> infer_all(Engine& engine, BatchReader& reader,
         }
       }
     } catch (...) {
-      wait_quietly(engine, busy);
+      detail::wait_quietly(engine, busy);
       throw;
     }
   }

@@ -156,6 +156,13 @@ struct RunResult {
   double end_skew_ms = 0;
 };
 
+// One device of a multi-device run (core/scenarios.h): an engine driven as a unit through its request
+// slots 0..RunSettings.inflight-1. Lanes must hold distinct engine objects.
+struct Lane {
+  Engine* engine = nullptr;
+  std::string name;  // how reports name the device: "acl device 1", "openvino lane 0"
+};
+
 // Runs the benchmark. Throws InvalidArgument on inconsistent settings (batch size the engine does not
 // support, reader batch size != settings.batch_size, inflight > engine->max_inflight(), buffers larger
 // than this machine's memory, durations that are not finite or do not fit in max_duration_ms) and

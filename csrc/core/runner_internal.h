@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ class RunLimits {
   // The warning a result carries when it ended for another reason than its minimums; empty otherwise.
   // `measured` / `warmup_done`: requests completed in each phase.
   std::string warning(StopReason reason, size_t measured, size_t warmup_done) const;
+  // How a forced end reads in messages: "interrupted" or "stopped on max_duration_ms = ... (the cap includes
+  // warm-up)".
+  std::string cause(StopReason reason) const;
 
  private:
   const RunSettings& st_;
@@ -83,6 +87,41 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
+// One request slot of an engine: its output buffers, the binding the engine is handed, the batch it holds
+// and, when that batch cannot be used in place, a copy of its input. A reader's batch is only valid until
+// its next next(), so a request copies whenever another request may read before it is done (several in
+// flight, or several lanes fed from one reader).
+struct Request {
+  size_t lane = 0;
+  Engine* engine = nullptr;
+  size_t slot = 0;  // the engine's request slot (Engine::start / wait)
+  std::vector<std::unique_ptr<AlignedBuffer>> outputs;
+  std::unique_ptr<AlignedBuffer> input_copy;
+  size_t input_bytes = 0;
+  IoBinding binding;
+  BatchView view;  // the batch it holds (view.data is the reader's memory, even when copied)
+};
+
+// Output buffers for `outs` at `batch` rows, and an input copy of `input_bytes` when `copy_input`.
+void make_request(Request* r, const std::vector<TensorInfo>& outs, size_t batch, size_t input_bytes, bool copy_input);
+
+// Makes `v` the request's batch: copied into its input buffer when it has one, else used in place.
+void bind_input(Request* r, const BatchView& v);
+
+// The reader's next batch, starting a new pass when one ends; its geometry is checked (check_view).
+BatchView next_batch(BatchReader& reader, const char* what);
+
+// Waits for every request still marked busy, ignoring their errors: called while an exception is already
+// propagating, so the caller never returns while an engine may still write into its buffers.
+void wait_quietly(Engine& engine, std::vector<bool>& busy);
+
+// The q-quantile of sorted samples, numpy's "linear" method (see LatencyStats); 0 when empty.
+double percentile_of_sorted(const std::vector<double>& sorted, double q);
+
+// The warnings every result may carry, worded once.
+// "noisy run: latency cv = ..." when s.cv > threshold; nothing otherwise.
+void add_noisy_warning(std::vector<std::string>* warnings, const LatencyStats& s, double threshold);
+
 // Fixed-point text of a number for messages.
 std::string fmt(double v, int prec = 3);
 
@@ -104,6 +143,13 @@ void check_view(const BatchView& v, size_t batch, const char* what);
 void check_common_settings(const RunSettings& st, const std::vector<Engine*>& engines, const BatchReader& reader,
                            const char* what);
 
+// The checks every lane-based entry point (run_benchmark, run_devices, the scheduled scenarios) makes
+// before anything runs: lanes present and distinct, check_common_settings, the reader against every engine;
+// then prepare() on every engine and the checks that need it. `scheduled`: slots are started and awaited
+// from different threads, which several requests in flight then need the engine to allow.
+void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
+                             const char* what, bool scheduled);
+
 // Per-iteration stage times: what an engine reported for each measured request.
 class StageRecorder {
  public:
@@ -124,9 +170,10 @@ class StageRecorder {
 
 extern const char* const kStageNames[3];
 
-// Fills r->stage_samples_ms from `stages` (one value per measured request); a stage reported on only
-// some requests is left out with a warning saying so.
-void add_stage_samples(RunResult* r, const StageRecorder& stages);
+// Fills `samples` from `stages` (one value per measured request); a stage reported on only some requests
+// is left out with a warning saying so.
+void add_stage_samples(std::map<std::string, std::vector<double>>* samples, std::vector<std::string>* warnings,
+                       const StageRecorder& stages);
 
 }  // namespace detail
 }  // namespace pymfn

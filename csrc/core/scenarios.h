@@ -26,13 +26,6 @@
 
 namespace pymfn {
 
-// One device of a multi-device run: an engine driven as a unit through its request slots
-// 0..RunSettings.inflight-1. Lanes must hold distinct engine objects.
-struct Lane {
-  Engine* engine = nullptr;
-  std::string name;  // how reports name the device: "acl device 1", "openvino lane 0"
-};
-
 // Offline / single-stream over several devices at once, fed from ONE reader (batches are handed to
 // whichever device asks next, under a lock, and copied into that device's request buffer), timed on ONE
 // clock. Warm-up runs on every device; measurement starts for all devices at the same instant once all

@@ -19,12 +19,6 @@ namespace pymfn {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // The file behind [data, data + bytes) when any part of it maps one, watched from now on (mapped_copy.h);
 // nullptr for memory no file backs. A mapping names its file by device, inode and path in
 // /proc/self/maps; the path is opened again and kept open (to fstat it after every batch) only when it

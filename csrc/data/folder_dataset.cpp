@@ -27,12 +27,6 @@ namespace pymfn {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Thrown inside a worker when rewind()/destruction interrupts a fill; never leaves the reader.

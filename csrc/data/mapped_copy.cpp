@@ -48,7 +48,9 @@ void install_handler() {
   action.sa_sigaction = on_sigbus;
   // SA_NODEFER: SIGBUS stays unblocked after we siglongjmp out of the handler, so the next
   // guarded copy is protected too (a blocked synchronous SIGBUS would kill the process).
-  action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  // No SA_ONSTACK: a guarded fault happens with plenty of thread stack left, and an alternate stack another
+  // library registered may since have been freed (and its pages reused, even by the very mapping that faulted).
+  action.sa_flags = SA_SIGINFO | SA_NODEFER;
   sigemptyset(&action.sa_mask);
   sigaction(SIGBUS, &action, &g_previous_action);
 }

@@ -17,12 +17,6 @@ namespace pymfn {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // Closes a descriptor on every exit path of the constructor.
 struct FdGuard {
   int fd;

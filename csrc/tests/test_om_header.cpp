@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "acl/om_header.h"
+#include "engines/acl/om_header.h"
 #include "core/errors.h"
 #include "tests/check.h"
 #include "tests/temp_dir.h"

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pymfn import _atomic
-from pymfn._atomic import atomic_write, refuse_overlap
+from pymfn.files import atomic as _atomic
+from pymfn.files.atomic import atomic_write, refuse_overlap
 
 PERCENTILE_METHOD = (
     "linear interpolation between closest ranks (numpy 'linear', h = (n-1)*q); std is the population std"
@@ -64,7 +64,7 @@ def host_info() -> dict[str, Any]:
 def cpu_isa() -> list[str]:
     """The CPU flags that decide inference speed (vector width, bf16/f16/int8 units). This project's machines
     change CPU model between sessions (AVX2-only one day, AVX-512 with AMX the next), so every figure carries them."""
-    from pymfn.precision import cpu_flags
+    from pymfn.runtime.precision import cpu_flags
 
     keep = {"sse4_2", "fma", "f16c"}
     return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) or f in keep or "vnni" in f)

@@ -1,34 +1,33 @@
 """Latency under load: the LoadGen server and multi-stream scenarios, and the search for the peak QPS.
 
-``python -m pymfn.bench server --qps 300 --p99-ms 10`` sends queries to the model as a Poisson process at
-300 queries per second (a seeded schedule made before the run) and reports each query's latency from its
-SCHEDULED arrival, so a slow query makes every query queued behind it late too (no coordinated
-omission). The run is VALID when the p99 stays under the bound, the run lasted ``--min-duration`` and
-``--min-queries`` completed. ``--find-peak`` searches the highest rate that stays VALID (bisection between
-zero and the measured offline capacity, probes near the bound re-run, the candidate confirmed by full
-runs) and writes the latency-vs-QPS curve. ``python -m pymfn.bench multistream`` issues a query of N
-samples every interval and reports the p99 of query latency. ``--device 0,1`` spreads the queries over
-devices (the free request slot idle longest gets the next query).
+:func:`server` sends queries to the model as a Poisson process at ``qps`` queries per second (a seeded schedule
+made before the run) and reports each query's latency from its SCHEDULED arrival, so a slow query makes every
+query queued behind it late too (no coordinated omission). The run is VALID when the p99 stays under the bound,
+the run lasted ``min_duration_s`` and ``min_queries`` completed. :func:`find_peak` searches the highest rate that
+stays VALID (bisection between a floor and the measured offline capacity, probes near the bound re-run, the
+candidate confirmed by full runs) and keeps the latency-vs-QPS curve. :func:`multistream` issues a query of N
+samples every interval and reports the p99 of query latency. ``ScenarioSettings(devices=(0, 1))`` spreads the
+queries over devices (the free request slot idle longest gets the next query).
 
 The timing loop is C++ (``pymfn._core.run_server`` / ``run_multistream``, GIL released).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-import pymfn
-from pymfn._atomic import atomic_write
-from pymfn._cli import check_output_path, interrupted_exit, save_output
 from pymfn.bench import report
-from pymfn.bench.perf import (add_input_arguments, add_model_arguments, add_output_arguments, choose_batch, keep_partial,
-                              make_dataset, make_settings, open_device_engines, partial_note, resolve_model, run_meta)
+from pymfn.bench.perf import DocumentResult, LatencyStats, Log
+from pymfn.bench.settings import (PeakSearchSettings, ScenarioSettings, SettingError, check_int, check_number,
+                                  check_schedule_fits, check_search_fits, check_time_window)
+from pymfn.bench.target import (InputLike, ModelLike, Target, check_batch, choose_batch, keep_partial, open_target,
+                               run_meta)
+from pymfn.files.atomic import atomic_write
 
 LATENCY_EXPLANATIONS = [
     ("latency", "per query: completion - SCHEDULED arrival (time queued behind slower queries counts)"),
@@ -40,51 +39,15 @@ LATENCY_EXPLANATIONS = [
 ]
 
 
-# A failed confirmation steps the candidate down by 2 x --peak-tolerance; this many steps (0.9**8 = 0.43 of
-# the search's result with the default tolerance) before the search gives up.
+# A failed confirmation steps the candidate down by 2 x peak_tolerance; this many steps (0.9**8 = 0.43 of the
+# search's result with the default tolerance) before the search gives up.
 MAX_CONFIRM_STEPS = 8
-# The most queries one scheduled run holds (the runner's limit).
-MAX_SCHEDULED_QUERIES = 50_000_000
-# --find-peak's default --budget: the whole search, from the first yardstick run to the last confirmation.
+#: find_peak's default budget: the whole search, from the first yardstick run to the last confirmation.
 DEFAULT_BUDGET_S = 240.0
-
-
-@dataclass
-class Setup:
-    """What every scenario run of one command shares: engines (one per device), input and metadata."""
-
-    core: Any
-    model: Path
-    description: str
-    pretrained: bool
-    engines: list[Any]
-    names: list[str]
-    batch: int
-    dataset: Any
-    input_desc: str
-
-
-def open_setup(args: argparse.Namespace, batch_for: Callable[[Any], int]) -> Setup:
-    """Model, engines and dataset for ``args``; ``batch_for(engine)`` picks the batch size."""
-    core = pymfn.load_core()
-    model, description, pretrained = resolve_model(args.model, quiet=args.quiet)
-    engines, names = open_device_engines(args, model)
-    batch = batch_for(engines[0])
-    dataset, input_desc = make_dataset(args, engines[0], count=max(batch * 4 * len(engines), 16))
-    return Setup(core, model, description, pretrained, engines, names, batch, dataset, input_desc)
-
-
-def scenario_settings(setup: Setup, args: argparse.Namespace, **fields: Any) -> Any:
-    """RunSettings for a scheduled run: the shared options, the validity rules, then ``fields``."""
-    st = make_settings(setup.core, args, setup.batch)
-    st.min_query_count = args.min_queries
-    st.bound_percentile = args.percentile / 100.0
-    st.late_threshold_ms = args.late_ms
-    st.scheduler_spin_ms = args.spin_ms
-    st.schedule_seed = args.schedule_seed
-    for key, value in fields.items():
-        setattr(st, key, value)
-    return st
+#: What ``server()`` / ``find_peak()`` fill in where a ScenarioSettings field is None.
+SERVER_DEFAULTS = {"min_duration_s": 10.0, "max_duration_s": 300.0, "inflight": 1, "min_queries": 1024}
+#: The same for ``multistream()``.
+MULTISTREAM_DEFAULTS = {"min_duration_s": 10.0, "max_duration_s": 300.0, "inflight": 1, "min_queries": 100}
 
 
 def settings_dict(st: Any) -> dict[str, Any]:
@@ -136,7 +99,18 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         },
     })
     doc["stage_samples_ms"], doc["stage_stats_ms"] = report.stage_samples_json(result.stage_samples_ms)
+    if doc["scenario"] == "server":
+        doc["early_stopping"] = server_early_stopping(doc).to_dict()
     return doc
+
+
+def server_early_stopping(doc: dict[str, Any]) -> Any:
+    """LoadGen's early-stopping view of a server run's query latencies (see pymfn.bench.early_stopping)."""
+    from pymfn.bench.early_stopping import early_stopping
+
+    raw = doc["queries_raw"]
+    latencies = np.asarray(raw["completed_ms"], dtype=np.float64) - np.asarray(raw["scheduled_ms"], dtype=np.float64)
+    return early_stopping(latencies, doc["latency_bound_ms"], doc["bound_percentile"])
 
 
 def _floats(values: Any) -> list[float]:
@@ -150,7 +124,6 @@ def _pct_label(fraction: float) -> str:
 
 def format_scenario(doc: dict[str, Any]) -> str:
     """The report of one scheduled run: rates, latency, issue delays, the verdict and why."""
-    lat = doc["latency_ms"]
     title = (f"pymfn {doc['scenario']}: {doc['engine']} engine, batch {doc['batch']}, {doc['precision']}, "
              f"{len(doc['devices'])} device(s) x {doc['inflight']} request(s)")
     out = ["=" * len(title), title, "=" * len(title)]
@@ -194,6 +167,10 @@ def format_scenario(doc: dict[str, Any]) -> str:
     out.append(verdict)
     for r in doc["invalid_reasons"]:
         out.append(f"  INVALID because: {r}")
+    if doc.get("early_stopping"):
+        from pymfn.bench.early_stopping import EarlyStopping
+
+        out.append(EarlyStopping(**doc["early_stopping"]).line())
     out.append("")
     out.append("What the figures mean:")
     out += [f"  {name:<16} {text}" for name, text in LATENCY_EXPLANATIONS]
@@ -277,17 +254,228 @@ def _save(fig: Any, plt: Any, path: str | Path) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------------------------------ results
+@dataclass
+class ScenarioRunResult(DocumentResult):
+    """One scheduled run (server or multi-stream): the verdict, rates, per-query latency and its raw times."""
+
+    document: dict[str, Any] = field(repr=False)
+    settings: ScenarioSettings = field(default_factory=ScenarioSettings, repr=False)
+
+    kind: ClassVar[str] = "scenario"
+
+    @property
+    def valid(self) -> bool:
+        """LoadGen's verdict: the bound held, the run lasted its minimums, nothing was cut off."""
+        return bool(self.document["valid"])
+
+    @property
+    def invalid_reasons(self) -> list[str]:
+        return list(self.document["invalid_reasons"])
+
+    @property
+    def latency(self) -> LatencyStats:
+        """Per-query latency from the scheduled arrival to completion (ms)."""
+        return LatencyStats.from_dict(self.document["latency_ms"])
+
+    @property
+    def median_ms(self) -> float:
+        return float(self.document["latency_ms"]["median"])
+
+    @property
+    def p99_ms(self) -> float:
+        return float(self.document["latency_ms"]["p99"])
+
+    @property
+    def latency_at_percentile_ms(self) -> float:
+        """The latency at the bound's percentile (``settings.percentile``), the figure the verdict compares."""
+        return float(self.document["latency_at_percentile_ms"])
+
+    @property
+    def latency_bound_ms(self) -> float:
+        return float(self.document["latency_bound_ms"])
+
+    @property
+    def achieved_qps(self) -> float:
+        return float(self.document["achieved_qps"])
+
+    @property
+    def target_qps(self) -> float:
+        return float(self.document["target_qps"])
+
+    @property
+    def queries(self) -> int:
+        return int(self.document["queries"])
+
+    @property
+    def samples_ms(self) -> list[float]:
+        """Every completed query's latency from its scheduled arrival (ms), in completion order."""
+        raw = self.document["queries_raw"]
+        return [c - s for c, s in zip(raw["completed_ms"], raw["scheduled_ms"])]
+
+    @property
+    def stop_reason(self) -> str:
+        return str(self.document["stop_reason"])
+
+    def report(self) -> str:
+        return format_scenario(self.document)
+
+    def plot(self, path: str | Path) -> Path:
+        """Latency of every query over its scheduled arrival beside a histogram (needs a completed query)."""
+        if not self.document["queries"]:
+            raise ValueError(f"a {self.kind} result without completed queries has nothing to plot")
+        plot_scenario(self.document, path)
+        return Path(path)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        row = super().csv_rows()[0]
+        row.update({f"latency_{k}_ms": v for k, v in self.document["latency_ms"].items()})
+        es = self.document.get("early_stopping")
+        if es:
+            row.update({"early_stopping_estimate_ms": es["estimate_ms"], "early_stopping_decided": es["decided"],
+                        "early_stopping_over_bound": es["over_bound"],
+                        "early_stopping_needed_queries": es["needed_queries"]})
+        return [row]
+
+
+@dataclass
+class ServerResult(ScenarioRunResult):
+    kind: ClassVar[str] = "server"
+
+
+@dataclass
+class MultistreamResult(ScenarioRunResult):
+    kind: ClassVar[str] = "multistream"
+
+
+@dataclass
+class PeakResult(DocumentResult):
+    """A peak-QPS search: the peak (None when none was confirmed), every run on the curve, why it stopped."""
+
+    document: dict[str, Any] = field(repr=False)
+    settings: ScenarioSettings = field(default_factory=ScenarioSettings, repr=False)
+    search: PeakSearchSettings = field(default_factory=PeakSearchSettings, repr=False)
+
+    kind: ClassVar[str] = "find-peak"
+
+    @property
+    def peak_qps(self) -> float | None:
+        return self.document["peak_qps"]
+
+    @property
+    def offline_qps(self) -> float | None:
+        """The back-to-back rate measured before the search (queries per second)."""
+        return self.document["offline_qps"]
+
+    @property
+    def latency_bound_ms(self) -> float | None:
+        return self.document["latency_bound_ms"]
+
+    @property
+    def budget_s(self) -> float:
+        return float(self.document["budget_s"])
+
+    @property
+    def elapsed_s(self) -> float:
+        return float(self.document["elapsed_s"])
+
+    @property
+    def curve(self) -> list[dict[str, Any]]:
+        """One entry per server run of the search (role probe / edge re-run / confirm), in run order."""
+        return copy_list(self.document["curve"])
+
+    @property
+    def stop(self) -> str:
+        """Why the search ended: "peak", "budget", "floor", "confirmations" or "interrupted"."""
+        return str(self.document["stop"])
+
+    @property
+    def stop_reason(self) -> str:
+        return str(self.document["stop_reason"])
+
+    @property
+    def progress(self) -> list[str]:
+        return list(self.document["progress"])
+
+    @property
+    def peak_run(self) -> ServerResult | None:
+        """The last VALID confirmation run at the peak."""
+        doc = self.document.get("peak_run")
+        return ServerResult(doc, self.settings) if doc else None
+
+    def report(self) -> str:
+        """The curve as a table, the peak against the offline rate, and how the search ended."""
+        doc, st, search = self.document, self.settings, self.search
+        out = ["QPS target  achieved   median    p99       p99.9     role         verdict"]
+        for c in sorted(doc["curve"], key=lambda c: c["target_qps"]):
+            lat = c["latency_ms"]
+            verdict = "VALID" if c["valid"] else "INVALID (" + "; ".join(c["invalid_reasons"]) + ")"
+            out.append(f"{c['target_qps']:<11.2f} {c['achieved_qps']:<10.2f} {lat['median']:<9.3f} {lat['p99']:<9.3f} "
+                       f"{lat['p999']:<9.3f} {c['role']:<12} {verdict}{' [interrupted]' if c.get('interrupted') else ''}")
+        out.append("")
+        pct = _pct_label(st.percentile / 100)
+        peak, offline, bound = doc["peak_qps"], doc["offline_qps"], doc["latency_bound_ms"]
+        if peak:
+            out.append(f"PEAK: {peak:.2f} QPS VALID ({pct} <= {bound:.3f} ms; confirmed by {search.peak_runs} full "
+                       f"run(s) of >= {st.min_duration_s:g} s and >= {st.min_queries} queries) = {peak / offline:.3f} x "
+                       f"the back-to-back rate of {offline:.2f} QPS measured before the search (same engines and "
+                       f"requests; {search.probe_duration_s:g} s, as noisy as the machine)")
+        else:
+            best = doc["best_passing_probe_qps"]
+            unconfirmed = f"; the highest passing probe, {best:.2f} QPS, is not confirmed" if best else ""
+            out.append(f"PEAK: none — {doc['stop_reason']}{unconfirmed}")
+        out.append(f"search: {doc['elapsed_s']:.1f} s of its {doc['budget_s']:g} s budget; stopped: {doc['stop_reason']}")
+        return "\n".join(out)
+
+    def plot(self, path: str | Path) -> Path:
+        """Every run's percentile (and median) against its target QPS, with the bound and the peak."""
+        if not self.document["curve"]:
+            raise ValueError("a peak search without runs has nothing to plot")
+        plot_curve(self.document, path)
+        return Path(path)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per run of the search."""
+        rows = []
+        for c in self.document["curve"]:
+            row = {k: v for k, v in c.items() if k not in ("latency_ms", "invalid_reasons")}
+            row.update({f"latency_{k}_ms": v for k, v in c["latency_ms"].items()})
+            row["invalid_reasons"] = "; ".join(c["invalid_reasons"])
+            rows.append(row)
+        return rows
+
+
+def copy_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import copy
+
+    return copy.deepcopy(items)
+
+
 # ------------------------------------------------------------------------------------------------ server
-def run_server_once(setup: Setup, args: argparse.Namespace, qps: float, bound_ms: float, seed: int,
-                    min_duration_s: float, min_queries: int, cap_s: float | None = None) -> tuple[Any, Any, bool]:
-    """One server run: (result, its settings, interrupted). ``cap_s`` (default --max-duration) caps the whole run,
-    warm-up included; Ctrl-C ends it with what it measured (interrupted = True)."""
-    st = scenario_settings(setup, args, target_qps=qps, latency_bound_ms=bound_ms, schedule_seed=seed,
-                           min_duration_ms=min_duration_s * 1000.0, min_query_count=min_queries,
-                           max_duration_ms=(args.max_duration if cap_s is None else cap_s) * 1000.0)
-    reader = setup.dataset.reader(setup.batch, args.prefetch)
-    result, interrupted = keep_partial(lambda: setup.core.run_server(setup.engines, reader, st, names=setup.names))
-    return result, st, interrupted
+def _check_rate(name: str, value: Any) -> None:
+    check_number(name, value, 0.0, low_open=True)
+
+
+def _scenario_settings(settings: ScenarioSettings | None, defaults: dict[str, Any]) -> ScenarioSettings:
+    if settings is not None and not isinstance(settings, ScenarioSettings):
+        raise TypeError(f"settings must be a pymfn.bench.ScenarioSettings, got {type(settings).__name__}")
+    return (settings or ScenarioSettings()).with_defaults(**defaults)  # type: ignore[return-value]
+
+
+def run_server_once(target: Target, st: ScenarioSettings, qps: float, bound_ms: float, seed: int, min_duration_s: float,
+                    min_queries: int, cap_s: float | None = None) -> tuple[Any, Any, bool]:
+    """One server run: (native result, its native settings, interrupted). ``cap_s`` (default ``max_duration_s``)
+    caps the whole run, warm-up included; Ctrl-C ends it with what it measured (interrupted = True)."""
+    native = st.to_core(target.core, target.batch)
+    native.target_qps = qps
+    native.latency_bound_ms = bound_ms
+    native.schedule_seed = seed
+    native.min_duration_ms = min_duration_s * 1000.0
+    native.min_query_count = min_queries
+    native.max_duration_ms = (st.max_duration_s if cap_s is None else cap_s) * 1000.0
+    reader = target.reader()
+    result, interrupted = keep_partial(lambda: target.core.run_server(target.engines, reader, native, names=target.names))
+    return result, native, interrupted
 
 
 def scenario_plan(st: Any, what: str) -> str:
@@ -298,7 +486,44 @@ def scenario_plan(st: Any, what: str) -> str:
             "it and keeps what was measured")
 
 
+def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, precision: str = "f32",
+           engine: str | None = None, input: InputLike = None, settings: ScenarioSettings | None = None,
+           log: Log | None = None) -> ServerResult:
+    """LoadGen's server scenario: Poisson arrivals at ``qps`` queries per second (one query = one request of
+    ``batch`` samples), VALID when the ``settings.percentile`` (99) of query latency stays under ``p99_ms``.
+
+    ``model``, ``precision``, ``engine`` and ``input`` are those of :func:`latency`. Fields of ``settings`` left
+    None take 10 s minimum, 1024 queries, a 300 s cap and one request slot per device. ``log`` receives the
+    one-line plan before the run. Ctrl-C (or SIGTERM) returns what was measured, ``interrupted=True``.
+
+    >>> import pymfn.bench as b
+    >>> r = b.server(b.default_model(), qps=20, p99_ms=50,
+    ...              settings=b.ScenarioSettings(min_duration_s=0.5, min_queries=10))
+    >>> r.queries >= 10 and r.p99_ms > 0 and r.valid in (True, False)
+    True
+    """
+    _check_rate("qps", qps)
+    _check_rate("p99_ms", p99_ms)
+    check_batch(batch)
+    st = _scenario_settings(settings, SERVER_DEFAULTS)
+    check_schedule_fits(st, qps=qps)
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
+                       batch_for=lambda e: choose_batch(e, batch))
+    meta = run_meta(target, "server")
+    meta["scope"] = "scheduled arrival to completion"
+    if log is not None:
+        plan = st.to_core(target.core, target.batch)
+        plan.target_qps, plan.latency_bound_ms = qps, p99_ms
+        log(scenario_plan(plan, f"Poisson arrivals at {qps:g} QPS"))
+    result, native, _ = run_server_once(target, st, qps, p99_ms, st.schedule_seed, st.min_duration_s, st.min_queries)
+    return ServerResult(scenario_to_json(result, meta, native), st)
+
+
+# ------------------------------------------------------------------------------------------------ peak search
 def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, Any]:
+    es = server_early_stopping({"queries_raw": {"completed_ms": result.completed_ms, "scheduled_ms": result.scheduled_ms},
+                                "latency_bound_ms": float(result.latency_bound_ms),
+                                "bound_percentile": float(result.bound_percentile)})
     return {
         "role": role,
         "target_qps": float(result.target_qps),
@@ -312,6 +537,8 @@ def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, 
         "valid": bool(result.valid),
         "invalid_reasons": list(result.invalid_reasons),
         "interrupted": bool(interrupted),
+        "early_stopping_estimate_ms": es.estimate_ms,
+        "early_stopping_decided": es.decided,
     }
 
 
@@ -325,34 +552,34 @@ class SearchStopped(Exception):
 
 
 class PeakSearch:
-    """One ``--find-peak`` search: a time budget for everything it runs, one progress line per run (printed, and
-    always kept in the JSON, which is rewritten after every line), and the reason it stopped.
+    """One peak search: a time budget for everything it runs, one progress line per run (passed to ``log`` and
+    always kept in the document, which is rewritten to ``json_path`` after every line), and why it stopped.
 
-    The search: the bound (``--bound-x-median`` single-stream medians unless ``--p99-ms``), the offline
-    capacity, then bisection between a floor and 1.1 x the offline capacity with short probes
-    (``--probe-duration``); a probe whose percentile lands near the bound is run twice more with other schedules
-    and passes on a majority. The highest passing rate is confirmed by ``--peak-runs`` full-length runs, all of
-    which must be VALID; a failed confirmation steps down by twice ``--peak-tolerance``, at most
-    MAX_CONFIRM_STEPS times. The floor is the lowest rate whose confirmation runs (``--min-queries`` each) still
-    fit in the budget and in ``--max-duration``: below it no VALID result could be had in time, so a search that
-    finds no passing rate above it stops and says so. Every run is capped at what is left of the budget.
+    The search: the bound (``bound_x_median`` single-stream medians unless given), the offline capacity, then
+    bisection between a floor and 1.1 x the offline capacity with short probes (``probe_duration_s``); a probe
+    whose percentile lands near the bound is run twice more with other schedules and passes on a majority. The
+    highest passing rate is confirmed by ``peak_runs`` full-length runs, all of which must be VALID; a failed
+    confirmation steps down by twice ``peak_tolerance``, at most MAX_CONFIRM_STEPS times. The floor is the lowest
+    rate whose confirmation runs (``min_queries`` each) still fit in the budget and in ``max_duration_s``: below
+    it no VALID result could be had in time, so a search that finds no passing rate above it stops and says so.
+    Every run is capped at what is left of the budget.
     """
 
-    def __init__(self, setup: Setup, args: argparse.Namespace, meta: dict[str, Any], *, budget_s: float,
-                 log: Callable[[str], None] | None = None, json_path: str | None = None, bound_ms: float | None = None,
-                 offline_qps: float | None = None) -> None:
-        """``log`` receives every progress line (None: print them); ``json_path`` is rewritten after each one;
-        ``bound_ms`` / ``offline_qps`` skip the yardstick runs that would measure them."""
-        self.setup, self.args, self.meta = setup, args, meta
+    def __init__(self, target: Target, settings: ScenarioSettings, search: PeakSearchSettings, meta: dict[str, Any], *,
+                 budget_s: float, log: Log | None = None, json_path: str | Path | None = None,
+                 bound_ms: float | None = None, offline_qps: float | None = None) -> None:
+        """``log`` receives every progress line (None: they are only kept); ``json_path`` is rewritten after each
+        one; ``bound_ms`` / ``offline_qps`` skip the yardstick runs that would measure them."""
+        self.target, self.st, self.ss, self.meta = target, settings, search, meta
         self.started = time.monotonic()
         self.budget_s = float(budget_s)
-        self.print_line = log if log is not None else (lambda line: print(line, flush=True))
+        self.print_line = log if log is not None else (lambda _line: None)
         self.json_path = json_path
-        self.warmup_s = args.warmup_ms / 1000.0
-        self.pct = _pct_label(args.percentile / 100)
+        self.warmup_s = settings.warmup_ms / 1000.0
+        self.pct = _pct_label(settings.percentile / 100)
         self.curve: list[dict[str, Any]] = []
         self.progress: list[str] = []
-        self.seed = args.schedule_seed
+        self.seed = settings.schedule_seed
         self.bound_ms: float | None = bound_ms
         self.median_ms: float | None = None
         self.offline_qps: float | None = offline_qps
@@ -383,36 +610,35 @@ class PeakSearch:
         if needed > self.remaining():
             raise SearchStopped("budget", f"the budget of {self.budget_s:g} s (--budget) is spent: {what} needs about "
                                           f"{needed:.0f} s and {max(0.0, self.remaining()):.0f} s are left")
-        return min(self.args.max_duration, self.remaining())
+        return min(self.st.max_duration_s, self.remaining())
 
     def warmup_estimate_s(self) -> float:
         per_request = 1.0 / self.offline_qps if self.offline_qps else 0.0
-        return self.warmup_s + self.args.warmup * per_request
+        return self.warmup_s + self.st.warmup_iterations * per_request
 
     # ---------------------------------------------------------------------------------------------- runs
     def server_run(self, qps: float, duration_s: float, min_queries: int, seed: int, role: str) -> Any:
         cap = self.need(self.warmup_estimate_s() + max(duration_s, min_queries / qps), f"a {role} run at {qps:.2f} QPS")
-        result, _st, interrupted = run_server_once(self.setup, self.args, qps, self.bound_ms, seed, duration_s,
-                                                   min_queries, cap_s=cap)
+        result, native, interrupted = run_server_once(self.target, self.st, qps, self.bound_ms, seed, duration_s,
+                                                      min_queries, cap_s=cap)
         self.curve.append(curve_point(result, role, interrupted))
         if interrupted:
             raise SearchStopped("interrupted", f"interrupted (Ctrl-C) during a {role} run at {qps:.2f} QPS")
-        if result.stopped_on_max_duration and cap < self.args.max_duration:
+        if result.stopped_on_max_duration and cap < self.st.max_duration_s:
             raise SearchStopped("budget", f"the budget of {self.budget_s:g} s (--budget) ran out during a {role} run "
                                           f"at {qps:.2f} QPS")
-        return result, _st
+        return result, native
 
     def timed_run(self, what: str, run: Callable[[Any], Any], inflight: int | None = None) -> Any:
-        """An offline / single-stream run of --probe-duration for the search's yardsticks."""
-        core, args = self.setup.core, self.args
-        cap = self.need(self.warmup_estimate_s() + args.probe_duration, what)
-        st = make_settings(core, args, self.setup.batch)
-        st.min_duration_ms = args.probe_duration * 1000.0
-        st.max_duration_ms = cap * 1000.0
-        st.min_iterations = 20
+        """An offline / single-stream run of ``probe_duration_s`` for the search's yardsticks."""
+        cap = self.need(self.warmup_estimate_s() + self.ss.probe_duration_s, what)
+        native = self.st.to_core(self.target.core, self.target.batch)
+        native.min_duration_ms = self.ss.probe_duration_s * 1000.0
+        native.max_duration_ms = cap * 1000.0
+        native.min_iterations = 20
         if inflight is not None:
-            st.inflight = inflight
-        result, interrupted = keep_partial(lambda: run(st))
+            native.inflight = inflight
+        result, interrupted = keep_partial(lambda: run(native))
         if interrupted:
             raise SearchStopped("interrupted", f"interrupted (Ctrl-C) during the {what}")
         if result.iterations == 0:
@@ -422,7 +648,7 @@ class PeakSearch:
     def probe(self, qps: float) -> bool:
         passes = []
         for attempt in range(3):
-            r, _ = self.server_run(qps, self.args.probe_duration, 1, self.seed, "probe" if attempt == 0 else "edge re-run")
+            r, _ = self.server_run(qps, self.ss.probe_duration_s, 1, self.seed, "probe" if attempt == 0 else "edge re-run")
             self.seed += 1
             ok = r.latency_at_percentile <= self.bound_ms and not r.stopped_on_max_duration
             passes.append(ok)
@@ -434,45 +660,44 @@ class PeakSearch:
         return passes.count(True) > passes.count(False)
 
     def confirm(self, qps: float, seed: int) -> bool:
-        args = self.args
-        r, st = self.server_run(qps, args.min_duration, args.min_queries, seed, "confirm")
+        r, native = self.server_run(qps, self.st.min_duration_s, self.st.min_queries, seed, "confirm")
         self.log(f"{'confirm':<11} {qps:9.2f} QPS (schedule seed {seed}): {'VALID' if r.valid else 'INVALID'}, "
                  f"{self.pct} {r.latency_at_percentile:.3f} ms" + ("" if r.valid else f" ({'; '.join(r.invalid_reasons)})"))
         if r.valid:
-            self.peak_run = (r, st)
+            self.peak_run = (r, native)
         return bool(r.valid)
 
     def set_floor(self) -> None:
-        """The lowest rate worth a probe: its --peak-runs confirmations of --min-queries must fit in what is left
-        of the budget after the probes, and each in --max-duration."""
-        args = self.args
-        probes_s = (math.ceil(math.log2(1.0 / args.peak_tolerance)) + 3) * (args.probe_duration + self.warmup_estimate_s())
+        """The lowest rate worth a probe: its ``peak_runs`` confirmations of ``min_queries`` must fit in what is
+        left of the budget after the probes, and each in ``max_duration_s``."""
+        st, ss = self.st, self.ss
+        probes_s = (math.ceil(math.log2(1.0 / ss.peak_tolerance)) + 3) * (ss.probe_duration_s + self.warmup_estimate_s())
         confirm_s = max(self.remaining() - probes_s, self.remaining() / 2)
-        per_run = min(args.max_duration, confirm_s / args.peak_runs) / 1.2 - self.warmup_estimate_s()
-        self.floor_qps = max(args.min_queries / max(per_run, 1e-3), self.offline_qps / 1000.0)
+        per_run = min(st.max_duration_s, confirm_s / ss.peak_runs) / 1.2 - self.warmup_estimate_s()
+        self.floor_qps = max(st.min_queries / max(per_run, 1e-3), self.offline_qps / 1000.0)
 
     def no_rate_above_floor(self, detail: str) -> SearchStopped:
         return SearchStopped("floor", f"no VALID rate above {self.floor_qps:.2f} QPS: {detail}; below it "
-                                      f"--peak-runs {self.args.peak_runs} runs of --min-queries {self.args.min_queries} "
+                                      f"--peak-runs {self.ss.peak_runs} runs of --min-queries {self.st.min_queries} "
                                       f"would not fit in the budget (--budget {self.budget_s:g} s)")
 
     # ---------------------------------------------------------------------------------------------- search
     def search(self) -> None:
-        args, setup = self.args, self.setup
+        st, ss, target = self.st, self.ss, self.target
         if self.bound_ms is None:
-            r = self.timed_run("single-stream median run", lambda st: setup.core.run_benchmark(
-                setup.engines[0], setup.dataset.reader(setup.batch, args.prefetch), st), inflight=1)
+            r = self.timed_run("single-stream median run", lambda native: target.core.run_benchmark(
+                target.engines[0], target.reader(), native), inflight=1)
             self.median_ms = float(r.latency.median)
-            self.bound_ms = args.bound_x_median * self.median_ms
-            self.log(f"bound: {args.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
+            self.bound_ms = ss.bound_x_median * self.median_ms
+            self.log(f"bound: {ss.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
                      f"{self.bound_ms:.3f} ms ({self.pct})")
         if self.offline_qps is None:
-            r = self.timed_run("offline capacity run", lambda st: setup.core.run_devices(
-                setup.engines, setup.dataset.reader(setup.batch, args.prefetch), st, names=setup.names))
-            self.offline_qps = float(r.throughput_per_s) / setup.batch
+            r = self.timed_run("offline capacity run", lambda native: target.core.run_devices(
+                target.engines, target.reader(), native, names=target.names))
+            self.offline_qps = float(r.throughput_per_s) / target.batch
         self.set_floor()
-        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * setup.batch:.1f} samples/s, batch "
-                 f"{setup.batch}, {len(setup.engines)} device(s) x {args.inflight} request(s)); searching "
+        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * target.batch:.1f} samples/s, batch "
+                 f"{target.batch}, {len(target.engines)} device(s) x {st.inflight} request(s)); searching "
                  f"{self.floor_qps:.2f} .. {1.1 * self.offline_qps:.2f} QPS")
         lo, hi = 0.0, 1.1 * self.offline_qps
         if self.floor_qps >= hi:
@@ -483,7 +708,7 @@ class PeakSearch:
             lo, hi = hi, hi * 1.5
         else:
             self.log(f"the bound still holds at {hi / 1.5:.1f} QPS; searching no higher")
-        while hi - lo > args.peak_tolerance * hi:
+        while hi - lo > ss.peak_tolerance * hi:
             mid = max((lo + hi) / 2, self.floor_qps)
             if mid >= hi:
                 break
@@ -494,22 +719,22 @@ class PeakSearch:
         if lo <= 0:
             raise self.no_rate_above_floor("every probe down to it missed the bound")
         self.best_probe_qps = lo
-        candidate, seed = lo, args.schedule_seed + 1000
+        candidate, seed = lo, st.schedule_seed + 1000
         for _ in range(MAX_CONFIRM_STEPS):
             if candidate < self.floor_qps:
                 raise self.no_rate_above_floor(f"confirmation runs failed from {lo:.2f} QPS down to it")
             confirmed = 0
-            for _ in range(args.peak_runs):
+            for _ in range(ss.peak_runs):
                 ok = self.confirm(candidate, seed)
                 seed += 1
                 if not ok:
                     break
                 confirmed += 1
-            if confirmed == args.peak_runs:
+            if confirmed == ss.peak_runs:
                 self.peak_qps = candidate
-                self.stop_kind, self.stop_reason = "peak", f"peak confirmed by {args.peak_runs} VALID run(s)"
+                self.stop_kind, self.stop_reason = "peak", f"peak confirmed by {ss.peak_runs} VALID run(s)"
                 return
-            candidate *= 1.0 - 2 * args.peak_tolerance
+            candidate *= 1.0 - 2 * ss.peak_tolerance
         raise SearchStopped("confirmations", f"no VALID rate confirmed: {MAX_CONFIRM_STEPS} steps down from "
                                              f"{lo:.2f} QPS all failed a confirmation run")
 
@@ -536,7 +761,7 @@ class PeakSearch:
             "budget_s": self.budget_s,
             "elapsed_s": round(self.elapsed(), 3),
             "latency_bound_ms": self.bound_ms,
-            "bound_percentile": self.args.percentile / 100.0,
+            "bound_percentile": self.st.percentile / 100.0,
             "single_stream_median_ms": self.median_ms,
             "offline_qps": self.offline_qps,
             "floor_qps": self.floor_qps,
@@ -551,250 +776,117 @@ class PeakSearch:
         return doc
 
     def save_progress(self) -> None:
-        """Rewrite --json with what the search has so far (atomically; a failure is reported by the final save)."""
+        """Rewrite ``json_path`` with what the search has so far (atomically; a failure is left to the caller's
+        final save to report)."""
         if not self.json_path or self._json_failed:
             return
         try:
             report.write_json(self.document(), self.json_path)
-        except Exception:  # noqa: BLE001 - the final save_output says what went wrong and saves elsewhere
+        except Exception:  # noqa: BLE001 - the final save says what went wrong and saves elsewhere
             self._json_failed = True
 
 
-def main_server(args: argparse.Namespace) -> int:
-    check_scenario_numbers(args)
-    if not args.find_peak and (args.qps is None or args.p99_ms is None):
-        raise SystemExit("--qps and --p99-ms are required (or use --find-peak to search the highest QPS under a bound)")
-    check_output_path(args.json, "--json")
-    check_output_path(args.plot, "--plot")
-    setup = open_setup(args, lambda e: choose_batch(e, args.batch))
-    meta = run_meta(args, "server", setup.engines, setup.names, setup.model, setup.description, setup.pretrained,
-                    setup.batch, setup.input_desc)
+def find_peak(model: ModelLike, *, p99_ms: float | None = None, budget_s: float = DEFAULT_BUDGET_S, batch: int = 1,
+              precision: str = "f32", engine: str | None = None, input: InputLike = None,
+              settings: ScenarioSettings | None = None, search: PeakSearchSettings | None = None,
+              offline_qps: float | None = None, log: Log | None = None, progress_json: str | Path | None = None,
+              started: Callable[[], None] | None = None) -> PeakResult:
+    """The highest server QPS whose runs stay VALID under ``p99_ms`` (at ``settings.percentile``), searched within
+    ``budget_s`` seconds.
+
+    Without ``p99_ms`` the bound is ``search.bound_x_median`` single-stream medians, measured first; without
+    ``offline_qps`` the back-to-back capacity is measured before the search. ``log`` receives one progress line
+    per run, ``progress_json`` is rewritten with the search so far after each (so a killed search leaves its
+    curve), and ``started()`` is called once the engines are open and the budget's clock runs. The search stops
+    at a confirmed peak, when the budget is spent, at its floor, or on Ctrl-C/SIGTERM (``interrupted=True``),
+    always returning what it has; ``peak_qps`` is None when no rate was confirmed.
+
+    >>> import pymfn.bench as b
+    >>> r = b.find_peak(b.default_model(), p99_ms=50, budget_s=6,
+    ...                 settings=b.ScenarioSettings(min_duration_s=0.5, min_queries=10),
+    ...                 search=b.PeakSearchSettings(peak_runs=1, probe_duration_s=0.3))
+    >>> r.stop in ("peak", "budget", "floor", "confirmations") and len(r.curve) >= 1
+    True
+    """
+    if p99_ms is not None:
+        _check_rate("p99_ms", p99_ms)
+    if offline_qps is not None:
+        _check_rate("offline_qps", offline_qps)
+    if not (isinstance(budget_s, (int, float)) and budget_s > 0):  # math.inf: no budget
+        raise SettingError(f"`budget_s` must be > 0, got {budget_s!r}")
+    check_batch(batch)
+    st = _scenario_settings(settings, SERVER_DEFAULTS)
+    search = search or PeakSearchSettings()
+    check_time_window(st, probe_duration_s=search.probe_duration_s)
+    check_search_fits(st, search, budget_s)
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
+                       batch_for=lambda e: choose_batch(e, batch))
+    meta = run_meta(target, "server")
     meta["scope"] = "scheduled arrival to completion"
-    prog = "pymfn.bench server"
-    if args.find_peak:
-        return _main_find_peak(args, setup, meta, prog)
-    st = scenario_settings(setup, args, target_qps=args.qps, latency_bound_ms=args.p99_ms,
-                           min_duration_ms=args.min_duration * 1000.0, min_query_count=args.min_queries)
-    if not args.quiet:
-        print(scenario_plan(st, f"Poisson arrivals at {args.qps:g} QPS"), flush=True)
-    result, st, interrupted = run_server_once(setup, args, args.qps, args.p99_ms, args.schedule_seed, args.min_duration,
-                                              args.min_queries)
-    return _report_scenario(args, result, meta, st, prog, interrupted)
-
-
-def _report_scenario(args: argparse.Namespace, result: Any, meta: dict[str, Any], st: Any, prog: str,
-                     interrupted: bool) -> int:
-    doc = scenario_to_json(result, meta, st)
-    print(format_scenario(doc))
-    json_at = _save_outputs(args, doc, prog, plot_scenario if doc["queries"] else None)
-    if interrupted:
-        return interrupted_exit(prog, partial_note(json_at, f"{doc['queries']} of {doc['queries_scheduled']} scheduled "
-                                                            "queries completed"))
-    return 0
-
-
-def find_peak(setup: Setup, args: argparse.Namespace, bound_ms: float, offline_qps: float,
-              log: Callable[[str], None], budget_s: float = math.inf) -> tuple[float | None, list[dict[str, Any]], Any, Any]:
-    """The search for a given bound and offline capacity, as a library call: (peak or None, curve, the last VALID
-    confirming result, its settings). Ctrl-C raises KeyboardInterrupt; see PeakSearch for the method."""
-    search = PeakSearch(setup, args, {}, budget_s=budget_s, log=log, bound_ms=bound_ms, offline_qps=offline_qps)
-    search.run()
-    if search.stop_kind == "interrupted":
-        raise KeyboardInterrupt(search.stop_reason)
-    last, last_st = search.peak_run or (None, None)
-    return search.peak_qps, search.curve, last, last_st
-
-
-def _main_find_peak(args: argparse.Namespace, setup: Setup, meta: dict[str, Any], prog: str) -> int:
-    search = PeakSearch(setup, args, meta, budget_s=args.budget, log=(lambda _line: None) if args.quiet else None,
-                        json_path=args.json, bound_ms=args.p99_ms)
-    where = f"; progress and results go to {args.json}" if args.json else ""
-    print(f"find-peak: budget {search.budget_s:g} s (--budget) for the whole search; it stops when the budget is spent "
-          f"or on Ctrl-C and keeps what it has{where}", flush=True)
-    search.log("searching")
-    search.run()
-    doc = search.document()
-    curve = doc["curve"]
-    print()
-    print("QPS target  achieved   median    p99       p99.9     role         verdict")
-    for c in sorted(curve, key=lambda c: c["target_qps"]):
-        lat = c["latency_ms"]
-        verdict = "VALID" if c["valid"] else "INVALID (" + "; ".join(c["invalid_reasons"]) + ")"
-        print(f"{c['target_qps']:<11.2f} {c['achieved_qps']:<10.2f} {lat['median']:<9.3f} {lat['p99']:<9.3f} "
-              f"{lat['p999']:<9.3f} {c['role']:<12} {verdict}{' [interrupted]' if c.get('interrupted') else ''}")
-    print()
-    pct = _pct_label(args.percentile / 100)
-    peak, offline, bound = doc["peak_qps"], doc["offline_qps"], doc["latency_bound_ms"]
-    if peak:
-        print(f"PEAK: {peak:.2f} QPS VALID ({pct} <= {bound:.3f} ms; confirmed by {args.peak_runs} full run(s) of "
-              f">= {args.min_duration:g} s and >= {args.min_queries} queries) = {peak / offline:.3f} x the "
-              f"back-to-back rate of {offline:.2f} QPS measured before the search (same engines and requests; "
-              f"{args.probe_duration:g} s, as noisy as the machine)")
-    else:
-        best = doc["best_passing_probe_qps"]
-        unconfirmed = f"; the highest passing probe, {best:.2f} QPS, is not confirmed" if best else ""
-        print(f"PEAK: none — {doc['stop_reason']}{unconfirmed}")
-    print(f"search: {doc['elapsed_s']:.1f} s of its {search.budget_s:g} s budget; stopped: {doc['stop_reason']}")
-    json_at = _save_outputs(args, doc, prog, plot_curve if curve else None)
-    if doc["interrupted"]:
-        return interrupted_exit(prog, partial_note(json_at, f"{len(curve)} runs of the search"))
-    return 0 if peak else 1
-
-
-def _save_outputs(args: argparse.Namespace, doc: dict[str, Any], prog: str,
-                  plot: Callable[[dict[str, Any], Any], None] | None) -> Path | None:
-    json_at = None
-    if args.json and (json_at := save_output(args.json, lambda p: report.write_json(doc, p), "--json", prog)):
-        print(f"\nJSON written to {json_at}")
-    if args.plot and plot is not None and (where := save_output(args.plot, lambda p: plot(doc, p), "--plot", prog)):
-        print(f"plot written to {where}")
-    return json_at
+    peak_search = PeakSearch(target, st, search, meta, budget_s=budget_s, log=log, json_path=progress_json,
+                             bound_ms=p99_ms, offline_qps=offline_qps)
+    if started is not None:
+        started()
+    peak_search.log("searching")
+    peak_search.run()
+    return PeakResult(peak_search.document(), st, search)
 
 
 # ------------------------------------------------------------------------------------------- multi-stream
-def multistream_batch(engine: Any, args: argparse.Namespace) -> int:
-    """--batch, or the largest batch the model offers that divides --samples-per-query."""
-    n = args.samples_per_query
-    if args.batch is not None:
-        batch = choose_batch(engine, args.batch)
+def multistream_batch(engine: Any, batch: int | None, samples_per_query: int) -> int:
+    """``batch``, or the largest batch the model offers that divides ``samples_per_query``."""
+    n = samples_per_query
+    if batch is not None:
+        batch = choose_batch(engine, batch)
         if n % batch:
-            raise SystemExit(f"--batch {batch}: --samples-per-query {n} is not a multiple of it (queries are split "
-                             "into whole batches; nothing is padded)")
+            raise SettingError(f"`batch` {batch}: `samples_per_query` {n} is not a multiple of it (queries are split "
+                               "into whole batches; nothing is padded)")
         return batch
     offered = list(engine.supported_batches())
     if not offered:
         return n
     fitting = [b for b in offered if n % b == 0]
     if not fitting:
-        raise SystemExit(f"--samples-per-query {n}: the model offers batch sizes {offered}, none divides it")
+        raise SettingError(f"`samples_per_query` {n}: the model offers batch sizes {offered}, none divides it")
     return max(fitting)
 
 
-def main_multistream(args: argparse.Namespace) -> int:
-    check_scenario_numbers(args)
-    check_output_path(args.json, "--json")
-    check_output_path(args.plot, "--plot")
-    setup = open_setup(args, lambda e: multistream_batch(e, args))
-    meta = run_meta(args, "multistream", setup.engines, setup.names, setup.model, setup.description, setup.pretrained,
-                    setup.batch, setup.input_desc)
+def multistream(model: ModelLike, *, samples_per_query: int = 8, interval_ms: float = 50.0,
+                bound_ms: float | None = None, batch: int | None = None, precision: str = "f32",
+                engine: str | None = None, input: InputLike = None, settings: ScenarioSettings | None = None,
+                log: Log | None = None) -> MultistreamResult:
+    """LoadGen's multi-stream scenario: a query of ``samples_per_query`` samples every ``interval_ms``; a query's
+    latency runs from its scheduled time to its last sample's completion; VALID when its percentile stays under
+    ``bound_ms`` (None: ``interval_ms``, a query done before the next is due).
+
+    ``batch`` None takes the largest batch the model offers that divides ``samples_per_query`` (one request per
+    query for a dynamic-batch model). Fields of ``settings`` left None take 10 s minimum, 100 queries, a 300 s
+    cap and one request slot per device. Ctrl-C (or SIGTERM) returns what was measured, ``interrupted=True``.
+
+    >>> import pymfn.bench as b
+    >>> r = b.multistream(b.default_model(), samples_per_query=2, interval_ms=40,
+    ...                   settings=b.ScenarioSettings(min_duration_s=0.5, min_queries=10))
+    >>> r.queries >= 10 and r.document["samples_per_query"] == 2
+    True
+    """
+    check_int("samples_per_query", samples_per_query, 1)
+    _check_rate("interval_ms", interval_ms)
+    if bound_ms is not None:
+        _check_rate("bound_ms", bound_ms)
+    if batch is not None:
+        check_batch(batch)
+    st = _scenario_settings(settings, MULTISTREAM_DEFAULTS)
+    check_schedule_fits(st, interval_ms=interval_ms)
+    target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
+                       batch_for=lambda e: multistream_batch(e, batch, samples_per_query))
+    meta = run_meta(target, "multistream")
     meta["scope"] = "scheduled query time to the completion of its last request"
-    st = scenario_settings(setup, args, samples_per_query=args.samples_per_query, query_interval_ms=args.interval_ms,
-                           latency_bound_ms=args.bound_ms or 0.0)
-    if not args.quiet:
-        print(scenario_plan(st, f"a query of {args.samples_per_query} samples every {args.interval_ms:g} ms"), flush=True)
-    reader = setup.dataset.reader(setup.batch, args.prefetch)
-    result, interrupted = keep_partial(lambda: setup.core.run_multistream(setup.engines, reader, st, names=setup.names))
-    return _report_scenario(args, result, meta, st, "pymfn.bench multistream", interrupted)
-
-
-# ------------------------------------------------------------------------------------------------ options
-def check_scenario_numbers(args: argparse.Namespace) -> None:
-    """The scenario options __main__.check_numbers cannot express (open intervals, upper bounds)."""
-    for name in ("qps", "p99_ms", "interval_ms", "bound_ms", "probe_duration", "bound_x_median"):
-        v = getattr(args, name, None)
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise SystemExit(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    if not (math.isfinite(args.percentile) and 0 < args.percentile < 100):
-        raise SystemExit(f"--percentile must be in (0, 100), got {args.percentile}")
-    tol = getattr(args, "peak_tolerance", None)
-    if tol is not None and not (math.isfinite(tol) and 0 < tol < 0.5):
-        raise SystemExit(f"--peak-tolerance must be in (0, 0.5), got {tol}")
-    if not (math.isfinite(args.spin_ms) and 0 <= args.spin_ms <= 1000):
-        raise SystemExit(f"--spin-ms must be in 0..1000, got {args.spin_ms}")
-    check_schedule_fits(args)
-
-
-def check_schedule_fits(args: argparse.Namespace) -> None:
-    """A schedule that cannot hold --min-queries within --max-duration (warm-up included) would only ever give an
-    INVALID run, and one beyond what the runner holds would fail: both are refused before any model loads."""
-    cap, warmup_s = args.max_duration, args.warmup_ms / 1000.0
-    if getattr(args, "find_peak", False):
-        floor_s = args.peak_runs * (args.min_duration + warmup_s) + 2 * (args.probe_duration + warmup_s)
-        if args.budget < floor_s:
-            raise SystemExit(f"--budget {args.budget:g} s cannot hold a search: the offline run and one probe "
-                             f"(--probe-duration {args.probe_duration:g} s each) and --peak-runs {args.peak_runs} "
-                             f"confirmations (--min-duration {args.min_duration:g} s each) need at least {floor_s:g} s")
-        return
-    if getattr(args, "qps", None) is not None:
-        option, rate = f"--qps {args.qps:g}", args.qps
-        length = args.min_queries / args.qps
-        what = f"--min-queries {args.min_queries} queries at {args.qps:g} QPS take about {length:.3g} s"
-    elif getattr(args, "interval_ms", None) is not None:
-        option, rate = f"--interval-ms {args.interval_ms:g}", 1000.0 / args.interval_ms
-        length = (args.min_queries - 1) * args.interval_ms / 1000.0
-        what = f"--min-queries {args.min_queries} queries every {args.interval_ms:g} ms take {length:.3g} s"
-    else:
-        return
-    queries = rate * max(length, args.min_duration)
-    if queries > MAX_SCHEDULED_QUERIES:
-        raise SystemExit(f"{option}: the schedule would hold about {queries:.3g} queries; a run holds at most "
-                         f"{MAX_SCHEDULED_QUERIES:,}")
-    if length + warmup_s > cap:
-        plus = f" plus --warmup-ms {args.warmup_ms:g}" if warmup_s else ""
-        raise SystemExit(f"{option}: {what}{plus}, more than --max-duration {cap:g} s (the cap covers the whole run, "
-                         "warm-up included): the run could never be VALID")
-
-
-def _add_schedule_arguments(g: argparse._ArgumentGroup, *, min_duration: float, min_queries: int) -> None:
-    g.add_argument("--inflight", type=int, default=1,
-                   help="request slots per device (default 1); a query waits when all are busy, and that wait counts")
-    g.add_argument("--percentile", type=float, default=99.0, help="the latency percentile the bound applies to (default 99)")
-    g.add_argument("--warmup", type=int, default=10, help="untimed requests before the schedule starts (default 10)")
-    g.add_argument("--warmup-ms", type=float, default=0.0, help="and keep warming up for at least this long (ms)")
-    g.add_argument("--min-duration", type=float, default=min_duration,
-                   help=f"the schedule lasts at least this many seconds (default {min_duration:g}; LoadGen's minimum)")
-    g.add_argument("--min-queries", type=int, default=min_queries,
-                   help=f"and holds at least this many queries (default {min_queries})")
-    g.add_argument("--max-duration", type=float, default=300.0,
-                   help="cap on the whole run, warm-up included: stop issuing after this many seconds (the run is "
-                   "then INVALID; default 300)")
-    g.add_argument("--schedule-seed", type=int, default=0, help="seed of the arrival schedule (default 0)")
-    g.add_argument("--late-ms", type=float, default=0.1,
-                   help="a query issued more than this after its scheduled arrival counts as late (default 0.1)")
-    g.add_argument("--spin-ms", type=float, default=0.2,
-                   help="the scheduler spins on the clock for the last this-many ms before an arrival (default 0.2)")
-
-
-def add_server_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
-    g = p.add_argument_group("server scenario")
-    g.add_argument("--qps", type=float, default=None, help="target queries per second (Poisson arrivals); one query = "
-                   "one request of --batch samples")
-    g.add_argument("--p99-ms", type=float, default=None,
-                   help="latency bound (ms) at --percentile for a VALID run; with --find-peak it defaults to "
-                   "--bound-x-median times the single-stream median latency measured first")
-    g.add_argument("--batch", type=int, default=1, help="samples per query (default 1)")
-    _add_schedule_arguments(g, min_duration=10.0, min_queries=1024)
-    g = p.add_argument_group("peak search")
-    g.add_argument("--find-peak", action="store_true",
-                   help="search the highest QPS whose runs are VALID; prints and saves the latency-vs-QPS curve")
-    g.add_argument("--peak-runs", type=int, default=2,
-                   help="full-length VALID runs (different schedules) that must confirm the peak (default 2)")
-    g.add_argument("--peak-tolerance", type=float, default=0.05,
-                   help="relative precision of the search; a failed confirmation steps down by twice this (default 0.05)")
-    g.add_argument("--probe-duration", type=float, default=3.0,
-                   help="seconds of each search probe, of the offline capacity run and of the median run (default 3)")
-    g.add_argument("--bound-x-median", type=float, default=4.0,
-                   help="--find-peak without --p99-ms: the bound is this many single-stream medians (default 4)")
-    g.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S,
-                   help=f"--find-peak: seconds the whole search may take (default {DEFAULT_BUDGET_S:g}); every run is "
-                   "capped at what is left, and when it is spent the search stops and keeps what it has")
-    add_input_arguments(p)
-    add_output_arguments(p, "PNG: latency over the run and its histogram; with --find-peak, the latency-vs-QPS curve")
-
-
-def add_multistream_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
-    g = p.add_argument_group("multi-stream scenario")
-    g.add_argument("--samples-per-query", type=int, default=8, help="samples in one query (default 8)")
-    g.add_argument("--interval-ms", type=float, default=50.0, help="time between query arrivals (default 50)")
-    g.add_argument("--bound-ms", type=float, default=None,
-                   help="latency bound at --percentile for a VALID run (default: --interval-ms, a query done before "
-                   "the next is due)")
-    g.add_argument("--batch", type=int, default=None,
-                   help="samples per request (default: the largest batch the model offers that divides "
-                   "--samples-per-query; any size for dynamic-batch models = one request per query)")
-    _add_schedule_arguments(g, min_duration=10.0, min_queries=100)
-    add_input_arguments(p)
-    add_output_arguments(p, "PNG: latency over the run and its histogram")
-
+    native = st.to_core(target.core, target.batch)
+    native.samples_per_query = samples_per_query
+    native.query_interval_ms = interval_ms
+    native.latency_bound_ms = bound_ms or 0.0
+    if log is not None:
+        log(scenario_plan(native, f"a query of {samples_per_query} samples every {interval_ms:g} ms"))
+    reader = target.reader()
+    result, _ = keep_partial(lambda: target.core.run_multistream(target.engines, reader, native, names=target.names))
+    return MultistreamResult(scenario_to_json(result, meta, native), st)

@@ -1,0 +1,1 @@
+"""Is a build slower than another: builds, interleaved runs, saved runs."""

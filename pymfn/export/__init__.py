@@ -1,0 +1,1 @@
+"""From weights to deployable models: import, freeze, convert (atc / om-emu / ONNX / IR), quantize."""

@@ -1,0 +1,1 @@
+"""Verification metrics: the InsightFace LFW protocol."""

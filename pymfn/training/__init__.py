@@ -1,0 +1,1 @@
+"""MobileFaceNet and its training: the network, ArcFace, TFRecords/RecordIO input, the loop."""
