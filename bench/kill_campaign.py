@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from pymfn import _atomic  # noqa: E402
+from pymfn.files import atomic as _atomic  # noqa: E402
 
 PY = sys.executable
 LEFTOVER = re.compile(r"(\.pymfn-\d+-\d+-[0-9a-f]+\.tmp|\.pymfn-commit\.json|\.pymfn\.lock)$|_temp$|"

@@ -1,4 +1,4 @@
-"""One-line errors and output paths checked before work (pymfn/_cli.py), and the bench CLI's use of them."""
+"""One-line errors and output paths checked before work (pymfn/errors.py, pymfn/cli/common.py, pymfn/files/outputs.py), and the bench CLI's use of them."""
 from __future__ import annotations
 
 import os
@@ -8,22 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from pymfn import _cli
+from pymfn import errors
+from pymfn.cli import common
+from pymfn.files import outputs
 
 
 def test_user_error_is_one_line(capsys):
     def body():
         raise ValueError("x.bin: 10 bytes, expected 150528\nsecond line")
 
-    assert _cli.run_command("prog", body) == _cli.EXIT_ERROR
+    assert common.run_command("prog", body) == common.EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("prog: error: x.bin: 10 bytes")
     assert "Traceback" not in err
 
 
 def test_debug_adds_traceback(capsys, monkeypatch):
-    monkeypatch.setenv(_cli.DEBUG_ENV, "1")
-    assert _cli.run_command("prog", lambda: (_ for _ in ()).throw(OSError("disk gone"))) == _cli.EXIT_ERROR
+    monkeypatch.setenv(errors.DEBUG_ENV, "1")
+    assert common.run_command("prog", lambda: (_ for _ in ()).throw(OSError("disk gone"))) == common.EXIT_ERROR
     err = capsys.readouterr().err
     assert "Traceback" in err and err.rstrip().endswith("prog: error: disk gone")
 
@@ -32,37 +34,37 @@ def test_internal_error_names_itself(capsys):
     def body():
         raise ZeroDivisionError("division by zero")
 
-    assert _cli.run_command("prog", body) == _cli.EXIT_INTERNAL
+    assert common.run_command("prog", body) == common.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert "internal error (ZeroDivisionError)" in err and "--debug" in err and "Traceback" not in err
 
 
 def test_system_exit_message_gets_prefix(capsys):
-    assert _cli.run_command("prog", lambda: (_ for _ in ()).throw(SystemExit("--batch must be >= 1"))) == 1
+    assert common.run_command("prog", lambda: (_ for _ in ()).throw(SystemExit("--batch must be >= 1"))) == 1
     assert capsys.readouterr().err == "prog: error: --batch must be >= 1\n"
 
 
 def test_check_output_path(tmp_path):
-    assert _cli.check_output_path(None, "--json") is None
-    assert _cli.check_output_path(tmp_path / "new" / "deeper" / "r.json", "--json") is not None
+    assert outputs.check_output_path(None, "--json") is None
+    assert outputs.check_output_path(tmp_path / "new" / "deeper" / "r.json", "--json") is not None
     assert not (tmp_path / "new").exists(), "the check must not create folders"
-    with pytest.raises(_cli.CommandError, match="existing directory"):
-        _cli.check_output_path(tmp_path, "--json")
+    with pytest.raises(errors.CommandError, match="existing directory"):
+        outputs.check_output_path(tmp_path, "--json")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(_cli.CommandError, match="not a directory"):
-        _cli.check_output_path(tmp_path / "file" / "r.json", "--plot")
+    with pytest.raises(errors.CommandError, match="not a directory"):
+        outputs.check_output_path(tmp_path / "file" / "r.json", "--plot")
     if os.geteuid() != 0:  # root writes anywhere; /proc refuses everyone
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
-        with pytest.raises(_cli.CommandError, match="cannot write"):
-            _cli.check_output_path(ro / "r.json", "--json")
-    with pytest.raises(_cli.CommandError, match="cannot write"):
-        _cli.check_output_path("/proc/r.json", "--json")
+        with pytest.raises(errors.CommandError, match="cannot write"):
+            outputs.check_output_path(ro / "r.json", "--json")
+    with pytest.raises(errors.CommandError, match="cannot write"):
+        outputs.check_output_path("/proc/r.json", "--json")
     assert list(tmp_path.glob(".*probe")) == []
 
 
 def test_save_output_falls_back(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_cli.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(outputs.tempfile, "gettempdir", lambda: str(tmp_path))
     calls = []
 
     def write(p: Path) -> None:
@@ -71,7 +73,7 @@ def test_save_output_falls_back(tmp_path, capsys, monkeypatch):
             raise PermissionError(13, "Permission denied")
         p.write_text("result")
 
-    where = _cli.save_output("/nowhere/r.json", write, "--json", "prog")
+    where = outputs.save_output("/nowhere/r.json", write, "--json", "prog")
     assert where is not None and where.parent == tmp_path and where.read_text() == "result"
     assert f"saved to {where}" in capsys.readouterr().err
 
@@ -99,12 +101,12 @@ def test_control_characters_from_the_command_line_are_escaped(capsys, monkeypatc
     def body():
         raise SystemExit("--model: dir/x\ny.pb does not exist")
 
-    assert _cli.run_command("prog", body) == _cli.EXIT_ERROR
+    assert common.run_command("prog", body) == common.EXIT_ERROR
     assert capsys.readouterr().err == "prog: error: --model: dir/x\\ny.pb does not exist\n"
 
     def derived():  # a path derived from the argument (other suffix) keeps the escape; the tab too
         raise FileNotFoundError("dir/x\ny.bin: not found beside a\tb\nnative detail")
 
-    assert _cli.run_command("prog", derived) == _cli.EXIT_ERROR
+    assert common.run_command("prog", derived) == common.EXIT_ERROR
     assert capsys.readouterr().err == "prog: error: dir/x\\ny.bin: not found beside a\\tb | native detail\n"
-    assert _cli.escape_user_text("plain\ntext", ["no-control"]) == "plain\ntext"
+    assert errors.escape_user_text("plain\ntext", ["no-control"]) == "plain\ntext"

@@ -85,8 +85,10 @@ def _module(cmd: Command) -> ModuleType:
 
 
 def parser_for(prog: str, module: ModuleType) -> argparse.ArgumentParser:
-    """The parser of one command: its module docstring as description, its options from add_arguments()."""
-    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__, formatter_class=DefaultsFormatter)
+    """The parser of one command: its ``DESCRIPTION`` (else its module docstring) as description, its options
+    from add_arguments()."""
+    description = getattr(module, "DESCRIPTION", module.__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter)
     parser.add_argument("--debug", action="store_true", help=f"print tracebacks of errors (same as {DEBUG_ENV}=1)")
     module.add_arguments(parser)
     return parser

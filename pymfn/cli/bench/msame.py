@@ -1,23 +1,4 @@
-"""Put Huawei msame's figures beside pymfn's for the same .om and the same input folder, scope for scope.
-
-Three things are compared, each with its scope named in the table and the JSON.
-
-(1) Per execute: msame times one synchronous aclmdlExecute per file with gettimeofday (microseconds; no
-  warm-up). pymfn's timing pass times the same call inside its ACL engine with a monotonic clock: exactly
-  one pass over the folder in msame's (lexicographic) order, every file once; its warm-up executes come
-  before the pass and are extra.
-(2) Whole process: msame's wall clock from start to exit (model load, every read, execute and output write)
-  beside pymfn's folder run, a child process doing the same work and writing msame's output layout, timed
-  by the same function.
-(3) Outputs: msame's <stem>_output_<k>.bin beside pymfn's output for input <stem>.bin, paired by name: rows
-  compared, rows differing (bitwise) with the largest difference, and the names missing on either side.
-
-msame exits 0 even when executes fail; a run with [ERROR] lines, fewer outputs than inputs or missing
-indices is reported as a failed msame run (exit status 1), and its averages are not shown as results. msame's
-output (stdout and stderr, interleaved as it wrote them) is kept beside its outputs as <output>/<run folder>.log
-and scanned whole: an [ERROR] line anywhere (also after its summary, e.g. in its teardown) or the ACL emulator's
-report of resources still outstanding at aclFinalize (a leak) fails the run too.
-"""
+"""`pymfn bench msame`: its options, over pymfn.bench.msame_comparison (whose docstring is the --help description)."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +10,10 @@ from pymfn.cli.bench._options import run_checked
 from pymfn.errors import CommandError
 from pymfn.cli.bench._csv import save_csv
 from pymfn.files.outputs import check_output_path, save_output
+
+from pymfn.bench import msame_comparison as _library
+
+DESCRIPTION = _library.__doc__
 
 PROG = "pymfn bench msame"
 
