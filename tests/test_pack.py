@@ -312,7 +312,7 @@ def test_reader_never_blocks_on_non_regular_files(tmp_path):
     (tmp_path / "dir.pack").mkdir()
     script = (
         "import sys\n"
-        "from pymfn import pack\n"
+        "from pymfn.inputs import pack\n"
         "for p in sys.argv[1:]:\n"
         "    assert not pack.is_packed(p), p\n"
         "    try:\n"
