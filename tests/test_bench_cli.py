@@ -388,7 +388,7 @@ def test_find_peak_stops_at_its_budget_and_says_why(tiny_pb, tmp_path):
     doc = json.loads(out.read_text())
     # spent between runs, or cut a run short: either way the reason names the budget
     assert doc["stop"] == "budget" and "the budget of 3.5 s (--budget)" in doc["stop_reason"]
-    assert doc["elapsed_s"] <= 3.5 + 1.0 and doc["budget_s"] == 3.5
+    assert doc["elapsed_s"] <= 3.5 + 2.5 and doc["budget_s"] == 3.5
     assert doc["peak_qps"] is None and doc["result"] == "INVALID" and not doc["interrupted"]
     runs = [line for line in doc["progress"] if any(f"] {role} " in line for role in ("probe", "edge re-run", "confirm"))]
     assert len(runs) == len(doc["curve"]) >= 1  # one progress line per run

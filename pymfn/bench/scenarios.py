@@ -622,11 +622,15 @@ class PeakSearch:
         result, native, interrupted = run_server_once(self.target, self.st, qps, self.bound_ms, seed, duration_s,
                                                       min_queries, cap_s=cap)
         self.curve.append(curve_point(result, role, interrupted))
+        stop = None
         if interrupted:
-            raise SearchStopped("interrupted", f"interrupted (Ctrl-C) during a {role} run at {qps:.2f} QPS")
-        if result.stopped_on_max_duration and cap < self.st.max_duration_s:
-            raise SearchStopped("budget", f"the budget of {self.budget_s:g} s (--budget) ran out during a {role} run "
-                                          f"at {qps:.2f} QPS")
+            stop = SearchStopped("interrupted", f"interrupted (Ctrl-C) during a {role} run at {qps:.2f} QPS")
+        elif result.stopped_on_max_duration and cap < self.st.max_duration_s:
+            stop = SearchStopped("budget", f"the budget of {self.budget_s:g} s (--budget) ran out during a {role} "
+                                           f"run at {qps:.2f} QPS")
+        if stop is not None:  # every run in the curve has its progress line, a cut one too
+            self.log(f"{role:<11} {qps:9.2f} QPS: cut short after {int(result.queries)} queries")
+            raise stop
         return result, native
 
     def timed_run(self, what: str, run: Callable[[Any], Any], inflight: int | None = None) -> Any:
