@@ -11,11 +11,13 @@ Timed runs (the timing loop is C++, ``pymfn._core``, GIL released)::
 :func:`latency`, :func:`throughput`, :func:`server`, :func:`find_peak` and :func:`multistream` take their knobs
 in :class:`RunSettings` / :class:`ScenarioSettings` / :class:`PeakSearchSettings` and return results (dataclasses
 with ``report()``, ``to_dict()``, ``to_json()``, ``to_csv()``, ``plot()``). A run stopped by Ctrl-C or SIGTERM
-returns what it measured with ``interrupted=True``.
+returns what it measured with ``interrupted=True``. :func:`fleet_throughput` runs throughput on every host of a
+Ray cluster at once and reports the aggregate on one clock (:class:`FleetSettings`, extra ``pymfn[ray]``).
 """
 from pymfn.bench.perf import (LatencyResult, LatencyStats, OfflineResult, ThroughputResult, latency,
                               throughput)
 from pymfn.bench.result import Result
+from pymfn.bench.fleet import FleetResult, FleetSettings, fleet_throughput
 from pymfn.bench.scenarios import (MultistreamResult, PeakResult, ScenarioRunResult, ServerResult, find_peak,
                                    multistream, server)
 from pymfn.bench.settings import PeakSearchSettings, RunSettings, ScenarioSettings, SettingError
@@ -27,10 +29,10 @@ from pymfn.bench.precision_sweep import SweepResult, SweepSettings, sweep
 from pymfn.bench.regression.compare import RegressResult, RegressSettings, Verdict, regress
 
 __all__ = [
-    "default_model", "latency", "throughput", "server", "find_peak", "multistream",
+    "default_model", "latency", "throughput", "server", "find_peak", "multistream", "fleet_throughput",
     "RunSettings", "ScenarioSettings", "PeakSearchSettings", "SettingError", "StabilitySettings",
     "Result", "LatencyStats", "OfflineResult", "LatencyResult", "ThroughputResult", "ScenarioRunResult",
-    "ServerResult", "MultistreamResult", "PeakResult",
+    "ServerResult", "MultistreamResult", "PeakResult", "FleetSettings", "FleetResult",
     "accuracy", "sweep", "msame_compare", "regress",
     "AccuracyResult", "SweepResult", "SweepSettings", "MsameComparison", "RegressResult", "RegressSettings", "Verdict",
 ]

@@ -65,6 +65,8 @@ OPTION_OF_SETTING = {
     "samples_per_query": "--samples-per-query", "peak_runs": "--peak-runs", "peak_tolerance": "--peak-tolerance",
     "probe_duration_s": "--probe-duration", "bound_x_median": "--bound-x-median", "budget_s": "--budget",
     "threshold_pct": "--until-stable", "windows": "--stable-windows", "window_s": "--window-s",
+    "hosts": "--hosts", "local_nodes": "--ray-local-nodes", "actor_cpus": "--actor-cpus",
+    "actor_resources": "--actor-resources", "address": "--ray",
 }
 
 
