@@ -7,6 +7,8 @@ import _thread
 import json
 import math
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +52,23 @@ def emulated_devices(monkeypatch):
     monkeypatch.setenv("PYMFN_ACL_EMU_EXEC_MS", str(EXEC_MS))
 
 
+def _runner_processes_end(wait_s: float = 60.0) -> bool:
+    """No runner process (title ``ray::HostRunner``) is left: each exits soon after the run kills it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::HostRunner") and \
+                        " Z " not in (proc / "stat").read_text().split(")", 1)[1][:4]:
+                    left.append(proc.name)
+            except OSError:
+                continue
+        if not left or time.monotonic() > deadline:
+            return not left
+        time.sleep(0.5)
+
+
 def _settings(**kw) -> b.RunSettings:
     base = dict(devices=(0, 1), inflight=1, min_duration_s=1.0, min_iterations=20, warmup_iterations=2,
                 max_duration_s=60.0)
@@ -90,14 +109,23 @@ def test_two_hosts_two_devices_on_one_clock(cluster, om, emulated_devices, tmp_p
     assert doc["hosts"][0]["samples_ms"] and all(math.isfinite(x) for x in doc["hosts"][1]["samples_ms"])
     rows = r.to_csv().splitlines()
     assert len(rows) == 4 and rows[-1].startswith("all,")
+    assert _runner_processes_end()
 
 
 def test_hosts_limits_the_runners_and_too_many_is_refused(cluster, om, emulated_devices):
     r = fleet_throughput(om, batch=1, settings=_settings(devices=(1,), min_duration_s=0.3),
                          fleet=FleetSettings(hosts=1))
     assert len(r.hosts) == 1 and r.hosts[0]["devices"] == ["acl device 1"]
-    with pytest.raises(b.SettingError, match=r"`hosts` 3: the cluster has 2 alive node\(s\)"):
+    with pytest.raises(b.SettingError, match=r"`hosts` 3: the cluster has 2 alive node\(s\) with a runner's"):
         fleet_throughput(om, batch=1, settings=_settings(), fleet=FleetSettings(hosts=3))
+
+
+def test_nodes_without_the_runner_resources_get_no_runner(cluster, om, emulated_devices):
+    lines: list[str] = []
+    with pytest.raises(b.SettingError, match="no alive node has CPU=1, NPU=1"):
+        fleet_throughput(om, batch=1, settings=_settings(), fleet=FleetSettings(actor_resources={"NPU": 1}),
+                         log=lines.append)
+    assert any("2 of 2 node(s) lack a runner's resources" in line for line in lines)
 
 
 def test_a_runner_that_cannot_open_its_device_is_one_clear_error(cluster, om, monkeypatch):
@@ -105,8 +133,9 @@ def test_a_runner_that_cannot_open_its_device_is_one_clear_error(cluster, om, mo
     with pytest.raises(CommandError) as err:
         fleet_throughput(om, batch=1, settings=_settings(devices=(0, 1)))
     message = str(err.value)
-    assert message.startswith("a fleet runner failed") and "device 1 does not exist" in message
-    assert "\n" not in message
+    assert message.startswith("the fleet runner on ") and "could not open the model" in message
+    assert "device 1 does not exist" in message and "\n" not in message
+    assert _runner_processes_end()  # killed, not left behind as worker processes
 
 
 def test_ctrl_c_stops_every_host_and_keeps_what_was_measured(cluster, om, emulated_devices):
@@ -131,9 +160,9 @@ def test_ctrl_c_stops_every_host_and_keeps_what_was_measured(cluster, om, emulat
 
 def test_runner_checks_the_model_bytes_it_was_sent(om):
     files = {om.name: om.read_bytes()}
-    with pytest.raises(RuntimeError, match="with other bytes"):
-        HostRunner(om.name, files, "0" * 64, engine=None, precision="f32", batch=1, input=None,
-                   settings=_settings())
+    runner = HostRunner(om.name, files, "0" * 64, engine=None, precision="f32", batch=1, input=None,
+                        settings=_settings())
+    assert "with other bytes (sha256)" in runner.host()["error"]
 
 
 def test_fleet_settings_are_checked():

@@ -388,6 +388,7 @@ def test_interleaved_run_detects_an_injected_2x_slowdown(slowdown_switch_built, 
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # builds the native core of another commit (about 100 s)
 def test_regress_against_head_builds_the_commit_and_compares(tmp_path, capsys):
     """The working tree's install against HEAD, built from git into the cache (a minute or more the first time)."""
     head = subprocess.run(["git", "-C", str(config.PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)

@@ -64,6 +64,8 @@ class FleetSettings:
     start_margin_s: float = 1.0
     #: round trips per host for the clock-offset estimate
     clock_pings: int = 8
+    #: every runner must have opened its model within this long
+    start_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.hosts is not None:
@@ -78,6 +80,7 @@ class FleetSettings:
                 raise SettingError(f"`actor_resources` needs NAME: N > 0, got {name!r}: {value!r}")
         check_number("start_margin_s", self.start_margin_s, 0.05, high=600.0)
         check_int("clock_pings", self.clock_pings, 1, 1000)
+        check_number("start_timeout_s", self.start_timeout_s, 0.0, low_open=True)
 
 
 def _import_ray() -> Any:
@@ -104,10 +107,29 @@ def _sha256(files: dict[str, bytes]) -> str:
 
 
 class HostRunner:
-    """One host's runner (a Ray actor; plain class here so it can be tested without Ray)."""
+    """One host's runner (a Ray actor; plain class here so it can be tested without Ray).
+
+    Opening the model never raises out of the constructor: the failure is kept and reported by :meth:`host`
+    (an actor whose constructor raises is torn down by Ray's own exit path, which can leave the worker process
+    spinning after the cluster is gone)."""
 
     def __init__(self, model_name: str, files: dict[str, bytes], sha256: str, *, engine: str | None, precision: str,
                  batch: int, input: InputLike, settings: RunSettings) -> None:
+        self.settings = settings
+        self.stop_flag: Any = None
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.target: Any = None
+        self.error: str | None = None
+        try:
+            self._open(model_name, files, sha256, engine, precision, batch, input)
+        except Exception as exc:  # noqa: BLE001 - reported by host()
+            from pymfn.errors import one_line
+
+            self.error = one_line(exc)
+
+    def _open(self, model_name: str, files: dict[str, bytes], sha256: str, engine: str | None, precision: str,
+              batch: int, input: InputLike) -> None:
         from pymfn.bench.target import open_target
 
         if _sha256(files) != sha256:
@@ -116,23 +138,20 @@ class HostRunner:
         for name, data in files.items():
             (Path(self.folder.name) / name).write_bytes(data)
         self.model_path = Path(self.folder.name) / model_name
-        self.settings = settings
         self.target = open_target(str(self.model_path), engine=engine, precision=precision, input=input,
-                                  settings=settings, batch_for=lambda e: choose_batch(e, batch))
-        self.stop_flag: Any = None
-        self.lock = threading.Lock()
-        self.stopped = False
+                                  settings=self.settings, batch_for=lambda e: choose_batch(e, batch))
 
     def host(self) -> dict[str, Any]:
-        """Who this runner is: node id, host name, pid, devices and batch."""
+        """Who this runner is: node id, host name, pid, devices and batch; ``error`` when it could not open."""
         try:
             import ray
 
             node_id = ray.get_runtime_context().get_node_id()
         except Exception:  # noqa: BLE001 - outside Ray
             node_id = None
-        return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
-                "devices": self.target.names, "batch": self.target.batch}
+        opened = self.target is not None
+        return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(), "error": self.error,
+                "devices": self.target.names if opened else [], "batch": self.target.batch if opened else None}
 
     def clock(self) -> float:
         return time.time()
@@ -344,11 +363,18 @@ def _run_fleet(ray: Any, fleet: FleetSettings, st: RunSettings, path: Path, desc
                input: InputLike, say: Log) -> FleetResult:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = sorted((n for n in ray.nodes() if n.get("Alive")), key=lambda n: n["NodeID"])
-    if fleet.hosts is not None:
-        if fleet.hosts > len(nodes):
-            raise SettingError(f"`hosts` {fleet.hosts}: the cluster has {len(nodes)} alive node(s)")
-        nodes = nodes[:fleet.hosts]
+    alive = sorted((n for n in ray.nodes() if n.get("Alive")), key=lambda n: n["NodeID"])
+    wanted = {"CPU": fleet.actor_cpus, **fleet.actor_resources}
+    nodes = [n for n in alive if all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in wanted.items() if v > 0)]
+    if len(nodes) < len(alive):
+        say(f"fleet: {len(alive) - len(nodes)} of {len(alive)} node(s) lack a runner's resources "
+            f"({', '.join(f'{k}={v:g}' for k, v in wanted.items())}) and get no runner")
+    if fleet.hosts is not None and fleet.hosts > len(nodes):
+        raise SettingError(f"`hosts` {fleet.hosts}: the cluster has {len(nodes)} alive node(s) with a runner's "
+                           "resources")
+    if not nodes:
+        raise SettingError(f"`actor_resources`: no alive node has {', '.join(f'{k}={v:g}' for k, v in wanted.items())}")
+    nodes = nodes[:fleet.hosts]
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
     actor_class = ray.remote(HostRunner)
     files_ref = ray.put(files)
@@ -359,7 +385,15 @@ def _run_fleet(ray: Any, fleet: FleetSettings, st: RunSettings, path: Path, desc
     ).remote(path.name, files_ref, sha, engine=engine, precision=precision, batch=batch, input=input, settings=st)
         for n in nodes]
     try:
-        hosts = ray.get([r.host.remote() for r in runners])
+        try:
+            hosts = ray.get([r.host.remote() for r in runners], timeout=fleet.start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise CommandError(f"the fleet's runners did not start within {fleet.start_timeout_s:g} s (engine load "
+                               "on every host; see `ray status` for pending actors)") from None
+        for h in hosts:
+            if h["error"]:
+                raise CommandError(f"the fleet runner on {h['hostname']} (node {str(h['node_id'])[:8]}) could not "
+                                   f"open the model: {h['error']}")
         say(f"fleet: {len(runners)} host(s): " + ", ".join(f"{h['hostname']} ({len(h['devices'])} device(s))"
                                                            for h in hosts))
         offsets = [_estimate_offset(ray, r, fleet.clock_pings) for r in runners]
