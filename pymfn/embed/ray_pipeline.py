@@ -74,15 +74,24 @@ class ShardEmbedder:
     """Embed stage: one engine per actor."""
 
     def __init__(self, settings: shards.EmbedSettings, model: str, plan: dict[str, Any]) -> None:
-        self.opened = shards.open_embed_engine(settings, Path(model))
+        # A failure to open is raised by the first call, not here: Ray's teardown of an actor whose constructor
+        # raised can leave its worker process spinning.
+        self.error: Exception | None = None
         self.plan = plan
         self.decoded = plan["decoded_images"]
-        if self.opened.batch != plan["batch"]:
-            raise CommandError(f"--batch: the actor's engine chose batch {self.opened.batch}, the plan says "
-                               f"{plan['batch']}")
+        try:
+            self.opened = shards.open_embed_engine(settings, Path(model))
+            if self.opened.batch != plan["batch"]:
+                raise CommandError(f"--batch: the actor's engine chose batch {self.opened.batch}, the plan says "
+                                   f"{plan['batch']}")
+        except Exception as exc:  # noqa: BLE001 - raised by __call__
+            self.error = exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from pymfn.bench.lfw_accuracy import embed_array, embed_images
+
+        if self.error is not None:
+            raise self.error
 
         out, secs = [], []
         for raw in batch["rows"]:
