@@ -110,3 +110,29 @@ def test_control_characters_from_the_command_line_are_escaped(capsys, monkeypatc
     assert common.run_command("prog", derived) == common.EXIT_ERROR
     assert capsys.readouterr().err == "prog: error: dir/x\\ny.bin: not found beside a\\tb | native detail\n"
     assert errors.escape_user_text("plain\ntext", ["no-control"]) == "plain\ntext"
+
+
+_SIGTERM_WHILE_INSTALLING = """
+import os, signal
+from pymfn.cli import common
+real = signal.signal
+def signal_then_term(sig, handler):
+    old = real(sig, handler)
+    if sig == signal.SIGTERM and handler is common._terminate:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the handlers are being changed
+    return old
+signal.signal = signal_then_term
+print("status", common.run_command("prog", lambda: 0))
+"""
+
+
+def test_sigterm_while_the_stop_handlers_are_installed_is_one_line_and_143():
+    """A SIGTERM that arrives in the middle of installing the handlers (a kill right at start-up) ends the
+    command like any other SIGTERM: one line, exit 128 + 15, no traceback."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_WHILE_INSTALLING], capture_output=True, text=True, env=env,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["status", "143"]
+    assert proc.stderr.strip() == "prog: terminated by SIGTERM" and "Traceback" not in proc.stderr

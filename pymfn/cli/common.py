@@ -57,15 +57,34 @@ def _terminate(signum: int, _frame: object) -> None:
     raise Terminated(f"terminated by {signal.Signals(signum).name}")
 
 
-def _install_stop_handlers() -> list[tuple[int, object]]:
-    """SIGTERM/SIGHUP raise ``Terminated`` where they would kill the process (default handler, main thread)."""
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _install_stop_handlers(previous: list[tuple[int, object]]) -> None:
+    """SIGTERM/SIGHUP raise ``Terminated`` where they would kill the process (default handler, main thread).
+    The signals stay blocked while the handlers change, so one that arrives meanwhile is raised when they are
+    unblocked -- here, inside the caller's handling of ``Terminated`` -- and never from within the change."""
     if threading.current_thread() is not threading.main_thread():
-        return []
-    previous = []
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            previous.append((sig, signal.signal(sig, _terminate)))
-    return previous
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        for sig in _STOP_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                previous.append((sig, signal.signal(sig, _terminate)))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _restore_handlers(previous: list[tuple[int, object]]) -> None:
+    """Back to the handlers before ``run_command``; a signal arriving meanwhile then takes its default action."""
+    if not previous:
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        for sig, handler in previous:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _interrupted_status() -> int:
@@ -83,12 +102,16 @@ def interrupted_exit(prog: str, saved: str) -> int:
 def run_command(prog: str, body: Callable[[], int | None], debug: bool = False) -> int:
     """Run ``body`` and map failures to one stderr line and an exit code (tracebacks only on request)."""
     set_program_name(prog)
-    previous = _install_stop_handlers()
+    previous: list[tuple[int, object]] = []
+
+    def guarded() -> int | None:
+        _install_stop_handlers(previous)  # inside _run_body: a SIGTERM from here on is one line and exit 143
+        return body()
+
     try:
-        return _run_body(prog, body, debug)
+        return _run_body(prog, guarded, debug)
     finally:
-        for sig, handler in previous:
-            signal.signal(sig, handler)
+        _restore_handlers(previous)
 
 
 def _run_body(prog: str, body: Callable[[], int | None], debug: bool) -> int:
