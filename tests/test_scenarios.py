@@ -566,6 +566,14 @@ def test_server_find_peak_prints_a_valid_peak_and_its_curve(tiny_pb, tmp_path):
     assert {c["role"] for c in doc["curve"]} >= {"probe", "confirm"}
     assert doc["peak_run"]["valid"] and doc["peak_run"]["target_qps"] == doc["peak_qps"]
     assert "PEAK:" in proc.stdout and "VALID" in proc.stdout
+    # the M/G/c ceiling from the peak run's own service times: that run met the bound, so its service times
+    # alone do too and some rate > 0 meets it; no single-stream run (--p99-ms given): no back-to-back ceiling
+    ceilings = doc["ceilings"]
+    run = ceilings["peak_run_service"]
+    assert ceilings["servers"] == 1 and run["bound_ms"] == 30 and run["service_percentile_ms"] <= 30
+    assert run["qps"] > 0 and run["peak_over_ceiling"] == pytest.approx(doc["peak_qps"] / run["qps"])
+    assert "back_to_back_service" not in ceilings
+    assert "M/G/1 ceilings at the bound" in proc.stdout and "the peak is" in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

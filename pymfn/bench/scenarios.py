@@ -420,6 +420,7 @@ class PeakResult(DocumentResult):
                        f"run(s) of >= {st.min_duration_s:g} s and >= {st.min_queries} queries) = {peak / offline:.3f} x "
                        f"the back-to-back rate of {offline:.2f} QPS measured before the search (same engines and "
                        f"requests; {search.probe_duration_s:g} s, as noisy as the machine)")
+            out += ceiling_lines(doc.get("ceilings"), peak, offline)
         else:
             best = doc["best_passing_probe_qps"]
             unconfirmed = f"; the highest passing probe, {best:.2f} QPS, is not confirmed" if best else ""
@@ -443,6 +444,30 @@ class PeakResult(DocumentResult):
             row["invalid_reasons"] = "; ".join(c["invalid_reasons"])
             rows.append(row)
         return rows
+
+
+def ceiling_lines(ceilings: dict[str, Any] | None, peak: float, offline: float) -> list[str]:
+    """Where the gap between the peak and the offline rate comes from, in the M/G/c ceilings' terms."""
+    if not ceilings:
+        return []
+    out = [f"M/G/{ceilings['servers']} ceilings at the bound (ideal FCFS queue, Poisson arrivals, measured service "
+           "times resampled):"]
+    warm = ceilings.get("back_to_back_service")
+    if warm:
+        out.append(f"  back-to-back service (mean {warm['mean_service_ms']:.3f} ms): {warm['qps']:.2f} QPS = "
+                   f"{warm['qps'] / offline:.3f} x offline -- what queueing alone leaves")
+    run = ceilings.get("peak_run_service")
+    if run:
+        slower = f", {run['mean_service_ms'] / warm['mean_service_ms']:.2f} x back to back" if warm else ""
+        out.append(f"  the peak run's own service (mean {run['mean_service_ms']:.3f} ms{slower}): {run['qps']:.2f} QPS; "
+                   f"the peak is {peak / run['qps']:.3f} x it" if run["qps"] else
+                   f"  the peak run's own service: its {run['percentile']:g}th percentile alone "
+                   f"({run['service_percentile_ms']:.3f} ms) exceeds the bound")
+        if run["qps"] and warm:
+            out.append(f"  gap to offline: queueing {1 - warm['qps'] / offline:.0%}, longer service at this rate "
+                       f"(idle-host wake-up) {max(0.0, warm['qps'] - run['qps']) / offline:.0%}, harness and noise "
+                       f"{max(0.0, run['qps'] - peak) / offline:.0%} of the offline rate")
+    return out
 
 
 def copy_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -582,6 +607,7 @@ class PeakSearch:
         self.seed = settings.schedule_seed
         self.bound_ms: float | None = bound_ms
         self.median_ms: float | None = None
+        self.single_stream_ms: list[float] = []  # back-to-back service times of the single-stream run
         self.offline_qps: float | None = offline_qps
         self.floor_qps: float | None = None
         self.best_probe_qps: float | None = None
@@ -692,6 +718,7 @@ class PeakSearch:
             r = self.timed_run("single-stream median run", lambda native: target.core.run_benchmark(
                 target.engines[0], target.reader(), native), inflight=1)
             self.median_ms = float(r.latency.median)
+            self.single_stream_ms = [float(x) for x in r.samples_ms]
             self.bound_ms = ss.bound_x_median * self.median_ms
             self.log(f"bound: {ss.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
                      f"{self.bound_ms:.3f} ms ({self.pct})")
@@ -773,11 +800,37 @@ class PeakSearch:
             "peak_qps": self.peak_qps,
             "result": "VALID" if self.peak_qps else "INVALID",
             "peak_over_offline": (self.peak_qps / self.offline_qps) if self.peak_qps and self.offline_qps else None,
+            "ceilings": self.ceilings(),
             "progress": list(self.progress),
             "curve": list(self.curve),
             "peak_run": peak_run,
         })
         return doc
+
+    def ceilings(self) -> dict[str, Any] | None:
+        """M/G/c ceilings at the bound (pymfn.bench.queueing) beside the peak: from the peak run's own service
+        times (what a perfect harness would reach with them) and, when the single-stream run was measured, from
+        back-to-back service times (what queueing alone would leave of the offline rate)."""
+        if self.peak_run is None or self.bound_ms is None or self.stop_kind == "running":
+            return None
+        from pymfn.bench.queueing import ceiling
+
+        result = self.peak_run[0]
+        service = np.asarray(result.completed_ms, dtype=np.float64) - np.asarray(result.issued_ms, dtype=np.float64)
+        service = service[np.isfinite(service) & (service >= 0)]
+        servers = len(self.target.engines) * int(self.st.inflight)
+        pct = self.st.percentile
+        out: dict[str, Any] = {"servers": servers, "model": "M/G/c: Poisson arrivals, FCFS, c = devices x "
+                               "requests in flight, service times resampled from the measured ones"}
+        if service.size:
+            measured = ceiling(service, servers, self.bound_ms, pct)
+            out["peak_run_service"] = dict(measured.to_dict(), peak_over_ceiling=self.peak_qps / measured.qps
+                                           if measured.qps else None)
+        if self.single_stream_ms:
+            warm = ceiling(self.single_stream_ms, servers, self.bound_ms, pct)
+            out["back_to_back_service"] = dict(warm.to_dict(), ceiling_over_offline=warm.qps / self.offline_qps
+                                               if self.offline_qps else None)
+        return out
 
     def save_progress(self) -> None:
         """Rewrite ``json_path`` with what the search has so far (atomically; a failure is left to the caller's
