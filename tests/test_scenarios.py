@@ -577,6 +577,29 @@ def test_server_find_peak_prints_a_valid_peak_and_its_curve(tiny_pb, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
+def test_find_peak_confirmations_end_at_early_stopping_when_it_decides(tiny_pb, tmp_path):
+    """A confirmation first runs early stopping's minimum of queries (44 at p90, under --min-queries 300) and
+    counts as VALID only when early stopping decides the bound holds; an undecided one is redone in full."""
+    out = tmp_path / "peak.json"
+    proc = _bench(["server", "--find-peak", "--model", str(tiny_pb), "--p99-ms", "50", "--percentile", "90",
+                   "--probe-duration", "0.4", "--min-duration", "0.02", "--min-queries", "300", "--peak-runs", "1",
+                   "--peak-tolerance", "0.2", "--threads", "1", "--json", str(out)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    confirms = [c for c in doc["curve"] if c["role"] == "confirm"]
+    assert confirms and all(c["queries"] >= 44 for c in confirms)
+    lines = [line for line in doc["progress"] if "] confirm " in line]
+    assert len(lines) == len(confirms)
+    run = doc["peak_run"]
+    es = run["early_stopping"]
+    if "decided by early stopping" in lines[-1]:  # ended early, with none or few queries over the bound
+        assert es["decided"] and es["needed_queries"] <= run["queries"]
+        assert "decided by early stopping" in proc.stdout
+    else:  # undecided after the short run: the full run confirmed it
+        assert any("undecided by early stopping" in line for line in lines) and run["queries"] >= 300
+
+
 def test_host_lanes_with_device_option(tiny_pb, tmp_path):
     out = tmp_path / "lanes.json"
     proc = _bench(["throughput", "--model", str(tiny_pb), "--batch", "2", "--inflight", "1", "--device", "0,1",

@@ -416,8 +416,10 @@ class PeakResult(DocumentResult):
         pct = _pct_label(st.percentile / 100)
         peak, offline, bound = doc["peak_qps"], doc["offline_qps"], doc["latency_bound_ms"]
         if peak:
-            out.append(f"PEAK: {peak:.2f} QPS VALID ({pct} <= {bound:.3f} ms; confirmed by {search.peak_runs} full "
-                       f"run(s) of >= {st.min_duration_s:g} s and >= {st.min_queries} queries) = {peak / offline:.3f} x "
+            queries = doc["peak_run"]["queries"] if doc.get("peak_run") else st.min_queries
+            decided = " (decided by early stopping)" if queries < st.min_queries else ""
+            out.append(f"PEAK: {peak:.2f} QPS VALID ({pct} <= {bound:.3f} ms; confirmed by {search.peak_runs} "
+                       f"run(s) of >= {st.min_duration_s:g} s, the last of {queries} queries{decided}) = {peak / offline:.3f} x "
                        f"the back-to-back rate of {offline:.2f} QPS measured before the search (same engines and "
                        f"requests; {search.probe_duration_s:g} s, as noisy as the machine)")
             out += ceiling_lines(doc.get("ceilings"), peak, offline)
@@ -545,10 +547,16 @@ def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, preci
 
 
 # ------------------------------------------------------------------------------------------------ peak search
+def early_stopping_of(result: Any) -> Any:
+    """Early stopping of a native server result (pymfn.bench.early_stopping)."""
+    return server_early_stopping({"queries_raw": {"completed_ms": result.completed_ms,
+                                                  "scheduled_ms": result.scheduled_ms},
+                                  "latency_bound_ms": float(result.latency_bound_ms),
+                                  "bound_percentile": float(result.bound_percentile)})
+
+
 def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, Any]:
-    es = server_early_stopping({"queries_raw": {"completed_ms": result.completed_ms, "scheduled_ms": result.scheduled_ms},
-                                "latency_bound_ms": float(result.latency_bound_ms),
-                                "bound_percentile": float(result.bound_percentile)})
+    es = early_stopping_of(result)
     return {
         "role": role,
         "target_qps": float(result.target_qps),
@@ -689,7 +697,33 @@ class PeakSearch:
                 break
         return passes.count(True) > passes.count(False)
 
+    def early_queries(self) -> int:
+        """The fewest queries LoadGen's early stopping can decide the bound from (none over it): 459 at p99."""
+        from pymfn.bench.early_stopping import min_passing
+
+        return min_passing(0, self.st.percentile / 100.0)
+
     def confirm(self, qps: float, seed: int) -> bool:
+        """One confirmation: first with early stopping's minimum of queries (when below ``min_queries``); VALID
+        there only when early stopping decides the bound holds; a run within the bound but undecided is redone
+        with the full ``min_queries``."""
+        short = self.early_queries()
+        if short < self.st.min_queries:
+            r, native = self.server_run(qps, self.st.min_duration_s, short, seed, "confirm")
+            es = early_stopping_of(r)
+            if r.valid and es.decided:
+                self.log(f"{'confirm':<11} {qps:9.2f} QPS (schedule seed {seed}): VALID, {self.pct} "
+                         f"{r.latency_at_percentile:.3f} ms; decided by early stopping after {r.queries} queries "
+                         f"({es.over_bound} over the bound, {es.needed_queries} needed)")
+                self.peak_run = (r, native)
+                return True
+            if not r.valid:
+                self.log(f"{'confirm':<11} {qps:9.2f} QPS (schedule seed {seed}): INVALID, {self.pct} "
+                         f"{r.latency_at_percentile:.3f} ms ({'; '.join(r.invalid_reasons)})")
+                return False
+            self.log(f"{'confirm':<11} {qps:9.2f} QPS (schedule seed {seed}): within the bound but undecided by "
+                     f"early stopping after {r.queries} queries ({es.over_bound} over it); again with "
+                     f"--min-queries {self.st.min_queries}")
         r, native = self.server_run(qps, self.st.min_duration_s, self.st.min_queries, seed, "confirm")
         self.log(f"{'confirm':<11} {qps:9.2f} QPS (schedule seed {seed}): {'VALID' if r.valid else 'INVALID'}, "
                  f"{self.pct} {r.latency_at_percentile:.3f} ms" + ("" if r.valid else f" ({'; '.join(r.invalid_reasons)})"))
