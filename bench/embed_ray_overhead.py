@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--shard-rows", type=int, default=1024)
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--read-cpus", type=float, default=0.5, help="CPUs each read (decode) task reserves")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -60,7 +61,8 @@ def main() -> int:
                 if mode == "single":
                     run = shards.embed(args.source, out, settings)
                 else:
-                    run = ray_pipeline.embed_on_ray(args.source, out, settings, actors=args.actors, init=False)
+                    run = ray_pipeline.embed_on_ray(args.source, out, settings, actors=args.actors, init=False,
+                                                    read_cpus=args.read_cpus)
                 whole = time.perf_counter() - t
                 shards.merge(out)
                 digests.add(json.loads((out / "merged.json").read_text())["files"]["embeddings.npy"]["sha256"])
