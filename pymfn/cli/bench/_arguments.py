@@ -102,8 +102,20 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
                    "reports only those windows' samples (every window in the JSON). --min-duration is then unused")
     g.add_argument("--stable-windows", type=int, default=3, help="--until-stable: windows that must agree (default 3)")
     g.add_argument("--window-s", type=float, default=2.0, help="--until-stable: seconds of one window (default 2)")
+    add_harness_arguments(p, "single-stream" if batch == 1 and inflight == 1 else "offline")
     add_input_arguments(p)
     add_output_arguments(p, "write a PNG with the latency histogram and the per-iteration trace")
+
+
+def add_harness_arguments(p: argparse.ArgumentParser, scenario: str) -> None:
+    """--harness / --loadgen-logs: run the same engines under MLCommons LoadGen instead of pymfn's runner."""
+    g = p.add_argument_group("harness")
+    g.add_argument("--harness", choices=["pymfn", "loadgen"], default="pymfn",
+                   help=f"pymfn = pymfn's C++ runner (default); loadgen = MLCommons LoadGen's {scenario} scenario "
+                   "driving the same engine (pip install 'pymfn[loadgen]'), its own logs kept in --loadgen-logs")
+    g.add_argument("--loadgen-logs", metavar="DIR", default=None,
+                   help=f"--harness loadgen: where LoadGen's mlperf_log_summary.txt / mlperf_log_detail.txt go "
+                   f"(default ./loadgen-{scenario}; a directory holding only LoadGen logs is replaced)")
 
 
 def add_schedule_arguments(g: argparse._ArgumentGroup, *, min_duration: float, min_queries: int) -> None:
@@ -136,6 +148,7 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
                    "--bound-x-median times the single-stream median latency measured first")
     g.add_argument("--batch", type=int, default=1, help="samples per query (default 1)")
     add_schedule_arguments(g, min_duration=10.0, min_queries=1024)
+    add_harness_arguments(p, "server")
     g = p.add_argument_group("peak search")
     g.add_argument("--find-peak", action="store_true",
                    help="search the highest QPS whose runs are VALID; prints and saves the latency-vs-QPS curve")

@@ -4,11 +4,15 @@ from __future__ import annotations
 import argparse
 
 import pymfn.bench as bench
+from pymfn.cli.bench import _loadgen
 from pymfn.cli.bench._arguments import (check_outputs, finish, model_argument, progress_printer, run_settings,
                                         save_result, stability_settings)
 
 
 def run(args: argparse.Namespace, mode: str) -> int:
+    _loadgen.check_harness(args)
+    if args.harness == "loadgen":
+        return _loadgen.run(args, "single-stream" if mode == "latency" else "offline", f"pymfn bench {mode}")
     check_outputs(args)
     stability = stability_settings(args)
     model = model_argument(args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 import pymfn.bench as bench
+from pymfn.cli.bench import _loadgen
 from pymfn.cli.bench._arguments import (add_server_arguments, check_outputs, finish, model_argument,
                                         peak_search_settings, progress_printer, save_result, scenario_settings)
 from pymfn.bench.target import ModelLike
@@ -36,6 +37,9 @@ def _run(args: argparse.Namespace) -> int:
     check_scenario_numbers(args)
     if not args.find_peak and (args.qps is None or args.p99_ms is None):
         raise SystemExit("--qps and --p99-ms are required (or use --find-peak to search the highest QPS under a bound)")
+    _loadgen.check_harness(args)
+    if args.harness == "loadgen":
+        return _loadgen.run(args, "server", PROG)
     check_outputs(args)
     model = model_argument(args)
     if args.find_peak:
