@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/engine.h"
 #include "core/errors.h"
+#include "engines/recording/recording_engine.h"
 #include "engines/simulated/simulated_engine.h"
 #include "engines/slowed/slowed_engine.h"
 #ifdef PYMFN_WITH_OPENVINO
@@ -319,6 +320,58 @@ py::list execute_arrays(Engine& engine, const py::sequence& inputs) {
   return result;
 }
 
+// A RecordingEngine count from Python: a negative or oversized one gets a message naming the field instead
+// of pybind11's generic cast error.
+template <typename T>
+T recording_count(const py::object& v, const char* field) {
+  const auto refuse = [&] {
+    return pymfn::InvalidArgument(std::string("recording ") + field + " must be an integer >= 0 that fits in 64 bits, got " +
+                                  std::string(py::str(v)));
+  };
+  if (py::isinstance<py::int_>(v) && v.cast<py::int_>() < py::int_(0)) throw refuse();
+  try {
+    return v.cast<T>();
+  } catch (const py::cast_error&) {
+    throw refuse();
+  }
+}
+
+// The bytes of one recorded tensor as an array [rows, *shape[1:]] of its dtype that owns them.
+py::array recorded_array(std::vector<uint8_t>&& bytes, const TensorInfo& info, size_t rows) {
+  check_consistent(info, rows, "RecordingEngine.records");
+  if (bytes.size() != rows * info.sample_bytes)
+    throw pymfn::EngineError("RecordingEngine.records: tensor '" + info.name + "' was recorded with " +
+                             std::to_string(bytes.size()) + " bytes, the engine now declares " + std::to_string(rows) +
+                             " rows x " + std::to_string(info.sample_bytes) + " bytes");
+  auto* owned = new std::vector<uint8_t>(std::move(bytes));
+  py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<uint8_t>*>(p); });
+  return py::array(np_dtype(info.dtype), batch_shape(info, rows), owned->data(), owner);
+}
+
+py::list records_list(const pymfn::RecordingEngine& engine) {
+  std::vector<pymfn::RecordingEngine::Record> records = engine.records();
+  const std::vector<TensorInfo> ins = engine.inputs();
+  const std::vector<TensorInfo> outs = engine.outputs();
+  py::list result;
+  for (auto& r : records) {
+    if (r.inputs.size() != ins.size() || r.outputs.size() != outs.size())
+      throw pymfn::EngineError("RecordingEngine.records: request " + std::to_string(r.request) + " was recorded with " +
+                               std::to_string(r.inputs.size()) + " inputs / " + std::to_string(r.outputs.size()) +
+                               " outputs, the engine now declares " + std::to_string(ins.size()) + " / " +
+                               std::to_string(outs.size()));
+    py::list inputs, outputs;
+    for (size_t i = 0; i < ins.size(); ++i) inputs.append(recorded_array(std::move(r.inputs[i]), ins[i], r.rows));
+    for (size_t i = 0; i < outs.size(); ++i) outputs.append(recorded_array(std::move(r.outputs[i]), outs[i], r.rows));
+    py::dict d;
+    d["request"] = r.request;
+    d["rows"] = r.rows;
+    d["inputs"] = inputs;
+    d["outputs"] = outputs;
+    result.append(d);
+  }
+  return result;
+}
+
 }  // namespace
 
 void bind_engines(py::module_& m) {
@@ -425,6 +478,38 @@ properties() adds "slowdown".)doc")
       .def_property_readonly("engine", [](const pymfn::SlowedEngine& e) { return e.inner(); }, "the wrapped engine")
       .def_property_readonly("fraction", [](const pymfn::SlowedEngine& e) { return e.slowdown().fraction; })
       .def_property_readonly("extra_ms", [](const pymfn::SlowedEngine& e) { return e.slowdown().extra_ms; });
+
+  py::class_<pymfn::RecordingEngine, Engine, std::shared_ptr<pymfn::RecordingEngine>>(m, "RecordingEngine", R"doc(
+Any engine that keeps copies of a deterministic sample of its requests, for an audit that runs the
+recorded inputs again and compares the outputs (like LoadGen's compliance TEST01). Requests are numbered
+from 0 over every execute() and start(); request n is recorded when n >= `skip` and a hash of (`seed`, n)
+falls below `fraction` (in (0, 1]), up to `max_records` (1..1,000,000) in all. Inputs are copied before
+the request runs, outputs after it; a request outside the sample costs an atomic increment and a hash.
+Everything else is the wrapped engine's; properties() adds "recording".)doc")
+      .def(py::init([](std::shared_ptr<Engine> engine, double fraction, const py::object& max_records,
+                       const py::object& seed, const py::object& skip) {
+             pymfn::RecordingPlan plan;
+             plan.fraction = fraction;
+             plan.max_records = recording_count<size_t>(max_records, "max_records");
+             plan.seed = recording_count<uint64_t>(seed, "seed");
+             plan.skip = recording_count<size_t>(skip, "skip");
+             return std::make_shared<pymfn::RecordingEngine>(std::move(engine), plan);
+           }),
+           py::arg("engine"), py::arg("fraction") = 0.01, py::arg("max_records") = 64, py::arg("seed") = 0,
+           py::arg("skip") = 0, py::keep_alive<1, 2>())
+      .def_property_readonly("engine", [](const pymfn::RecordingEngine& e) { return e.inner(); }, "the wrapped engine")
+      .def_property_readonly("fraction", [](const pymfn::RecordingEngine& e) { return e.plan().fraction; })
+      .def_property_readonly("max_records", [](const pymfn::RecordingEngine& e) { return e.plan().max_records; })
+      .def_property_readonly("seed", [](const pymfn::RecordingEngine& e) { return e.plan().seed; })
+      .def_property_readonly("skip", [](const pymfn::RecordingEngine& e) { return e.plan().skip; })
+      .def_property_readonly("requests_seen", &pymfn::RecordingEngine::requests_seen,
+                             "requests numbered so far (every execute and start)")
+      .def("records", &records_list,
+           "records() -> list[dict]: {'request': int, 'rows': int, 'inputs': [np.ndarray], 'outputs': "
+           "[np.ndarray]} per recorded request, in the order they completed. Each array is [rows, "
+           "*shape[1:]] of its tensor's dtype and owns a copy of the bytes.")
+      .def("clear", &pymfn::RecordingEngine::clear,
+           "forget the records and number requests from 0 again (between runs, nothing in flight)");
 
 #ifdef PYMFN_WITH_OPENVINO
   py::class_<pymfn::OpenVINOEngine, Engine, std::shared_ptr<pymfn::OpenVINOEngine>>(m, "OpenVINOEngine", R"doc(
