@@ -55,8 +55,8 @@ std::string show(const T& v) {
 
 #define CHECK_EQ(a, b)                                                                                        \
   do {                                                                                                        \
-    const auto& pymfn_a_ = (a);                                                                               \
-    const auto& pymfn_b_ = (b);                                                                               \
+    const auto pymfn_a_ = (a); /* copies: (a) may name a part of a temporary */                              \
+    const auto pymfn_b_ = (b);                                                                                \
     if (!(pymfn_a_ == pymfn_b_))                                                                              \
       ::pymfn_test::fail(__FILE__, __LINE__,                                                                  \
                          std::string("CHECK_EQ(") + #a + ", " + #b + "): " + ::pymfn_test::show(pymfn_a_) +  \
