@@ -26,6 +26,7 @@ from pymfn.bench.target import default_model
 from pymfn.bench.lfw_accuracy import AccuracyResult, accuracy
 from pymfn.bench.msame_comparison import MsameComparison, msame_compare
 from pymfn.bench.precision_sweep import SweepResult, SweepSettings, sweep
+from pymfn.bench.audit import AuditSettings
 from pymfn.bench.loadgen_harness import LoadgenResult, loadgen_run
 from pymfn.bench.regression.compare import RegressResult, RegressSettings, Verdict, regress
 
@@ -34,6 +35,6 @@ __all__ = [
     "RunSettings", "ScenarioSettings", "PeakSearchSettings", "SettingError", "StabilitySettings",
     "Result", "LatencyStats", "OfflineResult", "LatencyResult", "ThroughputResult", "ScenarioRunResult",
     "ServerResult", "MultistreamResult", "PeakResult", "FleetSettings", "FleetResult",
-    "accuracy", "sweep", "msame_compare", "regress", "loadgen_run", "LoadgenResult",
+    "accuracy", "sweep", "msame_compare", "regress", "loadgen_run", "LoadgenResult", "AuditSettings",
     "AccuracyResult", "SweepResult", "SweepSettings", "MsameComparison", "RegressResult", "RegressSettings", "Verdict",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from pymfn.bench import report
+from pymfn.bench.audit import AuditSettings, attach_audit, audit_lines, recording
 from pymfn.bench.result import Result
 from pymfn.bench.settings import RunSettings
 from pymfn.bench.stability import StabilitySettings
@@ -152,6 +153,8 @@ class OfflineResult(DocumentResult):
         from pymfn.runtime.precision import report_line
 
         text = report.format_table(self.document) + "\n" + report_line(self.document["precision_report"])
+        for line in audit_lines(self.document.get("audit")):
+            text += "\n" + line
         stab = self.document.get("stability")
         if stab:
             spread = "" if stab["spread_pct"] is None else f" (last {stab['windows_required']} windows' " \
@@ -204,7 +207,7 @@ def stability_plan(st: Any, stability: StabilitySettings) -> str:
 
 def _offline(mode: str, result_type: type[OfflineResult], defaults: dict[str, Any], model: ModelLike, batch: int,
              precision: str, engine: str | None, input: InputLike, settings: RunSettings | None,
-             log: Log | None, stability: StabilitySettings | None = None) -> Any:
+             log: Log | None, stability: StabilitySettings | None = None, audit: AuditSettings | None = None) -> Any:
     check_batch(batch)
     if stability is not None:  # windows replace the minimum duration
         cap = settings.max_duration_s if settings is not None and settings.max_duration_s is not None else \
@@ -214,6 +217,8 @@ def _offline(mode: str, result_type: type[OfflineResult], defaults: dict[str, An
     target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
     core = target.core
+    if audit is not None:
+        target.engines = recording(core, target.engines, audit)
     native = st.to_core(core, target.batch)
     if log is not None:
         log(run_plan(native) if stability is None else stability_plan(native, stability))
@@ -225,9 +230,12 @@ def _offline(mode: str, result_type: type[OfflineResult], defaults: dict[str, An
         return keep_partial(lambda: core.run_devices(target.engines, reader, native, names=target.names))
 
     if stability is not None:
-        return result_type(_until_stable(mode, target, st, stability, run, log), st)
-    result, _ = run(native)
-    doc = report.result_to_json(result, run_meta(target, mode))
+        doc = _until_stable(mode, target, st, stability, run, log)
+    else:
+        result, _ = run(native)
+        doc = report.result_to_json(result, run_meta(target, mode))
+    if audit is not None:
+        attach_audit(doc, core, target.engines, target.batch, audit, log)
     return result_type(doc, st)
 
 
@@ -306,7 +314,7 @@ def _until_stable(mode: str, target: Target, st: RunSettings, stability: Stabili
 
 def latency(model: ModelLike, *, batch: int = 1, precision: str = "f32", engine: str | None = None,
             input: InputLike = None, settings: RunSettings | None = None, log: Log | None = None,
-            until_stable: StabilitySettings | None = None) -> LatencyResult:
+            until_stable: StabilitySettings | None = None, audit: AuditSettings | None = None) -> LatencyResult:
     """Per-request latency: ``batch`` samples per request, one request in flight (unless ``settings`` says other).
 
     ``model`` is a model file (.pb, .onnx, .xml, .om) or :func:`default_model`; ``engine`` None picks it from the
@@ -315,8 +323,9 @@ def latency(model: ModelLike, *, batch: int = 1, precision: str = "f32", engine:
     seeded random data). Fields of ``settings`` left None take 3 s minimum, 60 s cap, one request in flight.
     ``log`` receives the one-line plan before the run starts (and a line per window with ``until_stable``).
     ``until_stable=StabilitySettings(5)`` measures in windows until the last 3 agree within 5%
-    (:mod:`pymfn.bench.stability`). Ctrl-C (or SIGTERM) during the run returns what
-    was measured, with ``interrupted=True``.
+    (:mod:`pymfn.bench.stability`). ``audit=AuditSettings()`` adds LoadGen-style TEST01/TEST04 verdicts
+    (:mod:`pymfn.bench.audit`). Ctrl-C (or SIGTERM) during the run returns what was measured, with
+    ``interrupted=True``.
 
     >>> import pymfn.bench as b
     >>> r = b.latency(b.default_model(), settings=b.RunSettings(min_duration_s=0.2, min_iterations=5))
@@ -326,12 +335,13 @@ def latency(model: ModelLike, *, batch: int = 1, precision: str = "f32", engine:
     True
     """
     return _offline("latency", LatencyResult, LATENCY_DEFAULTS, model, batch, precision, engine, input, settings, log,
-                    until_stable)
+                    until_stable, audit)
 
 
 def throughput(model: ModelLike, *, batch: int = 16, precision: str = "f32", engine: str | None = None,
                input: InputLike = None, settings: RunSettings | None = None,
-               log: Log | None = None, until_stable: StabilitySettings | None = None) -> ThroughputResult:
+               log: Log | None = None, until_stable: StabilitySettings | None = None,
+               audit: AuditSettings | None = None) -> ThroughputResult:
     """Samples per second with ``batch`` samples per request and (by default) 2 requests in flight.
 
     The arguments are those of :func:`latency`; fields of ``settings`` left None take 5 s minimum, 60 s cap and
@@ -344,4 +354,4 @@ def throughput(model: ModelLike, *, batch: int = 16, precision: str = "f32", eng
     True
     """
     return _offline("throughput", ThroughputResult, THROUGHPUT_DEFAULTS, model, batch, precision, engine, input,
-                    settings, log, until_stable)
+                    settings, log, until_stable, audit)

@@ -22,6 +22,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from pymfn.bench import report
+from pymfn.bench.audit import AuditSettings, attach_audit, audit_lines, recording
 from pymfn.bench.perf import DocumentResult, LatencyStats, Log
 from pymfn.bench.settings import (PeakSearchSettings, ScenarioSettings, SettingError, check_int, check_number,
                                   check_schedule_fits, check_search_fits, check_time_window)
@@ -171,6 +172,7 @@ def format_scenario(doc: dict[str, Any]) -> str:
         from pymfn.bench.early_stopping import EarlyStopping
 
         out.append(EarlyStopping(**doc["early_stopping"]).line())
+    out += audit_lines(doc.get("audit"))
     out.append("")
     out.append("What the figures mean:")
     out += [f"  {name:<16} {text}" for name, text in LATENCY_EXPLANATIONS]
@@ -515,13 +517,14 @@ def scenario_plan(st: Any, what: str) -> str:
 
 def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, precision: str = "f32",
            engine: str | None = None, input: InputLike = None, settings: ScenarioSettings | None = None,
-           log: Log | None = None) -> ServerResult:
+           log: Log | None = None, audit: AuditSettings | None = None) -> ServerResult:
     """LoadGen's server scenario: Poisson arrivals at ``qps`` queries per second (one query = one request of
     ``batch`` samples), VALID when the ``settings.percentile`` (99) of query latency stays under ``p99_ms``.
 
     ``model``, ``precision``, ``engine`` and ``input`` are those of :func:`latency`. Fields of ``settings`` left
     None take 10 s minimum, 1024 queries, a 300 s cap and one request slot per device. ``log`` receives the
-    one-line plan before the run. Ctrl-C (or SIGTERM) returns what was measured, ``interrupted=True``.
+    one-line plan before the run. ``audit=AuditSettings()`` adds TEST01/TEST04 verdicts (:mod:`pymfn.bench.audit`).
+    Ctrl-C (or SIGTERM) returns what was measured, ``interrupted=True``.
 
     >>> import pymfn.bench as b
     >>> r = b.server(b.default_model(), qps=20, p99_ms=50,
@@ -536,6 +539,8 @@ def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, preci
     check_schedule_fits(st, qps=qps)
     target = open_target(model, engine=engine, precision=precision, input=input, settings=st,
                        batch_for=lambda e: choose_batch(e, batch))
+    if audit is not None:
+        target.engines = recording(target.core, target.engines, audit)
     meta = run_meta(target, "server")
     meta["scope"] = "scheduled arrival to completion"
     if log is not None:
@@ -543,7 +548,10 @@ def server(model: ModelLike, *, qps: float, p99_ms: float, batch: int = 1, preci
         plan.target_qps, plan.latency_bound_ms = qps, p99_ms
         log(scenario_plan(plan, f"Poisson arrivals at {qps:g} QPS"))
     result, native, _ = run_server_once(target, st, qps, p99_ms, st.schedule_seed, st.min_duration_s, st.min_queries)
-    return ServerResult(scenario_to_json(result, meta, native), st)
+    doc = scenario_to_json(result, meta, native)
+    if audit is not None:
+        attach_audit(doc, target.core, target.engines, target.batch, audit, log)
+    return ServerResult(doc, st)
 
 
 # ------------------------------------------------------------------------------------------------ peak search

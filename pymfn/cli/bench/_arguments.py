@@ -108,8 +108,14 @@ def add_run_arguments(p: argparse.ArgumentParser, *, batch: int, inflight: int, 
 
 
 def add_harness_arguments(p: argparse.ArgumentParser, scenario: str) -> None:
-    """--harness / --loadgen-logs: run the same engines under MLCommons LoadGen instead of pymfn's runner."""
-    g = p.add_argument_group("harness")
+    """--harness / --loadgen-logs: run the same engines under MLCommons LoadGen instead of pymfn's runner;
+    --audit: LoadGen's compliance tests TEST01 / TEST04 on pymfn's run."""
+    g = p.add_argument_group("harness and audit")
+    g.add_argument("--audit", action="store_true",
+                   help="after the run, LoadGen-style audits: TEST01 (outputs of a seeded 10%% sample of the "
+                   "run's requests, recorded while timed, equal a re-run bit for bit) and TEST04 (one input "
+                   "repeated is not more than 10%% faster than unique inputs: no result caching); verdicts in the "
+                   "report and JSON")
     g.add_argument("--harness", choices=["pymfn", "loadgen"], default="pymfn",
                    help=f"pymfn = pymfn's C++ runner (default); loadgen = MLCommons LoadGen's {scenario} scenario "
                    "driving the same engine (pip install 'pymfn[loadgen]'), its own logs kept in --loadgen-logs")

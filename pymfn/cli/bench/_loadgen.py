@@ -8,7 +8,7 @@ from pymfn.cli.bench._arguments import (check_outputs, finish, model_argument, p
                                         save_result, scenario_settings)
 
 #: Options of pymfn's own runner that the LoadGen harness has no counterpart for.
-_NOT_UNDER_LOADGEN = (("find_peak", "--find-peak"), ("until_stable", "--until-stable"), ("plot", "--plot"),
+_NOT_UNDER_LOADGEN = (("find_peak", "--find-peak"), ("audit", "--audit"), ("until_stable", "--until-stable"), ("plot", "--plot"),
                       ("per_request_csv", "--per-request-csv"))
 
 

@@ -18,7 +18,8 @@ def run(args: argparse.Namespace, mode: str) -> int:
     model = model_argument(args)
     measure = bench.latency if mode == "latency" else bench.throughput
     result = measure(model, batch=args.batch, precision=args.precision, engine=args.engine, input=args.input,
-                     settings=run_settings(args), log=progress_printer(args), until_stable=stability)
+                     settings=run_settings(args), log=progress_printer(args), until_stable=stability,
+                     audit=bench.AuditSettings() if args.audit else None)
     print(result.report())
     prog = f"pymfn bench {mode}"
     from pymfn.runtime.precision import warn_if_not_ok

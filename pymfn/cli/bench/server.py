@@ -43,10 +43,12 @@ def _run(args: argparse.Namespace) -> int:
     check_outputs(args)
     model = model_argument(args)
     if args.find_peak:
+        if args.audit:
+            raise SystemExit("--audit checks one run; run it with --qps (e.g. at the peak --find-peak found)")
         return _find_peak(args, model)
     result = bench.server(model, qps=args.qps, p99_ms=args.p99_ms, batch=args.batch, precision=args.precision,
                           engine=args.engine, input=args.input, settings=scenario_settings(args),
-                          log=progress_printer(args))
+                          log=progress_printer(args), audit=bench.AuditSettings() if args.audit else None)
     print(result.report())
     json_at = save_result(args, result, PROG, can_plot=result.queries > 0)
     return finish(result, PROG, json_at, f"{result.queries} of {result.document['queries_scheduled']} scheduled "
