@@ -80,3 +80,14 @@ def test_node_removed_mid_run_loses_and_duplicates_nothing(cluster, data) -> Non
     assert done == list(range(30)), done  # each shard once in the run's account
     _check_complete(out, data["single"])
     cluster.add_node(num_cpus=2)  # for later tests
+
+
+def test_an_actor_opens_its_engine_beside_the_first_read_and_reports_a_failed_open_on_first_call(data) -> None:
+    # Constructed like Ray Data constructs it (no Ray needed): the constructor returns at once and never raises
+    plan = {"decoded_images": True, "batch": 4}
+    bad = ray_pipeline.ShardEmbedder(data["settings"], str(data["tmp"] / "missing.xml"), plan)
+    with pytest.raises(Exception, match="missing.xml"):
+        bad({"index": [0], "rows": [], "input_sha256": []})
+    good = ray_pipeline.ShardEmbedder(data["settings"], str(data["settings"].model), plan)
+    good.opening.join()
+    assert good.error is None and good.opened.batch == 4

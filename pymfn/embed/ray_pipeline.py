@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,22 +75,29 @@ class ShardEmbedder:
     """Embed stage: one engine per actor."""
 
     def __init__(self, settings: shards.EmbedSettings, model: str, plan: dict[str, Any]) -> None:
-        # A failure to open is raised by the first call, not here: Ray's teardown of an actor whose constructor
-        # raised can leave its worker process spinning.
+        # The engine opens on a thread: Ray Data waits for the pool's first actor to be constructed before it
+        # starts any read task, so opening here would put the model compile before the first shard's read
+        # instead of beside it. A failure to open is raised by the first call, never here: Ray's teardown of
+        # an actor whose constructor raised can leave its worker process spinning.
         self.error: Exception | None = None
         self.plan = plan
         self.decoded = plan["decoded_images"]
+        self.opening = threading.Thread(target=self._open, args=(settings, Path(model)), daemon=True)
+        self.opening.start()
+
+    def _open(self, settings: shards.EmbedSettings, model: Path) -> None:
         try:
-            self.opened = shards.open_embed_engine(settings, Path(model))
-            if self.opened.batch != plan["batch"]:
+            self.opened = shards.open_embed_engine(settings, model)
+            if self.opened.batch != self.plan["batch"]:
                 raise CommandError(f"--batch: the actor's engine chose batch {self.opened.batch}, the plan says "
-                                   f"{plan['batch']}")
+                                   f"{self.plan['batch']}")
         except Exception as exc:  # noqa: BLE001 - raised by __call__
             self.error = exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from pymfn.bench.lfw_accuracy import embed_array, embed_images
 
+        self.opening.join()
         if self.error is not None:
             raise self.error
 
