@@ -90,3 +90,23 @@ def test_bad_arguments_are_named():
         es.min_passing(0, 99.0)
     with pytest.raises(ValueError, match="over the bound must be >= 0"):
         es.min_passing(-1, 0.99)
+
+
+def test_a_probe_fails_only_on_more_queries_over_the_bound_than_the_percentile_allows():
+    from pymfn.bench.early_stopping import too_many_over
+
+    # 60 queries (a 3 s probe at 20 QPS): one or two over the bound are what a true p99 at the bound gives
+    assert not too_many_over(0, 60, 0.99)
+    assert not too_many_over(1, 60, 0.99) and not too_many_over(2, 60, 0.99)
+    assert too_many_over(3, 60, 0.99)  # P[X >= 3] = 2.3 % for Binomial(60, 0.01)
+    # 1,000 queries: 1 % over is consistent; 2 % is not
+    assert not too_many_over(10, 1000, 0.99)
+    assert too_many_over(20, 1000, 0.99)
+    # the threshold follows the binomial tail exactly
+    from pymfn.bench.early_stopping import binomial_cdf
+
+    for n, k in ((60, 3), (300, 7), (1000, 17)):
+        tail = 1.0 - binomial_cdf(k - 1, n, 0.01)
+        assert too_many_over(k, n, 0.99) == (tail < 0.05)
+    with pytest.raises(ValueError):
+        too_many_over(5, 4, 0.99)

@@ -49,6 +49,17 @@ def passes(h: int, t: int, percentile: float, confidence: float = CONFIDENCE, to
     return binomial_cdf(t, h + t, 1.0 - percentile + tolerance) < 1.0 - confidence
 
 
+def too_many_over(over: int, n: int, percentile: float, significance: float = 0.05) -> bool:
+    """``over`` of ``n`` latencies above the bound are too many to come from a ``percentile`` (a fraction) that
+    sits at the bound: P[X >= over] < ``significance`` for X ~ Binomial(n, 1 - percentile). A short run's p99 is
+    its largest latency or close to it, so one stall puts it over the bound; this count does not move for one."""
+    if over <= 0:
+        return False
+    if over > n:
+        raise ValueError(f"{over} latencies over the bound out of {n}")
+    return 1.0 - binomial_cdf(over - 1, n, 1.0 - percentile) < significance
+
+
 def min_passing(t: int, percentile: float, confidence: float = CONFIDENCE, tolerance: float = TOLERANCE) -> int:
     """The fewest queries within the bound that, beside ``t`` over it, decide the percentile."""
     _check(percentile, confidence, tolerance)

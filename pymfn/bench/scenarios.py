@@ -23,6 +23,7 @@ import numpy as np
 
 from pymfn.bench import report
 from pymfn.bench.audit import AuditSettings, attach_audit, audit_lines, recording
+from pymfn.bench.early_stopping import too_many_over
 from pymfn.bench.perf import DocumentResult, LatencyStats, Log
 from pymfn.bench.settings import (PeakSearchSettings, ScenarioSettings, SettingError, check_int, check_number,
                                   check_schedule_fits, check_search_fits, check_time_window)
@@ -696,10 +697,17 @@ class PeakSearch:
         for attempt in range(3):
             r, _ = self.server_run(qps, self.ss.probe_duration_s, 1, self.seed, "probe" if attempt == 0 else "edge re-run")
             self.seed += 1
-            ok = r.latency_at_percentile <= self.bound_ms and not r.stopped_on_max_duration
+            # A probe is short: it fails when its queries over the bound are too many for the percentile to sit
+            # at or under it (binomial test), not on its p99 alone, which a single stall decides. The
+            # confirmations judge by LoadGen's rules.
+            latencies = np.asarray(r.completed_ms, dtype=np.float64) - np.asarray(r.scheduled_ms, dtype=np.float64)
+            over = int(np.count_nonzero(latencies > self.bound_ms))
+            ok = (latencies.size > 0 and not r.stopped_on_max_duration
+                  and not too_many_over(over, int(latencies.size), self.st.percentile / 100.0))
             passes.append(ok)
             self.log(f"{'probe' if attempt == 0 else 'edge re-run':<11} {qps:9.2f} QPS: {self.pct} "
-                     f"{r.latency_at_percentile:8.3f} ms ({'under' if ok else 'over'} the {self.bound_ms:.3f} ms bound)")
+                     f"{r.latency_at_percentile:8.3f} ms, {over} of {latencies.size} queries over the "
+                     f"{self.bound_ms:.3f} ms bound ({'passes' if ok else 'fails'})")
             near_edge = 0.75 <= r.latency_at_percentile / self.bound_ms <= 1.33
             if not near_edge or passes.count(True) >= 2 or passes.count(False) >= 2:
                 break
