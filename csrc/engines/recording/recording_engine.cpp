@@ -47,8 +47,7 @@ bool in_recording_sample(const RecordingPlan& plan, size_t request) {
 }
 
 RecordingEngine::RecordingEngine(std::shared_ptr<Engine> inner, const RecordingPlan& plan)
-    : inner_(std::move(inner)), plan_(plan) {
-  if (!inner_) throw InvalidArgument("RecordingEngine: the engine to wrap is missing (None)");
+    : WrappedEngine(std::move(inner), "RecordingEngine"), plan_(plan) {
   check_recording_plan(plan_);
   read_sample_bytes();
   pending_.resize(inner_->max_inflight());

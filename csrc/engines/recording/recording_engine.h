@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/engine.h"
+#include "core/wrapped_engine.h"
 
 namespace pymfn {
 
@@ -32,7 +32,7 @@ void check_recording_plan(const RecordingPlan& plan);
 // max_records is applied on top of it, by the engine.
 bool in_recording_sample(const RecordingPlan& plan, size_t request);
 
-class RecordingEngine : public Engine {
+class RecordingEngine : public WrappedEngine {
  public:
   struct Record {
     size_t request = 0;  // the request's number
@@ -44,20 +44,13 @@ class RecordingEngine : public Engine {
   // Throws InvalidArgument for a null engine or a plan out of range.
   RecordingEngine(std::shared_ptr<Engine> inner, const RecordingPlan& plan);
 
-  std::string kind() const override { return inner_->kind(); }
-  std::string model_path() const override { return inner_->model_path(); }
-  std::vector<TensorInfo> inputs() const override { return inner_->inputs(); }
-  std::vector<TensorInfo> outputs() const override { return inner_->outputs(); }
-  std::vector<size_t> supported_batches() const override { return inner_->supported_batches(); }
   void prepare(size_t batch_rows) override;
   // execute: inputs are copied before the wrapped execute(), outputs after it. start/wait: the request is
   // numbered and its inputs copied in start(), its outputs copied after the wrapped wait(). A request
   // whose wrapped call throws is not recorded.
   StageTimes execute(const IoBinding& binding) override;
-  size_t max_inflight() const override { return inner_->max_inflight(); }
   void start(size_t slot, const IoBinding& binding) override;
   StageTimes wait(size_t slot) override;
-  bool slots_thread_safe() const override { return inner_->slots_thread_safe(); }
   // The wrapped engine's, plus "recording" ("fraction 0.01, max 64 records, seed 0, skip 0").
   std::map<std::string, std::string> properties() const override;
 
@@ -69,7 +62,6 @@ class RecordingEngine : public Engine {
   void clear();
 
   const RecordingPlan& plan() const { return plan_; }
-  const std::shared_ptr<Engine>& inner() const { return inner_; }
 
  private:
   // A request started and not yet waited for; only touched by its slot's start()/wait() calls.
@@ -88,7 +80,6 @@ class RecordingEngine : public Engine {
   void give_back();
   void read_sample_bytes();
 
-  std::shared_ptr<Engine> inner_;
   RecordingPlan plan_;
   // Read during requests, written only by the constructor and prepare().
   std::vector<size_t> input_bytes_, output_bytes_;

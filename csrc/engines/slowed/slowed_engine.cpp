@@ -34,8 +34,7 @@ void pause_after(Clock::time_point start, const Slowdown& s) {
 }
 
 SlowedEngine::SlowedEngine(std::shared_ptr<Engine> inner, const Slowdown& slowdown)
-    : inner_(std::move(inner)), slowdown_(slowdown) {
-  if (!inner_) throw InvalidArgument("SlowedEngine: the engine to wrap is missing (None)");
+    : WrappedEngine(std::move(inner), "SlowedEngine"), slowdown_(slowdown) {
   check_slowdown(slowdown_);
   started_.resize(inner_->max_inflight());
 }

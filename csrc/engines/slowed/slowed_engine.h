@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/engine.h"
+#include "core/wrapped_engine.h"
 
 namespace pymfn {
 
@@ -26,32 +26,23 @@ void check_slowdown(const Slowdown& s);
 // takes from the next inferences; sleeping alone overshoots by the wake-up latency.
 void pause_after(std::chrono::steady_clock::time_point start, const Slowdown& s);
 
-class SlowedEngine : public Engine {
+class SlowedEngine : public WrappedEngine {
  public:
   // Throws InvalidArgument for a null engine or a slowdown out of range.
   SlowedEngine(std::shared_ptr<Engine> inner, const Slowdown& slowdown);
 
-  std::string kind() const override { return inner_->kind(); }
-  std::string model_path() const override { return inner_->model_path(); }
-  std::vector<TensorInfo> inputs() const override { return inner_->inputs(); }
-  std::vector<TensorInfo> outputs() const override { return inner_->outputs(); }
-  std::vector<size_t> supported_batches() const override { return inner_->supported_batches(); }
   void prepare(size_t batch_rows) override;
   // execute: the pause follows the wrapped execute(). start/wait: it follows wait(), in proportion to the
   // request's time from start() to the end of the wrapped wait().
   StageTimes execute(const IoBinding& binding) override;
-  size_t max_inflight() const override { return inner_->max_inflight(); }
   void start(size_t slot, const IoBinding& binding) override;
   StageTimes wait(size_t slot) override;
-  bool slots_thread_safe() const override { return inner_->slots_thread_safe(); }
   // The wrapped engine's, plus "slowdown" ("fraction 0.2, extra 0.000 ms").
   std::map<std::string, std::string> properties() const override;
 
   const Slowdown& slowdown() const { return slowdown_; }
-  const std::shared_ptr<Engine>& inner() const { return inner_; }
 
  private:
-  std::shared_ptr<Engine> inner_;
   Slowdown slowdown_;
   // When each slot's request started; a slot is only touched by its own start()/wait() calls.
   std::vector<std::chrono::steady_clock::time_point> started_;
