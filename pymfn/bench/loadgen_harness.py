@@ -70,8 +70,8 @@ class LoadgenResult(DocumentResult):
 
     @property
     def completed_per_s(self) -> float:
-        """LoadGen's "Completed samples per second" (server), "Samples per second" (offline) or
-        "QPS w/o loadgen overhead"-free completed rate (single-stream)."""
+        """Samples per second as LoadGen's detail log states them: completed samples per second (server), samples
+        per second (offline); single-stream: 1000 / its mean latency in ms."""
         return float(self.document.get("completed_per_s", 0.0))
 
     @property
