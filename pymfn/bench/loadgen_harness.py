@@ -188,7 +188,7 @@ def loadgen_run(model: ModelLike, *, scenario: str, log_dir: str | os.PathLike, 
         (work / "request.json").write_text(json.dumps(request))
         if log is not None:
             log(_plan(request, st))
-        doc = _run_child(work, log)
+        doc = _run_child(work, request, log)
         if doc.get("interrupted"):
             return LoadgenResult(doc, st)
         _publish(work / "logs", out)
@@ -248,7 +248,7 @@ def _publish(logs: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _run_child(work: Path, log: Log | None) -> dict[str, Any]:
+def _run_child(work: Path, request: dict[str, Any], log: Log | None) -> dict[str, Any]:
     """Run the LoadGen test in a child process in its own session (the terminal's Ctrl-C reaches only the
     parent, which then ends the child)."""
     cmd = [sys.executable, "-m", "pymfn.bench.loadgen_harness", str(work)]
@@ -263,7 +263,6 @@ def _run_child(work: Path, log: Log | None) -> dict[str, Any]:
         except BaseException:
             proc.kill()
             proc.wait()
-            request = json.loads((work / "request.json").read_text())
             return {"harness": "loadgen", "scenario": request["scenario"], "interrupted": True,
                     "model": request["model"], "batch": request["batch"]}
     stderr = (work / "stderr.txt").read_text(errors="replace")
@@ -460,10 +459,9 @@ def _child_run(work: Path, request: dict[str, Any]) -> dict[str, Any]:
     doc = dict(meta)
     doc.update(harness="loadgen", scenario=scenario, samples_loaded=count)
     doc.update(result_from_detail(values, scenario))
-    doc["samples"] = int(values.get("result_query_count", 0) or 0) * (
-        int(values.get("effective_samples_per_query", 1) or 1))
-    if scenario == "offline":
-        doc["samples"] = int(values.get("effective_samples_per_query", 0) or 0)
+    per_query = int(values.get("effective_samples_per_query", 1) or 1)
+    # offline: one query holding every sample; the others: one sample per query
+    doc["samples"] = per_query if scenario == "offline" else int(values.get("result_query_count", 0) or 0) * per_query
     errors = int(values.get("num_errors", 0) or 0)
     doc["warnings"] = list(doc.get("warnings", []))
     if errors:

@@ -9,25 +9,26 @@ from __future__ import annotations
 import csv
 import io
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from pymfn.files.atomic import json_bytes, write_file
 
 
-class Result:
+class Result(ABC):
     """Base of the benchmark results (``LatencyResult``, ``ServerResult``, ...)."""
 
     #: The name a report and an error use for this kind of result ("latency", "server", ...).
     kind: ClassVar[str] = "result"
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (what ``--json`` writes)."""
-        raise NotImplementedError(f"{type(self).__name__}.to_dict")
 
+    @abstractmethod
     def report(self) -> str:
         """The human report the command line prints (no trailing newline)."""
-        raise NotImplementedError(f"{type(self).__name__}.report")
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Draw the result into ``path`` (PNG/SVG/PDF by suffix; needs matplotlib, the ``plot`` extra)."""
