@@ -434,6 +434,9 @@ The runner calls it from C++ with the GIL released and re-acquires the GIL for e
       .def("outputs", &Engine::outputs, "TensorInfo of each model output")
       .def("supported_batches", &Engine::supported_batches,
            "batch sizes the model can run; empty = any size (dynamic batch)")
+      .def_property_readonly("batch_per_request", &Engine::batch_per_request,
+                             "True when each request may run fewer rows than prepared (an offered size): what "
+                             "the server batcher needs to size requests to the queries they carry")
       .def("prepare", &Engine::prepare, py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
            "select the batch size for the following executes (may recompile; not timed by the runner)")
       .def("execute", &execute_arrays, py::arg("inputs"),

@@ -333,6 +333,10 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
           "schedule_seed", [](const RunSettings& s) { return s.schedule_seed; },
           [](RunSettings& s, const py::object& v) { s.schedule_seed = non_negative<uint64_t>(v, "schedule_seed"); },
           "seed of the server's arrival schedule (same seed, same schedule; default 0)")
+      .PYMFN_SIZE_FIELD(max_batch, "server: most queued queries one request carries (dynamic batching; the engine "
+                                   "must offer batch_size * max_batch rows; default 1 = one query per request)")
+      .PYMFN_MS_FIELD(max_queue_delay_ms, "server batching: how long the oldest query may be held for more to arrive "
+                                          "(default 0 = send what has arrived)")
       .PYMFN_SIZE_FIELD(samples_per_query, "multi-stream: samples per query, split into requests of batch_size rows "
                                            "(must be a multiple of it; default 8)")
       .PYMFN_MS_FIELD(query_interval_ms, "multi-stream: time between query arrivals (default 50)")
@@ -355,7 +359,8 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
            << ", samples_per_query=" << s.samples_per_query << ", query_interval_ms=" << s.query_interval_ms
            << ", latency_bound_ms=" << s.latency_bound_ms << ", bound_percentile=" << s.bound_percentile
            << ", min_query_count=" << s.min_query_count << ", late_threshold_ms=" << s.late_threshold_ms
-           << ", scheduler_spin_ms=" << s.scheduler_spin_ms << ")";
+           << ", scheduler_spin_ms=" << s.scheduler_spin_ms << ", max_batch=" << s.max_batch
+           << ", max_queue_delay_ms=" << s.max_queue_delay_ms << ")";
         return os.str();
       });
 #undef PYMFN_SIZE_FIELD
@@ -505,10 +510,21 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
                              "when a request slot was free for the query (max of scheduled and slot free)")
       .def_property_readonly("completed_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().completed_ms, self); })
       .def_property_readonly("query_devices", [](py::object self) { return view_of_t(self.cast<ScenarioResult&>().query_devices, self); })
+      .def_readonly("max_batch", &ScenarioResult::max_batch, "the most queries one request could carry")
+      .def_readonly("mean_queries_per_request", &ScenarioResult::mean_queries_per_request)
+      .def_readonly("padding_rows", &ScenarioResult::padding_rows,
+                    "rows the engine ran that carried no query (padding up to an offered batch size)")
+      .def_property_readonly("request_issued_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().request_issued_ms, self); },
+                             "per request, in issue order: when it reached the engine")
+      .def_property_readonly("request_completed_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().request_completed_ms, self); })
+      .def_property_readonly("request_queries", [](py::object self) { return view_of_t(self.cast<ScenarioResult&>().request_queries, self); },
+                             "queries each request carried")
+      .def_property_readonly("request_rows", [](py::object self) { return view_of_t(self.cast<ScenarioResult&>().request_rows, self); },
+                             "rows the engine ran for each request")
       .def_readonly("stage_means_ms", &ScenarioResult::stage_means_ms)
       .def_property_readonly(
           "stage_samples_ms", [](py::object self) { return stage_views(self.cast<ScenarioResult&>().stage_samples_ms, self); },
-          "{stage: numpy view} per request, in query order")
+          "{stage: numpy view} per request, in issue order")
       .def_readonly("devices", &ScenarioResult::devices)
       .def_readonly("warnings", &ScenarioResult::warnings)
       .def("__repr__", [](const ScenarioResult& r) {

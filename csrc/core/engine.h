@@ -55,7 +55,15 @@ class Engine {
   // allocation). Throws InvalidArgument for a size the model does not offer. Not timed.
   virtual void prepare(size_t batch_rows) = 0;
 
-  // Runs one batch synchronously. `binding.batch_rows` must equal the prepared size.
+  // True when execute() and start() also take a binding of fewer rows than prepared: any batch size this
+  // model offers up to the prepared one, chosen per request (a dynamic-batch om selects it per dataset with
+  // aclmdlSetDynamicBatchSize); outputs then hold binding.batch_rows rows. False: every binding has exactly
+  // the prepared size. The server scenario's batcher sizes each request to the queries it carries when true,
+  // and pads them to the prepared size when false.
+  virtual bool batch_per_request() const { return false; }
+
+  // Runs one batch synchronously. `binding.batch_rows` must equal the prepared size (or, with
+  // batch_per_request(), be an offered size up to it).
   virtual StageTimes execute(const IoBinding& binding) = 0;
 
   // Asynchronous path: up to `max_inflight()` requests, identified by slot 0..max_inflight()-1.

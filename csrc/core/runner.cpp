@@ -172,7 +172,8 @@ void check_common_settings(const RunSettings& st, const std::vector<Engine*>& en
 }
 
 void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
-                             const char* what, bool scheduled) {
+                             const char* what, bool scheduled, size_t engine_batch) {
+  const size_t batch = engine_batch == 0 ? st.batch_size : engine_batch;
   if (lanes.empty()) throw InvalidArgument(std::string(what) + ": no devices (lanes) to run on");
   std::vector<Engine*> engines;
   std::set<Engine*> seen;
@@ -191,12 +192,12 @@ void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader
                               " but the " + l.engine->kind() +
                               " engine's request slots cannot be started and awaited from different threads at "
                               "once; use one engine per lane (several devices) with inflight 1");
-  for (Engine* e : engines) check_reader_fits_engine(*e, reader, st.batch_size, what);
+  for (Engine* e : engines) check_reader_fits_engine(*e, reader, batch, what);
   for (Engine* e : engines) {
-    e->prepare(st.batch_size);
+    e->prepare(batch);
     // Again after prepare(): an engine may only know its final shapes then (Python engines cache them there).
-    check_reader_fits_engine(*e, reader, st.batch_size, what);
-    check_output_sizes(e->outputs(), st.batch_size, st.inflight, what);
+    check_reader_fits_engine(*e, reader, batch, what);
+    check_output_sizes(e->outputs(), batch, st.inflight, what);
   }
   checked_buffer_bytes(std::string(what) + ": request slots", lanes.size(), "devices", st.inflight);
 }
@@ -282,6 +283,9 @@ void make_request(Request* r, const std::vector<TensorInfo>& outs, size_t batch,
   }
   r->input_bytes = input_bytes;
   r->input_copy = copy_input ? std::make_unique<AlignedBuffer>(input_bytes) : nullptr;
+  // Rows a request runs without data (padding up to the engine's batch) hold zeros or an earlier query's
+  // data, never uninitialised memory.
+  if (r->input_copy) std::memset(r->input_copy->data(), 0, input_bytes);
   r->binding.inputs.assign(1, r->input_copy ? r->input_copy->data() : nullptr);
 }
 

@@ -88,6 +88,15 @@ struct RunSettings {
   double target_qps = 0;
   // Seed of the arrival schedule: the same seed gives the same schedule.
   uint64_t schedule_seed = 0;
+  // Server: dynamic batching (LoadGen's server_coalesce_queries, Triton's dynamic batcher). One request
+  // carries up to max_batch queued queries; the engine is prepared for max_batch * batch_size rows, which it
+  // must offer. Engines that choose the batch per request (Engine::batch_per_request) run each request at
+  // the smallest offered size that holds its queries; others run the prepared size, padded. When a request
+  // slot is free and fewer than max_batch queries have arrived, the batcher holds the oldest for up to
+  // max_queue_delay_ms after its arrival while more arrive (0 = send what has arrived at once). 1 = one
+  // query per request.
+  size_t max_batch = 1;
+  double max_queue_delay_ms = 0;
   // Multi-stream: samples in one query (split into samples_per_query / batch_size requests; must
   // divide evenly) and the fixed time between query arrivals.
   size_t samples_per_query = 8;

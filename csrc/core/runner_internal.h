@@ -146,9 +146,10 @@ void check_common_settings(const RunSettings& st, const std::vector<Engine*>& en
 // The checks every lane-based entry point (run_benchmark, run_devices, the scheduled scenarios) makes
 // before anything runs: lanes present and distinct, check_common_settings, the reader against every engine;
 // then prepare() on every engine and the checks that need it. `scheduled`: slots are started and awaited
-// from different threads, which several requests in flight then need the engine to allow.
+// from different threads, which several requests in flight then need the engine to allow. `engine_batch`:
+// the rows engines are prepared for when a request carries several reader batches (0 = st.batch_size).
 void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
-                             const char* what, bool scheduled);
+                             const char* what, bool scheduled, size_t engine_batch = 0);
 
 // Per-iteration stage times: what an engine reported for each measured request.
 class StageRecorder {

@@ -31,6 +31,7 @@ using detail::Request;
 using detail::StageRecorder;
 
 constexpr size_t kMaxScheduledQueries = 50'000'000;
+constexpr size_t kMaxBatchedQueries = 4096;  // queries one batched request may carry
 
 }  // namespace
 
@@ -91,12 +92,19 @@ struct Plan {
   double target_qps;
   double bound_ms;
   bool truncated;  // max_duration_ms cut the schedule short of the minimums
+  size_t max_batch = 1;   // queries one request may carry (server batching)
+  double hold_ms = 0;     // how long the batcher holds the oldest query for more (RunSettings.max_queue_delay_ms)
 };
 
 // Shared state of a scheduled run: the request slots (over all lanes), which of them are free, and the
 // per-request / per-query records. `mu` guards everything.
 struct Scheduled {
   std::vector<Request> slots;
+  size_t query_bytes = 0;   // input bytes of one query (one reader batch)
+  size_t request_rows = 0;  // rows the engines are prepared for: batch_size * max_batch
+  size_t query_rows = 0;    // rows of one query: batch_size
+  std::vector<bool> lane_per_request;              // Engine::batch_per_request of each lane
+  std::vector<std::vector<size_t>> lane_batches;   // its offered batch sizes (empty: any)
   std::mutex mu;
   std::condition_variable free_cv;               // scheduler: a slot became free, or an error
   std::vector<std::condition_variable> start_cv;  // waiter i: its slot was started, or stop
@@ -105,19 +113,26 @@ struct Scheduled {
   std::vector<Clock::time_point> slot_free_at;    // when the slot's last request completed
   bool stop = false;
   std::exception_ptr error;
-  // per request
+  // per request (issue order): the queries it carries are req_query .. req_query + req_queries - 1
   std::vector<Clock::time_point> req_issued, req_done;
   std::vector<StageTimes> req_stage;
-  std::vector<size_t> req_rows;
+  std::vector<size_t> req_rows;         // valid rows of its queries
+  std::vector<size_t> req_engine_rows;  // rows the engine ran
   std::vector<uint32_t> req_lane;
-  std::vector<size_t> req_query;
+  std::vector<size_t> req_query, req_queries;
   size_t requests_done = 0;
   // per query
   std::vector<uint32_t> query_pending;
+  std::vector<size_t> query_request;  // its first request
   std::vector<Clock::time_point> query_done;
 
   // Slot order interleaves lanes (lane 0 slot 0, lane 1 slot 0, ...) so an idle run spreads over devices.
-  Scheduled(const std::vector<Lane>& lanes, const RunSettings& st, const Plan& plan, size_t input_bytes) {
+  Scheduled(const std::vector<Lane>& lanes, const RunSettings& st, const Plan& plan, size_t bytes_per_query)
+      : query_bytes(bytes_per_query), request_rows(st.batch_size * plan.max_batch), query_rows(st.batch_size) {
+    for (const Lane& l : lanes) {
+      lane_per_request.push_back(l.engine->batch_per_request());
+      lane_batches.push_back(l.engine->supported_batches());
+    }
     slots.resize(lanes.size() * st.inflight);
     for (size_t i = 0; i < st.inflight; ++i)
       for (size_t l = 0; l < lanes.size(); ++l) {
@@ -125,8 +140,8 @@ struct Scheduled {
         r.lane = l;
         r.engine = lanes[l].engine;
         r.slot = i;
-        // Always a copy: several slots are fed from one reader.
-        detail::make_request(&r, r.engine->outputs(), st.batch_size, input_bytes, true);
+        // Always a copy: several slots are fed from one reader, and a request may carry several queries.
+        detail::make_request(&r, r.engine->outputs(), request_rows, query_bytes * plan.max_batch, true);
       }
     const size_t ns = slots.size(), nq = plan.schedule.size(), nreq = nq * plan.requests_per_query;
     start_cv = std::vector<std::condition_variable>(ns);
@@ -136,11 +151,29 @@ struct Scheduled {
     req_done.resize(nreq);
     req_stage.resize(nreq);
     req_rows.assign(nreq, 0);
+    req_engine_rows.assign(nreq, 0);
     req_lane.assign(nreq, 0);
-    req_query.resize(nreq);
-    for (size_t r = 0; r < nreq; ++r) req_query[r] = r / plan.requests_per_query;
+    req_query.assign(nreq, 0);
+    req_queries.assign(nreq, 0);
     query_pending.assign(nq, static_cast<uint32_t>(plan.requests_per_query));
+    query_request.assign(nq, 0);
     query_done.resize(nq);
+  }
+
+  // Rows the engine of `lane` runs for a request of `queries` queries: the smallest offered batch that holds
+  // them when it chooses per request, else the prepared size (the rest is padding).
+  size_t engine_rows(size_t lane, size_t queries) const {
+    const size_t need = queries * query_rows;
+    if (!lane_per_request[lane]) return request_rows;
+    for (size_t b : lane_batches[lane])  // offered sizes are ascending; request_rows is one of them
+      if (b >= need && b <= request_rows) return b;
+    return lane_batches[lane].empty() ? need : request_rows;
+  }
+
+  // Puts query batch `v` at query position `pos` of the request's input (position 0 also sets its view).
+  void bind_query(Request& r, size_t pos, const BatchView& v) const {
+    if (pos == 0) r.view = v;
+    std::memcpy(static_cast<uint8_t*>(r.input_copy->data()) + pos * query_bytes, v.data, query_bytes);
   }
 
   void fail_locked(std::exception_ptr e) {
@@ -182,8 +215,8 @@ void waiter_loop(Scheduled& S, size_t i) {
     const auto r = static_cast<size_t>(req);
     S.req_done[r] = done;
     S.req_stage[r] = t;
-    const size_t q = S.req_query[r];
-    if (--S.query_pending[q] == 0) S.query_done[q] = done;
+    for (size_t q = S.req_query[r]; q < S.req_query[r] + S.req_queries[r]; ++q)
+      if (--S.query_pending[q] == 0) S.query_done[q] = done;
     ++S.requests_done;
     S.slot_request[i] = -1;
     S.slot_free_at[i] = done;
@@ -209,12 +242,15 @@ bool wait_until(Scheduled& S, std::unique_lock<std::mutex>& lk, Clock::time_poin
   return true;
 }
 
-// Warm-up on the calling thread, every slot in turn, before the waiters exist.
-void warm_up(Scheduled& S, BatchReader& reader, const detail::RunLimits& limits, const char* what, Issued* out) {
+// Warm-up on the calling thread, every slot in turn, before the waiters exist. With batching it cycles
+// through the request sizes the batcher can send, so none of them runs for the first time while measured.
+void warm_up(Scheduled& S, BatchReader& reader, const detail::RunLimits& limits, const Plan& plan, Issued* out) {
   while (!limits.warm(out->warmup_requests, Clock::now())) {
     if ((out->stop_why = limits.forced(Clock::now()))) break;
     Request& r = S.slots[out->warmup_requests % S.slots.size()];
-    detail::bind_input(&r, detail::next_batch(reader, what));
+    const size_t queries = out->warmup_requests / S.slots.size() % plan.max_batch + 1;
+    for (size_t k = 0; k < queries; ++k) S.bind_query(r, k, detail::next_batch(reader, plan.scenario));
+    r.binding.batch_rows = S.engine_rows(r.lane, queries);
     r.engine->start(r.slot, r.binding);
     r.engine->wait(r.slot);
     ++out->warmup_requests;
@@ -224,7 +260,9 @@ void warm_up(Scheduled& S, BatchReader& reader, const detail::RunLimits& limits,
 
 // The scheduler (calling thread): issues every query of the plan at its arrival, its requests on the free
 // slots idle longest, until the plan ends, the run is forced to end or an engine fails; then waits until
-// everything issued has completed. Caller holds `lk` on S.mu.
+// everything issued has completed. With batching (plan.max_batch > 1, one request per query), a request
+// leaving at query q's arrival also carries the queries that have arrived by then, and waits up to
+// plan.hold_ms past q's arrival for more, up to max_batch. Caller holds `lk` on S.mu.
 void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader& reader, const RunSettings& st,
                     const Plan& plan, const detail::RunLimits& limits, Clock::time_point t0, Issued* out) {
   const auto spin = std::chrono::duration_cast<Clock::duration>(
@@ -245,13 +283,42 @@ void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader&
     if (err) S.fail_locked(err);
     return err == nullptr;
   };
-  for (size_t q = 0; q < plan.schedule.size() && !S.error && !stop_why; ++q) {
+  const size_t nq = plan.schedule.size();
+  // Adds to request `r` (holding query q) the queries after q that arrive in time, adding their valid rows to
+  // `valid`; returns how many queries it holds.
+  auto gather = [&](Request& r, size_t q, size_t* valid) {
+    size_t n = 1;
+    const auto hold_until = at(plan.schedule[q] + plan.hold_ms);
+    while (n < plan.max_batch && q + n < nq && !S.error) {
+      const auto next = at(plan.schedule[q + n]);
+      if (next > limits.deadline()) break;
+      if (next > Clock::now()) {
+        // Not arrived: a batcher cannot know when it will, so it holds the request until the delay is up.
+        if (next > hold_until) {
+          if (hold_until > Clock::now()) wait_until(S, lk, hold_until, spin, limits);
+          break;
+        }
+        if (!wait_until(S, lk, next, spin, limits)) break;
+      }
+      BatchView v;
+      if (!unlocked([&] {
+            v = detail::next_batch(reader, plan.scenario);
+            S.bind_query(r, n, v);
+          }))
+        break;
+      *valid += v.valid_rows;
+      ++n;
+    }
+    return n;
+  };
+  for (size_t q = 0; q < nq && !S.error && !stop_why;) {
     const auto sched = at(plan.schedule[q]);
     // An arrival beyond the cap is never issued: the run stops issuing now.
     if (sched > limits.deadline()) {
       stop_why = StopReason::kMaxDuration;
       break;
     }
+    size_t carried = 1;  // queries in this query's (last) request
     for (size_t k = 0; k < plan.requests_per_query && !S.error; ++k) {
       // A free slot, with its input in place, before the arrival when one is free by then.
       limits.wait(S.free_cv, lk, Clock::time_point::max(), [&] { return !S.free_slots.empty() || S.error; });
@@ -263,18 +330,31 @@ void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader&
       // that is the harness's own delay (waking up, copying the input).
       const double free_ms = S.slot_free_at[i] > t0 ? ms_between(t0, S.slot_free_at[i]) : 0.0;
       Request& r = S.slots[i];
-      if (!unlocked([&] { detail::bind_input(&r, detail::next_batch(reader, plan.scenario)); })) {
+      if (!unlocked([&] { S.bind_query(r, 0, detail::next_batch(reader, plan.scenario)); })) {
         S.free_slots.push_front(i);
         break;
       }
+      double ready_ms = 0;
+      size_t valid = r.view.valid_rows;
       if (k == 0) {
         if (!wait_until(S, lk, sched, spin, limits)) {
           S.free_slots.push_front(i);
           if (!S.error) stop_why = limits.forced(Clock::now());
           break;
         }
-        out->query_ready_ms[q] = std::max(free_ms, plan.schedule[q]);
+        ready_ms = std::max(free_ms, plan.schedule[q]);
+        if (plan.max_batch > 1) {
+          carried = gather(r, q, &valid);
+          if (S.error) {
+            S.free_slots.push_front(i);
+            break;
+          }
+          // Time the batcher held the request for more queries counts as queueing, not as harness delay.
+          ready_ms = std::max(ready_ms, std::min(ms_between(t0, Clock::now()), plan.schedule[q] + plan.hold_ms));
+          ready_ms = std::max(ready_ms, plan.schedule[q + carried - 1]);
+        }
       }
+      r.binding.batch_rows = S.engine_rows(r.lane, carried);
       const size_t req = out->requests;
       Clock::time_point issued;
       if (!unlocked([&] {
@@ -284,16 +364,25 @@ void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader&
         S.free_slots.push_front(i);
         break;
       }
-      if (k == 0) out->query_issued[q] = issued;
-      S.req_rows[req] = r.view.valid_rows;
+      if (k == 0)
+        for (size_t j = q; j < q + carried; ++j) {
+          out->query_issued[j] = issued;
+          out->query_ready_ms[j] = std::max(ready_ms, plan.schedule[j]);
+          S.query_request[j] = req;
+        }
+      S.req_rows[req] = valid;
+      S.req_engine_rows[req] = r.binding.batch_rows;
       S.req_lane[req] = static_cast<uint32_t>(r.lane);
       S.req_issued[req] = issued;
+      S.req_query[req] = q;
+      S.req_queries[req] = carried;
       S.slot_request[i] = static_cast<int64_t>(req);
       ++out->requests;
       S.start_cv[i].notify_one();
     }
     if (stop_why || S.error) break;
-    ++out->queries;
+    out->queries += carried;
+    q += carried;
   }
   // Everything issued completes (or fails) before the waiters are told to stop.
   S.free_cv.wait(lk, [&] { return S.requests_done == out->requests; });
@@ -302,7 +391,7 @@ void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader&
 }
 
 // Per-query times and their statistics, over the queries whose every request was issued and completed;
-// returns the requests of those queries in query order.
+// returns the requests of those queries in issue order.
 std::vector<size_t> summarize_queries(ScenarioResult* res, const Scheduled& S, const Plan& plan, const Issued& is,
                                       const RunSettings& st, Clock::time_point t0, std::vector<double>* lat) {
   std::vector<double> delay, queue, lateness;
@@ -324,11 +413,13 @@ std::vector<size_t> summarize_queries(ScenarioResult* res, const Scheduled& S, c
     queue.push_back(ready - sched);
     lateness.push_back(issued - ready);
     if (issued - sched > st.late_threshold_ms) ++res->late_issues;
-    const size_t first_req = q * plan.requests_per_query;
+    const size_t first_req = S.query_request[q];
     res->query_devices.push_back(S.req_lane[first_req]);
     for (size_t k = 0; k < plan.requests_per_query; ++k) {
-      req_order.push_back(first_req + k);
-      res->samples_processed += S.req_rows[first_req + k];
+      const size_t r = first_req + k;
+      if (S.req_query[r] != q) continue;  // a batched request is listed under its first query
+      req_order.push_back(r);
+      res->samples_processed += S.req_rows[r];
     }
   }
   res->duration_ms = ms_between(t0, last_done);
@@ -340,6 +431,19 @@ std::vector<size_t> summarize_queries(ScenarioResult* res, const Scheduled& S, c
   std::vector<double> sorted = *lat;
   std::sort(sorted.begin(), sorted.end());
   res->latency_at_percentile = detail::percentile_of_sorted(sorted, st.bound_percentile);
+  // Per request: what it carried and ran.
+  res->max_batch = plan.max_batch;
+  size_t carried = 0;
+  for (size_t r : req_order) {
+    carried += S.req_queries[r];
+    res->padding_rows += S.req_engine_rows[r] - std::min(S.req_engine_rows[r], S.req_queries[r] * S.query_rows);
+    res->request_issued_ms.push_back(ms_between(t0, S.req_issued[r]));
+    res->request_completed_ms.push_back(ms_between(t0, S.req_done[r]));
+    res->request_queries.push_back(static_cast<uint32_t>(S.req_queries[r]));
+    res->request_rows.push_back(static_cast<uint32_t>(S.req_engine_rows[r]));
+  }
+  res->mean_queries_per_request =
+      req_order.empty() ? 0.0 : static_cast<double>(carried) / static_cast<double>(req_order.size());
   return req_order;
 }
 
@@ -413,7 +517,7 @@ void judge_validity(ScenarioResult* res, const Plan& plan, const RunSettings& st
 
 ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader, const RunSettings& st,
                              const Plan& plan, const StopFlag* stop) {
-  detail::check_lanes_and_prepare(lanes, reader, st, plan.scenario, true);
+  detail::check_lanes_and_prepare(lanes, reader, st, plan.scenario, true, st.batch_size * plan.max_batch);
   const size_t nq = plan.schedule.size();
   Scheduled S(lanes, st, plan, reader.sample_spec().bytes * st.batch_size);
   Issued is;
@@ -423,7 +527,7 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   // The run's clock (and its max_duration_ms cap) starts with warm-up.
   reader.rewind();
   const detail::RunLimits limits(st, stop);
-  warm_up(S, reader, limits, plan.scenario, &is);
+  warm_up(S, reader, limits, plan, &is);
   for (size_t i = 0; i < S.slots.size(); ++i) S.free_slots.push_back(i);
   std::vector<std::thread> waiters;
   for (size_t i = 0; i < S.slots.size(); ++i) waiters.emplace_back(waiter_loop, std::ref(S), i);
@@ -440,7 +544,6 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   res.scenario = plan.scenario;
   res.queries_scheduled = nq;
   res.queries = is.queries;
-  res.requests = is.queries * plan.requests_per_query;
   res.samples_per_query = st.batch_size * plan.requests_per_query;
   res.warmup_iterations = is.warmup_requests;
   res.target_qps = plan.target_qps;
@@ -451,6 +554,7 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   res.scheduled_qps = nq > 0 && plan.schedule.back() > 0 ? static_cast<double>(nq) * 1000.0 / plan.schedule.back() : 0.0;
   std::vector<double> lat;
   const std::vector<size_t> req_order = summarize_queries(&res, S, plan, is, st, t0, &lat);
+  res.requests = req_order.size();
   StageRecorder stages;
   for (size_t r : req_order) stages.add(S.req_stage[r]);
   res.stage_means_ms = stages.means();
@@ -463,6 +567,10 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
     res.completed_ms.clear();
     res.ready_ms.clear();
     res.query_devices.clear();
+    res.request_issued_ms.clear();
+    res.request_completed_ms.clear();
+    res.request_queries.clear();
+    res.request_rows.clear();
   }
   return res;
 }
@@ -476,6 +584,28 @@ void check_validity_settings(const RunSettings& st) {
     throw InvalidArgument("RunSettings.late_threshold_ms must be >= 0");
   if (!(st.scheduler_spin_ms >= 0) || !(st.scheduler_spin_ms <= 1000))
     throw InvalidArgument("RunSettings.scheduler_spin_ms must be in 0..1000, got " + fmt(st.scheduler_spin_ms));
+  if (st.max_batch < 1 || st.max_batch > kMaxBatchedQueries)
+    throw InvalidArgument("RunSettings.max_batch must be in 1.." + std::to_string(kMaxBatchedQueries) + ", got " +
+                          std::to_string(st.max_batch));
+  if (!(st.max_queue_delay_ms >= 0) || !(st.max_queue_delay_ms <= 60000))
+    throw InvalidArgument("RunSettings.max_queue_delay_ms must be in 0..60000, got " + fmt(st.max_queue_delay_ms));
+}
+
+// Batching needs every engine to offer the full request size (batch_size * max_batch rows).
+void check_batching(const std::vector<Lane>& lanes, const RunSettings& st) {
+  if (st.max_batch <= 1) return;
+  const size_t rows = st.batch_size * st.max_batch;
+  for (const Lane& l : lanes) {
+    if (l.engine == nullptr) continue;  // named by the common checks
+    const auto offered = l.engine->supported_batches();
+    if (offered.empty() || std::find(offered.begin(), offered.end(), rows) != offered.end()) continue;
+    std::string list;
+    for (size_t b : offered) list += (list.empty() ? "" : ",") + std::to_string(b);
+    throw InvalidArgument("RunSettings.max_batch = " + std::to_string(st.max_batch) + " needs requests of " +
+                          std::to_string(rows) + " rows (batch_size " + std::to_string(st.batch_size) +
+                          " x max_batch), which " + detail::engine_name(*l.engine) + " does not offer (batch sizes " +
+                          list + ")");
+  }
 }
 
 bool schedule_truncated(const std::vector<double>& t, const RunSettings& st) {
@@ -489,7 +619,8 @@ ScenarioResult run_server(const std::vector<Lane>& lanes, BatchReader& reader, c
   check_validity_settings(st);
   if (!(st.latency_bound_ms > 0))
     throw InvalidArgument("run_server: RunSettings.latency_bound_ms must be > 0 (the p99 bound a VALID run meets)");
-  Plan plan{"server", {}, 1, st.target_qps, st.latency_bound_ms, false};
+  check_batching(lanes, st);
+  Plan plan{"server", {}, 1, st.target_qps, st.latency_bound_ms, false, st.max_batch, st.max_queue_delay_ms};
   plan.schedule = poisson_schedule(st.target_qps, st.min_query_count, st.min_duration_ms, st.max_duration_ms,
                                    st.schedule_seed);
   plan.truncated = schedule_truncated(plan.schedule, st);
@@ -508,6 +639,10 @@ ScenarioResult run_multistream(const std::vector<Lane>& lanes, BatchReader& read
     throw InvalidArgument("RunSettings.samples_per_query = " + std::to_string(st.samples_per_query) +
                           " is not a multiple of batch_size = " + std::to_string(st.batch_size) +
                           " (a query is split into whole batches; pymfn does not pad queries)");
+  if (st.max_batch != 1)
+    throw InvalidArgument("RunSettings.max_batch = " + std::to_string(st.max_batch) +
+                          ": batching queries applies to the server scenario; multi-stream queries are already "
+                          "batches (samples_per_query)");
   const double bound = st.latency_bound_ms > 0 ? st.latency_bound_ms : st.query_interval_ms;
   Plan plan{"multi-stream", {}, st.samples_per_query / st.batch_size, 0, bound, false};
   plan.schedule = fixed_schedule(st.query_interval_ms, st.min_query_count, st.min_duration_ms, st.max_duration_ms);

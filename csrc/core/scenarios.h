@@ -68,6 +68,15 @@ struct ScenarioResult {
   // Raw per-query times (ms from the schedule start), in schedule order; only completed queries.
   std::vector<double> scheduled_ms, issued_ms, completed_ms, ready_ms;  // ready: see queue_wait
   std::vector<uint32_t> query_devices;  // lane of each query's first request
+  // Server batching (RunSettings.max_batch): the most queries one request could carry, the mean it did,
+  // and the rows the engine ran that carried no query (padding up to an offered batch size).
+  size_t max_batch = 1;
+  double mean_queries_per_request = 0;
+  size_t padding_rows = 0;
+  // Raw per-request records (kept with keep_samples), in issue order: when it reached the engine and
+  // completed (ms from t0), the queries it carried and the rows the engine ran.
+  std::vector<double> request_issued_ms, request_completed_ms;
+  std::vector<uint32_t> request_queries, request_rows;
   // Engine-reported stage times per request (completion order per query order), as RunResult's.
   std::map<std::string, double> stage_means_ms;
   std::map<std::string, std::vector<double>> stage_samples_ms;
@@ -83,8 +92,8 @@ struct ScenarioResult {
 std::vector<double> poisson_schedule(double qps, size_t min_count, double min_duration_ms, double max_duration_ms,
                                      uint64_t seed);
 
-// Server scenario: one query = one request of batch_size rows; Poisson arrivals at target_qps from
-// schedule_seed; VALID when the bound_percentile latency <= latency_bound_ms (required > 0), the run
+// Server scenario: one query = batch_size rows, one request each (or, with RunSettings.max_batch > 1, up
+// to max_batch queued queries in one request); Poisson arrivals at target_qps from schedule_seed; VALID when the bound_percentile latency <= latency_bound_ms (required > 0), the run
 // lasted min_duration_ms, and min_query_count queries completed. Requests go to the free slot that has
 // been idle longest, over all lanes (devices). A raised `stop` ends issuing (StopReason::kInterrupted);
 // the queries already issued complete and are reported.

@@ -31,6 +31,7 @@ class FakeEngine : public pymfn::Engine {
     size_t inputs = 1;
     size_t fail_at_request = SIZE_MAX;        // this request (0-based, execute and start) throws EngineError
     double sleep_ms = 0;                      // each request sleeps this long (at least) before computing
+    bool per_request = false;                 // batch_per_request(): a binding may hold an offered size < prepared
   };
 
   explicit FakeEngine(Options o) : o_(std::move(o)), busy_(o_.slots, false) {
@@ -56,6 +57,7 @@ class FakeEngine : public pymfn::Engine {
     return {t};
   }
   std::vector<size_t> supported_batches() const override { return o_.batches; }
+  bool batch_per_request() const override { return o_.per_request; }
   void prepare(size_t batch_rows) override {
     std::lock_guard<std::mutex> lk(mu_);
     prepared_ = batch_rows;
@@ -101,6 +103,11 @@ class FakeEngine : public pymfn::Engine {
     std::lock_guard<std::mutex> lk(mu_);
     return first_values_;
   }
+  // Element 0 of every row of each request's input, in request order.
+  std::vector<std::vector<float>> row_values() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return row_values_;
+  }
   size_t busy_now() const {
     std::lock_guard<std::mutex> lk(mu_);
     return static_cast<size_t>(std::count(busy_.begin(), busy_.end(), true));
@@ -120,7 +127,9 @@ class FakeEngine : public pymfn::Engine {
 
  private:
   void run(const pymfn::IoBinding& b) {
-    if (b.batch_rows != prepared_ || b.inputs.size() != 1 || b.outputs.size() != 1) {
+    const bool offered = o_.batches.empty() || std::find(o_.batches.begin(), o_.batches.end(), b.batch_rows) != o_.batches.end();
+    const bool rows_ok = b.batch_rows == prepared_ || (o_.per_request && offered && b.batch_rows >= 1 && b.batch_rows < prepared_);
+    if (!rows_ok || b.inputs.size() != 1 || b.outputs.size() != 1) {
       ++protocol_errors_;
       throw pymfn::EngineError("fake engine: binding does not match the prepared batch");
     }
@@ -128,6 +137,10 @@ class FakeEngine : public pymfn::Engine {
     float first;
     std::memcpy(&first, b.inputs[0], sizeof first);
     first_values_.push_back(first);
+    std::vector<float> rows(b.batch_rows);
+    for (size_t r = 0; r < b.batch_rows; ++r)
+      std::memcpy(&rows[r], static_cast<const unsigned char*>(b.inputs[0]) + r * o_.width * sizeof(float), sizeof(float));
+    row_values_.push_back(std::move(rows));
     if (n == o_.fail_at_request) throw pymfn::EngineError("fake engine: injected failure of request " + std::to_string(n));
     if (o_.sleep_ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(o_.sleep_ms));
     const auto* in = static_cast<const unsigned char*>(b.inputs[0]);
@@ -151,6 +164,7 @@ class FakeEngine : public pymfn::Engine {
   size_t peak_busy_ = 0;
   size_t protocol_errors_ = 0;
   std::vector<float> first_values_;
+  std::vector<std::vector<float>> row_values_;
 };
 
 // Batches of `batch` rows of `width` float32 over `count` samples (sample i element j = i * width + j),

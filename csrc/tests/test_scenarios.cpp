@@ -125,6 +125,120 @@ TEST(server_is_invalid_when_the_bound_is_missed) {
   CHECK(r.latency_at_percentile > st.latency_bound_ms);
 }
 
+// A server run whose arrivals outpace the engine (2,000 QPS against 2 ms requests) so queries queue and
+// the batcher has several to merge.
+RunSettings batched(size_t max_batch) {
+  RunSettings st = scheduled(1);
+  st.target_qps = 2000;
+  st.min_query_count = 200;
+  st.max_batch = max_batch;
+  st.warmup_iterations = 8;
+  return st;
+}
+
+FakeEngine::Options slow_fake(std::vector<size_t> batches, bool per_request) {
+  FakeEngine::Options o = fake(1);
+  o.batches = std::move(batches);
+  o.per_request = per_request;
+  o.sleep_ms = 2;
+  return o;
+}
+
+TEST(server_batching_carries_every_query_once_in_order) {
+  MemoryReader reader(100, kWidth, 1);
+  FakeEngine engine(slow_fake({1, 2, 4, 8}, true));
+  const pymfn::ScenarioResult r = pymfn::run_server({Lane{&engine, "fake lane"}}, reader, batched(8));
+  CHECK_EQ(r.queries, r.queries_scheduled);
+  CHECK_EQ(r.max_batch, size_t{8});
+  CHECK_EQ(engine.protocol_errors(), size_t{0});
+  CHECK_EQ(engine.requests(), r.warmup_iterations + r.requests);
+  CHECK_EQ(r.request_queries.size(), r.requests);
+  size_t carried = 0, padding = 0;
+  for (size_t i = 0; i < r.requests; ++i) {
+    const size_t q = r.request_queries[i], rows = r.request_rows[i];
+    CHECK(q >= 1 && q <= 8);
+    // the smallest offered size that holds the request's queries
+    const size_t want = q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8;
+    CHECK_EQ(rows, want);
+    carried += q;
+    padding += rows - q;
+  }
+  CHECK_EQ(carried, r.queries);
+  CHECK_EQ(r.padding_rows, padding);
+  CHECK_EQ(r.samples_processed, r.queries);
+  CHECK(r.requests < r.queries);  // queries queued behind 2 ms requests were merged
+  CHECK_NEAR(r.mean_queries_per_request, static_cast<double>(r.queries) / static_cast<double>(r.requests), 1e-9);
+  // The queries the engine saw, in order, are the reader's samples in order, each once: sample i has
+  // element 0 = i * width, and the reader cycles over 100 samples.
+  const auto rows = engine.row_values();
+  std::vector<float> seen;
+  for (size_t w = 0; w < r.warmup_iterations; ++w) {
+    const size_t q = w % 8 + 1;  // warm-up cycles through the request sizes
+    seen.insert(seen.end(), rows[w].begin(), rows[w].begin() + static_cast<std::ptrdiff_t>(q));
+  }
+  for (size_t i = 0; i < r.requests; ++i) {
+    const auto& req = rows[r.warmup_iterations + i];
+    seen.insert(seen.end(), req.begin(), req.begin() + static_cast<std::ptrdiff_t>(r.request_queries[i]));
+  }
+  for (size_t k = 0; k < seen.size(); ++k) CHECK_EQ(seen[k], static_cast<float>((k % 100) * kWidth));
+  check_query_times(r);
+  // A query leaves with its request: every query of request i was issued at the request's issue time.
+  size_t q = 0;
+  for (size_t i = 0; i < r.requests; ++i)
+    for (size_t k = 0; k < r.request_queries[i]; ++k, ++q) CHECK_EQ(r.issued_ms[q], r.request_issued_ms[i]);
+}
+
+TEST(server_batching_pads_when_the_engine_cannot_choose_per_request) {
+  MemoryReader reader(100, kWidth, 1);
+  FakeEngine engine(slow_fake({8}, false));
+  const pymfn::ScenarioResult r = pymfn::run_server({Lane{&engine, "fake lane"}}, reader, batched(8));
+  CHECK_EQ(engine.protocol_errors(), size_t{0});
+  size_t carried = 0;
+  for (size_t i = 0; i < r.requests; ++i) {
+    CHECK_EQ(r.request_rows[i], size_t{8});
+    carried += r.request_queries[i];
+  }
+  CHECK_EQ(carried, r.queries);
+  CHECK_EQ(r.padding_rows, 8 * r.requests - r.queries);
+}
+
+TEST(server_batching_holds_for_more_queries_up_to_the_delay) {
+  // 200 QPS (5 ms apart on average) against a 2 ms engine: without a delay most requests carry one query;
+  // holding each request up to 30 ms gathers several. The seeded schedule makes this deterministic
+  // apart from host timing, which only makes the held requests carry more.
+  MemoryReader reader(100, kWidth, 1);
+  RunSettings st = batched(8);
+  st.target_qps = 200;
+  st.min_query_count = 100;
+  FakeEngine eager(slow_fake({}, true));
+  const pymfn::ScenarioResult now = pymfn::run_server({Lane{&eager, "fake lane"}}, reader, st);
+  st.max_queue_delay_ms = 30;
+  FakeEngine patient(slow_fake({}, true));
+  const pymfn::ScenarioResult held = pymfn::run_server({Lane{&patient, "fake lane"}}, reader, st);
+  CHECK(held.mean_queries_per_request > 2.0);
+  CHECK(held.mean_queries_per_request > now.mean_queries_per_request);
+  // A held query waited in the queue, not in the harness: ready = when its request closed.
+  for (size_t i = 0; i < held.queries; ++i) CHECK(held.ready_ms[i] <= held.issued_ms[i]);
+  CHECK_EQ(held.padding_rows, size_t{0});  // any batch size is offered
+}
+
+TEST(server_batching_settings_are_checked) {
+  MemoryReader reader(100, kWidth, 1);
+  FakeEngine engine(slow_fake({1, 2, 4, 8}, true));
+  CHECK_THROWS(pymfn::run_server({Lane{&engine, "fake lane"}}, reader, batched(3)), pymfn::InvalidArgument,
+               "max_batch = 3 needs requests of 3 rows");
+  CHECK_THROWS(pymfn::run_server({Lane{&engine, "fake lane"}}, reader, batched(0)), pymfn::InvalidArgument,
+               "max_batch must be in 1..");
+  RunSettings st = batched(2);
+  st.max_queue_delay_ms = -1;
+  CHECK_THROWS(pymfn::run_server({Lane{&engine, "fake lane"}}, reader, st), pymfn::InvalidArgument,
+               "max_queue_delay_ms");
+  st = scheduled(1);
+  st.max_batch = 2;
+  CHECK_THROWS(pymfn::run_multistream({Lane{&engine, "fake lane"}}, reader, st), pymfn::InvalidArgument,
+               "applies to the server scenario");
+}
+
 TEST(multistream_splits_each_query_into_whole_batches) {
   MemoryReader reader(10, kWidth, 4);
   FakeEngine engine(fake(2));

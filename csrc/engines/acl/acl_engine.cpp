@@ -282,12 +282,15 @@ void AclEngine::prepare(size_t batch_rows) {
   batch_ = batch_rows;
 }
 
-size_t AclEngine::valid_bytes(size_t model_bytes) const { return model_bytes / max_batch_ * batch_; }
+size_t AclEngine::valid_bytes(size_t model_bytes, size_t rows) const { return model_bytes / max_batch_ * rows; }
 
 void AclEngine::check_binding(const IoBinding& b, const char* what) const {
-  if (b.batch_rows != batch_) {
+  // A dynamic-batch om executes any of its batch sizes up to the prepared one (chosen per request).
+  const bool offered = std::find(batches_.begin(), batches_.end(), b.batch_rows) != batches_.end();
+  if (b.batch_rows != batch_ && !(dynamic_ && offered && b.batch_rows < batch_)) {
     throw InvalidArgument(std::string(what) + ": binding has " + std::to_string(b.batch_rows) +
-                          " rows but the engine is prepared for batch " + std::to_string(batch_));
+                          " rows but the engine is prepared for batch " + std::to_string(batch_) +
+                          (dynamic_ ? " (or an offered batch size below it: " + join(batches_) + ")" : ""));
   }
   if (b.inputs.size() != inputs_.size() || b.outputs.size() != outputs_.size()) {
     throw InvalidArgument(std::string(what) + ": binding has " + std::to_string(b.inputs.size()) + " inputs and " +
@@ -300,10 +303,10 @@ void AclEngine::check_binding(const IoBinding& b, const char* what) const {
     if (p == nullptr) throw InvalidArgument(std::string(what) + ": null output pointer");
 }
 
-void AclEngine::select_batch(Slot& s) {
+void AclEngine::select_batch(Slot& s, size_t rows) {
   if (!dynamic_) return;
   acl::check(api_, "aclmdlSetDynamicBatchSize",
-             api_.aclmdlSetDynamicBatchSize(s.model_id, s.in_ds, mbatch_index_, static_cast<uint64_t>(batch_)));
+             api_.aclmdlSetDynamicBatchSize(s.model_id, s.in_ds, mbatch_index_, static_cast<uint64_t>(rows)));
 }
 
 double AclEngine::copy_inputs(Slot& s, const IoBinding& b) {
@@ -311,7 +314,7 @@ double AclEngine::copy_inputs(Slot& s, const IoBinding& b) {
   uint64_t n = 0, bytes_total = 0;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const size_t m = user_to_model_input_[i];
-    const size_t bytes = valid_bytes(model_in_bytes_[m]);
+    const size_t bytes = valid_bytes(model_in_bytes_[m], b.batch_rows);
     if (device_mode_) {
       if (b.inputs[i] == s.dev_in[m]) continue;  // already in device memory: zero copy
       const auto* base = static_cast<const uint8_t*>(s.dev_in[m]);
@@ -341,7 +344,7 @@ double AclEngine::copy_outputs(Slot& s, const IoBinding& b) {
   const auto t0 = Clock::now();
   uint64_t n = 0, bytes_total = 0;
   for (size_t o = 0; o < outputs_.size(); ++o) {
-    const size_t bytes = valid_bytes(model_out_bytes_[o]);
+    const size_t bytes = valid_bytes(model_out_bytes_[o], b.batch_rows);
     if (device_mode_) {
       if (b.outputs[o] == s.dev_out[o]) continue;
       acl::check(api_, "aclrtMemcpy(output, DEVICE_TO_DEVICE)",
@@ -371,7 +374,7 @@ StageTimes AclEngine::execute(const IoBinding& binding) {
   StageTimes t;
   try {
     make_current();
-    select_batch(s);
+    select_batch(s, binding.batch_rows);
     t.h2d_ms = copy_inputs(s, binding);
     const auto t0 = Clock::now();
     const int rc = api_.aclmdlExecute(s.model_id, s.in_ds, s.out_ds);
@@ -404,7 +407,7 @@ void AclEngine::start(size_t slot, const IoBinding& binding) {
   Slot& s = slots_[slot];
   try {
     make_current();
-    select_batch(s);
+    select_batch(s, binding.batch_rows);
     s.pending = binding;
     s.times = StageTimes();
     s.times.h2d_ms = copy_inputs(s, binding);

@@ -57,6 +57,8 @@ class AclEngine : public Engine {
   std::vector<TensorInfo> outputs() const override { return outputs_; }
   // Static model: {its batch}; dynamic batch: the sizes ATC compiled (aclmdlGetDynamicBatch), ascending.
   std::vector<size_t> supported_batches() const override { return batches_; }
+  // A dynamic-batch om: each request may run any offered batch up to the prepared one.
+  bool batch_per_request() const override { return dynamic_; }
   void prepare(size_t batch_rows) override;
   StageTimes execute(const IoBinding& binding) override;
   size_t max_inflight() const override { return slots_.size(); }
@@ -110,8 +112,8 @@ class AclEngine : public Engine {
   void check_binding(const IoBinding& b, const char* what) const;
   double copy_inputs(Slot& s, const IoBinding& b);
   double copy_outputs(Slot& s, const IoBinding& b);
-  void select_batch(Slot& s);
-  size_t valid_bytes(size_t model_bytes) const;
+  void select_batch(Slot& s, size_t rows);
+  size_t valid_bytes(size_t model_bytes, size_t rows) const;
 
   const acl::AclApi& api_;
   std::string path_;

@@ -61,8 +61,8 @@ void SimulatedEngine::prepare(size_t batch_rows) {
 }
 
 void SimulatedEngine::check_binding(const IoBinding& b, const char* what) const {
-  if (b.batch_rows != batch_ || b.inputs.size() != 1 || b.outputs.size() != 1 || !b.inputs[0] || !b.outputs[0])
-    throw InvalidArgument(std::string("SimulatedEngine::") + what + ": binding must hold 1 input and 1 output of " +
+  if (b.batch_rows < 1 || b.batch_rows > batch_ || b.inputs.size() != 1 || b.outputs.size() != 1 || !b.inputs[0] || !b.outputs[0])
+    throw InvalidArgument(std::string("SimulatedEngine::") + what + ": binding must hold 1 input and 1 output of 1.." +
                           std::to_string(batch_) + " rows");
 }
 

@@ -39,6 +39,7 @@ class SimulatedEngine : public Engine {
   std::vector<TensorInfo> inputs() const override;
   std::vector<TensorInfo> outputs() const override;
   std::vector<size_t> supported_batches() const override { return {}; }
+  bool batch_per_request() const override { return true; }  // any rows up to the prepared batch
   void prepare(size_t batch_rows) override;
   StageTimes execute(const IoBinding& binding) override;
   size_t max_inflight() const override { return options_.slots; }
