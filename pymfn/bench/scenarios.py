@@ -55,7 +55,8 @@ MULTISTREAM_DEFAULTS = {"min_duration_s": 10.0, "max_duration_s": 300.0, "inflig
 def settings_dict(st: Any) -> dict[str, Any]:
     keys = ["batch_size", "inflight", "warmup_iterations", "warmup_ms", "min_duration_ms", "max_duration_ms",
             "target_qps", "schedule_seed", "samples_per_query", "query_interval_ms", "latency_bound_ms",
-            "bound_percentile", "min_query_count", "late_threshold_ms", "scheduler_spin_ms"]
+            "bound_percentile", "min_query_count", "late_threshold_ms", "scheduler_spin_ms", "max_batch",
+            "max_queue_delay_ms"]
     return {k: getattr(st, k) for k in keys}
 
 
@@ -101,9 +102,42 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         },
     })
     doc["stage_samples_ms"], doc["stage_stats_ms"] = report.stage_samples_json(result.stage_samples_ms)
+    if int(result.max_batch) > 1:
+        doc["batching"] = batching_dict(result, settings)
+        doc["requests_raw"] = {
+            "issued_ms": _floats(result.request_issued_ms),
+            "completed_ms": _floats(result.request_completed_ms),
+            "queries": [int(x) for x in np.asarray(result.request_queries)],
+            "rows": [int(x) for x in np.asarray(result.request_rows)],
+        }
     if doc["scenario"] == "server":
         doc["early_stopping"] = server_early_stopping(doc).to_dict()
     return doc
+
+
+def batching_dict(result: Any, settings: Any) -> dict[str, Any]:
+    """What the server's batcher did: queries per request and the rows the engine ran for them."""
+    queries = np.asarray(result.request_queries, dtype=np.int64)
+    rows = np.asarray(result.request_rows, dtype=np.int64)
+    return {
+        "max_batch": int(result.max_batch),
+        "max_queue_delay_ms": float(settings.max_queue_delay_ms),
+        "mean_queries_per_request": float(result.mean_queries_per_request),
+        "requests_by_queries": {int(k): int(n) for k, n in zip(*np.unique(queries, return_counts=True))},
+        "requests_by_rows": {int(k): int(n) for k, n in zip(*np.unique(rows, return_counts=True))},
+        "padding_rows": int(result.padding_rows),
+    }
+
+
+def batching_line(doc: dict[str, Any]) -> str:
+    b = doc.get("batching")
+    if not b:
+        return ""
+    sizes = ", ".join(f"{n} x {k}" for k, n in sorted(b["requests_by_queries"].items(), key=lambda kv: int(kv[0])))
+    rows = ", ".join(f"{n} x {k}" for k, n in sorted(b["requests_by_rows"].items(), key=lambda kv: int(kv[0])))
+    held = f", held up to {b['max_queue_delay_ms']:g} ms for more" if b["max_queue_delay_ms"] > 0 else ""
+    return (f"up to {b['max_batch']} queries per request{held}: mean {b['mean_queries_per_request']:.2f} "
+            f"(requests x queries: {sizes}); engine rows per request: {rows}; {b['padding_rows']} padding rows")
 
 
 def server_early_stopping(doc: dict[str, Any]) -> Any:
@@ -137,6 +171,7 @@ def format_scenario(doc: dict[str, Any]) -> str:
         ("Queries", f"{doc['queries']} of {doc['queries_scheduled']} scheduled, {doc['samples_per_query']} samples each, "
                     f"{doc['requests']} requests, {doc['samples_processed']} samples in {doc['duration_ms'] / 1000:.3f} s"),
         ("QPS", f"target {doc['target_qps']:.2f}, scheduled {doc['scheduled_qps']:.2f}, achieved {doc['achieved_qps']:.2f}"),
+        ("Batching", batching_line(doc)),
         ("Warm-up", f"{doc['warmup']} requests before the schedule"),
         report.ended_row(doc),
         ("Host", report.format_host(doc.get("host"))),
@@ -333,6 +368,10 @@ class ScenarioRunResult(DocumentResult):
     def csv_rows(self) -> list[dict[str, Any]]:
         row = super().csv_rows()[0]
         row.update({f"latency_{k}_ms": v for k, v in self.document["latency_ms"].items()})
+        b = self.document.get("batching")
+        if b:
+            row.update({"max_batch": b["max_batch"], "max_queue_delay_ms": b["max_queue_delay_ms"],
+                        "mean_queries_per_request": b["mean_queries_per_request"], "padding_rows": b["padding_rows"]})
         es = self.document.get("early_stopping")
         if es:
             row.update({"early_stopping_estimate_ms": es["estimate_ms"], "early_stopping_decided": es["decided"],
@@ -581,6 +620,7 @@ def curve_point(result: Any, role: str, interrupted: bool = False) -> dict[str, 
         "interrupted": bool(interrupted),
         "early_stopping_estimate_ms": es.estimate_ms,
         "early_stopping_decided": es.decided,
+        "mean_queries_per_request": float(result.mean_queries_per_request),
     }
 
 

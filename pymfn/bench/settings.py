@@ -199,6 +199,11 @@ class ScenarioSettings(RunSettings):
     late_ms: float = 0.1
     #: the scheduler spins on the clock for the last this-many ms before an arrival (0: sleep only)
     spin_ms: float = 0.2
+    #: server: dynamic batching, the most queued queries one request carries (the model must offer batch x this
+    #: rows; a dynamic-batch om runs each request at the smallest size that holds its queries); 1 = none
+    max_batch: int = 1
+    #: server batching: how long the oldest query may be held for more to arrive (0: send what has arrived)
+    max_queue_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,6 +213,8 @@ class ScenarioSettings(RunSettings):
         check_int("schedule_seed", self.schedule_seed, 0, 2**64 - 1)
         check_number("late_ms", self.late_ms, 0.0)
         check_number("spin_ms", self.spin_ms, 0.0, high=1000.0)
+        check_int("max_batch", self.max_batch, 1, 4096)
+        check_number("max_queue_delay_ms", self.max_queue_delay_ms, 0.0, high=60000.0)
 
     def to_core(self, core: Any, batch: int) -> Any:
         st = super().to_core(core, batch)
@@ -216,6 +223,8 @@ class ScenarioSettings(RunSettings):
         st.late_threshold_ms = self.late_ms
         st.scheduler_spin_ms = self.spin_ms
         st.schedule_seed = self.schedule_seed
+        st.max_batch = self.max_batch
+        st.max_queue_delay_ms = self.max_queue_delay_ms
         return st
 
 

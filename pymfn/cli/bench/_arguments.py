@@ -153,6 +153,13 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
                    help="latency bound (ms) at --percentile for a VALID run; with --find-peak it defaults to "
                    "--bound-x-median times the single-stream median latency measured first")
     g.add_argument("--batch", type=int, default=1, help="samples per query (default 1)")
+    g.add_argument("--max-batch", type=int, default=1,
+                   help="dynamic batching: one request carries up to this many queued queries (the model must offer "
+                   "--batch x this; a dynamic-batch om runs each request at the smallest size holding its queries, "
+                   "other engines pad); default 1 = one query per request")
+    g.add_argument("--max-queue-delay-ms", type=float, default=0.0,
+                   help="with --max-batch: hold the oldest query up to this long for more to arrive (default 0 = "
+                   "send what has arrived when a request slot is free)")
     add_schedule_arguments(g, min_duration=10.0, min_queries=1024)
     add_harness_arguments(p, "server")
     g = p.add_argument_group("peak search")
@@ -244,8 +251,9 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 
 def scenario_settings(args: argparse.Namespace) -> ScenarioSettings:
     """server / multistream options -> ScenarioSettings."""
+    batching = {"max_batch": args.max_batch, "max_queue_delay_ms": args.max_queue_delay_ms} if hasattr(args, "max_batch") else {}
     return ScenarioSettings(percentile=args.percentile, min_queries=args.min_queries, schedule_seed=args.schedule_seed,
-                            late_ms=args.late_ms, spin_ms=args.spin_ms, **_common(args))
+                            late_ms=args.late_ms, spin_ms=args.spin_ms, **batching, **_common(args))
 
 
 def peak_search_settings(args: argparse.Namespace) -> PeakSearchSettings:

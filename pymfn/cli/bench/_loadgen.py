@@ -18,6 +18,9 @@ def check_harness(args: argparse.Namespace) -> None:
         if args.loadgen_logs is not None:
             raise SystemExit("--loadgen-logs is for --harness loadgen")
         return
+    if getattr(args, "max_batch", 1) != 1:
+        raise SystemExit("--max-batch is not available with --harness loadgen (its SUT runs one query per request); "
+                         "use --harness pymfn")
     for attr, option in _NOT_UNDER_LOADGEN:
         if getattr(args, attr, None) not in (None, False):
             raise SystemExit(f"{option} is not available with --harness loadgen (LoadGen keeps no per-query "
