@@ -17,7 +17,7 @@ import pytest
 
 import pymfn.bench as b
 from pymfn import config
-from pymfn.bench import fleet, perf, scenarios, settings, target
+from pymfn.bench import fleet, perf, queueing, scenarios, settings, target
 
 SHORT = b.RunSettings(min_duration_s=0.2, min_iterations=5, warmup_iterations=2)
 SHORT_SCENARIO = b.ScenarioSettings(min_duration_s=0.4, min_queries=8, warmup_iterations=2)
@@ -201,7 +201,7 @@ def test_ctrl_c_returns_what_was_measured():
     assert interrupted == "True" and reason == "interrupted" and int(iterations) == int(samples)
 
 
-@pytest.mark.parametrize("module", [b, perf, scenarios, settings, target, fleet], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [b, perf, scenarios, settings, target, fleet, queueing], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     """Every public function's example in its docstring runs and prints what it says."""
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=True)

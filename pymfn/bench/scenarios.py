@@ -469,6 +469,7 @@ class PeakResult(DocumentResult):
             best = doc["best_passing_probe_qps"]
             unconfirmed = f"; the highest passing probe, {best:.2f} QPS, is not confirmed" if best else ""
             out.append(f"PEAK: none — {doc['stop_reason']}{unconfirmed}")
+        out += batching_lines(doc.get("batching"))
         out.append(f"search: {doc['elapsed_s']:.1f} s of its {doc['budget_s']:g} s budget; stopped: {doc['stop_reason']}")
         return "\n".join(out)
 
@@ -490,10 +491,36 @@ class PeakResult(DocumentResult):
         return rows
 
 
+def batching_verdict(peak: float | None, unbatched_ceiling: float, offline: float, servers: int, lone_ms: float,
+                     max_batch: int, per_request: bool) -> dict[str, Any]:
+    """Whether batching helped: the peak (None: no VALID rate) against the best an unbatched server reaches with
+    one-query requests back to back (their M/G/c ceiling), and why, from what a full request buys over lone
+    queries and whether the engine pads requests to the full size."""
+    lone_capacity = servers * 1000.0 / lone_ms if lone_ms > 0 else math.inf
+    gain = offline / lone_capacity if lone_capacity > 0 else 0.0
+    helped = bool(peak) and unbatched_ceiling > 0 and peak > 1.1 * unbatched_ceiling
+    full_ms = servers * 1000.0 * max_batch / offline if offline > 0 else math.inf
+    pads = "" if per_request else (f"; this engine cannot choose a batch per request, so every request runs all "
+                                   f"{max_batch} rows (about {full_ms:.1f} ms), a lone query too")
+    if gain > 1.1:
+        why = (f"a request of {max_batch} queries serves them {gain:.2f} x as fast as one-query requests back to "
+               f"back ({offline:.1f} vs {lone_capacity:.1f} QPS): the engine has idle width that a batch fills")
+    else:
+        why = (f"a request of {max_batch} queries serves them no faster than one-query requests back to back "
+               f"({offline:.1f} vs {lone_capacity:.1f} QPS, {gain:.2f} x): one query already keeps the engine busy, "
+               "so merging queries only makes them wait for each other")
+    return {"helped": helped, "unbatched_ceiling_qps": unbatched_ceiling,
+            "peak_over_unbatched_ceiling": peak / unbatched_ceiling if peak and unbatched_ceiling else None,
+            "batch_speedup": gain, "one_query_capacity_qps": lone_capacity, "engine_batch_per_request": per_request,
+            "why": why + pads}
+
+
 def ceiling_lines(ceilings: dict[str, Any] | None, peak: float, offline: float) -> list[str]:
     """Where the gap between the peak and the offline rate comes from, in the M/G/c ceilings' terms."""
     if not ceilings:
         return []
+    if ceilings.get("max_batch"):
+        return batched_ceiling_lines(ceilings, peak)
     out = [f"M/G/{ceilings['servers']} ceilings at the bound (ideal FCFS queue, Poisson arrivals, measured service "
            "times resampled):"]
     warm = ceilings.get("back_to_back_service")
@@ -512,6 +539,34 @@ def ceiling_lines(ceilings: dict[str, Any] | None, peak: float, offline: float) 
                        f"(idle-host wake-up) {max(0.0, warm['qps'] - run['qps']) / offline:.0%}, harness and noise "
                        f"{max(0.0, run['qps'] - peak) / offline:.0%} of the offline rate")
     return out
+
+
+def batched_ceiling_lines(ceilings: dict[str, Any], peak: float) -> list[str]:
+    out = [f"M/G/{ceilings['servers']} ceilings at the bound (ideal FCFS queue, Poisson arrivals, measured service "
+           "times resampled):"]
+    run, warm = ceilings.get("peak_run_service"), ceilings.get("back_to_back_service")
+    if run:
+        out.append(f"  batched, from the peak run's requests (greedy batcher, up to {ceilings['max_batch']} queries): "
+                   f"{run['qps']:.2f} QPS; the peak is {peak / run['qps']:.3f} x it" if run["qps"] else
+                   "  batched: the one-query requests' percentile alone exceeds the bound")
+    if warm:
+        out.append(f"  unbatched, one-query requests back to back (mean {warm['mean_service_ms']:.3f} ms): "
+                   f"{warm['qps']:.2f} QPS")
+    return out
+
+
+def batching_lines(verdict: dict[str, Any] | None) -> list[str]:
+    if not verdict:
+        return []
+    ratio = verdict["peak_over_unbatched_ceiling"]
+    if verdict["helped"]:
+        head = f"batching helped: the peak is {ratio:.2f} x the unbatched ceiling ({verdict['unbatched_ceiling_qps']:.2f} QPS)"
+    elif ratio:
+        head = f"batching did not help: the peak is {ratio:.2f} x the unbatched ceiling ({verdict['unbatched_ceiling_qps']:.2f} QPS)"
+    else:
+        head = (f"batching did not help: no VALID rate, while one-query requests would reach "
+                f"{verdict['unbatched_ceiling_qps']:.2f} QPS (their M/G/c ceiling)")
+    return [f"{head}; {verdict['why']}"]
 
 
 def copy_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -716,10 +771,12 @@ class PeakSearch:
             raise stop
         return result, native
 
-    def timed_run(self, what: str, run: Callable[[Any], Any], inflight: int | None = None) -> Any:
-        """An offline / single-stream run of ``probe_duration_s`` for the search's yardsticks."""
+    def timed_run(self, what: str, run: Callable[[Any], Any], inflight: int | None = None, rows: int | None = None) -> Any:
+        """An offline / single-stream run of ``probe_duration_s`` for the search's yardsticks, in batches of
+        ``rows`` (default: the target's batch)."""
         cap = self.need(self.warmup_estimate_s() + self.ss.probe_duration_s, what)
-        native = self.st.to_core(self.target.core, self.target.batch)
+        native = self.st.to_core(self.target.core, rows or self.target.batch)
+        native.max_batch = 1
         native.min_duration_ms = self.ss.probe_duration_s * 1000.0
         native.max_duration_ms = cap * 1000.0
         native.min_iterations = 20
@@ -804,21 +861,29 @@ class PeakSearch:
     # ---------------------------------------------------------------------------------------------- search
     def search(self) -> None:
         st, ss, target = self.st, self.ss, self.target
-        if self.bound_ms is None:
+        # Batching is judged against one-query requests back to back, so their service is measured even when the
+        # bound is given.
+        if self.bound_ms is None or st.max_batch > 1:
             r = self.timed_run("single-stream median run", lambda native: target.core.run_benchmark(
                 target.engines[0], target.reader(), native), inflight=1)
             self.median_ms = float(r.latency.median)
             self.single_stream_ms = [float(x) for x in r.samples_ms]
-            self.bound_ms = ss.bound_x_median * self.median_ms
-            self.log(f"bound: {ss.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
-                     f"{self.bound_ms:.3f} ms ({self.pct})")
+            if self.bound_ms is None:
+                self.bound_ms = ss.bound_x_median * self.median_ms
+                self.log(f"bound: {ss.bound_x_median:g} x the single-stream median {self.median_ms:.3f} ms = "
+                         f"{self.bound_ms:.3f} ms ({self.pct})")
+            else:
+                self.log(f"single-stream median {self.median_ms:.3f} ms (one query per request, back to back)")
+        # With batching the capacity is that of the largest request: max_batch queries at once.
+        rows = target.batch * st.max_batch
         if self.offline_qps is None:
             r = self.timed_run("offline capacity run", lambda native: target.core.run_devices(
-                target.engines, target.reader(), native, names=target.names))
+                target.engines, target.reader(rows), native, names=target.names), rows=rows)
             self.offline_qps = float(r.throughput_per_s) / target.batch
         self.set_floor()
-        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * target.batch:.1f} samples/s, batch "
-                 f"{target.batch}, {len(target.engines)} device(s) x {st.inflight} request(s)); searching "
+        per_request = f"requests of {rows} rows = {st.max_batch} queries" if st.max_batch > 1 else f"batch {target.batch}"
+        self.log(f"offline capacity: {self.offline_qps:.2f} QPS ({self.offline_qps * target.batch:.1f} samples/s, "
+                 f"{per_request}, {len(target.engines)} device(s) x {st.inflight} request(s)); searching "
                  f"{self.floor_qps:.2f} .. {1.1 * self.offline_qps:.2f} QPS")
         lo, hi = 0.0, 1.1 * self.offline_qps
         if self.floor_qps >= hi:
@@ -891,6 +956,7 @@ class PeakSearch:
             "result": "VALID" if self.peak_qps else "INVALID",
             "peak_over_offline": (self.peak_qps / self.offline_qps) if self.peak_qps and self.offline_qps else None,
             "ceilings": self.ceilings(),
+            "batching": self.batching() if self.stop_kind != "running" else None,
             "progress": list(self.progress),
             "curve": list(self.curve),
             "peak_run": peak_run,
@@ -906,14 +972,20 @@ class PeakSearch:
         from pymfn.bench.queueing import ceiling
 
         result = self.peak_run[0]
-        service = np.asarray(result.completed_ms, dtype=np.float64) - np.asarray(result.issued_ms, dtype=np.float64)
-        service = service[np.isfinite(service) & (service >= 0)]
         servers = len(self.target.engines) * int(self.st.inflight)
-        pct = self.st.percentile
+        pct, max_batch = self.st.percentile, int(self.st.max_batch)
         out: dict[str, Any] = {"servers": servers, "model": "M/G/c: Poisson arrivals, FCFS, c = devices x "
                                "requests in flight, service times resampled from the measured ones"}
-        if service.size:
-            measured = ceiling(service, servers, self.bound_ms, pct)
+        if max_batch > 1:
+            out["model"] = (f"M/G/c with a greedy batcher (a free server takes up to {max_batch} waiting queries as "
+                            "one request): service times of the peak run's requests by the queries they carried")
+            out["max_batch"] = max_batch
+            measured = self.batched_service_ceiling(result, servers, pct, max_batch)
+        else:
+            service = np.asarray(result.completed_ms, dtype=np.float64) - np.asarray(result.issued_ms, dtype=np.float64)
+            service = service[np.isfinite(service) & (service >= 0)]
+            measured = ceiling(service, servers, self.bound_ms, pct) if service.size else None
+        if measured is not None:
             out["peak_run_service"] = dict(measured.to_dict(), peak_over_ceiling=self.peak_qps / measured.qps
                                            if measured.qps else None)
         if self.single_stream_ms:
@@ -921,6 +993,28 @@ class PeakSearch:
             out["back_to_back_service"] = dict(warm.to_dict(), ceiling_over_offline=warm.qps / self.offline_qps
                                                if self.offline_qps else None)
         return out
+
+    def batching(self) -> dict[str, Any] | None:
+        """With --max-batch: whether batching helped (the peak against the unbatched ceiling) and why."""
+        if self.st.max_batch <= 1 or not self.single_stream_ms or not self.offline_qps or self.bound_ms is None:
+            return None
+        from pymfn.bench.queueing import ceiling
+
+        servers = len(self.target.engines) * int(self.st.inflight)
+        unbatched = ceiling(self.single_stream_ms, servers, self.bound_ms, self.st.percentile).qps
+        per_request = all(bool(getattr(e, "batch_per_request", False)) for e in self.target.engines)
+        return batching_verdict(self.peak_qps, unbatched, self.offline_qps, servers,
+                                float(np.mean(self.single_stream_ms)), int(self.st.max_batch), per_request)
+
+    def batched_service_ceiling(self, result: Any, servers: int, pct: float, max_batch: int) -> Any:
+        from pymfn.bench.queueing import batched_ceiling
+
+        service = np.asarray(result.request_completed_ms, dtype=np.float64) - np.asarray(result.request_issued_ms,
+                                                                                       dtype=np.float64)
+        carried = np.asarray(result.request_queries, dtype=np.int64)
+        keep = np.isfinite(service) & (service >= 0)
+        by_size = {int(k): service[keep & (carried == k)] for k in np.unique(carried[keep])}
+        return batched_ceiling(by_size, servers, self.bound_ms, max_batch, pct) if by_size else None
 
     def save_progress(self) -> None:
         """Rewrite ``json_path`` with what the search has so far (atomically; a failure is left to the caller's

@@ -175,9 +175,10 @@ class Target:
     precision: str
     settings: RunSettings
 
-    def reader(self) -> Any:
-        """A fresh batch reader over the input (each run starts at its first sample)."""
-        return self.dataset.reader(self.batch, self.settings.prefetch)
+    def reader(self, rows: int | None = None) -> Any:
+        """A fresh batch reader over the input (each run starts at its first sample), in batches of ``rows``
+        (default: the target's batch)."""
+        return self.dataset.reader(rows or self.batch, self.settings.prefetch)
 
 
 def open_target(model: ModelLike, *, engine: str | None, precision: str, input: InputLike, settings: RunSettings,
