@@ -632,3 +632,45 @@ def test_scenario_options_are_one_line_errors(tiny_pb, argv, needle, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(lines) == 1, lines
     assert lines[0].startswith("pymfn bench ") and needle in lines[0], lines[0]
+
+
+def test_server_batching_on_a_dynamic_batch_om(acl_models, tmp_path):
+    """Device timing model, 20 ms per execute whatever the batch: one query per request serves at most 50 QPS, so
+    at 120 QPS the unbatched server falls behind while up to 8 queries per request keep up. What is asserted is
+    structural (a loaded host only makes requests slower, which merges more queries): queries are carried once
+    each, requests run an offered batch size, the batched run merges queries and its p99 is far below the
+    unbatched one's."""
+    env = {"PYMFN_ACL_EMU_EXEC_MS": "20"}
+    docs = {}
+    for max_batch in (1, 8):
+        out = tmp_path / f"server_{max_batch}.json"
+        proc = _bench(["server", "--model", str(acl_models["dynamic"]), "--qps", "120", "--p99-ms", "150",
+                       "--min-duration", "2", "--min-queries", "150", "--max-batch", str(max_batch),
+                       "--json", str(out), "--csv", str(tmp_path / f"server_{max_batch}.csv")], env)
+        assert proc.returncode in (0, 2), proc.stderr[-2000:]  # 2: INVALID
+        docs[max_batch] = json.loads(out.read_text())
+    plain, batched = docs[1], docs[8]
+    assert "batching" not in plain and plain["requests"] == plain["queries"]
+    b, raw = batched["batching"], batched["requests_raw"]
+    assert b["max_batch"] == 8 and b["mean_queries_per_request"] > 1.5
+    assert sum(raw["queries"]) == batched["queries"] and len(raw["queries"]) == batched["requests"]
+    assert all(1 <= q <= rows <= 8 and rows in (1, 2, 4, 8) and (rows == 1 or rows // 2 < q)
+               for q, rows in zip(raw["queries"], raw["rows"]))  # the smallest offered size holding the queries
+    assert b["padding_rows"] == sum(raw["rows"]) - sum(raw["queries"])
+    assert batched["samples_processed"] == batched["queries"]
+    assert batched["latency_ms"]["p99"] < plain["latency_ms"]["p99"] / 3
+    header = (tmp_path / "server_8.csv").read_text().splitlines()[0].split(",")
+    assert {"max_batch", "mean_queries_per_request", "padding_rows"} <= set(header)
+    assert batched["settings"]["max_batch"] == 8
+
+
+def test_server_batching_options_are_checked(acl_models):
+    base = ["server", "--model", str(acl_models["dynamic"]), "--qps", "50", "--p99-ms", "100", "--min-duration", "0.2",
+            "--min-queries", "10"]
+    for extra, needle in ((["--max-batch", "3"], "--max-batch = 3 needs requests of 3 rows"),
+                          (["--max-batch", "0"], "--max-batch must be in 1..4096"),
+                          (["--max-queue-delay-ms", "-1"], "--max-queue-delay-ms must be in 0.0..60000.0"),
+                          (["--max-batch", "2", "--harness", "loadgen"], "--max-batch is not available with --harness loadgen")):
+        proc = _bench(base + extra)
+        assert proc.returncode == 1 and needle in proc.stderr, (extra, proc.stderr[-1500:])
+        assert len(proc.stderr.strip().splitlines()) == 1
