@@ -32,10 +32,10 @@
 // Async: the dataset's buffer addresses and the dynamic batch value are taken at enqueue, the data itself
 // is read when the stream's worker runs the task.
 //
-// Device timing model (PYMFN_ACL_EMU_EXEC_MS > 0, see lifecycle.cpp): each device is one execution unit.
-// An execute takes the unit of its model's device, computes, and keeps the unit until at least that many
-// ms have passed since it took it (the rest is slept, costing no CPU). Executes on one device queue up;
-// executes on different devices never wait for each other. Without it, executes of every device run
+// Device timing model (PYMFN_ACL_EMU_EXEC_MS / _PER_ROW > 0, see lifecycle.cpp): each device is one
+// execution unit. An execute takes the unit of its model's device, computes, and keeps the unit until at
+// least EXEC_MS + EXEC_MS_PER_ROW x its executed rows have passed since it took it (the rest is slept,
+// costing no CPU). Executes on one device queue up; executes on different devices never wait for each other. Without it, executes of every device run
 // concurrently on the host's CPU as their threads allow.
 // ================================================================
 #include <openvino/core/type/float16.hpp>
@@ -269,7 +269,8 @@ aclError run_on_device(Model& m, const std::vector<BufView>& in, const std::vect
   std::lock_guard<std::mutex> unit(*m.device_unit);
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         std::chrono::duration<double, std::milli>(m.exec_floor_ms));
+                         std::chrono::duration<double, std::milli>(
+                             m.exec_floor_ms + m.exec_floor_per_row_ms * static_cast<double>(rows)));
   const aclError rc = run_model(m, in, out, rows, msg);
   std::this_thread::sleep_until(until);
   return rc;

@@ -27,6 +27,7 @@
 //   PYMFN_ACL_EMU_DEVICES  = 1 (default) .. 64           device count
 //   PYMFN_ACL_EMU_DEVICE_THREADS = 0 (default) .. 1024   OpenVINO threads per loaded model; 0 = auto (below)
 //   PYMFN_ACL_EMU_EXEC_MS  = 0 (default) .. 60000       device timing model: minimum time of one execute
+//   PYMFN_ACL_EMU_EXEC_MS_PER_ROW = 0 (default) .. 60000  ... plus this per executed row (batch size)
 //   ASCEND_GLOBAL_LOG_LEVEL = 0..4 (default 3)           aclAppLog prints levels >= this on stderr (4: none)
 //
 // Lifecycle, devices and contexts (this file):
@@ -46,7 +47,8 @@
 //     unless PYMFN_ACL_EMU_DEVICE_THREADS says otherwise, so the devices divide the CPU instead of each
 //     claiming all of it (one device keeps OpenVINO's default). PYMFN_ACL_EMU_EXEC_MS > 0 turns on the
 //     device timing model (execute.cpp): each device runs one execute at a time, each lasting at least
-//     that long, the rest slept. Then N devices really do N times the work of one, whatever the host's
+//     that long (plus PYMFN_ACL_EMU_EXEC_MS_PER_ROW per executed row: a batch costs more than one image, as
+//     on a chip), the rest slept. Then N devices really do N times the work of one, whatever the host's
 //     core count, which is what multi-device tests need; timings are then the model's, not the CPU's.
 //     pymfnEmuDeviceModel (emulator_api.h) describes what is in force.
 //   * leaks: aclFinalize prints every outstanding allocation, dataset, data buffer, model description,
@@ -141,14 +143,17 @@ aclError parse_device_model(uint32_t devices, DeviceModel* dm) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     dm->threads = std::max(1u, cores / devices);
   }
-  const char* ex = std::getenv("PYMFN_ACL_EMU_EXEC_MS");
-  if (ex && *ex) {
+  const std::pair<const char*, double*> timing[] = {{"PYMFN_ACL_EMU_EXEC_MS", &dm->exec_ms},
+                                                    {"PYMFN_ACL_EMU_EXEC_MS_PER_ROW", &dm->exec_ms_per_row}};
+  for (const auto& [name, field] : timing) {
+    const char* ex = std::getenv(name);
+    if (!ex || !*ex) continue;
     char* end = nullptr;
     const double ms = std::strtod(ex, &end);
     if (*end != '\0' || !(ms >= 0) || ms > 60000)
-      return fail(ACL_ERROR_INVALID_PARAM, "aclInit", std::string("PYMFN_ACL_EMU_EXEC_MS='") + ex +
+      return fail(ACL_ERROR_INVALID_PARAM, "aclInit", std::string(name) + "='" + ex +
                                                           "': expected a number of ms in 0..60000");
-    dm->exec_ms = ms;
+    *field = ms;
   }
   return ACL_SUCCESS;
 }
@@ -312,11 +317,11 @@ std::string device_model_text() {
   else
     s += std::to_string(dm.threads) + " OpenVINO thread(s)" +
          (dm.threads_auto ? " (host cores / devices)" : " (PYMFN_ACL_EMU_DEVICE_THREADS)");
-  if (dm.exec_ms > 0) {
+  if (dm.timing()) {
     std::ostringstream os;
-    os << dm.exec_ms;
-    s += "; device timing model: one execute at a time per device, each at least " + os.str() +
-         " ms (PYMFN_ACL_EMU_EXEC_MS)";
+    os << dm.exec_ms << " ms (PYMFN_ACL_EMU_EXEC_MS)";
+    if (dm.exec_ms_per_row > 0) os << " + " << dm.exec_ms_per_row << " ms per row (PYMFN_ACL_EMU_EXEC_MS_PER_ROW)";
+    s += "; device timing model: one execute at a time per device, each at least " + os.str();
   } else {
     s += "; executes of all devices share the host CPU (no device timing model)";
   }
@@ -347,7 +352,7 @@ aclError aclInit(const char* configPath) {
   g.run_mode = mode;
   g.devices = devices;
   g.device_model = dm;
-  if (dm.exec_ms > 0)
+  if (dm.timing())
     for (uint32_t d = 0; d < devices; ++d) g.device_units.push_back(std::make_shared<std::mutex>());
   set_ctx(nullptr);
   return ACL_SUCCESS;

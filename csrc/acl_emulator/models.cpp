@@ -332,9 +332,10 @@ aclError load_image(const char* fn, std::vector<uint8_t> image, const std::strin
   EMU_CHECK(need_init(fn));
   EMU_CHECK(need_ctx(fn));  // the context may have gone while the model compiled
   m->ctx = t_ctx;
-  if (g.device_model.exec_ms > 0) {
+  if (g.device_model.timing()) {
     m->device_unit = g.device_units.at(static_cast<size_t>(t_ctx->device));
     m->exec_floor_ms = g.device_model.exec_ms;
+    m->exec_floor_per_row_ms = g.device_model.exec_ms_per_row;
   }
   m->id = g.next_model_id++;
   g.models[m->id] = m;

@@ -140,6 +140,7 @@ struct Model {
   // The device's execution unit when the device timing model is on (PYMFN_ACL_EMU_EXEC_MS), else null.
   std::shared_ptr<std::mutex> device_unit;
   double exec_floor_ms = 0;
+  double exec_floor_per_row_ms = 0;
   // Guarded by g_mu:
   int active = 0;   // synchronous executes in progress
   int pending = 0;  // async executes queued
@@ -194,6 +195,8 @@ struct DeviceModel {
   uint32_t threads = 0;     // OpenVINO inference threads of every model (0 = OpenVINO's default)
   bool threads_auto = true; // threads came from dividing the host's cores among the devices
   double exec_ms = 0;       // > 0: each device runs one execute at a time, each lasting at least this long
+  double exec_ms_per_row = 0;  // ... plus this per executed row (batch) of the execute
+  bool timing() const { return exec_ms > 0 || exec_ms_per_row > 0; }
 };
 
 struct State {
@@ -201,7 +204,7 @@ struct State {
   aclrtRunMode run_mode = ACL_HOST;
   uint32_t devices = 1;
   DeviceModel device_model;
-  std::vector<std::shared_ptr<std::mutex>> device_units;  // one per device when device_model.exec_ms > 0
+  std::vector<std::shared_ptr<std::mutex>> device_units;  // one per device when device_model.timing()
   std::map<uintptr_t, Block> blocks;
   std::set<aclDataBuffer*> buffers;
   std::set<aclmdlDataset*> datasets;
