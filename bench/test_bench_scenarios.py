@@ -210,3 +210,44 @@ def test_four_emulated_devices_on_one_clock(benchmark, capsys, emulator_om, tmp_
         "emulator_device_model", "")
     info["load_average"] = load_average()
     record(benchmark, capsys, "(c) 4 emulated devices: aggregate on one clock vs device 0 alone", info)
+
+
+# ---------------------------------------------------------------------------------------------- (d)
+def test_keep_warm_threads_vs_none(benchmark, capsys, core, model):
+    """The default model in the server scenario at a low rate (the engine idle most of the time), with 0, 1 and 2
+    keep-warm threads, alternating within each round: the service time of queries that arrive at an idle engine
+    (completed - issued) against the back-to-back median, and what the spinning costs in CPU."""
+    from pymfn.runtime.engines import open_engine
+
+    eng = open_engine(model, precision="f32")
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 112, 112, 3)).astype(np.float32)
+    dataset = core.ArrayDataset(images)
+    rounds, seconds = (1, 2000.0) if QUICK else (3, 6000.0)
+    service: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    p99: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    cores: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def run_all() -> None:
+        for rnd in range(rounds):
+            for threads in (0, 1, 2):
+                st = core.RunSettings(target_qps=50.0, latency_bound_ms=100.0, min_duration_ms=seconds,
+                                      min_query_count=100, warmup_iterations=20, schedule_seed=rnd,
+                                      keep_warm_threads=threads)
+                r = core.run_server(eng, dataset.reader(1), st)
+                svc = np.asarray(r.completed_ms) - np.asarray(r.issued_ms)
+                service[threads].append(float(np.median(svc)))
+                p99[threads].append(float(r.latency.p99))
+                cores[threads].append(float(r.keep_warm_cpu_ms / r.duration_ms))
+
+    benchmark.pedantic(run_all, rounds=1, iterations=1)
+    back_to_back = core.run_benchmark(eng, dataset.reader(1), core.RunSettings(min_duration_ms=seconds)).latency.median
+    info: dict[str, Any] = {"back_to_back_median_ms": round(float(back_to_back), 3)}
+    for threads in (0, 1, 2):
+        info[f"keep_warm {threads}: idle-arrival service p50 ms"] = [round(x, 3) for x in service[threads]]
+        info[f"keep_warm {threads}: latency p99 ms"] = [round(x, 3) for x in p99[threads]]
+        info[f"keep_warm {threads}: cores spent spinning"] = [round(x, 2) for x in cores[threads]]
+    for threads in (1, 2):
+        info[f"keep_warm {threads} / none: service p50 ratio per round"] = [
+            round(a / b, 3) for a, b in zip(service[threads], service[0])]
+    info["load_average"] = load_average()
+    record(benchmark, capsys, "(d) keep-warm threads at 50 QPS: service of queries arriving at an idle engine", info)

@@ -337,6 +337,9 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
                                    "must offer batch_size * max_batch rows; default 1 = one query per request)")
       .PYMFN_MS_FIELD(max_queue_delay_ms, "server batching: how long the oldest query may be held for more to arrive "
                                           "(default 0 = send what has arrived)")
+      .PYMFN_SIZE_FIELD(keep_warm_threads, "scheduled scenarios: threads that spin while no request is in flight "
+                                           "(keeping the cores awake between queries; costs that much CPU while "
+                                           "idle); default 0 = off")
       .PYMFN_SIZE_FIELD(samples_per_query, "multi-stream: samples per query, split into requests of batch_size rows "
                                            "(must be a multiple of it; default 8)")
       .PYMFN_MS_FIELD(query_interval_ms, "multi-stream: time between query arrivals (default 50)")
@@ -360,7 +363,7 @@ run_benchmark, which raises InvalidArgument naming the field for inconsistent co
            << ", latency_bound_ms=" << s.latency_bound_ms << ", bound_percentile=" << s.bound_percentile
            << ", min_query_count=" << s.min_query_count << ", late_threshold_ms=" << s.late_threshold_ms
            << ", scheduler_spin_ms=" << s.scheduler_spin_ms << ", max_batch=" << s.max_batch
-           << ", max_queue_delay_ms=" << s.max_queue_delay_ms << ")";
+           << ", max_queue_delay_ms=" << s.max_queue_delay_ms << ", keep_warm_threads=" << s.keep_warm_threads << ")";
         return os.str();
       });
 #undef PYMFN_SIZE_FIELD
@@ -511,6 +514,9 @@ min_duration_ms, min_query_count, nothing cut off by max_duration_ms).)doc")
       .def_property_readonly("completed_ms", [](py::object self) { return view_of(self.cast<ScenarioResult&>().completed_ms, self); })
       .def_property_readonly("query_devices", [](py::object self) { return view_of_t(self.cast<ScenarioResult&>().query_devices, self); })
       .def_readonly("max_batch", &ScenarioResult::max_batch, "the most queries one request could carry")
+      .def_readonly("keep_warm_threads", &ScenarioResult::keep_warm_threads)
+      .def_readonly("keep_warm_cpu_ms", &ScenarioResult::keep_warm_cpu_ms,
+                    "CPU time the keep-warm threads spent spinning, summed over threads")
       .def_readonly("mean_queries_per_request", &ScenarioResult::mean_queries_per_request)
       .def_readonly("padding_rows", &ScenarioResult::padding_rows,
                     "rows the engine ran that carried no query (padding up to an offered batch size)")

@@ -97,6 +97,11 @@ struct RunSettings {
   // query per request.
   size_t max_batch = 1;
   double max_queue_delay_ms = 0;
+  // Scheduled scenarios: this many threads spin (a pause loop) whenever no request is in flight and sleep
+  // while one is, so a query arriving at an idle engine finds the host's cores awake instead of parked or
+  // halted (a VM's idle vCPU exits to the hypervisor). Costs that many cores of CPU time while idle
+  // (ScenarioResult.keep_warm_cpu_ms). 0 = off.
+  size_t keep_warm_threads = 0;
   // Multi-stream: samples in one query (split into samples_per_query / batch_size requests; must
   // divide evenly) and the fixed time between query arrivals.
   size_t samples_per_query = 8;

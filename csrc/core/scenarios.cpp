@@ -96,6 +96,68 @@ struct Plan {
   double hold_ms = 0;     // how long the batcher holds the oldest query for more (RunSettings.max_queue_delay_ms)
 };
 
+// Keeps the host's cores awake between requests (RunSettings.keep_warm_threads): each thread spins while no
+// request is in flight and sleeps while one is, so the engine's own threads get the cores when they run.
+class CoreWarmer {
+ public:
+  explicit CoreWarmer(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { spin(); });
+  }
+  ~CoreWarmer() { stop(); }
+  CoreWarmer(const CoreWarmer&) = delete;
+  CoreWarmer& operator=(const CoreWarmer&) = delete;
+
+  // Before Engine::start: the spinners step aside before the engine's threads need the cores.
+  void request_started() { inflight_.fetch_add(1, std::memory_order_acq_rel); }
+  // After Engine::wait returned (or start failed).
+  void request_done() {
+    if (inflight_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu_);
+      cv_.notify_all();
+    }
+  }
+  // Stops and joins the spinners; returns the time they spent spinning, summed over threads (ms).
+  double stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_.store(true, std::memory_order_release);
+      cv_.notify_all();
+    }
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    return spun_ms_.load();
+  }
+
+ private:
+  void spin() {
+    double spun = 0;
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (inflight_.load(std::memory_order_acquire) > 0) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return inflight_.load(std::memory_order_acquire) == 0 || stop_.load(); });
+        continue;
+      }
+      const auto from = Clock::now();
+      for (int k = 0; k < 256 && inflight_.load(std::memory_order_relaxed) == 0; ++k) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+      spun += ms_between(from, Clock::now());
+    }
+    double prev = spun_ms_.load();
+    while (!spun_ms_.compare_exchange_weak(prev, prev + spun)) {
+    }
+  }
+
+  std::atomic<int> inflight_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<double> spun_ms_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+};
+
 // Shared state of a scheduled run: the request slots (over all lanes), which of them are free, and the
 // per-request / per-query records. `mu` guards everything.
 struct Scheduled {
@@ -113,6 +175,7 @@ struct Scheduled {
   std::vector<Clock::time_point> slot_free_at;    // when the slot's last request completed
   bool stop = false;
   std::exception_ptr error;
+  CoreWarmer* warmer = nullptr;  // RunSettings.keep_warm_threads > 0
   // per request (issue order): the queries it carries are req_query .. req_query + req_queries - 1
   std::vector<Clock::time_point> req_issued, req_done;
   std::vector<StageTimes> req_stage;
@@ -211,6 +274,7 @@ void waiter_loop(Scheduled& S, size_t i) {
       err = std::current_exception();
     }
     const auto done = Clock::now();
+    if (S.warmer) S.warmer->request_done();
     std::lock_guard<std::mutex> lk(S.mu);
     const auto r = static_cast<size_t>(req);
     S.req_done[r] = done;
@@ -358,8 +422,14 @@ void issue_schedule(Scheduled& S, std::unique_lock<std::mutex>& lk, BatchReader&
       const size_t req = out->requests;
       Clock::time_point issued;
       if (!unlocked([&] {
+            if (S.warmer) S.warmer->request_started();
             issued = Clock::now();
-            r.engine->start(r.slot, r.binding);
+            try {
+              r.engine->start(r.slot, r.binding);
+            } catch (...) {
+              if (S.warmer) S.warmer->request_done();
+              throw;
+            }
           })) {
         S.free_slots.push_front(i);
         break;
@@ -531,17 +601,22 @@ ScenarioResult run_scheduled(const std::vector<Lane>& lanes, BatchReader& reader
   for (size_t i = 0; i < S.slots.size(); ++i) S.free_slots.push_back(i);
   std::vector<std::thread> waiters;
   for (size_t i = 0; i < S.slots.size(); ++i) waiters.emplace_back(waiter_loop, std::ref(S), i);
+  std::optional<CoreWarmer> warmer;
+  if (st.keep_warm_threads > 0) S.warmer = &warmer.emplace(st.keep_warm_threads);
   const auto t0 = Clock::now();
   {
     std::unique_lock<std::mutex> lk(S.mu);
     issue_schedule(S, lk, reader, st, plan, limits, t0, &is);
   }
   for (auto& t : waiters) t.join();
+  const double warm_cpu_ms = warmer ? warmer->stop() : 0.0;
   reader.rewind();
   if (S.error) std::rethrow_exception(S.error);
 
   ScenarioResult res;
   res.scenario = plan.scenario;
+  res.keep_warm_threads = st.keep_warm_threads;
+  res.keep_warm_cpu_ms = warm_cpu_ms;
   res.queries_scheduled = nq;
   res.queries = is.queries;
   res.samples_per_query = st.batch_size * plan.requests_per_query;
@@ -584,6 +659,8 @@ void check_validity_settings(const RunSettings& st) {
     throw InvalidArgument("RunSettings.late_threshold_ms must be >= 0");
   if (!(st.scheduler_spin_ms >= 0) || !(st.scheduler_spin_ms <= 1000))
     throw InvalidArgument("RunSettings.scheduler_spin_ms must be in 0..1000, got " + fmt(st.scheduler_spin_ms));
+  if (st.keep_warm_threads > 256)
+    throw InvalidArgument("RunSettings.keep_warm_threads must be in 0..256, got " + std::to_string(st.keep_warm_threads));
   if (st.max_batch < 1 || st.max_batch > kMaxBatchedQueries)
     throw InvalidArgument("RunSettings.max_batch must be in 1.." + std::to_string(kMaxBatchedQueries) + ", got " +
                           std::to_string(st.max_batch));

@@ -77,6 +77,10 @@ struct ScenarioResult {
   // completed (ms from t0), the queries it carried and the rows the engine ran.
   std::vector<double> request_issued_ms, request_completed_ms;
   std::vector<uint32_t> request_queries, request_rows;
+  // RunSettings.keep_warm_threads: CPU time its spinning threads used (ms, summed over threads) and the
+  // schedule's wall time they covered.
+  size_t keep_warm_threads = 0;
+  double keep_warm_cpu_ms = 0;
   // Engine-reported stage times per request (completion order per query order), as RunResult's.
   std::map<std::string, double> stage_means_ms;
   std::map<std::string, std::vector<double>> stage_samples_ms;

@@ -222,6 +222,27 @@ TEST(server_batching_holds_for_more_queries_up_to_the_delay) {
   CHECK_EQ(held.padding_rows, size_t{0});  // any batch size is offered
 }
 
+TEST(keep_warm_threads_spin_only_between_requests_and_leave_the_accounting_alone) {
+  MemoryReader reader(100, kWidth, 1);
+  FakeEngine engine(slow_fake({}, false));
+  RunSettings st = scheduled(1);
+  st.target_qps = 200;
+  st.min_query_count = 100;
+  st.keep_warm_threads = 2;
+  const pymfn::ScenarioResult r = pymfn::run_server({Lane{&engine, "fake lane"}}, reader, st);
+  CHECK_EQ(r.queries, r.queries_scheduled);
+  CHECK_EQ(engine.protocol_errors(), size_t{0});
+  CHECK_EQ(r.keep_warm_threads, size_t{2});
+  // 200 QPS against 2 ms requests leaves the engine idle most of the time: the spinners ran then, and never
+  // longer than two threads over the whole run.
+  CHECK(r.keep_warm_cpu_ms > 0);
+  CHECK(r.keep_warm_cpu_ms <= 2 * (r.duration_ms + 1000));
+  check_query_times(r);
+  st.keep_warm_threads = 999;
+  CHECK_THROWS(pymfn::run_server({Lane{&engine, "fake lane"}}, reader, st), pymfn::InvalidArgument,
+               "keep_warm_threads must be in 0..256");
+}
+
 TEST(server_batching_settings_are_checked) {
   MemoryReader reader(100, kWidth, 1);
   FakeEngine engine(slow_fake({1, 2, 4, 8}, true));

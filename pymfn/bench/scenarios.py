@@ -56,7 +56,7 @@ def settings_dict(st: Any) -> dict[str, Any]:
     keys = ["batch_size", "inflight", "warmup_iterations", "warmup_ms", "min_duration_ms", "max_duration_ms",
             "target_qps", "schedule_seed", "samples_per_query", "query_interval_ms", "latency_bound_ms",
             "bound_percentile", "min_query_count", "late_threshold_ms", "scheduler_spin_ms", "max_batch",
-            "max_queue_delay_ms"]
+            "max_queue_delay_ms", "keep_warm_threads"]
     return {k: getattr(st, k) for k in keys}
 
 
@@ -102,6 +102,10 @@ def scenario_to_json(result: Any, meta: dict[str, Any], settings: Any) -> dict[s
         },
     })
     doc["stage_samples_ms"], doc["stage_stats_ms"] = report.stage_samples_json(result.stage_samples_ms)
+    if int(result.keep_warm_threads) > 0:
+        doc["keep_warm"] = {"threads": int(result.keep_warm_threads), "cpu_ms": float(result.keep_warm_cpu_ms),
+                            "cores_while_running": float(result.keep_warm_cpu_ms) / float(result.duration_ms)
+                            if result.duration_ms > 0 else 0.0}
     if int(result.max_batch) > 1:
         doc["batching"] = batching_dict(result, settings)
         doc["requests_raw"] = {
@@ -172,6 +176,8 @@ def format_scenario(doc: dict[str, Any]) -> str:
                     f"{doc['requests']} requests, {doc['samples_processed']} samples in {doc['duration_ms'] / 1000:.3f} s"),
         ("QPS", f"target {doc['target_qps']:.2f}, scheduled {doc['scheduled_qps']:.2f}, achieved {doc['achieved_qps']:.2f}"),
         ("Batching", batching_line(doc)),
+        ("Keep-warm", f"{doc['keep_warm']['threads']} thread(s) spun between requests: {doc['keep_warm']['cpu_ms'] / 1000:.2f} "
+                      f"CPU-s, {doc['keep_warm']['cores_while_running']:.2f} cores over the run" if doc.get("keep_warm") else ""),
         ("Warm-up", f"{doc['warmup']} requests before the schedule"),
         report.ended_row(doc),
         ("Host", report.format_host(doc.get("host"))),
@@ -368,6 +374,9 @@ class ScenarioRunResult(DocumentResult):
     def csv_rows(self) -> list[dict[str, Any]]:
         row = super().csv_rows()[0]
         row.update({f"latency_{k}_ms": v for k, v in self.document["latency_ms"].items()})
+        kw = self.document.get("keep_warm")
+        if kw:
+            row.update({"keep_warm_threads": kw["threads"], "keep_warm_cpu_ms": kw["cpu_ms"]})
         b = self.document.get("batching")
         if b:
             row.update({"max_batch": b["max_batch"], "max_queue_delay_ms": b["max_queue_delay_ms"],

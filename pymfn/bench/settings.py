@@ -204,6 +204,9 @@ class ScenarioSettings(RunSettings):
     max_batch: int = 1
     #: server batching: how long the oldest query may be held for more to arrive (0: send what has arrived)
     max_queue_delay_ms: float = 0.0
+    #: threads that spin while no request is in flight, keeping the host's cores awake between queries (their CPU
+    #: time is reported); 0 = off
+    keep_warm_threads: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -215,6 +218,7 @@ class ScenarioSettings(RunSettings):
         check_number("spin_ms", self.spin_ms, 0.0, high=1000.0)
         check_int("max_batch", self.max_batch, 1, 4096)
         check_number("max_queue_delay_ms", self.max_queue_delay_ms, 0.0, high=60000.0)
+        check_int("keep_warm_threads", self.keep_warm_threads, 0, 256)
 
     def to_core(self, core: Any, batch: int) -> Any:
         st = super().to_core(core, batch)
@@ -225,6 +229,7 @@ class ScenarioSettings(RunSettings):
         st.schedule_seed = self.schedule_seed
         st.max_batch = self.max_batch
         st.max_queue_delay_ms = self.max_queue_delay_ms
+        st.keep_warm_threads = self.keep_warm_threads
         return st
 
 

@@ -142,6 +142,9 @@ def add_schedule_arguments(g: argparse._ArgumentGroup, *, min_duration: float, m
                    help="a query issued more than this after its scheduled arrival counts as late (default 0.1)")
     g.add_argument("--spin-ms", type=float, default=0.2,
                    help="the scheduler spins on the clock for the last this-many ms before an arrival (default 0.2)")
+    g.add_argument("--keep-warm", type=int, default=0, metavar="THREADS",
+                   help="this many threads spin while no request is in flight, so a query arriving at an idle engine "
+                   "finds the cores awake; costs that many cores while idle (reported); default 0 = off")
 
 
 def add_server_arguments(p: argparse.ArgumentParser) -> None:
@@ -253,7 +256,8 @@ def scenario_settings(args: argparse.Namespace) -> ScenarioSettings:
     """server / multistream options -> ScenarioSettings."""
     batching = {"max_batch": args.max_batch, "max_queue_delay_ms": args.max_queue_delay_ms} if hasattr(args, "max_batch") else {}
     return ScenarioSettings(percentile=args.percentile, min_queries=args.min_queries, schedule_seed=args.schedule_seed,
-                            late_ms=args.late_ms, spin_ms=args.spin_ms, **batching, **_common(args))
+                            late_ms=args.late_ms, spin_ms=args.spin_ms, keep_warm_threads=args.keep_warm, **batching,
+                            **_common(args))
 
 
 def peak_search_settings(args: argparse.Namespace) -> PeakSearchSettings:

@@ -18,6 +18,8 @@ def check_harness(args: argparse.Namespace) -> None:
         if args.loadgen_logs is not None:
             raise SystemExit("--loadgen-logs is for --harness loadgen")
         return
+    if getattr(args, "keep_warm", 0):
+        raise SystemExit("--keep-warm is not available with --harness loadgen; use --harness pymfn")
     if getattr(args, "max_batch", 1) != 1:
         raise SystemExit("--max-batch is not available with --harness loadgen (its SUT runs one query per request); "
                          "use --harness pymfn")

@@ -16,9 +16,9 @@ from pymfn.errors import CommandError
 _MINIMUM = {"batch": 1, "inflight": 1, "warmup": 0, "warmup_ms": 0.0, "min_iterations": 1, "min_duration": 0.0,
             "max_duration": 1e-9, "threads": 0, "streams": 0, "prefetch": 0, "embedding_size": 1,
             "min_queries": 1, "peak_runs": 1, "samples_per_query": 1, "late_ms": 0.0, "schedule_seed": 0,
-            "seed": 0, "budget": 1e-9, "max_batch": 1, "max_queue_delay_ms": 0.0}
+            "seed": 0, "budget": 1e-9, "max_batch": 1, "max_queue_delay_ms": 0.0, "keep_warm": 0}
 # option -> largest allowed value: what the engines offer (request slots) and what the runner holds.
-_MAXIMUM = {"inflight": 64, "schedule_seed": 2**64 - 1, "max_batch": 4096, "max_queue_delay_ms": 60000.0}
+_MAXIMUM = {"inflight": 64, "schedule_seed": 2**64 - 1, "max_batch": 4096, "max_queue_delay_ms": 60000.0, "keep_warm": 256}
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -61,7 +61,7 @@ OPTION_OF_SETTING = {
     "threads": "--threads", "streams": "--streams", "devices": "--device", "prefetch": "--prefetch", "seed": "--seed",
     "order": "--order", "folder_io": "--folder-io", "percentile": "--percentile", "min_queries": "--min-queries",
     "schedule_seed": "--schedule-seed", "late_ms": "--late-ms", "spin_ms": "--spin-ms", "qps": "--qps",
-    "max_batch": "--max-batch", "max_queue_delay_ms": "--max-queue-delay-ms",
+    "max_batch": "--max-batch", "max_queue_delay_ms": "--max-queue-delay-ms", "keep_warm_threads": "--keep-warm",
     "p99_ms": "--p99-ms", "interval_ms": "--interval-ms", "bound_ms": "--bound-ms",
     "samples_per_query": "--samples-per-query", "peak_runs": "--peak-runs", "peak_tolerance": "--peak-tolerance",
     "probe_duration_s": "--probe-duration", "bound_x_median": "--bound-x-median", "budget_s": "--budget",
@@ -83,7 +83,8 @@ _OPTION_OF_FIELD = {"batch_size": "--batch", "warmup_iterations": "--warmup", "w
                     "schedule_seed": "--schedule-seed", "samples_per_query": "--samples-per-query",
                     "query_interval_ms": "--interval-ms", "min_query_count": "--min-queries",
                     "late_threshold_ms": "--late-ms", "scheduler_spin_ms": "--spin-ms",
-                    "max_batch": "--max-batch", "max_queue_delay_ms": "--max-queue-delay-ms"}
+                    "max_batch": "--max-batch", "max_queue_delay_ms": "--max-queue-delay-ms",
+                    "keep_warm_threads": "--keep-warm"}
 
 
 def option_names(message: str, command: str) -> str:
