@@ -674,3 +674,28 @@ def test_server_batching_options_are_checked(acl_models):
         proc = _bench(base + extra)
         assert proc.returncode == 1 and needle in proc.stderr, (extra, proc.stderr[-1500:])
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_find_peak_with_batching_prints_its_ceiling_and_verdict(acl_models, monkeypatch):
+    """find-peak with up to 8 queries per request on a dynamic-batch om (device timing model 20 ms per execute,
+    whatever the batch): the offline capacity is that of 8-query requests, the peak comes with the batched
+    M/G/1 ceiling, and the verdict says batching helped because a full request serves 8 queries in the time of
+    one. Every figure compared is a ratio of work the timing model fixes, not a timing of the host."""
+    import pymfn.bench as b
+
+    monkeypatch.setenv("PYMFN_ACL_EMU_EXEC_MS", "20")
+    peak = b.find_peak(acl_models["dynamic"], p99_ms=150.0, budget_s=120.0,
+                       settings=b.ScenarioSettings(min_duration_s=1.5, min_queries=100, max_batch=8),
+                       search=b.PeakSearchSettings(peak_runs=1, probe_duration_s=1.0))
+    doc = peak.document
+    assert peak.peak_qps, peak.stop_reason
+    verdict = doc["batching"]
+    # one-query requests back to back: <= 50 QPS; requests of 8: up to 8x that
+    assert verdict["batch_speedup"] > 4 and verdict["one_query_capacity_qps"] <= 1000.0 / 20 * 1.01
+    assert verdict["helped"] and peak.peak_qps > 2 * verdict["unbatched_ceiling_qps"]
+    ceilings = doc["ceilings"]
+    assert ceilings["max_batch"] == 8 and ceilings["peak_run_service"]["qps"] > verdict["unbatched_ceiling_qps"]
+    report = peak.report()
+    assert "batching helped" in report and "batched, from the peak run's requests" in report
+    assert doc["peak_run"]["batching"]["mean_queries_per_request"] > 1
