@@ -699,3 +699,26 @@ def test_find_peak_with_batching_prints_its_ceiling_and_verdict(acl_models, monk
     report = peak.report()
     assert "batching helped" in report and "batched, from the peak run's requests" in report
     assert doc["peak_run"]["batching"]["mean_queries_per_request"] > 1
+
+
+def test_server_batching_on_openvino_runs_each_request_at_its_own_row_count(core, tmp_path):
+    """A dynamic-batch model on OpenVINO, batched by the server: compiled once for 1..8 rows, each request runs
+    exactly the queries it carries (no padding), and every recorded request's outputs equal a static-batch
+    engine's on the same rows."""
+    pb = write_tiny_pb(tmp_path / "tiny.pb", size=SIZE)
+    inner = core.OpenVINOEngine(str(pb), threads=1)
+    rec = core.RecordingEngine(inner, fraction=1.0, max_records=4096)
+    images = np.random.default_rng(3).uniform(-1, 1, (40, SIZE, SIZE, 3)).astype(np.float32)
+    st = core.RunSettings(target_qps=2000.0, latency_bound_ms=60000.0, min_query_count=200, min_duration_ms=0.0,
+                          warmup_iterations=8, max_batch=8)
+    r = core.run_server(rec, core.ArrayDataset(images).reader(1), st)
+    assert inner.batch_per_request and inner.properties()["batch_per_request"] == "1..8"
+    rows = np.asarray(r.request_rows)
+    assert (rows == np.asarray(r.request_queries)).all() and r.padding_rows == 0
+    assert sum(np.asarray(r.request_queries)) == r.queries == r.samples_processed
+    records = rec.records()
+    assert {int(x["rows"]) for x in records} > {8}  # several row counts ran, not only the full one
+    static = core.OpenVINOEngine(str(pb), threads=1)
+    for x in records:
+        (want,) = static.execute([np.ascontiguousarray(x["inputs"][0])])
+        np.testing.assert_allclose(x["outputs"][0], want, rtol=1e-5, atol=1e-5)

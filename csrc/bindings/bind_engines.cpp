@@ -437,6 +437,9 @@ The runner calls it from C++ with the GIL released and re-acquires the GIL for e
       .def_property_readonly("batch_per_request", &Engine::batch_per_request,
                              "True when each request may run fewer rows than prepared (an offered size): what "
                              "the server batcher needs to size requests to the queries they carry")
+      .def("prepare_up_to", &Engine::prepare_up_to, py::arg("max_rows"), py::call_guard<py::gil_scoped_release>(),
+           "prepare for requests of up to max_rows rows, each choosing its own where the engine can (then "
+           "batch_per_request is True); what the server's batcher calls")
       .def("prepare", &Engine::prepare, py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
            "select the batch size for the following executes (may recompile; not timed by the runner)")
       .def("execute", &execute_arrays, py::arg("inputs"),

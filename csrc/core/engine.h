@@ -62,6 +62,11 @@ class Engine {
   // and pads them to the prepared size when false.
   virtual bool batch_per_request() const { return false; }
 
+  // Prepares for requests of any size up to `max_rows`, chosen per request where the engine can (the server's
+  // batcher calls this instead of prepare()); batch_per_request() then says whether it can. The default
+  // prepares max_rows.
+  virtual void prepare_up_to(size_t max_rows) { prepare(max_rows); }
+
   // Runs one batch synchronously. `binding.batch_rows` must equal the prepared size (or, with
   // batch_per_request(), be an offered size up to it).
   virtual StageTimes execute(const IoBinding& binding) = 0;

@@ -194,7 +194,10 @@ void check_lanes_and_prepare(const std::vector<Lane>& lanes, BatchReader& reader
                               "once; use one engine per lane (several devices) with inflight 1");
   for (Engine* e : engines) check_reader_fits_engine(*e, reader, batch, what);
   for (Engine* e : engines) {
-    e->prepare(batch);
+    if (engine_batch != 0)
+      e->prepare_up_to(batch);
+    else
+      e->prepare(batch);
     // Again after prepare(): an engine may only know its final shapes then (Python engines cache them there).
     check_reader_fits_engine(*e, reader, batch, what);
     check_output_sizes(e->outputs(), batch, st.inflight, what);

@@ -26,6 +26,7 @@ class WrappedEngine : public Engine {
   std::vector<size_t> supported_batches() const override { return inner_->supported_batches(); }
   void prepare(size_t batch_rows) override { inner_->prepare(batch_rows); }
   bool batch_per_request() const override { return inner_->batch_per_request(); }
+  void prepare_up_to(size_t max_rows) override { inner_->prepare_up_to(max_rows); }
   StageTimes execute(const IoBinding& binding) override { return inner_->execute(binding); }
   size_t max_inflight() const override { return inner_->max_inflight(); }
   void start(size_t slot, const IoBinding& binding) override { inner_->start(slot, binding); }

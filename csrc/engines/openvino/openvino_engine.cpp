@@ -186,6 +186,7 @@ struct OpenVINOEngine::Impl {
   // Pointers each request's tensors currently wrap: re-binding the same buffer is skipped, so the
   // runner's reused output buffers cost nothing per iteration.
   std::vector<std::vector<const void*>> bound_in, bound_out;
+  std::vector<size_t> bound_rows;  // per slot: the row count its tensors were set with
   std::vector<Clock::time_point> started;
   // One byte per slot (not vector<bool>'s shared bits): slots are started and waited on from different
   // threads in the server scenario, and each thread touches only its own slot.
@@ -281,7 +282,7 @@ OpenVINOEngine::OpenVINOEngine(const std::string& model_path, const OpenVINOOpti
       out->push_back(info);
     }
   };
-  const auto& cm = impl_->compiled.at(batch_);
+  const auto& cm = impl_->compiled.at(compiled_key());
   fill(cm.inputs(), "input", &inputs_);
   fill(cm.outputs(), "output", &outputs_);
 }
@@ -304,16 +305,23 @@ std::vector<size_t> OpenVINOEngine::supported_batches() const {
   return {batch_};
 }
 
-void OpenVINOEngine::compile(size_t batch_rows) {
+namespace {
+constexpr size_t kVariableKey = size_t{1} << (sizeof(size_t) * 8 - 1);  // marks a 1..N compiled model
+}  // namespace
+
+size_t OpenVINOEngine::compiled_key() const { return batch_ | (variable_ ? kVariableKey : 0); }
+
+void OpenVINOEngine::compile(size_t batch_rows, bool variable) {
   auto& impl = *impl_;
-  auto it = impl.compiled.find(batch_rows);
+  const size_t key = batch_rows | (variable ? kVariableKey : 0);
+  auto it = impl.compiled.find(key);
   if (it == impl.compiled.end()) {
     try {
       if (dynamic_batch_) {
         std::map<ov::Output<ov::Node>, ov::PartialShape> shapes;
         for (auto& port : impl.model->inputs()) {
           ov::PartialShape ps = port.get_partial_shape();
-          ps[0] = static_cast<int64_t>(batch_rows);
+          ps[0] = variable ? ov::Dimension(1, static_cast<int64_t>(batch_rows)) : ov::Dimension(static_cast<int64_t>(batch_rows));
           shapes[port] = ps;
         }
         impl.model->reshape(shapes);
@@ -323,7 +331,7 @@ void OpenVINOEngine::compile(size_t batch_rows) {
       config.emplace(ov::hint::performance_mode(hint_mode(options_.hint)));
       if (options_.threads > 0) config.emplace(ov::inference_num_threads(options_.threads));
       if (options_.streams > 0) config.emplace(ov::num_streams(options_.streams));
-      it = impl.compiled.emplace(batch_rows, impl.core.compile_model(impl.model, options_.device, config)).first;
+      it = impl.compiled.emplace(key, impl.core.compile_model(impl.model, options_.device, config)).first;
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -342,7 +350,9 @@ void OpenVINOEngine::compile(size_t batch_rows) {
   impl.bound_out.assign(options_.num_requests, std::vector<const void*>(impl.model->outputs().size(), nullptr));
   impl.started.assign(options_.num_requests, Clock::time_point{});
   impl.busy.assign(options_.num_requests, false);
+  impl.bound_rows.assign(options_.num_requests, 0);
   batch_ = batch_rows;
+  variable_ = variable;
 }
 
 void OpenVINOEngine::prepare(size_t batch_rows) {
@@ -350,16 +360,25 @@ void OpenVINOEngine::prepare(size_t batch_rows) {
   if (!dynamic_batch_ && batch_rows != batch_)
     throw InvalidArgument(path_ + ": the model has a static batch of " + std::to_string(batch_) + ", batch " +
                           std::to_string(batch_rows) + " is not available");
-  if (batch_rows == batch_) return;
+  if (batch_rows == batch_ && !variable_) return;
   for (char b : impl_->busy)
     if (b) throw InvalidArgument(path_ + ": prepare() called while requests are in flight; wait() for them first");
   compile(batch_rows);
 }
 
+void OpenVINOEngine::prepare_up_to(size_t max_rows) {
+  if (!dynamic_batch_ || max_rows <= 1) return prepare(max_rows);
+  if (max_rows == batch_ && variable_) return;
+  for (char b : impl_->busy)
+    if (b) throw InvalidArgument(path_ + ": prepare_up_to() called while requests are in flight; wait() for them first");
+  compile(max_rows, true);
+}
+
 void OpenVINOEngine::bind(size_t slot, const IoBinding& binding) {
-  if (binding.batch_rows != batch_)
-    throw InvalidArgument(path_ + ": binding has " + std::to_string(binding.batch_rows) +
-                          " rows but the engine is prepared for batch " + std::to_string(batch_) + " (call prepare first)");
+  const size_t rows = binding.batch_rows;
+  if (rows != batch_ && !(variable_ && rows >= 1 && rows < batch_))
+    throw InvalidArgument(path_ + ": binding has " + std::to_string(rows) + " rows but the engine is prepared for " +
+                          (variable_ ? "1.." : "batch ") + std::to_string(batch_) + " (call prepare first)");
   if (binding.inputs.size() != inputs_.size() || binding.outputs.size() != outputs_.size())
     throw InvalidArgument(path_ + ": binding has " + std::to_string(binding.inputs.size()) + " inputs / " +
                           std::to_string(binding.outputs.size()) + " outputs, the model has " +
@@ -367,12 +386,17 @@ void OpenVINOEngine::bind(size_t slot, const IoBinding& binding) {
   auto& req = impl_->requests[slot];
   auto& bound_in = impl_->bound_in[slot];
   auto& bound_out = impl_->bound_out[slot];
+  if (impl_->bound_rows[slot] != rows) {  // a tensor's shape is its row count: rebind every buffer
+    std::fill(bound_in.begin(), bound_in.end(), nullptr);
+    std::fill(bound_out.begin(), bound_out.end(), nullptr);
+    impl_->bound_rows[slot] = rows;
+  }
   try {
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (!binding.inputs[i]) throw InvalidArgument(path_ + ": input " + std::to_string(i) + " pointer is null");
       if (bound_in[i] == binding.inputs[i]) continue;
       ov::Shape shape(inputs_[i].shape.begin(), inputs_[i].shape.end());
-      shape[0] = batch_;
+      shape[0] = rows;
       // Non-owning view of the caller's memory: OpenVINO reads it in place.
       bound_in[i] = nullptr;
       req.set_input_tensor(i, ov::Tensor(to_ov(inputs_[i].dtype), shape, const_cast<void*>(binding.inputs[i])));
@@ -382,7 +406,7 @@ void OpenVINOEngine::bind(size_t slot, const IoBinding& binding) {
       if (!binding.outputs[i]) throw InvalidArgument(path_ + ": output " + std::to_string(i) + " pointer is null");
       if (bound_out[i] == binding.outputs[i]) continue;
       ov::Shape shape(outputs_[i].shape.begin(), outputs_[i].shape.end());
-      shape[0] = batch_;
+      shape[0] = rows;
       bound_out[i] = nullptr;
       req.set_output_tensor(i, ov::Tensor(to_ov(outputs_[i].dtype), shape, binding.outputs[i]));
       bound_out[i] = binding.outputs[i];
@@ -449,12 +473,13 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
   p["num_requests"] = std::to_string(options_.num_requests);
   p["batch"] = std::to_string(batch_);
   p["dynamic_batch"] = dynamic_batch_ ? "true" : "false";
+  if (variable_) p["batch_per_request"] = "1.." + std::to_string(batch_);
   p["model_format"] = extension_of(path_).substr(1);
   p["input_shapes"] = "";
   for (size_t i = 0; i < inputs_.size(); ++i) p["input_shapes"] += (i ? " " : "") + shape_str(inputs_[i].shape, ",");
   // What the plugin actually chose, which can differ from what was asked (e.g. bf16 without AVX512-BF16).
   try {
-    const auto& cm = impl_->compiled.at(batch_);
+    const auto& cm = impl_->compiled.at(compiled_key());
     p["inference_precision"] = cm.get_property(ov::hint::inference_precision).get_type_name();
     p["threads"] = std::to_string(cm.get_property(ov::inference_num_threads));
     p["streams"] = std::to_string(cm.get_property(ov::num_streams).num);
@@ -470,7 +495,7 @@ std::map<std::string, std::string> OpenVINOEngine::properties() const {
 void OpenVINOEngine::add_runtime_precision(std::map<std::string, std::string>* p) const {
   // What ran, from the compiled model itself: the hint alone cannot tell (OpenVINO falls back silently).
   try {
-    const auto& cm = impl_->compiled.at(batch_);
+    const auto& cm = impl_->compiled.at(compiled_key());
     const RuntimePrecision r = runtime_precision_of(cm);
     std::vector<std::string> caps;
     try {

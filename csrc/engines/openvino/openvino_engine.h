@@ -47,6 +47,10 @@ class OpenVINOEngine : public Engine {
   std::vector<TensorInfo> outputs() const override { return outputs_; }
   std::vector<size_t> supported_batches() const override;
   void prepare(size_t batch_rows) override;
+  // A model with a dynamic batch compiles once with a batch dimension of 1..max_rows; each request then runs
+  // its own row count (batch_per_request). A static model prepares its batch, which must be max_rows.
+  void prepare_up_to(size_t max_rows) override;
+  bool batch_per_request() const override { return variable_; }
   StageTimes execute(const IoBinding& binding) override;
   size_t max_inflight() const override { return options_.num_requests; }
   // Each slot has its own infer request and bookkeeping, so different slots may be used from different threads.
@@ -61,7 +65,9 @@ class OpenVINOEngine : public Engine {
 
  private:
   struct Impl;
-  void compile(size_t batch_rows);
+  void compile(size_t batch_rows, bool variable = false);
+  // Key of the current compiled model in Impl::compiled.
+  size_t compiled_key() const;
   void bind(size_t slot, const IoBinding& binding);
   // requested vs runtime precision (per layer type) and a one-line verdict, into properties()
   void add_runtime_precision(std::map<std::string, std::string>* p) const;
@@ -72,7 +78,8 @@ class OpenVINOEngine : public Engine {
   std::vector<TensorInfo> outputs_;
   bool dynamic_batch_ = false;
   size_t fake_quantize_ops_ = 0;
-  size_t batch_ = 0;
+  size_t batch_ = 0;     // prepared rows (variable_: the most a request may have)
+  bool variable_ = false;  // compiled with a batch dimension of 1..batch_
   std::unique_ptr<Impl> impl_;
 };
 
