@@ -1,4 +1,4 @@
-"""Issue 5's acceptance run: pretrained MobileFaceNet -> fp16-output pb -> emulator .om -> ACL engine over all
+"""The Ascend acceptance run: pretrained MobileFaceNet -> fp16-output pb -> emulator .om -> ACL engine over all
 12,000 lfw.bin images, the static model (batch 1) in ACL_HOST mode and the dynamic-batch model (batch 8) in
 ACL_DEVICE mode. LFW accuracy must stay within 0.05 pt of the OpenVINO f32 engine on the fp32 pb, the emulator must
 say it computed the fp16 om in f32 (the same on every host, docs/precision.md), and it must report zero leaks.

@@ -1,4 +1,4 @@
-"""Bad-input probes over every command line (issue 11): each probe runs `python -m pymfn <cmd>` or
+"""Bad-input probes over every command line: each probe runs `python -m pymfn <cmd>` or
 `python -m pymfn.bench <cmd>` as a subprocess with one user mistake and asserts what a user must see:
 
 * a non-zero exit that is not a signal (no crash), within a timeout (no hang);
@@ -147,7 +147,7 @@ PROBES: list[Probe] = [
     P("convert-dynbatch-huge", "pymfn convert {garbage_pb} --dynamic-batch 1,99999 --dry-run", "--dynamic-batch"),
     P("convert-opset-low", "pymfn convert {garbage_pb} --target onnx --opset 5", "--opset"),
     P("convert-no-atc", "pymfn convert {garbage_pb} --target om --output {fresh} --atc {missing}", "atc"),
-    # -------------------------------------------------------------------------------- quantize (issue 13)
+    # -------------------------------------------------------------------------------- quantize
     P("quantize-missing", "pymfn quantize {missing} --output {fresh}.xml", "{missing}"),
     P("quantize-garbage", "pymfn quantize {garbage_pb} --output {fresh}.xml", "{garbage_pb}"),
     P("quantize-fifo", "pymfn quantize {fifo_pb} --output {fresh}.xml", "{fifo_pb}", timeout=30),

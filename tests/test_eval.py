@@ -240,7 +240,7 @@ def test_auc_and_eer_against_sklearn_and_brentq():
 
 
 def test_auc_eer_over_all_pairs_when_folds_hold_one_class():
-    """Issue 11: sorted labels put one class per contiguous fold; the per-fold ROC average gave AUC 0.25 and
+    """Sorted labels put one class per contiguous fold; the per-fold ROC average gave AUC 0.25 and
     EER 0 for a set scikit-learn scores 1.0. Now AUC/EER use all pairs, and the result warns."""
     same = np.r_[np.ones(50, bool), np.zeros(50, bool)]  # sorted: folds 1-5 all same, 6-10 all different
     dist = np.where(same, 0.2, 1.5) + np.linspace(0, 0.1, 100)
@@ -371,7 +371,7 @@ def test_cli_from_npy_and_msame_folder(tmp_path, capsys):
     assert "missing index(es): 7" in err and err.count("\n") == 1
 
 
-# --------------------------------------------------------------------------- msame folders (issue 11)
+# --------------------------------------------------------------------------- msame folders
 
 def _msame_run(root, rows: np.ndarray):
     run = root / "20240101_120000"
@@ -425,7 +425,7 @@ def test_eval_cli_reports_the_dtype_mismatch_in_one_line(tmp_path, capsys):
     assert pymfn_main(argv) == 0
 
 
-# --------------------------------------------------------------------------- CLI argument checks (issue 11)
+# --------------------------------------------------------------------------- CLI argument checks
 
 def test_cli_folds_are_checked_by_option_name(tmp_path, capsys):
     """`--folds 0` used to surface as the library's 'nrof_folds=0'; more folds than pairs likewise."""

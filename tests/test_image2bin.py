@@ -206,7 +206,7 @@ def test_real_lfw_subset(lfw_bin, tmp_path):
     assert i2b.read_issame(out).tolist() == issame[:32].tolist()
 
 
-# ------------------------------------------------------------------------------ hostile folders (issue 11)
+# ------------------------------------------------------------------------------ hostile folders
 
 def _run_image2bin(argv: list[str]):
     import subprocess

@@ -1,4 +1,4 @@
-"""One pair-label rule for every command (issue 11): booleans or 0/1, one per pair, from .npy, lfw.bin or text."""
+"""One pair-label rule for every command: booleans or 0/1, one per pair, from .npy, lfw.bin or text."""
 from __future__ import annotations
 
 import io

@@ -240,7 +240,7 @@ def test_real_lfw_decodes_fast(lfw_bin):
     lfw.clear_cache()
 
 
-# ------------------------------------------------------------------------------ hostile inputs (issue 11)
+# ------------------------------------------------------------------------------ hostile inputs
 
 def jpeg_claiming(width: int, height: int) -> bytes:
     """A valid 112x112 JPEG whose SOF header claims another size (what a decompression bomb looks like)."""

@@ -263,7 +263,7 @@ def test_cli_via_dispatcher(tmp_path):
     assert pack.read_header(tmp_path / "x.pack").count == 2
 
 
-# ---------------------------------------------------------------- hostile folders (issue 11)
+# ---------------------------------------------------------------- hostile folders
 
 def test_non_regular_entries_are_errors_not_reads_or_skips(tmp_path):
     """A FIFO named 0.bin or x.jpg must not block pack (bins) nor be silently skipped (images)."""

@@ -1,4 +1,4 @@
-"""A packed file and its sidecars are one set (issue 11 §3): one overwrite rule (--force) for pack and
+"""A packed file and its sidecars are one set: one overwrite rule (--force) for pack and
 image2bin, never a new pack with old labels (also when the writer dies between two renames), and temp
 outputs of killed runs removed by the next run into the same target."""
 from __future__ import annotations

@@ -162,7 +162,7 @@ def test_lfw_fold_accuracy_of_imported_model(tmp_path, sirius_tflite, lfw_bin) -
     assert best >= 0.985
 
 
-# ------------------------------------------------------------------ damaged TFLite files (issue 11)
+# ------------------------------------------------------------------ damaged TFLite files
 
 @pytest.fixture(scope="module")
 def tiny_tflite(tmp_path_factory) -> Path:
