@@ -23,6 +23,7 @@ import pytest
 
 import pymfn
 import pymfn.bench as b
+from _reporting import load_average, record
 
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
 TIMING = {"PYMFN_ACL_EMU_EXEC_MS": "20", "PYMFN_ACL_EMU_EXEC_MS_PER_ROW": "2"}
@@ -31,19 +32,6 @@ BOUND_MS = 100.0
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def record(benchmark: Any, capsys: Any, title: str, info: dict[str, Any]) -> None:
-    benchmark.extra_info.update(info)
-    with capsys.disabled():
-        print(f"\n[bench] {title}")
-        for k, v in info.items():
-            print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ import pytest
 
 import pymfn
 from benchmark_app import BenchmarkAppResult, run_benchmark_app
+from _reporting import record
 
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
 MEASURE_S = 1.0 if QUICK else 3.0          # per run, both tools
@@ -99,13 +100,6 @@ def paired(ours: list[float], peers: list[float]) -> float:
     """Median over rounds of ours[i] / peers[i]: each round's two runs ran back to back under the same load."""
     return statistics.median(a / b for a, b in zip(ours, peers))
 
-
-def record(benchmark: Any, capsys: Any, title: str, info: dict[str, Any]) -> None:
-    benchmark.extra_info.update(info)
-    with capsys.disabled():
-        print(f"\n[bench] {title}")
-        for k, v in info.items():
-            print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")
 
 
 def _same_threads(engine: Any, ba: BenchmarkAppResult) -> tuple[str, str]:

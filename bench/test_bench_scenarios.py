@@ -28,6 +28,7 @@ import pytest
 
 import pymfn
 from pymfn import config
+from _reporting import load_average, record
 
 QUICK = os.environ.get("PYMFN_BENCH_QUICK", "") not in ("", "0")
 
@@ -46,19 +47,6 @@ def model() -> Path:
     return default_model(quiet=True).path
 
 
-def record(benchmark: Any, capsys: Any, title: str, info: dict[str, Any]) -> None:
-    benchmark.extra_info.update(info)
-    with capsys.disabled():
-        print(f"\n[bench] {title}")
-        for k, v in info.items():
-            print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------- (a)
