@@ -670,7 +670,8 @@ def test_server_batching_options_are_checked(acl_models):
     for extra, needle in ((["--max-batch", "3"], "--max-batch = 3 needs requests of 3 rows"),
                           (["--max-batch", "0"], "--max-batch must be in 1..4096"),
                           (["--max-queue-delay-ms", "-1"], "--max-queue-delay-ms must be in 0.0..60000.0"),
-                          (["--max-batch", "2", "--harness", "loadgen"], "--max-batch is not available with --harness loadgen")):
+                          (["--max-batch", "2", "--harness", "loadgen"], "--max-batch is not available with --harness loadgen"),
+                          (["--keep-warm", "300"], "--keep-warm must be in 0..256")):
         proc = _bench(base + extra)
         assert proc.returncode == 1 and needle in proc.stderr, (extra, proc.stderr[-1500:])
         assert len(proc.stderr.strip().splitlines()) == 1
